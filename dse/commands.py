@@ -1,0 +1,61 @@
+"""The jobs behind the CLI commands, callable from Python with the same arguments."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+
+from dse.config import TrialConfig
+from dse.data.datasets import INFO
+from dse.errors import ConfigError
+from dse.model import ModelSummary, build_model, summarize
+from dse.presets import resolve_config
+from dse.train.result import TrialResult
+from dse.train.trainer import Observer, resolve_device, train
+
+
+def check_writable(path: str | Path, option: str) -> None:
+    """Fail before any work when an output file cannot be written."""
+    parent = Path(path).resolve().parent
+    if not parent.is_dir():
+        raise ConfigError(f"{option} {path}: directory {parent} does not exist")
+    if not os.access(parent, os.W_OK):
+        raise ConfigError(f"{option} {path}: directory {parent} is not writable")
+
+
+def train_command(
+    config_path: str | None,
+    preset: str | None,
+    overrides: list[str],
+    device: str = "cpu",
+    data_dir: str | None = None,
+    save: str | None = None,
+    threads: int | None = None,
+    progress: bool = False,
+) -> TrialResult:
+    config = resolve_config(config_path, preset, overrides)
+    torch_device = resolve_device(device)
+    if save:
+        check_writable(save, "--save")
+    if threads:
+        torch.set_num_threads(threads)
+    if not progress:
+        return train(config, torch_device, data_dir, checkpoint=save)
+    from dse.progress import TrainingProgress
+
+    with TrainingProgress(config.name or "train") as observer:
+        return train(config, torch_device, data_dir, observer=observer, checkpoint=save)
+
+
+def summary_command(
+    config_path: str | None, preset: str | None, overrides: list[str]
+) -> tuple[TrialConfig, ModelSummary]:
+    config = resolve_config(config_path, preset, overrides)
+    info = INFO[config.dataset.name]
+    model = build_model(config.model, (info.channels, info.crop, info.crop), info.n_classes)
+    return config, summarize(model)
+
+
+__all__ = ["Observer", "check_writable", "summary_command", "train_command"]

@@ -1,0 +1,141 @@
+"""Datasets as tensors resident on the training device (uint8), with a seeded validation split.
+
+MNIST and Fashion-MNIST: 28x28x1, 10 classes; training crops are +-2 px shifts (zero padded).
+smallNORB: stereo pairs 2x96x96, 5 classes, resized to 48x48 at load time; random 32x32 crops
+in training, the center crop at evaluation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from dse.config import DatasetConfig
+from dse.data.formats import read_idx, read_norb
+from dse.data.sources import locate
+from dse.errors import DataError
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    n_classes: int
+    channels: int
+    stored_size: int  # side of the images as kept on the device
+    pad: int  # zero padding before the random training crop
+    crop: int  # side of the model's input
+
+
+INFO = {
+    "mnist": DatasetInfo(n_classes=10, channels=1, stored_size=28, pad=2, crop=28),
+    "fashion_mnist": DatasetInfo(n_classes=10, channels=1, stored_size=28, pad=2, crop=28),
+    "smallnorb": DatasetInfo(n_classes=5, channels=2, stored_size=48, pad=0, crop=32),
+}
+
+
+@dataclass(frozen=True)
+class Split:
+    images: torch.Tensor  # [N, C, S, S] uint8
+    labels: torch.Tensor  # [N] int64
+
+    def __len__(self) -> int:
+        return int(self.labels.shape[0])
+
+
+@dataclass(frozen=True)
+class DeviceDataset:
+    name: str
+    info: DatasetInfo
+    train: Split
+    val: Split
+    test: Split
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        return (self.info.channels, self.info.crop, self.info.crop)
+
+
+def _check_pair(images: np.ndarray, labels: np.ndarray, paths: tuple[Path, Path], n_classes: int):
+    if images.shape[0] != labels.shape[0]:
+        raise DataError(
+            f"{paths[0]}: {images.shape[0]} images but {paths[1]} has {labels.shape[0]} labels"
+        )
+    if labels.ndim != 1 or labels.size == 0 or labels.min() < 0 or labels.max() >= n_classes:
+        raise DataError(f"{paths[1]}: labels must be a list of integers in [0, {n_classes})")
+
+
+def _read_idx_split(images_path: Path, labels_path: Path, info: DatasetInfo):
+    images, labels = read_idx(images_path), read_idx(labels_path)
+    if images.ndim != 3 or images.shape[1:] != (info.stored_size,) * 2 or images.dtype != np.uint8:
+        raise DataError(
+            f"{images_path}: expected uint8 images of shape [N, {info.stored_size}, "
+            f"{info.stored_size}], found {images.dtype} {list(images.shape)}"
+        )
+    _check_pair(images, labels, (images_path, labels_path), info.n_classes)
+    return images[:, None], labels.astype(np.int64)
+
+
+def _read_norb_split(images_path: Path, labels_path: Path, info: DatasetInfo):
+    images, labels = read_norb(images_path), read_norb(labels_path)
+    if images.ndim != 4 or images.shape[1] != 2 or images.dtype != np.uint8:
+        raise DataError(
+            f"{images_path}: expected uint8 stereo pairs [N, 2, H, W], "
+            f"found {images.dtype} {list(images.shape)}"
+        )
+    _check_pair(images, labels, (images_path, labels_path), info.n_classes)
+    # Resize to 48x48 by area averaging (an exact 2x2 mean for the 96x96 originals).
+    small = F.interpolate(torch.from_numpy(images.astype(np.float32)), size=info.stored_size,
+                          mode="area")
+    return small.round_().clamp_(0, 255).to(torch.uint8).numpy(), labels.astype(np.int64)
+
+
+@lru_cache(maxsize=4)
+def _read_arrays(name: str, files: tuple[tuple[str, Path], ...]):
+    """(train_images, train_labels, test_images, test_labels) as numpy; cached per process."""
+    paths = dict(files)
+    reader = _read_norb_split if name == "smallnorb" else _read_idx_split
+    info = INFO[name]
+    train = reader(paths["train_images"], paths["train_labels"], info)
+    test = reader(paths["test_images"], paths["test_labels"], info)
+    return (*train, *test)
+
+
+def load_dataset(
+    config: DatasetConfig, device: torch.device | str = "cpu", data_dir: str | Path | None = None
+) -> DeviceDataset:
+    """Read the dataset, split off validation (seeded by split_seed), move it to the device."""
+    info = INFO[config.name]
+    files = tuple(sorted(locate(config.name, data_dir).items()))
+    train_x, train_y, test_x, test_y = _read_arrays(config.name, files)
+    n = len(train_y)
+    if config.val_size >= n:
+        raise DataError(
+            f"dataset.val_size: {config.val_size} leaves no training data ({n} training samples)"
+        )
+    rng = np.random.default_rng(config.split_seed)
+    order = rng.permutation(n)
+    val_idx, train_idx = order[: config.val_size], order[config.val_size :]
+    if config.train_subset is not None:
+        train_idx = train_idx[: config.train_subset]
+    test_idx = np.arange(len(test_y))
+    if config.test_subset is not None:
+        test_idx = rng.permutation(len(test_y))[: config.test_subset]
+
+    def split(x: np.ndarray, y: np.ndarray, idx: np.ndarray) -> Split:
+        idx = np.sort(idx)  # the order is the loader's job; sorted keeps memory access linear
+        return Split(
+            images=torch.from_numpy(np.ascontiguousarray(x[idx])).to(device),
+            labels=torch.from_numpy(y[idx]).to(device),
+        )
+
+    return DeviceDataset(
+        name=config.name,
+        info=info,
+        train=split(train_x, train_y, train_idx),
+        val=split(train_x, train_y, val_idx),
+        test=split(test_x, test_y, test_idx),
+    )

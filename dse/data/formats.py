@@ -1,0 +1,123 @@
+"""Readers for the two binary array formats the datasets ship in: IDX and smallNORB's .mat.
+
+Both check the header against the file size, so a truncated or foreign file is a DataError
+naming the file, never a numpy reshape traceback. A `.gz` file is decompressed on the fly.
+"""
+
+from __future__ import annotations
+
+import gzip
+import struct
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+from dse.errors import DataError
+
+# IDX: big-endian; magic = 0x00 0x00 <type> <ndim>.
+IDX_DTYPES = {
+    0x08: np.dtype(np.uint8),
+    0x09: np.dtype(np.int8),
+    0x0B: np.dtype(">i2"),
+    0x0C: np.dtype(">i4"),
+    0x0D: np.dtype(">f4"),
+    0x0E: np.dtype(">f8"),
+}
+
+# smallNORB: little-endian int32 magic, int32 ndim, max(ndim, 3) int32 dims, then the data.
+NORB_DTYPES = {
+    0x1E3D4C55: np.dtype(np.uint8),
+    0x1E3D4C54: np.dtype("<i4"),
+    0x1E3D4C51: np.dtype("<f4"),
+    0x1E3D4C53: np.dtype("<f8"),
+    0x1E3D4C56: np.dtype("<i2"),
+}
+
+
+def read_bytes(path: Path) -> bytes:
+    """The file's bytes, gunzipped when the name ends in .gz."""
+    try:
+        if path.suffix == ".gz":
+            with gzip.open(path, "rb") as f:
+                return f.read()
+        return path.read_bytes()
+    except (OSError, EOFError, zlib.error) as exc:
+        raise DataError(f"{path}: cannot read: {exc}") from None
+
+
+def read_idx(path: str | Path) -> np.ndarray:
+    path = Path(path)
+    raw = read_bytes(path)
+    if len(raw) < 4:
+        raise DataError(f"{path}: not an IDX file: only {len(raw)} bytes")
+    zero1, zero2, type_code, ndim = raw[:4]
+    if zero1 != 0 or zero2 != 0 or type_code not in IDX_DTYPES or ndim == 0:
+        raise DataError(f"{path}: not an IDX file: bad magic number 0x{raw[:4].hex()}")
+    header = 4 + 4 * ndim
+    if len(raw) < header:
+        raise DataError(f"{path}: truncated IDX header")
+    dims = struct.unpack(f">{ndim}I", raw[4:header])
+    dtype = IDX_DTYPES[type_code]
+    expected = int(np.prod(dims)) * dtype.itemsize
+    found = len(raw) - header
+    if found != expected:
+        state = "truncated" if found < expected else "has trailing bytes"
+        raise DataError(
+            f"{path}: IDX file {state}: header says {dims} ({expected} bytes), found {found} bytes"
+        )
+    return np.frombuffer(raw, dtype=dtype, offset=header).reshape(dims)
+
+
+def read_norb(path: str | Path) -> np.ndarray:
+    path = Path(path)
+    raw = read_bytes(path)
+    if len(raw) < 8:
+        raise DataError(f"{path}: not a smallNORB file: only {len(raw)} bytes")
+    magic, ndim = struct.unpack("<iI", raw[:8])
+    magic &= 0xFFFFFFFF
+    if magic not in NORB_DTYPES:
+        raise DataError(f"{path}: not a smallNORB file: bad magic number 0x{magic:08X}")
+    if not 1 <= ndim <= 16:
+        raise DataError(f"{path}: not a smallNORB file: {ndim} dimensions")
+    stored = max(ndim, 3)  # the format always stores at least 3 dims
+    header = 8 + 4 * stored
+    if len(raw) < header:
+        raise DataError(f"{path}: truncated smallNORB header")
+    dims = struct.unpack(f"<{stored}i", raw[8:header])[:ndim]
+    dtype = NORB_DTYPES[magic]
+    expected = int(np.prod(dims)) * dtype.itemsize
+    found = len(raw) - header
+    if found != expected:
+        state = "truncated" if found < expected else "has trailing bytes"
+        raise DataError(
+            f"{path}: smallNORB file {state}: header says {dims} ({expected} bytes), "
+            f"found {found} bytes"
+        )
+    return np.frombuffer(raw, dtype=dtype, offset=header).reshape(dims)
+
+
+def write_idx(path: str | Path, array: np.ndarray) -> None:
+    """Write an IDX file (gzipped when the name ends in .gz). Tests and tools use it."""
+    path = Path(path)
+    codes = {np.dtype(v).str.lstrip("<>|="): k for k, v in IDX_DTYPES.items()}
+    code = codes[np.dtype(array.dtype).str.lstrip("<>|=")]
+    big = array.astype(IDX_DTYPES[code], copy=False)
+    data = bytes([0, 0, code, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape)
+    data += big.tobytes()
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "wb") as f:
+        f.write(data)
+
+
+def write_norb(path: str | Path, array: np.ndarray) -> None:
+    """Write a smallNORB .mat file (gzipped when the name ends in .gz)."""
+    path = Path(path)
+    magic = {np.dtype(v).str.lstrip("<>|="): k for k, v in NORB_DTYPES.items()}
+    code = magic[np.dtype(array.dtype).str.lstrip("<>|=")]
+    dims = list(array.shape) + [1] * (3 - array.ndim)
+    data = struct.pack("<II", code, array.ndim) + struct.pack(f"<{len(dims)}i", *dims)
+    data += array.astype(NORB_DTYPES[code], copy=False).tobytes()
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "wb") as f:
+        f.write(data)

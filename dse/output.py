@@ -1,0 +1,69 @@
+"""One output sink for every command: data to stdout as a table, JSON or CSV; the rest to stderr.
+
+JSON is printed as a single line, so `... --format json | tail -1` is always parseable.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sys
+from enum import Enum
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+
+class Format(str, Enum):
+    table = "table"
+    json = "json"
+    csv = "csv"
+
+
+def stderr_console() -> Console:
+    return Console(stderr=True)
+
+
+class Output:
+    def __init__(self, fmt: Format = Format.table):
+        self.format = fmt
+        self.console = Console(soft_wrap=True)
+
+    def json(self, data: Any) -> None:
+        sys.stdout.write(json.dumps(data, default=str) + "\n")
+        sys.stdout.flush()
+
+    def rows(self, rows: list[dict[str, Any]], title: str | None = None, data: Any = None) -> None:
+        """Rows as a table or CSV; as JSON, `data` (default: the rows) on one line."""
+        if self.format is Format.json:
+            self.json(rows if data is None else data)
+        elif self.format is Format.csv:
+            buffer = io.StringIO()
+            writer = csv.DictWriter(buffer, fieldnames=list(rows[0]) if rows else [])
+            writer.writeheader()
+            writer.writerows(rows)
+            sys.stdout.write(buffer.getvalue())
+        else:
+            table = Table(title=title, title_justify="left")
+            for column in rows[0] if rows else []:
+                table.add_column(column, justify="right" if _numeric(rows, column) else "left")
+            for row in rows:
+                table.add_row(*(_cell(v) for v in row.values()))
+            self.console.print(table)
+
+    def text(self, text: str) -> None:
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+
+
+def _numeric(rows: list[dict[str, Any]], column: str) -> bool:
+    return all(isinstance(r[column], int | float) for r in rows)
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}" if abs(value) < 1e5 else f"{value:,.0f}"
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"{value:,}"
+    return str(value)

@@ -1,0 +1,57 @@
+"""What a training run records (SPEC: What every trial records)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+# The metrics a trial reports; search objectives are chosen among these.
+METRICS = (
+    "train_time_s",
+    "time_to_best_s",
+    "val_accuracy",
+    "test_accuracy",
+    "params",
+    "peak_mem_mb",
+    "train_gflops",
+)
+
+
+@dataclass(frozen=True)
+class EpochRecord:
+    epoch: int  # counted from 1
+    batch_size: int
+    steps: int
+    lr_first: float  # LR of the epoch's first and last optimizer steps
+    lr_last: float
+    train_loss: float  # mean over the epoch's samples
+    loss_parts: dict[str, float]  # margin, reconstruction (CapsNet) or cross_entropy (CNN)
+    val_accuracy: float
+    epoch_time_s: float  # training steps only, device-synchronized
+
+
+@dataclass(frozen=True)
+class TrialResult:
+    config: dict[str, Any]  # the resolved TrialConfig
+    train_time_s: float  # wall time of all training steps (no evaluation, no checkpoints)
+    time_to_best_s: float  # training time up to the end of the best validation epoch
+    best_epoch: int
+    val_accuracy: float  # best over the epochs: the selection metric
+    test_accuracy: float  # of the best-validation weights; reported, never used to select
+    params: int
+    peak_mem_mb: float  # CUDA: peak allocated; CPU: the process's peak resident set
+    train_gflops: float  # analytic: 3 x forward FLOPs x samples processed
+    samples_per_s: float
+    history: list[EpochRecord] = field(default_factory=list)
+    environment: dict[str, Any] = field(default_factory=dict)
+
+    def metrics(self) -> dict[str, float]:
+        return {name: getattr(self, name) for name in METRICS}
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrialResult:
+        history = [EpochRecord(**record) for record in data.get("history", [])]
+        return cls(**{**data, "history": history})

@@ -1,0 +1,230 @@
+"""The training loop: one TrialConfig in, one TrialResult out.
+
+It reads top to bottom in execution order: data onto the device, model, optimizer, the plan of
+batch sizes and learning rates, then per epoch: shuffle, train steps (timed, device-synchronized),
+validate; finally the test accuracy of the best-validation weights.
+No host synchronization inside the step loop except a finiteness check every CHECK_EVERY steps.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from dse.config import TrialConfig
+from dse.data.batching import center_crops, random_crops, to_float
+from dse.data.datasets import DeviceDataset, Split, load_dataset
+from dse.errors import ConfigError, NonFiniteLossError
+from dse.model import build_model, summarize
+from dse.model.costs import TRAIN_FLOPS_FACTOR
+from dse.train.environment import environment, peak_memory_mb, synchronize
+from dse.train.result import EpochRecord, TrialResult
+from dse.train.schedules import TrainingPlan, make_plan
+
+CHECK_EVERY = 50  # steps between finiteness checks (one host sync each)
+
+
+class Observer:
+    """Hooks for progress displays and early stopping; raising from on_epoch stops the run."""
+
+    def on_start(self, plan: TrainingPlan) -> None: ...
+    def on_step(self, epoch: int, step_in_epoch: int) -> None: ...
+    def on_epoch(self, record: EpochRecord, elapsed_train_s: float) -> None: ...
+
+
+def resolve_device(name: str) -> torch.device:
+    """'cpu', 'cuda' or 'cuda:N'; an unusable choice is a ConfigError naming it."""
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ConfigError(f"--device {name!r}: expected cpu, cuda or cuda:N") from None
+    if device.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        index = device.index or 0
+        if index >= count:
+            raise ConfigError(f"--device {name}: no such GPU ({count} CUDA devices visible)")
+        return torch.device("cuda", index)
+    if device.type != "cpu":
+        raise ConfigError(f"--device {name!r}: expected cpu, cuda or cuda:N")
+    return device
+
+
+def _autocast(config: TrialConfig, device: torch.device):
+    if config.precision == "bf16":
+        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+    return nullcontext()
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, split: Split, crop: int, config: TrialConfig, device: torch.device) -> float:
+    """Accuracy on a split: center crops, large batches, one host sync at the end."""
+    was_training = model.training
+    model.eval()
+    correct = torch.zeros((), dtype=torch.int64, device=device)
+    for start in range(0, len(split), config.eval_batch_size):
+        images = split.images[start : start + config.eval_batch_size]
+        labels = split.labels[start : start + config.eval_batch_size]
+        with _autocast(config, device):
+            scores = model(to_float(center_crops(images, crop))).scores
+        correct += (scores.argmax(1) == labels).sum()
+    model.train(was_training)
+    return correct.item() / len(split)
+
+
+@dataclass
+class _EpochTotals:
+    losses: torch.Tensor  # per-step total loss, on the device
+    parts: dict[str, torch.Tensor]  # sample-weighted sums of the loss parts
+    checked: int = 0  # steps already checked for finiteness
+
+
+def _check_finite(totals: _EpochTotals, upto: int, epoch: int) -> None:
+    window = totals.losses[totals.checked : upto]
+    bad = (~torch.isfinite(window)).nonzero()
+    if bad.numel():
+        raise NonFiniteLossError(epoch=epoch + 1, step=totals.checked + int(bad[0, 0]) + 1)
+    totals.checked = upto
+
+
+def train(
+    config: TrialConfig,
+    device: str | torch.device = "cpu",
+    data_dir: str | Path | None = None,
+    observer: Observer | None = None,
+    checkpoint: str | Path | None = None,
+    data: DeviceDataset | None = None,
+) -> TrialResult:
+    """Train `config` on `device`; save the best-validation weights to `checkpoint` if given."""
+    device = resolve_device(str(device)) if not isinstance(device, torch.device) else device
+    observer = observer or Observer()
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+        torch.cuda.reset_peak_memory_stats(device)
+
+    # Data and model, seeded: the same config on the same CPU gives the same numbers.
+    data = data or load_dataset(config.dataset, device, data_dir)
+    crop, pad = data.info.crop, data.info.pad
+    torch.manual_seed(config.seed)
+    model = build_model(config.model, data.input_shape, data.info.n_classes).to(device)
+    summary = summarize(model)
+    opt_cfg = config.optimizer
+    optimizer = torch.optim.Adam(
+        model.parameters(), lr=opt_cfg.lr, betas=opt_cfg.betas, eps=opt_cfg.eps,
+        weight_decay=opt_cfg.weight_decay,
+    )  # fmt: skip
+    generator = torch.Generator(device=device).manual_seed(config.seed)
+    plan = make_plan(config, len(data.train))
+    observer.on_start(plan)
+
+    history: list[EpochRecord] = []
+    train_time = 0.0
+    best = (-1.0, 0, 0.0)  # (val accuracy, epoch, train time at its end)
+    best_state: dict[str, torch.Tensor] | None = None
+    samples_seen = 0
+    step = 0
+    model.train()
+    for epoch in range(config.epochs):
+        batch_size, n_steps = plan.batch_sizes[epoch], plan.steps[epoch]
+        totals = _EpochTotals(
+            losses=torch.empty(n_steps, device=device), parts={}
+        )
+        lrs = []
+        synchronize(device)
+        start = time.perf_counter()
+        order = torch.randperm(len(data.train), generator=generator, device=device)
+        for i in range(n_steps):
+            idx = order[i * batch_size : (i + 1) * batch_size]
+            images = data.train.images[idx]
+            images = random_crops(images, pad, crop, generator) if config.dataset.augment else (
+                center_crops(images, crop)
+            )
+            x, y = to_float(images), data.train.labels[idx]
+            lr = plan.lr(step, epoch, i)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            lrs.append(lr)
+
+            with _autocast(config, device):
+                out = model(x, y)
+            parts = model.loss(out, x, y)
+            optimizer.zero_grad(set_to_none=True)
+            parts["loss"].backward()
+            optimizer.step()
+
+            totals.losses[i] = parts["loss"].detach()
+            for name, value in parts.items():
+                weighted = value.detach() * y.shape[0]
+                totals.parts[name] = totals.parts[name] + weighted if name in totals.parts else weighted
+            step += 1
+            if (i + 1) % CHECK_EVERY == 0:
+                _check_finite(totals, i + 1, epoch)
+            observer.on_step(epoch, i)
+        _check_finite(totals, n_steps, epoch)
+        synchronize(device)
+        epoch_time = time.perf_counter() - start
+        train_time += epoch_time
+        samples_seen += len(data.train)
+
+        val_accuracy = evaluate(model, data.val, crop, config, device)
+        n = len(data.train)
+        record = EpochRecord(
+            epoch=epoch + 1,
+            batch_size=batch_size,
+            steps=n_steps,
+            lr_first=lrs[0],
+            lr_last=lrs[-1],
+            train_loss=totals.parts["loss"].item() / n,
+            loss_parts={k: v.item() / n for k, v in totals.parts.items() if k != "loss"},
+            val_accuracy=val_accuracy,
+            epoch_time_s=epoch_time,
+        )
+        history.append(record)
+        if val_accuracy > best[0]:
+            best = (val_accuracy, epoch + 1, train_time)
+            best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+        observer.on_epoch(record, train_time)
+
+    # Report test accuracy of the weights selected by validation accuracy.
+    assert best_state is not None
+    model.load_state_dict(best_state)
+    test_accuracy = evaluate(model, data.test, crop, config, device)
+    result = TrialResult(
+        config=config.to_dict(),
+        train_time_s=train_time,
+        time_to_best_s=best[2],
+        best_epoch=best[1],
+        val_accuracy=best[0],
+        test_accuracy=test_accuracy,
+        params=summary.params,
+        peak_mem_mb=peak_memory_mb(device),
+        train_gflops=TRAIN_FLOPS_FACTOR * summary.flops_per_sample * samples_seen / 1e9,
+        samples_per_s=samples_seen / train_time if train_time > 0 else 0.0,
+        history=history,
+        environment=environment(device, config.seed),
+    )
+    if checkpoint is not None:
+        save_checkpoint(checkpoint, config, best_state, result)
+    return result
+
+
+def save_checkpoint(
+    path: str | Path, config: TrialConfig, state: dict[str, torch.Tensor], result: TrialResult
+) -> None:
+    """Weights with their TrialConfig and result, written atomically."""
+    path = Path(path)
+    payload: dict[str, Any] = {
+        "format": "dse-checkpoint-1",
+        "config": config.to_dict(),
+        "state_dict": state,
+        "result": result.to_dict(),
+    }
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(payload, tmp)
+    os.replace(tmp, path)

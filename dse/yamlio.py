@@ -1,0 +1,76 @@
+"""YAML in and out, with floats as people write them.
+
+PyYAML follows YAML 1.1, where `1e-3` (no dot) is a string, not a float. Learning rates are
+written exactly like that, so the loader below also resolves such numbers as floats.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from dse.errors import ConfigError
+
+_FLOAT = re.compile(
+    r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+    |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+    |\.[0-9_]+(?:[eE][-+][0-9]+)?
+    |[-+]?\.(?:inf|Inf|INF)
+    |\.(?:nan|NaN|NAN))$""",
+    re.X,
+)
+
+
+class _Loader(yaml.SafeLoader):
+    pass
+
+
+# Replace the float resolver with one that also accepts exponents without a dot.
+_Loader.yaml_implicit_resolvers = {
+    key: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:float"]
+    for key, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.copy().items()
+}
+_Loader.add_implicit_resolver("tag:yaml.org,2002:float", _FLOAT, list("-+0123456789."))
+
+
+def loads(text: str, source: str = "<string>") -> Any:
+    """Parse YAML text; a syntax error becomes a ConfigError naming the source and line."""
+    try:
+        return yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader is a SafeLoader
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{source}:{mark.line + 1}" if mark is not None else source
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(f"{where}: invalid YAML: {problem}") from None
+
+
+def load_file(path: str | Path) -> Any:
+    """Read and parse a YAML file; a missing or unreadable file is a ConfigError."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read: {exc}") from None
+    return loads(text, source=str(path))
+
+
+class _Dumper(yaml.SafeDumper):
+    pass
+
+
+def _inline_list(dumper: yaml.SafeDumper, data: list | tuple) -> yaml.Node:
+    return dumper.represent_sequence("tag:yaml.org,2002:seq", data, flow_style=True)
+
+
+_Dumper.add_representer(list, _inline_list)
+_Dumper.add_representer(tuple, _inline_list)
+
+
+def dumps(data: Any) -> str:
+    """Block-style YAML in the key order given (the schema's, not alphabetical); lists inline."""
+    return yaml.dump(data, Dumper=_Dumper, sort_keys=False, default_flow_style=False, width=100)

@@ -1,0 +1,76 @@
+"""Shared fixtures: small datasets written in the real file formats, and tiny configs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from dse.config import TrialConfig
+from dse.data.formats import write_idx, write_norb
+from dse.data.sources import SOURCES
+from dse.presets import preset
+
+
+def synthetic_digits(n: int, seed: int, size: int = 28, classes: int = 10):
+    """Images whose class is a bright 6x6 block at a class-specific place, plus noise."""
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, classes, n).astype(np.uint8)
+    images = rng.integers(0, 60, (n, size, size)).astype(np.uint8)
+    for i, label in enumerate(labels):
+        row, col = divmod(int(label), 4)
+        images[i, 3 + row * 7 : 9 + row * 7, 3 + col * 6 : 9 + col * 6] = 255
+    return images, labels
+
+
+def write_idx_dataset(folder: Path, n_train: int = 600, n_test: int = 200, gz: bool = True) -> Path:
+    """An MNIST-format dataset (the four IDX files) in folder."""
+    folder.mkdir(parents=True, exist_ok=True)
+    names = {role: f.name if gz else f.name.removesuffix(".gz") for role, f in SOURCES["mnist"].files.items()}
+    train_x, train_y = synthetic_digits(n_train, seed=1)
+    test_x, test_y = synthetic_digits(n_test, seed=2)
+    write_idx(folder / names["train_images"], train_x)
+    write_idx(folder / names["train_labels"], train_y)
+    write_idx(folder / names["test_images"], test_x)
+    write_idx(folder / names["test_labels"], test_y)
+    return folder
+
+
+def write_norb_dataset(folder: Path, n_train: int = 40, n_test: int = 20) -> Path:
+    """A smallNORB-format dataset: stereo 2x96x96 uint8 pairs and int32 labels in [0, 5)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    files = SOURCES["smallnorb"].files
+    rng = np.random.default_rng(0)
+    for split, n in (("train", n_train), ("test", n_test)):
+        write_norb(folder / files[f"{split}_images"].name, rng.integers(0, 256, (n, 2, 96, 96)).astype(np.uint8))
+        write_norb(folder / files[f"{split}_labels"].name, rng.integers(0, 5, n).astype(np.int32))
+    return folder
+
+
+@pytest.fixture(autouse=True)
+def _offline(monkeypatch, tmp_path_factory):
+    """No test touches the network or the user's cache."""
+    monkeypatch.setenv("DSE_OFFLINE", "1")
+    monkeypatch.setenv("DSE_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
+
+
+@pytest.fixture(scope="session")
+def digits_root(tmp_path_factory) -> Path:
+    """A data root holding mnist/ with 600 training and 200 test images (synthetic)."""
+    root = tmp_path_factory.mktemp("data")
+    write_idx_dataset(root / "mnist")
+    return root
+
+
+def tiny_config(*extra: str) -> TrialConfig:
+    """A CapsNet small enough to train an epoch in a second or two on 2 cores."""
+    sets = [
+        "epochs=1", "dataset.val_size=100", "dataset.test_subset=100",
+        "model.conv_channels=16", "model.primary_types=4", "model.primary_dim=4",
+        "model.class_dim=8", "batch_schedule.batch_size=50", "eval_batch_size=100",
+    ]  # fmt: skip
+    return preset("baseline").with_overrides([*sets, *extra])
+
+
+REAL_MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"

@@ -1,0 +1,87 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from dse.config import DatasetConfig
+from dse.data.datasets import load_dataset
+from dse.data.formats import write_idx
+from dse.data.sources import SOURCES
+from dse.errors import DataError
+from tests.conftest import write_idx_dataset, write_norb_dataset
+
+
+def test_validation_split_is_held_out_and_seeded(digits_root):
+    config = DatasetConfig(val_size=100)
+    a = load_dataset(config, data_dir=digits_root)
+    b = load_dataset(config, data_dir=digits_root)
+    assert (len(a.train), len(a.val), len(a.test)) == (500, 100, 200)
+    assert torch.equal(a.val.images, b.val.images)
+    # validation and training images are disjoint parts of the training file
+    train_rows = {bytes(x) for x in a.train.images.numpy().reshape(500, -1)}
+    assert not any(bytes(x) in train_rows for x in a.val.images.numpy().reshape(100, -1))
+    other = load_dataset(DatasetConfig(val_size=100, split_seed=1), data_dir=digits_root)
+    assert not torch.equal(a.val.labels, other.val.labels)
+
+
+def test_subsets_and_device_resident_uint8(digits_root):
+    data = load_dataset(DatasetConfig(val_size=100, train_subset=64, test_subset=50), data_dir=digits_root)
+    assert (len(data.train), len(data.test)) == (64, 50)
+    assert data.train.images.dtype == torch.uint8 and data.train.images.shape[1:] == (1, 28, 28)
+    assert data.train.labels.dtype == torch.int64 and data.input_shape == (1, 28, 28)
+    assert data.info.pad == 2 and data.info.n_classes == 10
+
+
+def test_raw_idx_files_and_dse_data_dir(tmp_path, monkeypatch):
+    write_idx_dataset(tmp_path / "fashion_mnist", n_train=120, n_test=30, gz=False)
+    monkeypatch.setenv("DSE_DATA_DIR", str(tmp_path))
+    data = load_dataset(DatasetConfig(name="fashion_mnist", val_size=20))
+    assert (len(data.train), len(data.val), len(data.test)) == (100, 20, 30)
+
+
+def test_data_dir_comes_before_dse_data_dir(tmp_path, monkeypatch):
+    write_idx_dataset(tmp_path / "a" / "mnist", n_train=110, n_test=10)
+    write_idx_dataset(tmp_path / "b" / "mnist", n_train=130, n_test=10)
+    monkeypatch.setenv("DSE_DATA_DIR", str(tmp_path / "b"))
+    assert len(load_dataset(DatasetConfig(val_size=10), data_dir=tmp_path / "a").train) == 100
+    assert len(load_dataset(DatasetConfig(val_size=10)).train) == 120
+
+
+def test_image_label_count_mismatch(tmp_path):
+    folder = write_idx_dataset(tmp_path / "mnist", n_train=50, n_test=10)
+    write_idx(folder / SOURCES["mnist"].files["train_labels"].name, np.zeros(49, dtype=np.uint8))
+    with pytest.raises(DataError, match="50 images but .*train-labels-idx1-ubyte.gz has 49 labels"):
+        load_dataset(DatasetConfig(val_size=5), data_dir=tmp_path)
+
+
+def test_val_size_too_large(digits_root):
+    with pytest.raises(DataError, match="dataset.val_size: 600 leaves no training data"):
+        load_dataset(DatasetConfig(val_size=600), data_dir=digits_root)
+
+
+def test_missing_dataset_offline_names_files_and_places(tmp_path, monkeypatch):
+    monkeypatch.setenv("DSE_DATA_DIR", str(tmp_path))
+    with pytest.raises(DataError) as err:
+        load_dataset(DatasetConfig(name="fashion_mnist"))
+    message = str(err.value)
+    assert "fashion_mnist: files not found (train-images-idx3-ubyte.gz" in message
+    assert str(tmp_path / "fashion_mnist") in message and "$DSE_DATA_DIR/fashion_mnist/" in message
+
+
+def test_smallnorb_preprocessing(tmp_path):
+    write_norb_dataset(tmp_path / "smallnorb", n_train=40, n_test=20)
+    data = load_dataset(DatasetConfig(name="smallnorb", val_size=10), data_dir=tmp_path)
+    assert data.train.images.shape == (30, 2, 48, 48)  # stereo pairs resized 96 -> 48
+    assert data.input_shape == (2, 32, 32) and data.info.n_classes == 5
+    assert int(data.test.labels.max()) < 5
+
+
+def test_smallnorb_resize_is_a_2x2_mean(tmp_path):
+    folder = write_norb_dataset(tmp_path / "smallnorb", n_train=12, n_test=4)
+    from dse.data.formats import read_norb
+
+    raw = read_norb(folder / SOURCES["smallnorb"].files["test_images"].name)
+    data = load_dataset(DatasetConfig(name="smallnorb", val_size=2), data_dir=tmp_path)
+    expected = raw.astype(np.float64).reshape(4, 2, 48, 2, 48, 2).mean(axis=(3, 5))
+    assert np.abs(data.test.images.numpy() - np.round(expected)).max() <= 1

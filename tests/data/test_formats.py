@@ -1,0 +1,81 @@
+from __future__ import annotations
+
+import gzip
+import struct
+
+import numpy as np
+import pytest
+
+from dse.data.formats import read_idx, read_norb, write_idx, write_norb
+from dse.errors import DataError
+
+
+@pytest.mark.parametrize("name", ["images-idx3-ubyte", "images-idx3-ubyte.gz"])
+def test_idx_round_trip_raw_and_gz(tmp_path, name):
+    array = np.arange(2 * 3 * 4, dtype=np.uint8).reshape(2, 3, 4)
+    write_idx(tmp_path / name, array)
+    assert np.array_equal(read_idx(tmp_path / name), array)
+
+
+def test_idx_header_is_big_endian_with_type_and_ndim(tmp_path):
+    write_idx(tmp_path / "f", np.zeros((258, 5), dtype=np.uint8))
+    raw = (tmp_path / "f").read_bytes()
+    assert raw[:4] == bytes([0, 0, 0x08, 2])
+    assert struct.unpack(">II", raw[4:12]) == (258, 5)
+
+
+def test_idx_labels_1d(tmp_path):
+    labels = np.array([3, 1, 4, 1, 5], dtype=np.uint8)
+    write_idx(tmp_path / "labels.gz", labels)
+    assert read_idx(tmp_path / "labels.gz").tolist() == [3, 1, 4, 1, 5]
+
+
+def test_truncated_idx_is_a_clear_error(tmp_path):
+    write_idx(tmp_path / "f", np.zeros((10, 28, 28), dtype=np.uint8))
+    raw = (tmp_path / "f").read_bytes()
+    (tmp_path / "f").write_bytes(raw[:-100])
+    with pytest.raises(DataError, match=r"f: IDX file truncated: header says \(10, 28, 28\) \(7840 bytes\), found 7740"):
+        read_idx(tmp_path / "f")
+
+
+def test_wrong_idx_magic_is_a_clear_error(tmp_path):
+    (tmp_path / "f").write_bytes(b"\x12\x34\x08\x03" + bytes(100))
+    with pytest.raises(DataError, match="not an IDX file: bad magic number 0x12340803"):
+        read_idx(tmp_path / "f")
+
+
+def test_corrupt_gzip_is_a_clear_error(tmp_path):
+    path = tmp_path / "f.gz"
+    path.write_bytes(gzip.compress(b"\x00\x00\x08\x01" + struct.pack(">I", 1000) + bytes(1000))[:-30])
+    with pytest.raises(DataError, match="f.gz: cannot read"):
+        read_idx(path)
+
+
+def test_norb_round_trip_4d_uint8(tmp_path):
+    array = np.random.default_rng(0).integers(0, 256, (3, 2, 96, 96)).astype(np.uint8)
+    write_norb(tmp_path / "dat.mat", array)
+    assert np.array_equal(read_norb(tmp_path / "dat.mat"), array)
+
+
+def test_norb_1d_int32_stores_three_dims(tmp_path):
+    labels = np.array([0, 4, 2], dtype=np.int32)
+    write_norb(tmp_path / "cat.mat.gz", labels)
+    with gzip.open(tmp_path / "cat.mat.gz") as f:
+        raw = f.read()
+    magic, ndim, d0, d1, d2 = struct.unpack("<IIiii", raw[:20])
+    assert (magic, ndim, d0, d1, d2) == (0x1E3D4C54, 1, 3, 1, 1)
+    assert read_norb(tmp_path / "cat.mat.gz").tolist() == [0, 4, 2]
+
+
+def test_norb_wrong_magic(tmp_path):
+    (tmp_path / "x.mat").write_bytes(struct.pack("<II", 0xDEADBEEF, 1) + bytes(40))
+    with pytest.raises(DataError, match="x.mat: not a smallNORB file: bad magic number 0xDEADBEEF"):
+        read_norb(tmp_path / "x.mat")
+
+
+def test_norb_truncated(tmp_path):
+    write_norb(tmp_path / "d.mat", np.zeros((4, 2, 96, 96), dtype=np.uint8))
+    raw = (tmp_path / "d.mat").read_bytes()
+    (tmp_path / "d.mat").write_bytes(raw[:-1])
+    with pytest.raises(DataError, match="smallNORB file truncated"):
+        read_norb(tmp_path / "d.mat")

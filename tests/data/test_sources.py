@@ -1,0 +1,80 @@
+"""Downloads against a real HTTP server on 127.0.0.1 serving files in the real formats."""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import threading
+from pathlib import Path
+
+import pytest
+
+from dse.data import sources
+from dse.data.sources import RemoteFile, Source, locate, md5_of
+from dse.errors import DataError
+from tests.conftest import write_idx_dataset
+
+
+@pytest.fixture
+def mirror(tmp_path):
+    """A folder served over HTTP; yields (folder, base URL)."""
+    folder = tmp_path / "served"
+    folder.mkdir()
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(folder))
+    handler.log_message = lambda *a, **k: None  # type: ignore[attr-defined]
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield folder, f"http://127.0.0.1:{server.server_address[1]}/"
+    server.shutdown()
+
+
+def _serve_dataset(folder: Path, url: str, monkeypatch, corrupt: str | None = None) -> Source:
+    write_idx_dataset(folder, n_train=40, n_test=10)
+    files = {}
+    for role, remote in sources.SOURCES["mnist"].files.items():
+        md5 = md5_of(folder / remote.name)
+        files[role] = RemoteFile(remote.name, "0" * 32 if role == corrupt else md5)
+    source = Source(files=files, mirrors=("http://127.0.0.1:9/missing/", url))  # first mirror fails
+    monkeypatch.setitem(sources.SOURCES, "mnist", source)
+    monkeypatch.delenv("DSE_OFFLINE")
+    monkeypatch.delenv("DSE_DATA_DIR", raising=False)
+    return source
+
+
+def test_download_into_cache_verified(mirror, monkeypatch, tmp_path):
+    folder, url = mirror
+    _serve_dataset(folder, url, monkeypatch)
+    found = locate("mnist")
+    cache = sources.cache_dir() / "mnist"
+    assert all(path.parent == cache for path in found.values())
+    assert md5_of(found["train_images"]) == md5_of(folder / found["train_images"].name)
+    # a second lookup uses the cache, even with the server gone
+    monkeypatch.setitem(sources.SOURCES, "mnist", Source(sources.SOURCES["mnist"].files, ("http://127.0.0.1:9/",)))
+    assert locate("mnist") == found
+
+
+def test_checksum_mismatch_is_refused_and_not_kept(mirror, monkeypatch):
+    folder, url = mirror
+    _serve_dataset(folder, url, monkeypatch, corrupt="test_labels")
+    with pytest.raises(DataError, match=r"t10k-labels-idx1-ubyte.gz: checksum [0-9a-f]{32} != 0{32}"):
+        locate("mnist")
+    cached = sorted(p.name for p in (sources.cache_dir() / "mnist").iterdir())
+    assert "t10k-labels-idx1-ubyte.gz" not in cached and not any(n.endswith(".part") for n in cached)
+
+
+def test_unreachable_mirrors_give_one_clear_error(monkeypatch):
+    source = Source(sources.SOURCES["mnist"].files, ("http://127.0.0.1:9/",))
+    monkeypatch.setitem(sources.SOURCES, "mnist", source)
+    monkeypatch.delenv("DSE_OFFLINE")
+    monkeypatch.delenv("DSE_DATA_DIR", raising=False)
+    with pytest.raises(DataError) as err:
+        locate("mnist")
+    assert "mnist: files not found" in str(err.value) and "download failed" in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_missing_data_dir_is_named(tmp_path, monkeypatch):
+    monkeypatch.delenv("DSE_DATA_DIR", raising=False)
+    with pytest.raises(DataError, match="--data-dir .*nowhere: no such directory"):
+        locate("mnist", tmp_path / "nowhere")

@@ -1,0 +1,109 @@
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from dse.config import TrialConfig
+from dse.errors import ConfigError
+from dse.presets import PRESETS, preset, resolve_config
+
+
+@pytest.mark.parametrize("name", list(PRESETS))
+def test_every_preset_round_trips_through_yaml_exactly(name):
+    config = preset(name)
+    text = config.to_yaml()
+    again = TrialConfig.from_yaml(text)
+    assert again == config
+    assert again.to_yaml() == text
+
+
+def test_yaml_exponent_without_dot_is_a_float():
+    config = TrialConfig.from_yaml("optimizer:\n  lr: 1e-3\n")
+    assert config.optimizer.lr == pytest.approx(0.001)
+
+
+def test_defaults_are_the_papers_baseline():
+    c = TrialConfig()
+    assert (c.optimizer.name, c.optimizer.lr, c.batch_schedule.batch_size) == ("adam", 1e-3, 128)
+    assert (c.model.routing_iterations, c.model.weight_sharing, c.model.decoder) == (3, "none", "full")
+    assert (c.model.squash, c.precision, c.lr_policy.name) == ("exact", "fp32", "constant")
+
+
+def test_config_is_frozen():
+    with pytest.raises(ValidationError):
+        TrialConfig().epochs = 3  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("model:\n  foo: 1\n", "model.foo: unknown key"),
+        ("epochs: '3'\n", "epochs: Input should be a valid integer"),
+        ("epochs: 2.5\n", "epochs: Input should be a valid integer"),
+        ("bogus: 1\n", "bogus: unknown key"),
+        ("lr_policy:\n  name: cosine\n", "lr_policy.name: 'cosine' is not a valid choice"),
+        ("lr_policy:\n  name: exp_decay\n  T_0: 1\n", "lr_policy.T_0: unknown key"),
+        ("batch_schedule:\n  name: adabatch\n  milestones: [[3, 16], [2, 32]]\n", "strictly increasing"),
+        ("lr_policy:\n  name: warm_adabatch\n", "needs batch_schedule.name: adabatch"),
+        ("lr_policy:\n  name: one_cycle\n  lr_min: 0.1\n  lr_max: 0.01\n", "larger than lr_max"),
+        ("- 1\n- 2\n", "expected a mapping"),
+    ],
+)
+def test_bad_config_names_the_key(text, message):
+    with pytest.raises(ConfigError) as err:
+        TrialConfig.from_yaml(text, source="my.yaml")
+    assert str(err.value).startswith("my.yaml")
+    assert message in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_yaml_syntax_error_names_file_and_line(tmp_path):
+    path = tmp_path / "broken.yaml"
+    path.write_text("epochs: 3\nmodel: [unclosed\n")
+    with pytest.raises(ConfigError, match=r"broken.yaml:\d+: invalid YAML"):
+        TrialConfig.from_file(path)
+
+
+def test_missing_file_is_a_config_error(tmp_path):
+    with pytest.raises(ConfigError, match="nope.yaml: file not found"):
+        TrialConfig.from_file(tmp_path / "nope.yaml")
+
+
+def test_dotted_overrides_from_the_issue():
+    config = preset("baseline").with_overrides(
+        ["epochs=3", "dataset.train_subset=10000", "model.conv_channels=64",
+         "model.primary_types=16", "model.weight_sharing=per_type"]
+    )  # fmt: skip
+    assert config.epochs == 3 and config.dataset.train_subset == 10000
+    assert (config.model.conv_channels, config.model.primary_types) == (64, 16)
+    assert config.model.weight_sharing == "per_type"
+
+
+def test_switching_a_tagged_section_starts_it_afresh():
+    config = preset("exp_decay").with_overrides(["lr_policy.name=warm_restarts", "lr_policy.T_0=2"])
+    assert config.lr_policy.name == "warm_restarts" and config.lr_policy.T_0 == 2
+    cnn = preset("baseline").with_overrides(["model.name=cnn_baseline"])
+    assert cnn.model.name == "cnn_baseline" and cnn.model.fc_units == 1024
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("epochs", "expected KEY=VALUE"),
+        ("foo.bar=1", "unknown key 'foo'"),
+        ("epochs.x=1", "'epochs' is a value, not a section"),
+        ("model.routing_iterations=0", "model.routing_iterations: Input should be greater than or equal to 1"),
+        ("precision=fp16", "precision: 'fp16' is not a valid choice"),
+    ],
+)
+def test_bad_override_is_named(override, message):
+    with pytest.raises(ConfigError, match=message):
+        preset("baseline").with_overrides([override])
+
+
+def test_resolve_config_rejects_both_sources(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text(preset("one_cycle").to_yaml())
+    assert resolve_config(str(path)) == preset("one_cycle")
+    with pytest.raises(ConfigError, match="either --config or --preset"):
+        resolve_config(str(path), "baseline")
