@@ -18,7 +18,9 @@ app.add_typer(config_app, name="config")
 
 # Reusable options.
 ConfigOpt = Annotated[str | None, typer.Option("--config", "-c", help="TrialConfig YAML file.")]
-PresetOpt = Annotated[str | None, typer.Option("--preset", "-p", help="A named preset (dse config presets).")]
+PresetOpt = Annotated[
+    str | None, typer.Option("--preset", "-p", help="A named preset (dse config presets).")
+]
 SetOpt = Annotated[
     list[str] | None, typer.Option("--set", "-s", help="Override: key.sub=value (repeatable).")
 ]
@@ -64,8 +66,9 @@ def train(
     """Train one configuration and print its metrics (json: one object on the last line)."""
     from dse.commands import train_command
 
-    result = train_command(config, preset, set_ or [], device, data_dir, save, threads,
-                           progress=format is Format.table)
+    result = train_command(
+        config, preset, set_ or [], device, data_dir, save, threads, progress=format is Format.table
+    )
     out = Output(format)
     if format is Format.json:
         out.json(result.to_dict())
@@ -88,16 +91,25 @@ def summary(
     from dse.commands import summary_command
 
     resolved, summary_ = summary_command(config, preset, set_ or [])
-    rows = [{"layer": r.name, "params": r.params, "mflops_per_sample": r.flops / 1e6}
-            for r in summary_.layers]
-    rows.append({"layer": "total", "params": summary_.params,
-                 "mflops_per_sample": summary_.flops_per_sample / 1e6})
+    rows = [
+        {"layer": r.name, "params": r.params, "mflops_per_sample": r.flops / 1e6}
+        for r in summary_.layers
+    ]
+    rows.append(
+        {
+            "layer": "total",
+            "params": summary_.params,
+            "mflops_per_sample": summary_.flops_per_sample / 1e6,
+        }
+    )
     data = {
         "name": resolved.name,
         "params": summary_.params,
         "flops_per_sample": summary_.flops_per_sample,
-        "layers": [{"name": r.name, "params": r.params, "flops_per_sample": r.flops}
-                   for r in summary_.layers],
+        "layers": [
+            {"name": r.name, "params": r.params, "flops_per_sample": r.flops}
+            for r in summary_.layers
+        ],
     }
     Output(format).rows(rows, title=f"{resolved.model.name} on {resolved.dataset.name}", data=data)
 
@@ -115,16 +127,20 @@ def config_show(config: ConfigOpt = None, preset: PresetOpt = None, set_: SetOpt
 @handles_errors
 def config_presets(format: FormatOpt = Format.table) -> None:
     """List the named presets (the paper's eight points)."""
-    from dse.presets import preset_names, preset
+    from dse.presets import preset, preset_names
 
     rows = []
     for name in preset_names():
         c = preset(name)
-        rows.append({
-            "preset": name, "lr_policy": c.lr_policy.name, "batch_schedule": c.batch_schedule.name,
-            "weight_sharing": getattr(c.model, "weight_sharing", "-"),
-            "decoder": getattr(c.model, "decoder", "-"),
-        })  # fmt: skip
+        rows.append(
+            {
+                "preset": name,
+                "lr_policy": c.lr_policy.name,
+                "batch_schedule": c.batch_schedule.name,
+                "weight_sharing": getattr(c.model, "weight_sharing", "-"),
+                "decoder": getattr(c.model, "decoder", "-"),
+            }
+        )
     Output(format).rows(rows)
 
 

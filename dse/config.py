@@ -148,7 +148,7 @@ class FixedBatch(_Section):
 
 
 class AdaBatch(_Section):
-    """Start at batch_size; from epoch e (counted from 0) of each (e, size) milestone on, use size."""
+    """Start at batch_size; each milestone (e, size) switches to size from epoch e (from 0) on."""
 
     name: Literal["adabatch"] = "adabatch"
     batch_size: int = Field(1, ge=1)
@@ -242,9 +242,9 @@ def apply_overrides(data: dict[str, Any], overrides: list[str] | tuple[str, ...]
                 raise ConfigError(f"--set {key}: {where!r} is a value, not a section")
             node = child
         leaf = parts[-1]
-        if len(parts) == 2 and parts[0] in _TAGGED_SECTIONS and leaf == "name":
-            if node.get("name") != value:
-                node.clear()
+        renamed = len(parts) == 2 and parts[0] in _TAGGED_SECTIONS and leaf == "name"
+        if renamed and node.get("name") != value:
+            node.clear()
         node[leaf] = value
     return data
 

@@ -22,7 +22,13 @@ PRESETS: dict[str, dict[str, Any]] = {
     "exp_decay": {"lr_policy": {"name": "exp_decay", "rate": 0.96, "decay_steps": 2000}},
     "one_cycle": {"lr_policy": {"name": "one_cycle", "lr_min": 1e-4, "lr_max": 1e-3}},
     "warm_restarts": {
-        "lr_policy": {"name": "warm_restarts", "lr_max": 1e-3, "lr_min": 1e-4, "T_0": 1, "T_mult": 1}
+        "lr_policy": {
+            "name": "warm_restarts",
+            "lr_max": 1e-3,
+            "lr_min": 1e-4,
+            "T_0": 1,
+            "T_mult": 1,
+        }
     },
     "adabatch": {"batch_schedule": _ADABATCH},
     "warm_adabatch": {"batch_schedule": _ADABATCH, "lr_policy": _WARM_ADABATCH},

@@ -15,9 +15,12 @@ class TrainingProgress(Observer):
     def __init__(self, label: str = "train"):
         self.label = label
         self.progress = Progress(
-            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-            TimeRemainingColumn(), transient=True,
-        )  # fmt: skip
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+            transient=True,
+        )
         self.task = None
         self.epochs = 0
 
@@ -30,7 +33,9 @@ class TrainingProgress(Observer):
 
     def on_start(self, plan: TrainingPlan) -> None:
         self.epochs = len(plan.steps)
-        self.task = self.progress.add_task(f"{self.label} epoch 1/{self.epochs}", total=plan.total_steps)
+        self.task = self.progress.add_task(
+            f"{self.label} epoch 1/{self.epochs}", total=plan.total_steps
+        )
 
     def on_step(self, epoch: int, step_in_epoch: int) -> None:
         self.progress.advance(self.task)
@@ -42,4 +47,6 @@ class TrainingProgress(Observer):
             f"val {record.val_accuracy:.4f}  {record.epoch_time_s:.1f}s"
         )
         if record.epoch < self.epochs:
-            self.progress.update(self.task, description=f"{self.label} epoch {record.epoch + 1}/{self.epochs}")
+            self.progress.update(
+                self.task, description=f"{self.label} epoch {record.epoch + 1}/{self.epochs}"
+            )

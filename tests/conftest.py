@@ -27,7 +27,10 @@ def synthetic_digits(n: int, seed: int, size: int = 28, classes: int = 10):
 def write_idx_dataset(folder: Path, n_train: int = 600, n_test: int = 200, gz: bool = True) -> Path:
     """An MNIST-format dataset (the four IDX files) in folder."""
     folder.mkdir(parents=True, exist_ok=True)
-    names = {role: f.name if gz else f.name.removesuffix(".gz") for role, f in SOURCES["mnist"].files.items()}
+    names = {
+        role: f.name if gz else f.name.removesuffix(".gz")
+        for role, f in SOURCES["mnist"].files.items()
+    }
     train_x, train_y = synthetic_digits(n_train, seed=1)
     test_x, test_y = synthetic_digits(n_test, seed=2)
     write_idx(folder / names["train_images"], train_x)
@@ -43,7 +46,10 @@ def write_norb_dataset(folder: Path, n_train: int = 40, n_test: int = 20) -> Pat
     files = SOURCES["smallnorb"].files
     rng = np.random.default_rng(0)
     for split, n in (("train", n_train), ("test", n_test)):
-        write_norb(folder / files[f"{split}_images"].name, rng.integers(0, 256, (n, 2, 96, 96)).astype(np.uint8))
+        write_norb(
+            folder / files[f"{split}_images"].name,
+            rng.integers(0, 256, (n, 2, 96, 96)).astype(np.uint8),
+        )
         write_norb(folder / files[f"{split}_labels"].name, rng.integers(0, 5, n).astype(np.int32))
     return folder
 
@@ -66,10 +72,16 @@ def digits_root(tmp_path_factory) -> Path:
 def tiny_config(*extra: str) -> TrialConfig:
     """A CapsNet small enough to train an epoch in a second or two on 2 cores."""
     sets = [
-        "epochs=1", "dataset.val_size=100", "dataset.test_subset=100",
-        "model.conv_channels=16", "model.primary_types=4", "model.primary_dim=4",
-        "model.class_dim=8", "batch_schedule.batch_size=50", "eval_batch_size=100",
-    ]  # fmt: skip
+        "epochs=1",
+        "dataset.val_size=100",
+        "dataset.test_subset=100",
+        "model.conv_channels=16",
+        "model.primary_types=4",
+        "model.primary_dim=4",
+        "model.class_dim=8",
+        "batch_schedule.batch_size=50",
+        "eval_batch_size=100",
+    ]
     return preset("baseline").with_overrides([*sets, *extra])
 
 

@@ -25,7 +25,11 @@ def test_yaml_exponent_without_dot_is_a_float():
 def test_defaults_are_the_papers_baseline():
     c = TrialConfig()
     assert (c.optimizer.name, c.optimizer.lr, c.batch_schedule.batch_size) == ("adam", 1e-3, 128)
-    assert (c.model.routing_iterations, c.model.weight_sharing, c.model.decoder) == (3, "none", "full")
+    assert (c.model.routing_iterations, c.model.weight_sharing, c.model.decoder) == (
+        3,
+        "none",
+        "full",
+    )
     assert (c.model.squash, c.precision, c.lr_policy.name) == ("exact", "fp32", "constant")
 
 
@@ -43,7 +47,10 @@ def test_config_is_frozen():
         ("bogus: 1\n", "bogus: unknown key"),
         ("lr_policy:\n  name: cosine\n", "lr_policy.name: 'cosine' is not a valid choice"),
         ("lr_policy:\n  name: exp_decay\n  T_0: 1\n", "lr_policy.T_0: unknown key"),
-        ("batch_schedule:\n  name: adabatch\n  milestones: [[3, 16], [2, 32]]\n", "strictly increasing"),
+        (
+            "batch_schedule:\n  name: adabatch\n  milestones: [[3, 16], [2, 32]]\n",
+            "strictly increasing",
+        ),
         ("lr_policy:\n  name: warm_adabatch\n", "needs batch_schedule.name: adabatch"),
         ("lr_policy:\n  name: one_cycle\n  lr_min: 0.1\n  lr_max: 0.01\n", "larger than lr_max"),
         ("- 1\n- 2\n", "expected a mapping"),
@@ -71,9 +78,14 @@ def test_missing_file_is_a_config_error(tmp_path):
 
 def test_dotted_overrides_from_the_issue():
     config = preset("baseline").with_overrides(
-        ["epochs=3", "dataset.train_subset=10000", "model.conv_channels=64",
-         "model.primary_types=16", "model.weight_sharing=per_type"]
-    )  # fmt: skip
+        [
+            "epochs=3",
+            "dataset.train_subset=10000",
+            "model.conv_channels=64",
+            "model.primary_types=16",
+            "model.weight_sharing=per_type",
+        ]
+    )
     assert config.epochs == 3 and config.dataset.train_subset == 10000
     assert (config.model.conv_channels, config.model.primary_types) == (64, 16)
     assert config.model.weight_sharing == "per_type"
@@ -92,7 +104,10 @@ def test_switching_a_tagged_section_starts_it_afresh():
         ("epochs", "expected KEY=VALUE"),
         ("foo.bar=1", "unknown key 'foo'"),
         ("epochs.x=1", "'epochs' is a value, not a section"),
-        ("model.routing_iterations=0", "model.routing_iterations: Input should be greater than or equal to 1"),
+        (
+            "model.routing_iterations=0",
+            "model.routing_iterations: Input should be greater than or equal to 1",
+        ),
         ("precision=fp16", "precision: 'fp16' is not a valid choice"),
     ],
 )

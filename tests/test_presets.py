@@ -8,9 +8,15 @@ from dse.presets import preset, preset_names
 
 def test_the_papers_eight_points():
     assert preset_names() == [
-        "baseline", "exp_decay", "one_cycle", "warm_restarts",
-        "adabatch", "warm_adabatch", "weight_sharing", "wab_ws",
-    ]  # fmt: skip
+        "baseline",
+        "exp_decay",
+        "one_cycle",
+        "warm_restarts",
+        "adabatch",
+        "warm_adabatch",
+        "weight_sharing",
+        "wab_ws",
+    ]
 
 
 def test_unknown_preset_lists_the_choices():
@@ -20,8 +26,11 @@ def test_unknown_preset_lists_the_choices():
 
 def test_preset_values_follow_the_spec():
     assert preset("exp_decay").lr_policy.model_dump() == {
-        "name": "exp_decay", "rate": 0.96, "decay_steps": 2000, "staircase": False,
-    }  # fmt: skip
+        "name": "exp_decay",
+        "rate": 0.96,
+        "decay_steps": 2000,
+        "staircase": False,
+    }
     wr = preset("warm_restarts").lr_policy
     assert (wr.lr_max, wr.lr_min, wr.T_0, wr.T_mult) == (1e-3, 1e-4, 1, 1)
     ada = preset("adabatch").batch_schedule

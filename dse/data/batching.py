@@ -6,7 +6,9 @@ import torch
 import torch.nn.functional as F
 
 
-def random_crops(images: torch.Tensor, pad: int, size: int, generator: torch.Generator) -> torch.Tensor:
+def random_crops(
+    images: torch.Tensor, pad: int, size: int, generator: torch.Generator
+) -> torch.Tensor:
     """Zero-pad by `pad`, then cut a random size x size window per image (uint8 in, uint8 out).
 
     With pad 2 and size 28 on MNIST this is the +-2 px random shift of Sabour et al.

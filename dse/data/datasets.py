@@ -88,8 +88,9 @@ def _read_norb_split(images_path: Path, labels_path: Path, info: DatasetInfo):
         )
     _check_pair(images, labels, (images_path, labels_path), info.n_classes)
     # Resize to 48x48 by area averaging (an exact 2x2 mean for the 96x96 originals).
-    small = F.interpolate(torch.from_numpy(images.astype(np.float32)), size=info.stored_size,
-                          mode="area")
+    small = F.interpolate(
+        torch.from_numpy(images.astype(np.float32)), size=info.stored_size, mode="area"
+    )
     return small.round_().clamp_(0, 255).to(torch.uint8).numpy(), labels.astype(np.int64)
 
 

@@ -168,9 +168,10 @@ def download(source: Source, remote: RemoteFile, folder: Path) -> Path:
         try:
             folder.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(dir=folder, suffix=".part")
-            with os.fdopen(fd, "wb") as out, urllib.request.urlopen(
-                url, timeout=DOWNLOAD_TIMEOUT_S
-            ) as response:
+            with (
+                os.fdopen(fd, "wb") as out,
+                urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_S) as response,
+            ):
                 while chunk := response.read(1 << 20):
                     out.write(chunk)
             if (md5 := md5_of(Path(tmp))) != remote.md5:

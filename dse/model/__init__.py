@@ -38,4 +38,12 @@ def summarize(model: nn.Module) -> ModelSummary:
     return ModelSummary(layers=layers, params=params, flops_per_sample=sum(r.flops for r in layers))
 
 
-__all__ = ["MODELS", "CapsNet", "CnnBaseline", "LayerCost", "ModelSummary", "build_model", "summarize"]
+__all__ = [
+    "MODELS",
+    "CapsNet",
+    "CnnBaseline",
+    "LayerCost",
+    "ModelSummary",
+    "build_model",
+    "summarize",
+]

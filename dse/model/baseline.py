@@ -1,4 +1,7 @@
-"""The CNN baseline of the profiling study: conv5x5-32, pool, conv5x5-64, pool, FC 1024, dropout, FC."""
+"""The CNN baseline of the profiling study.
+
+conv5x5-32, pool, conv5x5-64, pool, FC 1024, dropout, FC; "same" padding, 2x2 max pooling.
+"""
 
 from __future__ import annotations
 
@@ -26,7 +29,9 @@ class CnnBaseline(nn.Module):
         self.conv1 = nn.Conv2d(c_in, config.conv1_channels, 5, padding=2)  # "same"
         self.conv2 = nn.Conv2d(config.conv1_channels, config.conv2_channels, 5, padding=2)
         self.pooled = (h // 4, w // 4)
-        self.fc1 = nn.Linear(config.conv2_channels * self.pooled[0] * self.pooled[1], config.fc_units)
+        self.fc1 = nn.Linear(
+            config.conv2_channels * self.pooled[0] * self.pooled[1], config.fc_units
+        )
         self.dropout = nn.Dropout(config.dropout)
         self.fc2 = nn.Linear(config.fc_units, n_classes)
 
@@ -36,7 +41,9 @@ class CnnBaseline(nn.Module):
         h = self.dropout(F.relu(self.fc1(h.flatten(1))))  # [B, 1024]
         return CnnOutput(scores=self.fc2(h))
 
-    def loss(self, out: CnnOutput, x: torch.Tensor, labels: torch.Tensor) -> dict[str, torch.Tensor]:
+    def loss(
+        self, out: CnnOutput, x: torch.Tensor, labels: torch.Tensor
+    ) -> dict[str, torch.Tensor]:
         ce = F.cross_entropy(out.scores.float(), labels)
         return {"loss": ce, "cross_entropy": ce}
 

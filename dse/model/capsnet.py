@@ -83,8 +83,17 @@ class Sharing:
 class ClassCaps(nn.Module):
     """Prediction vectors u_hat = W u (one batched matmul over weight groups) and routing."""
 
-    def __init__(self, n_in: int, in_dim: int, n_out: int, out_dim: int, iterations: int,
-                 sharing: Sharing, bias: bool, squash_fn=squash):
+    def __init__(
+        self,
+        n_in: int,
+        in_dim: int,
+        n_out: int,
+        out_dim: int,
+        iterations: int,
+        sharing: Sharing,
+        bias: bool,
+        squash_fn=squash,
+    ):
         super().__init__()
         self.n_in, self.in_dim, self.n_out, self.out_dim = n_in, in_dim, n_out, out_dim
         self.iterations, self.sharing, self.squash = iterations, sharing, squash_fn
@@ -145,10 +154,13 @@ class Decoder(nn.Module):
         self.mode = mode
         in_features = caps_dim * (n_classes if mode == "full" else 1)
         self.layers = nn.Sequential(
-            nn.Linear(in_features, 512), nn.ReLU(inplace=True),
-            nn.Linear(512, 1024), nn.ReLU(inplace=True),
-            nn.Linear(1024, image_numel), nn.Sigmoid(),
-        )  # fmt: skip
+            nn.Linear(in_features, 512),
+            nn.ReLU(inplace=True),
+            nn.Linear(512, 1024),
+            nn.ReLU(inplace=True),
+            nn.Linear(1024, image_numel),
+            nn.Sigmoid(),
+        )
 
     def forward(self, v: torch.Tensor, selected: torch.Tensor) -> torch.Tensor:
         b = v.shape[0]
@@ -174,19 +186,29 @@ class CapsNet(nn.Module):
         c_in, h, w = input_shape
         squash_fn = SQUASH[config.squash]
         self.conv1 = nn.Conv2d(c_in, config.conv_channels, kernel_size=9)
-        self.primary = PrimaryCaps(config.conv_channels, config.primary_types, config.primary_dim,
-                                   squash_fn)
+        self.primary = PrimaryCaps(
+            config.conv_channels, config.primary_types, config.primary_dim, squash_fn
+        )
         self.grid = ((h - 8) - 9) // 2 + 1, ((w - 8) - 9) // 2 + 1  # PrimaryCaps' H, W
         n_in = config.primary_types * self.grid[0] * self.grid[1]
-        sharing = Sharing.of(config.weight_sharing, n_in, config.primary_types,
-                             config.sharing_stride)
-        self.class_caps = ClassCaps(n_in, config.primary_dim, n_classes, config.class_dim,
-                                    config.routing_iterations, sharing, config.class_bias,
-                                    squash_fn)
+        sharing = Sharing.of(
+            config.weight_sharing, n_in, config.primary_types, config.sharing_stride
+        )
+        self.class_caps = ClassCaps(
+            n_in,
+            config.primary_dim,
+            n_classes,
+            config.class_dim,
+            config.routing_iterations,
+            sharing,
+            config.class_bias,
+            squash_fn,
+        )
         self.decoder = (
-            None if config.decoder == "none"
+            None
+            if config.decoder == "none"
             else Decoder(config.decoder, n_classes, config.class_dim, math.prod(input_shape))
-        )  # fmt: skip
+        )
 
     def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> CapsNetOutput:
         """x [B, C, H, W] in [0, 1]; labels select the decoded capsule in training."""
@@ -200,7 +222,9 @@ class CapsNet(nn.Module):
             recon = self.decoder(v, selected)
         return CapsNetOutput(scores=lengths, reconstruction=recon)
 
-    def loss(self, out: CapsNetOutput, x: torch.Tensor, labels: torch.Tensor) -> dict[str, torch.Tensor]:
+    def loss(
+        self, out: CapsNetOutput, x: torch.Tensor, labels: torch.Tensor
+    ) -> dict[str, torch.Tensor]:
         """{'loss': total, 'margin': ..., 'reconstruction': ...}, all means over the batch."""
         margin = margin_loss(out.scores.float(), labels)
         parts = {"margin": margin}

@@ -9,7 +9,10 @@ M_PLUS, M_MINUS, LAMBDA = 0.9, 0.1, 0.5
 
 
 def margin_loss(lengths: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """T max(0, 0.9 - |v|)^2 + 0.5 (1 - T) max(0, |v| - 0.1)^2, summed over classes, mean over batch."""
+    """T max(0, 0.9 - |v|)^2 + 0.5 (1 - T) max(0, |v| - 0.1)^2.
+
+    Summed over classes, mean over the batch.
+    """
     target = F.one_hot(labels, lengths.shape[1]).to(lengths.dtype)  # [B, J]
     present = target * F.relu(M_PLUS - lengths).pow(2)
     absent = LAMBDA * (1.0 - target) * F.relu(lengths - M_MINUS).pow(2)

@@ -39,8 +39,11 @@ def git_commit() -> str | None:
     try:
         out = subprocess.run(
             ["git", "-C", str(root), "rev-parse", "HEAD"],
-            capture_output=True, text=True, timeout=5, check=True,
-        )  # fmt: skip
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
+        )
     except (OSError, subprocess.SubprocessError):
         return None
     return out.stdout.strip() or None
@@ -51,7 +54,7 @@ def environment(device: torch.device, seed: int) -> dict[str, Any]:
         "device": str(device),
         "device_name": device_name(device),
         "host": socket.gethostname(),
-        "torch": torch.__version__,
+        "torch": str(torch.__version__),
         "python": platform.python_version(),
         "threads": torch.get_num_threads(),
         "git_commit": git_commit(),

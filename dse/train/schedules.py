@@ -75,7 +75,9 @@ def warm_restarts_lr(policy: WarmRestartsLR, epoch_pos: float) -> float:
     return cosine(policy.lr_max, policy.lr_min, t_cur / t_i)
 
 
-def warm_adabatch_lr(policy: WarmAdaBatchLR, epoch_pos: float, phases: list[tuple[int, int]]) -> float:
+def warm_adabatch_lr(
+    policy: WarmAdaBatchLR, epoch_pos: float, phases: list[tuple[int, int]]
+) -> float:
     """One cosine cycle per batch-size phase: restarts fall exactly on the batch-size changes."""
     for start, end in phases:
         if epoch_pos < end:

@@ -63,7 +63,9 @@ def _autocast(config: TrialConfig, device: torch.device):
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, split: Split, crop: int, config: TrialConfig, device: torch.device) -> float:
+def evaluate(
+    model: nn.Module, split: Split, crop: int, config: TrialConfig, device: torch.device
+) -> float:
     """Accuracy on a split: center crops, large batches, one host sync at the end."""
     was_training = model.training
     model.eval()
@@ -116,9 +118,12 @@ def train(
     summary = summarize(model)
     opt_cfg = config.optimizer
     optimizer = torch.optim.Adam(
-        model.parameters(), lr=opt_cfg.lr, betas=opt_cfg.betas, eps=opt_cfg.eps,
+        model.parameters(),
+        lr=opt_cfg.lr,
+        betas=opt_cfg.betas,
+        eps=opt_cfg.eps,
         weight_decay=opt_cfg.weight_decay,
-    )  # fmt: skip
+    )
     generator = torch.Generator(device=device).manual_seed(config.seed)
     plan = make_plan(config, len(data.train))
     observer.on_start(plan)
@@ -132,9 +137,7 @@ def train(
     model.train()
     for epoch in range(config.epochs):
         batch_size, n_steps = plan.batch_sizes[epoch], plan.steps[epoch]
-        totals = _EpochTotals(
-            losses=torch.empty(n_steps, device=device), parts={}
-        )
+        totals = _EpochTotals(losses=torch.empty(n_steps, device=device), parts={})
         lrs = []
         synchronize(device)
         start = time.perf_counter()
@@ -142,8 +145,10 @@ def train(
         for i in range(n_steps):
             idx = order[i * batch_size : (i + 1) * batch_size]
             images = data.train.images[idx]
-            images = random_crops(images, pad, crop, generator) if config.dataset.augment else (
-                center_crops(images, crop)
+            images = (
+                random_crops(images, pad, crop, generator)
+                if config.dataset.augment
+                else (center_crops(images, crop))
             )
             x, y = to_float(images), data.train.labels[idx]
             lr = plan.lr(step, epoch, i)
@@ -161,7 +166,9 @@ def train(
             totals.losses[i] = parts["loss"].detach()
             for name, value in parts.items():
                 weighted = value.detach() * y.shape[0]
-                totals.parts[name] = totals.parts[name] + weighted if name in totals.parts else weighted
+                totals.parts[name] = (
+                    totals.parts[name] + weighted if name in totals.parts else weighted
+                )
             step += 1
             if (i + 1) % CHECK_EVERY == 0:
                 _check_finite(totals, i + 1, epoch)

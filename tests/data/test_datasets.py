@@ -26,7 +26,9 @@ def test_validation_split_is_held_out_and_seeded(digits_root):
 
 
 def test_subsets_and_device_resident_uint8(digits_root):
-    data = load_dataset(DatasetConfig(val_size=100, train_subset=64, test_subset=50), data_dir=digits_root)
+    data = load_dataset(
+        DatasetConfig(val_size=100, train_subset=64, test_subset=50), data_dir=digits_root
+    )
     assert (len(data.train), len(data.test)) == (64, 50)
     assert data.train.images.dtype == torch.uint8 and data.train.images.shape[1:] == (1, 28, 28)
     assert data.train.labels.dtype == torch.int64 and data.input_shape == (1, 28, 28)

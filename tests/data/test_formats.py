@@ -34,7 +34,10 @@ def test_truncated_idx_is_a_clear_error(tmp_path):
     write_idx(tmp_path / "f", np.zeros((10, 28, 28), dtype=np.uint8))
     raw = (tmp_path / "f").read_bytes()
     (tmp_path / "f").write_bytes(raw[:-100])
-    with pytest.raises(DataError, match=r"f: IDX file truncated: header says \(10, 28, 28\) \(7840 bytes\), found 7740"):
+    with pytest.raises(
+        DataError,
+        match=r"f: IDX file truncated: header says \(10, 28, 28\) \(7840 bytes\), found 7740",
+    ):
         read_idx(tmp_path / "f")
 
 
@@ -46,7 +49,9 @@ def test_wrong_idx_magic_is_a_clear_error(tmp_path):
 
 def test_corrupt_gzip_is_a_clear_error(tmp_path):
     path = tmp_path / "f.gz"
-    path.write_bytes(gzip.compress(b"\x00\x00\x08\x01" + struct.pack(">I", 1000) + bytes(1000))[:-30])
+    path.write_bytes(
+        gzip.compress(b"\x00\x00\x08\x01" + struct.pack(">I", 1000) + bytes(1000))[:-30]
+    )
     with pytest.raises(DataError, match="f.gz: cannot read"):
         read_idx(path)
 

@@ -50,17 +50,23 @@ def test_download_into_cache_verified(mirror, monkeypatch, tmp_path):
     assert all(path.parent == cache for path in found.values())
     assert md5_of(found["train_images"]) == md5_of(folder / found["train_images"].name)
     # a second lookup uses the cache, even with the server gone
-    monkeypatch.setitem(sources.SOURCES, "mnist", Source(sources.SOURCES["mnist"].files, ("http://127.0.0.1:9/",)))
+    monkeypatch.setitem(
+        sources.SOURCES, "mnist", Source(sources.SOURCES["mnist"].files, ("http://127.0.0.1:9/",))
+    )
     assert locate("mnist") == found
 
 
 def test_checksum_mismatch_is_refused_and_not_kept(mirror, monkeypatch):
     folder, url = mirror
     _serve_dataset(folder, url, monkeypatch, corrupt="test_labels")
-    with pytest.raises(DataError, match=r"t10k-labels-idx1-ubyte.gz: checksum [0-9a-f]{32} != 0{32}"):
+    with pytest.raises(
+        DataError, match=r"t10k-labels-idx1-ubyte.gz: checksum [0-9a-f]{32} != 0{32}"
+    ):
         locate("mnist")
     cached = sorted(p.name for p in (sources.cache_dir() / "mnist").iterdir())
-    assert "t10k-labels-idx1-ubyte.gz" not in cached and not any(n.endswith(".part") for n in cached)
+    assert "t10k-labels-idx1-ubyte.gz" not in cached and not any(
+        n.endswith(".part") for n in cached
+    )
 
 
 def test_unreachable_mirrors_give_one_clear_error(monkeypatch):

@@ -1,0 +1,168 @@
+"""The CLI through typer's CliRunner: exit codes, one-line errors, JSON on the last line."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from dse.cli import app
+from dse.config import TrialConfig
+from dse.presets import preset
+
+runner = CliRunner()
+
+TINY = [
+    "--set",
+    "epochs=1",
+    "--set",
+    "dataset.val_size=100",
+    "--set",
+    "dataset.test_subset=100",
+    "--set",
+    "model.conv_channels=16",
+    "--set",
+    "model.primary_types=4",
+    "--set",
+    "batch_schedule.batch_size=50",
+    "--set",
+    "eval_batch_size=100",
+]
+
+
+def _last_json(result) -> dict:
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_summary_json_reports_the_papers_parameter_count():
+    result = runner.invoke(app, ["summary", "--preset", "baseline", "--format", "json"])
+    assert result.exit_code == 0
+    data = _last_json(result)
+    assert data["params"] == 8_215_568 and 400e6 < data["flops_per_sample"] < 410e6
+    shared = _last_json(
+        runner.invoke(
+            app,
+            [
+                "summary",
+                "--preset",
+                "baseline",
+                "--set",
+                "model.weight_sharing=per_type",
+                "--format",
+                "json",
+            ],
+        )
+    )
+    assert data["params"] - shared["params"] == 1_433_600
+
+
+def test_summary_table():
+    result = runner.invoke(app, ["summary", "--preset", "weight_sharing"])
+    assert (
+        result.exit_code == 0 and "primary_caps" in result.stdout and "6,708,240" in result.stdout
+    )
+
+
+def test_config_show_round_trips(tmp_path):
+    result = runner.invoke(app, ["config", "show", "--preset", "wab_ws", "--set", "epochs=3"])
+    assert result.exit_code == 0
+    (tmp_path / "c.yaml").write_text(result.stdout)
+    assert TrialConfig.from_file(tmp_path / "c.yaml") == preset("wab_ws").with_overrides(
+        ["epochs=3"]
+    )
+    again = runner.invoke(app, ["config", "show", "--config", str(tmp_path / "c.yaml")])
+    assert again.stdout == result.stdout
+
+
+def test_train_json_last_line(digits_root, tmp_path):
+    save = tmp_path / "model.pt"
+    result = runner.invoke(
+        app,
+        [
+            "train",
+            "--preset",
+            "exp_decay",
+            *TINY,
+            "--data-dir",
+            str(digits_root),
+            "--save",
+            str(save),
+            "--format",
+            "json",
+        ],
+    )
+    assert result.exit_code == 0, result.stderr
+    data = _last_json(result)
+    for key in (
+        "train_time_s",
+        "time_to_best_s",
+        "val_accuracy",
+        "test_accuracy",
+        "params",
+        "peak_mem_mb",
+        "train_gflops",
+        "history",
+        "environment",
+        "config",
+    ):
+        assert key in data
+    assert data["config"]["lr_policy"]["name"] == "exp_decay" and save.is_file()
+
+
+def test_train_table(digits_root):
+    result = runner.invoke(app, ["train", *TINY, "--data-dir", str(digits_root)])
+    assert result.exit_code == 0, result.stderr
+    assert "val_accuracy" in result.stdout and "history" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["summary", "--preset", "fast"], "unknown preset 'fast'; choose from baseline"),
+        (["summary", "--set", "model.foo=1"], "--set: model.foo: unknown key"),
+        (["summary", "--set", "epochs"], "expected KEY=VALUE"),
+        (["config", "show", "--config", "missing.yaml"], "missing.yaml: file not found"),
+        (
+            ["config", "show", "--config", "x.yaml", "--preset", "baseline"],
+            "either --config or --preset",
+        ),
+        (["train", "--device", "cuda:7"], "--device cuda:7: no such GPU"),
+        (["train", "--device", "gpu0"], "--device 'gpu0': expected cpu, cuda or cuda:N"),
+        (
+            ["train", "--save", "/nonexistent/dir/m.pt"],
+            "--save /nonexistent/dir/m.pt: directory /nonexistent/dir does not exist",
+        ),
+    ],
+)
+def test_user_errors_exit_2_with_one_line(args, message):
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], result.stderr
+    assert "Traceback" not in result.stderr and result.stdout == ""
+
+
+def test_missing_dataset_exits_2_and_writes_nothing(tmp_path, monkeypatch):
+    monkeypatch.setenv("DSE_DATA_DIR", str(tmp_path))
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(app, ["train", "--preset", "baseline", "--save", "m.pt"])
+    assert result.exit_code == 2
+    assert (
+        "mnist: files not found" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_invalid_yaml_config_names_file_and_line(tmp_path):
+    (tmp_path / "bad.yaml").write_text("epochs: 3\nmodel: {conv_channels: [\n")
+    result = runner.invoke(app, ["train", "--config", str(tmp_path / "bad.yaml")])
+    assert (
+        result.exit_code == 2 and "bad.yaml:" in result.stderr and "invalid YAML" in result.stderr
+    )
+
+
+def test_debug_variable_shows_the_traceback(monkeypatch):
+    monkeypatch.setenv("DSE_DEBUG", "1")
+    result = runner.invoke(app, ["summary", "--preset", "fast"])
+    assert result.exit_code != 0 and result.exception is not None

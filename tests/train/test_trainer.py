@@ -1,0 +1,153 @@
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+
+from dse.config import TrialConfig
+from dse.errors import ConfigError, NonFiniteLossError
+from dse.model import build_model, summarize
+from dse.train.result import TrialResult
+from dse.train.schedules import make_plan
+from dse.train.trainer import Observer, resolve_device, train
+from tests.conftest import REAL_MNIST, tiny_config
+
+
+def _without_times(result: TrialResult) -> dict:
+    data = result.to_dict()
+    for key in ("train_time_s", "time_to_best_s", "samples_per_s", "peak_mem_mb", "environment"):
+        data.pop(key)
+    for record in data["history"]:
+        record.pop("epoch_time_s")
+    return data
+
+
+def test_same_config_twice_gives_identical_numbers(digits_root):
+    config = tiny_config("epochs=2", "lr_policy.name=exp_decay", "lr_policy.decay_steps=3")
+    first, second = train(config, data_dir=digits_root), train(config, data_dir=digits_root)
+    assert _without_times(first) == _without_times(second)
+    other_seed = train(config.with_overrides(["seed=1"]), data_dir=digits_root)
+    assert _without_times(other_seed)["history"] != _without_times(first)["history"]
+
+
+def test_records_every_metric(digits_root):
+    config = tiny_config("epochs=3", "optimizer.lr=3e-3")
+    result = train(config, data_dir=digits_root)
+    assert [r.epoch for r in result.history] == [1, 2, 3]
+    assert result.train_time_s == pytest.approx(sum(r.epoch_time_s for r in result.history))
+    best = max(result.history, key=lambda r: r.val_accuracy)
+    assert result.val_accuracy == best.val_accuracy and result.best_epoch == best.epoch
+    assert result.time_to_best_s == pytest.approx(
+        sum(r.epoch_time_s for r in result.history[: best.epoch])
+    )
+    model = build_model(config.model, (1, 28, 28), 10)
+    summary = summarize(model)
+    assert result.params == summary.params
+    assert result.train_gflops == pytest.approx(3 * summary.flops_per_sample * 500 * 3 / 1e9)
+    assert result.peak_mem_mb > 0 and 0 <= result.test_accuracy <= 1
+    assert result.history[-1].train_loss < result.history[0].train_loss  # it learns
+    assert set(result.history[0].loss_parts) == {"margin", "reconstruction"}
+    env = result.environment
+    assert env["device"] == "cpu" and env["torch"] == torch.__version__ and env["seed"] == 0
+    assert env["threads"] == torch.get_num_threads()
+    assert TrialConfig.from_dict(result.config) == config
+    assert TrialResult.from_dict(result.to_dict()) == result
+
+
+def test_history_follows_the_batch_and_lr_schedule(digits_root):
+    config = tiny_config(
+        "epochs=3",
+        "batch_schedule.name=adabatch",
+        "batch_schedule.batch_size=25",
+        "batch_schedule.milestones=[[1, 100]]",
+        "lr_policy.name=warm_adabatch",
+    )
+    result = train(config, data_dir=digits_root)
+    assert [(r.batch_size, r.steps) for r in result.history] == [(25, 20), (100, 5), (100, 5)]
+    plan = make_plan(config, 500)
+    assert [r.lr_first for r in result.history] == [
+        plan.lr(0, 0, 0),
+        plan.lr(20, 1, 0),
+        plan.lr(25, 2, 0),
+    ]
+    assert result.history[0].lr_first == result.history[1].lr_first == pytest.approx(1e-2)
+
+
+def test_diverging_run_names_epoch_and_step(digits_root):
+    with pytest.raises(NonFiniteLossError, match=r"non-finite loss at epoch 1, step \d+"):
+        train(tiny_config("optimizer.lr=1e10"), data_dir=digits_root)
+
+
+def test_checkpoint_holds_config_and_best_weights(digits_root, tmp_path):
+    config = tiny_config("epochs=2")
+    result = train(config, data_dir=digits_root, checkpoint=tmp_path / "m.pt")
+    saved = torch.load(tmp_path / "m.pt", weights_only=True)
+    assert TrialConfig.from_dict(saved["config"]) == config
+    assert saved["result"]["test_accuracy"] == result.test_accuracy
+    model = build_model(config.model, (1, 28, 28), 10)
+    model.load_state_dict(saved["state_dict"])
+    assert not list(tmp_path.glob("*.tmp"))
+
+
+@pytest.mark.parametrize(
+    "sets",
+    [
+        ("model.name=cnn_baseline",),
+        ("precision=bf16",),
+        ("model.weight_sharing=per_type", "model.decoder=small"),
+        ("model.squash=approx", "model.decoder=none", "dataset.augment=false"),
+    ],
+)
+def test_variants_train(digits_root, sets):
+    result = train(tiny_config(*sets), data_dir=digits_root)
+    assert (
+        0 <= result.val_accuracy <= 1
+        and result.history[0].train_loss == result.history[0].train_loss
+    )
+
+
+def test_an_observer_can_stop_the_run(digits_root):
+    class Stop(Exception):
+        pass
+
+    class StopAfterFirst(Observer):
+        def on_epoch(self, record, elapsed_train_s):
+            assert elapsed_train_s == record.epoch_time_s
+            raise Stop
+
+    with pytest.raises(Stop):
+        train(tiny_config("epochs=3"), data_dir=digits_root, observer=StopAfterFirst())
+
+
+def test_unknown_devices_are_config_errors():
+    assert resolve_device("cpu") == torch.device("cpu")
+    with pytest.raises(ConfigError, match="expected cpu, cuda or cuda:N"):
+        resolve_device("tpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(
+            ConfigError, match=r"--device cuda:0: no such GPU \(0 CUDA devices visible\)"
+        ):
+            resolve_device("cuda:0")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not REAL_MNIST.is_dir(), reason="real MNIST not in ../shared/data")
+def test_learns_real_mnist(monkeypatch):
+    """Two epochs on 3,000 real MNIST digits with a small CapsNet."""
+    monkeypatch.setenv("DSE_DATA_DIR", str(REAL_MNIST.parent))
+    config = tiny_config(
+        "epochs=2",
+        "dataset.train_subset=3000",
+        "dataset.val_size=1000",
+        "dataset.test_subset=1000",
+        "model.conv_channels=32",
+        "model.primary_types=8",
+        "model.primary_dim=8",
+        "model.class_dim=16",
+        "batch_schedule.batch_size=32",
+        "lr_policy.name=exp_decay",
+    )
+    result = train(config)
+    assert result.val_accuracy >= 0.9 and result.test_accuracy >= 0.9
+    assert dataclasses.asdict(result.history[0])["steps"] == 94
