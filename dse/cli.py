@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import os
 import sys
+import warnings
 from typing import Annotated
 
 import typer
@@ -31,6 +32,10 @@ DataDirOpt = Annotated[
 ]
 
 
+def _one_line_warning(message, category, filename, lineno, line=None) -> str:
+    return f"warning: {message}\n"
+
+
 def handles_errors(command):
     """The error boundary: a DseError becomes one line on stderr and exit code 2.
 
@@ -39,6 +44,7 @@ def handles_errors(command):
 
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
+        warnings.formatwarning = _one_line_warning
         try:
             return command(*args, **kwargs)
         except DseError as exc:
@@ -73,7 +79,11 @@ def train(
     if format is Format.json:
         out.json(result.to_dict())
         return
-    out.rows([r.__dict__ | {"loss_parts": None} for r in result.history], title="history")
+    history = [
+        {k: v for k, v in record.__dict__.items() if k != "loss_parts"} | record.loss_parts
+        for record in result.history
+    ]
+    out.rows(history, title="history")
     out.rows([{"metric": k, "value": v} for k, v in result.metrics().items()], title="result")
     if save:
         out.text(f"saved {save}")

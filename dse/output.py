@@ -29,7 +29,8 @@ def stderr_console() -> Console:
 class Output:
     def __init__(self, fmt: Format = Format.table):
         self.format = fmt
-        self.console = Console(soft_wrap=True)
+        # Piped output gets a wide console: tables are data, not to be squeezed into 80 columns.
+        self.console = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 160)
 
     def json(self, data: Any) -> None:
         sys.stdout.write(json.dumps(data, default=str) + "\n")

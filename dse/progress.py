@@ -10,7 +10,7 @@ from dse.train.trainer import Observer
 
 
 class TrainingProgress(Observer):
-    """One bar over all steps of the run; a line per finished epoch."""
+    """A bar per epoch (steps done, ETA) and a line per finished epoch."""
 
     def __init__(self, label: str = "train"):
         self.label = label
@@ -32,10 +32,13 @@ class TrainingProgress(Observer):
         self.progress.stop()
 
     def on_start(self, plan: TrainingPlan) -> None:
+        self.plan = plan
         self.epochs = len(plan.steps)
-        self.task = self.progress.add_task(
-            f"{self.label} epoch 1/{self.epochs}", total=plan.total_steps
-        )
+        self.task = self.progress.add_task(self._title(0), total=plan.steps[0])
+
+    def _title(self, epoch: int) -> str:
+        batch = self.plan.batch_sizes[epoch]
+        return f"{self.label} epoch {epoch + 1}/{self.epochs} (batch {batch})"
 
     def on_step(self, epoch: int, step_in_epoch: int) -> None:
         self.progress.advance(self.task)
@@ -47,6 +50,5 @@ class TrainingProgress(Observer):
             f"val {record.val_accuracy:.4f}  {record.epoch_time_s:.1f}s"
         )
         if record.epoch < self.epochs:
-            self.progress.update(
-                self.task, description=f"{self.label} epoch {record.epoch + 1}/{self.epochs}"
-            )
+            steps, title = self.plan.steps[record.epoch], self._title(record.epoch)
+            self.progress.reset(self.task, total=steps, description=title)

@@ -15,6 +15,24 @@ import torch
 import dse
 
 
+@lru_cache(maxsize=1)
+def cpu_flags() -> frozenset[str]:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                return frozenset(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return frozenset()
+
+
+def native_bf16(device: torch.device) -> bool:
+    """Whether bf16 matmuls run in hardware here (CUDA, or a CPU with AVX512-BF16 or AMX)."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    return bool(cpu_flags() & {"avx512_bf16", "amx_bf16"})
+
+
 def device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
@@ -57,6 +75,7 @@ def environment(device: torch.device, seed: int) -> dict[str, Any]:
         "torch": str(torch.__version__),
         "python": platform.python_version(),
         "threads": torch.get_num_threads(),
+        "native_bf16": native_bf16(device),
         "git_commit": git_commit(),
         "dse": dse.__version__,
         "seed": seed,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import time
+import warnings
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +25,13 @@ from dse.data.datasets import DeviceDataset, Split, load_dataset
 from dse.errors import ConfigError, NonFiniteLossError
 from dse.model import build_model, summarize
 from dse.model.costs import TRAIN_FLOPS_FACTOR
-from dse.train.environment import environment, peak_memory_mb, synchronize
+from dse.train.environment import (
+    device_name,
+    environment,
+    native_bf16,
+    peak_memory_mb,
+    synchronize,
+)
 from dse.train.result import EpochRecord, TrialResult
 from dse.train.schedules import TrainingPlan, make_plan
 
@@ -106,6 +113,12 @@ def train(
     """Train `config` on `device`; save the best-validation weights to `checkpoint` if given."""
     device = resolve_device(str(device)) if not isinstance(device, torch.device) else device
     observer = observer or Observer()
+    if config.precision == "bf16" and not native_bf16(device):
+        warnings.warn(
+            f"precision bf16 on {device_name(device)}: no native bf16 here (AVX512-BF16/AMX), "
+            "so bf16 matmuls are emulated and far slower than fp32",
+            stacklevel=2,
+        )
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
         torch.cuda.reset_peak_memory_stats(device)
