@@ -43,8 +43,10 @@ def main() -> None:
     print("| variant | ms/step | samples/s | GFLOP/s | vs baseline |")
     print("|---|---|---|---|---|")
     for t in timings:
-        print(f"| {t.name} | {t.ms_per_step:.0f} | {t.samples_per_s:.1f} | {t.gflops:.1f} | "
-              f"{t.samples_per_s / base:.2f}x |")  # fmt: skip
+        print(
+            f"| {t.name} | {t.ms_per_step:.0f} | {t.samples_per_s:.1f} | {t.gflops:.1f} | "
+            f"{t.samples_per_s / base:.2f}x |"
+        )
     print(json.dumps([asdict(t) for t in timings]))
 
 

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import functools
+import json
 import os
 import sys
 import warnings
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from dse.errors import DseError
+from dse.errors import ConfigError, DseError
 from dse.output import Format, Output
+from dse.search.study import DEFAULT_STORAGE, SAMPLERS
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 config_app = typer.Typer(no_args_is_help=True, help="Show resolved configurations and presets.")
@@ -149,6 +152,190 @@ def config_presets(format: FormatOpt = Format.table) -> None:
                 "batch_schedule": c.batch_schedule.name,
                 "weight_sharing": getattr(c.model, "weight_sharing", "-"),
                 "decoder": getattr(c.model, "decoder", "-"),
+            }
+        )
+    Output(format).rows(rows)
+
+
+StorageOpt = Annotated[
+    str, typer.Option("--storage", help="Results database: SQLAlchemy URL or journal file.")
+]
+StudyOpt = Annotated[
+    str | None, typer.Option("--study", help="Study name (default: the only one).")
+]
+
+
+@app.command()
+@handles_errors
+def run(
+    space: Annotated[str, typer.Option("--space", help="Search-space YAML (or a shipped name).")],
+    storage: StorageOpt = DEFAULT_STORAGE,
+    study: Annotated[
+        str | None, typer.Option("--study", help="Study name (default: the space's).")
+    ] = None,
+    sampler: Annotated[
+        str | None,
+        typer.Option("--sampler", help="grid|random|nsga2|tpe|gp (default: grid if it fits)."),
+    ] = None,
+    n_trials: Annotated[int | None, typer.Option("--n-trials", min=1, help="Trial budget.")] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Sampler seed.")] = 0,
+    gpus: Annotated[
+        str | None, typer.Option("--gpus", help="GPU indices like 0,1 (or cpu).")
+    ] = None,
+    workers: Annotated[int | None, typer.Option("--workers", help="CPU worker processes.")] = None,
+    data_dir: DataDirOpt = None,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="A line per finished trial.")
+    ] = False,
+    format: FormatOpt = Format.table,
+) -> None:
+    """Explore a search space: trials in parallel, results in the database, then the front."""
+    from dse.search.progress import LineReporter, LiveReporter
+    from dse.search.results import open_view, pareto_rows
+    from dse.search.runner import run_study
+    from dse.space import load_space
+
+    if workers is not None and workers < 1:
+        raise ConfigError(f"--workers {workers}: must be at least 1")
+    if sampler is not None and sampler not in SAMPLERS:
+        raise ConfigError(
+            f"--sampler {sampler}: unknown sampler; choose from {', '.join(SAMPLERS)}"
+        )
+    loaded = load_space(space)
+    reporter = LineReporter() if quiet or format is not Format.table else LiveReporter()
+    summary = run_study(
+        loaded, storage, study, sampler, n_trials, seed, gpus, workers, data_dir, reporter
+    )
+    rows = pareto_rows(open_view(storage, summary.study))
+    sys.stderr.write(
+        f"study {summary.study}: {summary.complete} complete, {summary.failed} failed of "
+        f"{summary.planned} planned; {summary.pareto_size} on the Pareto front "
+        f"({summary.elapsed_s:.0f}s)\n"
+    )
+    for failure in summary.failures[:5]:
+        sys.stderr.write(f"  {failure[:200]}\n")
+    _print_front(rows, format, f"Pareto front of {summary.study}")
+
+
+def _print_front(rows: list[dict], format: Format, title: str) -> None:
+    if format is Format.table or format is Format.csv:
+        flat = [
+            {k: v for k, v in r.items() if k != "params"}
+            | {f"params_{k}": v for k, v in r["params"].items()}
+            for r in rows
+        ]
+        Output(format).rows(flat, title=title)
+    else:
+        Output(format).json(rows)
+
+
+@app.command()
+@handles_errors
+def pareto(
+    storage: StorageOpt = DEFAULT_STORAGE,
+    study: StudyOpt = None,
+    plot: Annotated[
+        bool, typer.Option("--plot", help="Write the HTML report (and a PNG).")
+    ] = False,
+    out: Annotated[str, typer.Option("--out", help="Folder for the report.")] = "results",
+    format: FormatOpt = Format.table,
+) -> None:
+    """The Pareto-optimal trials: objective values and parameters; --plot writes the report."""
+    from dse.search.results import open_view, pareto_rows
+
+    view = open_view(storage, study)
+    if plot:
+        from dse.commands import check_writable
+        from dse.report.pareto_report import write_report
+
+        check_writable(f"{out}/report", "--out")
+    rows = pareto_rows(view)
+    _print_front(rows, format, f"Pareto front of {view.study.study_name}")
+    if plot:
+        files = write_report(view, Path(out))
+        sys.stderr.write(f"report: {files.html}\n")
+        sys.stderr.write(
+            f"png: {files.png}\n" if files.png else f"png skipped: {files.png_skipped}\n"
+        )
+
+
+@app.command()
+@handles_errors
+def trials(
+    storage: StorageOpt = DEFAULT_STORAGE, study: StudyOpt = None, format: FormatOpt = Format.table
+) -> None:
+    """Every trial: state, metrics by name, params_* columns, device, error."""
+    from dse.search.results import open_view, trials_frame
+
+    frame = trials_frame(open_view(storage, study))
+    if format is Format.csv:
+        sys.stdout.write(frame.to_csv(index=False))
+    elif format is Format.json:
+        Output(format).json(json.loads(frame.to_json(orient="records")))
+    else:
+        shown = frame.drop(columns=["host", "error"], errors="ignore")
+        Output(format).rows(shown.astype(object).where(shown.notna(), None).to_dict("records"))
+
+
+@app.command()
+@handles_errors
+def studies(storage: StorageOpt = DEFAULT_STORAGE, format: FormatOpt = Format.table) -> None:
+    """The studies in a results database, with trial counts."""
+    from dse.search.results import study_rows
+
+    Output(format).rows(study_rows(storage))
+
+
+@app.command()
+@handles_errors
+def export(
+    trial: Annotated[int | None, typer.Option("--trial", help="A trial number.")] = None,
+    pick: Annotated[
+        str | None, typer.Option("--pick", help="knee | fastest | most-accurate")
+    ] = None,
+    storage: StorageOpt = DEFAULT_STORAGE,
+    study: StudyOpt = None,
+    out: Annotated[
+        str | None, typer.Option("--out", help="Write the config here (else stdout).")
+    ] = None,
+) -> None:
+    """Write the complete TrialConfig of a trial, to retrain it with `dse train --config`."""
+    from dse.search import results
+
+    if (trial is None) == (pick is None):
+        raise ConfigError("give exactly one of --trial N or --pick knee|fastest|most-accurate")
+    if pick is not None and pick not in results.PICKS:
+        raise ConfigError(f"--pick {pick}: choose from {', '.join(results.PICKS)}")
+    if out:
+        from dse.commands import check_writable
+
+        check_writable(out, "--out")
+    view = results.open_view(storage, study)
+    chosen = results.trial_by_number(view, trial) if trial is not None else results.pick(view, pick)
+    text = results.exported_config(chosen).to_yaml()
+    if out:
+        Path(out).write_text(text, encoding="utf-8")
+        sys.stderr.write(f"trial {chosen.number} -> {out}\n")
+    else:
+        Output().text(text)
+
+
+@app.command()
+@handles_errors
+def spaces(format: FormatOpt = Format.table) -> None:
+    """The search spaces shipped with dse (usable by file name: --space quick.yaml)."""
+    from dse.space import load_space, shipped_spaces
+
+    rows = []
+    for name, path in sorted(shipped_spaces().items()):
+        space = load_space(str(path))
+        rows.append(
+            {
+                "space": name,
+                "grid": space.grid_size() if space.finite else "-",
+                "n_trials": space.n_trials or "grid",
+                "objectives": ", ".join(space.metric_names),
+                "description": space.description or "",
             }
         )
     Output(format).rows(rows)

@@ -222,24 +222,40 @@ _TAGGED_SECTIONS = ("model", "lr_policy", "batch_schedule")
 _DEFAULT_TAGS = {"model": "capsnet", "lr_policy": "constant", "batch_schedule": "fixed"}
 
 
+def parse_override(item: str) -> tuple[str, Any]:
+    """'a.b=value' -> ('a.b', value parsed as YAML)."""
+    key, sep, raw = item.partition("=")
+    key = key.strip()
+    if not sep or not key:
+        raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. --set epochs=3")
+    return key, yamlio.loads(raw, source=f"--set {key}") if raw.strip() else None
+
+
 def apply_overrides(data: dict[str, Any], overrides: list[str] | tuple[str, ...]) -> dict[str, Any]:
-    """Apply `a.b=value` strings to a nested dict (copied). Errors name the override."""
+    """Apply `a.b=value` strings to a nested config dict (copied). Errors name the override."""
+    pairs = [parse_override(item) for item in overrides]
+    return set_values(data, pairs, where=lambda key: f"--set {key}")
+
+
+def set_values(
+    data: dict[str, Any], pairs: list[tuple[str, Any]], where=lambda key: key
+) -> dict[str, Any]:
+    """Set dotted keys of a nested config dict (copied); `where(key)` prefixes error messages.
+
+    Setting the `name` of a tagged section to a new value starts that section afresh, so
+    keys of the old choice do not leak into the new one.
+    """
     data = json.loads(json.dumps(data))
-    for item in overrides:
-        key, sep, raw = item.partition("=")
-        key = key.strip()
-        if not sep or not key:
-            raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. --set epochs=3")
-        value = yamlio.loads(raw, source=f"--set {key}") if raw.strip() else None
+    for key, value in pairs:
         parts = key.split(".")
         node = data
         for depth, part in enumerate(parts[:-1]):
             child = node.get(part)
             if not isinstance(child, dict):
-                where = ".".join(parts[: depth + 1])
+                path = ".".join(parts[: depth + 1])
                 if child is None and part not in node:
-                    raise ConfigError(f"--set {key}: unknown key {where!r}")
-                raise ConfigError(f"--set {key}: {where!r} is a value, not a section")
+                    raise ConfigError(f"{where(key)}: unknown key {path!r}")
+                raise ConfigError(f"{where(key)}: {path!r} is a value, not a section")
             node = child
         leaf = parts[-1]
         renamed = len(parts) == 2 and parts[0] in _TAGGED_SECTIONS and leaf == "name"

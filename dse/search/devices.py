@@ -1,0 +1,69 @@
+"""Worker slots: which device each trial worker gets, and how many CPU threads.
+
+`--gpus 0,1` gives one worker per listed GPU (a GPU listed twice runs two trials at once);
+each worker sees only its GPU (CUDA_VISIBLE_DEVICES is set before CUDA starts in it).
+Without GPUs (`--gpus cpu`, or none present) `--workers N` CPU workers split the cores.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from dse.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Slot:
+    index: int
+    device: str  # as recorded: "cpu" or "cuda:N" with N the physical GPU index
+    threads: int  # torch threads in the worker
+
+    @property
+    def label(self) -> str:
+        return f"{self.device}#{self.index}"
+
+    def environment(self) -> dict[str, str]:
+        """Variables the worker process sets before importing CUDA."""
+        if self.device.startswith("cuda:"):
+            return {"CUDA_VISIBLE_DEVICES": self.device.removeprefix("cuda:")}
+        return {}
+
+    @property
+    def local_device(self) -> str:
+        """The device name inside the worker: its one visible GPU is cuda:0."""
+        return "cuda:0" if self.device.startswith("cuda:") else "cpu"
+
+
+def cpu_count() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def plan_slots(gpus: str | None, workers: int | None, gpu_count: int, cores: int) -> list[Slot]:
+    """Slots for `--gpus` (None: every GPU present, else CPU) and `--workers`."""
+    if workers is not None and workers < 1:
+        raise ConfigError(f"--workers {workers}: must be at least 1")
+    if gpus is None:
+        gpus = ",".join(str(i) for i in range(gpu_count)) if gpu_count else "cpu"
+    if gpus.strip().lower() == "cpu":
+        n = workers or 1
+        return [Slot(i, "cpu", max(1, cores // n)) for i in range(n)]
+    indices = []
+    for item in gpus.split(","):
+        item = item.strip()
+        if not item.isdigit():
+            raise ConfigError(
+                f"--gpus {gpus}: expected GPU indices like 0,1 (or cpu), got {item!r}"
+            )
+        if int(item) >= gpu_count:
+            raise ConfigError(f"--gpus {gpus}: no GPU {item} ({gpu_count} CUDA devices visible)")
+        indices.append(int(item))
+    if workers is not None and workers != len(indices):
+        raise ConfigError(
+            f"--workers {workers} with --gpus {gpus}: GPU runs get one worker per listed GPU"
+        )
+    threads = max(1, cores // len(indices))
+    return [Slot(i, f"cuda:{gpu}", threads) for i, gpu in enumerate(indices)]

@@ -1,0 +1,171 @@
+"""Reading a study: trial tables, the Pareto set, picks, exported configs, hypervolume history."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import optuna
+import pandas as pd
+from optuna.trial import FrozenTrial, TrialState
+
+from dse.config import TrialConfig
+from dse.errors import ConfigError
+from dse.search.pareto import hypervolume, knee
+from dse.search.study import StorageError, load_study, open_storage
+from dse.train.result import METRICS
+
+PICKS = ("knee", "fastest", "most-accurate")
+
+
+@dataclass(frozen=True)
+class StudyView:
+    """A loaded study with its objectives, for the read-only commands."""
+
+    study: optuna.Study
+
+    @property
+    def metric_names(self) -> list[str]:
+        return list(
+            self.study.metric_names or [f"objective_{i}" for i in range(len(self.study.directions))]
+        )
+
+    @property
+    def directions(self) -> list[str]:
+        return [d.name.lower() for d in self.study.directions]
+
+    def trials(self) -> list[FrozenTrial]:
+        return self.study.get_trials(deepcopy=False)
+
+    def front(self) -> list[FrozenTrial]:
+        """optuna's Pareto set (feasible complete trials), ordered by the first objective."""
+        return sorted(self.study.best_trials, key=lambda t: (t.values[0], t.number))
+
+
+def open_view(storage: str, study: str | None) -> StudyView:
+    return StudyView(load_study(open_storage(storage, create=False), study))
+
+
+def objective_values(view: StudyView, trial: FrozenTrial) -> dict[str, float]:
+    return dict(zip(view.metric_names, trial.values, strict=True))
+
+
+def pareto_rows(view: StudyView) -> list[dict[str, Any]]:
+    """One object per front member: number, objective values by metric name, params."""
+    return [
+        {"number": t.number, **objective_values(view, t), "params": dict(t.params)}
+        for t in view.front()
+    ]
+
+
+def trials_frame(view: StudyView) -> pd.DataFrame:
+    """number, state, a column per metric, params_* columns, then where it ran, why it failed."""
+    rows = []
+    for t in view.trials():
+        metrics = t.user_attrs.get("metrics", {})
+        row: dict[str, Any] = {"number": t.number, "state": t.state.name}
+        row.update({m: metrics.get(m) for m in METRICS})
+        row.update({f"params_{k}": v for k, v in t.params.items()})
+        row["feasible"] = all(v <= 0 for v in t.constraints.values()) if t.constraints else True
+        row["device"] = t.user_attrs.get("device")
+        row["slot"] = t.user_attrs.get("slot")
+        row["host"] = t.user_attrs.get("host")
+        row["duration_s"] = t.duration.total_seconds() if t.duration else None
+        row["error"] = t.user_attrs.get("error")
+        rows.append(row)
+    frame = pd.DataFrame(rows)
+    if frame.empty:
+        return pd.DataFrame(columns=["number", "state", *METRICS])
+    params = sorted(c for c in frame.columns if c.startswith("params_"))
+    rest = [c for c in frame.columns if c not in params and c not in ("number", "state", *METRICS)]
+    return frame[["number", "state", *METRICS, *params, *rest]]
+
+
+def pick(view: StudyView, how: str) -> FrozenTrial:
+    """A front member: the knee, the fastest (train_time_s) or the most accurate (val_accuracy)."""
+    front = view.front()
+    if not front:
+        raise StorageError(
+            f"study {view.study.study_name!r} has no complete feasible trial to pick"
+        )
+    if how == "knee":
+        return front[knee([t.values for t in front], view.directions)]
+    metric = {"fastest": "train_time_s", "most-accurate": "val_accuracy"}.get(how)
+    if metric is None:
+        raise ConfigError(f"--pick {how}: choose from {', '.join(PICKS)}")
+    sign = -1 if how == "most-accurate" else 1
+    return min(front, key=lambda t: (sign * t.user_attrs["metrics"][metric], t.number))
+
+
+def trial_by_number(view: StudyView, number: int) -> FrozenTrial:
+    for t in view.trials():
+        if t.number == number:
+            return t
+    raise StorageError(
+        f"--trial {number}: study {view.study.study_name!r} has no such trial "
+        f"(numbers 0..{len(view.trials()) - 1})"
+    )
+
+
+def exported_config(trial: FrozenTrial) -> TrialConfig:
+    if "config" not in trial.user_attrs:
+        raise StorageError(
+            f"trial {trial.number} has no recorded config (state {trial.state.name})"
+        )
+    return TrialConfig.from_dict(trial.user_attrs["config"], source=f"trial {trial.number}")
+
+
+def reference_point(view: StudyView) -> list[float]:
+    """The worst value of each objective over complete trials, pushed 10% of the range further.
+
+    Derived from the data when the space gives none, so every front member adds volume.
+    """
+    values = [t.values for t in view.trials() if t.state == TrialState.COMPLETE]
+    ref = []
+    for i, direction in enumerate(view.directions):
+        column = [v[i] for v in values]
+        low, high = min(column), max(column)
+        margin = 0.1 * (high - low) or 0.1 * abs(high) or 1.0
+        ref.append(high + margin if direction == "minimize" else low - margin)
+    return ref
+
+
+def hypervolume_history(view: StudyView) -> list[tuple[int, float]]:
+    """(trial number, hypervolume of the feasible complete trials up to it), in number order."""
+    complete = sorted(
+        (t for t in view.trials() if t.state == TrialState.COMPLETE), key=lambda t: t.number
+    )
+    if not complete:
+        return []
+    ref = reference_point(view)
+    history, seen = [], []
+    for t in complete:
+        if all(v <= 0 for v in t.constraints.values()):
+            seen.append(t.values)
+        history.append((t.number, hypervolume(seen, view.directions, ref) if seen else 0.0))
+    return history
+
+
+def study_rows(storage: str) -> list[dict[str, Any]]:
+    """Studies in a storage, with trial counts by state."""
+    backend = open_storage(storage, create=False)
+    from dse.search.study import study_names
+
+    rows = []
+    for name in study_names(backend):
+        study = optuna.load_study(study_name=name, storage=backend)
+        trials = study.get_trials(deepcopy=False)
+        count = {state: sum(t.state == state for t in trials) for state in TrialState}
+        rows.append(
+            {
+                "study": name,
+                "objectives": ", ".join(study.metric_names or []),
+                "trials": len(trials),
+                "complete": count[TrialState.COMPLETE],
+                "failed": count[TrialState.FAIL],
+                "running": count[TrialState.RUNNING],
+                "waiting": count[TrialState.WAITING],
+                "pareto": len(study.best_trials),
+            }
+        )
+    return rows

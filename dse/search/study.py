@@ -1,0 +1,211 @@
+"""The results database (an optuna storage), studies, samplers, and how trials are counted.
+
+Storage URLs: any SQLAlchemy URL optuna's RDBStorage takes (sqlite:///results/dse.db, the
+default; postgresql+psycopg://user@host/db), or a journal file (a path ending in .log or
+.journal, or journal:PATH). RDB storages run with heartbeats: a trial whose runner died goes
+stale after GRACE_PERIOD_S, is marked FAIL and re-queued with the same parameters.
+Journal files have no heartbeats (optuna's limit): after a crash, stale RUNNING trials stay.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
+from optuna.trial import FrozenTrial, TrialState
+
+from dse.errors import ConfigError, DseError
+from dse.space import SearchSpace
+
+DEFAULT_STORAGE = "sqlite:///results/dse.db"
+HEARTBEAT_INTERVAL_S = 2
+GRACE_PERIOD_S = 10
+SQLITE_TIMEOUT_S = 60
+SAMPLERS = ("grid", "random", "nsga2", "tpe", "gp")
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+class StorageError(DseError):
+    """The results database cannot be opened, or holds no such study or trial."""
+
+
+def _journal_path(url: str) -> str | None:
+    if url.startswith("journal:"):
+        return url.removeprefix("journal:")
+    if url.endswith((".log", ".journal")) and "://" not in url:
+        return url
+    return None
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The database file of a sqlite URL (None for in-memory or other schemes)."""
+    if not url.startswith("sqlite:///"):
+        return None
+    path = url.removeprefix("sqlite:///")
+    return None if path in ("", ":memory:") else Path(path)
+
+
+def open_storage(url: str, create: bool) -> optuna.storages.BaseStorage:
+    """Open a storage; with create=False nothing is created (a missing database is an error)."""
+    journal = _journal_path(url)
+    if journal is not None:
+        return _open_journal(url, Path(journal), create)
+    try:
+        import sqlalchemy
+        from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+        parsed = sqlalchemy.engine.make_url(url)
+        parsed.get_dialect()
+    except (ArgumentError, NoSuchModuleError, ValueError):
+        raise ConfigError(
+            f"--storage {url}: unknown storage URL; use sqlite:///PATH.db, "
+            "postgresql+psycopg://USER@HOST/DB or a journal file PATH.log"
+        ) from None
+    except ImportError as exc:
+        raise ConfigError(
+            f"--storage {url}: the database driver is not installed ({exc.name}); "
+            "for PostgreSQL: pip install 'dse[postgres]'"
+        ) from None
+    engine_kwargs: dict[str, Any] = {}
+    path = sqlite_path(url)
+    if url.startswith("sqlite"):
+        engine_kwargs = {"connect_args": {"timeout": SQLITE_TIMEOUT_S}}
+    if path is not None:
+        _check_sqlite_path(url, path, create)
+    try:
+        with warnings.catch_warnings():  # heartbeats are experimental in optuna, and what we need
+            warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+            return RDBStorage(
+                url,
+                engine_kwargs=engine_kwargs,
+                skip_table_creation=not create,
+                heartbeat_interval=HEARTBEAT_INTERVAL_S,
+                grace_period=GRACE_PERIOD_S,
+                heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=3),
+            )
+    except Exception as exc:  # SQLAlchemy's OperationalError and friends: unreachable, refused
+        if isinstance(exc, DseError):
+            raise
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise StorageError(f"--storage {url}: cannot open the database: {first_line}") from None
+
+
+def _check_sqlite_path(url: str, path: Path, create: bool) -> None:
+    if not create:
+        if not path.is_file():
+            raise StorageError(
+                f"--storage {url}: no results database at {path} (run `dse run` first)"
+            )
+        return
+    parent = path.resolve().parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StorageError(f"--storage {url}: cannot create {parent}: {exc.strerror}") from None
+    if not os.access(parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise StorageError(f"--storage {url}: {parent} is not writable")
+
+
+def _open_journal(url: str, path: Path, create: bool) -> optuna.storages.BaseStorage:
+    from optuna.storages.journal import JournalFileBackend, JournalStorage
+
+    if not create and not path.is_file():
+        raise StorageError(f"--storage {url}: no journal file at {path} (run `dse run` first)")
+    if create:
+        try:
+            path.resolve().parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StorageError(
+                f"--storage {url}: cannot create {path.parent}: {exc.strerror}"
+            ) from None
+    return JournalStorage(JournalFileBackend(str(path)))
+
+
+def study_names(storage: optuna.storages.BaseStorage) -> list[str]:
+    try:
+        return [s.study_name for s in storage.get_all_studies()]
+    except Exception as exc:  # a database without optuna's tables
+        raise StorageError(f"the storage holds no dse results ({type(exc).__name__})") from None
+
+
+def load_study(storage: optuna.storages.BaseStorage, name: str | None) -> optuna.Study:
+    """The named study; without a name, the only study in the storage."""
+    names = study_names(storage)
+    if name is None:
+        if len(names) != 1:
+            listing = ", ".join(names) if names else "none"
+            raise StorageError(f"give --study: the storage holds {len(names)} studies ({listing})")
+        name = names[0]
+    if name not in names:
+        raise StorageError(
+            f"--study {name}: no such study; the storage holds: {', '.join(names) or 'none'}"
+        )
+    return optuna.load_study(study_name=name, storage=storage)
+
+
+def create_study(
+    storage: optuna.storages.BaseStorage,
+    name: str,
+    space: SearchSpace,
+    sampler: optuna.samplers.BaseSampler,
+) -> optuna.Study:
+    """Create the study, or load it to resume; its objectives must match the space's."""
+    if name in study_names(storage):
+        study = optuna.load_study(study_name=name, storage=storage, sampler=sampler)
+        if (
+            study.metric_names != space.metric_names
+            or [d.name.lower() for d in study.directions] != space.directions
+        ):
+            raise ConfigError(
+                f"study {name!r} exists with objectives {study.metric_names}; the space asks for "
+                f"{space.metric_names}: use another --study or --storage"
+            )
+        return study
+    study = optuna.create_study(
+        storage=storage, study_name=name, directions=space.directions, sampler=sampler
+    )
+    study.set_metric_names(space.metric_names)
+    study.set_user_attr("space", space.raw)
+    study.set_user_attr("constraints", [str(c) for c in space.constraints])
+    return study
+
+
+def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
+    """The sampler that proposes new points. Grid points are enqueued, so grid uses random."""
+    if name in ("grid", "random"):
+        return optuna.samplers.RandomSampler(seed=seed)
+    if name == "nsga2":
+        return optuna.samplers.NSGAIISampler(seed=seed)
+    if name == "tpe":
+        return optuna.samplers.TPESampler(seed=seed)
+    if name == "gp":
+        return optuna.samplers.GPSampler(seed=seed)
+    raise ConfigError(f"--sampler {name}: unknown sampler; choose from {', '.join(SAMPLERS)}")
+
+
+# --- counting ---------------------------------------------------------------------------------
+
+
+def is_final(trial: FrozenTrial) -> bool:
+    """Finished for good: complete, pruned, or failed for a reason of its own (not retried)."""
+    if trial.state in (TrialState.COMPLETE, TrialState.PRUNED):
+        return True
+    return (
+        trial.state == TrialState.FAIL
+        and "error" in trial.user_attrs
+        and not trial.user_attrs.get("retried")
+    )
+
+
+def is_pending(trial: FrozenTrial) -> bool:
+    return trial.state in (TrialState.RUNNING, TrialState.WAITING)
+
+
+def param_key(params: dict[str, Any]) -> str:
+    """A stable identity of a point: its params, sorted."""
+    return repr(sorted(params.items()))

@@ -1,0 +1,172 @@
+"""Trial worker processes: one long-lived process per slot, pinned to its device.
+
+The runner (parent) owns the study: it asks for trials, sends each worker a TrialConfig, and
+records what comes back. Workers only train. A worker is a `spawn`ed process, so CUDA starts
+fresh in it after CUDA_VISIBLE_DEVICES is set; it dies with its parent (PR_SET_PDEATHSIG), so
+a killed runner leaves no orphan training on. Messages to the parent are tuples:
+
+    ("ready", slot)                                   the worker has started
+    ("epoch", slot, number, epoch, epochs, val_acc)   an epoch of trial `number` finished
+    ("done", slot, number, result_dict)               the trial finished
+    ("error", slot, number, kind, message)            the trial raised
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import multiprocessing as mp
+import os
+import queue
+import signal
+import traceback
+from dataclasses import dataclass, field
+from typing import Any
+
+from dse.search.devices import Slot
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    with contextlib.suppress(OSError, AttributeError):  # not Linux: orphans possible, no worse
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def _error_kind(exc: BaseException) -> str:
+    import torch
+
+    from dse.errors import DseError
+
+    if isinstance(exc, torch.OutOfMemoryError):
+        return "out of memory"
+    if isinstance(exc, DseError):
+        return type(exc).__name__
+    return f"bug: {type(exc).__name__}"
+
+
+def worker_main(slot: Slot, tasks: Any, results: Any, data_dir: str | None) -> None:
+    """Entry point of a worker process."""
+    _die_with_parent()
+    os.environ.update(slot.environment())
+    import torch
+
+    from dse.config import TrialConfig
+    from dse.train.trainer import Observer, train
+
+    torch.set_num_threads(slot.threads)
+
+    class ReportEpochs(Observer):
+        def __init__(self, number: int, epochs: int):
+            self.number, self.epochs = number, epochs
+
+        def on_epoch(self, record, elapsed_train_s):
+            results.put(
+                ("epoch", slot.index, self.number, record.epoch, self.epochs, record.val_accuracy)
+            )
+
+    results.put(("ready", slot.index))
+    while True:
+        task = tasks.get()
+        if task is None:
+            return
+        number, config_dict = task
+        try:
+            config = TrialConfig.from_dict(config_dict)
+            result = train(
+                config, slot.local_device, data_dir, observer=ReportEpochs(number, config.epochs)
+            )
+            payload = result.to_dict()
+            payload["environment"]["slot"] = slot.label
+            payload["environment"]["device"] = slot.device
+            results.put(("done", slot.index, number, payload))
+        except Exception as exc:  # recorded as the trial's failure; the worker goes on
+            kind = _error_kind(exc)
+            message = " ".join(str(exc).split()) or type(exc).__name__
+            if kind.startswith("bug"):  # a bug keeps its traceback, on one line
+                message += " | " + " | ".join(traceback.format_exc(limit=6).splitlines())
+            results.put(("error", slot.index, number, kind, message))
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+
+
+@dataclass
+class _Worker:
+    slot: Slot
+    process: Any
+    tasks: Any
+    busy: int | None = None  # trial number in progress
+    ready: bool = False
+
+
+@dataclass
+class WorkerPool:
+    """Long-lived worker processes, one per slot; a dead worker is replaced."""
+
+    slots: list[Slot]
+    data_dir: str | None = None
+    _ctx: Any = field(default_factory=lambda: mp.get_context("spawn"))
+    _workers: dict[int, _Worker] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.results = self._ctx.Queue()
+        for slot in self.slots:
+            self._start(slot)
+
+    def _start(self, slot: Slot) -> None:
+        tasks = self._ctx.Queue()
+        process = self._ctx.Process(
+            target=worker_main,
+            args=(slot, tasks, self.results, self.data_dir),
+            name=f"dse-worker-{slot.label}",
+            daemon=True,
+        )
+        process.start()
+        self._workers[slot.index] = _Worker(slot, process, tasks)
+
+    def idle(self) -> list[Slot]:
+        return [w.slot for w in self._workers.values() if w.busy is None and w.process.is_alive()]
+
+    def busy(self) -> dict[int, int]:
+        """Trial number by slot index, for the slots that are training."""
+        return {i: w.busy for i, w in self._workers.items() if w.busy is not None}
+
+    def submit(self, slot: Slot, number: int, config: dict[str, Any]) -> None:
+        worker = self._workers[slot.index]
+        worker.busy = number
+        worker.tasks.put((number, config))
+
+    def poll(self, timeout: float) -> list[tuple]:
+        """Messages from the workers (waiting up to `timeout` for the first one)."""
+        messages = []
+        try:
+            messages.append(self.results.get(timeout=timeout))
+            while True:
+                messages.append(self.results.get_nowait())
+        except queue.Empty:
+            pass
+        for message in messages:
+            if message[0] == "ready":
+                self._workers[message[1]].ready = True
+            if message[0] in ("done", "error"):
+                self._workers[message[1]].busy = None
+        return messages
+
+    def replace_dead(self) -> list[tuple[Slot, int | None, int | None]]:
+        """Restart workers that died; returns (slot, trial number it held, exit code)."""
+        dead = []
+        for _index, worker in list(self._workers.items()):
+            if not worker.process.is_alive():
+                dead.append((worker.slot, worker.busy, worker.process.exitcode))
+                self._start(worker.slot)
+        return dead
+
+    def close(self) -> None:
+        for worker in self._workers.values():
+            if worker.process.is_alive():
+                worker.tasks.put(None)
+        for worker in self._workers.values():
+            worker.process.join(timeout=5)
+            if worker.process.is_alive():
+                worker.process.kill()
+                worker.process.join(timeout=5)

@@ -1,0 +1,481 @@
+"""Search-space files: schema, validation with file/key-precise errors, grid enumeration.
+
+A space is a base config plus axes over dotted TrialConfig keys:
+
+    name: quick
+    base: {preset: baseline, epochs: 2, dataset: {train_subset: 3000}}
+    axes:
+      preset: [baseline, warm_adabatch]          # the pseudo-key `preset` picks the base preset
+      model.routing_iterations: [1, 3]           # choices
+      optimizer.lr: {low: 1.0e-4, high: 1.0e-2, log: true}   # a float range
+      model.conv_channels: {low: 16, high: 64, step: 16}     # an int range
+      precision: fp32                            # a fixed value
+      lr_policy.name:                            # choices with parameters of their own
+        constant: {}
+        warm_restarts: {lr_policy.T_0: [1, 2]}
+    points: [{preset: warm_adabatch}]            # run first
+    objectives: {train_time_s: minimize, val_accuracy: maximize}
+    constraints: ["val_accuracy >= 0.9"]
+    n_trials: 20                                 # default: the whole grid
+
+See search_spaces/README.md for the full reference.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+import optuna
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from dse import yamlio
+from dse.config import TrialConfig, describe_validation_error, set_values
+from dse.errors import ConfigError
+from dse.presets import PRESETS, preset
+from dse.train.result import METRICS
+
+PRESET_KEY = "preset"
+DEFAULT_OBJECTIVES = {"train_time_s": "minimize", "val_accuracy": "maximize"}
+_RANGE_KEYS = {"low", "high", "log", "step"}
+_CONSTRAINT = re.compile(r"^\s*([a-z_]+)\s*(>=|<=)\s*([-+0-9.eE]+)\s*$")
+
+
+# --- axes ------------------------------------------------------------------------------------
+
+
+def encode(value: Any) -> Any:
+    """Optuna stores scalar choices only: lists and mappings travel as their JSON text."""
+    return json.dumps(value) if isinstance(value, list | dict) else value
+
+
+def decode(value: Any) -> Any:
+    if isinstance(value, str) and value[:1] in "[{":
+        return json.loads(value)
+    return value
+
+
+@dataclass(frozen=True)
+class Choice:
+    key: str
+    values: tuple[Any, ...]
+    given: dict[int, tuple[Axis, ...]] = field(default_factory=dict)  # sub-axes per choice index
+
+
+@dataclass(frozen=True)
+class Range:
+    key: str
+    low: float
+    high: float
+    integer: bool
+    log: bool = False
+    step: float | None = None
+
+    def points(self) -> list[Any]:
+        if self.integer:
+            return list(range(int(self.low), int(self.high) + 1, int(self.step or 1)))
+        assert self.step is not None
+        n = math.floor((self.high - self.low) / self.step + 1e-9)
+        return [self.low + k * self.step for k in range(n + 1)]
+
+    @property
+    def finite(self) -> bool:
+        return self.integer or self.step is not None
+
+
+@dataclass(frozen=True)
+class Fixed:
+    key: str
+    value: Any
+
+
+Axis = Choice | Range | Fixed
+
+
+def _axes_finite(axes: tuple[Axis, ...]) -> bool:
+    for axis in axes:
+        if isinstance(axis, Range) and not axis.finite:
+            return False
+        if isinstance(axis, Choice) and not all(_axes_finite(s) for s in axis.given.values()):
+            return False
+    return True
+
+
+def _grid(axes: tuple[Axis, ...]) -> Iterator[dict[str, Any]]:
+    """Every combination of values; sub-axes expand only under their choice."""
+    if not axes:
+        yield {}
+        return
+    head, rest = axes[0], axes[1:]
+    if isinstance(head, Fixed):
+        options: list[dict[str, Any]] = [{}]
+    elif isinstance(head, Range):
+        options = [{head.key: v} for v in head.points()]
+    else:
+        options = []
+        for i, value in enumerate(head.values):
+            for sub in _grid(head.given.get(i, ())):
+                options.append({head.key: value, **sub})
+    for option in options:
+        for tail in _grid(rest):
+            yield {**option, **tail}
+
+
+def _suggest(axes: tuple[Axis, ...], trial: optuna.Trial, out: dict[str, Any]) -> None:
+    for axis in axes:
+        if isinstance(axis, Fixed):
+            continue
+        if isinstance(axis, Range):
+            if axis.integer:
+                step = int(axis.step or 1)
+                out[axis.key] = trial.suggest_int(
+                    axis.key, int(axis.low), int(axis.high), step=step, log=axis.log
+                )
+            else:
+                out[axis.key] = trial.suggest_float(
+                    axis.key, axis.low, axis.high, log=axis.log, step=axis.step
+                )
+            continue
+        encoded = [encode(v) for v in axis.values]
+        picked = trial.suggest_categorical(axis.key, encoded)
+        out[axis.key] = decode(picked)
+        _suggest(axis.given.get(encoded.index(picked), ()), trial, out)
+
+
+def _fixed_values(axes: tuple[Axis, ...]) -> dict[str, Any]:
+    return {a.key: a.value for a in axes if isinstance(a, Fixed)}
+
+
+# --- the file --------------------------------------------------------------------------------
+
+
+class _SpaceFile(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+    description: str | None = None
+    base: dict[str, Any] = {}
+    axes: dict[str, Any] = {}
+    points: list[dict[str, Any]] = []
+    objectives: dict[str, Literal["minimize", "maximize"]] = DEFAULT_OBJECTIVES
+    constraints: list[str] = []
+    n_trials: int | None = Field(None, ge=1)
+
+
+@dataclass(frozen=True)
+class Constraint:
+    metric: str
+    op: str  # ">=" or "<="
+    bound: float
+
+    def violation(self, metrics: dict[str, float]) -> float:
+        """Optuna's convention: <= 0 means satisfied."""
+        value = metrics[self.metric]
+        return self.bound - value if self.op == ">=" else value - self.bound
+
+    def __str__(self) -> str:
+        return f"{self.metric} {self.op} {self.bound:g}"
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    name: str
+    source: str
+    base: dict[str, Any]
+    axes: tuple[Axis, ...]
+    points: tuple[dict[str, Any], ...]  # values by key, run first
+    objectives: tuple[tuple[str, str], ...]  # (metric, direction)
+    constraints: tuple[Constraint, ...]
+    n_trials: int | None
+    description: str | None = None
+    raw: dict[str, Any] = field(default_factory=dict, compare=False)  # the file, as stored
+
+    # -- what the space holds --
+    @property
+    def finite(self) -> bool:
+        return _axes_finite(self.axes)
+
+    def grid(self) -> list[dict[str, Any]]:
+        """All combinations of the axes' values (decoded), in a stable order."""
+        if not self.finite:
+            raise ConfigError(f"{self.source}: the space has continuous ranges: it has no grid")
+        return list(_grid(self.axes))
+
+    def grid_size(self) -> int | None:
+        return sum(1 for _ in _grid(self.axes)) if self.finite else None
+
+    @property
+    def metric_names(self) -> list[str]:
+        return [metric for metric, _ in self.objectives]
+
+    @property
+    def directions(self) -> list[str]:
+        return [direction for _, direction in self.objectives]
+
+    def planned_trials(self, n_trials: int | None = None) -> int:
+        n = n_trials or self.n_trials
+        if n is None:
+            if not self.finite:
+                raise ConfigError(
+                    f"{self.source}: n_trials: required for a space with continuous ranges "
+                    "(or pass --n-trials)"
+                )
+            n = self.grid_size()
+        return int(n)
+
+    # -- from values to configs --
+    def suggest(self, trial: optuna.Trial) -> dict[str, Any]:
+        """Ask the trial's sampler for a value of every active axis; returns decoded values."""
+        values: dict[str, Any] = {}
+        _suggest(self.axes, trial, values)
+        return values
+
+    def config_for(self, values: dict[str, Any], name: str | None = None) -> TrialConfig:
+        """The TrialConfig of a point: base (or the chosen preset), fixed values, then values."""
+        chosen = {**_fixed_values(self.axes), **values}
+        for sub in _active_fixed(self.axes, chosen):
+            chosen.setdefault(sub.key, sub.value)
+        preset_name = chosen.pop(PRESET_KEY, None) or self.base.get(PRESET_KEY)
+        data = preset(preset_name).to_dict() if preset_name else TrialConfig().to_dict()
+        base = {k: v for k, v in self.base.items() if k != PRESET_KEY}
+        data = _merge(data, base)
+        data = set_values(data, list(chosen.items()), where=lambda key: f"{self.source}: {key}")
+        if name is not None:
+            data["name"] = name
+        return TrialConfig.from_dict(data, source=self.source)
+
+    def encoded(self, values: dict[str, Any]) -> dict[str, Any]:
+        """Values as optuna params (for enqueue_trial)."""
+        return {k: encode(v) for k, v in values.items() if k not in _fixed_values(self.axes)}
+
+
+def _active_fixed(axes: tuple[Axis, ...], chosen: dict[str, Any]) -> Iterator[Fixed]:
+    """Fixed sub-axes under the choices that `chosen` made."""
+    for axis in axes:
+        if isinstance(axis, Choice) and axis.key in chosen:
+            encoded = [encode(v) for v in axis.values]
+            picked = encode(chosen[axis.key])
+            if picked in encoded:
+                sub = axis.given.get(encoded.index(picked), ())
+                yield from (a for a in sub if isinstance(a, Fixed))
+                yield from _active_fixed(sub, chosen)
+
+
+def _merge(data: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    """Nested update; a tagged section whose name changes starts from the update alone."""
+    out = dict(data)
+    for key, value in update.items():
+        old = out.get(key)
+        if isinstance(value, dict) and isinstance(old, dict):
+            same_kind = "name" not in value or value.get("name") == old.get("name")
+            out[key] = _merge(old, value) if same_kind else dict(value)
+        else:
+            out[key] = value
+    return out
+
+
+# --- parsing ---------------------------------------------------------------------------------
+
+
+def _parse_axis(key: str, spec: Any, where: str) -> Axis:
+    if isinstance(spec, list):
+        if not spec:
+            raise ConfigError(f"{where}: axes.{key}: empty list of choices")
+        return Choice(key, tuple(spec))
+    if (
+        isinstance(spec, dict)
+        and spec
+        and set(spec) <= _RANGE_KEYS
+        and {"low", "high"} <= set(spec)
+    ):
+        return _parse_range(key, spec, where)
+    if isinstance(spec, dict):
+        if not spec:
+            raise ConfigError(f"{where}: axes.{key}: empty mapping of choices")
+        given: dict[int, tuple[Axis, ...]] = {}
+        for i, (choice, sub) in enumerate(spec.items()):
+            if sub is None or sub == {}:
+                continue
+            if not isinstance(sub, dict):
+                raise ConfigError(
+                    f"{where}: axes.{key}.{choice}: expected a mapping of axes under this choice"
+                )
+            given[i] = tuple(_parse_axis(k, v, where) for k, v in sub.items())
+        return Choice(key, tuple(spec), given)
+    return Fixed(key, spec)
+
+
+def _parse_range(key: str, spec: dict[str, Any], where: str) -> Range:
+    low, high = spec["low"], spec["high"]
+    step, log = spec.get("step"), spec.get("log", False)
+    for name, value in (("low", low), ("high", high), ("step", step)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
+            raise ConfigError(f"{where}: axes.{key}.{name}: expected a number, got {value!r}")
+    if not isinstance(log, bool):
+        raise ConfigError(f"{where}: axes.{key}.log: expected true or false, got {log!r}")
+    if low > high:
+        raise ConfigError(f"{where}: axes.{key}: low {low} is greater than high {high}")
+    if log and low <= 0:
+        raise ConfigError(f"{where}: axes.{key}: a log range needs low > 0, got {low}")
+    if step is not None and step <= 0:
+        raise ConfigError(f"{where}: axes.{key}.step: must be > 0, got {step}")
+    if log and step is not None:
+        raise ConfigError(f"{where}: axes.{key}: give either log or step, not both")
+    integer = all(isinstance(v, int) for v in (low, high, step) if v is not None)
+    return Range(key, float(low), float(high), integer, log, step)
+
+
+def _axis_keys(axes: tuple[Axis, ...]) -> Iterator[Axis]:
+    for axis in axes:
+        yield axis
+        if isinstance(axis, Choice):
+            for sub in axis.given.values():
+                yield from _axis_keys(sub)
+
+
+def _check_values(space: SearchSpace) -> None:
+    """Build a config for every choice and range end, so bad values are caught before a run."""
+
+    def walk(axes: tuple[Axis, ...], context: dict[str, Any]) -> None:
+        for axis in axes:
+            if isinstance(axis, Fixed):
+                candidates = [axis.value]
+            elif isinstance(axis, Range):
+                candidates = (
+                    [int(axis.low), int(axis.high)] if axis.integer else [axis.low, axis.high]
+                )
+            else:
+                candidates = list(axis.values)
+            for value in candidates:
+                if axis.key == PRESET_KEY and value not in PRESETS:
+                    raise ConfigError(
+                        f"{space.source}: axes.preset: unknown preset {value!r}; "
+                        f"choose from {', '.join(PRESETS)}"
+                    )
+                space.config_for({**context, axis.key: value})
+            if isinstance(axis, Choice):
+                for i, sub in axis.given.items():
+                    walk(sub, {**context, axis.key: axis.values[i]})
+
+    walk(space.axes, {})
+
+
+def _parse_points(space: SearchSpace, points: list[dict[str, Any]]) -> tuple[dict[str, Any], ...]:
+    parsed = []
+    domains = {a.key: a for a in _axis_keys(space.axes)}
+    for i, point in enumerate(points):
+        where = f"{space.source}: points[{i}]"
+        for key, value in point.items():
+            axis = domains.get(key)
+            if axis is None:
+                raise ConfigError(f"{where}.{key}: not an axis of this space")
+            if isinstance(axis, Choice) and encode(value) not in [encode(v) for v in axis.values]:
+                raise ConfigError(f"{where}.{key}: {value!r} is not one of the axis' choices")
+            if isinstance(axis, Range) and not axis.low <= value <= axis.high:
+                raise ConfigError(f"{where}.{key}: {value!r} is outside [{axis.low}, {axis.high}]")
+        space.config_for(dict(point))
+        parsed.append(dict(point))
+    return tuple(parsed)
+
+
+def _parse_constraint(text: str, where: str) -> Constraint:
+    match = _CONSTRAINT.match(text)
+    if not match:
+        raise ConfigError(f"{where}: {text!r}: expected 'METRIC >= NUMBER' or 'METRIC <= NUMBER'")
+    metric, op, bound = match.groups()
+    if metric not in METRICS:
+        raise ConfigError(f"{where}: {metric!r} is not a metric; choose from {', '.join(METRICS)}")
+    return Constraint(metric, op, float(bound))
+
+
+def parse_space(data: Any, source: str) -> SearchSpace:
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: expected a mapping with name, base, axes, ...; got {data!r}")
+    try:
+        spec = _SpaceFile.model_validate_json(json.dumps(data))
+    except ValidationError as exc:
+        raise ConfigError(f"{source}: {describe_validation_error(exc)}") from None
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{source}: {exc}") from None
+    if not 2 <= len(spec.objectives) <= 3:
+        raise ConfigError(f"{source}: objectives: give 2 or 3 metrics, got {len(spec.objectives)}")
+    for metric in spec.objectives:
+        if metric not in METRICS:
+            raise ConfigError(
+                f"{source}: objectives.{metric}: not a metric; choose from {', '.join(METRICS)}"
+            )
+    if spec.base.get(PRESET_KEY) is not None and spec.base[PRESET_KEY] not in PRESETS:
+        raise ConfigError(
+            f"{source}: base.preset: unknown preset {spec.base[PRESET_KEY]!r}; "
+            f"choose from {', '.join(PRESETS)}"
+        )
+    axes = tuple(_parse_axis(key, value, source) for key, value in spec.axes.items())
+    space = SearchSpace(
+        name=spec.name,
+        source=source,
+        base=spec.base,
+        axes=axes,
+        points=(),
+        objectives=tuple(spec.objectives.items()),
+        constraints=tuple(_parse_constraint(c, f"{source}: constraints") for c in spec.constraints),
+        n_trials=spec.n_trials,
+        description=spec.description,
+        raw=data,
+    )
+    space.config_for({})  # the base alone must be a valid config
+    _check_values(space)
+    space = replace(space, points=_parse_points(space, spec.points))
+    if space.finite and spec.n_trials is None:
+        for values in space.grid():  # combinations can clash (e.g. warm_adabatch + fixed batch)
+            space.config_for(values)
+    return space
+
+
+# --- where spaces come from ------------------------------------------------------------------
+
+
+def shipped_spaces() -> dict[str, Path]:
+    """The spaces installed with the package, by file name."""
+    folder = resources.files("dse") / "search_spaces"
+    return {p.name: Path(str(p)) for p in folder.iterdir() if p.name.endswith(".yaml")}
+
+
+def find_space_file(name: str) -> Path:
+    """A path as given, else a shipped space of that file name."""
+    path = Path(name)
+    if path.is_file():
+        return path
+    shipped = shipped_spaces()
+    for candidate in (path.name, f"{path.name}.yaml"):
+        if candidate in shipped:
+            return shipped[candidate]
+    raise ConfigError(
+        f"--space {name}: no such file, nor a shipped space ({', '.join(sorted(shipped))})"
+    )
+
+
+def load_space(name: str) -> SearchSpace:
+    path = find_space_file(name)
+    data = yamlio.load_file(path)
+    if data is None:
+        raise ConfigError(f"{path}: the file is empty")
+    return parse_space(data, str(path))
+
+
+__all__ = [
+    "Choice",
+    "Constraint",
+    "Fixed",
+    "Range",
+    "SearchSpace",
+    "find_space_file",
+    "load_space",
+    "parse_space",
+    "shipped_spaces",
+]
