@@ -24,13 +24,11 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
 	touch $@
 
-# A real (CPU-sized) training run on MNIST; the exploration demo arrives with `dse run`.
+# A real exploration on MNIST, CPU-sized: 12 trials on 2 workers, then the front and its report.
 demo: venv
-	$(VENV)/bin/dse summary --preset baseline
-	$(VENV)/bin/dse train --preset warm_adabatch --set epochs=2 \
-	  --set dataset.train_subset=5000 --set batch_schedule.batch_size=32 \
-	  --set 'batch_schedule.milestones=[[1, 128]]' \
-	  --set model.conv_channels=32 --set model.primary_types=8 --save results/demo.pt
+	$(VENV)/bin/dse run --space search_spaces/quick.yaml --storage sqlite:///results/demo.db \
+	  --workers 2 --quiet
+	$(VENV)/bin/dse pareto --storage sqlite:///results/demo.db --study quick --plot --out results
 
 test: venv
 	$(VENV)/bin/pytest -q

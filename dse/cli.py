@@ -192,7 +192,7 @@ def run(
     """Explore a search space: trials in parallel, results in the database, then the front."""
     from dse.search.progress import LineReporter, LiveReporter
     from dse.search.results import open_view, pareto_rows
-    from dse.search.runner import run_study
+    from dse.search.runner import RunOptions, run_study
     from dse.space import load_space
 
     if workers is not None and workers < 1:
@@ -203,9 +203,8 @@ def run(
         )
     loaded = load_space(space)
     reporter = LineReporter() if quiet or format is not Format.table else LiveReporter()
-    summary = run_study(
-        loaded, storage, study, sampler, n_trials, seed, gpus, workers, data_dir, reporter
-    )
+    options = RunOptions(storage, study, sampler, n_trials, seed, gpus, workers, data_dir)
+    summary = run_study(loaded, options, reporter)
     rows = pareto_rows(open_view(storage, summary.study))
     sys.stderr.write(
         f"study {summary.study}: {summary.complete} complete, {summary.failed} failed of "

@@ -12,7 +12,14 @@ import json
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    model_validator,
+)
 
 from dse import yamlio
 from dse.errors import ConfigError
@@ -185,7 +192,10 @@ class TrialConfig(_Section):
     batch_schedule: BatchScheduleConfig = FixedBatch()
 
     @model_validator(mode="after")
-    def _policy_fits_schedule(self) -> TrialConfig:
+    def _policy_fits_schedule(self, info: ValidationInfo) -> TrialConfig:
+        # Search spaces check each axis value alone first; combinations are checked later.
+        if info.context and info.context.get("values_only"):
+            return self
         if self.lr_policy.name == "warm_adabatch" and self.batch_schedule.name != "adabatch":
             raise ValueError(
                 "lr_policy warm_adabatch restarts at batch-size changes: "
@@ -201,8 +211,9 @@ class TrialConfig(_Section):
         return yamlio.dumps(self.to_dict())
 
     @classmethod
-    def from_dict(cls, data: Any, source: str = "config") -> TrialConfig:
-        return _validate(data, source)
+    def from_dict(cls, data: Any, source: str = "config", combination: bool = True) -> TrialConfig:
+        """Validate a config dict; combination=False checks each value but not how they combine."""
+        return _validate(data, source, combination)
 
     @classmethod
     def from_yaml(cls, text: str, source: str = "<string>") -> TrialConfig:
@@ -265,7 +276,7 @@ def set_values(
     return data
 
 
-def _validate(data: Any, source: str) -> TrialConfig:
+def _validate(data: Any, source: str, combination: bool = True) -> TrialConfig:
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -275,7 +286,8 @@ def _validate(data: Any, source: str) -> TrialConfig:
         if isinstance(data.get(section), dict) and "name" not in data[section]:
             data[section] = {"name": default, **data[section]}
     try:
-        return TrialConfig.model_validate_json(json.dumps(data), strict=True)
+        context = None if combination else {"values_only": True}
+        return TrialConfig.model_validate_json(json.dumps(data), strict=True, context=context)
     except ValidationError as exc:
         raise ConfigError(f"{source}: {describe_validation_error(exc)}") from None
     except (TypeError, ValueError) as exc:  # json.dumps of a non-JSON value (a YAML date, say)

@@ -66,6 +66,11 @@ class Choice:
     key: str
     values: tuple[Any, ...]
     given: dict[int, tuple[Axis, ...]] = field(default_factory=dict)  # sub-axes per choice index
+    param: str = ""  # the optuna parameter name, when it is not the key (see _name_params)
+
+    @property
+    def name(self) -> str:
+        return self.param or self.key
 
 
 @dataclass(frozen=True)
@@ -76,6 +81,11 @@ class Range:
     integer: bool
     log: bool = False
     step: float | None = None
+    param: str = ""
+
+    @property
+    def name(self) -> str:
+        return self.param or self.key
 
     def points(self) -> list[Any]:
         if self.integer:
@@ -93,6 +103,11 @@ class Range:
 class Fixed:
     key: str
     value: Any
+    param: str = ""
+
+    @property
+    def name(self) -> str:
+        return self.param or self.key
 
 
 Axis = Choice | Range | Fixed
@@ -135,21 +150,60 @@ def _suggest(axes: tuple[Axis, ...], trial: optuna.Trial, out: dict[str, Any]) -
             if axis.integer:
                 step = int(axis.step or 1)
                 out[axis.key] = trial.suggest_int(
-                    axis.key, int(axis.low), int(axis.high), step=step, log=axis.log
+                    axis.name, int(axis.low), int(axis.high), step=step, log=axis.log
                 )
             else:
                 out[axis.key] = trial.suggest_float(
-                    axis.key, axis.low, axis.high, log=axis.log, step=axis.step
+                    axis.name, axis.low, axis.high, log=axis.log, step=axis.step
                 )
             continue
         encoded = [encode(v) for v in axis.values]
-        picked = trial.suggest_categorical(axis.key, encoded)
+        picked = trial.suggest_categorical(axis.name, encoded)
         out[axis.key] = decode(picked)
         _suggest(axis.given.get(encoded.index(picked), ()), trial, out)
 
 
-def _fixed_values(axes: tuple[Axis, ...]) -> dict[str, Any]:
-    return {a.key: a.value for a in axes if isinstance(a, Fixed)}
+def _active(axes: tuple[Axis, ...], values: dict[str, Any]) -> Iterator[Axis]:
+    """The axes in force for `values`: the top level, and sub-axes of the choices made."""
+    for axis in axes:
+        yield axis
+        if isinstance(axis, Choice) and axis.key in values:
+            encoded = [encode(v) for v in axis.values]
+            picked = encode(values[axis.key])
+            if picked in encoded:
+                yield from _active(axis.given.get(encoded.index(picked), ()), values)
+
+
+def _all_axes(axes: tuple[Axis, ...]) -> Iterator[Axis]:
+    for axis in axes:
+        yield axis
+        if isinstance(axis, Choice):
+            for sub in axis.given.values():
+                yield from _all_axes(sub)
+
+
+def _name_params(axes: tuple[Axis, ...]) -> tuple[Axis, ...]:
+    """Give sub-axes whose key appears more than once a parameter name of their own.
+
+    `batch_schedule.batch_size` under `fixed` and under `adabatch` are two parameters with
+    different domains for optuna: `batch_schedule.batch_size@fixed`, `...@adabatch`.
+    """
+    counts: dict[str, int] = {}
+    for axis in _all_axes(axes):
+        counts[axis.key] = counts.get(axis.key, 0) + 1
+
+    def rename(level: tuple[Axis, ...], choice: str | None) -> tuple[Axis, ...]:
+        out = []
+        for axis in level:
+            if choice is not None and counts[axis.key] > 1:
+                axis = replace(axis, param=f"{axis.key}@{choice}")
+            if isinstance(axis, Choice):
+                given = {i: rename(sub, str(axis.values[i])) for i, sub in axis.given.items()}
+                axis = replace(axis, given=given)
+            out.append(axis)
+        return tuple(out)
+
+    return rename(axes, None)
 
 
 # --- the file --------------------------------------------------------------------------------
@@ -236,11 +290,19 @@ class SearchSpace:
         _suggest(self.axes, trial, values)
         return values
 
-    def config_for(self, values: dict[str, Any], name: str | None = None) -> TrialConfig:
-        """The TrialConfig of a point: base (or the chosen preset), fixed values, then values."""
-        chosen = {**_fixed_values(self.axes), **values}
-        for sub in _active_fixed(self.axes, chosen):
-            chosen.setdefault(sub.key, sub.value)
+    def config_for(
+        self, values: dict[str, Any], name: str | None = None, combination: bool = True
+    ) -> TrialConfig:
+        """The TrialConfig of a point: base (or the chosen preset), fixed values, then values.
+
+        combination=False checks the values one by one but not how they combine (an axis
+        value that needs another axis' value, like warm_adabatch needing adabatch).
+        """
+        fixed = {a.key: a.value for a in _active(self.axes, values) if isinstance(a, Fixed)}
+        # Section names first: naming a new kind resets its section (see config.set_values).
+        chosen = dict(
+            sorted({**fixed, **values}.items(), key=lambda kv: not kv[0].endswith(".name"))
+        )
         preset_name = chosen.pop(PRESET_KEY, None) or self.base.get(PRESET_KEY)
         data = preset(preset_name).to_dict() if preset_name else TrialConfig().to_dict()
         base = {k: v for k, v in self.base.items() if k != PRESET_KEY}
@@ -248,23 +310,15 @@ class SearchSpace:
         data = set_values(data, list(chosen.items()), where=lambda key: f"{self.source}: {key}")
         if name is not None:
             data["name"] = name
-        return TrialConfig.from_dict(data, source=self.source)
+        return TrialConfig.from_dict(data, source=self.source, combination=combination)
 
     def encoded(self, values: dict[str, Any]) -> dict[str, Any]:
-        """Values as optuna params (for enqueue_trial)."""
-        return {k: encode(v) for k, v in values.items() if k not in _fixed_values(self.axes)}
-
-
-def _active_fixed(axes: tuple[Axis, ...], chosen: dict[str, Any]) -> Iterator[Fixed]:
-    """Fixed sub-axes under the choices that `chosen` made."""
-    for axis in axes:
-        if isinstance(axis, Choice) and axis.key in chosen:
-            encoded = [encode(v) for v in axis.values]
-            picked = encode(chosen[axis.key])
-            if picked in encoded:
-                sub = axis.given.get(encoded.index(picked), ())
-                yield from (a for a in sub if isinstance(a, Fixed))
-                yield from _active_fixed(sub, chosen)
+        """Values as optuna params, named as the sampler names them (for enqueue_trial)."""
+        return {
+            axis.name: encode(values[axis.key])
+            for axis in _active(self.axes, values)
+            if not isinstance(axis, Fixed) and axis.key in values
+        }
 
 
 def _merge(data: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
@@ -295,6 +349,8 @@ def _parse_axis(key: str, spec: Any, where: str) -> Axis:
         and {"low", "high"} <= set(spec)
     ):
         return _parse_range(key, spec, where)
+    if isinstance(spec, dict) and set(spec) == {"value"}:  # a fixed list or mapping
+        return Fixed(key, spec["value"])
     if isinstance(spec, dict):
         if not spec:
             raise ConfigError(f"{where}: axes.{key}: empty mapping of choices")
@@ -331,14 +387,6 @@ def _parse_range(key: str, spec: dict[str, Any], where: str) -> Range:
     return Range(key, float(low), float(high), integer, log, step)
 
 
-def _axis_keys(axes: tuple[Axis, ...]) -> Iterator[Axis]:
-    for axis in axes:
-        yield axis
-        if isinstance(axis, Choice):
-            for sub in axis.given.values():
-                yield from _axis_keys(sub)
-
-
 def _check_values(space: SearchSpace) -> None:
     """Build a config for every choice and range end, so bad values are caught before a run."""
 
@@ -358,7 +406,7 @@ def _check_values(space: SearchSpace) -> None:
                         f"{space.source}: axes.preset: unknown preset {value!r}; "
                         f"choose from {', '.join(PRESETS)}"
                     )
-                space.config_for({**context, axis.key: value})
+                space.config_for({**context, axis.key: value}, combination=False)
             if isinstance(axis, Choice):
                 for i, sub in axis.given.items():
                     walk(sub, {**context, axis.key: axis.values[i]})
@@ -366,15 +414,52 @@ def _check_values(space: SearchSpace) -> None:
     walk(space.axes, {})
 
 
+def _get(data: dict[str, Any], key: str) -> Any:
+    for part in key.split("."):
+        data = data[part]
+    return data
+
+
+def _point_from_preset(space: SearchSpace, name: Any, where: str) -> dict[str, Any]:
+    """The axis values of a preset: `{preset: warm_adabatch}` in a space without a preset axis."""
+    if name not in PRESETS:
+        raise ConfigError(
+            f"{where}.preset: unknown preset {name!r}; choose from {', '.join(PRESETS)}"
+        )
+    config = preset(name).to_dict()
+    values: dict[str, Any] = {}
+
+    def walk(axes: tuple[Axis, ...]) -> None:
+        for axis in axes:
+            if isinstance(axis, Fixed):
+                continue
+            try:
+                value = _get(config, axis.key)
+            except (KeyError, TypeError):
+                raise ConfigError(f"{where}: preset {name} has no {axis.key}") from None
+            values[axis.key] = value
+            if isinstance(axis, Choice):
+                encoded = [encode(v) for v in axis.values]
+                if encode(value) in encoded:
+                    walk(axis.given.get(encoded.index(encode(value)), ()))
+
+    walk(space.axes)
+    return values
+
+
 def _parse_points(space: SearchSpace, points: list[dict[str, Any]]) -> tuple[dict[str, Any], ...]:
     parsed = []
-    domains = {a.key: a for a in _axis_keys(space.axes)}
+    top_keys = {a.key for a in space.axes}
     for i, point in enumerate(points):
         where = f"{space.source}: points[{i}]"
+        if PRESET_KEY in point and PRESET_KEY not in top_keys:
+            point = {**_point_from_preset(space, point[PRESET_KEY], where), **point}
+            point.pop(PRESET_KEY)
+        domains = {a.key: a for a in _active(space.axes, point)}
         for key, value in point.items():
             axis = domains.get(key)
             if axis is None:
-                raise ConfigError(f"{where}.{key}: not an axis of this space")
+                raise ConfigError(f"{where}.{key}: not an axis of this space (or of its choices)")
             if isinstance(axis, Choice) and encode(value) not in [encode(v) for v in axis.values]:
                 raise ConfigError(f"{where}.{key}: {value!r} is not one of the axis' choices")
             if isinstance(axis, Range) and not axis.low <= value <= axis.high:
@@ -415,7 +500,7 @@ def parse_space(data: Any, source: str) -> SearchSpace:
             f"{source}: base.preset: unknown preset {spec.base[PRESET_KEY]!r}; "
             f"choose from {', '.join(PRESETS)}"
         )
-    axes = tuple(_parse_axis(key, value, source) for key, value in spec.axes.items())
+    axes = _name_params(tuple(_parse_axis(key, value, source) for key, value in spec.axes.items()))
     space = SearchSpace(
         name=spec.name,
         source=source,

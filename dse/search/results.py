@@ -76,6 +76,7 @@ def trials_frame(view: StudyView) -> pd.DataFrame:
     frame = pd.DataFrame(rows)
     if frame.empty:
         return pd.DataFrame(columns=["number", "state", *METRICS])
+    frame = frame.convert_dtypes()  # ints stay ints next to missing values
     params = sorted(c for c in frame.columns if c.startswith("params_"))
     rest = [c for c in frame.columns if c not in params and c not in ("number", "state", *METRICS)]
     return frame[["number", "state", *METRICS, *params, *rest]]

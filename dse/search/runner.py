@@ -38,12 +38,15 @@ from dse.search.study import (
     make_sampler,
     open_storage,
     param_key,
+    point_key,
 )
 from dse.search.workers import WorkerPool
-from dse.space import SearchSpace
+from dse.space import Choice, SearchSpace
+from dse.train.result import METRICS
 
 POLL_S = 0.5
 MAX_WORKER_DEATHS = 1  # retries of a trial whose worker died
+MAX_INVALID_SAMPLES = 50  # sampled points in a row that are not valid configs
 
 
 class Reporter(Protocol):
@@ -98,135 +101,221 @@ def choose_sampler(space: SearchSpace, sampler: str | None, n_trials: int | None
     return "tpe"
 
 
+@dataclass(frozen=True)
+class RunOptions:
+    """What `dse run` was asked, besides the space."""
+
+    storage: str = DEFAULT_STORAGE
+    study_name: str | None = None
+    sampler: str | None = None
+    n_trials: int | None = None
+    seed: int = 0
+    gpus: str | None = None
+    workers: int | None = None
+    data_dir: str | None = None
+
+
 def run_study(
     space: SearchSpace,
-    storage: str = DEFAULT_STORAGE,
-    study_name: str | None = None,
-    sampler: str | None = None,
-    n_trials: int | None = None,
-    seed: int = 0,
-    gpus: str | None = None,
-    workers: int | None = None,
-    data_dir: str | None = None,
+    options: RunOptions | None = None,
     reporter: Reporter | None = None,
     gpu_count: int | None = None,
+    **kwargs: Any,
 ) -> RunSummary:
-    """Run (or resume) the study of `space` until `planned` trials have finished."""
-    with warnings.catch_warnings():
-        # Heartbeats with ask/tell and fail_stale_trials are what we mean to use.
-        warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
-        warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used")
-        return _run(
-            space,
-            storage,
-            study_name,
-            sampler,
-            n_trials,
-            seed,
-            gpus,
-            workers,
-            data_dir,
-            reporter or SilentReporter(),
-            gpu_count,
-        )
+    """Run (or resume) the study of `space` until its planned trials have finished.
 
-
-def _run(
-    space,
-    storage,
-    study_name,
-    sampler,
-    n_trials,
-    seed,
-    gpus,
-    workers,
-    data_dir,
-    reporter,
-    gpu_count,
-) -> RunSummary:
-    # Everything a user can get wrong is checked before the database is touched.
+    Options come as a RunOptions or as its fields by keyword. `gpu_count` overrides the
+    number of CUDA devices seen (tests of GPU slot planning).
+    """
+    options = options or RunOptions(**kwargs)
     if gpu_count is None:
         import torch
 
         gpu_count = torch.cuda.device_count() if torch.cuda.is_available() else 0
-    slots = plan_slots(gpus, workers, gpu_count, cpu_count())
-    sampler_name = choose_sampler(space, sampler, n_trials)
-    sampler_obj = make_sampler(sampler_name, seed)
-    grid = space.grid() if sampler_name == "grid" else None
-    planned = (
-        min(n_trials or space.n_trials or len(grid), len(grid))
-        if grid
-        else space.planned_trials(n_trials)
-    )
-    for dataset in _datasets(space):
-        locate(dataset, data_dir)
+    with warnings.catch_warnings():
+        # Heartbeats with ask/tell and fail_stale_trials are what we mean to use.
+        warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+        warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used")
+        runner = _Runner(space, options, reporter or SilentReporter(), gpu_count)
+        return runner.run()
 
-    study = create_study(
-        open_storage(storage, create=True), study_name or space.name, space, sampler_obj
-    )
-    optuna.storages.fail_stale_trials(study)
-    if grid is not None:
-        _enqueue_missing(study, space, grid[:planned], kind="grid")
-    _enqueue_missing(study, space, list(space.points), kind="point")
 
-    start = time.monotonic()
-    pool = WorkerPool(slots, data_dir)
-    in_flight: dict[int, _InFlight] = {}
-    deaths: dict[int, int] = {}
-    reporter.start(study.study_name, planned, _count_final(study), slots)
-    last_heartbeat = 0.0
-    try:
+class _Runner:
+    def __init__(self, space: SearchSpace, options: RunOptions, reporter: Reporter, gpu_count: int):
+        # Everything a user can get wrong is checked before the database is touched.
+        self.space, self.options, self.reporter = space, options, reporter
+        self.slots = plan_slots(options.gpus, options.workers, gpu_count, cpu_count())
+        sampler = choose_sampler(space, options.sampler, options.n_trials)
+        self.sampler = make_sampler(sampler, options.seed)
+        self.grid = space.grid() if sampler == "grid" else None
+        if self.grid is not None:
+            budget = options.n_trials or space.n_trials or len(self.grid)
+            self.planned = min(budget, len(self.grid))
+        else:
+            self.planned = space.planned_trials(options.n_trials)
+        for dataset in _datasets(space):
+            locate(dataset, options.data_dir)
+        self.in_flight: dict[int, _InFlight] = {}
+        self.deaths: dict[int, int] = {}  # worker deaths by original trial number
+        self.invalid_in_a_row = 0
+
+    def run(self) -> RunSummary:
+        storage = open_storage(self.options.storage, create=True)
+        name = self.options.study_name or self.space.name
+        self.study = create_study(storage, name, self.space, self.sampler)
+        optuna.storages.fail_stale_trials(self.study)
+        if self.grid is not None:
+            _enqueue_missing(self.study, self.space, self.grid[: self.planned], kind="grid")
+        _enqueue_missing(self.study, self.space, list(self.space.points), kind="point")
+
+        start = time.monotonic()
+        self.pool = WorkerPool(self.slots, self.options.data_dir)
+        done = sum(is_final(t) for t in self.study.get_trials(deepcopy=False))
+        self.reporter.start(name, self.planned, done, self.slots)
+        try:
+            self._loop()
+        finally:
+            self.pool.close()
+            self.reporter.stop()
+        return _summary(self.study, self.options.storage, self.planned, time.monotonic() - start)
+
+    def _loop(self) -> None:
+        last_heartbeat = 0.0
         while True:
-            trials = study.get_trials(deepcopy=False)
+            trials = self.study.get_trials(deepcopy=False)
             done = sum(is_final(t) for t in trials)
-            ours = {f.trial._trial_id for f in in_flight.values()}
+            ours = {f.trial._trial_id for f in self.in_flight.values()}
             waiting = sum(t.state == TrialState.WAITING for t in trials)
-            running_elsewhere = sum(
+            elsewhere = sum(
                 t.state == TrialState.RUNNING and t._trial_id not in ours for t in trials
             )
-            if done >= planned and not in_flight:
-                break
+            if done >= self.planned and not self.in_flight:
+                return
             # New trials may be asked for only while the budget has room beyond what is
             # finished, running (here or elsewhere) or queued; queued trials always run.
-            room = planned - done - len(in_flight) - running_elsewhere - waiting
-            for slot in pool.idle():
-                if waiting > 0:
-                    waiting -= 1
-                elif room > 0:
-                    room -= 1
-                else:
-                    break
-                _dispatch(study, space, pool, slot, in_flight, reporter)
-            if (
-                not in_flight
-                and running_elsewhere == 0
-                and waiting == 0
-                and room <= 0
-                and done < planned
-            ):
-                # Nothing left to run here (e.g. a grid smaller than the budget): stop.
-                break
-            for message in pool.poll(POLL_S):
-                _handle(message, study, space, in_flight, reporter, planned)
-            for _slot, number, code in pool.replace_dead():
-                if number is not None and number in in_flight:
-                    _worker_died(study, in_flight.pop(number), code, deaths)
+            room = self.planned - done - len(self.in_flight) - elsewhere - waiting
+            room = self._fill_idle_slots(waiting, room)
+            if not self.in_flight and not elsewhere and not waiting and room <= 0:
+                return  # nothing left to run (a grid smaller than the budget, say)
+            for message in self.pool.poll(POLL_S):
+                self._handle(message)
+            for _slot, number, code in self.pool.replace_dead():
+                if number is not None and number in self.in_flight:
+                    self._worker_died(self.in_flight.pop(number), code)
             if time.monotonic() - last_heartbeat > 1.0:
-                _heartbeat(study, in_flight)
-                optuna.storages.fail_stale_trials(study)
+                self._heartbeat()
+                optuna.storages.fail_stale_trials(self.study)
                 last_heartbeat = time.monotonic()
-    finally:
-        pool.close()
-        reporter.stop()
-    return _summary(study, storage, planned, time.monotonic() - start)
+
+    def _fill_idle_slots(self, waiting: int, room: int) -> int:
+        """Start a trial on each idle slot while there is queued work or budget; returns room."""
+        for slot in self.pool.idle():
+            if waiting > 0:
+                waiting -= 1
+            elif room > 0:
+                room -= 1
+            else:
+                break
+            if self._dispatch(slot):
+                self.invalid_in_a_row = 0
+                continue
+            self.invalid_in_a_row += 1
+            if self.invalid_in_a_row >= MAX_INVALID_SAMPLES:
+                raise ConfigError(
+                    f"{self.space.source}: {self.invalid_in_a_row} sampled points in a row were "
+                    "not valid configs (see `dse trials`): constrain the axes"
+                )
+            break  # re-read the study before asking again
+        return room
+
+    def _dispatch(self, slot: Slot) -> bool:
+        """Ask for a trial and start it on `slot`; False when the sample is not a valid config."""
+        trial = self.study.ask()
+        flight = _InFlight(trial, slot, time.monotonic())
+        self._heartbeat([flight])  # a trial that never had a heartbeat never goes stale
+        try:
+            values = self.space.suggest(trial)
+            config = self.space.config_for(values, name=f"{self.study.study_name}-{trial.number}")
+        except DseError as exc:
+            # A sampled combination the config rejects (say warm_adabatch with a fixed batch):
+            # recorded, not counted against the budget; the sampler draws again.
+            trial.set_user_attr("error", f"ConfigError: {exc}")
+            trial.set_user_attr("invalid", True)
+            self.study.tell(trial, state=TrialState.FAIL)
+            return False
+        trial.set_user_attr("config", config.to_dict())
+        trial.set_user_attr("device", slot.device)
+        trial.set_user_attr("slot", slot.label)
+        trial.set_user_attr("host", socket.gethostname())
+        self.pool.submit(slot, trial.number, config.to_dict())
+        self.in_flight[trial.number] = flight
+        self.reporter.trial_started(trial.number, slot, values)
+        return True
+
+    def _handle(self, message: tuple) -> None:
+        kind = message[0]
+        if kind == "epoch":
+            _, _, number, epoch, epochs, val_accuracy = message
+            self.reporter.trial_epoch(number, epoch, epochs, val_accuracy)
+            return
+        if kind not in ("done", "error"):
+            return
+        flight = self.in_flight.pop(message[2], None)
+        if flight is None:
+            return
+        trial = flight.trial
+        if kind == "done":
+            result = message[3]
+            metrics = {name: result[name] for name in METRICS}
+            trial.set_user_attr("metrics", metrics)
+            trial.set_user_attr("history", result["history"])
+            trial.set_user_attr("environment", result["environment"])
+            for constraint in self.space.constraints:
+                trial.set_constraint(str(constraint), constraint.violation(metrics))
+            self.study.tell(trial, [metrics[m] for m in self.space.metric_names])
+        else:
+            _, _, _, error_kind, text = message
+            trial.set_user_attr("error", f"{error_kind}: {text}")
+            self.study.tell(trial, state=TrialState.FAIL)
+        self._report_finished(trial.number)
+
+    def _report_finished(self, number: int) -> None:
+        trials = self.study.get_trials(deepcopy=False)
+        frozen = next(t for t in trials if t.number == number)
+        done = sum(is_final(t) for t in trials)
+        self.reporter.trial_finished(frozen, done, len(self.study.best_trials))
+
+    def _worker_died(self, flight: _InFlight, code: int | None) -> None:
+        """Record the trial FAIL with the reason; queue it again unless it already killed one."""
+        trial = flight.trial
+        origin = trial.user_attrs.get("retry_of", trial.number)
+        self.deaths[origin] = self.deaths.get(origin, 0) + 1
+        trial.set_user_attr("error", f"worker died (exit code {code}) on {flight.slot.label}")
+        retry = self.deaths[origin] <= MAX_WORKER_DEATHS
+        if retry:
+            trial.set_user_attr("retried", True)
+        self.study.tell(trial, state=TrialState.FAIL)
+        if retry:
+            attrs = {"origin": "retry", "retry_of": origin, "point": dict(trial.params)}
+            self.study.enqueue_trial(trial.params, user_attrs=attrs)
+        self._report_finished(trial.number)
+
+    def _heartbeat(self, flights: list[_InFlight] | None = None) -> None:
+        """Tell the storage our trials are alive (optuna starts no heartbeat for ask/tell)."""
+        storage = self.study._storage  # optuna exposes no public handle, nor trial ids
+        if not hasattr(storage, "record_heartbeat"):
+            return  # journal storages have no heartbeats
+        for flight in flights if flights is not None else list(self.in_flight.values()):
+            storage.record_heartbeat(flight.trial._trial_id)
 
 
 def _datasets(space: SearchSpace) -> set[str]:
+    """The datasets the space's trials use, checked for presence before the run starts."""
     names = {space.config_for({}).dataset.name}
     for point in space.points:
         names.add(space.config_for(point).dataset.name)
     for axis in space.axes:
-        if getattr(axis, "key", None) == "dataset.name" and hasattr(axis, "values"):
+        if isinstance(axis, Choice) and axis.key == "dataset.name":
             names.update(axis.values)
     return names
 
@@ -236,101 +325,14 @@ def _enqueue_missing(
 ) -> None:
     """Queue each point once: skip points already finished, running or queued."""
     present = {
-        param_key(t.params)
-        for t in study.get_trials(deepcopy=False)
-        if is_final(t) or is_pending(t)
+        point_key(t) for t in study.get_trials(deepcopy=False) if is_final(t) or is_pending(t)
     }
     for point in points:
         params = space.encoded(point)
         if param_key(params) in present:
             continue
-        study.enqueue_trial(params, user_attrs={"origin": kind})
+        study.enqueue_trial(params, user_attrs={"origin": kind, "point": params})
         present.add(param_key(params))
-
-
-def _count_final(study: optuna.Study) -> int:
-    return sum(is_final(t) for t in study.get_trials(deepcopy=False))
-
-
-def _dispatch(study, space, pool, slot, in_flight, reporter) -> None:
-    trial = study.ask()
-    _heartbeat(
-        study, {0: _InFlight(trial, slot, 0.0)}
-    )  # a trial with no heartbeat never goes stale
-    try:
-        values = space.suggest(trial)
-        config = space.config_for(values, name=f"{study.study_name}-{trial.number}")
-    except DseError as exc:  # a sampled combination the config rejects
-        trial.set_user_attr("error", f"ConfigError: {exc}")
-        study.tell(trial, state=TrialState.FAIL)
-        return
-    trial.set_user_attr("config", config.to_dict())
-    trial.set_user_attr("device", slot.device)
-    trial.set_user_attr("slot", slot.label)
-    trial.set_user_attr("host", socket.gethostname())
-    pool.submit(slot, trial.number, config.to_dict())
-    in_flight[trial.number] = _InFlight(trial, slot, time.monotonic())
-    reporter.trial_started(trial.number, slot, values)
-
-
-def _handle(message, study, space, in_flight, reporter, planned) -> None:
-    kind = message[0]
-    if kind == "epoch":
-        _, _, number, epoch, epochs, val_accuracy = message
-        reporter.trial_epoch(number, epoch, epochs, val_accuracy)
-        return
-    if kind not in ("done", "error"):
-        return
-    number = message[2]
-    flight = in_flight.pop(number, None)
-    if flight is None:
-        return
-    trial = flight.trial
-    if kind == "done":
-        result = message[3]
-        metrics = {name: result[name] for name in _metric_names(result)}
-        trial.set_user_attr("metrics", metrics)
-        trial.set_user_attr("history", result["history"])
-        trial.set_user_attr("environment", result["environment"])
-        for constraint in space.constraints:
-            trial.set_constraint(str(constraint), constraint.violation(metrics))
-        study.tell(trial, [metrics[m] for m in space.metric_names])
-    else:
-        _, _, _, error_kind, text = message
-        trial.set_user_attr("error", f"{error_kind}: {text}")
-        study.tell(trial, state=TrialState.FAIL)
-    trials = study.get_trials(deepcopy=False)
-    frozen = next(t for t in trials if t.number == number)
-    reporter.trial_finished(frozen, sum(is_final(t) for t in trials), len(study.best_trials))
-
-
-def _metric_names(result: dict[str, Any]) -> list[str]:
-    from dse.train.result import METRICS
-
-    return [m for m in METRICS if m in result]
-
-
-def _worker_died(study, flight: _InFlight, code: int | None, deaths: dict[int, int]) -> None:
-    """Record the trial FAIL with the reason; queue it once more unless it already killed one."""
-    trial = flight.trial
-    origin = trial.user_attrs.get("retry_of", trial.number)
-    deaths[origin] = deaths.get(origin, 0) + 1
-    trial.set_user_attr("error", f"worker died (exit code {code}) on {flight.slot.label}")
-    retry = deaths[origin] <= MAX_WORKER_DEATHS
-    if retry:
-        trial.set_user_attr("retried", True)
-    study.tell(trial, state=TrialState.FAIL)
-    if retry:
-        study.enqueue_trial(trial.params, user_attrs={"origin": "retry", "retry_of": origin})
-
-
-def _heartbeat(study: optuna.Study, in_flight: dict[int, _InFlight]) -> None:
-    """Tell the storage our trials are alive (optuna starts no heartbeat for ask/tell)."""
-    storage = study._storage  # optuna exposes no public handle; trial ids likewise
-    if not hasattr(storage, "record_heartbeat"):
-        return
-    for flight in in_flight.values():
-        storage.record_heartbeat(flight.trial._trial_id)
 
 
 def _summary(study: optuna.Study, storage: str, planned: int, elapsed: float) -> RunSummary:

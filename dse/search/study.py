@@ -169,7 +169,9 @@ def create_study(
     study = optuna.create_study(
         storage=storage, study_name=name, directions=space.directions, sampler=sampler
     )
-    study.set_metric_names(space.metric_names)
+    with warnings.catch_warnings():  # experimental in optuna, and the way to name objectives
+        warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+        study.set_metric_names(space.metric_names)
     study.set_user_attr("space", space.raw)
     study.set_user_attr("constraints", [str(c) for c in space.constraints])
     return study
@@ -195,10 +197,12 @@ def is_final(trial: FrozenTrial) -> bool:
     """Finished for good: complete, pruned, or failed for a reason of its own (not retried)."""
     if trial.state in (TrialState.COMPLETE, TrialState.PRUNED):
         return True
+    attrs = trial.user_attrs
     return (
         trial.state == TrialState.FAIL
-        and "error" in trial.user_attrs
-        and not trial.user_attrs.get("retried")
+        and "error" in attrs
+        and not attrs.get("retried")  # its retry counts instead
+        and not attrs.get("invalid")  # a sampled combination the config rejects
     )
 
 
@@ -209,3 +213,9 @@ def is_pending(trial: FrozenTrial) -> bool:
 def param_key(params: dict[str, Any]) -> str:
     """A stable identity of a point: its params, sorted."""
     return repr(sorted(params.items()))
+
+
+def point_key(trial: FrozenTrial) -> str:
+    """The identity of the point a trial runs. A queued trial has no params until it runs:
+    its point is the `point` attribute set when it was enqueued (retries copy it)."""
+    return param_key(trial.user_attrs.get("point") or trial.params)

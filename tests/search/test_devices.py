@@ -1,0 +1,42 @@
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from dse.errors import ConfigError
+from dse.search.devices import plan_slots
+
+
+def test_one_worker_per_listed_gpu_a_gpu_listed_twice_runs_two():
+    slots = plan_slots("0,1,1", None, gpu_count=2, cores=16)
+    assert [s.device for s in slots] == ["cuda:0", "cuda:1", "cuda:1"]
+    assert [s.environment() for s in slots] == [
+        {"CUDA_VISIBLE_DEVICES": "0"},
+        {"CUDA_VISIBLE_DEVICES": "1"},
+        {"CUDA_VISIBLE_DEVICES": "1"},
+    ]
+    assert all(s.local_device == "cuda:0" and s.threads == 5 for s in slots)
+    assert [s.label for s in slots] == ["cuda:0#0", "cuda:1#1", "cuda:1#2"]
+
+
+def test_all_present_gpus_by_default_else_cpu():
+    assert [s.device for s in plan_slots(None, None, gpu_count=2, cores=8)] == ["cuda:0", "cuda:1"]
+    cpu = plan_slots(None, 2, gpu_count=0, cores=2)
+    assert [(s.device, s.threads, s.environment()) for s in cpu] == [("cpu", 1, {}), ("cpu", 1, {})]
+    assert plan_slots("cpu", None, gpu_count=4, cores=2)[0].threads == 2
+
+
+@pytest.mark.parametrize(
+    ("gpus", "workers", "message"),
+    [
+        ("0,2", None, "--gpus 0,2: no GPU 2 (2 CUDA devices visible)"),
+        ("a,b", None, "expected GPU indices like 0,1 (or cpu), got 'a'"),
+        ("0,", None, "got ''"),
+        ("cpu", 0, "--workers 0: must be at least 1"),
+        ("0,1", 3, "GPU runs get one worker per listed GPU"),
+    ],
+)
+def test_bad_gpu_lists(gpus, workers, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        plan_slots(gpus, workers, gpu_count=2, cores=8)

@@ -1,0 +1,58 @@
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+
+from dse.search.pareto import hypervolume, knee, non_dominated
+
+MIN_MAX = ["minimize", "maximize"]
+
+
+def test_non_dominated_two_objectives():
+    points = [(1, 0.5), (2, 0.9), (3, 0.8), (1.5, 0.5), (4, 0.95), (2, 0.9)]
+    # (3, .8) is dominated by (2, .9); (1.5, .5) by (1, .5); the duplicate (2, .9) stays
+    assert non_dominated(points, MIN_MAX) == [0, 1, 4, 5]
+
+
+def test_non_dominated_three_objectives_brute_force():
+    rng = np.random.default_rng(0)
+    points = rng.random((60, 3))
+    directions = ["minimize", "maximize", "minimize"]
+    signs = np.array([1, -1, 1])
+    expected = [
+        i
+        for i, p in enumerate(points)
+        if not any(np.all(q * signs <= p * signs) and np.any(q * signs < p * signs) for q in points)
+    ]
+    assert non_dominated(points, directions) == expected
+
+
+def test_hypervolume_2d_by_hand():
+    # minimize x, maximize y, reference (10, 0): boxes [1,10]x[0,5] and [4,10]x[5,8]
+    assert hypervolume([(1, 5), (4, 8)], MIN_MAX, (10, 0)) == pytest.approx(9 * 5 + 6 * 3)
+    assert hypervolume([(1, 5), (4, 8), (5, 4)], MIN_MAX, (10, 0)) == pytest.approx(
+        63
+    )  # dominated adds 0
+    assert hypervolume([(11, 5)], MIN_MAX, (10, 0)) == 0.0  # beyond the reference
+
+
+def test_hypervolume_3d_against_a_grid_count():
+    rng = np.random.default_rng(1)
+    points = rng.random((8, 3))
+    ref = (1.0, 1.0, 1.0)
+    exact = hypervolume(points, ["minimize"] * 3, ref)
+    # count cells of a fine grid dominated by some point
+    n = 60
+    centers = (np.arange(n) + 0.5) / n
+    cells = np.array(list(itertools.product(centers, repeat=3)))
+    covered = np.zeros(len(cells), dtype=bool)
+    for p in points:
+        covered |= np.all(cells >= p, axis=1)
+    assert exact == pytest.approx(covered.mean(), abs=0.02)
+
+
+def test_knee_is_the_balanced_point():
+    front = [(1.0, 0.80), (2.0, 0.97), (10.0, 0.99)]
+    assert knee(front, MIN_MAX) == 1

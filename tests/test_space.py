@@ -1,0 +1,269 @@
+from __future__ import annotations
+
+import optuna
+import pytest
+
+from dse.errors import ConfigError
+from dse.space import Choice, Range, load_space, parse_space, shipped_spaces
+
+
+def _space(**fields):
+    data = {"name": "t", "base": {"epochs": 2}, **fields}
+    return parse_space(data, "t.yaml")
+
+
+def test_shipped_spaces_load():
+    assert set(shipped_spaces()) >= {"full.yaml", "paper.yaml", "quick.yaml", "smoke.yaml"}
+    smoke = load_space("smoke.yaml")
+    assert smoke.finite and smoke.grid_size() >= 4
+    assert load_space("paper.yaml").grid_size() == 8
+    full = load_space("full.yaml")
+    assert full.n_trials == 100 and len(full.points) == 8
+
+
+def test_paper_space_is_the_eight_presets():
+    space = load_space("paper.yaml")
+    configs = [space.config_for(values) for values in space.grid()]
+    assert [c.lr_policy.name for c in configs] == [
+        "constant",
+        "exp_decay",
+        "one_cycle",
+        "warm_restarts",
+        "constant",
+        "warm_adabatch",
+        "constant",
+        "warm_adabatch",
+    ]
+    assert all(c.epochs == 30 for c in configs)
+    assert (
+        configs[7].model.weight_sharing == "fastrcaps"
+        and configs[7].batch_schedule.name == "adabatch"
+    )
+
+
+def test_full_space_points_reproduce_the_presets():
+    from dse.presets import preset
+
+    space = load_space("full.yaml")
+    for point, name in zip(
+        space.points,
+        [
+            "baseline",
+            "exp_decay",
+            "one_cycle",
+            "warm_restarts",
+            "adabatch",
+            "warm_adabatch",
+            "weight_sharing",
+            "wab_ws",
+        ],
+        strict=True,
+    ):
+        config = space.config_for(point).model_dump(exclude={"name"})
+        assert config == preset(name).model_dump(exclude={"name"}), name
+
+
+def test_axes_kinds_and_base():
+    space = _space(
+        base={"preset": "exp_decay", "epochs": 2, "model": {"conv_channels": 32}},
+        axes={
+            "model.routing_iterations": [1, 3],
+            "optimizer.lr": {"low": 1e-4, "high": 1e-2, "log": True},
+            "model.primary_types": {"low": 8, "high": 32, "step": 8},
+            "precision": "fp32",
+        },
+    )
+    kinds = {a.key: type(a).__name__ for a in space.axes}
+    assert kinds == {
+        "model.routing_iterations": "Choice",
+        "optimizer.lr": "Range",
+        "model.primary_types": "Range",
+        "precision": "Fixed",
+    }
+    assert not space.finite
+    config = space.config_for(
+        {"model.routing_iterations": 1, "optimizer.lr": 0.003, "model.primary_types": 16}
+    )
+    assert (
+        config.lr_policy.name == "exp_decay"
+        and config.epochs == 2
+        and config.model.conv_channels == 32
+    )
+    assert (config.model.routing_iterations, config.optimizer.lr, config.model.primary_types) == (
+        1,
+        0.003,
+        16,
+    )
+    rng = next(a for a in space.axes if isinstance(a, Range) and a.integer)
+    assert rng.points() == [8, 16, 24, 32]
+
+
+def test_conditional_axes_expand_only_under_their_choice():
+    space = _space(
+        axes={
+            "lr_policy.name": {
+                "constant": {},
+                "warm_restarts": {"lr_policy.T_0": [1, 2], "lr_policy.T_mult": 2},
+            },
+            "model.routing_iterations": [1, 3],
+        }
+    )
+    grid = space.grid()
+    assert len(grid) == (1 + 2) * 2
+    assert {"lr_policy.name": "constant", "model.routing_iterations": 1} in grid
+    assert {
+        "lr_policy.name": "warm_restarts",
+        "lr_policy.T_0": 2,
+        "model.routing_iterations": 3,
+    } in grid
+    config = space.config_for(
+        {"lr_policy.name": "warm_restarts", "lr_policy.T_0": 2, "model.routing_iterations": 3}
+    )
+    assert (config.lr_policy.T_0, config.lr_policy.T_mult) == (2, 2)  # the fixed sub-axis applies
+
+
+def test_same_key_under_two_choices_gets_two_parameter_names():
+    space = load_space("full.yaml")
+    batch = next(a for a in space.axes if a.key == "batch_schedule.name")
+    assert isinstance(batch, Choice)
+    names = {sub.name for subs in batch.given.values() for sub in subs}
+    assert (
+        "batch_schedule.batch_size@fixed" in names and "batch_schedule.batch_size@adabatch" in names
+    )
+    params = space.encoded(space.points[4])  # adabatch
+    assert params["batch_schedule.batch_size@adabatch"] == 1
+    assert params["batch_schedule.milestones"] == "[[3, 16]]"  # lists travel as JSON text
+
+
+def test_suggest_draws_only_active_parameters():
+    space = load_space("full.yaml")
+    study = optuna.create_study(
+        directions=["minimize", "maximize"], sampler=optuna.samplers.RandomSampler(0)
+    )
+    invalid = 0
+    for _ in range(40):
+        trial = study.ask()
+        values = space.suggest(trial)
+        assert ("lr_policy.rate" in values) == (values["lr_policy.name"] == "exp_decay")
+        assert set(trial.params) == set(space.encoded(values))
+        try:
+            config = space.config_for(values)
+        except ConfigError:  # warm_adabatch drawn with a fixed batch
+            invalid += 1
+            assert values["lr_policy.name"] == "warm_adabatch"
+            continue
+        if config.model.weight_sharing == "fastrcaps":
+            assert config.model.sharing_stride == 36  # a fixed value under its choice
+        study.tell(trial, [1.0, 0.5])
+
+
+def test_fixed_lists_use_value():
+    space = load_space("quick.yaml")
+    config = space.config_for(
+        {
+            "lr_policy.name": "constant",
+            "model.routing_iterations": 1,
+            "batch_schedule.name": "adabatch",
+            "batch_schedule.batch_size": 16,
+        }
+    )
+    assert config.batch_schedule.milestones == ((1, 64),) and config.batch_schedule.batch_size == 16
+
+
+def test_constraints_and_objectives():
+    space = _space(
+        axes={"model.routing_iterations": [1, 3]},
+        objectives={"train_time_s": "minimize", "val_accuracy": "maximize", "params": "minimize"},
+        constraints=["val_accuracy >= 0.98", "params <= 1e6"],
+    )
+    assert space.metric_names == ["train_time_s", "val_accuracy", "params"]
+    ge, le = space.constraints
+    assert ge.violation({"val_accuracy": 0.99}) < 0 < ge.violation({"val_accuracy": 0.97})
+    assert le.violation({"params": 2e6}) == 1e6
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"bogus": 1}, "t.yaml: bogus: unknown key"),
+        ({"n_trials": "x"}, "t.yaml: n_trials: Input should be a valid integer"),
+        (
+            {"axes": {"model.routing_iterations": []}},
+            "axes.model.routing_iterations: empty list of choices",
+        ),
+        (
+            {"axes": {"optimizer.lr": {"low": 0.1, "high": 0.01}}},
+            "axes.optimizer.lr: low 0.1 is greater than high 0.01",
+        ),
+        (
+            {"axes": {"lr_policy.name": ["constant", "cosine"]}},
+            "lr_policy.name: 'cosine' is not a valid choice; choose from 'constant', 'exp_decay'",
+        ),
+        ({"axes": {"model.foo": [1, 2]}}, "model.foo: unknown key"),
+        (
+            {"axes": {"model.routing_iterations": ["three"]}},
+            "model.routing_iterations: Input should be a valid integer",
+        ),
+        ({"axes": {"preset": ["baseline", "fast"]}}, "axes.preset: unknown preset 'fast'"),
+        (
+            {"objectives": {"accuracy": "maximize", "train_time_s": "minimize"}},
+            "objectives.accuracy: not a metric",
+        ),
+        ({"objectives": {"val_accuracy": "maximize"}}, "objectives: give 2 or 3 metrics, got 1"),
+        (
+            {"objectives": {"val_accuracy": "up", "train_time_s": "minimize"}},
+            "objectives.val_accuracy",
+        ),
+        ({"constraints": ["accuracy > 3"]}, "expected 'METRIC >= NUMBER'"),
+        ({"constraints": ["acc >= 0.9"]}, "'acc' is not a metric"),
+        ({"base": {"preset": "nope"}}, "base.preset: unknown preset 'nope'"),
+        ({"base": {"epochs": 0}}, "epochs: Input should be greater than or equal to 1"),
+        (
+            {"axes": {"optimizer.lr": {"low": 0, "high": 1, "log": True}}},
+            "a log range needs low > 0",
+        ),
+        (
+            {"axes": {"model.routing_iterations": [1, 3]}, "points": [{"model.decoder": "full"}]},
+            "points[0].model.decoder: not an axis",
+        ),
+        (
+            {
+                "axes": {"model.routing_iterations": [1, 3]},
+                "points": [{"model.routing_iterations": 2}],
+            },
+            "points[0].model.routing_iterations: 2 is not one of the axis' choices",
+        ),
+        (
+            {"axes": {"optimizer.lr": {"low": 1e-4, "high": 1e-2}}},
+            "n_trials: required for a space with continuous ranges",
+        ),
+    ],
+)
+def test_bad_spaces_name_file_and_key(fields, message):
+    with pytest.raises(ConfigError) as err:
+        space = _space(**fields)
+        space.planned_trials()
+    assert str(err.value).startswith("t.yaml") and message in str(err.value), str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_space_files(tmp_path):
+    (tmp_path / "empty.yaml").write_text("")
+    with pytest.raises(ConfigError, match="empty.yaml: the file is empty"):
+        load_space(str(tmp_path / "empty.yaml"))
+    (tmp_path / "bad.yaml").write_text("name: x\naxes: {a: [1,\n")
+    with pytest.raises(ConfigError, match=r"bad.yaml:\d+: invalid YAML"):
+        load_space(str(tmp_path / "bad.yaml"))
+    with pytest.raises(
+        ConfigError, match="--space nowhere.yaml: no such file, nor a shipped space"
+    ):
+        load_space("nowhere.yaml")
+    (tmp_path / "list.yaml").write_text("- 1\n")
+    with pytest.raises(ConfigError, match="list.yaml: expected a mapping"):
+        load_space(str(tmp_path / "list.yaml"))
+
+
+def test_a_local_file_wins_over_a_shipped_one(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "smoke.yaml").write_text("name: mine\naxes: {model.routing_iterations: [1, 2]}\n")
+    assert load_space("smoke.yaml").name == "mine"
