@@ -51,16 +51,16 @@ def plan_slots(gpus: str | None, workers: int | None, gpu_count: int, cores: int
     if gpus.strip().lower() == "cpu":
         n = workers or 1
         return [Slot(i, "cpu", max(1, cores // n)) for i in range(n)]
-    indices = []
-    for item in gpus.split(","):
-        item = item.strip()
+    items = [item.strip() for item in gpus.split(",")]
+    for item in items:  # the syntax of the whole list first, then which GPUs exist
         if not item.isdigit():
             raise ConfigError(
                 f"--gpus {gpus}: expected GPU indices like 0,1 (or cpu), got {item!r}"
             )
-        if int(item) >= gpu_count:
-            raise ConfigError(f"--gpus {gpus}: no GPU {item} ({gpu_count} CUDA devices visible)")
-        indices.append(int(item))
+    indices = [int(item) for item in items]
+    for index in indices:
+        if index >= gpu_count:
+            raise ConfigError(f"--gpus {gpus}: no GPU {index} ({gpu_count} CUDA devices visible)")
     if workers is not None and workers != len(indices):
         raise ConfigError(
             f"--workers {workers} with --gpus {gpus}: GPU runs get one worker per listed GPU"
