@@ -190,6 +190,7 @@ def test_kill_9_of_the_runner_then_the_same_command_completes(workdir):
 @pytest.mark.slow
 @pytest.mark.skipif(not REAL_MNIST.is_dir(), reason="real MNIST not in ../shared/data")
 def test_smoke_space_on_real_mnist(tmp_path, monkeypatch):
+    """The shipped smoke space, 2 workers, real MNIST: the database holds every grid point."""
     monkeypatch.setenv("DSE_DATA_DIR", str(REAL_MNIST.parent))
     monkeypatch.chdir(tmp_path)
     result = runner.invoke(
@@ -198,6 +199,18 @@ def test_smoke_space_on_real_mnist(tmp_path, monkeypatch):
     assert result.exit_code == 0, result.stderr
     front = json.loads(result.stdout.splitlines()[-1])
     assert len(front) >= 2 and max(row["val_accuracy"] for row in front) > 0.5
+    space = load_space("smoke.yaml")
+    trials = _study("sqlite:///results/dse.db", "smoke").get_trials()
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * space.grid_size()
+    assert {t.user_attrs["slot"] for t in trials} == {"cpu#0", "cpu#1"}
+    for t in trials:
+        values = {k: v for k, v in t.params.items()}
+        expected = space.config_for(values, name=f"smoke-{t.number}").to_dict()
+        assert t.user_attrs["config"] == expected
+        assert (
+            t.user_attrs["metrics"]["params"] > 0 and t.user_attrs["environment"]["device"] == "cpu"
+        )
+        assert len(t.user_attrs["history"]) == expected["epochs"]
 
 
 def _worker_pids(runner_pid: int) -> list[int]:
@@ -255,3 +268,44 @@ def test_a_killed_worker_is_replaced_and_its_trial_retried(workdir):
     assert sorted(t.params["model.routing_iterations"] for t in complete) == [1, 2]
     retry = next(t for t in complete if t.user_attrs.get("retry_of") is not None)
     assert retry.user_attrs["retry_of"] == died[0].number and retry.params == died[0].params
+
+
+@pytest.mark.parametrize("sampler", ["random", "nsga2", "tpe", "gp"])
+def test_every_sampler_proposes_valid_points(sampler):
+    """Past each sampler's random start-up trials, on the space's real parameters (no training)."""
+    from dse.search.study import make_sampler
+
+    space = load_space("full.yaml")
+    study = optuna.create_study(directions=space.directions, sampler=make_sampler(sampler, 0))
+    for i in range(14):
+        trial = study.ask()
+        values = space.suggest(trial)
+        try:
+            config = space.config_for(values)
+        except Exception:
+            study.tell(trial, state=TrialState.FAIL)
+            continue
+        study.tell(trial, [config.model.routing_iterations + i * 0.1, 1.0 / (1 + i)])
+    assert sum(t.state == TrialState.COMPLETE for t in study.trials) >= 8
+
+
+def test_sampled_study_with_a_budget_and_a_journal_file(workdir):
+    (workdir / "s.yaml").write_text(
+        TINY_SPACE.format(name="s", epochs=1, lrs="{low: 1.0e-4, high: 1.0e-2, log: true}")
+        + "n_trials: 3\n"
+    )
+    args = ["run", "--space", "s.yaml", "--sampler", "tpe", "--storage", "results/j.log", "--quiet"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.stderr
+    study = optuna.load_study(
+        study_name="s",
+        storage=optuna.storages.JournalStorage(
+            optuna.storages.journal.JournalFileBackend("results/j.log")
+        ),
+    )
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 3
+    assert all(1e-4 <= t.params["optimizer.lr"] <= 1e-2 for t in study.trials)
+    rows = json.loads(
+        runner.invoke(app, ["trials", "--storage", "results/j.log", "--format", "json"]).stdout
+    )
+    assert len(rows) == 3 and all(r["state"] == "COMPLETE" for r in rows)
