@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 from dse.cli import app
 from dse.config import TrialConfig
 from dse.presets import preset
+from dse.train.result import METRICS
 
 runner = CliRunner()
 
@@ -94,18 +95,7 @@ def test_train_json_last_line(digits_root, tmp_path):
     )
     assert result.exit_code == 0, result.stderr
     data = _last_json(result)
-    for key in (
-        "train_time_s",
-        "time_to_best_s",
-        "val_accuracy",
-        "test_accuracy",
-        "params",
-        "peak_mem_mb",
-        "train_gflops",
-        "history",
-        "environment",
-        "config",
-    ):
+    for key in (*METRICS, "history", "environment", "config"):
         assert key in data
     assert data["config"]["lr_policy"]["name"] == "exp_decay" and save.is_file()
 

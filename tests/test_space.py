@@ -42,21 +42,12 @@ def test_paper_space_is_the_eight_presets():
 
 
 def test_full_space_points_reproduce_the_presets():
-    from dse.presets import preset
+    from dse.presets import preset, preset_names
 
     space = load_space("full.yaml")
     for point, name in zip(
         space.points,
-        [
-            "baseline",
-            "exp_decay",
-            "one_cycle",
-            "warm_restarts",
-            "adabatch",
-            "warm_adabatch",
-            "weight_sharing",
-            "wab_ws",
-        ],
+        preset_names(),
         strict=True,
     ):
         config = space.config_for(point).model_dump(exclude={"name"})

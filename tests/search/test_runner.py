@@ -142,21 +142,16 @@ def test_export_then_train_reproduces_val_accuracy(workdir):
     assert knee.exit_code == 0 and "model:" in knee.stdout
 
 
+def _run_command(space: Path) -> tuple[list[str], dict[str, str]]:
+    """`dse run` on 2 CPU workers as a separate process, and its environment."""
+    command = [sys.executable, "-m", "dse", "run", "--space", str(space), "--workers", "2", "-q"]
+    return command, {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+
+
 def test_kill_9_of_the_runner_then_the_same_command_completes(workdir):
     """Kill the runner (and so its workers) mid-study; rerun: planned trials, none twice."""
     space = _write_space(workdir, epochs=8, lrs="[0.001, 0.002, 0.003]")
-    command = [
-        sys.executable,
-        "-m",
-        "dse",
-        "run",
-        "--space",
-        str(space),
-        "--workers",
-        "2",
-        "--quiet",
-    ]
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    command, env = _run_command(space)
     first = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     storage = "sqlite:///results/dse.db"
     deadline = time.monotonic() + 120
@@ -225,18 +220,7 @@ def _worker_pids(runner_pid: int) -> list[int]:
 
 def test_a_killed_worker_is_replaced_and_its_trial_retried(workdir):
     space = _write_space(workdir, epochs=12, lrs="[0.001]")
-    command = [
-        sys.executable,
-        "-m",
-        "dse",
-        "run",
-        "--space",
-        str(space),
-        "--workers",
-        "2",
-        "--quiet",
-    ]
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    command, env = _run_command(space)
     run = subprocess.Popen(
         command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
     )
