@@ -157,6 +157,50 @@ def config_presets(format: FormatOpt = Format.table) -> None:
     Output(format).rows(rows)
 
 
+@app.command()
+@handles_errors
+def bench(
+    config: ConfigOpt = None,
+    preset: PresetOpt = None,
+    set_: SetOpt = None,
+    device: DeviceOpt = "cpu",
+    batch: Annotated[int, typer.Option("--batch", min=1, help="Batch size.")] = 128,
+    steps: Annotated[int, typer.Option("--steps", min=1, help="Timed steps per variant.")] = 5,
+    warmup: Annotated[int, typer.Option("--warmup", min=0, help="Untimed steps first.")] = 2,
+    compare: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--compare", help="KEY=V1,V2: variants to step side by side (repeatable, crossed)."
+        ),
+    ] = None,
+    threads: Annotated[int | None, typer.Option("--threads", min=1, help="CPU threads.")] = None,
+    format: FormatOpt = Format.table,
+) -> None:
+    """Time full training steps (median ms/step, samples/s, GFLOP/s, share of the ceiling)."""
+    from dataclasses import asdict
+
+    from dse.presets import resolve_config
+    from dse.train.steptimer import run_bench, variants_from
+    from dse.train.trainer import resolve_device
+
+    base = resolve_config(config, preset, set_ or [])
+    torch_device = resolve_device(device)
+    variants = variants_from(base, compare or [])
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+    report = run_bench(variants, torch_device, batch, steps, warmup)
+    rows = [asdict(t) for t in report.timings]
+    if format is Format.table:
+        ceilings = ", ".join(f"{k} {v:.0f} GFLOP/s" for k, v in report.ceilings.items())
+        sys.stderr.write(
+            f"{report.device}, {report.threads} threads, batch {batch}; "
+            f"matmul ceiling: {ceilings}; process peak RSS {report.rss_mb:.0f} MB\n"
+        )
+    Output(format).rows(rows, title="training step")
+
+
 StorageOpt = Annotated[
     str, typer.Option("--storage", help="Results database: SQLAlchemy URL or journal file.")
 ]

@@ -156,3 +156,40 @@ def test_debug_variable_shows_the_traceback(monkeypatch):
     monkeypatch.setenv("DSE_DEBUG", "1")
     result = runner.invoke(app, ["summary", "--preset", "fast"])
     assert result.exit_code != 0 and result.exception is not None
+
+
+def test_bench_compares_variants_side_by_side():
+    args = [
+        "bench",
+        "--set",
+        "model.conv_channels=8",
+        "--set",
+        "model.primary_types=2",
+        "--batch",
+        "8",
+        "--steps",
+        "2",
+        "--warmup",
+        "1",
+        "--compare",
+        "model.routing_iterations=1,3",
+        "--format",
+        "json",
+    ]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.stderr
+    rows = _last_json(result)
+    assert [r["name"] for r in rows] == ["routing_iterations=1", "routing_iterations=3"]
+    for row in rows:
+        assert {"samples_per_s", "ms_per_step", "gflops", "ceiling_share", "peak_mem_mb"} <= set(
+            row
+        )
+        assert (
+            row["samples_per_s"] > 0 and 0 < row["ceiling_share"] < 1.5 and row["peak_mem_mb"] > 0
+        )
+    assert rows[0]["ratio"] == 1.0
+
+
+def test_bench_bad_compare():
+    result = runner.invoke(app, ["bench", "--compare", "model.routing_iterations"])
+    assert result.exit_code == 2 and "expected KEY=VALUE" in result.stderr

@@ -19,6 +19,7 @@ from torch import nn
 from dse.config import CapsNetConfig
 from dse.model.costs import LayerCost, conv_flops, linear_flops
 from dse.model.losses import margin_loss, reconstruction_loss
+from dse.model.routing import route
 
 EPS = 1e-8  # inside sqrt(|s|^2 + eps): a finite gradient where s = 0
 
@@ -120,17 +121,7 @@ class ClassCaps(nn.Module):
 
     def route(self, u_hat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Dynamic routing. Returns v [B, J, D] and the last coupling coefficients c [B, J, N]."""
-        b, j, n, _ = u_hat.shape
-        logits = u_hat.new_zeros(b, j, n)  # b_ij = 0
-        for it in range(self.iterations):
-            c = F.softmax(logits, dim=1)  # over the OUTPUT capsules j, for each input i
-            s = (c.unsqueeze(2) @ u_hat).squeeze(2)  # [B,J,1,N] @ [B,J,N,D] -> [B, J, D]
-            if self.bias is not None:
-                s = s + self.bias
-            v = self.squash(s)
-            if it < self.iterations - 1:
-                logits = logits + (u_hat @ v.unsqueeze(-1)).squeeze(-1)  # <u_hat_ij, v_j>
-        return v, c
+        return route(u_hat, self.iterations, self.bias, self.squash)
 
     def forward(self, u: torch.Tensor) -> torch.Tensor:
         return self.route(self.predictions(u))[0]

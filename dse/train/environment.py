@@ -13,6 +13,7 @@ from typing import Any
 import torch
 
 import dse
+from dse.train.allocator import tune_malloc
 
 
 @lru_cache(maxsize=1)
@@ -76,6 +77,7 @@ def environment(device: torch.device, seed: int) -> dict[str, Any]:
         "python": platform.python_version(),
         "threads": torch.get_num_threads(),
         "native_bf16": native_bf16(device),
+        "malloc_tuned": device.type == "cpu" and tune_malloc(),
         "git_commit": git_commit(),
         "dse": dse.__version__,
         "seed": seed,

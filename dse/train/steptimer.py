@@ -1,21 +1,31 @@
-"""Time full training steps (batch, forward, loss, backward, update) of a config on a device.
+"""`dse bench`: time full training steps of config variants side by side, against the ceiling.
 
-Used by bench/ scripts; variants are timed alternately in one process so that machine noise
-hits them alike and their ratio means something.
+A step is what the trainer does per batch: forward, loss, backward, optimizer update (on a
+random batch of the dataset's shape). Variants are stepped in turn (round robin) after a
+warm-up, so machine noise hits them alike and their ratios mean something. The device's
+matmul ceiling (fp32 and bf16) is measured in the same run.
 """
 
 from __future__ import annotations
 
+import contextlib
+import itertools
+import os
+import resource
 import statistics
+import sys
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
-from dse.config import TrialConfig
+from dse.config import TrialConfig, parse_override
 from dse.data.datasets import INFO
+from dse.errors import ConfigError
 from dse.model import build_model, summarize
 from dse.model.costs import TRAIN_FLOPS_FACTOR
+from dse.train.allocator import tune_malloc
 from dse.train.environment import synchronize
 from dse.train.trainer import _autocast
 
@@ -24,9 +34,12 @@ from dse.train.trainer import _autocast
 class StepTiming:
     name: str
     batch: int
-    ms_per_step: float  # median
+    ms_per_step: float  # median over the timed steps
     samples_per_s: float
-    gflops: float  # achieved, from the analytic count
+    gflops: float  # achieved, from the analytic FLOP count
+    ceiling_share: float  # gflops / the measured matmul ceiling of the variant's precision
+    peak_mem_mb: float  # peak tensor memory of one step (CUDA: allocator; CPU: profiler)
+    ratio: float = 1.0  # samples/s relative to the first variant
 
 
 class StepRunner:
@@ -56,17 +69,110 @@ class StepRunner:
         synchronize(self.device)
         return time.perf_counter() - start
 
-    def timing(self) -> StepTiming:
-        median = statistics.median(self.times)
-        return StepTiming(
-            self.name, self.batch, median * 1e3, self.batch / median, self.flops / median / 1e9
+    def peak_memory_mb(self) -> float:
+        """Peak tensor memory of one step, above what is allocated before it."""
+        if self.device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(self.device)
+            base = torch.cuda.memory_allocated(self.device)
+            self.step()
+            return (torch.cuda.max_memory_allocated(self.device) - base) / 2**20
+        return _cpu_step_peak_mb(self.step)
+
+
+@contextlib.contextmanager
+def _native_stderr_silenced():
+    """The profiler's C++ side prints start/stop lines on fd 2; keep them off the user's screen."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with open(os.devnull, "w") as devnull:
+        os.dup2(devnull.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
+def _cpu_step_peak_mb(step) -> float:
+    """The CPU allocator has no peak counter: replay the profiler's allocations and frees."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with (
+        _native_stderr_silenced(),
+        profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof,
+    ):
+        step()
+    deltas = []
+    for event in prof.events():
+        delta = event.cpu_memory_usage if event.name == "[memory]" else event.self_cpu_memory_usage
+        if delta:
+            deltas.append((event.time_range.start, delta))
+    current = peak = 0
+    for _, delta in sorted(deltas):
+        current += delta
+        peak = max(peak, current)
+    return peak / 2**20
+
+
+def matmul_ceiling_gflops(device: torch.device, dtype: torch.dtype, seconds: float = 0.5) -> float:
+    """Best GFLOP/s of square matmuls, growing the size until one takes a measurable time."""
+    n, best = 256, 0.0
+    while True:
+        a = torch.randn(n, n, device=device, dtype=dtype)
+        b = torch.randn(n, n, device=device, dtype=dtype)
+        a @ b  # warm-up
+        synchronize(device)
+        reps, start = 0, time.perf_counter()
+        while time.perf_counter() - start < seconds / 4 or reps < 2:
+            a @ b
+            synchronize(device)
+            reps += 1
+        elapsed = (time.perf_counter() - start) / reps
+        best = max(best, 2 * n**3 / elapsed / 1e9)
+        if n >= 2048 or elapsed > seconds / 2:
+            return best
+        n *= 2
+
+
+def variants_from(base: TrialConfig, compares: list[str]) -> dict[str, TrialConfig]:
+    """`--compare KEY=V1,V2` options, crossed: one config per combination, named by its values."""
+    axes: list[tuple[str, list[Any]]] = []
+    for item in compares:
+        key, values = parse_override(item)
+        options = (
+            [v.strip() for v in str(values).split(",")] if not isinstance(values, list) else values
         )
+        if len(options) < 1 or any(v == "" for v in map(str, options)):
+            raise ConfigError(f"--compare {item}: expected KEY=V1,V2,...")
+        axes.append((key, options))
+    if not axes:
+        return {base.name or "config": base}
+    variants = {}
+    for combo in itertools.product(*(options for _, options in axes)):
+        overrides = [f"{key}={value}" for (key, _), value in zip(axes, combo, strict=True)]
+        name = " ".join(
+            f"{key.split('.')[-1]}={value}" for (key, _), value in zip(axes, combo, strict=True)
+        )
+        variants[name] = base.with_overrides(overrides)
+    return variants
 
 
-def time_steps(
+@dataclass
+class BenchReport:
+    device: str
+    threads: int
+    batch: int
+    ceilings: dict[str, float]  # GFLOP/s by precision
+    rss_mb: float  # the process's peak resident set after the run
+    timings: list[StepTiming]
+
+
+def run_bench(
     variants: dict[str, TrialConfig], device: torch.device, batch: int, steps: int, warmup: int
-) -> list[StepTiming]:
-    """Median step time of each variant, stepping the variants in turn (round robin)."""
+) -> BenchReport:
+    """Median step time of each variant, stepping them in turn, plus ceiling and memory."""
+    if device.type == "cpu":
+        tune_malloc()
     runners = [StepRunner(name, config, device, batch) for name, config in variants.items()]
     for _ in range(warmup):
         for runner in runners:
@@ -74,4 +180,31 @@ def time_steps(
     for _ in range(steps):
         for runner in runners:
             runner.times.append(runner.step())
-    return [runner.timing() for runner in runners]
+    precisions = {r.config.precision for r in runners} | {"fp32"}
+    dtypes = {"fp32": torch.float32, "bf16": torch.bfloat16}
+    ceilings = {p: matmul_ceiling_gflops(device, dtypes[p]) for p in sorted(precisions)}
+    timings = []
+    for runner in runners:
+        median = statistics.median(runner.times)
+        gflops = runner.flops / median / 1e9
+        timings.append(
+            StepTiming(
+                name=runner.name,
+                batch=batch,
+                ms_per_step=median * 1e3,
+                samples_per_s=batch / median,
+                gflops=gflops,
+                ceiling_share=gflops / ceilings[runner.config.precision],
+                peak_mem_mb=runner.peak_memory_mb(),
+            )
+        )
+    for timing in timings:
+        timing.ratio = timing.samples_per_s / timings[0].samples_per_s
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return BenchReport(str(device), torch.get_num_threads(), batch, ceilings, rss, timings)
+
+
+def time_steps(
+    variants: dict[str, TrialConfig], device: torch.device, batch: int, steps: int, warmup: int
+) -> list[StepTiming]:
+    return run_bench(variants, device, batch, steps, warmup).timings

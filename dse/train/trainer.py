@@ -25,6 +25,7 @@ from dse.data.datasets import DeviceDataset, Split, load_dataset
 from dse.errors import ConfigError, NonFiniteLossError
 from dse.model import build_model, summarize
 from dse.model.costs import TRAIN_FLOPS_FACTOR
+from dse.train.allocator import tune_malloc
 from dse.train.environment import (
     device_name,
     environment,
@@ -122,6 +123,8 @@ def train(
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
         torch.cuda.reset_peak_memory_stats(device)
+    else:
+        tune_malloc()
 
     # Data and model, seeded: the same config on the same CPU gives the same numbers.
     data = data or load_dataset(config.dataset, device, data_dir)
