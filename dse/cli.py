@@ -201,6 +201,78 @@ def bench(
     Output(format).rows(rows, title="training step")
 
 
+@app.command()
+@handles_errors
+def evaluate(
+    checkpoint: Annotated[
+        str, typer.Option("--checkpoint", help="A checkpoint from dse train --save.")
+    ],
+    split: Annotated[str, typer.Option("--split", help="test or val.")] = "test",
+    device: DeviceOpt = "cpu",
+    data_dir: DataDirOpt = None,
+    format: FormatOpt = Format.table,
+) -> None:
+    """Accuracy of a saved model on the test (or validation) split of its dataset."""
+    from dse.commands import evaluate_command
+
+    if split not in ("test", "val"):
+        raise ConfigError(f"--split {split}: choose test or val")
+    accuracy, config = evaluate_command(checkpoint, split, device, data_dir)
+    row = {
+        "checkpoint": checkpoint,
+        "dataset": config.dataset.name,
+        "split": split,
+        "accuracy": accuracy,
+    }
+    Output(format).rows([row], data=row)
+
+
+@app.command("profile")
+@handles_errors
+def profile_command(
+    config: ConfigOpt = None,
+    preset: PresetOpt = None,
+    set_: SetOpt = None,
+    device: DeviceOpt = "cpu",
+    steps: Annotated[int, typer.Option("--steps", min=1, help="Profiled steps.")] = 3,
+    warmup: Annotated[int, typer.Option("--warmup", min=0, help="Unprofiled steps first.")] = 2,
+    batch: Annotated[int, typer.Option("--batch", min=1, help="Batch size.")] = 128,
+    mode: Annotated[
+        str, typer.Option("--mode", help="train (a full step) or test (forward).")
+    ] = "train",
+    by: Annotated[str, typer.Option("--by", help="op or layer.")] = "op",
+    top: Annotated[int, typer.Option("--top", min=1, help="Rows of the op table.")] = 15,
+    out: Annotated[
+        str, typer.Option("--out", help="Folder for the CSV and the trace.")
+    ] = "results/profile",
+    format: FormatOpt = Format.table,
+) -> None:
+    """Op-by-op (or layer-by-layer) time and memory of a training or test step."""
+    from dse.commands import check_writable
+    from dse.presets import resolve_config
+    from dse.profile import profile_steps
+    from dse.train.trainer import resolve_device
+
+    if mode not in ("train", "test"):
+        raise ConfigError(f"--mode {mode}: choose train or test")
+    if by not in ("op", "layer"):
+        raise ConfigError(f"--by {by}: choose op or layer")
+    resolved = resolve_config(config, preset, set_ or [])
+    torch_device = resolve_device(device)
+    check_writable(Path(out) / "trace.json", "--out") if Path(out).is_dir() else check_writable(
+        out, "--out"
+    )
+    result = profile_steps(resolved, torch_device, batch, steps, warmup, mode, Path(out))
+    rows = [r.__dict__ for r in (result.ops[:top] if by == "op" else result.layers)]
+    Output(format).rows(rows, title=f"{mode} step by {by}")
+    sys.stderr.write(
+        f"measured step {result.step_ms:.1f} ms under the profiler; layers sum to "
+        f"{result.layer_sum_ms:.1f} ms ({result.layer_sum_ms / result.step_ms:.0%})\n"
+        f"table: {result.ops_csv} and {result.layers_csv}\ntrace: {result.trace} "
+        "(open in ui.perfetto.dev or TensorBoard)\n"
+    )
+
+
 StorageOpt = Annotated[
     str, typer.Option("--storage", help="Results database: SQLAlchemy URL or journal file.")
 ]

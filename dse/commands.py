@@ -49,6 +49,22 @@ def train_command(
         return train(config, torch_device, data_dir, observer=observer, checkpoint=save)
 
 
+def evaluate_command(
+    checkpoint: str, split: str, device: str = "cpu", data_dir: str | None = None
+) -> tuple[float, TrialConfig]:
+    """Accuracy of a checkpoint's weights on a split of its dataset (same split as training)."""
+    from dse.checkpoint import load_checkpoint
+    from dse.data.datasets import load_dataset
+    from dse.train.trainer import evaluate
+
+    loaded = load_checkpoint(checkpoint)
+    torch_device = resolve_device(device)
+    model = loaded.model(torch_device)
+    data = load_dataset(loaded.config.dataset, torch_device, data_dir)
+    part = data.test if split == "test" else data.val
+    return evaluate(model, part, data.info.crop, loaded.config, torch_device), loaded.config
+
+
 def summary_command(
     config_path: str | None, preset: str | None, overrides: list[str]
 ) -> tuple[TrialConfig, ModelSummary]:

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.profiler import record_function
 
 from dse.config import CnnConfig
 from dse.model.costs import LayerCost, conv_flops, linear_flops
@@ -36,10 +37,14 @@ class CnnBaseline(nn.Module):
         self.fc2 = nn.Linear(config.fc_units, n_classes)
 
     def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> CnnOutput:
-        h = F.max_pool2d(F.relu(self.conv1(x)), 2)  # [B, 32, H/2, W/2]
-        h = F.max_pool2d(F.relu(self.conv2(h)), 2)  # [B, 64, H/4, W/4]
-        h = self.dropout(F.relu(self.fc1(h.flatten(1))))  # [B, 1024]
-        return CnnOutput(scores=self.fc2(h))
+        with record_function("conv1"):
+            h = F.max_pool2d(F.relu(self.conv1(x)), 2)  # [B, 32, H/2, W/2]
+        with record_function("conv2"):
+            h = F.max_pool2d(F.relu(self.conv2(h)), 2)  # [B, 64, H/4, W/4]
+        with record_function("fc1"):
+            h = self.dropout(F.relu(self.fc1(h.flatten(1))))  # [B, 1024]
+        with record_function("fc2"):
+            return CnnOutput(scores=self.fc2(h))
 
     def loss(
         self, out: CnnOutput, x: torch.Tensor, labels: torch.Tensor

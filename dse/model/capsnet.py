@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.profiler import record_function
 
 from dse.config import CapsNetConfig
 from dse.model.costs import LayerCost, conv_flops, linear_flops
@@ -203,14 +204,21 @@ class CapsNet(nn.Module):
 
     def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> CapsNetOutput:
         """x [B, C, H, W] in [0, 1]; labels select the decoded capsule in training."""
-        h = F.relu(self.conv1(x), inplace=True)  # [B, 256, 20, 20]
-        u = self.primary(h)  # [B, N, d]
-        v = self.class_caps(u)  # [B, J, D]
-        lengths = (v * v).sum(-1).add(EPS).sqrt()  # [B, J]
+        # Named scopes: `dse profile --by layer` attributes forward and backward time to them.
+        with record_function("conv1"):
+            h = F.relu(self.conv1(x), inplace=True)  # [B, 256, 20, 20]
+        with record_function("primary_caps"):
+            u = self.primary(h)  # [B, N, d]
+        with record_function("class_caps.u_hat"):
+            u_hat = self.class_caps.predictions(u)  # [B, J, N, D]
+        with record_function("class_caps.routing"):
+            v = self.class_caps.route(u_hat)[0]  # [B, J, D]
+            lengths = (v * v).sum(-1).add(EPS).sqrt()  # [B, J]
         recon = None
         if self.decoder is not None:
-            selected = labels if labels is not None else lengths.argmax(1)
-            recon = self.decoder(v, selected)
+            with record_function("decoder"):
+                selected = labels if labels is not None else lengths.argmax(1)
+                recon = self.decoder(v, selected)
         return CapsNetOutput(scores=lengths, reconstruction=recon)
 
     def loss(

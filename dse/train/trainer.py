@@ -243,7 +243,7 @@ def save_checkpoint(
     """Weights with their TrialConfig and result, written atomically."""
     path = Path(path)
     payload: dict[str, Any] = {
-        "format": "dse-checkpoint-1",
+        "format": "dse-checkpoint-1",  # dse.checkpoint.FORMAT
         "config": config.to_dict(),
         "state_dict": state,
         "result": result.to_dict(),

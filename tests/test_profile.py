@@ -1,0 +1,72 @@
+from __future__ import annotations
+
+import csv
+import json
+
+from typer.testing import CliRunner
+
+from dse.cli import app
+from dse.presets import preset
+from dse.profile import profile_steps
+
+runner = CliRunner()
+TINY = [
+    "model.conv_channels=8",
+    "model.primary_types=2",
+    "model.primary_dim=4",
+    "model.class_dim=4",
+]
+
+
+def test_layer_view_sums_to_the_measured_step(tmp_path):
+    import torch
+
+    config = preset("baseline").with_overrides(TINY)
+    result = profile_steps(
+        config, torch.device("cpu"), batch=16, steps=2, warmup=1, out_dir=tmp_path
+    )
+    names = {row.name for row in result.layers}
+    assert {
+        "conv1",
+        "primary_caps",
+        "class_caps.u_hat",
+        "class_caps.routing",
+        "decoder",
+        "optimizer",
+    } <= names
+    assert all(
+        row.backward_ms > 0 for row in result.layers if row.name in ("conv1", "primary_caps")
+    )
+    assert 0.8 <= result.layer_sum_ms / result.step_ms <= 1.05
+    assert abs(sum(row.share for row in result.ops) - 1.0) < 1e-6
+    assert json.loads(result.trace.read_text())["traceEvents"]  # a valid Chrome trace
+    header = next(csv.reader(result.ops_csv.open()))
+    assert header == ["name", "calls", "self_ms", "total_ms", "self_bytes", "share"]
+
+
+def test_profile_cli_json_columns(tmp_path):
+    args = [
+        "profile",
+        *[a for s in TINY for a in ("--set", s)],
+        "--batch",
+        "8",
+        "--steps",
+        "1",
+        "--warmup",
+        "1",
+        "--out",
+        str(tmp_path),
+        "--format",
+        "json",
+    ]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.stderr
+    rows = json.loads(result.stdout.splitlines()[-1])
+    assert rows and all(
+        set(r) == {"name", "calls", "self_ms", "total_ms", "self_bytes", "share"} for r in rows
+    )
+    assert any("conv" in r["name"] for r in rows)
+    assert "trace:" in result.stderr and (tmp_path / "trace-train.json").is_file()
+    test_mode = runner.invoke(app, [*args, "--mode", "test", "--by", "layer"])
+    layers = json.loads(test_mode.stdout.splitlines()[-1])
+    assert test_mode.exit_code == 0 and all(r["backward_ms"] == 0 for r in layers)
