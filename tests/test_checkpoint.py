@@ -48,6 +48,7 @@ def _bad_files(tmp_path, digits_root):
     (tmp_path / "text.pt").write_text("hello")
 
 
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol")
 @pytest.mark.parametrize("name", ["truncated", "foreign", "evil", "plain", "text", "missing"])
 def test_bad_checkpoints_exit_2_with_one_line(digits_root, tmp_path, name):
     _bad_files(tmp_path, digits_root)

@@ -235,7 +235,7 @@ def test_a_killed_worker_is_replaced_and_its_trial_retried(workdir):
             ]
         except Exception:
             continue
-        if running and len(_worker_pids(run.pid)) == 2:
+        if len(running) == 2 and len(_worker_pids(run.pid)) == 2:  # both workers training
             victim = _worker_pids(run.pid)[0]
     assert victim is not None, "no running trial seen"
     os.kill(victim, signal.SIGKILL)
