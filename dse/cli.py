@@ -227,6 +227,32 @@ def evaluate(
     Output(format).rows([row], data=row)
 
 
+@app.command()
+@handles_errors
+def inspect(
+    checkpoint: Annotated[
+        list[str], typer.Option("--checkpoint", help="A CapsNet checkpoint (repeat to overlay).")
+    ],
+    samples: Annotated[
+        int, typer.Option("--samples", min=1, help="Test images per checkpoint.")
+    ] = 500,
+    out: Annotated[str, typer.Option("--out", help="Folder for inspect.html.")] = "results",
+    data_dir: DataDirOpt = None,
+    format: FormatOpt = Format.table,
+) -> None:
+    """Histograms of capsule activations and poses per layer; sparsity and pose spread."""
+    from dataclasses import asdict
+
+    from dse.commands import check_writable
+    from dse.report.inspect import capture, summarize, write_inspect_report
+
+    check_writable(Path(out) / "inspect.html", "--out") if Path(out).is_dir() else None
+    captured = [capture(path, samples, data_dir) for path in checkpoint]
+    rows = [asdict(row) for capsules in captured for row in summarize(capsules)]
+    Output(format).rows(rows, title="capsules per layer")
+    sys.stderr.write(f"report: {write_inspect_report(captured, Path(out))}\n")
+
+
 @app.command("profile")
 @handles_errors
 def profile_command(
