@@ -253,6 +253,35 @@ def inspect(
     sys.stderr.write(f"report: {write_inspect_report(captured, Path(out))}\n")
 
 
+report_app = typer.Typer(no_args_is_help=True, help="Figures across runs.")
+app.add_typer(report_app, name="report")
+
+
+@report_app.command("accuracy")
+@handles_errors
+def report_accuracy(
+    checkpoint: Annotated[
+        list[str] | None, typer.Option("--checkpoint", help="Checkpoints.")
+    ] = None,
+    storage: Annotated[str | None, typer.Option("--storage", help="A results database.")] = None,
+    study: StudyOpt = None,
+    out: Annotated[str, typer.Option("--out", help="Folder for accuracy.html.")] = "results",
+    format: FormatOpt = Format.table,
+) -> None:
+    """Test accuracy per dataset, CapsNet next to the CNN baseline (checkpoints and/or a study)."""
+    from dataclasses import asdict
+
+    from dse.report.accuracy import from_checkpoint, from_study, write_accuracy_report
+
+    if not checkpoint and not storage:
+        raise ConfigError("give --checkpoint FILE (repeatable) and/or --storage URL [--study NAME]")
+    rows = [from_checkpoint(path) for path in checkpoint or []]
+    if storage:
+        rows += from_study(storage, study)
+    Output(format).rows([asdict(r) for r in rows], title="test accuracy")
+    sys.stderr.write(f"report: {write_accuracy_report(rows, Path(out))}\n")
+
+
 @app.command("profile")
 @handles_errors
 def profile_command(

@@ -1,0 +1,94 @@
+"""`dse report accuracy`: test accuracy per dataset, CapsNet next to the CNN baseline.
+
+Like the profiling study's three-benchmark figure. Sources: checkpoints (their recorded test
+accuracy) and studies (per dataset and model, the trial with the best validation accuracy:
+selection never looks at the test set).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import plotly.graph_objects as go
+from optuna.trial import TrialState
+
+from dse.checkpoint import load_checkpoint
+from dse.errors import ConfigError
+from dse.search.results import open_view
+
+
+@dataclass
+class AccuracyRow:
+    dataset: str
+    model: str
+    test_accuracy: float
+    val_accuracy: float
+    source: str
+
+
+def from_checkpoint(path: str) -> AccuracyRow:
+    loaded = load_checkpoint(path)
+    result = loaded.result
+    if "test_accuracy" not in result:
+        raise ConfigError(f"{path}: the checkpoint has no recorded test accuracy")
+    return AccuracyRow(
+        dataset=loaded.config.dataset.name,
+        model=loaded.config.model.name,
+        test_accuracy=result["test_accuracy"],
+        val_accuracy=result["val_accuracy"],
+        source=Path(path).name,
+    )
+
+
+def from_study(storage: str, study: str | None) -> list[AccuracyRow]:
+    view = open_view(storage, study)
+    best: dict[tuple[str, str], AccuracyRow] = {}
+    for trial in view.trials():
+        if trial.state != TrialState.COMPLETE:
+            continue
+        config, metrics = trial.user_attrs["config"], trial.user_attrs["metrics"]
+        key = (config["dataset"]["name"], config["model"]["name"])
+        row = AccuracyRow(
+            key[0],
+            key[1],
+            metrics["test_accuracy"],
+            metrics["val_accuracy"],
+            f"{view.study.study_name}#{trial.number}",
+        )
+        if key not in best or row.val_accuracy > best[key].val_accuracy:
+            best[key] = row
+    return list(best.values())
+
+
+def accuracy_figure(rows: list[AccuracyRow]) -> go.Figure:
+    datasets = sorted({r.dataset for r in rows})
+    fig = go.Figure()
+    for model in sorted({r.model for r in rows}):
+        by_dataset = {r.dataset: r for r in rows if r.model == model}
+        fig.add_trace(
+            go.Bar(
+                name=model,
+                x=datasets,
+                y=[by_dataset[d].test_accuracy if d in by_dataset else None for d in datasets],
+                text=[
+                    f"{by_dataset[d].test_accuracy:.2%}" if d in by_dataset else ""
+                    for d in datasets
+                ],
+                hovertext=[by_dataset[d].source if d in by_dataset else "" for d in datasets],
+            )
+        )
+    fig.update_layout(
+        barmode="group",
+        template="plotly_white",
+        yaxis_title="test accuracy",
+        title="Test accuracy by dataset: CapsNet and the CNN baseline",
+    )
+    return fig
+
+
+def write_accuracy_report(rows: list[AccuracyRow], out_dir: Path) -> Path:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / "accuracy.html"
+    accuracy_figure(rows).write_html(path, include_plotlyjs=True, full_html=True)
+    return path

@@ -1,0 +1,72 @@
+"""`dse report accuracy` from checkpoints and from a study whose space has the CNN baseline."""
+
+from __future__ import annotations
+
+import json
+
+from typer.testing import CliRunner
+
+from dse.cli import app
+from dse.space import parse_space
+from dse.train.trainer import train
+from tests.conftest import tiny_config
+
+runner = CliRunner()
+
+
+def test_from_checkpoints(digits_root, tmp_path):
+    caps = train(tiny_config(), data_dir=digits_root, checkpoint=tmp_path / "caps.pt")
+    cnn = train(
+        tiny_config("model.name=cnn_baseline", "model.fc_units=32"),
+        data_dir=digits_root,
+        checkpoint=tmp_path / "cnn.pt",
+    )
+    args = [
+        "report",
+        "accuracy",
+        "--checkpoint",
+        str(tmp_path / "caps.pt"),
+        "--checkpoint",
+        str(tmp_path / "cnn.pt"),
+        "--out",
+        str(tmp_path),
+        "--format",
+        "json",
+    ]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.stderr
+    rows = json.loads(result.stdout.splitlines()[-1])
+    assert [(r["model"], r["test_accuracy"]) for r in rows] == [
+        ("capsnet", caps.test_accuracy),
+        ("cnn_baseline", cnn.test_accuracy),
+    ]
+    page = (tmp_path / "accuracy.html").read_text()
+    assert '"name":"capsnet"' in page and '"name":"cnn_baseline"' in page and "mnist" in page
+
+
+def test_the_cnn_baseline_stands_in_a_search_space(digits_root, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DSE_DATA_DIR", str(digits_root))
+    (tmp_path / "m.yaml").write_text(
+        "name: models\nbase: {epochs: 1, eval_batch_size: 200,\n"
+        "  dataset: {val_size: 100, test_subset: 100},\n"
+        "  model: {conv_channels: 8, primary_types: 2}, batch_schedule: {batch_size: 50}}\n"
+        "axes: {model.name: [capsnet, cnn_baseline]}\n"
+    )
+    space = parse_space(
+        {"name": "x", "axes": {"model.name": ["capsnet", "cnn_baseline"]}}, "x.yaml"
+    )
+    assert space.config_for({"model.name": "cnn_baseline"}).model.fc_units == 1024
+    assert runner.invoke(app, ["run", "--space", "m.yaml", "--quiet"]).exit_code == 0
+    result = runner.invoke(
+        app, ["report", "accuracy", "--storage", "sqlite:///results/dse.db", "--format", "json"]
+    )
+    assert result.exit_code == 0, result.stderr
+    rows = json.loads(result.stdout.splitlines()[-1])
+    assert sorted(r["model"] for r in rows) == ["capsnet", "cnn_baseline"]
+    assert all(r["source"].startswith("models#") for r in rows)
+
+
+def test_nothing_to_report():
+    result = runner.invoke(app, ["report", "accuracy"])
+    assert result.exit_code == 2 and "give --checkpoint FILE" in result.stderr
