@@ -15,6 +15,7 @@ from optuna.trial import TrialState
 
 from dse.checkpoint import load_checkpoint
 from dse.errors import ConfigError
+from dse.report.pages import write_page
 from dse.search.results import open_view
 
 
@@ -88,7 +89,4 @@ def accuracy_figure(rows: list[AccuracyRow]) -> go.Figure:
 
 
 def write_accuracy_report(rows: list[AccuracyRow], out_dir: Path) -> Path:
-    out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / "accuracy.html"
-    accuracy_figure(rows).write_html(path, include_plotlyjs=True, full_html=True)
-    return path
+    return write_page(accuracy_figure(rows), out_dir / "accuracy.html")

@@ -22,6 +22,7 @@ from dse.data.batching import center_crops, to_float
 from dse.data.datasets import load_dataset
 from dse.errors import ConfigError
 from dse.model.capsnet import CapsNet
+from dse.report.pages import write_page
 
 SPARSE_BELOW = 0.1
 LAYERS = ("primary", "class")
@@ -119,7 +120,4 @@ def figure(all_capsules: list[Capsules]) -> go.Figure:
 
 
 def write_inspect_report(all_capsules: list[Capsules], out_dir: Path) -> Path:
-    out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / "inspect.html"
-    figure(all_capsules).write_html(path, include_plotlyjs=True, full_html=True)
-    return path
+    return write_page(figure(all_capsules), out_dir / "inspect.html")

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
 
 import pytest
 from typer.testing import CliRunner
@@ -12,7 +10,7 @@ from typer.testing import CliRunner
 from dse.cli import app
 from dse.train.trainer import train
 from tests.conftest import tiny_config
-from tests.report.test_pareto_report import needs_chromium
+from tests.report.chromium import needs_chromium, rendered_dom
 
 runner = CliRunner()
 
@@ -75,25 +73,6 @@ def test_a_cnn_checkpoint_is_refused(checkpoints, digits_root):
 def test_inspect_page_renders_in_headless_chromium(checkpoints, digits_root, tmp_path):
     assert _inspect(checkpoints, digits_root, "a.pt", "b.pt").exit_code == 0
     page = checkpoints / "out" / "inspect.html"
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    dom = subprocess.run(
-        [
-            chromium,
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-background-networking",
-            "--no-first-run",
-            "--disable-component-update",
-            "--disable-sync",
-            f"--user-data-dir={tmp_path / 'profile'}",
-            "--virtual-time-budget=10000",
-            "--dump-dom",
-            page.as_uri(),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    ).stdout
+    dom = rendered_dom(page, tmp_path / "profile")
     assert 'class="plot-container plotly"' in dom
     assert dom.count("trace bars") >= 8  # 2 checkpoints x 2 layers x (activations, poses)

@@ -2,23 +2,14 @@
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
-
 import optuna
-import pytest
 from optuna.distributions import CategoricalDistribution
 
 from dse.report.pareto_report import write_report
 from dse.search.results import StudyView, hypervolume_history, pareto_rows
 from dse.search.study import create_study, make_sampler, open_storage
 from dse.space import parse_space
-
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-needs_chromium = pytest.mark.skipif(
-    CHROMIUM is None and not os.environ.get("CI"), reason="chromium is not installed"
-)
+from tests.report.chromium import needs_chromium, rendered_dom
 
 
 def _study(tmp_path, objectives=None) -> StudyView:
@@ -62,28 +53,9 @@ def test_front_and_hypervolume(tmp_path):
 
 @needs_chromium
 def test_report_renders_in_headless_chromium(tmp_path):
-    assert CHROMIUM is not None, "CI must install chromium (see .ci/run)"
     files = write_report(_study(tmp_path), tmp_path / "report")
     assert files.html.is_file() and files.html.stat().st_size > 1_000_000  # plotly.js embedded
-    dom = subprocess.run(
-        [
-            CHROMIUM,
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-background-networking",
-            "--no-first-run",
-            "--disable-component-update",
-            "--disable-sync",
-            f"--user-data-dir={tmp_path / 'profile'}",
-            "--virtual-time-budget=10000",
-            "--dump-dom",
-            files.html.as_uri(),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    ).stdout
+    dom = rendered_dom(files.html, tmp_path / "profile")
     assert 'class="plot-container plotly"' in dom  # plotly built the graph div
     assert dom.count('class="point"') >= 6  # every trial drawn as a marker
     assert "Pareto front" in dom and "Hypervolume over trials" in dom
