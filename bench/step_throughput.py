@@ -15,7 +15,7 @@ from dataclasses import asdict
 import torch
 
 from dse.presets import preset
-from dse.train.steptimer import time_steps
+from dse.train.steptimer import run_bench
 
 VARIANTS = {
     "baseline (routing 3, fp32)": [],
@@ -37,15 +37,18 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     configs = {name: preset("baseline").with_overrides(sets) for name, sets in VARIANTS.items()}
-    timings = time_steps(configs, torch.device(args.device), args.batch, args.steps, args.warmup)
-    base = timings[0].samples_per_s
-    print(f"device {args.device}, threads {torch.get_num_threads()}, batch {args.batch}\n")
-    print("| variant | ms/step | samples/s | GFLOP/s | vs baseline |")
-    print("|---|---|---|---|---|")
+    report = run_bench(configs, torch.device(args.device), args.batch, args.steps, args.warmup)
+    timings = report.timings
+    ceilings = ", ".join(f"{k} {v:.0f} GFLOP/s" for k, v in report.ceilings.items())
+    print(
+        f"device {args.device}, threads {report.threads}, batch {args.batch}; ceiling {ceilings}\n"
+    )
+    print("| variant | ms/step | samples/s | GFLOP/s | ceiling share | peak MB | vs baseline |")
+    print("|---|---|---|---|---|---|---|")
     for t in timings:
         print(
             f"| {t.name} | {t.ms_per_step:.0f} | {t.samples_per_s:.1f} | {t.gflops:.1f} | "
-            f"{t.samples_per_s / base:.2f}x |"
+            f"{t.ceiling_share:.0%} | {t.peak_mem_mb:.0f} | {t.ratio:.2f}x |"
         )
     print(json.dumps([asdict(t) for t in timings]))
 

@@ -243,10 +243,10 @@ def inspect(
     """Histograms of capsule activations and poses per layer; sparsity and pose spread."""
     from dataclasses import asdict
 
-    from dse.commands import check_writable
+    from dse.commands import check_output_dir
     from dse.report.inspect import capture, summarize, write_inspect_report
 
-    check_writable(Path(out) / "inspect.html", "--out") if Path(out).is_dir() else None
+    check_output_dir(out, "--out")
     captured = [capture(path, samples, data_dir) for path in checkpoint]
     rows = [asdict(row) for capsules in captured for row in summarize(capsules)]
     Output(format).rows(rows, title="capsules per layer")
@@ -271,10 +271,12 @@ def report_accuracy(
     """Test accuracy per dataset, CapsNet next to the CNN baseline (checkpoints and/or a study)."""
     from dataclasses import asdict
 
+    from dse.commands import check_output_dir
     from dse.report.accuracy import from_checkpoint, from_study, write_accuracy_report
 
     if not checkpoint and not storage:
         raise ConfigError("give --checkpoint FILE (repeatable) and/or --storage URL [--study NAME]")
+    check_output_dir(out, "--out")
     rows = [from_checkpoint(path) for path in checkpoint or []]
     if storage:
         rows += from_study(storage, study)
@@ -303,7 +305,7 @@ def profile_command(
     format: FormatOpt = Format.table,
 ) -> None:
     """Op-by-op (or layer-by-layer) time and memory of a training or test step."""
-    from dse.commands import check_writable
+    from dse.commands import check_output_dir
     from dse.presets import resolve_config
     from dse.profile import profile_steps
     from dse.train.trainer import resolve_device
@@ -314,9 +316,7 @@ def profile_command(
         raise ConfigError(f"--by {by}: choose op or layer")
     resolved = resolve_config(config, preset, set_ or [])
     torch_device = resolve_device(device)
-    check_writable(Path(out) / "trace.json", "--out") if Path(out).is_dir() else check_writable(
-        out, "--out"
-    )
+    check_output_dir(out, "--out")
     result = profile_steps(resolved, torch_device, batch, steps, warmup, mode, Path(out))
     rows = [r.__dict__ for r in (result.ops[:top] if by == "op" else result.layers)]
     Output(format).rows(rows, title=f"{mode} step by {by}")
@@ -415,10 +415,10 @@ def pareto(
 
     view = open_view(storage, study)
     if plot:
-        from dse.commands import check_writable
+        from dse.commands import check_output_dir
         from dse.report.pareto_report import write_report
 
-        check_writable(f"{out}/report", "--out")
+        check_output_dir(out, "--out")
     rows = pareto_rows(view)
     _print_front(rows, format, f"Pareto front of {view.study.study_name}")
     if plot:

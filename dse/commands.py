@@ -25,6 +25,16 @@ def check_writable(path: str | Path, option: str) -> None:
         raise ConfigError(f"{option} {path}: directory {parent} is not writable")
 
 
+def check_output_dir(path: str | Path, option: str) -> None:
+    """Fail before any work when a folder for outputs cannot be created or written."""
+    folder = Path(path).resolve()
+    existing = next(p for p in (folder, *folder.parents) if p.exists())
+    if not existing.is_dir():
+        raise ConfigError(f"{option} {path}: {existing} is not a directory")
+    if not os.access(existing, os.W_OK):
+        raise ConfigError(f"{option} {path}: directory {existing} is not writable")
+
+
 def train_command(
     config_path: str | None,
     preset: str | None,
@@ -74,4 +84,4 @@ def summary_command(
     return config, summarize(model)
 
 
-__all__ = ["Observer", "check_writable", "summary_command", "train_command"]
+__all__ = ["Observer", "check_output_dir", "check_writable", "summary_command", "train_command"]

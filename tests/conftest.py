@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -86,3 +88,24 @@ def tiny_config(*extra: str) -> TrialConfig:
 
 
 REAL_MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
+
+
+def last_json(result) -> Any:
+    """The JSON object a command printed on the last line of stdout."""
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def invoke_json(args: list[str]) -> tuple[Any, Any]:
+    """Run `dse ARGS --format json` in process; it must succeed. Returns (result, data)."""
+    from typer.testing import CliRunner
+
+    from dse.cli import app
+
+    result = CliRunner().invoke(app, [*args, "--format", "json"])
+    assert result.exit_code == 0, result.stderr
+    return result, last_json(result)
+
+
+def each(option: str, values: list[str]) -> list[str]:
+    """`--opt a --opt b` for a repeatable option."""
+    return [item for value in values for item in (option, value)]

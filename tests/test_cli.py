@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
 from typer.testing import CliRunner
 
@@ -11,6 +9,7 @@ from dse.cli import app
 from dse.config import TrialConfig
 from dse.presets import preset
 from dse.train.result import METRICS
+from tests.conftest import last_json
 
 runner = CliRunner()
 
@@ -32,16 +31,12 @@ TINY = [
 ]
 
 
-def _last_json(result) -> dict:
-    return json.loads(result.stdout.strip().splitlines()[-1])
-
-
 def test_summary_json_reports_the_papers_parameter_count():
     result = runner.invoke(app, ["summary", "--preset", "baseline", "--format", "json"])
     assert result.exit_code == 0
-    data = _last_json(result)
+    data = last_json(result)
     assert data["params"] == 8_215_568 and 400e6 < data["flops_per_sample"] < 410e6
-    shared = _last_json(
+    shared = last_json(
         runner.invoke(
             app,
             [
@@ -94,7 +89,7 @@ def test_train_json_last_line(digits_root, tmp_path):
         ],
     )
     assert result.exit_code == 0, result.stderr
-    data = _last_json(result)
+    data = last_json(result)
     for key in (*METRICS, "history", "environment", "config"):
         assert key in data
     assert data["config"]["lr_policy"]["name"] == "exp_decay" and save.is_file()
@@ -178,7 +173,7 @@ def test_bench_compares_variants_side_by_side():
     ]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.stderr
-    rows = _last_json(result)
+    rows = last_json(result)
     assert [r["name"] for r in rows] == ["routing_iterations=1", "routing_iterations=3"]
     for row in rows:
         assert {"samples_per_s", "ms_per_step", "gflops", "ceiling_share", "peak_mem_mb"} <= set(

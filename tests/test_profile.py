@@ -5,9 +5,9 @@ import json
 
 from typer.testing import CliRunner
 
-from dse.cli import app
 from dse.presets import preset
 from dse.profile import profile_steps
+from tests.conftest import each, invoke_json
 
 runner = CliRunner()
 TINY = [
@@ -45,28 +45,12 @@ def test_layer_view_sums_to_the_measured_step(tmp_path):
 
 
 def test_profile_cli_json_columns(tmp_path):
-    args = [
-        "profile",
-        *[a for s in TINY for a in ("--set", s)],
-        "--batch",
-        "8",
-        "--steps",
-        "1",
-        "--warmup",
-        "1",
-        "--out",
-        str(tmp_path),
-        "--format",
-        "json",
-    ]
-    result = runner.invoke(app, args)
-    assert result.exit_code == 0, result.stderr
-    rows = json.loads(result.stdout.splitlines()[-1])
+    args = ["profile", *each("--set", TINY), "--batch", "8", "--steps", "1", "--warmup", "1"]
+    result, rows = invoke_json([*args, "--out", str(tmp_path)])
     assert rows and all(
         set(r) == {"name", "calls", "self_ms", "total_ms", "self_bytes", "share"} for r in rows
     )
     assert any("conv" in r["name"] for r in rows)
     assert "trace:" in result.stderr and (tmp_path / "trace-train.json").is_file()
-    test_mode = runner.invoke(app, [*args, "--mode", "test", "--by", "layer"])
-    layers = json.loads(test_mode.stdout.splitlines()[-1])
-    assert test_mode.exit_code == 0 and all(r["backward_ms"] == 0 for r in layers)
+    _, layers = invoke_json([*args, "--out", str(tmp_path), "--mode", "test", "--by", "layer"])
+    assert all(r["backward_ms"] == 0 for r in layers)

@@ -108,9 +108,21 @@ def _read_arrays(name: str, files: tuple[tuple[str, Path], ...]):
 def load_dataset(
     config: DatasetConfig, device: torch.device | str = "cpu", data_dir: str | Path | None = None
 ) -> DeviceDataset:
-    """Read the dataset, split off validation (seeded by split_seed), move it to the device."""
-    info = INFO[config.name]
+    """Read the dataset, split off validation (seeded by split_seed), move it to the device.
+
+    The result is cached per process (the last two): a worker running trial after trial on
+    the same data and device keeps one copy instead of building a new one per trial.
+    Training only reads these tensors.
+    """
     files = tuple(sorted(locate(config.name, data_dir).items()))
+    return _device_dataset(config, str(device), files)
+
+
+@lru_cache(maxsize=2)
+def _device_dataset(
+    config: DatasetConfig, device: str, files: tuple[tuple[str, Path], ...]
+) -> DeviceDataset:
+    info = INFO[config.name]
     train_x, train_y, test_x, test_y = _read_arrays(config.name, files)
     n = len(train_y)
     if config.val_size >= n:

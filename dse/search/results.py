@@ -12,7 +12,7 @@ from optuna.trial import FrozenTrial, TrialState
 from dse.config import TrialConfig
 from dse.errors import ConfigError
 from dse.search.pareto import hypervolume, knee
-from dse.search.study import StorageError, load_study, open_storage
+from dse.search.study import StorageError, load_study, open_storage, study_names
 from dse.train.result import METRICS
 
 PICKS = ("knee", "fastest", "most-accurate")
@@ -150,8 +150,6 @@ def hypervolume_history(view: StudyView) -> list[tuple[int, float]]:
 def study_rows(storage: str) -> list[dict[str, Any]]:
     """Studies in a storage, with trial counts by state."""
     backend = open_storage(storage, create=False)
-    from dse.search.study import study_names
-
     rows = []
     for name in study_names(backend):
         study = optuna.load_study(study_name=name, storage=backend)

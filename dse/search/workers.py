@@ -5,7 +5,6 @@ records what comes back. Workers only train. A worker is a `spawn`ed process, so
 fresh in it after CUDA_VISIBLE_DEVICES is set; it dies with its parent (PR_SET_PDEATHSIG), so
 a killed runner leaves no orphan training on. Messages to the parent are tuples:
 
-    ("ready", slot)                                   the worker has started
     ("epoch", slot, number, epoch, epochs, val_acc)   an epoch of trial `number` finished
     ("done", slot, number, result_dict)               the trial finished
     ("error", slot, number, kind, message)            the trial raised
@@ -65,7 +64,6 @@ def worker_main(slot: Slot, tasks: Any, results: Any, data_dir: str | None) -> N
                 ("epoch", slot.index, self.number, record.epoch, self.epochs, record.val_accuracy)
             )
 
-    results.put(("ready", slot.index))
     while True:
         task = tasks.get()
         if task is None:
@@ -96,7 +94,6 @@ class _Worker:
     process: Any
     tasks: Any
     busy: int | None = None  # trial number in progress
-    ready: bool = False
 
 
 @dataclass
@@ -146,8 +143,6 @@ class WorkerPool:
         except queue.Empty:
             pass
         for message in messages:
-            if message[0] == "ready":
-                self._workers[message[1]].ready = True
             if message[0] in ("done", "error"):
                 self._workers[message[1]].busy = None
         return messages

@@ -202,9 +202,3 @@ def run_bench(
         timing.ratio = timing.samples_per_s / timings[0].samples_per_s
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return BenchReport(str(device), torch.get_num_threads(), batch, ceilings, rss, timings)
-
-
-def time_steps(
-    variants: dict[str, TrialConfig], device: torch.device, batch: int, steps: int, warmup: int
-) -> list[StepTiming]:
-    return run_bench(variants, device, batch, steps, warmup).timings

@@ -180,11 +180,9 @@ def train(
             optimizer.step()
 
             totals.losses[i] = parts["loss"].detach()
-            for name, value in parts.items():
-                weighted = value.detach() * y.shape[0]
-                totals.parts[name] = (
-                    totals.parts[name] + weighted if name in totals.parts else weighted
-                )
+            for name, value in parts.items():  # sample-weighted sums, kept on the device
+                total = totals.parts.setdefault(name, torch.zeros((), device=device))
+                total.add_(value.detach(), alpha=y.shape[0])
             step += 1
             if (i + 1) % CHECK_EVERY == 0:
                 _check_finite(totals, i + 1, epoch)

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import json
-
 from typer.testing import CliRunner
 
 from dse.cli import app
 from dse.space import parse_space
 from dse.train.trainer import train
-from tests.conftest import tiny_config
+from tests.conftest import each, invoke_json, tiny_config
 
 runner = CliRunner()
 
@@ -21,21 +19,10 @@ def test_from_checkpoints(digits_root, tmp_path):
         data_dir=digits_root,
         checkpoint=tmp_path / "cnn.pt",
     )
-    args = [
-        "report",
-        "accuracy",
-        "--checkpoint",
-        str(tmp_path / "caps.pt"),
-        "--checkpoint",
-        str(tmp_path / "cnn.pt"),
-        "--out",
-        str(tmp_path),
-        "--format",
-        "json",
-    ]
-    result = runner.invoke(app, args)
-    assert result.exit_code == 0, result.stderr
-    rows = json.loads(result.stdout.splitlines()[-1])
+    paths = [str(tmp_path / "caps.pt"), str(tmp_path / "cnn.pt")]
+    _, rows = invoke_json(
+        ["report", "accuracy", *each("--checkpoint", paths), "--out", str(tmp_path)]
+    )
     assert [(r["model"], r["test_accuracy"]) for r in rows] == [
         ("capsnet", caps.test_accuracy),
         ("cnn_baseline", cnn.test_accuracy),
@@ -58,11 +45,7 @@ def test_the_cnn_baseline_stands_in_a_search_space(digits_root, tmp_path, monkey
     )
     assert space.config_for({"model.name": "cnn_baseline"}).model.fc_units == 1024
     assert runner.invoke(app, ["run", "--space", "m.yaml", "--quiet"]).exit_code == 0
-    result = runner.invoke(
-        app, ["report", "accuracy", "--storage", "sqlite:///results/dse.db", "--format", "json"]
-    )
-    assert result.exit_code == 0, result.stderr
-    rows = json.loads(result.stdout.splitlines()[-1])
+    _, rows = invoke_json(["report", "accuracy", "--storage", "sqlite:///results/dse.db"])
     assert sorted(r["model"] for r in rows) == ["capsnet", "cnn_baseline"]
     assert all(r["source"].startswith("models#") for r in rows)
 
