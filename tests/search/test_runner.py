@@ -150,7 +150,7 @@ def _run_command(space: Path) -> tuple[list[str], dict[str, str]]:
 
 def test_kill_9_of_the_runner_then_the_same_command_completes(workdir):
     """Kill the runner (and so its workers) mid-study; rerun: planned trials, none twice."""
-    space = _write_space(workdir, epochs=8, lrs="[0.001, 0.002, 0.003]")
+    space = _write_space(workdir, epochs=25, lrs="[0.001, 0.002, 0.003]")
     command, env = _run_command(space)
     first = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     storage = "sqlite:///results/dse.db"
@@ -219,7 +219,7 @@ def _worker_pids(runner_pid: int) -> list[int]:
 
 
 def test_a_killed_worker_is_replaced_and_its_trial_retried(workdir):
-    space = _write_space(workdir, epochs=12, lrs="[0.001]")
+    space = _write_space(workdir, epochs=30, lrs="[0.001]")
     command, env = _run_command(space)
     run = subprocess.Popen(
         command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
