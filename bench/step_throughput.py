@@ -1,27 +1,35 @@
-"""Throughput of a full CapsNet training step (standard size, batch 128) and some variants.
+"""Throughput of a full CapsNet training step: the standard model and one change at a time.
 
     python bench/step_throughput.py [--batch 128] [--steps 5] [--warmup 2] [--threads 2]
+        [--only NAME ...] [--set KEY=VALUE ...] [--out results/bench]
 
-Prints a markdown table and, on the last line, the same as JSON. Variants are stepped in turn
-in one process: compare them as ratios, not against numbers from another run.
+Variants: routing 1-3, the weight-sharing modes, the decoders, fp32 and bf16, each differing
+from the standard model (baseline preset: routing 3, no sharing, full decoder, fp32) in one
+setting. They are stepped in turn in one process, so compare them as ratios ("vs standard"),
+not against numbers from another run. Prints a markdown table and, on the last line, the same
+rows as JSON; with --out also writes step_throughput.md and .json there. `--set` applies to
+every variant (CI runs it with small widths).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-from dataclasses import asdict
 
 import torch
 
+from dse.output import markdown_table, write_table_files
 from dse.presets import preset
 from dse.train.steptimer import run_bench
 
 VARIANTS = {
-    "baseline (routing 3, fp32)": [],
+    "standard (routing 3, fp32)": [],
     "routing 1": ["model.routing_iterations=1"],
-    "per_type sharing": ["model.weight_sharing=per_type"],
-    "fastrcaps sharing + small decoder": ["model.weight_sharing=fastrcaps", "model.decoder=small"],
+    "routing 2": ["model.routing_iterations=2"],
+    "sharing per_type": ["model.weight_sharing=per_type"],
+    "sharing fastrcaps": ["model.weight_sharing=fastrcaps"],
+    "decoder small": ["model.decoder=small"],
+    "decoder none": ["model.decoder=none"],
     "bf16 autocast": ["precision=bf16"],
 }
 
@@ -33,24 +41,37 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--only", nargs="+", choices=list(VARIANTS), help="Run these variants.")
+    parser.add_argument("--set", dest="sets", action="append", default=[], help="KEY=VALUE.")
+    parser.add_argument("--out", default=None, help="Folder for step_throughput.md/.json.")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    configs = {name: preset("baseline").with_overrides(sets) for name, sets in VARIANTS.items()}
+    names = [name for name in VARIANTS if not args.only or name in args.only]
+    base = preset("baseline").with_overrides(args.sets)
+    configs = {name: base.with_overrides(VARIANTS[name]) for name in names}
     report = run_bench(configs, torch.device(args.device), args.batch, args.steps, args.warmup)
-    timings = report.timings
     ceilings = ", ".join(f"{k} {v:.0f} GFLOP/s" for k, v in report.ceilings.items())
     print(
-        f"device {args.device}, threads {report.threads}, batch {args.batch}; ceiling {ceilings}\n"
+        f"device {report.device}, threads {report.threads}, batch {args.batch}; "
+        f"matmul ceiling {ceilings}; process peak RSS {report.rss_mb:.0f} MB\n"
     )
-    print("| variant | ms/step | samples/s | GFLOP/s | ceiling share | peak MB | vs baseline |")
-    print("|---|---|---|---|---|---|---|")
-    for t in timings:
-        print(
-            f"| {t.name} | {t.ms_per_step:.0f} | {t.samples_per_s:.1f} | {t.gflops:.1f} | "
-            f"{t.ceiling_share:.0%} | {t.peak_mem_mb:.0f} | {t.ratio:.2f}x |"
-        )
-    print(json.dumps([asdict(t) for t in timings]))
+    rows = [
+        {
+            "variant": t.name,
+            "ms_per_step": round(t.ms_per_step, 1),
+            "samples_per_s": round(t.samples_per_s, 2),
+            "gflops": round(t.gflops, 1),
+            "ceiling_share": round(t.ceiling_share, 3),
+            "peak_mem_mb": round(t.peak_mem_mb),
+            "vs_standard": round(t.ratio, 3),
+        }
+        for t in report.timings
+    ]
+    print(markdown_table(rows))
+    if args.out:
+        write_table_files(args.out, "step_throughput", rows)
+    print(json.dumps(rows))
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ import io
 import json
 import sys
 from enum import Enum
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
@@ -56,6 +57,26 @@ class Output:
 
     def text(self, text: str) -> None:
         sys.stdout.write(text if text.endswith("\n") else text + "\n")
+
+
+def markdown_table(rows: list[dict[str, Any]]) -> str:
+    """A GitHub markdown table with the rows' keys as its header."""
+    if not rows:
+        return "(no rows)"
+    header = list(rows[0])
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(_cell(row[key]) for key in header) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def write_table_files(folder: str | Path, stem: str, rows: list[dict[str, Any]]) -> list[Path]:
+    """FOLDER/STEM.md (markdown table) and FOLDER/STEM.json (the rows); returns both paths."""
+    out = Path(folder)
+    out.mkdir(parents=True, exist_ok=True)
+    md, js = out / f"{stem}.md", out / f"{stem}.json"
+    md.write_text(markdown_table(rows) + "\n")
+    js.write_text(json.dumps(rows, indent=2, default=str) + "\n")
+    return [md, js]
 
 
 def _numeric(rows: list[dict[str, Any]], column: str) -> bool:

@@ -18,6 +18,7 @@ from torch import nn
 from torch.profiler import record_function
 
 from dse.config import CapsNetConfig
+from dse.model.conv import Conv2d
 from dse.model.costs import LayerCost, conv_flops, linear_flops
 from dse.model.losses import margin_loss, reconstruction_loss
 from dse.model.routing import route
@@ -46,7 +47,7 @@ class PrimaryCaps(nn.Module):
     def __init__(self, in_channels: int, types: int, dim: int, squash_fn=squash):
         super().__init__()
         self.types, self.dim, self.squash = types, dim, squash_fn
-        self.conv = nn.Conv2d(in_channels, types * dim, kernel_size=9, stride=2)
+        self.conv = Conv2d(in_channels, types * dim, kernel_size=9, stride=2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.conv(x)  # [B, types*dim, H, W]
@@ -177,7 +178,7 @@ class CapsNet(nn.Module):
         self.config, self.input_shape, self.n_classes = config, input_shape, n_classes
         c_in, h, w = input_shape
         squash_fn = SQUASH[config.squash]
-        self.conv1 = nn.Conv2d(c_in, config.conv_channels, kernel_size=9)
+        self.conv1 = Conv2d(c_in, config.conv_channels, kernel_size=9)
         self.primary = PrimaryCaps(
             config.conv_channels, config.primary_types, config.primary_dim, squash_fn
         )

@@ -10,6 +10,11 @@ outer products, then sums them (about 2R x 94 MB of traffic at batch 128 for the
 model), and its gradient of <u_hat, v> runs a transposed matrix-vector product that MKL does
 slowly. The gradient of u_hat is a sum of 2R - 1 outer products, so here it is one batched
 matmul of rank 2R - 1, written once. Same numbers as autograd (checked in the tests).
+
+Every product with u_hat is written as a row vector times u_hat or times its transposed view
+([1, N] @ [N, D] and [1, D] @ [D, N]): MKL runs both fast on u_hat as stored, while the
+matrix-vector form [N, D] @ [D, 1] runs about 3x slower, and a transposed copy of u_hat to avoid
+it costs more than it saves (measured side by side, `python bench/step_throughput.py`).
 """
 
 from __future__ import annotations
@@ -33,7 +38,7 @@ def route_autograd(
             s = s + bias
         v = squash_fn(s)
         if it < iterations - 1:
-            logits = logits + (u_hat @ v.unsqueeze(-1)).squeeze(-1)  # <u_hat_ij, v_j>
+            logits = logits + (v.unsqueeze(2) @ u_hat.transpose(-1, -2)).squeeze(2)  # <u_ij, v_j>
     return v, c
 
 
@@ -41,9 +46,7 @@ class _DynamicRouting(torch.autograd.Function):
     @staticmethod
     def forward(ctx, u_hat, bias, iterations, squash_fn):
         b, j, n, _ = u_hat.shape
-        # Products u_hat @ y (a D-vector per input) are slow batched matrix-vector products in
-        # the [N, D] layout and fast in [D, N]: keep a transposed copy for them.
-        u_hat_t = u_hat.transpose(-1, -2).contiguous()  # [B, J, D, N]
+        u_hat_t = u_hat.transpose(-1, -2)  # [B, J, D, N], a view
         logits = u_hat.new_zeros(b, j, n)
         cs, ss, vs = [], [], []
         for it in range(iterations):
@@ -58,14 +61,15 @@ class _DynamicRouting(torch.autograd.Function):
             if it < iterations - 1:
                 logits = logits + (v.unsqueeze(2).to(u_hat.dtype) @ u_hat_t).squeeze(2)
         ctx.squash_fn, ctx.iterations, ctx.has_bias = squash_fn, iterations, bias is not None
-        ctx.save_for_backward(u_hat, u_hat_t, *cs, *ss, *vs)
+        ctx.save_for_backward(u_hat, *cs, *ss, *vs)
         ctx.mark_non_differentiable(cs[-1])
         return vs[-1], cs[-1]
 
     @staticmethod
     def backward(ctx, grad_v, _grad_c):
         r_total = ctx.iterations
-        u_hat, u_hat_t, *saved = ctx.saved_tensors
+        u_hat, *saved = ctx.saved_tensors
+        u_hat_t = u_hat.transpose(-1, -2)
         cs, ss, vs = saved[:r_total], saved[r_total : 2 * r_total], saved[2 * r_total :]
         dtype = u_hat.dtype
         lefts, rights = [], []  # grad u_hat = sum of lefts[k] (x) rights[k]

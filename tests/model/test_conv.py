@@ -1,0 +1,36 @@
+import pytest
+import torch
+from torch import nn
+
+from dse.model.conv import Conv2d
+
+
+@pytest.mark.parametrize(
+    ("c_in", "stride", "size"), [(1, 1, (20, 17)), (3, 2, (20, 20)), (2, 2, (19, 22))]
+)
+def test_conv_gradients_equal_torch(c_in, stride, size):
+    torch.manual_seed(0)
+    fast = Conv2d(c_in, 8, kernel_size=5, stride=stride).double()
+    plain = nn.Conv2d(c_in, 8, kernel_size=5, stride=stride).double()
+    plain.load_state_dict(fast.state_dict())
+    x = torch.rand(4, c_in, *size, dtype=torch.double, requires_grad=True)
+    x_plain = x.detach().clone().requires_grad_(True)
+    out = fast(x)
+    expected = plain(x_plain)
+    torch.testing.assert_close(out, expected)
+    grad = torch.randn_like(out)
+    out.backward(grad)
+    expected.backward(grad)
+    torch.testing.assert_close(fast.weight.grad, plain.weight.grad)
+    torch.testing.assert_close(fast.bias.grad, plain.bias.grad)
+    torch.testing.assert_close(x.grad, x_plain.grad)
+
+
+def test_conv_without_input_grad_and_without_grad():
+    conv = Conv2d(1, 4, kernel_size=3)
+    x = torch.rand(3, 1, 6, 6)
+    out = conv(x)
+    out.sum().backward()
+    assert conv.weight.grad.shape == (4, 1, 3, 3)
+    with torch.no_grad():
+        torch.testing.assert_close(conv(x), out.detach())
