@@ -184,7 +184,9 @@ class TrialConfig(_Section):
     seed: int = 0
     epochs: int = Field(30, ge=1)
     precision: Literal["fp32", "bf16"] = "fp32"
-    eval_batch_size: int = Field(1000, ge=1)
+    # Evaluation batch: 500 ran 9% faster per sample than 1000 on a 2-core CPU (u_hat of 368
+    # MB instead of 737 MB); a GPU may prefer larger.
+    eval_batch_size: int = Field(500, ge=1)
     dataset: DatasetConfig = DatasetConfig()
     model: ModelConfig = CapsNetConfig()
     optimizer: OptimizerConfig = OptimizerConfig()

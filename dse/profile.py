@@ -95,7 +95,7 @@ def profile_steps(
         if mode == "test":
             model.eval()
             with torch.no_grad():
-                model(x)
+                model(x, reconstruct=False)  # what evaluation runs
             return
         model.train()
         out = model(x, y)

@@ -36,7 +36,10 @@ class CnnBaseline(nn.Module):
         self.dropout = nn.Dropout(config.dropout)
         self.fc2 = nn.Linear(config.fc_units, n_classes)
 
-    def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> CnnOutput:
+    def forward(
+        self, x: torch.Tensor, labels: torch.Tensor | None = None, reconstruct: bool = True
+    ) -> CnnOutput:
+        """labels and reconstruct: the CapsNet's interface (a CNN has no decoder)."""
         with record_function("conv1"):
             h = F.max_pool2d(F.relu(self.conv1(x)), 2)  # [B, 32, H/2, W/2]
         with record_function("conv2"):

@@ -203,8 +203,13 @@ class CapsNet(nn.Module):
             else Decoder(config.decoder, n_classes, config.class_dim, math.prod(input_shape))
         )
 
-    def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> CapsNetOutput:
-        """x [B, C, H, W] in [0, 1]; labels select the decoded capsule in training."""
+    def forward(
+        self, x: torch.Tensor, labels: torch.Tensor | None = None, reconstruct: bool = True
+    ) -> CapsNetOutput:
+        """x [B, C, H, W] in [0, 1]; labels select the decoded capsule in training.
+
+        reconstruct=False skips the decoder (evaluation needs only the scores).
+        """
         # Named scopes: `dse profile --by layer` attributes forward and backward time to them.
         with record_function("conv1"):
             h = F.relu(self.conv1(x), inplace=True)  # [B, 256, 20, 20]
@@ -216,7 +221,7 @@ class CapsNet(nn.Module):
             v = self.class_caps.route(u_hat)[0]  # [B, J, D]
             lengths = (v * v).sum(-1).add(EPS).sqrt()  # [B, J]
         recon = None
-        if self.decoder is not None:
+        if self.decoder is not None and reconstruct:
             with record_function("decoder"):
                 selected = labels if labels is not None else lengths.argmax(1)
                 recon = self.decoder(v, selected)

@@ -82,7 +82,7 @@ def evaluate(
         images = split.images[start : start + config.eval_batch_size]
         labels = split.labels[start : start + config.eval_batch_size]
         with _autocast(config, device):
-            scores = model(to_float(center_crops(images, crop))).scores
+            scores = model(to_float(center_crops(images, crop)), reconstruct=False).scores
         correct += (scores.argmax(1) == labels).sum()
     model.train(was_training)
     return correct.item() / len(split)
