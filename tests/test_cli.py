@@ -180,7 +180,10 @@ def test_bench_compares_variants_side_by_side():
             row
         )
         assert (
-            row["samples_per_s"] > 0 and 0 < row["ceiling_share"] < 1.5 and row["peak_mem_mb"] > 0
+            row["samples_per_s"] > 0
+            and 0 < row["ceiling_share"] < 1.5
+            and row["peak_mem_mb"] > 0
+            and row["process_rss_mb"] > 0
         )
     assert rows[0]["ratio"] == 1.0
 
