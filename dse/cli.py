@@ -12,6 +12,7 @@ from typing import Annotated
 
 import typer
 
+from dse.calibrate import DEFAULT_PATH as CALIBRATION_PATH
 from dse.errors import ConfigError, DseError
 from dse.output import Format, Output
 from dse.search.study import DEFAULT_STORAGE, SAMPLERS
@@ -203,6 +204,51 @@ def bench(
 
 @app.command()
 @handles_errors
+def calibrate(
+    config: ConfigOpt = None,
+    preset: PresetOpt = None,
+    set_: SetOpt = None,
+    runs: Annotated[int, typer.Option("--runs", min=2, help="Training runs (seeds).")] = 3,
+    device: DeviceOpt = "cpu",
+    data_dir: DataDirOpt = None,
+    out: Annotated[
+        str, typer.Option("--out", help="Where to write the calibration (dse run reads it).")
+    ] = CALIBRATION_PATH,
+    format: FormatOpt = Format.table,
+) -> None:
+    """Train one configuration N times: the CV of epoch time and the spread of accuracy."""
+    from dse.calibrate import run_calibration
+    from dse.commands import check_output_dir
+    from dse.presets import resolve_config
+
+    base = resolve_config(config, preset, set_ or [])
+    check_output_dir(Path(out).parent, "--out")
+
+    def on_run(i: int, result: dict) -> None:
+        sys.stderr.write(
+            f"run {i + 1}/{runs}: seed {result['config']['seed']}, train "
+            f"{result['train_time_s']:.1f} s, val_accuracy {result['val_accuracy']:.4f}\n"
+        )
+
+    result = run_calibration(base, runs, device, data_dir, on_run)
+    result.save(out)
+    if format is Format.json:
+        Output(format).json(result.to_dict())
+        return
+    rows = [
+        {"measure": "epoch time CV", "value": result.epoch_time_cv},
+        {"measure": "train time CV", "value": result.train_time_cv},
+        {"measure": "mean epoch time s", "value": result.epoch_time_mean_s},
+        {"measure": "val accuracy mean", "value": result.val_accuracy_mean},
+        {"measure": "val accuracy std", "value": result.val_accuracy_std},
+        {"measure": "val accuracy spread", "value": result.val_accuracy_spread},
+    ]
+    Output(format).rows(rows, title=f"calibration of {result.config} on {result.device}")
+    sys.stderr.write(f"wrote {out}\n")
+
+
+@app.command()
+@handles_errors
 def evaluate(
     checkpoint: Annotated[
         str, typer.Option("--checkpoint", help="A checkpoint from dse train --save.")
@@ -358,9 +404,18 @@ def run(
     quiet: Annotated[
         bool, typer.Option("--quiet", "-q", help="A line per finished trial.")
     ] = False,
+    calibration: Annotated[
+        str | None,
+        typer.Option(
+            "--calibration",
+            help=f"A `dse calibrate` file to store with the study (default: {CALIBRATION_PATH} "
+            "when it exists).",
+        ),
+    ] = None,
     format: FormatOpt = Format.table,
 ) -> None:
     """Explore a search space: trials in parallel, results in the database, then the front."""
+    from dse.calibrate import load_calibration
     from dse.search.progress import LineReporter, LiveReporter
     from dse.search.results import open_view, pareto_rows
     from dse.search.runner import RunOptions, run_study
@@ -373,8 +428,13 @@ def run(
             f"--sampler {sampler}: unknown sampler; choose from {', '.join(SAMPLERS)}"
         )
     loaded = load_space(space)
+    if calibration is None and Path(CALIBRATION_PATH).is_file():
+        calibration = CALIBRATION_PATH
+    noise = load_calibration(calibration) if calibration else None
     reporter = LineReporter() if quiet or format is not Format.table else LiveReporter()
-    options = RunOptions(storage, study, sampler, n_trials, seed, gpus, workers, data_dir)
+    options = RunOptions(
+        storage, study, sampler, n_trials, seed, gpus, workers, data_dir, calibration=noise
+    )
     summary = run_study(loaded, options, reporter)
     rows = pareto_rows(open_view(storage, summary.study))
     sys.stderr.write(
@@ -385,6 +445,20 @@ def run(
     for failure in summary.failures[:5]:
         sys.stderr.write(f"  {failure[:200]}\n")
     _print_front(rows, format, f"Pareto front of {summary.study}")
+
+
+def _warn_noise_ties(rows: list[dict], view) -> None:
+    """Front neighbours closer than the study's stored calibration: their order is noise."""
+    from dse.calibrate import noise_ties
+
+    calibration = view.study.user_attrs.get("calibration")
+    if not calibration:
+        return
+    for a, b, reason in noise_ties(rows, view.metric_names, calibration):
+        sys.stderr.write(
+            f"warning: front members {a} and {b} differ by less than the measured noise "
+            f"({reason}; calibration on {calibration['device']})\n"
+        )
 
 
 def _print_front(rows: list[dict], format: Format, title: str) -> None:
@@ -420,6 +494,7 @@ def pareto(
 
         check_output_dir(out, "--out")
     rows = pareto_rows(view)
+    _warn_noise_ties(rows, view)
     _print_front(rows, format, f"Pareto front of {view.study.study_name}")
     if plot:
         files = write_report(view, Path(out))

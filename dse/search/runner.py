@@ -113,6 +113,7 @@ class RunOptions:
     gpus: str | None = None
     workers: int | None = None
     data_dir: str | None = None
+    calibration: dict[str, Any] | None = None  # from `dse calibrate`, stored with the study
 
 
 def run_study(
@@ -163,6 +164,8 @@ class _Runner:
         storage = open_storage(self.options.storage, create=True)
         name = self.options.study_name or self.space.name
         self.study = create_study(storage, name, self.space, self.sampler)
+        if self.options.calibration is not None:  # the latest measured noise, for dse pareto
+            self.study.set_user_attr("calibration", self.options.calibration)
         optuna.storages.fail_stale_trials(self.study)
         if self.grid is not None:
             _enqueue_missing(self.study, self.space, self.grid[: self.planned], kind="grid")

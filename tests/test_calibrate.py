@@ -1,0 +1,149 @@
+"""dse calibrate: the noise statistics, the file dse run stores, dse pareto's warning."""
+
+from __future__ import annotations
+
+import json
+import warnings
+
+import numpy as np
+import optuna
+import pytest
+from typer.testing import CliRunner
+
+from dse.calibrate import Calibration, coefficient_of_variation, noise_ties
+from dse.cli import app
+from tests.conftest import each, last_json, write_idx_dataset
+
+runner = CliRunner()
+
+
+def _result(epoch_times: list[float], accuracy: float) -> dict:
+    return {
+        "train_time_s": sum(epoch_times),
+        "val_accuracy": accuracy,
+        "history": [{"epoch_time_s": t} for t in epoch_times],
+    }
+
+
+def test_cv_and_accuracy_spread_are_computed_from_the_runs():
+    runs = [
+        _result([9.0, 2.0, 2.2], 0.97),
+        _result([8.0, 1.8, 2.0], 0.98),
+        _result([7.0, 2.0, 2.0], 0.99),
+    ]
+    cal = Calibration.from_runs("c", "cpu", [0, 1, 2], runs)
+    counted = [2.0, 2.2, 1.8, 2.0, 2.0, 2.0]  # each run's first epoch left out
+    assert cal.epoch_time_cv == pytest.approx(np.std(counted, ddof=1) / np.mean(counted))
+    assert cal.epoch_time_mean_s == pytest.approx(2.0)
+    totals = [13.2, 11.8, 11.0]
+    assert cal.train_time_cv == pytest.approx(np.std(totals, ddof=1) / np.mean(totals))
+    assert cal.val_accuracy_std == pytest.approx(0.01)
+    assert cal.val_accuracy_spread == pytest.approx(0.02)
+    assert coefficient_of_variation([5.0]) == 0.0
+    assert coefficient_of_variation([1.0, 3.0]) == pytest.approx(np.sqrt(2) / 2)
+
+
+def test_noise_ties_name_neighbours_within_the_noise_only():
+    calibration = {"train_time_cv": 0.05, "val_accuracy_std": 0.002}
+    rows = [
+        {"number": 1, "train_time_s": 100.0, "val_accuracy": 0.970},
+        {"number": 2, "train_time_s": 103.0, "val_accuracy": 0.971},  # within both: a tie
+        {"number": 3, "train_time_s": 150.0, "val_accuracy": 0.972},  # 31% slower: real
+        {"number": 4, "train_time_s": 152.0, "val_accuracy": 0.990},  # 1.8 points: real
+    ]
+    ties = noise_ties(rows, ["train_time_s", "val_accuracy"], calibration)
+    assert [(a, b) for a, b, _ in ties] == [(1, 2)]
+    assert "train_time_s 2.9% < CV 5.0%" in ties[0][2]
+    assert noise_ties(rows, ["train_time_s", "params"], calibration) == []  # params: no noise
+
+
+def test_calibrate_then_run_then_pareto_warns(tmp_path, monkeypatch):
+    write_idx_dataset(tmp_path / "data" / "mnist", n_train=300, n_test=100)
+    monkeypatch.setenv("DSE_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.chdir(tmp_path)
+    tiny = [
+        "epochs=2", "dataset.val_size=100", "dataset.test_subset=100", "model.conv_channels=8",
+        "model.primary_types=2", "model.primary_dim=4", "model.class_dim=4",
+        "batch_schedule.batch_size=50", "eval_batch_size=100",
+    ]  # fmt: skip
+    result = runner.invoke(
+        app,
+        [
+            "calibrate",
+            "--preset",
+            "baseline",
+            *each("--set", tiny),
+            "--runs",
+            "2",
+            "--format",
+            "json",
+        ],
+    )
+    assert result.exit_code == 0, result.stderr
+    cal = last_json(result)
+    assert cal["runs"] == 2 and cal["seeds"] == [0, 1] and len(cal["val_accuracy"]) == 2
+    assert cal["epoch_time_cv"] >= 0 and cal["train_time_cv"] >= 0
+    assert json.loads((tmp_path / "results" / "calibration.json").read_text()) == cal
+
+    # A calibration that calls everything noise: the two-point front must be flagged.
+    cal.update(train_time_cv=10.0, val_accuracy_std=1.0)
+    (tmp_path / "results" / "calibration.json").write_text(json.dumps(cal))
+    space = tmp_path / "two.yaml"
+    space.write_text(
+        "name: two\nbase: {epochs: 1, eval_batch_size: 100, dataset: {val_size: 100, "
+        "test_subset: 100}, model: {conv_channels: 8, primary_types: 2, primary_dim: 4, "
+        "class_dim: 4}, batch_schedule: {batch_size: 50}}\n"
+        "axes:\n  model.routing_iterations: [1, 3]\n"
+        "objectives: {train_time_s: minimize, val_accuracy: maximize}\n"
+    )
+    storage = f"sqlite:///{tmp_path}/r.db"
+    run = runner.invoke(
+        app, ["run", "--space", str(space), "--storage", storage, "--workers", "1", "-q"]
+    )
+    assert run.exit_code == 0, run.stderr
+    study = optuna.load_study(study_name="two", storage=storage)
+    assert study.user_attrs["calibration"]["train_time_cv"] == 10.0
+
+
+def test_pareto_warns_about_front_members_within_the_noise(tmp_path):
+    storage = f"sqlite:///{tmp_path}/r.db"
+    study = optuna.create_study(
+        storage=storage, study_name="s", directions=["minimize", "maximize"]
+    )
+    with warnings.catch_warnings():  # experimental in optuna
+        warnings.simplefilter("ignore")
+        study.set_metric_names(["train_time_s", "val_accuracy"])
+    for values in ([100.0, 0.970], [103.0, 0.971], [200.0, 0.990]):
+        study.add_trial(optuna.trial.create_trial(values=values))
+    result = runner.invoke(app, ["pareto", "--storage", storage, "--format", "json"])
+    assert result.exit_code == 0 and "noise" not in result.stderr  # no calibration stored
+    study.set_user_attr(
+        "calibration", {"train_time_cv": 0.05, "val_accuracy_std": 0.002, "device": "cpu"}
+    )
+    result = runner.invoke(app, ["pareto", "--storage", storage, "--format", "json"])
+    assert result.exit_code == 0 and len(last_json(result)) == 3
+    flagged = [line for line in result.stderr.splitlines() if line.startswith("warning")]
+    assert flagged == [
+        "warning: front members 0 and 1 differ by less than the measured noise (train_time_s "
+        "2.9% < CV 5.0%; val_accuracy 0.10 < std 0.20 points; calibration on cpu)"
+    ]
+
+
+def test_bad_calibration_file_is_one_line_exit_2(tmp_path):
+    bad = tmp_path / "cal.json"
+    bad.write_text("{not json")
+    result = runner.invoke(
+        app,
+        [
+            "run",
+            "--space",
+            "smoke",
+            "--calibration",
+            str(bad),
+            "--storage",
+            f"sqlite:///{tmp_path}/x.db",
+        ],
+    )
+    assert result.exit_code == 2
+    assert result.stderr.strip().startswith("error: --calibration") and "not JSON" in result.stderr
+    assert not (tmp_path / "x.db").exists()
