@@ -204,6 +204,57 @@ def bench(
 
 @app.command()
 @handles_errors
+def reproduce(
+    space: Annotated[
+        str, typer.Option("--space", help="A space over the `preset` axis (paper, paper_cpu).")
+    ] = "paper",
+    storage: StorageOpt = DEFAULT_STORAGE,
+    study: StudyOpt = None,
+    gpus: Annotated[
+        str | None, typer.Option("--gpus", help="GPU indices like 0,1 (or cpu).")
+    ] = None,
+    workers: Annotated[int | None, typer.Option("--workers", help="CPU worker processes.")] = None,
+    data_dir: DataDirOpt = None,
+    run: Annotated[
+        bool, typer.Option("--run/--no-run", help="Run (or resume) the study first.")
+    ] = True,
+    out: Annotated[str, typer.Option("--out", help="Folder for the HTML page.")] = "results",
+    format: FormatOpt = Format.table,
+) -> None:
+    """The paper's table beside this study's: accuracy, time and their changes vs baseline."""
+    from dataclasses import asdict
+
+    from dse.commands import check_output_dir
+    from dse.report import reproduce as rep
+    from dse.search.progress import LineReporter
+    from dse.search.results import open_view
+    from dse.search.runner import RunOptions, run_study
+    from dse.space import load_space
+
+    check_output_dir(out, "--out")
+    loaded = load_space(space)
+    name = study or loaded.name
+    if run:
+        options = RunOptions(storage, name, None, None, 0, gpus, workers, data_dir)
+        run_study(loaded, options, LineReporter())
+    view = open_view(storage, name)
+    rows = rep.report_rows(rep.measured_by_preset(view))
+    if not rows:
+        raise ConfigError(
+            f"study {name}: no complete trials with a `preset` parameter of the paper's eight"
+        )
+    page = rep.write_html(rows, name, Path(out) / f"reproduce-{name}.html")
+    if format is Format.json:
+        Output(format).json({"rows": rows, "orderings": [asdict(o) for o in rep.orderings(rows)]})
+    elif format is Format.csv:
+        Output(format).rows(rows)
+    else:
+        Output(format).text(rep.markdown(rows, name))
+    sys.stderr.write(f"report: {page}\n")
+
+
+@app.command()
+@handles_errors
 def calibrate(
     config: ConfigOpt = None,
     preset: PresetOpt = None,

@@ -1,0 +1,85 @@
+"""dse reproduce: the paper's table beside a study's (synthetic numbers, then a tiny real run)."""
+
+from __future__ import annotations
+
+import pytest
+from typer.testing import CliRunner
+
+from dse.cli import app
+from dse.report.reproduce import PAPER, Measured, orderings, report_rows
+from tests.conftest import last_json, write_idx_dataset
+
+runner = CliRunner()
+
+
+def _measured(acc: float, time_s: float, params: int = 100) -> Measured:
+    return Measured(1, "mnist", acc, acc, time_s, time_s / 2, params)
+
+
+def test_rows_relative_to_baseline_beside_the_papers():
+    rows = report_rows(
+        {
+            "baseline": _measured(99.0, 100.0),
+            "warm_adabatch": _measured(99.2, 40.0),
+            "weight_sharing": _measured(98.9, 90.0, params=80),
+        }
+    )
+    assert [r["config"] for r in rows] == ["Baseline", "WarmAdaBatch", "WeightSharing"]
+    wab = rows[1]
+    assert wab["time_reduction_%"] == 60.0 and wab["acc_change_pts"] == pytest.approx(0.2)
+    assert wab["paper_way_time_s"] == 20.0 and wab["paper_way_reduction_%"] == 60.0
+    assert wab["paper_acc_%"] == 99.454 and wab["paper_time_s"] == 2400
+    assert wab["paper_time_reduction_%"] == round(100 * (1 - 2400 / 8700), 1)  # 72.4
+    assert wab["paper_acc_change_pts"] == round(99.454 - 99.366, 3)
+    assert rows[2]["paper_params"] == 6_719_920 and rows[0]["paper_params"] == 8_227_248
+
+
+def test_orderings_count_pairs_in_the_papers_order():
+    paper = PAPER["mnist"]
+    # Times in the paper's order except baseline and one_cycle swapped; accuracies as the paper.
+    names = ["baseline", "warm_adabatch", "one_cycle"]
+    times = {"baseline": 70.0, "warm_adabatch": 24.0, "one_cycle": 87.0}
+    rows = report_rows({n: _measured(paper[n].accuracy, times[n]) for n in names})
+    by_measure = {o.measure: o for o in orderings(rows)}
+    assert (by_measure["time (measured)"].agree, by_measure["time (measured)"].pairs) == (2, 3)
+    assert by_measure["time (measured)"].disagreements == ["OneCycle < Baseline"]
+    assert by_measure["test accuracy"].agree == 3
+
+
+def test_reproduce_runs_a_tiny_paper_space_end_to_end(tmp_path, monkeypatch):
+    write_idx_dataset(tmp_path / "data" / "mnist", n_train=300, n_test=100)
+    monkeypatch.setenv("DSE_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "tiny_paper.yaml").write_text(
+        "name: tiny_paper\nbase: {epochs: 2, eval_batch_size: 100, dataset: {val_size: 100, "
+        "test_subset: 100}, model: {conv_channels: 8, primary_types: 2, primary_dim: 4, "
+        "class_dim: 4}, batch_schedule: {batch_size: 50}}\n"
+        "axes:\n  preset: [baseline, exp_decay, weight_sharing]\n"
+    )
+    storage = f"sqlite:///{tmp_path}/r.db"
+    args = ["reproduce", "--space", "tiny_paper.yaml", "--storage", storage, "--workers", "2"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.stderr
+    assert "| config | trials | test_acc_% |" in result.stdout
+    assert "Orderings (pairs of configurations in the paper's order / pairs):" in result.stdout
+    assert (tmp_path / "results" / "reproduce-tiny_paper.html").stat().st_size > 100_000
+    # Resumed: nothing runs again; JSON carries the rows and the orderings.
+    again = runner.invoke(app, [*args, "--no-run", "--format", "json"])
+    data = last_json(again)
+    assert [r["config"] for r in data["rows"]] == ["Baseline", "ExpDecay", "WeightSharing"]
+    assert data["rows"][0]["time_reduction_%"] == 0.0 and data["rows"][0]["trials"] == 1
+    assert data["rows"][2]["params"] < data["rows"][0]["params"]  # shared weights, small decoder
+    assert [o["measure"] for o in data["orderings"]] == [
+        "time (measured)",
+        "time (paper's way)",
+        "test accuracy",
+    ]
+
+
+def test_reproduce_without_paper_presets_is_an_error(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(
+        app,
+        ["reproduce", "--space", "smoke", "--no-run", "--storage", f"sqlite:///{tmp_path}/none.db"],
+    )
+    assert result.exit_code == 2 and result.stderr.startswith("error: --storage")
