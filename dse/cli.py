@@ -455,6 +455,10 @@ def run(
     quiet: Annotated[
         bool, typer.Option("--quiet", "-q", help="A line per finished trial.")
     ] = False,
+    repeats: Annotated[
+        int | None,
+        typer.Option("--repeats", min=1, help="Seeds per trial; objectives are their means."),
+    ] = None,
     calibration: Annotated[
         str | None,
         typer.Option(
@@ -479,6 +483,8 @@ def run(
             f"--sampler {sampler}: unknown sampler; choose from {', '.join(SAMPLERS)}"
         )
     loaded = load_space(space)
+    if repeats is not None:
+        loaded = loaded.with_repeats(repeats)
     if calibration is None and Path(CALIBRATION_PATH).is_file():
         calibration = CALIBRATION_PATH
     noise = load_calibration(calibration) if calibration else None
@@ -533,6 +539,15 @@ def pareto(
         bool, typer.Option("--plot", help="Write the HTML report (and a PNG).")
     ] = False,
     out: Annotated[str, typer.Option("--out", help="Folder for the report.")] = "results",
+    robust: Annotated[
+        float | None,
+        typer.Option(
+            "--robust",
+            min=0.0,
+            max=1.0,
+            help="With repeats: keep members non-dominated with at least this probability.",
+        ),
+    ] = None,
     format: FormatOpt = Format.table,
 ) -> None:
     """The Pareto-optimal trials: objective values and parameters; --plot writes the report."""
@@ -544,7 +559,7 @@ def pareto(
         from dse.report.pareto_report import write_report
 
         check_output_dir(out, "--out")
-    rows = pareto_rows(view)
+    rows = pareto_rows(view, robust)
     _warn_noise_ties(rows, view)
     _print_front(rows, format, f"Pareto front of {view.study.study_name}")
     if plot:

@@ -220,6 +220,7 @@ class _SpaceFile(BaseModel):
     objectives: dict[str, Literal["minimize", "maximize"]] = DEFAULT_OBJECTIVES
     constraints: list[str] = []
     n_trials: int | None = Field(None, ge=1)
+    repeats: int | None = Field(None, ge=1)  # seeds per trial (base.repeats)
 
 
 @dataclass(frozen=True)
@@ -249,6 +250,10 @@ class SearchSpace:
     n_trials: int | None
     description: str | None = None
     raw: dict[str, Any] = field(default_factory=dict, compare=False)  # the file, as stored
+
+    def with_repeats(self, repeats: int) -> SearchSpace:
+        """The space with every trial training `repeats` seeds (`dse run --repeats`)."""
+        return replace(self, base={**self.base, "repeats": repeats})
 
     # -- what the space holds --
     @property
@@ -501,10 +506,11 @@ def parse_space(data: Any, source: str) -> SearchSpace:
             f"choose from {', '.join(PRESETS)}"
         )
     axes = _name_params(tuple(_parse_axis(key, value, source) for key, value in spec.axes.items()))
+    base = spec.base if spec.repeats is None else {**spec.base, "repeats": spec.repeats}
     space = SearchSpace(
         name=spec.name,
         source=source,
-        base=spec.base,
+        base=base,
         axes=axes,
         points=(),
         objectives=tuple(spec.objectives.items()),

@@ -13,7 +13,7 @@ from pathlib import Path
 import plotly.graph_objects as go
 from optuna.trial import FrozenTrial, TrialState
 
-from dse.search.results import StudyView, hypervolume_history, objective_values
+from dse.search.results import StudyView, hypervolume_history, objective_values, robustness
 
 
 @dataclass(frozen=True)
@@ -23,10 +23,21 @@ class ReportFiles:
     png_skipped: str | None  # why there is no PNG
 
 
-def _hover(view: StudyView, trial: FrozenTrial) -> str:
+def _hover(view: StudyView, trial: FrozenTrial, chance: dict[int, float] | None = None) -> str:
     values = objective_values(view, trial)
+    std = trial.user_attrs.get("seed_std", {})
     lines = [f"<b>trial {trial.number}</b>"]
-    lines += [f"{k}: {v:.4g}" for k, v in values.items()]
+    lines += [
+        f"{k}: {v:.4g}"
+        + (
+            f" ± {std[k]:.2g} (std over {len(trial.user_attrs['per_seed'])} seeds)"
+            if k in std
+            else ""
+        )
+        for k, v in values.items()
+    ]
+    if chance and trial.number in chance:
+        lines.append(f"P(non-dominated over seeds): {chance[trial.number]:.2f}")
     lines += [f"{k}: {v}" for k, v in trial.params.items()]
     if trial.user_attrs.get("device"):
         lines.append(f"device: {trial.user_attrs['device']}")
@@ -42,6 +53,7 @@ def pareto_figure(view: StudyView) -> go.Figure:
     feasible = [t for t in complete if all(v <= 0 for v in t.constraints.values())]
     others = [t for t in feasible if t.number not in front_numbers]
     infeasible = [t for t in complete if t not in feasible]
+    chance = robustness(view)
     fig = go.Figure()
     for label, trials, style in (
         ("trials", others, {"color": "#9aa5b1", "size": 8}),
@@ -56,8 +68,10 @@ def pareto_figure(view: StudyView) -> go.Figure:
                 line={"shape": "hv", "color": "#d62728"} if label == "Pareto front" else None,
                 marker=style,
                 name=label,
-                text=[_hover(view, t) for t in trials],
+                text=[_hover(view, t, chance) for t in trials],
                 hovertemplate="%{text}<extra></extra>",
+                error_x=_error_bars(trials, names[0]),
+                error_y=_error_bars(trials, names[1]),
             )
         )
     fig.update_layout(
@@ -67,6 +81,14 @@ def pareto_figure(view: StudyView) -> go.Figure:
         template="plotly_white",
     )
     return fig
+
+
+def _error_bars(trials: list[FrozenTrial], metric: str) -> dict | None:
+    """One std over the seeds (trials with repeats); None when no trial has repeats."""
+    std = [t.user_attrs.get("seed_std", {}).get(metric) for t in trials]
+    if all(s is None for s in std):
+        return None
+    return {"type": "data", "array": [s or 0.0 for s in std], "visible": True}
 
 
 def pareto_figure_3d(view: StudyView) -> go.Figure:
@@ -113,10 +135,14 @@ def hypervolume_figure(view: StudyView) -> go.Figure:
 
 
 def _front_table(view: StudyView) -> str:
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in ["trial", *view.metric_names, "params"])
+    chance = robustness(view)
+    columns = ["trial", *view.metric_names, *(["P(non-dominated)"] if chance else []), "params"]
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in columns)
     rows = []
     for t in view.front():
         values = "".join(f"<td>{v:.4g}</td>" for v in t.values)
+        if chance:
+            values += f"<td>{chance[t.number]:.2f}</td>"
         params = html.escape(", ".join(f"{k}={v}" for k, v in t.params.items()))
         rows.append(f"<tr><td>{t.number}</td>{values}<td>{params}</td></tr>")
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"

@@ -12,6 +12,7 @@ from optuna.trial import FrozenTrial, TrialState
 from dse.config import TrialConfig
 from dse.errors import ConfigError
 from dse.search.pareto import hypervolume, knee
+from dse.search.robust import DEFAULT_RESAMPLES, nondominated_probability
 from dse.search.study import StorageError, load_study, open_storage, study_names
 from dse.train.result import METRICS
 
@@ -50,12 +51,53 @@ def objective_values(view: StudyView, trial: FrozenTrial) -> dict[str, float]:
     return dict(zip(view.metric_names, trial.values, strict=True))
 
 
-def pareto_rows(view: StudyView) -> list[dict[str, Any]]:
-    """One object per front member: number, objective values by metric name, params."""
-    return [
-        {"number": t.number, **objective_values(view, t), "params": dict(t.params)}
-        for t in view.front()
+def seed_values(view: StudyView, trial: FrozenTrial) -> list[list[float]]:
+    """The trial's objective vectors, one per seed (its values alone without repeats)."""
+    per_seed = trial.user_attrs.get("per_seed")
+    if not per_seed:
+        return [list(trial.values)]
+    return [[seed[m] for m in view.metric_names] for seed in per_seed]
+
+
+def robustness(view: StudyView, resamples: int = DEFAULT_RESAMPLES) -> dict[int, float]:
+    """Each feasible complete trial's probability of being non-dominated, by a bootstrap over
+    its seeds (dse/search/robust.py); empty when no trial has repeats."""
+    trials = [
+        t
+        for t in view.trials()
+        if t.state == TrialState.COMPLETE and all(v <= 0 for v in t.constraints.values())
     ]
+    values = [seed_values(view, t) for t in trials]
+    if all(len(v) == 1 for v in values):
+        return {}
+    probabilities = nondominated_probability(values, view.directions, resamples)
+    return {t.number: p for t, p in zip(trials, probabilities, strict=True)}
+
+
+def pareto_rows(view: StudyView, robust: float | None = None) -> list[dict[str, Any]]:
+    """One object per front member: number, objective values by metric name, params.
+
+    With repeats also each objective's std over the seeds and `p_nondominated`; `robust` keeps
+    only members whose probability is at least that.
+    """
+    chance = robustness(view)
+    if robust is not None and not chance:
+        raise ConfigError(
+            f"--robust {robust}: study {view.study.study_name!r} has no repeats to resample "
+            "(run with --repeats K or `repeats: K` in the space)"
+        )
+    rows = []
+    for t in view.front():
+        row: dict[str, Any] = {"number": t.number, **objective_values(view, t)}
+        if chance:
+            std = t.user_attrs.get("seed_std", {})
+            row.update({f"{m}_std": std.get(m, 0.0) for m in view.metric_names})
+            row["p_nondominated"] = chance[t.number]
+            if robust is not None and chance[t.number] < robust:
+                continue
+        row["params"] = dict(t.params)
+        rows.append(row)
+    return rows
 
 
 def trials_frame(view: StudyView) -> pd.DataFrame:

@@ -273,6 +273,9 @@ class _Runner:
             trial.set_user_attr("metrics", metrics)
             trial.set_user_attr("history", result["history"])
             trial.set_user_attr("environment", result["environment"])
+            if result.get("per_seed"):  # repeats: each seed's metrics, and their std
+                trial.set_user_attr("per_seed", result["per_seed"])
+                trial.set_user_attr("seed_std", result["seed_std"])
             for constraint in self.space.constraints:
                 trial.set_constraint(str(constraint), constraint.violation(metrics))
             self.study.tell(trial, [metrics[m] for m in self.space.metric_names])

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 # The metrics a trial reports; search objectives are chosen among these.
@@ -44,12 +44,36 @@ class TrialResult:
     samples_per_s: float
     history: list[EpochRecord] = field(default_factory=list)
     environment: dict[str, Any] = field(default_factory=dict)
+    # With repeats > 1: each seed's metrics (seed first), and the metrics' std over the seeds;
+    # the fields above are then the means (history, best_epoch: the first seed's).
+    per_seed: list[dict[str, float]] = field(default_factory=list)
+    seed_std: dict[str, float] = field(default_factory=dict)
 
     def metrics(self) -> dict[str, float]:
         return {name: getattr(self, name) for name in METRICS}
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    @classmethod
+    def mean_of(cls, results: list[TrialResult], config: dict[str, Any]) -> TrialResult:
+        """One result for several seeds of a config: means, per-seed values and their std."""
+        import numpy as np
+
+        first = results[0]
+        per_seed = [{"seed": r.config["seed"], **r.metrics()} for r in results]
+        means = {name: float(np.mean([r.metrics()[name] for r in results])) for name in METRICS}
+        std = {
+            name: float(np.std([r.metrics()[name] for r in results], ddof=1)) for name in METRICS
+        }
+        return replace(
+            first,
+            config=config,
+            **{**means, "params": first.params},
+            samples_per_s=float(np.mean([r.samples_per_s for r in results])),
+            per_seed=per_seed,
+            seed_std=std,
+        )
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrialResult:

@@ -111,8 +111,29 @@ def train(
     checkpoint: str | Path | None = None,
     data: DeviceDataset | None = None,
 ) -> TrialResult:
-    """Train `config` on `device`; save the best-validation weights to `checkpoint` if given."""
+    """Train `config` on `device`; save the best-validation weights to `checkpoint` if given.
+
+    With config.repeats = k > 1 the configuration trains k times, seeds seed .. seed+k-1, one
+    after another on the device; the result holds the means, the per-seed metrics and their
+    std (the observer and the checkpoint follow the first seed).
+    """
     device = resolve_device(str(device)) if not isinstance(device, torch.device) else device
+    if config.repeats > 1:
+        data = data or load_dataset(config.dataset, device, data_dir)
+        results = []
+        for i in range(config.repeats):
+            single = config.with_overrides([f"seed={config.seed + i}", "repeats=1"])
+            results.append(
+                train(
+                    single,
+                    device,
+                    data_dir,
+                    observer if i == 0 else None,
+                    checkpoint if i == 0 else None,
+                    data,
+                )
+            )
+        return TrialResult.mean_of(results, config.to_dict())
     observer = observer or Observer()
     if config.precision == "bf16" and not native_bf16(device):
         warnings.warn(

@@ -1,0 +1,23 @@
+"""repeats: one trial trains k seeds; the metrics are their means, each seed's values kept."""
+
+import numpy as np
+import pytest
+
+from dse.train.trainer import train
+from tests.conftest import tiny_config
+
+
+def test_repeats_train_consecutive_seeds_and_report_means(digits_root):
+    result = train(tiny_config("repeats=3", "seed=5"), "cpu", digits_root)
+    assert [s["seed"] for s in result.per_seed] == [5, 6, 7]
+    accuracy = [s["val_accuracy"] for s in result.per_seed]
+    assert result.val_accuracy == pytest.approx(np.mean(accuracy))
+    assert result.seed_std["val_accuracy"] == pytest.approx(np.std(accuracy, ddof=1))
+    times = [s["train_time_s"] for s in result.per_seed]
+    assert result.train_time_s == pytest.approx(np.mean(times))
+    assert result.config["repeats"] == 3 and result.config["seed"] == 5
+    # Each seed is the plain run of that seed (same CPU, same numbers).
+    single = train(tiny_config("seed=6"), "cpu", digits_root)
+    assert single.val_accuracy == result.per_seed[1]["val_accuracy"]
+    assert single.test_accuracy == result.per_seed[1]["test_accuracy"]
+    assert not single.per_seed and not single.seed_std
