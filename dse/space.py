@@ -481,7 +481,17 @@ def _parse_constraint(text: str, where: str) -> Constraint:
     metric, op, bound = match.groups()
     if metric not in METRICS:
         raise ConfigError(f"{where}: {metric!r} is not a metric; choose from {', '.join(METRICS)}")
+    _check_not_test(metric, where)
     return Constraint(metric, op, float(bound))
+
+
+def _check_not_test(metric: str, where: str) -> None:
+    """Selection never sees the test set: it is reported, never optimized or constrained."""
+    if metric == "test_accuracy":
+        raise ConfigError(
+            f"{where}: test_accuracy is reported only (selecting on the test set overfits "
+            "it); use val_accuracy"
+        )
 
 
 def parse_space(data: Any, source: str) -> SearchSpace:
@@ -500,6 +510,7 @@ def parse_space(data: Any, source: str) -> SearchSpace:
             raise ConfigError(
                 f"{source}: objectives.{metric}: not a metric; choose from {', '.join(METRICS)}"
             )
+        _check_not_test(metric, f"{source}: objectives.{metric}")
     if spec.base.get(PRESET_KEY) is not None and spec.base[PRESET_KEY] not in PRESETS:
         raise ConfigError(
             f"{source}: base.preset: unknown preset {spec.base[PRESET_KEY]!r}; "

@@ -258,3 +258,23 @@ def test_a_local_file_wins_over_a_shipped_one(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "smoke.yaml").write_text("name: mine\naxes: {model.routing_iterations: [1, 2]}\n")
     assert load_space("smoke.yaml").name == "mine"
+
+
+def test_selection_never_sees_the_test_set():
+    with pytest.raises(ConfigError, match="objectives.test_accuracy: test_accuracy is reported"):
+        _space(
+            axes={"model.routing_iterations": [1, 3]},
+            objectives={"train_time_s": "minimize", "test_accuracy": "maximize"},
+        )
+    with pytest.raises(ConfigError, match="constraints: test_accuracy is reported only"):
+        _space(axes={"model.routing_iterations": [1, 3]}, constraints=["test_accuracy >= 0.9"])
+
+
+def test_paper_cpu_space_is_the_eight_presets_at_cpu_size():
+    space = load_space("paper_cpu.yaml")
+    configs = {values["preset"]: space.config_for(values) for values in space.grid()}
+    assert len(configs) == 8 and all(c.epochs == 4 for c in configs.values())
+    assert configs["adabatch"].batch_schedule.milestones == ((1, 64),)
+    assert configs["wab_ws"].model.weight_sharing == "fastrcaps"
+    assert configs["wab_ws"].lr_policy.name == "warm_adabatch"
+    assert configs["baseline"].batch_schedule.batch_size == 64
