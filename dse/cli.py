@@ -355,6 +355,10 @@ def run(
     ] = None,
     workers: Annotated[int | None, typer.Option("--workers", help="CPU worker processes.")] = None,
     data_dir: DataDirOpt = None,
+    retry_oom: Annotated[
+        bool,
+        typer.Option("--retry-oom", help="Retry an out-of-memory trial once at half the batch."),
+    ] = False,
     quiet: Annotated[
         bool, typer.Option("--quiet", "-q", help="A line per finished trial.")
     ] = False,
@@ -374,7 +378,9 @@ def run(
         )
     loaded = load_space(space)
     reporter = LineReporter() if quiet or format is not Format.table else LiveReporter()
-    options = RunOptions(storage, study, sampler, n_trials, seed, gpus, workers, data_dir)
+    options = RunOptions(
+        storage, study, sampler, n_trials, seed, gpus, workers, data_dir, retry_oom=retry_oom
+    )
     summary = run_study(loaded, options, reporter)
     rows = pareto_rows(open_view(storage, summary.study))
     sys.stderr.write(
