@@ -61,9 +61,9 @@ def test_eight_runners_share_one_sqlite_study_of_400_trials(workdir):
         assert run.returncode == 0, stderr[-2000:]
         assert "database is locked" not in stderr and "Traceback" not in stderr
         summary = [line for line in stderr.splitlines() if line.startswith("study shared: ")]
-        assert summary and f"{TRIALS} complete, 0 failed of {TRIALS} planned" in summary[0], stderr[
-            -2000:
-        ]
+        assert summary and f"{TRIALS} complete, 0 failed of {TRIALS} planned" in summary[-1], (
+            stderr[-2000:]
+        )
 
     trials = load_study("sqlite:///results/dse.db", "shared").get_trials()
     states = Counter(t.state for t in trials)
