@@ -452,6 +452,10 @@ def run(
     ] = None,
     workers: Annotated[int | None, typer.Option("--workers", help="CPU worker processes.")] = None,
     data_dir: DataDirOpt = None,
+    retry_oom: Annotated[
+        bool,
+        typer.Option("--retry-oom", help="Retry an out-of-memory trial once at half the batch."),
+    ] = False,
     quiet: Annotated[
         bool, typer.Option("--quiet", "-q", help="A line per finished trial.")
     ] = False,
@@ -490,7 +494,16 @@ def run(
     noise = load_calibration(calibration) if calibration else None
     reporter = LineReporter() if quiet or format is not Format.table else LiveReporter()
     options = RunOptions(
-        storage, study, sampler, n_trials, seed, gpus, workers, data_dir, calibration=noise
+        storage,
+        study,
+        sampler,
+        n_trials,
+        seed,
+        gpus,
+        workers,
+        data_dir,
+        calibration=noise,
+        retry_oom=retry_oom,
     )
     summary = run_study(loaded, options, reporter)
     rows = pareto_rows(open_view(storage, summary.study))

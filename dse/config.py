@@ -231,6 +231,21 @@ class TrialConfig(_Section):
         """A copy with dotted `key.sub=value` overrides applied (values parsed as YAML)."""
         return _validate(apply_overrides(self.to_dict(), overrides), "--set")
 
+    def with_half_batch(self) -> TrialConfig:
+        """The same run at half the batch size (`dse run --retry-oom`), never below 1.
+
+        Every phase of a batch schedule is halved and its milestone epochs kept, so adabatch
+        keeps its shape and warm_adabatch its restarts. The LR policy is unchanged: policies laid
+        out over epochs or the whole run (one_cycle, warm restarts) keep their shape in epochs;
+        exp_decay, counted in steps, decays twice as fast per epoch.
+        """
+        data = self.to_dict()
+        schedule = data["batch_schedule"]
+        schedule["batch_size"] = max(1, schedule["batch_size"] // 2)
+        if "milestones" in schedule:
+            schedule["milestones"] = [[e, max(1, size // 2)] for e, size in schedule["milestones"]]
+        return _validate(data, "--retry-oom")
+
 
 # Sections whose keys depend on their `name`: switching the name starts the section afresh.
 _TAGGED_SECTIONS = ("model", "lr_policy", "batch_schedule")

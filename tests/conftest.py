@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -109,3 +111,38 @@ def invoke_json(args: list[str]) -> tuple[Any, Any]:
 def each(option: str, values: list[str]) -> list[str]:
     """`--opt a --opt b` for a repeatable option."""
     return [item for value in values for item in (option, value)]
+
+
+TINY_SPACE = """
+name: {name}
+base:
+  epochs: {epochs}
+  eval_batch_size: 200
+  dataset: {{val_size: 100, test_subset: 100}}
+  model: {{conv_channels: 8, primary_types: 2, primary_dim: 4, class_dim: 4}}
+  batch_schedule: {{batch_size: 50}}
+axes:
+  model.routing_iterations: [1, 2]
+  optimizer.lr: {lrs}
+"""
+
+
+def write_space(
+    folder: Path, name: str = "tiny", epochs: int = 1, lrs: str = "[0.001, 0.003]"
+) -> Path:
+    """A grid of tiny CapsNets (2 routing settings x the given learning rates)."""
+    path = folder / f"{name}.yaml"
+    path.write_text(TINY_SPACE.format(name=name, epochs=epochs, lrs=lrs))
+    return path
+
+
+def dse_command(*args: str) -> tuple[list[str], dict[str, str]]:
+    """`python -m dse ARGS` as a separate process, and its environment."""
+    root = str(Path(__file__).resolve().parents[1])
+    return [sys.executable, "-m", "dse", *args], {**os.environ, "PYTHONPATH": root}
+
+
+def load_study(storage: str, name: str):
+    import optuna
+
+    return optuna.load_study(study_name=name, storage=storage)

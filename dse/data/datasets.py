@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from dse.config import DatasetConfig
-from dse.data.formats import read_idx, read_norb
+from dse.data.formats import check_header, read_idx, read_norb
 from dse.data.sources import locate
 from dse.errors import DataError
 
@@ -68,24 +68,31 @@ def _check_pair(images: np.ndarray, labels: np.ndarray, paths: tuple[Path, Path]
         raise DataError(f"{paths[1]}: labels must be a list of integers in [0, {n_classes})")
 
 
+def _check_idx_images(path: Path, shape: tuple[int, ...], dtype: np.dtype, info: DatasetInfo):
+    if len(shape) != 3 or shape[1:] != (info.stored_size,) * 2 or dtype != np.uint8:
+        raise DataError(
+            f"{path}: expected uint8 images of shape [N, {info.stored_size}, "
+            f"{info.stored_size}], found {dtype} {list(shape)}"
+        )
+
+
+def _check_norb_images(path: Path, shape: tuple[int, ...], dtype: np.dtype):
+    if len(shape) != 4 or shape[1] != 2 or dtype != np.uint8:
+        raise DataError(
+            f"{path}: expected uint8 stereo pairs [N, 2, H, W], found {dtype} {list(shape)}"
+        )
+
+
 def _read_idx_split(images_path: Path, labels_path: Path, info: DatasetInfo):
     images, labels = read_idx(images_path), read_idx(labels_path)
-    if images.ndim != 3 or images.shape[1:] != (info.stored_size,) * 2 or images.dtype != np.uint8:
-        raise DataError(
-            f"{images_path}: expected uint8 images of shape [N, {info.stored_size}, "
-            f"{info.stored_size}], found {images.dtype} {list(images.shape)}"
-        )
+    _check_idx_images(images_path, images.shape, images.dtype, info)
     _check_pair(images, labels, (images_path, labels_path), info.n_classes)
     return images[:, None], labels.astype(np.int64)
 
 
 def _read_norb_split(images_path: Path, labels_path: Path, info: DatasetInfo):
     images, labels = read_norb(images_path), read_norb(labels_path)
-    if images.ndim != 4 or images.shape[1] != 2 or images.dtype != np.uint8:
-        raise DataError(
-            f"{images_path}: expected uint8 stereo pairs [N, 2, H, W], "
-            f"found {images.dtype} {list(images.shape)}"
-        )
+    _check_norb_images(images_path, images.shape, images.dtype)
     _check_pair(images, labels, (images_path, labels_path), info.n_classes)
     # Resize to 48x48 by area averaging (an exact 2x2 mean for the 96x96 originals).
     small = F.interpolate(
@@ -103,6 +110,23 @@ def _read_arrays(name: str, files: tuple[tuple[str, Path], ...]):
     train = reader(paths["train_images"], paths["train_labels"], info)
     test = reader(paths["test_images"], paths["test_labels"], info)
     return (*train, *test)
+
+
+def check_files(name: str, data_dir: str | Path | None = None) -> None:
+    """Find the dataset's files and check them as `load_dataset` would, reading only the
+    image headers (and the small label files): `dse run` calls it before it writes anything."""
+    paths = locate(name, data_dir)
+    info = INFO[name]
+    kind, reader = ("norb", read_norb) if name == "smallnorb" else ("idx", read_idx)
+    for split in ("train", "test"):
+        images_path, labels_path = paths[f"{split}_images"], paths[f"{split}_labels"]
+        shape, dtype = check_header(images_path, kind)
+        if kind == "idx":
+            _check_idx_images(images_path, shape, dtype, info)
+        else:
+            _check_norb_images(images_path, shape, dtype)
+        labels = reader(labels_path)
+        _check_pair(np.empty((shape[0], 0)), labels, (images_path, labels_path), info.n_classes)
 
 
 def load_dataset(

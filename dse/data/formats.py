@@ -46,9 +46,64 @@ def read_bytes(path: Path) -> bytes:
         raise DataError(f"{path}: cannot read: {exc}") from None
 
 
-def read_idx(path: str | Path) -> np.ndarray:
+def _head(path: Path, n: int) -> bytes:
+    """The first n bytes (decompressed), without reading the rest."""
+    try:
+        if path.suffix == ".gz":
+            with gzip.open(path, "rb") as f:
+                return f.read(n)
+        with open(path, "rb") as f:
+            return f.read(n)
+    except (OSError, EOFError, zlib.error) as exc:
+        raise DataError(f"{path}: cannot read: {exc}") from None
+
+
+def _gzip_trailer_size(path: Path) -> int:
+    """The size gzip records in its trailer: of the last member, modulo 2**32."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(-4, 2)
+            return struct.unpack("<I", f.read(4))[0]
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read: {exc}") from None
+
+
+def _counted_size(path: Path) -> int:
+    total = 0
+    try:
+        with gzip.open(path, "rb") as f:
+            while chunk := f.read(1 << 22):
+                total += len(chunk)
+    except (OSError, EOFError, zlib.error) as exc:
+        raise DataError(f"{path}: cannot read: {exc}") from None
+    return total
+
+
+def check_header(path: str | Path, kind: str) -> tuple[tuple[int, ...], np.dtype]:
+    """Dims and dtype of an IDX ("idx") or smallNORB ("norb") file, checked against the file's
+    size as the readers do, without reading the data: the runner checks before it starts."""
     path = Path(path)
-    raw = read_bytes(path)
+    dims, dtype, header = (_idx_header if kind == "idx" else _norb_header)(path, _head(path, 1024))
+    expected = int(np.prod(dims)) * dtype.itemsize
+    if path.suffix != ".gz":
+        found = path.stat().st_size - header
+    elif _gzip_trailer_size(path) == (header + expected) % 2**32:
+        found = expected  # the trailer agrees: no need to decompress it all
+    else:
+        found = _counted_size(path) - header
+    if found != expected:
+        _size_error(path, "IDX" if kind == "idx" else "smallNORB", dims, expected, found)
+    return dims, dtype
+
+
+def _size_error(path: Path, what: str, dims: tuple[int, ...], expected: int, found: int):
+    state = "truncated" if found < expected else "has trailing bytes"
+    raise DataError(
+        f"{path}: {what} file {state}: header says {dims} ({expected} bytes), found {found} bytes"
+    )
+
+
+def _idx_header(path: Path, raw: bytes) -> tuple[tuple[int, ...], np.dtype, int]:
     if len(raw) < 4:
         raise DataError(f"{path}: not an IDX file: only {len(raw)} bytes")
     zero1, zero2, type_code, ndim = raw[:4]
@@ -58,20 +113,20 @@ def read_idx(path: str | Path) -> np.ndarray:
     if len(raw) < header:
         raise DataError(f"{path}: truncated IDX header")
     dims = struct.unpack(f">{ndim}I", raw[4:header])
-    dtype = IDX_DTYPES[type_code]
+    return dims, IDX_DTYPES[type_code], header
+
+
+def read_idx(path: str | Path) -> np.ndarray:
+    path = Path(path)
+    raw = read_bytes(path)
+    dims, dtype, header = _idx_header(path, raw)
     expected = int(np.prod(dims)) * dtype.itemsize
-    found = len(raw) - header
-    if found != expected:
-        state = "truncated" if found < expected else "has trailing bytes"
-        raise DataError(
-            f"{path}: IDX file {state}: header says {dims} ({expected} bytes), found {found} bytes"
-        )
+    if len(raw) - header != expected:
+        _size_error(path, "IDX", dims, expected, len(raw) - header)
     return np.frombuffer(raw, dtype=dtype, offset=header).reshape(dims)
 
 
-def read_norb(path: str | Path) -> np.ndarray:
-    path = Path(path)
-    raw = read_bytes(path)
+def _norb_header(path: Path, raw: bytes) -> tuple[tuple[int, ...], np.dtype, int]:
     if len(raw) < 8:
         raise DataError(f"{path}: not a smallNORB file: only {len(raw)} bytes")
     magic, ndim = struct.unpack("<iI", raw[:8])
@@ -85,15 +140,18 @@ def read_norb(path: str | Path) -> np.ndarray:
     if len(raw) < header:
         raise DataError(f"{path}: truncated smallNORB header")
     dims = struct.unpack(f"<{stored}i", raw[8:header])[:ndim]
-    dtype = NORB_DTYPES[magic]
+    if any(d < 0 for d in dims):
+        raise DataError(f"{path}: not a smallNORB file: negative dimension in {dims}")
+    return dims, NORB_DTYPES[magic], header
+
+
+def read_norb(path: str | Path) -> np.ndarray:
+    path = Path(path)
+    raw = read_bytes(path)
+    dims, dtype, header = _norb_header(path, raw)
     expected = int(np.prod(dims)) * dtype.itemsize
-    found = len(raw) - header
-    if found != expected:
-        state = "truncated" if found < expected else "has trailing bytes"
-        raise DataError(
-            f"{path}: smallNORB file {state}: header says {dims} ({expected} bytes), "
-            f"found {found} bytes"
-        )
+    if len(raw) - header != expected:
+        _size_error(path, "smallNORB", dims, expected, len(raw) - header)
     return np.frombuffer(raw, dtype=dtype, offset=header).reshape(dims)
 
 

@@ -125,13 +125,13 @@ def _local(folder: Path, remote: RemoteFile) -> Path | None:
 def locate(dataset: str, data_dir: str | Path | None = None) -> dict[str, Path]:
     """Paths of the dataset's files by role, downloading into the cache when missing."""
     source = SOURCES[dataset]
+    if data_dir and not Path(data_dir).is_dir():  # not silently another folder's copy
+        raise DataError(f"--data-dir {data_dir}: no such directory")
     dirs = candidate_dirs(dataset, data_dir)
     for folder in dirs:
         found = {role: _local(folder, remote) for role, remote in source.files.items()}
         if all(found.values()):
             return found  # type: ignore[return-value]
-    if data_dir and not Path(data_dir).is_dir():
-        raise DataError(f"--data-dir {data_dir}: no such directory")
     names = ", ".join(f.name for f in source.files.values())
     where = ", ".join(str(d) for d in dirs)
     if os.environ.get("DSE_OFFLINE") == "1":

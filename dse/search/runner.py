@@ -10,7 +10,9 @@ running the same command again resumes, and several runners can share one study:
 - a grid enqueues each point once (skipping points already finished, running or queued), and
   workers pop queued trials: no duplicates, in parallel;
 - a trial whose worker process died is recorded FAIL and retried once; a trial left RUNNING by
-  a killed runner goes stale (no heartbeat) and optuna re-queues it.
+  a killed runner goes stale (no heartbeat) and optuna re-queues it;
+- with retry_oom, a trial that ran out of device memory is recorded FAIL and retried once at
+  half the batch size (`TrialConfig.with_half_batch`); the retry's `retry_of` names it.
 
 Written by hand rather than with `Study.optimize(n_jobs=...)` (threads, one device) or a
 joblib pool (no way to pin a process to a GPU before CUDA starts in it).
@@ -27,7 +29,6 @@ from typing import Any, Protocol
 import optuna
 from optuna.trial import TrialState
 
-from dse.data.sources import locate
 from dse.errors import ConfigError, DseError
 from dse.search.devices import Slot, cpu_count, plan_slots
 from dse.search.study import (
@@ -114,6 +115,7 @@ class RunOptions:
     workers: int | None = None
     data_dir: str | None = None
     calibration: dict[str, Any] | None = None  # from `dse calibrate`, stored with the study
+    retry_oom: bool = False  # retry an out-of-memory trial once at half the batch size
 
 
 def run_study(
@@ -154,8 +156,10 @@ class _Runner:
             self.planned = min(budget, len(self.grid))
         else:
             self.planned = space.planned_trials(options.n_trials)
+        from dse.data.datasets import check_files  # imports torch
+
         for dataset in _datasets(space):
-            locate(dataset, options.data_dir)
+            check_files(dataset, options.data_dir)
         self.in_flight: dict[int, _InFlight] = {}
         self.deaths: dict[int, int] = {}  # worker deaths by original trial number
         self.invalid_in_a_row = 0
@@ -239,6 +243,8 @@ class _Runner:
         try:
             values = self.space.suggest(trial)
             config = self.space.config_for(values, name=f"{self.study.study_name}-{trial.number}")
+            if trial.user_attrs.get("half_batch"):
+                config = config.with_half_batch()
         except DseError as exc:
             # A sampled combination the config rejects (say warm_adabatch with a fixed batch):
             # recorded, not counted against the budget; the sampler draws again.
@@ -246,10 +252,13 @@ class _Runner:
             trial.set_user_attr("invalid", True)
             self.study.tell(trial, state=TrialState.FAIL)
             return False
-        trial.set_user_attr("config", config.to_dict())
-        trial.set_user_attr("device", slot.device)
-        trial.set_user_attr("slot", slot.label)
-        trial.set_user_attr("host", socket.gethostname())
+        try:
+            trial.set_user_attr("config", config.to_dict())
+            trial.set_user_attr("device", slot.device)
+            trial.set_user_attr("slot", slot.label)
+            trial.set_user_attr("host", socket.gethostname())
+        except optuna.exceptions.UpdateFinishedTrialError:
+            return True  # failed as stale by another runner meanwhile, and queued again
         self.pool.submit(slot, trial.number, config.to_dict())
         self.in_flight[trial.number] = flight
         self.reporter.trial_started(trial.number, slot, values)
@@ -266,8 +275,14 @@ class _Runner:
         flight = self.in_flight.pop(message[2], None)
         if flight is None:
             return
-        trial = flight.trial
-        if kind == "done":
+        try:
+            self._record(flight.trial, message)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            return  # failed as stale by another runner meanwhile, and queued again: it reruns
+        self._report_finished(flight.trial.number)
+
+    def _record(self, trial: optuna.Trial, message: tuple) -> None:
+        if message[0] == "done":
             result = message[3]
             metrics = {name: result[name] for name in METRICS}
             trial.set_user_attr("metrics", metrics)
@@ -282,8 +297,18 @@ class _Runner:
         else:
             _, _, _, error_kind, text = message
             trial.set_user_attr("error", f"{error_kind}: {text}")
+            retry = (
+                error_kind == "out of memory"
+                and self.options.retry_oom
+                and not trial.user_attrs.get("half_batch")  # once
+            )
+            if retry:
+                trial.set_user_attr("retried", True)
             self.study.tell(trial, state=TrialState.FAIL)
-        self._report_finished(trial.number)
+            if retry:
+                self._enqueue_retry(
+                    trial, trial.number, retry_reason="out of memory", half_batch=True
+                )
 
     def _report_finished(self, number: int) -> None:
         trials = self.study.get_trials(deepcopy=False)
@@ -302,9 +327,13 @@ class _Runner:
             trial.set_user_attr("retried", True)
         self.study.tell(trial, state=TrialState.FAIL)
         if retry:
-            attrs = {"origin": "retry", "retry_of": origin, "point": dict(trial.params)}
-            self.study.enqueue_trial(trial.params, user_attrs=attrs)
+            self._enqueue_retry(trial, origin, retry_reason="worker died")
         self._report_finished(trial.number)
+
+    def _enqueue_retry(self, trial: optuna.Trial, origin: int, **attrs: Any) -> None:
+        """Queue the trial's point again; the retry's attributes link it to `origin`."""
+        attrs = {"origin": "retry", "retry_of": origin, "point": dict(trial.params), **attrs}
+        self.study.enqueue_trial(trial.params, user_attrs=attrs)
 
     def _heartbeat(self, flights: list[_InFlight] | None = None) -> None:
         """Tell the storage our trials are alive (optuna starts no heartbeat for ask/tell)."""

@@ -5,12 +5,20 @@ default; postgresql+psycopg://user@host/db), or a journal file (a path ending in
 .journal, or journal:PATH). RDB storages run with heartbeats: a trial whose runner died goes
 stale after GRACE_PERIOD_S, is marked FAIL and re-queued with the same parameters.
 Journal files have no heartbeats (optuna's limit): after a crash, stale RUNNING trials stay.
+
+Several `dse run` processes may start on one new SQLite database at the same moment: creating
+the schema and the study is serialized by a lock on the database's folder (optuna's own
+creation races: `UNIQUE constraint failed: alembic_version.version_num`).
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
+import sqlite3
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -55,8 +63,9 @@ def open_storage(url: str, create: bool) -> optuna.storages.BaseStorage:
     journal = _journal_path(url)
     if journal is not None:
         return _open_journal(url, Path(journal), create)
+    import sqlalchemy
+
     try:
-        import sqlalchemy
         from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
         parsed = sqlalchemy.engine.make_url(url)
@@ -77,10 +86,14 @@ def open_storage(url: str, create: bool) -> optuna.storages.BaseStorage:
         engine_kwargs = {"connect_args": {"timeout": SQLITE_TIMEOUT_S}}
     if path is not None:
         _check_sqlite_path(url, path, create)
+    existed = path is not None and path.exists()
     try:
-        with warnings.catch_warnings():  # heartbeats are experimental in optuna, and what we need
+        with creation_lock(url), warnings.catch_warnings():
+            # heartbeats are experimental in optuna, and what we need
             warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
-            return RDBStorage(
+            if path is not None and create:
+                _use_wal(path)
+            storage = RDBStorage(
                 url,
                 engine_kwargs=engine_kwargs,
                 skip_table_creation=not create,
@@ -89,10 +102,60 @@ def open_storage(url: str, create: bool) -> optuna.storages.BaseStorage:
                 heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=3),
             )
     except Exception as exc:  # SQLAlchemy's OperationalError and friends: unreachable, refused
+        if path is not None and not existed:  # a full disk, say: leave no half-made database
+            for leftover in (path, *_sqlite_sidecars(path)):
+                leftover.unlink(missing_ok=True)
         if isinstance(exc, DseError):
             raise
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise StorageError(f"--storage {url}: cannot open the database: {first_line}") from None
+    if url.startswith("sqlite"):
+        sqlalchemy.event.listen(storage.engine, "connect", _no_sync_per_commit)
+        storage.engine.dispose()  # connections made from here on get the pragma
+    return storage
+
+
+def _use_wal(path: Path) -> None:
+    """Write-ahead logging: readers never block the writer and a commit is one append.
+
+    With the default rollback journal, 8 `dse run` processes on one database starved each
+    other's writes for tens of seconds, so live trials missed their heartbeats and were failed
+    as stale. WAL needs every process on one host (not a network filesystem): several hosts
+    share a PostgreSQL storage instead. The mode is stored in the database file.
+    """
+    with contextlib.closing(sqlite3.connect(path, timeout=SQLITE_TIMEOUT_S)) as db:
+        db.execute("PRAGMA journal_mode=WAL")
+
+
+def _no_sync_per_commit(connection: Any, _record: Any) -> None:
+    """In WAL mode, synchronous=NORMAL syncs at checkpoints, not at every commit: a killed
+    process loses nothing, a power cut may lose the last commits, and the file stays sound."""
+    cursor = connection.cursor()
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+def _sqlite_sidecars(path: Path) -> list[Path]:
+    return [path.with_name(path.name + suffix) for suffix in ("-wal", "-shm", "-journal")]
+
+
+@contextlib.contextmanager
+def creation_lock(url: str) -> Iterator[None]:
+    """Hold an exclusive lock on a SQLite database's folder (no lock file is left behind).
+
+    Other storages pass through: PostgreSQL servers serialize schema creation themselves.
+    """
+    path = sqlite_path(url)
+    if path is None or not path.resolve().parent.is_dir():
+        yield
+        return
+    fd = os.open(path.resolve().parent, os.O_RDONLY)
+    try:
+        with contextlib.suppress(OSError):  # NFS may refuse locks on folders: go on unlocked
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
 
 
 def _check_sqlite_path(url: str, path: Path, create: bool) -> None:
@@ -155,6 +218,17 @@ def create_study(
     sampler: optuna.samplers.BaseSampler,
 ) -> optuna.Study:
     """Create the study, or load it to resume; its objectives must match the space's."""
+    url = getattr(storage, "url", "")
+    with creation_lock(url):
+        return _create_or_load_study(storage, name, space, sampler)
+
+
+def _create_or_load_study(
+    storage: optuna.storages.BaseStorage,
+    name: str,
+    space: SearchSpace,
+    sampler: optuna.samplers.BaseSampler,
+) -> optuna.Study:
     if name in study_names(storage):
         study = optuna.load_study(study_name=name, storage=storage, sampler=sampler)
         if (

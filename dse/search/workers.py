@@ -27,9 +27,11 @@ from dse.search.devices import Slot
 _PR_SET_PDEATHSIG = 1
 
 
-def _die_with_parent() -> None:
+def _die_with_parent(parent: int) -> None:
     with contextlib.suppress(OSError, AttributeError):  # not Linux: orphans possible, no worse
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:  # the parent died while this process was still starting
+        os._exit(1)
 
 
 def _error_kind(exc: BaseException) -> str:
@@ -44,9 +46,9 @@ def _error_kind(exc: BaseException) -> str:
     return f"bug: {type(exc).__name__}"
 
 
-def worker_main(slot: Slot, tasks: Any, results: Any, data_dir: str | None) -> None:
+def worker_main(slot: Slot, tasks: Any, results: Any, data_dir: str | None, parent: int) -> None:
     """Entry point of a worker process."""
-    _die_with_parent()
+    _die_with_parent(parent)
     os.environ.update(slot.environment())
     import torch
 
@@ -114,7 +116,7 @@ class WorkerPool:
         tasks = self._ctx.Queue()
         process = self._ctx.Process(
             target=worker_main,
-            args=(slot, tasks, self.results, self.data_dir),
+            args=(slot, tasks, self.results, self.data_dir, os.getpid()),
             name=f"dse-worker-{slot.label}",
             daemon=True,
         )

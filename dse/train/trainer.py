@@ -4,6 +4,12 @@ It reads top to bottom in execution order: data onto the device, model, optimize
 batch sizes and learning rates, then per epoch: shuffle, train steps (timed, device-synchronized),
 validate; finally the test accuracy of the best-validation weights.
 No host synchronization inside the step loop except a finiteness check every CHECK_EVERY steps.
+
+Fault injection (for tests and drills, off unless set): DSE_FAULT_OOM_ABOVE_BATCH=N makes every
+epoch whose batch size exceeds N fail at its first step with torch.OutOfMemoryError, as a device
+that holds batches of at most N would. The error is torch's own type, raised where a real
+allocation would fail, so everything above the trainer (workers, runner, --retry-oom) handles it
+as a real out-of-memory error.
 """
 
 from __future__ import annotations
@@ -37,6 +43,7 @@ from dse.train.result import EpochRecord, TrialResult
 from dse.train.schedules import TrainingPlan, make_plan
 
 CHECK_EVERY = 50  # steps between finiteness checks (one host sync each)
+FAULT_OOM_ENV = "DSE_FAULT_OOM_ABOVE_BATCH"
 
 
 class Observer:
@@ -103,6 +110,24 @@ def _check_finite(totals: _EpochTotals, upto: int, epoch: int) -> None:
     totals.checked = upto
 
 
+def _injected_oom_limit() -> int | None:
+    value = os.environ.get(FAULT_OOM_ENV)
+    if not value:
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise ConfigError(f"{FAULT_OOM_ENV}={value!r}: expected a batch size") from None
+
+
+def _inject_oom(limit: int | None, batch_size: int, epoch: int) -> None:
+    if limit is not None and batch_size > limit:
+        raise torch.OutOfMemoryError(
+            f"simulated out of memory ({FAULT_OOM_ENV}={limit}): batch of {batch_size} "
+            f"at epoch {epoch + 1}, step 1"
+        )
+
+
 def train(
     config: TrialConfig,
     device: str | torch.device = "cpu",
@@ -163,6 +188,7 @@ def train(
     )
     generator = torch.Generator(device=device).manual_seed(config.seed)
     plan = make_plan(config, len(data.train))
+    oom_limit = _injected_oom_limit()
     observer.on_start(plan)
 
     history: list[EpochRecord] = []
@@ -174,6 +200,7 @@ def train(
     model.train()
     for epoch in range(config.epochs):
         batch_size, n_steps = plan.batch_sizes[epoch], plan.steps[epoch]
+        _inject_oom(oom_limit, batch_size, epoch)
         totals = _EpochTotals(losses=torch.empty(n_steps, device=device), parts={})
         lrs = []
         synchronize(device)

@@ -5,11 +5,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import optuna
@@ -20,30 +15,9 @@ from typer.testing import CliRunner
 from dse.cli import app
 from dse.search.pareto import non_dominated
 from dse.space import load_space
-from tests.conftest import REAL_MNIST, write_idx_dataset
+from tests.conftest import REAL_MNIST, TINY_SPACE, load_study, write_idx_dataset, write_space
 
 runner = CliRunner()
-
-TINY_SPACE = """
-name: {name}
-base:
-  epochs: {epochs}
-  eval_batch_size: 200
-  dataset: {{val_size: 100, test_subset: 100}}
-  model: {{conv_channels: 8, primary_types: 2, primary_dim: 4, class_dim: 4}}
-  batch_schedule: {{batch_size: 50}}
-axes:
-  model.routing_iterations: [1, 2]
-  optimizer.lr: {lrs}
-"""
-
-
-def _write_space(
-    folder: Path, name: str = "tiny", epochs: int = 1, lrs: str = "[0.001, 0.003]"
-) -> Path:
-    path = folder / f"{name}.yaml"
-    path.write_text(TINY_SPACE.format(name=name, epochs=epochs, lrs=lrs))
-    return path
 
 
 @pytest.fixture
@@ -54,16 +28,12 @@ def workdir(tmp_path, monkeypatch):
     return tmp_path
 
 
-def _study(storage: str, name: str) -> optuna.Study:
-    return optuna.load_study(study_name=name, storage=storage)
-
-
 def test_grid_with_two_workers_fills_the_database(workdir):
-    space = _write_space(workdir)
+    space = write_space(workdir)
     result = runner.invoke(app, ["run", "--space", str(space), "--workers", "2", "--quiet"])
     assert result.exit_code == 0, result.stderr
     assert Path("results/dse.db").is_file()
-    study = _study("sqlite:///results/dse.db", "tiny")
+    study = load_study("sqlite:///results/dse.db", "tiny")
     trials = study.get_trials()
     assert [t.state for t in trials] == [TrialState.COMPLETE] * 4
     assert sorted(tuple(sorted(t.params.items())) for t in trials) == sorted(
@@ -83,11 +53,11 @@ def test_grid_with_two_workers_fills_the_database(workdir):
 
     # the same command again resumes: nothing is redone
     again = runner.invoke(app, ["run", "--space", str(space), "--workers", "2", "--quiet"])
-    assert again.exit_code == 0 and len(_study("sqlite:///results/dse.db", "tiny").trials) == 4
+    assert again.exit_code == 0 and len(load_study("sqlite:///results/dse.db", "tiny").trials) == 4
 
 
 def test_pareto_json_equals_a_non_dominated_sort_of_the_trials_csv(workdir):
-    space = _write_space(workdir, lrs="[0.001, 0.003, 0.01]")
+    space = write_space(workdir, lrs="[0.001, 0.003, 0.01]")
     assert (
         runner.invoke(app, ["run", "--space", str(space), "--workers", "2", "--quiet"]).exit_code
         == 0
@@ -108,80 +78,6 @@ def test_pareto_json_equals_a_non_dominated_sort_of_the_trials_csv(workdir):
     assert all(set(row) == {"number", "train_time_s", "val_accuracy", "params"} for row in front)
 
 
-def test_failing_trial_is_recorded_and_the_study_goes_on(workdir):
-    space = _write_space(workdir, lrs="[0.001, 1.0e10]")
-    result = runner.invoke(app, ["run", "--space", str(space), "--quiet"])
-    assert result.exit_code == 0, result.stderr
-    trials = _study("sqlite:///results/dse.db", "tiny").get_trials()
-    failed = [t for t in trials if t.state == TrialState.FAIL]
-    assert len(failed) == 2 and all(t.params["optimizer.lr"] == 1e10 for t in failed)
-    assert all("non-finite loss at epoch 1, step" in t.user_attrs["error"] for t in failed)
-    assert sum(t.state == TrialState.COMPLETE for t in trials) == 2
-    assert "2 failed" in result.stderr
-
-
-def test_export_then_train_reproduces_val_accuracy(workdir):
-    space = _write_space(workdir)
-    assert (
-        runner.invoke(app, ["run", "--space", str(space), "--workers", "2", "--quiet"]).exit_code
-        == 0
-    )
-    assert (
-        runner.invoke(app, ["export", "--pick", "most-accurate", "--out", "chosen.yaml"]).exit_code
-        == 0
-    )
-    study = _study("sqlite:///results/dse.db", "tiny")
-    best = max(study.best_trials, key=lambda t: (t.values[1], -t.number))
-    trained = runner.invoke(app, ["train", "--config", "chosen.yaml", "--format", "json"])
-    assert trained.exit_code == 0, trained.stderr
-    assert (
-        json.loads(trained.stdout.splitlines()[-1])["val_accuracy"]
-        == best.user_attrs["metrics"]["val_accuracy"]
-    )
-    knee = runner.invoke(app, ["export", "--pick", "knee"])
-    assert knee.exit_code == 0 and "model:" in knee.stdout
-
-
-def _run_command(space: Path) -> tuple[list[str], dict[str, str]]:
-    """`dse run` on 2 CPU workers as a separate process, and its environment."""
-    command = [sys.executable, "-m", "dse", "run", "--space", str(space), "--workers", "2", "-q"]
-    return command, {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
-
-
-def test_kill_9_of_the_runner_then_the_same_command_completes(workdir):
-    """Kill the runner (and so its workers) mid-study; rerun: planned trials, none twice."""
-    space = _write_space(workdir, epochs=25, lrs="[0.001, 0.002, 0.003]")
-    command, env = _run_command(space)
-    first = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    storage = "sqlite:///results/dse.db"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:  # wait for one complete trial and two running
-        time.sleep(0.5)
-        try:
-            states = [t.state for t in _study(storage, "tiny").get_trials()]
-        except (KeyError, Exception):
-            continue
-        if states.count(TrialState.COMPLETE) >= 1 and states.count(TrialState.RUNNING) >= 2:
-            break
-    else:
-        first.kill()
-        pytest.fail("the first run never had a complete and two running trials")
-    first.send_signal(signal.SIGKILL)
-    first.wait(timeout=10)
-    killed = _study(storage, "tiny").get_trials()
-    assert any(t.state == TrialState.RUNNING for t in killed)
-
-    second = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
-    assert second.returncode == 0, second.stderr
-    trials = _study(storage, "tiny").get_trials()
-    complete = [t for t in trials if t.state == TrialState.COMPLETE]
-    assert len(complete) == 6  # the planned grid
-    assert len({tuple(sorted(t.params.items())) for t in complete}) == 6  # none twice
-    assert not any(t.state in (TrialState.RUNNING, TrialState.WAITING) for t in trials)
-    stale = [t for t in trials if t.state == TrialState.FAIL]
-    assert stale and all("error" not in t.user_attrs for t in stale)  # failed by heartbeat
-
-
 @pytest.mark.slow
 @pytest.mark.skipif(not REAL_MNIST.is_dir(), reason="real MNIST not in ../shared/data")
 def test_smoke_space_on_real_mnist(tmp_path, monkeypatch):
@@ -195,7 +91,7 @@ def test_smoke_space_on_real_mnist(tmp_path, monkeypatch):
     front = json.loads(result.stdout.splitlines()[-1])
     assert len(front) >= 2 and max(row["val_accuracy"] for row in front) > 0.5
     space = load_space("smoke.yaml")
-    trials = _study("sqlite:///results/dse.db", "smoke").get_trials()
+    trials = load_study("sqlite:///results/dse.db", "smoke").get_trials()
     assert [t.state for t in trials] == [TrialState.COMPLETE] * space.grid_size()
     assert {t.user_attrs["slot"] for t in trials} == {"cpu#0", "cpu#1"}
     for t in trials:
@@ -208,59 +104,13 @@ def test_smoke_space_on_real_mnist(tmp_path, monkeypatch):
         assert len(t.user_attrs["history"]) == expected["epochs"]
 
 
-def _worker_pids(runner_pid: int) -> list[int]:
-    """The runner's trial workers: spawned children, not multiprocessing's resource tracker."""
-    pids = []
-    for child in Path(f"/proc/{runner_pid}/task/{runner_pid}/children").read_text().split():
-        cmdline = Path(f"/proc/{child}/cmdline").read_bytes().replace(b"\0", b" ")
-        if b"spawn_main" in cmdline:
-            pids.append(int(child))
-    return pids
-
-
-def test_a_killed_worker_is_replaced_and_its_trial_retried(workdir):
-    space = _write_space(workdir, epochs=30, lrs="[0.001]")
-    command, env = _run_command(space)
-    run = subprocess.Popen(
-        command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
-    )
-    storage = "sqlite:///results/dse.db"
-    deadline = time.monotonic() + 120
-    victim = None
-    while time.monotonic() < deadline and victim is None:
-        time.sleep(0.3)
-        try:
-            running = [
-                t for t in _study(storage, "tiny").get_trials() if t.state == TrialState.RUNNING
-            ]
-        except Exception:
-            continue
-        if len(running) == 2 and len(_worker_pids(run.pid)) == 2:  # both workers training
-            victim = _worker_pids(run.pid)[0]
-    assert victim is not None, "no running trial seen"
-    os.kill(victim, signal.SIGKILL)
-    _, stderr = run.communicate(timeout=300)
-    assert run.returncode == 0, stderr
-    trials = _study(storage, "tiny").get_trials()
-    died = [t for t in trials if "worker died" in t.user_attrs.get("error", "")]
-    assert (
-        len(died) == 1
-        and died[0].user_attrs["retried"]
-        and "exit code -9" in died[0].user_attrs["error"]
-    )
-    complete = [t for t in trials if t.state == TrialState.COMPLETE]
-    assert sorted(t.params["model.routing_iterations"] for t in complete) == [1, 2]
-    retry = next(t for t in complete if t.user_attrs.get("retry_of") is not None)
-    assert retry.user_attrs["retry_of"] == died[0].number and retry.params == died[0].params
-
-
 @pytest.mark.parametrize("sampler", ["random", "nsga2", "tpe", "gp"])
 def test_every_sampler_proposes_valid_points(sampler):
     """Past each sampler's random start-up trials, on the space's real parameters (no training)."""
     from dse.search.study import make_sampler
 
     space = load_space("full.yaml")
-    study = optuna.create_study(directions=space.directions, sampler=make_sampler(sampler, 0))
+    study = optuna.createload_study(directions=space.directions, sampler=make_sampler(sampler, 0))
     for i in range(14):
         trial = study.ask()
         values = space.suggest(trial)
@@ -281,7 +131,7 @@ def test_sampled_study_with_a_budget_and_a_journal_file(workdir):
     args = ["run", "--space", "s.yaml", "--sampler", "tpe", "--storage", "results/j.log", "--quiet"]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.stderr
-    study = optuna.load_study(
+    study = optuna.loadload_study(
         study_name="s",
         storage=optuna.storages.JournalStorage(
             optuna.storages.journal.JournalFileBackend("results/j.log")

@@ -6,29 +6,12 @@ import pytest
 import torch
 
 from dse.config import TrialConfig
-from dse.errors import ConfigError, NonFiniteLossError
+from dse.errors import ConfigError
 from dse.model import build_model, summarize
 from dse.train.result import TrialResult
 from dse.train.schedules import make_plan
 from dse.train.trainer import Observer, resolve_device, train
 from tests.conftest import REAL_MNIST, tiny_config
-
-
-def _without_times(result: TrialResult) -> dict:
-    data = result.to_dict()
-    for key in ("train_time_s", "time_to_best_s", "samples_per_s", "peak_mem_mb", "environment"):
-        data.pop(key)
-    for record in data["history"]:
-        record.pop("epoch_time_s")
-    return data
-
-
-def test_same_config_twice_gives_identical_numbers(digits_root):
-    config = tiny_config("epochs=2", "lr_policy.name=exp_decay", "lr_policy.decay_steps=3")
-    first, second = train(config, data_dir=digits_root), train(config, data_dir=digits_root)
-    assert _without_times(first) == _without_times(second)
-    other_seed = train(config.with_overrides(["seed=1"]), data_dir=digits_root)
-    assert _without_times(other_seed)["history"] != _without_times(first)["history"]
 
 
 def test_records_every_metric(digits_root):
@@ -72,11 +55,6 @@ def test_history_follows_the_batch_and_lr_schedule(digits_root):
         plan.lr(25, 2, 0),
     ]
     assert result.history[0].lr_first == result.history[1].lr_first == pytest.approx(1e-2)
-
-
-def test_diverging_run_names_epoch_and_step(digits_root):
-    with pytest.raises(NonFiniteLossError, match=r"non-finite loss at epoch 1, step \d+"):
-        train(tiny_config("optimizer.lr=1e10"), data_dir=digits_root)
 
 
 def test_checkpoint_holds_config_and_best_weights(digits_root, tmp_path):
