@@ -354,6 +354,16 @@ def run(
         str | None, typer.Option("--gpus", help="GPU indices like 0,1 (or cpu).")
     ] = None,
     workers: Annotated[int | None, typer.Option("--workers", help="CPU worker processes.")] = None,
+    backend: Annotated[
+        str, typer.Option("--backend", help="local (worker processes here) or dask (a cluster).")
+    ] = "local",
+    scheduler: Annotated[
+        str | None, typer.Option("--scheduler", help="Dask scheduler, like tcp://HOST:8786.")
+    ] = None,
+    gpus_per_trial: Annotated[
+        int | None,
+        typer.Option("--gpus-per-trial", help="Dask: GPUs per trial (default 1 if declared)."),
+    ] = None,
     data_dir: DataDirOpt = None,
     quiet: Annotated[
         bool, typer.Option("--quiet", "-q", help="A line per finished trial.")
@@ -374,7 +384,19 @@ def run(
         )
     loaded = load_space(space)
     reporter = LineReporter() if quiet or format is not Format.table else LiveReporter()
-    options = RunOptions(storage, study, sampler, n_trials, seed, gpus, workers, data_dir)
+    options = RunOptions(
+        storage,
+        study,
+        sampler,
+        n_trials,
+        seed,
+        gpus,
+        workers,
+        data_dir,
+        backend,
+        scheduler,
+        gpus_per_trial,
+    )
     summary = run_study(loaded, options, reporter)
     rows = pareto_rows(open_view(storage, summary.study))
     sys.stderr.write(
