@@ -134,7 +134,13 @@ class DaskPool:
         """Re-read the cluster's capacity (workers come and go), at most every INFO_REFRESH_S."""
         if not force and time.monotonic() - self._info_at < INFO_REFRESH_S:
             return
-        workers = self.client.scheduler_info()["workers"]
+        try:
+            workers = self.client.scheduler_info()["workers"]
+        except (OSError, TimeoutError) as exc:  # the scheduler went away
+            raise DseError(
+                f"the Dask scheduler {self.client.scheduler.address} is gone ({exc}); restart it "
+                "and its workers, then the same dse run resumes the study"
+            ) from None
         by_host: dict[str, int] = {}
         for info in workers.values():
             if self.gpus_per_trial > 0:

@@ -31,6 +31,9 @@ _PR_SET_PDEATHSIG = 1
 def _die_with_parent() -> None:
     with contextlib.suppress(OSError, AttributeError):  # not Linux: orphans possible, no worse
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    parent = mp.parent_process()
+    if parent is not None and os.getppid() != parent.pid:
+        os._exit(1)  # the runner died while this process was starting, before the line above
 
 
 def _error_kind(exc: BaseException) -> str:

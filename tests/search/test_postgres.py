@@ -127,8 +127,7 @@ SETUP = textwrap.dedent(
     from dse.search.locks import setup_lock
     from dse.search.runner import _enqueue_missing
     from dse.search.study import create_study, make_sampler, open_storage
-    from dse.search.study import point_key
-from dse.space import load_space
+    from dse.space import load_space
 
     space, url, start_at = load_space(sys.argv[1]), sys.argv[2], float(sys.argv[3])
     time.sleep(max(0.0, start_at - time.time()))  # every process starts at the same instant
