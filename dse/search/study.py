@@ -46,10 +46,11 @@ def normalized_url(url: str) -> str:
 def open_error(url: str, exc: BaseException) -> DseError:
     """The one-line error for a storage that cannot be opened."""
     if isinstance(exc, ImportError):
-        return ConfigError(
-            f"--storage {url}: the database driver is not installed ({exc.name}); "
-            "for PostgreSQL: pip install 'dse[postgres]'"
-        )
+        if url.startswith("postgres"):
+            return ConfigError(
+                f"--storage {url}: PostgreSQL needs the psycopg driver: pip install 'dse[postgres]'"
+            )
+        return ConfigError(f"--storage {url}: the database driver is not installed ({exc.name})")
     first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     return StorageError(f"--storage {url}: cannot open the database: {first_line}")
 

@@ -200,3 +200,17 @@ def test_a_killed_runner_trial_goes_stale_and_the_other_runner_retries_it(
     assert len(stale) == 1 and "error" not in stale[0].user_attrs  # failed by its heartbeat
     assert not any(t.state in (TrialState.RUNNING, TrialState.WAITING) for t in trials)
     assert point_key(stale[0]) in {point_key(t) for t in complete}  # its point was retried
+
+
+def test_missing_postgres_extra_is_one_line_naming_it(tmp_path):
+    url = "postgresql://dse@127.0.0.1:1/dse"
+    code = (
+        "import sys; sys.modules['psycopg'] = None; from dse.cli import main; "
+        f"sys.argv = ['dse', 'trials', '--storage', {url!r}]; main()"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=_env(), capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 2
+    expected = f"--storage {url}: PostgreSQL needs the psycopg driver: pip install 'dse[postgres]'"
+    assert done.stderr == f"error: {expected}\n"
