@@ -451,6 +451,16 @@ def run(
         str | None, typer.Option("--gpus", help="GPU indices like 0,1 (or cpu).")
     ] = None,
     workers: Annotated[int | None, typer.Option("--workers", help="CPU worker processes.")] = None,
+    backend: Annotated[
+        str, typer.Option("--backend", help="local (worker processes here) or dask (a cluster).")
+    ] = "local",
+    scheduler: Annotated[
+        str | None, typer.Option("--scheduler", help="Dask scheduler, like tcp://HOST:8786.")
+    ] = None,
+    gpus_per_trial: Annotated[
+        int | None,
+        typer.Option("--gpus-per-trial", help="Dask: GPUs per trial (default 1 if declared)."),
+    ] = None,
     data_dir: DataDirOpt = None,
     retry_oom: Annotated[
         bool,
@@ -502,6 +512,9 @@ def run(
         gpus,
         workers,
         data_dir,
+        backend=backend,
+        scheduler=scheduler,
+        gpus_per_trial=gpus_per_trial,
         calibration=noise,
         retry_oom=retry_oom,
     )

@@ -146,3 +146,32 @@ def load_study(storage: str, name: str):
     import optuna
 
     return optuna.load_study(study_name=name, storage=storage)
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """A private PostgreSQL server for the session (skipped only outside CI when not installed)."""
+    import os
+    import shutil
+    import tempfile
+
+    from tests.pgserver import PostgresServer, find_bin_dir
+
+    bin_dir = find_bin_dir()
+    if bin_dir is None:
+        if os.environ.get("CI"):
+            pytest.fail("PostgreSQL is not installed: .ci/run installs Debian's postgresql")
+        pytest.skip("PostgreSQL is not installed (apt-get install postgresql)")
+    folder = Path(tempfile.mkdtemp(prefix="dse-pg-"))  # not under pytest's root-only tmp
+    server = PostgresServer(bin_dir, folder)
+    server.start()
+    yield server
+    server.stop()
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture
+def pg_url(postgres_server, request) -> str:
+    """A fresh database on the session's server (postgresql+psycopg:// URL)."""
+    name = "t_" + "".join(c if c.isalnum() else "_" for c in request.node.name)[:50].lower()
+    return postgres_server.create_database(name)

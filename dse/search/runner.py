@@ -13,6 +13,11 @@ running the same command again resumes, and several runners can share one study:
   a killed runner goes stale (no heartbeat) and optuna re-queues it;
 - with retry_oom, a trial that ran out of device memory is recorded FAIL and retried once at
   half the batch size (`TrialConfig.with_half_batch`); the retry's `retry_of` names it.
+- setting up (schema, study, queued points) happens under a lock on the storage (locks.py),
+  so runners started at the same instant on several hosts queue each grid point once.
+
+Trials run on local worker processes (workers.py, `--backend local`) or on a Dask cluster
+(dask_pool.py, `--backend dask`): two pools with one interface, driven by the same loop.
 
 Written by hand rather than with `Study.optimize(n_jobs=...)` (threads, one device) or a
 joblib pool (no way to pin a process to a GPU before CUDA starts in it).
@@ -31,6 +36,7 @@ from optuna.trial import TrialState
 
 from dse.errors import ConfigError, DseError
 from dse.search.devices import Slot, cpu_count, plan_slots
+from dse.search.locks import setup_lock
 from dse.search.study import (
     DEFAULT_STORAGE,
     create_study,
@@ -116,6 +122,9 @@ class RunOptions:
     data_dir: str | None = None
     calibration: dict[str, Any] | None = None  # from `dse calibrate`, stored with the study
     retry_oom: bool = False  # retry an out-of-memory trial once at half the batch size
+    backend: str = "local"  # local | dask
+    scheduler: str | None = None  # the Dask scheduler's address, for backend dask
+    gpus_per_trial: int | None = None  # dask: GPUs a trial asks for (default: 1 if declared)
 
 
 def run_study(
@@ -147,7 +156,10 @@ class _Runner:
     def __init__(self, space: SearchSpace, options: RunOptions, reporter: Reporter, gpu_count: int):
         # Everything a user can get wrong is checked before the database is touched.
         self.space, self.options, self.reporter = space, options, reporter
-        self.slots = plan_slots(options.gpus, options.workers, gpu_count, cpu_count())
+        self.pool: Any = None
+        _check_backend(options)
+        if options.backend == "local":
+            self.slots = plan_slots(options.gpus, options.workers, gpu_count, cpu_count())
         sampler = choose_sampler(space, options.sampler, options.n_trials)
         self.sampler = make_sampler(sampler, options.seed)
         self.grid = space.grid() if sampler == "grid" else None
@@ -156,33 +168,49 @@ class _Runner:
             self.planned = min(budget, len(self.grid))
         else:
             self.planned = space.planned_trials(options.n_trials)
-        from dse.data.datasets import check_files  # imports torch
+        if options.backend == "local":
+            from dse.data.datasets import check_files  # imports torch
 
-        for dataset in _datasets(space):
-            check_files(dataset, options.data_dir)
+            for dataset in _datasets(space):
+                check_files(dataset, options.data_dir)
+        else:  # the cluster trains: its workers need the data, this host need not have it
+            from dse.search.dask_pool import DaskPool
+
+            self.pool = DaskPool.connect(
+                options.scheduler, options.gpus_per_trial, options.data_dir, _datasets(space)
+            )
+            self.slots = self.pool.slots
         self.in_flight: dict[int, _InFlight] = {}
         self.deaths: dict[int, int] = {}  # worker deaths by original trial number
         self.invalid_in_a_row = 0
 
     def run(self) -> RunSummary:
-        storage = open_storage(self.options.storage, create=True)
+        try:
+            return self._run()
+        finally:
+            if self.pool is not None:
+                self.pool.close()
+
+    def _run(self) -> RunSummary:
         name = self.options.study_name or self.space.name
-        self.study = create_study(storage, name, self.space, self.sampler)
-        if self.options.calibration is not None:  # the latest measured noise, for dse pareto
-            self.study.set_user_attr("calibration", self.options.calibration)
-        optuna.storages.fail_stale_trials(self.study)
-        if self.grid is not None:
-            _enqueue_missing(self.study, self.space, self.grid[: self.planned], kind="grid")
-        _enqueue_missing(self.study, self.space, list(self.space.points), kind="point")
+        with setup_lock(self.options.storage):
+            storage = open_storage(self.options.storage, create=True)
+            self.study = create_study(storage, name, self.space, self.sampler)
+            if self.options.calibration is not None:  # the latest measured noise, for pareto
+                self.study.set_user_attr("calibration", self.options.calibration)
+            optuna.storages.fail_stale_trials(self.study)
+            if self.grid is not None:
+                _enqueue_missing(self.study, self.space, self.grid[: self.planned], kind="grid")
+            _enqueue_missing(self.study, self.space, list(self.space.points), kind="point")
 
         start = time.monotonic()
-        self.pool = WorkerPool(self.slots, self.options.data_dir)
+        if self.pool is None:
+            self.pool = WorkerPool(self.slots, self.options.data_dir)
         done = sum(is_final(t) for t in self.study.get_trials(deepcopy=False))
         self.reporter.start(name, self.planned, done, self.slots)
         try:
             self._loop()
         finally:
-            self.pool.close()
             self.reporter.stop()
         return _summary(self.study, self.options.storage, self.planned, time.monotonic() - start)
 
@@ -206,9 +234,9 @@ class _Runner:
                 return  # nothing left to run (a grid smaller than the budget, say)
             for message in self.pool.poll(POLL_S):
                 self._handle(message)
-            for _slot, number, code in self.pool.replace_dead():
+            for _slot, number, reason in self.pool.replace_dead():
                 if number is not None and number in self.in_flight:
-                    self._worker_died(self.in_flight.pop(number), code)
+                    self._worker_died(self.in_flight.pop(number), reason)
             if time.monotonic() - last_heartbeat > 1.0:
                 self._heartbeat()
                 optuna.storages.fail_stale_trials(self.study)
@@ -266,6 +294,12 @@ class _Runner:
 
     def _handle(self, message: tuple) -> None:
         kind = message[0]
+        if kind == "started":  # a Dask trial landed: record its worker, host and device
+            flight = self.in_flight.get(message[2])
+            if flight is not None:
+                for key, value in message[3].items():
+                    flight.trial.set_user_attr(key, value)
+            return
         if kind == "epoch":
             _, _, number, epoch, epochs, val_accuracy = message
             self.reporter.trial_epoch(number, epoch, epochs, val_accuracy)
@@ -291,6 +325,9 @@ class _Runner:
             if result.get("per_seed"):  # repeats: each seed's metrics, and their std
                 trial.set_user_attr("per_seed", result["per_seed"])
                 trial.set_user_attr("seed_std", result["seed_std"])
+            if "dask_worker" in result["environment"]:  # where it ran, should the start be missed
+                for key in ("slot", "device", "host", "dask_worker"):
+                    trial.set_user_attr(key, result["environment"][key])
             for constraint in self.space.constraints:
                 trial.set_constraint(str(constraint), constraint.violation(metrics))
             self.study.tell(trial, [metrics[m] for m in self.space.metric_names])
@@ -316,12 +353,13 @@ class _Runner:
         done = sum(is_final(t) for t in trials)
         self.reporter.trial_finished(frozen, done, len(self.study.best_trials))
 
-    def _worker_died(self, flight: _InFlight, code: int | None) -> None:
+    def _worker_died(self, flight: _InFlight, reason: str) -> None:
         """Record the trial FAIL with the reason; queue it again unless it already killed one."""
         trial = flight.trial
         origin = trial.user_attrs.get("retry_of", trial.number)
         self.deaths[origin] = self.deaths.get(origin, 0) + 1
-        trial.set_user_attr("error", f"worker died (exit code {code}) on {flight.slot.label}")
+        where = trial.user_attrs.get("slot", flight.slot.label)
+        trial.set_user_attr("error", f"worker died ({reason}) on {where}")
         retry = self.deaths[origin] <= MAX_WORKER_DEATHS
         if retry:
             trial.set_user_attr("retried", True)
@@ -342,6 +380,27 @@ class _Runner:
             return  # journal storages have no heartbeats
         for flight in flights if flights is not None else list(self.in_flight.values()):
             storage.record_heartbeat(flight.trial._trial_id)
+
+
+BACKENDS = ("local", "dask")
+
+
+def _check_backend(options: RunOptions) -> None:
+    """Flag combinations of --backend, before anything starts."""
+    if options.backend not in BACKENDS:
+        raise ConfigError(f"--backend {options.backend}: choose from {', '.join(BACKENDS)}")
+    if options.backend == "local":
+        if options.scheduler is not None or options.gpus_per_trial is not None:
+            flag = "--scheduler" if options.scheduler is not None else "--gpus-per-trial"
+            raise ConfigError(f"{flag} needs --backend dask")
+        return
+    if options.scheduler is None:
+        raise ConfigError("--backend dask needs --scheduler tcp://HOST:8786")
+    if options.gpus is not None or options.workers is not None:
+        flag = "--gpus" if options.gpus is not None else "--workers"
+        raise ConfigError(
+            f"{flag} with --backend dask: the Dask workers decide (use --gpus-per-trial)"
+        )
 
 
 def _datasets(space: SearchSpace) -> set[str]:

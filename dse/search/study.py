@@ -1,7 +1,8 @@
 """The results database (an optuna storage), studies, samplers, and how trials are counted.
 
 Storage URLs: any SQLAlchemy URL optuna's RDBStorage takes (sqlite:///results/dse.db, the
-default; postgresql+psycopg://user@host/db), or a journal file (a path ending in .log or
+default; postgresql+psycopg://user@host/db, where postgresql:// means the same: psycopg 3 is
+the driver of the `dse[postgres]` extra), or a journal file (a path ending in .log or
 .journal, or journal:PATH). RDB storages run with heartbeats: a trial whose runner died goes
 stale after GRACE_PERIOD_S, is marked FAIL and re-queued with the same parameters.
 Journal files have no heartbeats (optuna's limit): after a crash, stale RUNNING trials stay.
@@ -42,7 +43,27 @@ class StorageError(DseError):
     """The results database cannot be opened, or holds no such study or trial."""
 
 
-def _journal_path(url: str) -> str | None:
+def normalized_url(url: str) -> str:
+    """postgresql:// and postgres:// name psycopg 3, the driver dse[postgres] installs."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url.removeprefix(prefix)
+    return url
+
+
+def open_error(url: str, exc: BaseException) -> DseError:
+    """The one-line error for a storage that cannot be opened."""
+    if isinstance(exc, ImportError):
+        if url.startswith("postgres"):
+            return ConfigError(
+                f"--storage {url}: PostgreSQL needs the psycopg driver: pip install 'dse[postgres]'"
+            )
+        return ConfigError(f"--storage {url}: the database driver is not installed ({exc.name})")
+    first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return StorageError(f"--storage {url}: cannot open the database: {first_line}")
+
+
+def journal_path(url: str) -> str | None:
     if url.startswith("journal:"):
         return url.removeprefix("journal:")
     if url.endswith((".log", ".journal")) and "://" not in url:
@@ -60,11 +81,12 @@ def sqlite_path(url: str) -> Path | None:
 
 def open_storage(url: str, create: bool) -> optuna.storages.BaseStorage:
     """Open a storage; with create=False nothing is created (a missing database is an error)."""
-    journal = _journal_path(url)
+    journal = journal_path(url)
     if journal is not None:
         return _open_journal(url, Path(journal), create)
     import sqlalchemy
 
+    given, url = url, normalized_url(url)
     try:
         from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
@@ -72,20 +94,17 @@ def open_storage(url: str, create: bool) -> optuna.storages.BaseStorage:
         parsed.get_dialect()
     except (ArgumentError, NoSuchModuleError, ValueError):
         raise ConfigError(
-            f"--storage {url}: unknown storage URL; use sqlite:///PATH.db, "
+            f"--storage {given}: unknown storage URL; use sqlite:///PATH.db, "
             "postgresql+psycopg://USER@HOST/DB or a journal file PATH.log"
         ) from None
     except ImportError as exc:
-        raise ConfigError(
-            f"--storage {url}: the database driver is not installed ({exc.name}); "
-            "for PostgreSQL: pip install 'dse[postgres]'"
-        ) from None
+        raise open_error(given, exc) from None
     engine_kwargs: dict[str, Any] = {}
     path = sqlite_path(url)
     if url.startswith("sqlite"):
         engine_kwargs = {"connect_args": {"timeout": SQLITE_TIMEOUT_S}}
     if path is not None:
-        _check_sqlite_path(url, path, create)
+        _check_sqlite_path(given, path, create)
     existed = path is not None and path.exists()
     try:
         with creation_lock(url), warnings.catch_warnings():
@@ -107,8 +126,7 @@ def open_storage(url: str, create: bool) -> optuna.storages.BaseStorage:
                 leftover.unlink(missing_ok=True)
         if isinstance(exc, DseError):
             raise
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise StorageError(f"--storage {url}: cannot open the database: {first_line}") from None
+        raise open_error(given, exc) from None
     if url.startswith("sqlite"):
         sqlalchemy.event.listen(storage.engine, "connect", _no_sync_per_commit)
         storage.engine.dispose()  # connections made from here on get the pragma

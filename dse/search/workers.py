@@ -18,6 +18,7 @@ import multiprocessing as mp
 import os
 import queue
 import signal
+import time
 import traceback
 from dataclasses import dataclass, field
 from typing import Any
@@ -46,48 +47,68 @@ def _error_kind(exc: BaseException) -> str:
     return f"bug: {type(exc).__name__}"
 
 
+def execute_trial(
+    number: int,
+    config_dict: dict[str, Any],
+    device: str,
+    data_dir: str | None,
+    on_epoch: Any,
+) -> tuple:
+    """Train one trial in this process: ("done", result_dict) or ("error", kind, message).
+
+    `on_epoch(number, epoch, epochs, val_accuracy)` hears each finished epoch. Shared by the
+    local workers and the Dask task, so both record a trial the same way.
+    """
+    import torch
+
+    from dse.config import TrialConfig
+    from dse.train.trainer import Observer, train
+
+    class ReportEpochs(Observer):
+        def __init__(self, epochs: int):
+            self.epochs = epochs
+
+        def on_epoch(self, record, elapsed_train_s):
+            on_epoch(number, record.epoch, self.epochs, record.val_accuracy)
+
+    started = time.perf_counter()
+    try:
+        config = TrialConfig.from_dict(config_dict)
+        result = train(config, device, data_dir, observer=ReportEpochs(config.epochs))
+        payload = result.to_dict()
+        payload["environment"]["wall_s"] = time.perf_counter() - started  # the whole task
+        return ("done", payload)
+    except Exception as exc:  # recorded as the trial's failure; the worker goes on
+        kind = _error_kind(exc)
+        message = " ".join(str(exc).split()) or type(exc).__name__
+        if kind.startswith("bug"):  # a bug keeps its traceback, on one line
+            message += " | " + " | ".join(traceback.format_exc(limit=6).splitlines())
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+        return ("error", kind, message)
+
+
 def worker_main(slot: Slot, tasks: Any, results: Any, data_dir: str | None, parent: int) -> None:
     """Entry point of a worker process."""
     _die_with_parent(parent)
     os.environ.update(slot.environment())
     import torch
 
-    from dse.config import TrialConfig
-    from dse.train.trainer import Observer, train
-
     torch.set_num_threads(slot.threads)
 
-    class ReportEpochs(Observer):
-        def __init__(self, number: int, epochs: int):
-            self.number, self.epochs = number, epochs
-
-        def on_epoch(self, record, elapsed_train_s):
-            results.put(
-                ("epoch", slot.index, self.number, record.epoch, self.epochs, record.val_accuracy)
-            )
+    def on_epoch(number: int, epoch: int, epochs: int, val_accuracy: float) -> None:
+        results.put(("epoch", slot.index, number, epoch, epochs, val_accuracy))
 
     while True:
         task = tasks.get()
         if task is None:
             return
         number, config_dict = task
-        try:
-            config = TrialConfig.from_dict(config_dict)
-            result = train(
-                config, slot.local_device, data_dir, observer=ReportEpochs(number, config.epochs)
-            )
-            payload = result.to_dict()
-            payload["environment"]["slot"] = slot.label
-            payload["environment"]["device"] = slot.device
-            results.put(("done", slot.index, number, payload))
-        except Exception as exc:  # recorded as the trial's failure; the worker goes on
-            kind = _error_kind(exc)
-            message = " ".join(str(exc).split()) or type(exc).__name__
-            if kind.startswith("bug"):  # a bug keeps its traceback, on one line
-                message += " | " + " | ".join(traceback.format_exc(limit=6).splitlines())
-            results.put(("error", slot.index, number, kind, message))
-            if torch.cuda.is_available():
-                torch.cuda.empty_cache()
+        outcome = execute_trial(number, config_dict, slot.local_device, data_dir, on_epoch)
+        if outcome[0] == "done":
+            outcome[1]["environment"]["slot"] = slot.label
+            outcome[1]["environment"]["device"] = slot.device
+        results.put((outcome[0], slot.index, number, *outcome[1:]))
 
 
 @dataclass
@@ -149,12 +170,12 @@ class WorkerPool:
                 self._workers[message[1]].busy = None
         return messages
 
-    def replace_dead(self) -> list[tuple[Slot, int | None, int | None]]:
-        """Restart workers that died; returns (slot, trial number it held, exit code)."""
+    def replace_dead(self) -> list[tuple[Slot, int | None, str]]:
+        """Restart workers that died; returns (slot, trial number it held, why it died)."""
         dead = []
         for _index, worker in list(self._workers.items()):
             if not worker.process.is_alive():
-                dead.append((worker.slot, worker.busy, worker.process.exitcode))
+                dead.append((worker.slot, worker.busy, f"exit code {worker.process.exitcode}"))
                 self._start(worker.slot)
         return dead
 

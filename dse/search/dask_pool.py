@@ -1,0 +1,365 @@
+"""Trial workers on a Dask distributed cluster: the pool behind `dse run --backend dask`.
+
+It has WorkerPool's interface (slots, idle, submit, poll, replace_dead, close), so the runner's
+study logic (budget, grid enqueued once, heartbeats, retry of a dead worker's trial) is one
+code path for both backends; the runner stays the only process that talks to the study.
+
+Why `Client.submit` and not joblib's dask backend: joblib's `Parallel` runs a batch of calls
+known up front and hands back their results. The runner is an ask/tell loop: the next trial
+is asked for when a slot frees, from a sampler that has seen the last result, and each trial
+must report where it runs and its epochs as they finish, and fail alone when its worker dies
+(joblib aborts the whole batch). `Client.submit(..., resources={"GPU": n})` is the call
+joblib's backend makes underneath; dse makes it itself, one future per trial.
+
+Placement. A trial asks for `resources={"GPU": gpus_per_trial}`; each Dask worker process
+declares the GPUs it owns (`dask worker tcp://HOST:8786 --nworkers 2 --resources GPU=1` on a
+host with two GPUs: Dask gives every worker process the resources named, it does not split
+them). The first trial in a worker process claims that many of the host's GPUs with a lock
+file per GPU (held until the process exits), so two worker processes never share a GPU, and
+each trial trains on a claimed GPU that no other trial of the process is using. CPU trials
+(`gpus_per_trial` 0) ask for no resources: each worker thread runs one (start CPU workers
+with `--nthreads 1`), with the host's cores split over the trials the host runs at once.
+
+A worker that dies. Dask re-runs the task of a lost worker elsewhere. The task marks its
+first start with a distributed Event named after the task; a second start knows the first
+one's worker died and returns at once, so the runner records the trial FAIL and retries it
+as a new trial (once), exactly as for a local worker that died.
+
+Messages. Trial starts (with the worker, host and device) and finished epochs travel as
+scheduler events on a topic of this run; results come back as the futures' values.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import queue
+import socket
+import tempfile
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from dse.errors import ConfigError, DataError, DseError
+from dse.search.devices import Slot, cpu_count
+from dse.search.workers import execute_trial
+
+CONNECT_TIMEOUT_S = 10
+WORKERS_TIMEOUT_S = 30  # how long to wait for the first worker to join
+INFO_REFRESH_S = 1.0  # how often the cluster's capacity is re-read
+
+
+def import_distributed() -> Any:
+    try:
+        import distributed
+    except ImportError:
+        raise ConfigError(
+            "--backend dask needs Dask distributed: pip install 'dse[dask]'"
+        ) from None
+    return distributed
+
+
+@dataclass
+class _Submitted:
+    slot: Slot
+    future: Any
+    marker: str  # name of the Event the task sets when it first starts
+    worker: str | None = None  # where it started
+
+
+class DaskPool:
+    """Trials as Dask futures; a slot is one trial the cluster can run at once."""
+
+    def __init__(self, client: Any, gpus_per_trial: int, data_dir: str | None):
+        self.client = client
+        self.gpus_per_trial = gpus_per_trial
+        self.data_dir = data_dir
+        self.topic = f"dse-{uuid.uuid4().hex[:12]}"
+        self.messages: queue.Queue = queue.Queue()
+        self.client.subscribe_topic(self.topic, lambda event: self.messages.put(event[1]))
+        self._submitted: dict[int, _Submitted] = {}  # by trial number
+        self._lost: list[tuple[Slot, int, str]] = []
+        self._info_at = 0.0
+        self._capacity = 0
+        self._concurrency_by_host: dict[str, int] = {}
+        self._refresh(force=True)
+        self.slots = [self._slot(i) for i in range(self._capacity)]
+
+    @classmethod
+    def connect(
+        cls,
+        scheduler: str,
+        gpus_per_trial: int | None,
+        data_dir: str | None,
+        datasets: set[str],
+    ) -> DaskPool:
+        """Connect, wait for a worker, and check every worker has the datasets."""
+        distributed = import_distributed()
+        if gpus_per_trial is not None and gpus_per_trial < 0:
+            raise ConfigError(f"--gpus-per-trial {gpus_per_trial}: must be 0 or more")
+        try:
+            client = distributed.Client(scheduler, timeout=CONNECT_TIMEOUT_S)
+        except (OSError, TimeoutError, ValueError) as exc:
+            detail = " ".join(str(exc).split()) or type(exc).__name__
+            raise DseError(f"--scheduler {scheduler}: cannot connect: {detail}") from None
+        try:
+            try:
+                client.wait_for_workers(1, timeout=WORKERS_TIMEOUT_S)
+            except TimeoutError:
+                raise DseError(
+                    f"--scheduler {scheduler}: no Dask worker joined within {WORKERS_TIMEOUT_S}s "
+                    f"(start one: dask worker {scheduler} --nthreads 1)"
+                ) from None
+            workers = client.scheduler_info()["workers"]
+            declared = sum(w.get("resources", {}).get("GPU", 0) for w in workers.values())
+            if gpus_per_trial is None:
+                gpus_per_trial = 1 if declared else 0
+            if gpus_per_trial > 0 and declared < gpus_per_trial:
+                raise ConfigError(
+                    f"--gpus-per-trial {gpus_per_trial}: the Dask workers declare {declared:g} "
+                    "GPUs (start them with --resources GPU=1, one per GPU)"
+                )
+            _check_data(client, datasets, data_dir)
+            return cls(client, gpus_per_trial, data_dir)
+        except BaseException:
+            client.close()
+            raise
+
+    def _slot(self, index: int) -> Slot:
+        return Slot(index, "dask", 0)
+
+    def _refresh(self, force: bool = False) -> None:
+        """Re-read the cluster's capacity (workers come and go), at most every INFO_REFRESH_S."""
+        if not force and time.monotonic() - self._info_at < INFO_REFRESH_S:
+            return
+        try:
+            workers = self.client.scheduler_info()["workers"]
+        except (OSError, TimeoutError) as exc:  # the scheduler went away
+            raise DseError(
+                f"the Dask scheduler {self.client.scheduler.address} is gone ({exc}); restart it "
+                "and its workers, then the same dse run resumes the study"
+            ) from None
+        by_host: dict[str, int] = {}
+        for info in workers.values():
+            if self.gpus_per_trial > 0:
+                room = int(info.get("resources", {}).get("GPU", 0) // self.gpus_per_trial)
+            else:
+                room = int(info.get("nthreads", 1))
+            by_host[info["host"]] = by_host.get(info["host"], 0) + room
+        self._capacity = sum(by_host.values())
+        self._concurrency_by_host = by_host
+        self._info_at = time.monotonic()
+
+    def idle(self) -> list[Slot]:
+        self._refresh()
+        busy = {s.slot.index for s in self._submitted.values()}
+        free = max(0, self._capacity - len(busy))
+        return [self._slot(i) for i in range(self._capacity + len(busy)) if i not in busy][:free]
+
+    def submit(self, slot: Slot, number: int, config: dict[str, Any]) -> None:
+        key = f"dse-trial-{number}-{uuid.uuid4().hex[:8]}"
+        resources = {"GPU": self.gpus_per_trial} if self.gpus_per_trial > 0 else None
+        future = self.client.submit(
+            run_trial,
+            number,
+            config,
+            self.data_dir,
+            self.gpus_per_trial,
+            dict(self._concurrency_by_host),
+            self.topic,
+            key,
+            key=key,
+            resources=resources,
+            pure=False,
+        )
+        self._submitted[number] = _Submitted(slot, future, marker=key)
+
+    def poll(self, timeout: float) -> list[tuple]:
+        """Messages in WorkerPool's shape (plus ("started", slot, number, placement))."""
+        distributed = import_distributed()
+        futures = [s.future for s in self._submitted.values()]
+        if futures:
+            with contextlib.suppress(TimeoutError, distributed.TimeoutError):
+                distributed.wait(futures, timeout=timeout, return_when="FIRST_COMPLETED")
+        else:
+            time.sleep(timeout)
+        messages = self._events()
+        for number, submitted in list(self._submitted.items()):
+            if submitted.future.done():
+                messages.extend(self._finished(number, submitted))
+        return messages
+
+    def _events(self) -> list[tuple]:
+        """Starts and epochs of the trials in flight (late ones of finished trials dropped)."""
+        messages = []
+        while True:
+            try:
+                event = self.messages.get_nowait()
+            except queue.Empty:
+                return messages
+            kind, number = event[0], event[1]
+            submitted = self._submitted.get(number)
+            if submitted is None or event[2] != submitted.marker:
+                continue
+            if kind == "started":
+                submitted.worker = event[3]["slot"]
+                messages.append(("started", submitted.slot.index, number, event[3]))
+            elif kind == "epoch":
+                messages.append(("epoch", submitted.slot.index, number, *event[3:]))
+
+    def _finished(self, number: int, submitted: _Submitted) -> list[tuple]:
+        del self._submitted[number]
+        future = submitted.future
+        where = submitted.worker or "a Dask worker"
+        try:
+            outcome = future.result()
+        except Exception as exc:  # KilledWorker, a cancelled future, a lost scheduler
+            detail = " ".join(str(exc).split())[:200] or type(exc).__name__
+            self._lost.append((submitted.slot, number, f"{where}: {type(exc).__name__} {detail}"))
+            return []
+        finally:
+            with contextlib.suppress(Exception):  # forget the start marker on the scheduler
+                import_distributed().Event(submitted.marker, client=self.client).clear()
+        if outcome[0] == "lost":
+            self._lost.append((submitted.slot, number, f"Dask worker {where} lost"))
+            return []
+        return [(outcome[0], submitted.slot.index, number, *outcome[1:])]
+
+    def replace_dead(self) -> list[tuple[Slot, int | None, str]]:
+        """Trials whose Dask worker died (Dask restarts workers itself)."""
+        lost, self._lost = self._lost, []
+        return lost
+
+    def close(self) -> None:
+        for submitted in self._submitted.values():
+            submitted.future.cancel()
+        with contextlib.suppress(Exception):
+            self.client.unsubscribe_topic(self.topic)
+        self.client.close()
+
+
+def _check_data(client: Any, datasets: set[str], data_dir: str | None) -> None:
+    """Every worker must find the datasets (they train; the submitting host may have none)."""
+    problems = client.run(_find_datasets, sorted(datasets), data_dir)
+    for address, problem in sorted(problems.items()):
+        if problem:
+            raise DataError(f"Dask worker {address}: {problem}")
+
+
+def _find_datasets(datasets: list[str], data_dir: str | None) -> str | None:
+    from dse.data.sources import locate
+
+    try:
+        for name in datasets:
+            locate(name, data_dir)
+    except DataError as exc:
+        return str(exc)
+    return None
+
+
+# --- in the Dask worker process ---------------------------------------------------------------
+
+
+class _GpuLease:
+    """The GPUs this worker process owns (claimed once, by lock file) and which are in use."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.owned: list[int] = []
+        self.in_use: set[int] = set()
+        self._files: list[Any] = []
+
+    def take(self, count: int, declared: int) -> list[int]:
+        with self.lock:
+            if not self.owned:
+                self._claim(max(declared, count))
+            free = [g for g in self.owned if g not in self.in_use][:count]
+            if len(free) < count:
+                raise DseError(
+                    f"{socket.gethostname()}: no free GPU in this worker process "
+                    f"(owns {self.owned}, {len(self.in_use)} in use)"
+                )
+            self.in_use.update(free)
+            return free
+
+    def give_back(self, gpus: list[int]) -> None:
+        with self.lock:
+            self.in_use.difference_update(gpus)
+
+    def _claim(self, count: int) -> None:
+        import fcntl
+
+        import torch
+
+        visible = os.environ.get("CUDA_VISIBLE_DEVICES", "")
+        physical = [v.strip() for v in visible.split(",")] if visible else None
+        for index in range(torch.cuda.device_count()):
+            name = physical[index] if physical else str(index)
+            f = open(os.path.join(tempfile.gettempdir(), f"dse-gpu-{name}.lock"), "w")  # noqa: SIM115
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                f.close()  # another worker process of this host owns it
+                continue
+            self._files.append(f)
+            self.owned.append(index)
+            if len(self.owned) == count:
+                return
+        raise DseError(
+            f"{socket.gethostname()}: {torch.cuda.device_count()} GPUs, not enough free for "
+            f"this worker process ({count} wanted): declare --resources GPU=1 per GPU"
+        )
+
+
+_gpus = _GpuLease()
+
+
+def run_trial(
+    number: int,
+    config: dict[str, Any],
+    data_dir: str | None,
+    gpus_per_trial: int,
+    concurrency_by_host: dict[str, int],
+    topic: str,
+    marker: str,
+) -> tuple:
+    """The Dask task of one trial: ("done", result) | ("error", kind, message) | ("lost",)."""
+    import torch
+    from distributed import Event, get_worker
+
+    worker = get_worker()
+    first_start = Event(marker)
+    if first_start.is_set():
+        return ("lost",)  # this task's first worker died mid-trial
+    first_start.set()
+
+    host_ip = worker.address.split("://")[-1].rsplit(":", 1)[0]
+    torch.set_num_threads(max(1, cpu_count() // max(1, concurrency_by_host.get(host_ip, 1))))
+    gpus: list[int] = []
+    if gpus_per_trial > 0:
+        declared = int(worker.state.total_resources.get("GPU", gpus_per_trial))
+        try:
+            gpus = _gpus.take(gpus_per_trial, declared)
+        except DseError as exc:
+            return ("error", type(exc).__name__, str(exc))
+    device = f"cuda:{gpus[0]}" if gpus else "cpu"
+    placement = {
+        "slot": worker.address,
+        "device": device,
+        "host": socket.gethostname(),
+        "dask_worker": str(worker.name),
+    }
+    worker.log_event(topic, ["started", number, marker, placement])
+
+    def on_epoch(number: int, epoch: int, epochs: int, val_accuracy: float) -> None:
+        worker.log_event(topic, ["epoch", number, marker, epoch, epochs, val_accuracy])
+
+    try:
+        outcome = execute_trial(number, config, device, data_dir, on_epoch)
+    finally:
+        _gpus.give_back(gpus)
+    if outcome[0] == "done":
+        outcome[1]["environment"].update(placement)
+    return outcome

@@ -1,0 +1,156 @@
+"""`dse run --backend dask` on a real Dask LocalCluster (2 worker processes), results in a real
+PostgreSQL server, real (tiny) training on synthetic digits."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+from typer.testing import CliRunner
+
+from dse.cli import app
+from dse.space import load_space
+from tests.conftest import write_idx_dataset
+from tests.search.test_runner import TINY_SPACE
+
+runner = CliRunner()
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """Two worker processes with one thread each: one trial per process at a time."""
+    distributed = pytest.importorskip("distributed")
+    cluster = distributed.LocalCluster(
+        n_workers=2,
+        threads_per_worker=1,
+        processes=True,
+        dashboard_address=None,
+        env={"DSE_OFFLINE": "1"},
+    )
+    yield cluster
+    cluster.close()
+
+
+@pytest.fixture
+def data(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("data")
+    write_idx_dataset(root / "mnist", n_train=400, n_test=100)
+    return root
+
+
+def _space(folder: Path, epochs: int, lrs: str) -> Path:
+    path = folder / "tiny.yaml"
+    path.write_text(TINY_SPACE.format(name="tiny", epochs=epochs, lrs=lrs))
+    return path
+
+
+def _ready(cluster) -> None:
+    """Both workers up (a test before may have killed one; its nanny restarts it)."""
+    with __import__("distributed").Client(cluster.scheduler_address) as client:
+        client.wait_for_workers(2, timeout=120)
+
+
+def _grid(space: Path) -> list[tuple]:
+    loaded = load_space(str(space))
+    return sorted(tuple(sorted(loaded.encoded(p).items())) for p in loaded.grid())
+
+
+def test_a_study_runs_on_two_dask_workers_into_postgresql(cluster, data, tmp_path, pg_url):
+    _ready(cluster)
+    space = _space(tmp_path, epochs=1, lrs="[0.001, 0.002, 0.003, 0.004]")
+    args = ["run", "--space", str(space), "--storage", pg_url, "--data-dir", str(data)]
+    result = runner.invoke(
+        app, [*args, "--backend", "dask", "--scheduler", cluster.scheduler_address, "-q"]
+    )
+    assert result.exit_code == 0, result.stderr
+    trials = optuna.load_study(study_name="tiny", storage=pg_url).get_trials()
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * 8
+    assert sorted(tuple(sorted(t.params.items())) for t in trials) == _grid(space)
+    workers = {t.user_attrs["slot"] for t in trials}
+    assert len(workers) == 2 and workers <= set(cluster.scheduler_info["workers"])
+    for t in trials:
+        assert t.user_attrs["device"] == "cpu" and t.user_attrs["host"] == socket.gethostname()
+        assert t.user_attrs["environment"]["dask_worker"] == t.user_attrs["dask_worker"]
+        assert t.user_attrs["environment"]["threads"] == 1  # 2 cores, 2 trials at once
+        assert len(t.user_attrs["history"]) == 1
+    assert "[8/8] trial" in result.stderr  # progress on the submitting side
+
+
+def _nanny_pid(cluster, address: str) -> int:
+    for nanny in cluster.workers.values():
+        if nanny.worker_address == address:
+            return nanny.process.process.pid
+    raise AssertionError(f"no worker process at {address}")
+
+
+def test_a_killed_dask_worker_fails_its_trial_and_it_is_retried_elsewhere(
+    cluster, data, tmp_path, pg_url
+):
+    _ready(cluster)
+    space = _space(tmp_path, epochs=8, lrs="[0.001]")
+    command = [sys.executable, "-m", "dse", "run", "--space", str(space), "--storage", pg_url]
+    command += ["--data-dir", str(data), "--backend", "dask"]
+    command += ["--scheduler", cluster.scheduler_address, "-q"]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    run = subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True)
+    try:
+        victim = None
+        deadline = time.monotonic() + 300
+        while victim is None and time.monotonic() < deadline:
+            time.sleep(0.3)
+            try:
+                trials = optuna.load_study(study_name="tiny", storage=pg_url).get_trials()
+            except KeyError:  # not created yet
+                continue
+            started = [
+                t for t in trials if t.state == TrialState.RUNNING and "dask_worker" in t.user_attrs
+            ]
+            if len(started) == 2:  # both workers are training
+                victim = started[0]
+        assert victim is not None, "never saw both Dask workers training"
+        os.kill(_nanny_pid(cluster, victim.user_attrs["slot"]), signal.SIGKILL)
+        _, stderr = run.communicate(timeout=600)
+    finally:
+        if run.poll() is None:
+            run.kill()
+            run.wait()
+    assert run.returncode == 0, stderr
+    trials = optuna.load_study(study_name="tiny", storage=pg_url).get_trials()
+    died = next(t for t in trials if t.number == victim.number)
+    assert died.state == TrialState.FAIL and died.user_attrs["retried"]
+    assert died.user_attrs["error"] == (
+        f"worker died (Dask worker {victim.user_attrs['slot']} lost) on {victim.user_attrs['slot']}"
+    )
+    retry = next(t for t in trials if t.user_attrs.get("retry_of") == died.number)
+    assert retry.state == TrialState.COMPLETE and retry.params == died.params
+    assert retry.user_attrs["slot"] != died.user_attrs["slot"]  # another worker process
+    complete = [t for t in trials if t.state == TrialState.COMPLETE]
+    assert sorted(tuple(sorted(t.params.items())) for t in complete) == _grid(space)
+    assert len(trials) == 3  # two points and one retry
+
+
+def test_missing_dask_extra_is_one_line_naming_it(tmp_path):
+    space = _space(tmp_path, epochs=1, lrs="[0.001]")
+    code = (
+        "import sys; sys.modules['distributed'] = None; from dse.cli import main; "
+        f"sys.argv = ['dse', 'run', '--space', {str(space)!r}, '--backend', 'dask', "
+        "'--scheduler', 'tcp://127.0.0.1:1']; main()"
+    )
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 2
+    assert done.stderr == (
+        "error: --backend dask needs Dask distributed: pip install 'dse[dask]'\n"
+    )
+    assert not (tmp_path / "results").exists()

@@ -1,0 +1,216 @@
+"""One study in PostgreSQL: every command on it, runners sharing it, heartbeats, set-up races.
+
+A private server per session (tests/pgserver.py), a fresh database per test, real `dse run`
+processes training tiny models on synthetic digits.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+from typer.testing import CliRunner
+
+from dse.cli import app
+from dse.search.study import point_key
+from dse.space import load_space
+from tests.conftest import write_idx_dataset
+from tests.search.test_runner import TINY_SPACE
+
+runner = CliRunner()
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _env() -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": str(REPO)}
+
+
+def _space(folder: Path, epochs: int = 1, lrs: str = "[0.001, 0.003]") -> Path:
+    path = folder / "tiny.yaml"
+    path.write_text(TINY_SPACE.format(name="tiny", epochs=epochs, lrs=lrs))
+    return path
+
+
+def _workdir(tmp_path: Path, monkeypatch) -> Path:
+    write_idx_dataset(tmp_path / "data" / "mnist", n_train=400, n_test=100)
+    monkeypatch.setenv("DSE_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def _trials(url: str) -> list[optuna.trial.FrozenTrial]:
+    return optuna.load_study(study_name="tiny", storage=url).get_trials()
+
+
+def _points(trials) -> list[tuple]:
+    return sorted(tuple(sorted(t.params.items())) for t in trials)
+
+
+def _grid(space: Path) -> list[tuple]:
+    loaded = load_space(str(space))
+    return sorted(tuple(sorted(loaded.encoded(p).items())) for p in loaded.grid())
+
+
+@pytest.fixture
+def start_runner():
+    """Starts `dse run` processes (1 worker each); kills those still running at the end."""
+    started: list[subprocess.Popen] = []
+
+    def start(space: Path, url: str) -> subprocess.Popen:
+        command = [sys.executable, "-m", "dse", "run", "--space", str(space), "--storage", url]
+        process = subprocess.Popen(
+            [*command, "--workers", "1", "-q"],
+            env=_env(),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=10)
+
+
+def test_every_command_on_a_postgresql_study(tmp_path, monkeypatch, pg_url):
+    space = _space(_workdir(tmp_path, monkeypatch))
+    result = runner.invoke(
+        app, ["run", "--space", str(space), "--storage", pg_url, "--workers", "2", "--quiet"]
+    )
+    assert result.exit_code == 0, result.stderr
+    trials = _trials(pg_url)
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * 4
+    assert _points(trials) == _grid(space)
+    assert not list(tmp_path.glob("results/*"))  # nothing local: the results are in PostgreSQL
+
+    plain = pg_url.replace("postgresql+psycopg://", "postgresql://")  # the same database
+    rows = json.loads(runner.invoke(app, ["trials", "--storage", plain, "-f", "json"]).stdout)
+    assert sorted(r["number"] for r in rows) == [0, 1, 2, 3]
+    assert all(r["state"] == "COMPLETE" and r["val_accuracy"] is not None for r in rows)
+    front = json.loads(runner.invoke(app, ["pareto", "--storage", pg_url, "-f", "json"]).stdout)
+    assert {r["number"] for r in front} == {
+        t.number for t in optuna.load_study(study_name="tiny", storage=pg_url).best_trials
+    }
+    studies = json.loads(runner.invoke(app, ["studies", "--storage", pg_url, "-f", "json"]).stdout)
+    assert [s["study"] for s in studies] == ["tiny"]
+    exported = runner.invoke(app, ["export", "--storage", pg_url, "--pick", "knee"])
+    assert exported.exit_code == 0 and "routing_iterations" in exported.stdout
+
+
+def test_a_missing_study_and_an_unreachable_server_are_one_line_errors(pg_url):
+    missing = runner.invoke(app, ["trials", "--storage", pg_url, "--study", "nope"])
+    assert missing.exit_code == 2
+    unreachable = runner.invoke(
+        app, ["trials", "--storage", "postgresql://nobody@127.0.0.1:1/none"]
+    )
+    assert unreachable.exit_code == 2
+    line = unreachable.stderr.strip()
+    assert line.startswith("error: --storage postgresql://nobody@127.0.0.1:1/none: cannot open")
+    assert len(line.splitlines()) == 1
+
+
+SETUP = textwrap.dedent(
+    """
+    import sys, time
+    from dse.search.locks import setup_lock
+    from dse.search.runner import _enqueue_missing
+    from dse.search.study import create_study, make_sampler, open_storage
+    from dse.space import load_space
+
+    space, url, start_at = load_space(sys.argv[1]), sys.argv[2], float(sys.argv[3])
+    time.sleep(max(0.0, start_at - time.time()))  # every process starts at the same instant
+    with setup_lock(url):
+        study = create_study(open_storage(url, create=True), "tiny", space, make_sampler("grid", 0))
+        _enqueue_missing(study, space, space.grid(), kind="grid")
+    """
+)
+
+
+def test_runners_setting_up_at_the_same_instant_queue_each_point_once(tmp_path, pg_url):
+    """Six processes create the study and queue its grid at once: one study, each point once."""
+    space = _space(tmp_path, lrs="[0.001, 0.002, 0.003, 0.004]")
+    start_at = str(time.time() + 4)  # past every process's imports
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-c", SETUP, str(space), pg_url, start_at],
+            env=_env(),
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(6)
+    ]
+    for process in processes:
+        _, stderr = process.communicate(timeout=120)
+        assert process.returncode == 0, stderr
+    trials = _trials(pg_url)
+    assert [t.state for t in trials] == [TrialState.WAITING] * 8
+    assert sorted(tuple(sorted(t.user_attrs["point"].items())) for t in trials) == _grid(space)
+
+
+def test_two_runners_on_one_study_finish_the_grid_once(tmp_path, monkeypatch, pg_url, start_runner):
+    space = _space(_workdir(tmp_path, monkeypatch), lrs="[0.001, 0.002, 0.003]")
+    first, second = start_runner(space, pg_url), start_runner(space, pg_url)
+    outputs = [p.communicate(timeout=600)[1] for p in (first, second)]
+    assert first.returncode == 0 and second.returncode == 0, outputs
+    trials = _trials(pg_url)
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * 6  # none lost, none extra
+    assert _points(trials) == _grid(space)  # each point once
+    finished_by = [sum(" complete: " in line for line in out.splitlines()) for out in outputs]
+    assert sum(finished_by) == 6 and min(finished_by) >= 1, finished_by  # both took part
+
+
+def test_a_killed_runner_trial_goes_stale_and_the_other_runner_retries_it(
+    tmp_path, monkeypatch, pg_url, start_runner
+):
+    """kill -9 one of two runners mid-trial: heartbeats stop, the survivor finishes the grid."""
+    space = _space(_workdir(tmp_path, monkeypatch), epochs=6, lrs="[0.001, 0.002]")
+    survivor, victim = start_runner(space, pg_url), start_runner(space, pg_url)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        time.sleep(0.3)
+        try:
+            trials = _trials(pg_url)
+        except KeyError:  # the study is not created yet
+            continue
+        training = [t for t in trials if t.state == TrialState.RUNNING and "config" in t.user_attrs]
+        if len(training) == 2:  # each runner is training one
+            break
+    else:
+        pytest.fail("never saw both runners training")
+    victim.send_signal(signal.SIGKILL)
+    victim.wait(timeout=10)
+    _, stderr = survivor.communicate(timeout=600)
+    assert survivor.returncode == 0, stderr
+    trials = _trials(pg_url)
+    complete = [t for t in trials if t.state == TrialState.COMPLETE]
+    assert _points(complete) == _grid(space)  # every point, once
+    stale = [t for t in trials if t.state == TrialState.FAIL]
+    assert len(stale) == 1 and "error" not in stale[0].user_attrs  # failed by its heartbeat
+    assert not any(t.state in (TrialState.RUNNING, TrialState.WAITING) for t in trials)
+    assert point_key(stale[0]) in {point_key(t) for t in complete}  # its point was retried
+
+
+def test_missing_postgres_extra_is_one_line_naming_it(tmp_path):
+    url = "postgresql://dse@127.0.0.1:1/dse"
+    code = (
+        "import sys; sys.modules['psycopg'] = None; from dse.cli import main; "
+        f"sys.argv = ['dse', 'trials', '--storage', {url!r}]; main()"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=_env(), capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 2
+    expected = f"--storage {url}: PostgreSQL needs the psycopg driver: pip install 'dse[postgres]'"
+    assert done.stderr == f"error: {expected}\n"
