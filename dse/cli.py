@@ -355,12 +355,23 @@ def run(
     ] = None,
     workers: Annotated[int | None, typer.Option("--workers", help="CPU worker processes.")] = None,
     data_dir: DataDirOpt = None,
+    early_stop: Annotated[
+        str | None,
+        typer.Option("--early-stop", help="moasha: stop trials at rungs (multi-objective ASHA)."),
+    ] = None,
+    rungs: Annotated[
+        str, typer.Option("--rungs", help="Epochs at which --early-stop decides, like 1,3,9.")
+    ] = "1,3,9",
+    eta: Annotated[
+        float, typer.Option("--eta", help="Keep the top 1/eta of the trials at each rung.")
+    ] = 3.0,
     quiet: Annotated[
         bool, typer.Option("--quiet", "-q", help="A line per finished trial.")
     ] = False,
     format: FormatOpt = Format.table,
 ) -> None:
     """Explore a search space: trials in parallel, results in the database, then the front."""
+    from dse.search.moasha import EarlyStop, check_eta, parse_rungs
     from dse.search.progress import LineReporter, LiveReporter
     from dse.search.results import open_view, pareto_rows
     from dse.search.runner import RunOptions, run_study
@@ -368,17 +379,24 @@ def run(
 
     if workers is not None and workers < 1:
         raise ConfigError(f"--workers {workers}: must be at least 1")
+    if early_stop not in (None, "moasha"):
+        raise ConfigError(f"--early-stop {early_stop}: unknown rule; choose moasha")
+    stopping = EarlyStop(parse_rungs(rungs), check_eta(eta)) if early_stop else None
     if sampler is not None and sampler not in SAMPLERS:
         raise ConfigError(
             f"--sampler {sampler}: unknown sampler; choose from {', '.join(SAMPLERS)}"
         )
     loaded = load_space(space)
     reporter = LineReporter() if quiet or format is not Format.table else LiveReporter()
-    options = RunOptions(storage, study, sampler, n_trials, seed, gpus, workers, data_dir)
+    options = RunOptions(
+        storage, study, sampler, n_trials, seed, gpus, workers, data_dir, early_stop=stopping
+    )
     summary = run_study(loaded, options, reporter)
     rows = pareto_rows(open_view(storage, summary.study))
     sys.stderr.write(
-        f"study {summary.study}: {summary.complete} complete, {summary.failed} failed of "
+        f"study {summary.study}: {summary.complete} complete, "
+        + (f"{summary.stopped} stopped early, " if summary.stopped else "")
+        + f"{summary.failed} failed of "
         f"{summary.planned} planned; {summary.pareto_size} on the Pareto front "
         f"({summary.elapsed_s:.0f}s)\n"
     )

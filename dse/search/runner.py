@@ -10,7 +10,13 @@ running the same command again resumes, and several runners can share one study:
 - a grid enqueues each point once (skipping points already finished, running or queued), and
   workers pop queued trials: no duplicates, in parallel;
 - a trial whose worker process died is recorded FAIL and retried once; a trial left RUNNING by
-  a killed runner goes stale (no heartbeat) and optuna re-queues it.
+  a killed runner goes stale (no heartbeat) and optuna re-queues it;
+- every epoch is kept in the trial's `curve` attribute; with early stopping (MO-ASHA, see
+  moasha.py) the runner decides at each rung from the `rungs` records of the study's trials,
+  stores its decision in the trial's `rungs` attribute (so a resumed or shared study ranks
+  against it), and answers the waiting worker. A stopped trial is told PRUNED, its last
+  objective values kept in `values_at_stop`: optuna takes no values with PRUNED, and keeps
+  PRUNED trials off the Pareto front.
 
 Written by hand rather than with `Study.optimize(n_jobs=...)` (threads, one device) or a
 joblib pool (no way to pin a process to a GPU before CUDA starts in it).
@@ -30,6 +36,7 @@ from optuna.trial import TrialState
 from dse.data.sources import locate
 from dse.errors import ConfigError, DseError
 from dse.search.devices import Slot, cpu_count, plan_slots
+from dse.search.moasha import EarlyStop, EpochPoint, RungRecord, decide, rung_values
 from dse.search.study import (
     DEFAULT_STORAGE,
     create_study,
@@ -43,6 +50,7 @@ from dse.search.study import (
 from dse.search.workers import WorkerPool
 from dse.space import Choice, SearchSpace
 from dse.train.result import METRICS
+from dse.train.schedules import batch_size_at
 
 POLL_S = 0.5
 MAX_WORKER_DEATHS = 1  # retries of a trial whose worker died
@@ -79,6 +87,7 @@ class RunSummary:
     pareto_size: int
     elapsed_s: float
     failures: list[str] = field(default_factory=list)
+    stopped: int = 0  # stopped early at a rung (PRUNED)
 
 
 @dataclass
@@ -86,6 +95,9 @@ class _InFlight:
     trial: optuna.Trial
     slot: Slot
     started: float
+    batch_sizes: tuple[int, ...] = ()  # per epoch, from the trial's batch schedule
+    curve: list[EpochPoint] = field(default_factory=list)
+    rungs: dict[str, dict[str, Any]] = field(default_factory=dict)  # decisions, by rung
 
 
 def choose_sampler(space: SearchSpace, sampler: str | None, n_trials: int | None) -> str:
@@ -113,6 +125,7 @@ class RunOptions:
     gpus: str | None = None
     workers: int | None = None
     data_dir: str | None = None
+    early_stop: EarlyStop | None = None  # MO-ASHA rungs and eta; None runs every trial in full
 
 
 def run_study(
@@ -145,6 +158,9 @@ class _Runner:
         # Everything a user can get wrong is checked before the database is touched.
         self.space, self.options, self.reporter = space, options, reporter
         self.slots = plan_slots(options.gpus, options.workers, gpu_count, cpu_count())
+        self.early_stop = options.early_stop
+        if self.early_stop is not None:
+            self.early_stop.check(space.metric_names, space.source)
         sampler = choose_sampler(space, options.sampler, options.n_trials)
         self.sampler = make_sampler(sampler, options.seed)
         self.grid = space.grid() if sampler == "grid" else None
@@ -164,6 +180,11 @@ class _Runner:
         name = self.options.study_name or self.space.name
         self.study = create_study(storage, name, self.space, self.sampler)
         optuna.storages.fail_stale_trials(self.study)
+        if self.early_stop is not None:
+            self.study.set_user_attr(
+                "early_stop",
+                {"rule": "moasha", "rungs": list(self.early_stop.rungs), "eta": self.early_stop.eta},
+            )
         if self.grid is not None:
             _enqueue_missing(self.study, self.space, self.grid[: self.planned], kind="grid")
         _enqueue_missing(self.study, self.space, list(self.space.points), kind="point")
@@ -247,7 +268,13 @@ class _Runner:
         trial.set_user_attr("device", slot.device)
         trial.set_user_attr("slot", slot.label)
         trial.set_user_attr("host", socket.gethostname())
-        self.pool.submit(slot, trial.number, config.to_dict())
+        flight.batch_sizes = tuple(
+            batch_size_at(config.batch_schedule, e) for e in range(config.epochs)
+        )
+        rungs = ()
+        if self.early_stop is not None:
+            rungs = tuple(r for r in self.early_stop.rungs if r < config.epochs)
+        self.pool.submit(slot, trial.number, config.to_dict(), rungs)
         self.in_flight[trial.number] = flight
         self.reporter.trial_started(trial.number, slot, values)
         return True
@@ -255,8 +282,7 @@ class _Runner:
     def _handle(self, message: tuple) -> None:
         kind = message[0]
         if kind == "epoch":
-            _, _, number, epoch, epochs, val_accuracy = message
-            self.reporter.trial_epoch(number, epoch, epochs, val_accuracy)
+            self._epoch(message)
             return
         if kind not in ("done", "error"):
             return
@@ -270,14 +296,55 @@ class _Runner:
             trial.set_user_attr("metrics", metrics)
             trial.set_user_attr("history", result["history"])
             trial.set_user_attr("environment", result["environment"])
-            for constraint in self.space.constraints:
-                trial.set_constraint(str(constraint), constraint.violation(metrics))
-            self.study.tell(trial, [metrics[m] for m in self.space.metric_names])
+            values = [metrics[m] for m in self.space.metric_names]
+            if result.get("stopped_at") is not None:
+                trial.set_user_attr("stopped_at", result["stopped_at"])
+                trial.set_user_attr("values_at_stop", values)
+                self.study.tell(trial, state=TrialState.PRUNED)
+            else:
+                for constraint in self.space.constraints:
+                    trial.set_constraint(str(constraint), constraint.violation(metrics))
+                self.study.tell(trial, values)
         else:
             _, _, _, error_kind, text = message
             trial.set_user_attr("error", f"{error_kind}: {text}")
             self.study.tell(trial, state=TrialState.FAIL)
         self._report_finished(trial.number)
+
+    # --- early stopping (MO-ASHA) ---------------------------------------------------------------
+
+    def _epoch(self, message: tuple) -> None:
+        """Keep the epoch in the trial's curve; at a rung, decide and answer the worker."""
+        _, slot_index, number, epoch, epochs, val_accuracy, elapsed, epoch_time, batch = message
+        self.reporter.trial_epoch(number, epoch, epochs, val_accuracy)
+        waits = self.early_stop is not None and self.early_stop.decides_at(epoch, epochs)
+        flight = self.in_flight.get(number)
+        if flight is None:  # not ours any more (its worker was replaced): let it stop
+            if waits:
+                self.pool.decide(slot_index, proceed=False)
+            return
+        flight.curve.append(EpochPoint(epoch, batch, epoch_time, elapsed, val_accuracy))
+        flight.trial.set_user_attr("curve", [p.to_dict() for p in flight.curve])
+        if waits:
+            self.pool.decide(slot_index, self._rung_decision(flight, epoch))
+
+    def _rung_decision(self, flight: _InFlight, rung: int) -> bool:
+        """Rank the trial among the study's records at `rung`; store the decision with it."""
+        assert self.early_stop is not None
+        key = str(rung)
+        earlier = [
+            RungRecord(t.number, tuple(t.user_attrs["rungs"][key]["values"]))
+            for t in self.study.get_trials(deepcopy=False)
+            if t.state != TrialState.FAIL  # a failed run's numbers are not evidence
+            and key in t.user_attrs.get("rungs", {})
+            and t.number != flight.trial.number
+        ]
+        values = rung_values(self.space.metric_names, flight.curve, flight.batch_sizes)
+        newcomer = RungRecord(flight.trial.number, values)
+        decision = decide(rung, newcomer, earlier, self.space.directions, self.early_stop.eta)
+        flight.rungs[key] = decision.to_attr()
+        flight.trial.set_user_attr("rungs", flight.rungs)
+        return decision.proceed
 
     def _report_finished(self, number: int) -> None:
         trials = self.study.get_trials(deepcopy=False)
@@ -347,6 +414,7 @@ def _summary(study: optuna.Study, storage: str, planned: int, elapsed: float) ->
         storage=storage,
         planned=planned,
         complete=sum(t.state == TrialState.COMPLETE for t in trials),
+        stopped=sum(t.state == TrialState.PRUNED for t in trials),
         failed=len(failures),
         pareto_size=len(study.best_trials),
         elapsed_s=elapsed,

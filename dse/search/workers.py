@@ -5,9 +5,14 @@ records what comes back. Workers only train. A worker is a `spawn`ed process, so
 fresh in it after CUDA_VISIBLE_DEVICES is set; it dies with its parent (PR_SET_PDEATHSIG), so
 a killed runner leaves no orphan training on. Messages to the parent are tuples:
 
-    ("epoch", slot, number, epoch, epochs, val_acc)   an epoch of trial `number` finished
-    ("done", slot, number, result_dict)               the trial finished
+    ("epoch", slot, number, epoch, epochs, val_acc, elapsed_train_s, epoch_time_s, batch_size)
+                                                      an epoch of trial `number` finished
+    ("done", slot, number, result_dict)               the trial finished (or stopped early)
     ("error", slot, number, kind, message)            the trial raised
+
+A task is (number, config_dict, rungs). After an epoch listed in `rungs`, the worker waits on its
+task queue for the runner's decision, "continue" or "stop" (early stopping: the runner owns the
+study, so it decides); a stop ends training at that epoch boundary.
 """
 
 from __future__ import annotations
@@ -56,24 +61,42 @@ def worker_main(slot: Slot, tasks: Any, results: Any, data_dir: str | None) -> N
     torch.set_num_threads(slot.threads)
 
     class ReportEpochs(Observer):
-        def __init__(self, number: int, epochs: int):
-            self.number, self.epochs = number, epochs
+        def __init__(self, number: int, epochs: int, rungs: tuple[int, ...]):
+            self.number, self.epochs, self.rungs = number, epochs, rungs
+            self.stop = False
 
         def on_epoch(self, record, elapsed_train_s):
             results.put(
-                ("epoch", slot.index, self.number, record.epoch, self.epochs, record.val_accuracy)
+                (
+                    "epoch",
+                    slot.index,
+                    self.number,
+                    record.epoch,
+                    self.epochs,
+                    record.val_accuracy,
+                    elapsed_train_s,
+                    record.epoch_time_s,
+                    record.batch_size,
+                )
             )
+            if record.epoch in self.rungs:
+                decision = tasks.get()
+                self.stop = decision != "continue"
+                if decision is None:  # the pool is closing: stop, then leave
+                    tasks.put(None)
+
+        def should_stop(self):
+            return self.stop
 
     while True:
         task = tasks.get()
         if task is None:
             return
-        number, config_dict = task
+        number, config_dict, rungs = task
         try:
             config = TrialConfig.from_dict(config_dict)
-            result = train(
-                config, slot.local_device, data_dir, observer=ReportEpochs(number, config.epochs)
-            )
+            observer = ReportEpochs(number, config.epochs, rungs)
+            result = train(config, slot.local_device, data_dir, observer=observer)
             payload = result.to_dict()
             payload["environment"]["slot"] = slot.label
             payload["environment"]["device"] = slot.device
@@ -128,10 +151,17 @@ class WorkerPool:
         """Trial number by slot index, for the slots that are training."""
         return {i: w.busy for i, w in self._workers.items() if w.busy is not None}
 
-    def submit(self, slot: Slot, number: int, config: dict[str, Any]) -> None:
+    def submit(
+        self, slot: Slot, number: int, config: dict[str, Any], rungs: tuple[int, ...] = ()
+    ) -> None:
+        """Start trial `number`; after each epoch in `rungs` the worker waits for `decide`."""
         worker = self._workers[slot.index]
         worker.busy = number
-        worker.tasks.put((number, config))
+        worker.tasks.put((number, config, tuple(rungs)))
+
+    def decide(self, slot_index: int, proceed: bool) -> None:
+        """Answer a worker waiting at a rung: go on training, or stop at this epoch."""
+        self._workers[slot_index].tasks.put("continue" if proceed else "stop")
 
     def poll(self, timeout: float) -> list[tuple]:
         """Messages from the workers (waiting up to `timeout` for the first one)."""

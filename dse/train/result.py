@@ -44,6 +44,7 @@ class TrialResult:
     samples_per_s: float
     history: list[EpochRecord] = field(default_factory=list)
     environment: dict[str, Any] = field(default_factory=dict)
+    stopped_at: int | None = None  # the epoch early stopping ended the run at (None: ran all)
 
     def metrics(self) -> dict[str, float]:
         return {name: getattr(self, name) for name in METRICS}
