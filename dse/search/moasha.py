@@ -49,7 +49,7 @@ class EarlyStop:
     eta: float = DEFAULT_ETA
 
     def decides_at(self, epoch: int, epochs: int) -> bool:
-        """A rung is a decision only before the last epoch (a finished trial has nothing to stop)."""
+        """A rung decides only before the last epoch (a finished trial has nothing to stop)."""
         return epoch in self.rungs and epoch < epochs
 
     def check(self, metric_names: Sequence[str], source: str) -> None:

@@ -181,10 +181,8 @@ class _Runner:
         self.study = create_study(storage, name, self.space, self.sampler)
         optuna.storages.fail_stale_trials(self.study)
         if self.early_stop is not None:
-            self.study.set_user_attr(
-                "early_stop",
-                {"rule": "moasha", "rungs": list(self.early_stop.rungs), "eta": self.early_stop.eta},
-            )
+            rule = {"rule": "moasha", "rungs": list(self.early_stop.rungs)}
+            self.study.set_user_attr("early_stop", {**rule, "eta": self.early_stop.eta})
         if self.grid is not None:
             _enqueue_missing(self.study, self.space, self.grid[: self.planned], kind="grid")
         _enqueue_missing(self.study, self.space, list(self.space.points), kind="point")
