@@ -428,8 +428,11 @@ def pareto(
     out: Annotated[str, typer.Option("--out", help="Folder for the report.")] = "results",
     format: FormatOpt = Format.table,
 ) -> None:
-    """The Pareto-optimal trials: objective values and parameters; --plot writes the report."""
-    from dse.search.results import open_view, pareto_rows
+    """The Pareto-optimal trials: objective values and parameters; --plot writes the report.
+
+    The study's hypervolume, its reference point and the compute spent go to stderr.
+    """
+    from dse.search.results import hypervolume_summary, open_view, pareto_rows
 
     view = open_view(storage, study)
     if plot:
@@ -439,6 +442,7 @@ def pareto(
         check_output_dir(out, "--out")
     rows = pareto_rows(view)
     _print_front(rows, format, f"Pareto front of {view.study.study_name}")
+    sys.stderr.write(hypervolume_summary(view).describe(view.metric_names) + "\n")
     if plot:
         files = write_report(view, Path(out))
         sys.stderr.write(f"report: {files.html}\n")

@@ -220,6 +220,7 @@ class _SpaceFile(BaseModel):
     objectives: dict[str, Literal["minimize", "maximize"]] = DEFAULT_OBJECTIVES
     constraints: list[str] = []
     n_trials: int | None = Field(None, ge=1)
+    reference_point: dict[str, float] | None = None
 
 
 @dataclass(frozen=True)
@@ -249,6 +250,7 @@ class SearchSpace:
     n_trials: int | None
     description: str | None = None
     raw: dict[str, Any] = field(default_factory=dict, compare=False)  # the file, as stored
+    reference_point: tuple[float, ...] | None = None  # for the hypervolume, per objective
 
     # -- what the space holds --
     @property
@@ -501,6 +503,14 @@ def parse_space(data: Any, source: str) -> SearchSpace:
             f"choose from {', '.join(PRESETS)}"
         )
     axes = _name_params(tuple(_parse_axis(key, value, source) for key, value in spec.axes.items()))
+    reference = None
+    if spec.reference_point is not None:
+        if set(spec.reference_point) != set(spec.objectives):
+            raise ConfigError(
+                f"{source}: reference_point: give a value for each objective "
+                f"({', '.join(spec.objectives)}), got {', '.join(spec.reference_point) or 'none'}"
+            )
+        reference = tuple(float(spec.reference_point[m]) for m in spec.objectives)
     space = SearchSpace(
         name=spec.name,
         source=source,
@@ -512,6 +522,7 @@ def parse_space(data: Any, source: str) -> SearchSpace:
         n_trials=spec.n_trials,
         description=spec.description,
         raw=data,
+        reference_point=reference,
     )
     space.config_for({})  # the base alone must be a valid config
     _check_values(space)
