@@ -266,6 +266,9 @@ class _Runner:
         trial.set_user_attr("device", slot.device)
         trial.set_user_attr("slot", slot.label)
         trial.set_user_attr("host", socket.gethostname())
+        for key in ("curve", "rungs"):  # a retry is enqueued with its failed run's attributes
+            if key in trial.user_attrs:
+                trial.set_user_attr(key, [] if key == "curve" else {})
         flight.batch_sizes = tuple(
             batch_size_at(config.batch_schedule, e) for e in range(config.epochs)
         )
@@ -322,7 +325,14 @@ class _Runner:
                 self.pool.decide(slot_index, proceed=False)
             return
         flight.curve.append(EpochPoint(epoch, batch, epoch_time, elapsed, val_accuracy))
-        flight.trial.set_user_attr("curve", [p.to_dict() for p in flight.curve])
+        try:
+            flight.trial.set_user_attr("curve", [p.to_dict() for p in flight.curve])
+        except optuna.exceptions.UpdateFinishedTrialError:
+            # Failed as stale meanwhile (its heartbeat lapsed) and re-queued: no longer ours.
+            self.in_flight.pop(number)
+            if waits:
+                self.pool.decide(slot_index, proceed=False)
+            return
         if waits:
             self.pool.decide(slot_index, self._rung_decision(flight, epoch))
 
