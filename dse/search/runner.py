@@ -343,7 +343,8 @@ class _Runner:
         earlier = [
             RungRecord(t.number, tuple(t.user_attrs["rungs"][key]["values"]))
             for t in self.study.get_trials(deepcopy=False)
-            if t.state != TrialState.FAIL  # a failed run's numbers are not evidence
+            # not a failed run's numbers, nor a queued retry's copy of them
+            if t.state in (TrialState.RUNNING, TrialState.COMPLETE, TrialState.PRUNED)
             and key in t.user_attrs.get("rungs", {})
             and t.number != flight.trial.number
         ]
