@@ -12,9 +12,16 @@ On one search space, runs each method with its own storage (OUT/METHOD.db):
 All hypervolumes use one reference point: the space's `reference_point` if it has one, else the
 worst observed values of the grid (+ 10% of the range), so the numbers compare. Compute is the
 sum of training seconds of every trial run (stopped and failed ones included). Prints a markdown
-table and, on the last line, the same as JSON. Running it again resumes what is in OUT (delete
-the folder to start over). Methods run one after another on the same machine: compare them as
-ratios within one run.
+table and, on the last line, the same as JSON.
+
+Training seconds move with the machine's load between methods run one after another (on a
+shared CPU, by 2x and more). So each method is also replayed on the grid's measurements: its
+trials take the grid's numbers for the same point (the grid runs every point; trials are
+deterministic, so the accuracies match exactly), its hypervolume is that of its complete
+points at the grid's values, and its compute the grid's training seconds up to the epoch it
+stopped at. These "replayed" ratios compare selection alone, free of load noise.
+
+Running it again resumes what is in OUT (delete the folder to start over).
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ import math
 from pathlib import Path
 
 from dse.search.moasha import EarlyStop, parse_rungs
+from dse.search.pareto import hypervolume
 from dse.search.progress import LineReporter
 from dse.search.results import StudyView, hypervolume_history, open_view, reference_point
 from dse.search.runner import RunOptions, run_study
@@ -71,8 +79,30 @@ def reference_for(views: dict[str, StudyView]) -> list[float]:
     return ref
 
 
+def replay(view: StudyView, grid_view: StudyView, ref: list[float]) -> tuple[float, float]:
+    """(hypervolume, training seconds) of the method's trials at the grid's measurements."""
+    by_point = {
+        tuple(sorted(t.params.items())): t for t in grid_view.trials() if t.state.name == "COMPLETE"
+    }
+    front, compute = [], 0.0
+    for t in view.trials():
+        g = by_point.get(tuple(sorted(t.params.items())))
+        curve = t.user_attrs.get("curve") or []
+        if g is None or not curve:
+            continue
+        compute += g.user_attrs["curve"][len(curve) - 1]["elapsed_train_s"]
+        if t.state.name == "COMPLETE":
+            front.append(g.values)
+    return (hypervolume(front, view.directions, ref) if front else 0.0), compute
+
+
 def method_row(
-    method: str, view: StudyView, ref: list[float], wall_s: float, grid: dict | None
+    method: str,
+    view: StudyView,
+    ref: list[float],
+    wall_s: float,
+    grid: dict | None,
+    grid_view: StudyView | None = None,
 ) -> dict:
     history = hypervolume_history(view, ref)
     trials = view.trials()
@@ -101,6 +131,11 @@ def method_row(
         }
         reach = [p.compute_s for p in history if p.hypervolume >= 0.95 * grid["hypervolume"]]
         row["compute_to_95"] = reach[0] / grid["compute_s"] if reach else None
+    if grid and grid_view is not None:
+        hv, compute = replay(view, grid_view, ref)
+        _, grid_compute = replay(grid_view, grid_view, ref)
+        row["replayed_hv_ratio"] = hv / grid["hypervolume"]
+        row["replayed_compute_ratio"] = compute / grid_compute
     return row
 
 
@@ -132,7 +167,7 @@ def main() -> None:
         views[method] = open_view(storage, space.name)
     ref = reference_for(views)
     grid = method_row("grid", views["grid"], ref, walls["grid"], None) if "grid" in views else None
-    rows = [method_row(m, views[m], ref, walls[m], grid) for m in methods]
+    rows = [method_row(m, views[m], ref, walls[m], grid, views.get("grid")) for m in methods]
 
     names = views[methods[0]].metric_names
     print(
@@ -150,9 +185,9 @@ def main() -> None:
         head += (
             " HV / grid | compute / grid | "
             + " | ".join(f"HV@{f:.0%}" for f in FRACTIONS)
-            + " | compute to 95% |"
+            + " | compute to 95% | replayed: HV / grid | compute / grid |"
         )
-        sep += "---|---|" + "---|" * len(FRACTIONS) + "---|"
+        sep += "---|---|" + "---|" * len(FRACTIONS) + "---|---|---|"
     print(head)
     print(sep)
     for r in rows:
@@ -165,17 +200,23 @@ def main() -> None:
             line += (
                 f" {r['hv_ratio']:.1%} | {r['compute_ratio']:.1%} | "
                 + " | ".join(f"{v:.1%}" for v in r["hv_at"].values())
-                + f" | {to95} |"
+                + f" | {to95} | {r['replayed_hv_ratio']:.1%} | "
+                + f"{r['replayed_compute_ratio']:.1%} |"
             )
         print(line)
     claim = None
     if grid and "moasha" in methods:
         moasha = next(r for r in rows if r["method"] == "moasha")
         claim = moasha["hv_ratio"] >= CLAIM[0] and moasha["compute_ratio"] <= CLAIM[1]
+        replayed = (
+            moasha["replayed_hv_ratio"] >= CLAIM[0] and moasha["replayed_compute_ratio"] <= CLAIM[1]
+        )
         print(
             f"\nclaim (moasha >= {CLAIM[0]:.0%} of the grid's hypervolume with <= {CLAIM[1]:.0%} "
-            f"of its training seconds): {'holds' if claim else 'does not hold'} "
-            f"({moasha['hv_ratio']:.1%} with {moasha['compute_ratio']:.1%})"
+            f"of its training seconds): {'holds' if claim else 'does not hold'} as measured "
+            f"({moasha['hv_ratio']:.1%} with {moasha['compute_ratio']:.1%}); "
+            f"{'holds' if replayed else 'does not hold'} replayed on the grid's measurements "
+            f"({moasha['replayed_hv_ratio']:.1%} with {moasha['replayed_compute_ratio']:.1%})"
         )
     print(
         json.dumps(
