@@ -466,6 +466,16 @@ def run(
         bool,
         typer.Option("--retry-oom", help="Retry an out-of-memory trial once at half the batch."),
     ] = False,
+    early_stop: Annotated[
+        str | None,
+        typer.Option("--early-stop", help="moasha: stop trials at rungs (multi-objective ASHA)."),
+    ] = None,
+    rungs: Annotated[
+        str, typer.Option("--rungs", help="Epochs at which --early-stop decides, like 1,3,9.")
+    ] = "1,3,9",
+    eta: Annotated[
+        float, typer.Option("--eta", help="Keep the top 1/eta of the trials at each rung.")
+    ] = 3.0,
     quiet: Annotated[
         bool, typer.Option("--quiet", "-q", help="A line per finished trial.")
     ] = False,
@@ -485,6 +495,7 @@ def run(
 ) -> None:
     """Explore a search space: trials in parallel, results in the database, then the front."""
     from dse.calibrate import load_calibration
+    from dse.search.moasha import EarlyStop, check_eta, parse_rungs
     from dse.search.progress import LineReporter, LiveReporter
     from dse.search.results import open_view, pareto_rows
     from dse.search.runner import RunOptions, run_study
@@ -492,6 +503,9 @@ def run(
 
     if workers is not None and workers < 1:
         raise ConfigError(f"--workers {workers}: must be at least 1")
+    if early_stop not in (None, "moasha"):
+        raise ConfigError(f"--early-stop {early_stop}: unknown rule; choose moasha")
+    stopping = EarlyStop(parse_rungs(rungs), check_eta(eta)) if early_stop else None
     if sampler is not None and sampler not in SAMPLERS:
         raise ConfigError(
             f"--sampler {sampler}: unknown sampler; choose from {', '.join(SAMPLERS)}"
@@ -517,11 +531,14 @@ def run(
         gpus_per_trial=gpus_per_trial,
         calibration=noise,
         retry_oom=retry_oom,
+        early_stop=stopping,
     )
     summary = run_study(loaded, options, reporter)
     rows = pareto_rows(open_view(storage, summary.study))
     sys.stderr.write(
-        f"study {summary.study}: {summary.complete} complete, {summary.failed} failed of "
+        f"study {summary.study}: {summary.complete} complete, "
+        + (f"{summary.stopped} stopped early, " if summary.stopped else "")
+        + f"{summary.failed} failed of "
         f"{summary.planned} planned; {summary.pareto_size} on the Pareto front "
         f"({summary.elapsed_s:.0f}s)\n"
     )
@@ -576,8 +593,11 @@ def pareto(
     ] = None,
     format: FormatOpt = Format.table,
 ) -> None:
-    """The Pareto-optimal trials: objective values and parameters; --plot writes the report."""
-    from dse.search.results import open_view, pareto_rows
+    """The Pareto-optimal trials: objective values and parameters; --plot writes the report.
+
+    The study's hypervolume, its reference point and the compute spent go to stderr.
+    """
+    from dse.search.results import hypervolume_summary, open_view, pareto_rows
 
     view = open_view(storage, study)
     if plot:
@@ -588,6 +608,7 @@ def pareto(
     rows = pareto_rows(view, robust)
     _warn_noise_ties(rows, view)
     _print_front(rows, format, f"Pareto front of {view.study.study_name}")
+    sys.stderr.write(hypervolume_summary(view).describe(view.metric_names) + "\n")
     if plot:
         files = write_report(view, Path(out))
         sys.stderr.write(f"report: {files.html}\n")

@@ -221,6 +221,7 @@ class _SpaceFile(BaseModel):
     constraints: list[str] = []
     n_trials: int | None = Field(None, ge=1)
     repeats: int | None = Field(None, ge=1)  # seeds per trial (base.repeats)
+    reference_point: dict[str, float] | None = None
 
 
 @dataclass(frozen=True)
@@ -250,6 +251,7 @@ class SearchSpace:
     n_trials: int | None
     description: str | None = None
     raw: dict[str, Any] = field(default_factory=dict, compare=False)  # the file, as stored
+    reference_point: tuple[float, ...] | None = None  # for the hypervolume, per objective
 
     def with_repeats(self, repeats: int) -> SearchSpace:
         """The space with every trial training `repeats` seeds (`dse run --repeats`)."""
@@ -518,6 +520,14 @@ def parse_space(data: Any, source: str) -> SearchSpace:
         )
     axes = _name_params(tuple(_parse_axis(key, value, source) for key, value in spec.axes.items()))
     base = spec.base if spec.repeats is None else {**spec.base, "repeats": spec.repeats}
+    reference = None
+    if spec.reference_point is not None:
+        if set(spec.reference_point) != set(spec.objectives):
+            raise ConfigError(
+                f"{source}: reference_point: give a value for each objective "
+                f"({', '.join(spec.objectives)}), got {', '.join(spec.reference_point) or 'none'}"
+            )
+        reference = tuple(float(spec.reference_point[m]) for m in spec.objectives)
     space = SearchSpace(
         name=spec.name,
         source=source,
@@ -529,6 +539,7 @@ def parse_space(data: Any, source: str) -> SearchSpace:
         n_trials=spec.n_trials,
         description=spec.description,
         raw=data,
+        reference_point=reference,
     )
     space.config_for({})  # the base alone must be a valid config
     _check_values(space)

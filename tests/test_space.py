@@ -14,6 +14,9 @@ def _space(**fields):
 
 def test_shipped_spaces_load():
     assert set(shipped_spaces()) >= {"full.yaml", "paper.yaml", "quick.yaml", "smoke.yaml"}
+    efficiency = load_space("efficiency.yaml")
+    assert efficiency.grid_size() >= 24 and efficiency.config_for({}).epochs == 8
+    assert efficiency.config_for({}).dataset.name == "mnist"
     smoke = load_space("smoke.yaml")
     assert smoke.finite and smoke.grid_size() >= 4
     assert load_space("paper.yaml").grid_size() == 8
@@ -227,6 +230,14 @@ def test_constraints_and_objectives():
         (
             {"axes": {"optimizer.lr": {"low": 1e-4, "high": 1e-2}}},
             "n_trials: required for a space with continuous ranges",
+        ),
+        (
+            {"reference_point": {"train_time_s": 100}},
+            "reference_point: give a value for each objective (train_time_s, val_accuracy)",
+        ),
+        (
+            {"reference_point": {"train_time_s": 100, "val_accuracy": "low"}},
+            "reference_point.val_accuracy: Input should be a valid number",
         ),
     ],
 )

@@ -1,7 +1,8 @@
 """The Pareto report: an interactive HTML page (plotly) and, when a browser is present, a PNG.
 
 All trials with the front highlighted (hover shows each configuration), a 3-D view for three
-objectives, and the hypervolume over trials. plotly.js is embedded, so the page opens offline.
+objectives, the hypervolume against trials finished and against training compute. plotly.js
+is embedded, so the page opens offline.
 """
 
 from __future__ import annotations
@@ -13,7 +14,14 @@ from pathlib import Path
 import plotly.graph_objects as go
 from optuna.trial import FrozenTrial, TrialState
 
-from dse.search.results import StudyView, hypervolume_history, objective_values, robustness
+from dse.search.results import (
+    StudyView,
+    hypervolume_history,
+    objective_values,
+    ran_on_gpu,
+    reference_from,
+    robustness,
+)
 
 
 @dataclass(frozen=True)
@@ -121,14 +129,35 @@ def pareto_figure_3d(view: StudyView) -> go.Figure:
 
 
 def hypervolume_figure(view: StudyView) -> go.Figure:
+    """Hypervolume after each finished trial: against trials, and against training compute."""
+    from plotly.subplots import make_subplots
+
     history = hypervolume_history(view)
-    fig = go.Figure(
-        go.Scatter(x=[n for n, _ in history], y=[hv for _, hv in history], mode="lines+markers")
-    )
+    gpu = ran_on_gpu(view)
+    compute = [p.compute_s / 3600 if gpu else p.compute_s for p in history]
+    unit = "GPU-hours" if gpu else "training seconds"
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("against trials", f"against {unit}"))
+    text = [f"trial {p.number} ({p.state.lower()})" for p in history]
+    volumes = [p.hypervolume for p in history]
+    for col, x in ((1, [p.finished for p in history]), (2, compute)):
+        fig.add_trace(
+            go.Scatter(
+                x=x,
+                y=volumes,
+                mode="lines+markers",
+                line={"shape": "hv"},
+                text=text,
+                hovertemplate="%{text}<br>%{x:.4g}: %{y:.4g}<extra></extra>",
+                showlegend=False,
+            ),
+            row=1,
+            col=col,
+        )
+    fig.update_xaxes(title_text="trials finished", row=1, col=1)
+    fig.update_xaxes(title_text=unit, row=1, col=2)
+    fig.update_yaxes(title_text="hypervolume", row=1, col=1)
     fig.update_layout(
-        title="Hypervolume over trials (reference: worst observed values + 10% of the range)",
-        xaxis_title="trial number",
-        yaxis_title="hypervolume",
+        title=f"Hypervolume over trials (reference point: {reference_from(view)})",
         template="plotly_white",
     )
     return fig

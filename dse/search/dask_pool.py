@@ -158,7 +158,11 @@ class DaskPool:
         free = max(0, self._capacity - len(busy))
         return [self._slot(i) for i in range(self._capacity + len(busy)) if i not in busy][:free]
 
-    def submit(self, slot: Slot, number: int, config: dict[str, Any]) -> None:
+    def submit(
+        self, slot: Slot, number: int, config: dict[str, Any], rungs: tuple[int, ...] = ()
+    ) -> None:
+        """Submit trial `number` as a task (no rungs: early stopping runs on local workers)."""
+        assert not rungs, "early stopping is refused with --backend dask (_check_backend)"
         key = f"dse-trial-{number}-{uuid.uuid4().hex[:8]}"
         resources = {"GPU": self.gpus_per_trial} if self.gpus_per_trial > 0 else None
         future = self.client.submit(
@@ -353,8 +357,8 @@ def run_trial(
     }
     worker.log_event(topic, ["started", number, marker, placement])
 
-    def on_epoch(number: int, epoch: int, epochs: int, val_accuracy: float) -> None:
-        worker.log_event(topic, ["epoch", number, marker, epoch, epochs, val_accuracy])
+    def on_epoch(number: int, *epoch_info: Any) -> None:
+        worker.log_event(topic, ["epoch", number, marker, *epoch_info])
 
     try:
         outcome = execute_trial(number, config, device, data_dir, on_epoch)

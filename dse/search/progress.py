@@ -22,6 +22,13 @@ def describe_trial(trial: optuna.trial.FrozenTrial) -> str:
             f"trial {trial.number} complete: val_accuracy {metrics.get('val_accuracy', 0):.4f}, "
             f"train_time_s {metrics.get('train_time_s', 0):.1f} on {trial.user_attrs.get('slot')}"
         )
+    if trial.state == optuna.trial.TrialState.PRUNED:
+        rung = trial.user_attrs.get("rungs", {}).get(str(trial.user_attrs.get("stopped_at")), {})
+        return (
+            f"trial {trial.number} stopped at epoch {trial.user_attrs.get('stopped_at')}: "
+            f"rank {rung.get('position')} of {rung.get('of')} at the rung "
+            f"(top {rung.get('cutoff')} go on) on {trial.user_attrs.get('slot')}"
+        )
     return f"trial {trial.number} {trial.state.name.lower()}: {trial.user_attrs.get('error', '')}"
 
 

@@ -113,6 +113,7 @@ def trials_frame(view: StudyView) -> pd.DataFrame:
         row["slot"] = t.user_attrs.get("slot")
         row["host"] = t.user_attrs.get("host")
         row["duration_s"] = t.duration.total_seconds() if t.duration else None
+        row["stopped_at"] = t.user_attrs.get("stopped_at")
         row["error"] = t.user_attrs.get("error")
         rows.append(row)
     frame = pd.DataFrame(rows)
@@ -158,12 +159,20 @@ def exported_config(trial: FrozenTrial) -> TrialConfig:
     return TrialConfig.from_dict(trial.user_attrs["config"], source=f"trial {trial.number}")
 
 
-def reference_point(view: StudyView) -> list[float]:
-    """The worst value of each objective over complete trials, pushed 10% of the range further.
+REFERENCE_RULE = "worst observed value of each objective (complete trials) + 10% of its range"
 
-    Derived from the data when the space gives none, so every front member adds volume.
+
+def reference_point(view: StudyView) -> list[float] | None:
+    """The hypervolume's reference point: the space file's `reference_point` if it gives one,
+    else derived from the data (REFERENCE_RULE, so every front member adds volume); None
+    before any trial is complete.
     """
+    given = view.study.user_attrs.get("space", {}).get("reference_point")
+    if given:
+        return [float(given[m]) for m in view.metric_names]
     values = [t.values for t in view.trials() if t.state == TrialState.COMPLETE]
+    if not values:
+        return None
     ref = []
     for i, direction in enumerate(view.directions):
         column = [v[i] for v in values]
@@ -173,20 +182,94 @@ def reference_point(view: StudyView) -> list[float]:
     return ref
 
 
-def hypervolume_history(view: StudyView) -> list[tuple[int, float]]:
-    """(trial number, hypervolume of the feasible complete trials up to it), in number order."""
-    complete = sorted(
-        (t for t in view.trials() if t.state == TrialState.COMPLETE), key=lambda t: t.number
+def reference_from(view: StudyView) -> str:
+    if view.study.user_attrs.get("space", {}).get("reference_point"):
+        return "the space file"
+    return REFERENCE_RULE
+
+
+def train_seconds(trial: FrozenTrial) -> float:
+    """Training seconds a trial spent: all of a finished or stopped run, or a failed run's
+    epochs up to its last reported one."""
+    metrics = trial.user_attrs.get("metrics")
+    if metrics:
+        return float(metrics["train_time_s"])
+    curve = trial.user_attrs.get("curve")
+    return float(curve[-1]["elapsed_train_s"]) if curve else 0.0
+
+
+def ran_on_gpu(view: StudyView) -> bool:
+    return any(str(t.user_attrs.get("device", "")).startswith("cuda") for t in view.trials())
+
+
+@dataclass(frozen=True)
+class HypervolumePoint:
+    finished: int  # trials finished so far, in the order they finished (this one included)
+    number: int  # the trial that finished
+    state: str
+    compute_s: float  # training seconds of every trial finished so far (stopped, failed too)
+    hypervolume: float  # of the feasible complete trials finished so far
+
+
+FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+
+
+def hypervolume_history(
+    view: StudyView, reference: list[float] | None = None
+) -> list[HypervolumePoint]:
+    """Hypervolume after each finished trial, in the order trials finished, with the compute
+    spent so far. `reference` defaults to reference_point(view)."""
+    ref = reference if reference is not None else reference_point(view)
+    finished = sorted(
+        (t for t in view.trials() if t.state in FINISHED),
+        key=lambda t: (t.datetime_complete or t.datetime_start, t.number),
     )
-    if not complete:
-        return []
-    ref = reference_point(view)
-    history, seen = [], []
-    for t in complete:
-        if all(v <= 0 for v in t.constraints.values()):
-            seen.append(t.values)
-        history.append((t.number, hypervolume(seen, view.directions, ref) if seen else 0.0))
+    history, front, compute = [], [], 0.0
+    for i, t in enumerate(finished, start=1):
+        compute += train_seconds(t)
+        if t.state == TrialState.COMPLETE and all(v <= 0 for v in t.constraints.values()):
+            front.append(t.values)
+        volume = hypervolume(front, view.directions, ref) if front and ref else 0.0
+        history.append(HypervolumePoint(i, t.number, t.state.name, compute, volume))
     return history
+
+
+@dataclass(frozen=True)
+class HypervolumeSummary:
+    hypervolume: float
+    reference: list[float] | None
+    reference_from: str
+    finished: int
+    compute_s: float  # training seconds of all finished trials
+    gpu: bool  # trials ran on GPUs: compute reads as GPU-hours
+
+    def describe(self, names: list[str]) -> str:
+        if self.reference is None:
+            return "hypervolume: no complete trial yet"
+        ref = ", ".join(f"{n}={v:.4g}" for n, v in zip(names, self.reference, strict=True))
+        spent = (
+            f"{self.compute_s / 3600:.3f} GPU-hours"
+            if self.gpu
+            else f"{self.compute_s:.0f} training seconds"
+        )
+        return (
+            f"hypervolume {self.hypervolume:.6g} (reference point {ref}: {self.reference_from}); "
+            f"{self.finished} trials finished, {spent}"
+        )
+
+
+def hypervolume_summary(view: StudyView) -> HypervolumeSummary:
+    ref = reference_point(view)
+    history = hypervolume_history(view, ref)
+    last = history[-1] if history else None
+    return HypervolumeSummary(
+        hypervolume=last.hypervolume if last else 0.0,
+        reference=ref,
+        reference_from=reference_from(view),
+        finished=len(history),
+        compute_s=last.compute_s if last else 0.0,
+        gpu=ran_on_gpu(view),
+    )
 
 
 def study_rows(storage: str) -> list[dict[str, Any]]:

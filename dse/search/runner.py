@@ -12,9 +12,15 @@ running the same command again resumes, and several runners can share one study:
 - a trial whose worker process died is recorded FAIL and retried once; a trial left RUNNING by
   a killed runner goes stale (no heartbeat) and optuna re-queues it;
 - with retry_oom, a trial that ran out of device memory is recorded FAIL and retried once at
-  half the batch size (`TrialConfig.with_half_batch`); the retry's `retry_of` names it.
+  half the batch size (`TrialConfig.with_half_batch`); the retry's `retry_of` names it;
 - setting up (schema, study, queued points) happens under a lock on the storage (locks.py),
-  so runners started at the same instant on several hosts queue each grid point once.
+  so runners started at the same instant on several hosts queue each grid point once;
+- every epoch is kept in the trial's `curve` attribute; with early stopping (MO-ASHA, see
+  moasha.py) the runner decides at each rung from the `rungs` records of the study's trials,
+  stores its decision in the trial's `rungs` attribute (so a resumed or shared study ranks
+  against it), and answers the waiting worker. A stopped trial is told PRUNED, its last
+  objective values kept in `values_at_stop`: optuna takes no values with PRUNED, and keeps
+  PRUNED trials off the Pareto front.
 
 Trials run on local worker processes (workers.py, `--backend local`) or on a Dask cluster
 (dask_pool.py, `--backend dask`): two pools with one interface, driven by the same loop.
@@ -37,6 +43,7 @@ from optuna.trial import TrialState
 from dse.errors import ConfigError, DseError
 from dse.search.devices import Slot, cpu_count, plan_slots
 from dse.search.locks import setup_lock
+from dse.search.moasha import EarlyStop, EpochPoint, RungRecord, decide, rung_values
 from dse.search.study import (
     DEFAULT_STORAGE,
     create_study,
@@ -50,6 +57,7 @@ from dse.search.study import (
 from dse.search.workers import WorkerPool
 from dse.space import Choice, SearchSpace
 from dse.train.result import METRICS
+from dse.train.schedules import batch_size_at
 
 POLL_S = 0.5
 MAX_WORKER_DEATHS = 1  # retries of a trial whose worker died
@@ -86,6 +94,7 @@ class RunSummary:
     pareto_size: int
     elapsed_s: float
     failures: list[str] = field(default_factory=list)
+    stopped: int = 0  # stopped early at a rung (PRUNED)
 
 
 @dataclass
@@ -93,6 +102,9 @@ class _InFlight:
     trial: optuna.Trial
     slot: Slot
     started: float
+    batch_sizes: tuple[int, ...] = ()  # per epoch, from the trial's batch schedule
+    curve: list[EpochPoint] = field(default_factory=list)
+    rungs: dict[str, dict[str, Any]] = field(default_factory=dict)  # decisions, by rung
 
 
 def choose_sampler(space: SearchSpace, sampler: str | None, n_trials: int | None) -> str:
@@ -125,6 +137,7 @@ class RunOptions:
     backend: str = "local"  # local | dask
     scheduler: str | None = None  # the Dask scheduler's address, for backend dask
     gpus_per_trial: int | None = None  # dask: GPUs a trial asks for (default: 1 if declared)
+    early_stop: EarlyStop | None = None  # MO-ASHA rungs and eta; None runs every trial in full
 
 
 def run_study(
@@ -160,6 +173,14 @@ class _Runner:
         _check_backend(options)
         if options.backend == "local":
             self.slots = plan_slots(options.gpus, options.workers, gpu_count, cpu_count())
+        self.early_stop = options.early_stop
+        if self.early_stop is not None:
+            self.early_stop.check(space.metric_names, space.source)
+            if space.config_for({}).repeats > 1:
+                raise ConfigError(
+                    f"{space.source}: --early-stop with repeats: rungs compare one training "
+                    "curve per trial; use one or the other"
+                )
         sampler = choose_sampler(space, options.sampler, options.n_trials)
         self.sampler = make_sampler(sampler, options.seed)
         self.grid = space.grid() if sampler == "grid" else None
@@ -199,6 +220,9 @@ class _Runner:
             if self.options.calibration is not None:  # the latest measured noise, for pareto
                 self.study.set_user_attr("calibration", self.options.calibration)
             optuna.storages.fail_stale_trials(self.study)
+            if self.early_stop is not None:
+                rule = {"rule": "moasha", "rungs": list(self.early_stop.rungs)}
+                self.study.set_user_attr("early_stop", {**rule, "eta": self.early_stop.eta})
             if self.grid is not None:
                 _enqueue_missing(self.study, self.space, self.grid[: self.planned], kind="grid")
             _enqueue_missing(self.study, self.space, list(self.space.points), kind="point")
@@ -285,9 +309,18 @@ class _Runner:
             trial.set_user_attr("device", slot.device)
             trial.set_user_attr("slot", slot.label)
             trial.set_user_attr("host", socket.gethostname())
+            for key in ("curve", "rungs"):  # a retry is enqueued with its failed run's attributes
+                if key in trial.user_attrs:
+                    trial.set_user_attr(key, [] if key == "curve" else {})
         except optuna.exceptions.UpdateFinishedTrialError:
             return True  # failed as stale by another runner meanwhile, and queued again
-        self.pool.submit(slot, trial.number, config.to_dict())
+        flight.batch_sizes = tuple(
+            batch_size_at(config.batch_schedule, e) for e in range(config.epochs)
+        )
+        rungs = ()
+        if self.early_stop is not None:
+            rungs = tuple(r for r in self.early_stop.rungs if r < config.epochs)
+        self.pool.submit(slot, trial.number, config.to_dict(), rungs)
         self.in_flight[trial.number] = flight
         self.reporter.trial_started(trial.number, slot, values)
         return True
@@ -301,8 +334,7 @@ class _Runner:
                     flight.trial.set_user_attr(key, value)
             return
         if kind == "epoch":
-            _, _, number, epoch, epochs, val_accuracy = message
-            self.reporter.trial_epoch(number, epoch, epochs, val_accuracy)
+            self._epoch(message)
             return
         if kind not in ("done", "error"):
             return
@@ -328,9 +360,15 @@ class _Runner:
             if "dask_worker" in result["environment"]:  # where it ran, should the start be missed
                 for key in ("slot", "device", "host", "dask_worker"):
                     trial.set_user_attr(key, result["environment"][key])
-            for constraint in self.space.constraints:
-                trial.set_constraint(str(constraint), constraint.violation(metrics))
-            self.study.tell(trial, [metrics[m] for m in self.space.metric_names])
+            values = [metrics[m] for m in self.space.metric_names]
+            if result.get("stopped_at") is not None:
+                trial.set_user_attr("stopped_at", result["stopped_at"])
+                trial.set_user_attr("values_at_stop", values)
+                self.study.tell(trial, state=TrialState.PRUNED)
+            else:
+                for constraint in self.space.constraints:
+                    trial.set_constraint(str(constraint), constraint.violation(metrics))
+                self.study.tell(trial, values)
         else:
             _, _, _, error_kind, text = message
             trial.set_user_attr("error", f"{error_kind}: {text}")
@@ -346,6 +384,49 @@ class _Runner:
                 self._enqueue_retry(
                     trial, trial.number, retry_reason="out of memory", half_batch=True
                 )
+
+    # --- early stopping (MO-ASHA) ---------------------------------------------------------------
+
+    def _epoch(self, message: tuple) -> None:
+        """Keep the epoch in the trial's curve; at a rung, decide and answer the worker."""
+        _, slot_index, number, epoch, epochs, val_accuracy, elapsed, epoch_time, batch = message
+        self.reporter.trial_epoch(number, epoch, epochs, val_accuracy)
+        waits = self.early_stop is not None and self.early_stop.decides_at(epoch, epochs)
+        flight = self.in_flight.get(number)
+        if flight is None:  # not ours any more (its worker was replaced): let it stop
+            if waits:
+                self.pool.decide(slot_index, proceed=False)
+            return
+        flight.curve.append(EpochPoint(epoch, batch, epoch_time, elapsed, val_accuracy))
+        try:
+            flight.trial.set_user_attr("curve", [p.to_dict() for p in flight.curve])
+        except optuna.exceptions.UpdateFinishedTrialError:
+            # Failed as stale meanwhile (its heartbeat lapsed) and re-queued: no longer ours.
+            self.in_flight.pop(number)
+            if waits:
+                self.pool.decide(slot_index, proceed=False)
+            return
+        if waits:
+            self.pool.decide(slot_index, self._rung_decision(flight, epoch))
+
+    def _rung_decision(self, flight: _InFlight, rung: int) -> bool:
+        """Rank the trial among the study's records at `rung`; store the decision with it."""
+        assert self.early_stop is not None
+        key = str(rung)
+        earlier = [
+            RungRecord(t.number, tuple(t.user_attrs["rungs"][key]["values"]))
+            for t in self.study.get_trials(deepcopy=False)
+            # not a failed run's numbers, nor a queued retry's copy of them
+            if t.state in (TrialState.RUNNING, TrialState.COMPLETE, TrialState.PRUNED)
+            and key in t.user_attrs.get("rungs", {})
+            and t.number != flight.trial.number
+        ]
+        values = rung_values(self.space.metric_names, flight.curve, flight.batch_sizes)
+        newcomer = RungRecord(flight.trial.number, values)
+        decision = decide(rung, newcomer, earlier, self.space.directions, self.early_stop.eta)
+        flight.rungs[key] = decision.to_attr()
+        flight.trial.set_user_attr("rungs", flight.rungs)
+        return decision.proceed
 
     def _report_finished(self, number: int) -> None:
         trials = self.study.get_trials(deepcopy=False)
@@ -396,6 +477,11 @@ def _check_backend(options: RunOptions) -> None:
         return
     if options.scheduler is None:
         raise ConfigError("--backend dask needs --scheduler tcp://HOST:8786")
+    if options.early_stop is not None:
+        raise ConfigError(
+            "--early-stop with --backend dask: rung decisions reach local workers only "
+            "(use --backend local, or several `dse run` on one PostgreSQL study)"
+        )
     if options.gpus is not None or options.workers is not None:
         flag = "--gpus" if options.gpus is not None else "--workers"
         raise ConfigError(
@@ -441,6 +527,7 @@ def _summary(study: optuna.Study, storage: str, planned: int, elapsed: float) ->
         storage=storage,
         planned=planned,
         complete=sum(t.state == TrialState.COMPLETE for t in trials),
+        stopped=sum(t.state == TrialState.PRUNED for t in trials),
         failed=len(failures),
         pareto_size=len(study.best_trials),
         elapsed_s=elapsed,

@@ -5,9 +5,14 @@ records what comes back. Workers only train. A worker is a `spawn`ed process, so
 fresh in it after CUDA_VISIBLE_DEVICES is set; it dies with its parent (PR_SET_PDEATHSIG), so
 a killed runner leaves no orphan training on. Messages to the parent are tuples:
 
-    ("epoch", slot, number, epoch, epochs, val_acc)   an epoch of trial `number` finished
-    ("done", slot, number, result_dict)               the trial finished
+    ("epoch", slot, number, epoch, epochs, val_acc, elapsed_train_s, epoch_time_s, batch_size)
+                                                      an epoch of trial `number` finished
+    ("done", slot, number, result_dict)               the trial finished (or stopped early)
     ("error", slot, number, kind, message)            the trial raised
+
+A task is (number, config_dict, rungs). After an epoch listed in `rungs`, the worker waits on its
+task queue for the runner's decision, "continue" or "stop" (early stopping: the runner owns the
+study, so it decides); a stop ends training at that epoch boundary.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import queue
 import signal
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -52,12 +58,16 @@ def execute_trial(
     config_dict: dict[str, Any],
     device: str,
     data_dir: str | None,
-    on_epoch: Any,
+    on_epoch: Callable[..., None],
+    rungs: tuple[int, ...] = (),
+    decide: Callable[[], bool] | None = None,
 ) -> tuple:
     """Train one trial in this process: ("done", result_dict) or ("error", kind, message).
 
-    `on_epoch(number, epoch, epochs, val_accuracy)` hears each finished epoch. Shared by the
-    local workers and the Dask task, so both record a trial the same way.
+    `on_epoch(number, epoch, epochs, val_accuracy, elapsed_train_s, epoch_time_s, batch_size)`
+    hears each finished epoch; after an epoch in `rungs`, `decide()` says whether to go on
+    (False stops training at that epoch boundary). Shared by the local workers and the Dask
+    task, so both record a trial the same way.
     """
     import torch
 
@@ -66,10 +76,23 @@ def execute_trial(
 
     class ReportEpochs(Observer):
         def __init__(self, epochs: int):
-            self.epochs = epochs
+            self.epochs, self.stop = epochs, False
 
         def on_epoch(self, record, elapsed_train_s):
-            on_epoch(number, record.epoch, self.epochs, record.val_accuracy)
+            on_epoch(
+                number,
+                record.epoch,
+                self.epochs,
+                record.val_accuracy,
+                elapsed_train_s,
+                record.epoch_time_s,
+                record.batch_size,
+            )
+            if record.epoch in rungs and decide is not None:
+                self.stop = not decide()
+
+        def should_stop(self):
+            return self.stop
 
     started = time.perf_counter()
     try:
@@ -96,15 +119,24 @@ def worker_main(slot: Slot, tasks: Any, results: Any, data_dir: str | None, pare
 
     torch.set_num_threads(slot.threads)
 
-    def on_epoch(number: int, epoch: int, epochs: int, val_accuracy: float) -> None:
-        results.put(("epoch", slot.index, number, epoch, epochs, val_accuracy))
+    def on_epoch(number: int, *epoch_info: Any) -> None:
+        results.put(("epoch", slot.index, number, *epoch_info))
+
+    def decide() -> bool:
+        """Wait for the runner's answer at a rung."""
+        decision = tasks.get()
+        if decision is None:  # the pool is closing: stop, then leave
+            tasks.put(None)
+        return decision == "continue"
 
     while True:
         task = tasks.get()
         if task is None:
             return
-        number, config_dict = task
-        outcome = execute_trial(number, config_dict, slot.local_device, data_dir, on_epoch)
+        number, config_dict, rungs = task
+        outcome = execute_trial(
+            number, config_dict, slot.local_device, data_dir, on_epoch, rungs, decide
+        )
         if outcome[0] == "done":
             outcome[1]["environment"]["slot"] = slot.label
             outcome[1]["environment"]["device"] = slot.device
@@ -151,10 +183,17 @@ class WorkerPool:
         """Trial number by slot index, for the slots that are training."""
         return {i: w.busy for i, w in self._workers.items() if w.busy is not None}
 
-    def submit(self, slot: Slot, number: int, config: dict[str, Any]) -> None:
+    def submit(
+        self, slot: Slot, number: int, config: dict[str, Any], rungs: tuple[int, ...] = ()
+    ) -> None:
+        """Start trial `number`; after each epoch in `rungs` the worker waits for `decide`."""
         worker = self._workers[slot.index]
         worker.busy = number
-        worker.tasks.put((number, config))
+        worker.tasks.put((number, config, tuple(rungs)))
+
+    def decide(self, slot_index: int, proceed: bool) -> None:
+        """Answer a worker waiting at a rung: go on training, or stop at this epoch."""
+        self._workers[slot_index].tasks.put("continue" if proceed else "stop")
 
     def poll(self, timeout: float) -> list[tuple]:
         """Messages from the workers (waiting up to `timeout` for the first one)."""

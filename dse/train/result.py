@@ -48,6 +48,7 @@ class TrialResult:
     # the fields above are then the means (history, best_epoch: the first seed's).
     per_seed: list[dict[str, float]] = field(default_factory=list)
     seed_std: dict[str, float] = field(default_factory=dict)
+    stopped_at: int | None = None  # the epoch early stopping ended the run at (None: ran all)
 
     def metrics(self) -> dict[str, float]:
         return {name: getattr(self, name) for name in METRICS}

@@ -47,11 +47,17 @@ FAULT_OOM_ENV = "DSE_FAULT_OOM_ABOVE_BATCH"
 
 
 class Observer:
-    """Hooks for progress displays and early stopping; raising from on_epoch stops the run."""
+    """Hooks for progress displays and early stopping.
+
+    should_stop is asked after each epoch's on_epoch: True ends training there, and the result
+    (best weights so far, their test accuracy) records the epoch it stopped at.
+    """
 
     def on_start(self, plan: TrainingPlan) -> None: ...
     def on_step(self, epoch: int, step_in_epoch: int) -> None: ...
     def on_epoch(self, record: EpochRecord, elapsed_train_s: float) -> None: ...
+    def should_stop(self) -> bool:
+        return False
 
 
 def resolve_device(name: str) -> torch.device:
@@ -197,6 +203,7 @@ def train(
     best_state: dict[str, torch.Tensor] | None = None
     samples_seen = 0
     step = 0
+    stopped_at: int | None = None
     model.train()
     for epoch in range(config.epochs):
         batch_size, n_steps = plan.batch_sizes[epoch], plan.steps[epoch]
@@ -259,6 +266,9 @@ def train(
             best = (val_accuracy, epoch + 1, train_time)
             best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
         observer.on_epoch(record, train_time)
+        if observer.should_stop() and epoch + 1 < config.epochs:
+            stopped_at = epoch + 1
+            break
 
     # Report test accuracy of the weights selected by validation accuracy.
     assert best_state is not None
@@ -277,6 +287,7 @@ def train(
         samples_per_s=samples_seen / train_time if train_time > 0 else 0.0,
         history=history,
         environment=environment(device, config.seed),
+        stopped_at=stopped_at,
     )
     if checkpoint is not None:
         save_checkpoint(checkpoint, config, best_state, result)

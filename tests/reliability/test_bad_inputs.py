@@ -42,6 +42,9 @@ def workdir(tmp_path, monkeypatch, digits_root, bad_checkpoints):
         "name: t\naxes: {lr_policy.name: [constant, cosine]}\n"
     )
     (tmp_path / "config.yaml").write_text("epochs: three\n")
+    (tmp_path / "objectives.yaml").write_text(
+        GOOD_SPACE + "objectives: {params: minimize, val_accuracy: maximize}\n"
+    )
     (tmp_path / "nodata.yaml").write_text(
         GOOD_SPACE.replace("{epochs: 1}", "{epochs: 1, dataset: {name: smallnorb}}")
     )
@@ -111,6 +114,13 @@ CASES = [
     (["run", "--space", "good.yaml", "--gpus", "3"], "--gpus 3: no GPU 3"),
     (["run", "--space", "good.yaml", "--workers", "0"], "--workers 0: must be at least 1"),
     (["run", "--space", "good.yaml", "--sampler", "bayes"], "--sampler bayes: unknown sampler"),
+    (["run", "--space", "good.yaml", "--early-stop", "hyperband"], "--early-stop hyperband"),
+    (["run", "--space", "good.yaml", "--early-stop", "moasha", "--rungs", "3,1"], "--rungs 3,1"),
+    (["run", "--space", "good.yaml", "--early-stop", "moasha", "--eta", "1"], "--eta 1.0: must"),
+    (
+        ["run", "--space", "objectives.yaml", "--early-stop", "moasha"],
+        "objectives.params: --early-stop moasha cannot estimate it at a rung",
+    ),
     (
         ["run", "--space", "good.yaml", "--storage", "foo://x/y"],
         "--storage foo://x/y: unknown storage URL",

@@ -143,3 +143,67 @@ def test_sampled_study_with_a_budget_and_a_journal_file(workdir):
         runner.invoke(app, ["trials", "--storage", "results/j.log", "--format", "json"]).stdout
     )
     assert len(rows) == 3 and all(r["state"] == "COMPLETE" for r in rows)
+
+
+def test_moasha_stops_trials_at_rungs_and_a_resumed_study_keeps_its_records(workdir):
+    """Half a grid, then the rest: every decision reproducible from the records before it."""
+    from dse.search.moasha import RungRecord, decide
+
+    space = write_space(workdir, epochs=3, lrs="[0.0001, 0.001, 0.003]")
+    args = ["run", "--space", str(space), "--workers", "2", "--quiet"]
+    args += ["--sampler", "grid", "--early-stop", "moasha", "--rungs", "1,2", "--eta", "3"]
+    first = runner.invoke(app, [*args, "--n-trials", "3"])
+    assert first.exit_code == 0, first.stderr
+    storage = "sqlite:///results/dse.db"
+    before = {t.number: t.user_attrs["rungs"] for t in load_study(storage, "tiny").get_trials()}
+    assert len(before) == 3
+    second = runner.invoke(app, args)
+    assert second.exit_code == 0, second.stderr
+
+    study = load_study(storage, "tiny")
+    trials = study.get_trials()
+    assert len(trials) == 6 and {t.state for t in trials} <= {
+        TrialState.COMPLETE,
+        TrialState.PRUNED,
+    }
+    assert study.user_attrs["early_stop"] == {"rule": "moasha", "rungs": [1, 2], "eta": 3.0}
+    for number, rungs in before.items():  # the first run's records, untouched
+        assert trials[number].user_attrs["rungs"] == rungs
+    for rung in ("1", "2"):
+        at_rung = sorted(
+            (t for t in trials if rung in t.user_attrs["rungs"]),
+            key=lambda t: t.user_attrs["rungs"][rung]["of"],
+        )
+        # arrivals counted across both runs: the second run ranked against the first's records
+        assert [t.user_attrs["rungs"][rung]["of"] for t in at_rung] == list(
+            range(1, len(at_rung) + 1)
+        )
+        records = [
+            RungRecord(t.number, tuple(t.user_attrs["rungs"][rung]["values"])) for t in at_rung
+        ]
+        for i, t in enumerate(at_rung):
+            stored = t.user_attrs["rungs"][rung]
+            again = decide(int(rung), records[i], records[:i], study_directions(study), eta=3)
+            assert (again.proceed, again.position) == (stored["proceed"], stored["position"])
+    assert len([t for t in trials if "1" in t.user_attrs["rungs"]]) == 6
+
+    pruned = [t for t in trials if t.state == TrialState.PRUNED]
+    assert pruned, "no trial stopped at a rung"
+    for t in pruned:
+        stop = t.user_attrs["stopped_at"]
+        assert t.user_attrs["rungs"][str(stop)]["proceed"] is False
+        assert len(t.user_attrs["curve"]) == stop == len(t.user_attrs["history"])
+        assert len(t.user_attrs["values_at_stop"]) == 2 and t.values is None
+    for t in trials:
+        if t.state == TrialState.COMPLETE:
+            assert all(r["proceed"] for r in t.user_attrs["rungs"].values())
+            assert [p["epoch"] for p in t.user_attrs["curve"]] == [1, 2, 3]
+    front = runner.invoke(app, ["pareto", "--format", "json"])
+    assert front.exit_code == 0 and "hypervolume" in front.stderr
+    numbers = {row["number"] for row in json.loads(front.stdout)}
+    assert numbers and not numbers & {t.number for t in pruned}
+    assert {t.number for t in study.best_trials} == numbers
+
+
+def study_directions(study: optuna.Study) -> list[str]:
+    return [d.name.lower() for d in study.directions]

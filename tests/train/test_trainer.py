@@ -98,6 +98,27 @@ def test_an_observer_can_stop_the_run(digits_root):
         train(tiny_config("epochs=3"), data_dir=digits_root, observer=StopAfterFirst())
 
 
+def test_a_stop_request_ends_training_at_the_epoch_boundary(digits_root):
+    class StopAfterSecond(Observer):
+        def __init__(self):
+            self.epochs = 0
+
+        def on_epoch(self, record, elapsed_train_s):
+            self.epochs = record.epoch
+
+        def should_stop(self):
+            return self.epochs == 2
+
+    observer = StopAfterSecond()
+    result = train(tiny_config("epochs=4"), data_dir=digits_root, observer=observer)
+    assert result.stopped_at == 2 and [r.epoch for r in result.history] == [1, 2]
+    assert result.train_time_s == pytest.approx(sum(r.epoch_time_s for r in result.history))
+    assert result.val_accuracy == max(r.val_accuracy for r in result.history)
+    assert 0 <= result.test_accuracy <= 1  # of the best weights so far
+    full = train(tiny_config("epochs=2"), data_dir=digits_root, observer=StopAfterSecond())
+    assert full.stopped_at is None  # a stop after the last epoch stops nothing
+
+
 def test_unknown_devices_are_config_errors():
     assert resolve_device("cpu") == torch.device("cpu")
     with pytest.raises(ConfigError, match="expected cpu, cuda or cuda:N"):

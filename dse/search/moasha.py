@@ -1,0 +1,209 @@
+"""MO-ASHA's rung rule (Schmucker et al. 2021, "Multi-objective Asynchronous Successive
+Halving"), the asynchronous stopping variant, as pure functions of a rung's records.
+
+A trial that reaches a rung (an epoch count) is ranked against every trial that reached the rung
+before it, as recorded in the study; nobody waits for a rung to fill. The ranking:
+
+1. non-dominated sorting of the rung's objective vectors into fronts F1, F2, ...;
+2. within a front, the paper's epsilon-net order (EpsNet): objectives are min-max scaled over
+   the rung's records; the first point is the best in the first objective; each next point is
+   the one farthest (Euclidean, scaled) from the points of its front already placed. Exact ties
+   go to the lower trial number, so the order is deterministic.
+
+With n records (the newcomer included) the newcomer goes on when its 1-based position is at
+most max(1, floor(n / eta)): inside the top 1/eta, and the best of a rung always goes on (so the
+first trial to reach a rung does). The decision is final: a stopped trial never resumes.
+
+Objectives at a rung (the study's objectives, estimated from the epochs run so far):
+- val_accuracy: the best validation accuracy so far (the final metric is the best over epochs);
+- train_time_s and time_to_best_s: the projected full-run training time: measured epoch times
+  plus, for each remaining epoch, the mean measured time of epochs with that epoch's batch size
+  (the TrainingPlan's batch size per epoch). A batch size not yet run takes the time of the
+  nearest measured size (by ratio): each epoch sees the same samples, and a larger batch is
+  rarely slower per sample, so this errs long. time_to_best_s cannot be known before the end:
+  the whole run is what it may cost.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from dse.errors import ConfigError
+from dse.search.pareto import dominates
+
+DEFAULT_RUNGS = (1, 3, 9)
+DEFAULT_ETA = 3.0
+ESTIMABLE = ("train_time_s", "time_to_best_s", "val_accuracy")
+
+
+@dataclass(frozen=True)
+class EarlyStop:
+    """`dse run --early-stop moasha --rungs 1,3,9 --eta 3`."""
+
+    rungs: tuple[int, ...] = DEFAULT_RUNGS
+    eta: float = DEFAULT_ETA
+
+    def decides_at(self, epoch: int, epochs: int) -> bool:
+        """A rung decides only before the last epoch (a finished trial has nothing to stop)."""
+        return epoch in self.rungs and epoch < epochs
+
+    def check(self, metric_names: Sequence[str], source: str) -> None:
+        for metric in metric_names:
+            if metric not in ESTIMABLE:
+                raise ConfigError(
+                    f"{source}: objectives.{metric}: --early-stop moasha cannot estimate it at a "
+                    f"rung; use objectives among {', '.join(ESTIMABLE)}"
+                )
+
+
+def parse_rungs(text: str) -> tuple[int, ...]:
+    """'1,3,9' -> (1, 3, 9): positive epoch counts, increasing."""
+    try:
+        rungs = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise ConfigError(f"--rungs {text}: expected epoch counts like 1,3,9") from None
+    if any(r < 1 for r in rungs) or list(rungs) != sorted(set(rungs)):
+        raise ConfigError(f"--rungs {text}: epoch counts must be >= 1 and increasing")
+    return rungs
+
+
+def check_eta(eta: float) -> float:
+    if not eta > 1:
+        raise ConfigError(f"--eta {eta}: must be greater than 1")
+    return eta
+
+
+# --- objectives at a rung ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class EpochPoint:
+    """One finished epoch of a trial, as the worker reports it."""
+
+    epoch: int  # counted from 1
+    batch_size: int
+    epoch_time_s: float
+    elapsed_train_s: float  # training time of epochs 1..epoch
+    val_accuracy: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def projected_train_time(curve: Sequence[EpochPoint], batch_sizes: Sequence[int]) -> float:
+    """Measured training time plus the remaining epochs' estimated times (see the module doc)."""
+    by_size: dict[int, list[float]] = {}
+    for point in curve:
+        by_size.setdefault(point.batch_size, []).append(point.epoch_time_s)
+    mean = {size: sum(times) / len(times) for size, times in by_size.items()}
+    total = sum(point.epoch_time_s for point in curve)
+    for size in batch_sizes[len(curve) :]:
+        nearest = min(mean, key=lambda m: (abs(math.log(m / size)), m))
+        total += mean[nearest]
+    return total
+
+
+def rung_values(
+    metric_names: Sequence[str], curve: Sequence[EpochPoint], batch_sizes: Sequence[int]
+) -> tuple[float, ...]:
+    """The study's objectives estimated after the epochs in `curve`."""
+    values = []
+    for metric in metric_names:
+        if metric == "val_accuracy":
+            values.append(max(point.val_accuracy for point in curve))
+        elif metric in ("train_time_s", "time_to_best_s"):
+            values.append(projected_train_time(curve, batch_sizes))
+        else:
+            raise ValueError(f"{metric} cannot be estimated at a rung")
+    return tuple(values)
+
+
+# --- the rule ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RungRecord:
+    number: int  # trial number
+    values: tuple[float, ...]  # objective estimates at the rung, in the study's directions
+
+
+@dataclass(frozen=True)
+class Decision:
+    rung: int
+    values: tuple[float, ...]
+    proceed: bool
+    position: int  # 1-based, in the rung's order
+    of: int  # records ranked, the newcomer included
+    cutoff: int  # how many positions go on: max(1, floor(of / eta))
+
+    def to_attr(self) -> dict[str, Any]:
+        """As stored in the trial's `rungs` attribute (JSON)."""
+        return {
+            "values": list(self.values),
+            "proceed": self.proceed,
+            "position": self.position,
+            "of": self.of,
+            "cutoff": self.cutoff,
+        }
+
+
+def _fronts(x: np.ndarray) -> list[list[int]]:
+    """Non-dominated sorting (minimization): indices by front, each front in index order."""
+    remaining = list(range(len(x)))
+    fronts = []
+    while remaining:
+        front = [i for i in remaining if not any(dominates(x[j], x[i]) for j in remaining)]
+        fronts.append(front)
+        remaining = [i for i in remaining if i not in front]
+    return fronts
+
+
+def _epsilon_net(scaled: np.ndarray, front: list[int], numbers: list[int]) -> list[int]:
+    """The front's points, best first objective first, then each farthest from those placed."""
+    first = min(front, key=lambda i: (scaled[i, 0], numbers[i]))
+    order, left = [first], [i for i in front if i != first]
+    while left:
+        gaps = {i: min(float(np.linalg.norm(scaled[i] - scaled[j])) for j in order) for i in left}
+        chosen = min(left, key=lambda i: (-gaps[i], numbers[i]))
+        order.append(chosen)
+        left.remove(chosen)
+    return order
+
+
+def rung_order(records: Sequence[RungRecord], directions: Sequence[str]) -> list[int]:
+    """Trial numbers of a rung's records, best first (fronts, then epsilon-net within each)."""
+    signs = np.array([1.0 if d == "minimize" else -1.0 for d in directions])
+    x = np.array([r.values for r in records], dtype=float).reshape(-1, len(directions)) * signs
+    low, high = x.min(axis=0), x.max(axis=0)
+    scaled = (x - low) / np.where(high > low, high - low, 1.0)
+    numbers = [r.number for r in records]
+    order = []
+    for front in _fronts(x):
+        order += _epsilon_net(scaled, front, numbers)
+    return [numbers[i] for i in order]
+
+
+def decide(
+    rung: int,
+    newcomer: RungRecord,
+    earlier: Sequence[RungRecord],
+    directions: Sequence[str],
+    eta: float,
+) -> Decision:
+    """Does `newcomer` go on past `rung`, given the records of trials that reached it before?"""
+    records = [r for r in earlier if r.number != newcomer.number] + [newcomer]
+    position = rung_order(records, directions).index(newcomer.number) + 1
+    cutoff = max(1, math.floor(len(records) / eta + 1e-9))
+    return Decision(
+        rung=rung,
+        values=newcomer.values,
+        proceed=position <= cutoff,
+        position=position,
+        of=len(records),
+        cutoff=cutoff,
+    )

@@ -1,0 +1,179 @@
+"""The MO-ASHA rung rule on synthetic learning curves: exact decisions, no training."""
+
+from __future__ import annotations
+
+import heapq
+from dataclasses import dataclass
+
+import pytest
+
+from dse.errors import ConfigError
+from dse.search.moasha import (
+    EarlyStop,
+    EpochPoint,
+    RungRecord,
+    decide,
+    parse_rungs,
+    projected_train_time,
+    rung_order,
+    rung_values,
+)
+
+TIME_ACC = ["minimize", "maximize"]
+
+
+def test_two_objectives_arrivals_one_by_one():
+    """Each newcomer ranked against the records before it (eta 3: top max(1, n // 3) go on)."""
+    arrivals = [
+        (0, (10, 0.50)),  # alone at the rung: goes on
+        (1, (20, 0.60)),  # front {0, 1}; epsilon-net seeds with the fastest (0): 1 is 2nd of 2
+        (2, (5, 0.70)),  # dominates both: 1st
+        (3, (12, 0.40)),  # dominated by 0 and 2: last of 4
+        (4, (30, 0.90)),  # front {2, 4}: 2 (faster) first, 4 is 2nd; 5 records let 1 on
+        (5, (3, 0.65)),  # front {5, 2, 4}: 5 (fastest) first; cutoff 6 // 3 = 2
+    ]
+    expected = [(True, 1, 1), (False, 2, 2), (True, 1, 3), (False, 4, 4), (False, 2, 5)]
+    expected.append((True, 1, 6))
+    records: list[RungRecord] = []
+    for (number, values), (proceed, position, of) in zip(arrivals, expected, strict=True):
+        decision = decide(1, RungRecord(number, values), records, TIME_ACC, eta=3)
+        assert (decision.proceed, decision.position, decision.of) == (proceed, position, of)
+        records.append(RungRecord(number, values))
+    # scaled over the 6 records, 4 (the most accurate) is farther from 5 than 2 is: 5, 4, 2
+    assert rung_order(records, TIME_ACC) == [5, 4, 2, 0, 1, 3]
+
+
+def test_three_objectives_fronts_then_epsilon_net():
+    directions = ["minimize", "maximize", "minimize"]  # time, accuracy, params
+    records = [
+        RungRecord(0, (1, 0.5, 10)),  # the fastest: seeds the first front
+        RungRecord(1, (2, 0.6, 10)),  # the most accurate: farthest from 0 once scaled (0.71)
+        RungRecord(2, (2, 0.5, 5)),  # the smallest: 0.60 from 0
+        RungRecord(3, (3, 0.4, 20)),  # dominated by 0
+    ]
+    assert rung_order(records, directions) == [0, 1, 2, 3]
+    for eta, going_on in ((3, {0}), (2, {0, 1})):
+        for r in records:
+            others = [o for o in records if o.number != r.number]
+            decision = decide(3, r, others, directions, eta)
+            assert decision.proceed == (r.number in going_on), (eta, r.number)
+            assert decision.cutoff == max(1, int(4 // eta))
+
+
+# --- a rung schedule driven by synthetic learning curves, two workers --------------------------
+
+
+@dataclass(frozen=True)
+class Curve:
+    epoch_time: float  # seconds per epoch (fixed batch)
+    accuracy: tuple[float, ...]  # validation accuracy after each epoch
+
+
+def simulate(curves: list[Curve], workers: int, rungs: tuple[int, ...], eta: float):
+    """Event-driven: each free worker takes the next trial; rung events in time order.
+
+    Returns the rung decisions in the order they were made, as (trial, rung, went on), and the
+    epoch each trial ended at.
+    """
+    stop = EarlyStop(rungs, eta)
+    epochs = len(curves[0].accuracy)
+    events: list[tuple[float, int, int]] = []  # (time, trial, epoch reached)
+    records: dict[int, list[RungRecord]] = {r: [] for r in rungs}
+    decisions, ended, next_trial = [], {}, 0
+    for _ in range(workers):
+        heapq.heappush(events, (curves[next_trial].epoch_time, next_trial, 1))
+        next_trial += 1
+    while events:
+        now, number, epoch = heapq.heappop(events)
+        curve = curves[number]
+        points = [
+            EpochPoint(e, 32, curve.epoch_time, curve.epoch_time * e, curve.accuracy[e - 1])
+            for e in range(1, epoch + 1)
+        ]
+        going_on = epoch < epochs
+        if stop.decides_at(epoch, epochs):
+            values = rung_values(["train_time_s", "val_accuracy"], points, [32] * epochs)
+            decision = decide(epoch, RungRecord(number, values), records[epoch], TIME_ACC, eta)
+            records[epoch].append(RungRecord(number, values))
+            decisions.append((number, epoch, decision.proceed))
+            going_on = decision.proceed
+        if going_on:
+            heapq.heappush(events, (now + curve.epoch_time, number, epoch + 1))
+            continue
+        ended[number] = epoch
+        if next_trial < len(curves):  # the worker takes the next trial
+            heapq.heappush(events, (now + curves[next_trial].epoch_time, next_trial, 1))
+            next_trial += 1
+    return decisions, ended
+
+
+def test_workers_finishing_out_of_order():
+    curves = [
+        Curve(3.0, (0.50, 0.70, 0.80)),  # slow: reaches rung 1 after trial 1 has passed rung 2
+        Curve(1.0, (0.40, 0.45, 0.50)),
+        Curve(2.0, (0.60, 0.75, 0.85)),
+        Curve(1.0, (0.20, 0.30, 0.35)),
+        Curve(2.5, (0.45, 0.50, 0.55)),
+    ]
+    decisions, ended = simulate(curves, workers=2, rungs=(1, 2), eta=2)
+    assert decisions == [
+        (1, 1, True),  # t=1: alone at rung 1
+        (1, 2, True),  # t=2: alone at rung 2; trial 1 completes at t=3
+        (0, 1, False),  # t=3: {1: (3 s, .40), 0: (9 s, .50)}: one goes on, the fastest seeds
+        (3, 1, False),  # t=4: dominated by trial 1 (same time, less accurate)
+        (2, 1, True),  # t=5: front {1, 2} of 4 records, cutoff 2
+        (4, 1, False),  # t=6.5: dominated by trial 2
+        (2, 2, False),  # t=7: rung 2 holds {1, 2}, cutoff 1, trial 1 seeds
+    ]
+    assert ended == {1: 3, 0: 1, 3: 1, 2: 2, 4: 1}
+
+
+def test_the_same_curves_in_another_order_decide_otherwise():
+    """Asynchronous: a trial is judged by who reached the rung before it, not after."""
+    fast = Curve(1.0, (0.20, 0.30, 0.40))
+    good = Curve(1.0, (0.60, 0.70, 0.80))
+    decisions, _ = simulate([fast, good], workers=1, rungs=(1,), eta=2)
+    assert decisions == [(0, 1, True), (1, 1, True)]  # good dominates fast: 1st of 2
+    decisions, _ = simulate([good, fast], workers=1, rungs=(1,), eta=2)
+    assert decisions == [(0, 1, True), (1, 1, False)]
+
+
+# --- objectives at a rung ---------------------------------------------------------------------
+
+
+def _points(times: list[float], batches: list[int], accuracy: list[float]) -> list[EpochPoint]:
+    elapsed, points = 0.0, []
+    for e, (t, b, a) in enumerate(zip(times, batches, accuracy, strict=True), start=1):
+        elapsed += t
+        points.append(EpochPoint(e, b, t, elapsed, a))
+    return points
+
+
+def test_projected_time_follows_the_batch_schedule():
+    plan = [16, 16, 16, 64, 64]  # adabatch: batch 16 for 3 epochs, then 64
+    early = _points([10, 12], [16, 16], [0.5, 0.6])
+    # epoch 3 at batch 16: 11 (the mean); epochs 4-5 at 64, not measured yet: 16's time
+    assert projected_train_time(early, plan) == pytest.approx(22 + 11 + 11 + 11)
+    late = _points([10, 12, 11, 4], [16, 16, 16, 64], [0.5, 0.6, 0.7, 0.8])
+    assert projected_train_time(late, plan) == pytest.approx(37 + 4)
+    assert projected_train_time(late[:5], plan[:4]) == pytest.approx(37)  # nothing left
+    values = rung_values(["time_to_best_s", "val_accuracy", "train_time_s"], late[:2], plan)
+    assert values == pytest.approx((55, 0.6, 55))
+    dipped = _points([1, 1], [8, 8], [0.7, 0.6])
+    assert rung_values(["val_accuracy"], dipped, [8] * 4) == (0.7,)  # the best so far
+
+
+def test_nearest_measured_batch_size_by_ratio():
+    points = _points([8, 2], [16, 128], [0.1, 0.2])
+    assert projected_train_time(points, [16, 128, 32]) == pytest.approx(10 + 8)  # 32 nearer 16
+    assert projected_train_time(points, [16, 128, 100]) == pytest.approx(10 + 2)
+
+
+def test_settings_are_checked():
+    assert parse_rungs("1,3,9") == (1, 3, 9)
+    for bad in ("1,x", "3,1", "0,2", "1,1"):
+        with pytest.raises(ConfigError, match="--rungs"):
+            parse_rungs(bad)
+    with pytest.raises(ConfigError, match="objectives.params: --early-stop moasha cannot"):
+        EarlyStop().check(["train_time_s", "params"], "s.yaml")
+    assert EarlyStop((1, 3, 9)).decides_at(3, 9) and not EarlyStop((1, 3, 9)).decides_at(9, 9)
