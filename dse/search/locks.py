@@ -8,20 +8,19 @@ or loads the study and queues missing points makes that read-then-write one step
 
 - PostgreSQL: a session-level advisory lock (`pg_advisory_lock`) on its own connection;
   the server releases it if the runner dies.
-- SQLite and journal files: an exclusive `flock` on a file beside the database (not the
-  database itself, whose own locks SQLite manages); released when the process dies.
+- SQLite and journal files: an exclusive `flock` on the database's folder (study.folder_lock:
+  no lock file is left behind, and the kernel releases it when the process dies).
 - Other databases (MySQL, ...): no lock; start their runners one after another.
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
-from dse.search.study import journal_path, normalized_url, open_error, sqlite_path
+from dse.search.study import folder_lock, journal_path, normalized_url, open_error, sqlite_path
 
 # One lock per database for every dse study in it: set-up takes milliseconds.
 ADVISORY_KEY = zlib.crc32(b"dse: study set-up")
@@ -38,7 +37,10 @@ def setup_lock(url: str) -> Iterator[None]:
     if path is None:
         yield
         return
-    with _file_lock(Path(f"{path}.setup-lock")):
+    folder = Path(path).resolve().parent
+    with contextlib.suppress(OSError):  # unwritable: opening the storage says so, in its words
+        folder.mkdir(parents=True, exist_ok=True)
+    with folder_lock(folder):
         yield
 
 
@@ -64,18 +66,3 @@ def _advisory_lock(url: str) -> Iterator[None]:
             connection.commit()
         connection.close()
         engine.dispose()
-
-
-@contextlib.contextmanager
-def _file_lock(path: Path) -> Iterator[None]:
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle = open(path, "a")  # noqa: SIM115 (held across the yield)
-    except OSError:  # an unwritable folder: opening the storage says so, in its words
-        yield
-        return
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        yield
-    finally:
-        handle.close()  # releases the flock

@@ -157,23 +157,47 @@ def _sqlite_sidecars(path: Path) -> list[Path]:
     return [path.with_name(path.name + suffix) for suffix in ("-wal", "-shm", "-journal")]
 
 
+_held_folders: dict[Path, int] = {}  # folder locks this process holds, and how deeply
+
+
+@contextlib.contextmanager
+def folder_lock(folder: Path) -> Iterator[None]:
+    """An exclusive flock on a folder: no lock file is left behind, the kernel releases it
+    when the process dies. Re-entrant within a process (a second flock on another descriptor
+    of the same folder would wait for the first forever)."""
+    folder = folder.resolve()
+    if folder in _held_folders or not folder.is_dir():
+        _held_folders[folder] = _held_folders.get(folder, 0) + 1
+        try:
+            yield
+        finally:
+            _held_folders[folder] -= 1
+            if not _held_folders[folder]:
+                del _held_folders[folder]
+        return
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        with contextlib.suppress(OSError):  # NFS may refuse locks on folders: go on unlocked
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        _held_folders[folder] = 1
+        yield
+    finally:
+        _held_folders.pop(folder, None)
+        os.close(fd)  # closing releases the lock
+
+
 @contextlib.contextmanager
 def creation_lock(url: str) -> Iterator[None]:
-    """Hold an exclusive lock on a SQLite database's folder (no lock file is left behind).
+    """Serialize creating a SQLite database's schema and studies (its folder's lock).
 
     Other storages pass through: PostgreSQL servers serialize schema creation themselves.
     """
     path = sqlite_path(url)
-    if path is None or not path.resolve().parent.is_dir():
+    if path is None:
         yield
         return
-    fd = os.open(path.resolve().parent, os.O_RDONLY)
-    try:
-        with contextlib.suppress(OSError):  # NFS may refuse locks on folders: go on unlocked
-            fcntl.flock(fd, fcntl.LOCK_EX)
+    with folder_lock(path.parent):
         yield
-    finally:
-        os.close(fd)  # closing releases the lock
 
 
 def _check_sqlite_path(url: str, path: Path, create: bool) -> None:
