@@ -40,8 +40,6 @@ from dse.search.study import (
     open_storage,
     param_key,
     point_key,
-    sqlite_lock,
-    sqlite_path,
 )
 from dse.search.workers import WorkerPool
 from dse.space import Choice, SearchSpace
@@ -188,9 +186,18 @@ class _Runner:
     def _loop(self) -> None:
         last_heartbeat = 0.0
         while True:
-            done, waiting, elsewhere, room = self._count()
+            trials = self.study.get_trials(deepcopy=False)
+            done = sum(is_final(t) for t in trials)
+            ours = {f.trial._trial_id for f in self.in_flight.values()}
+            waiting = sum(t.state == TrialState.WAITING for t in trials)
+            elsewhere = sum(
+                t.state == TrialState.RUNNING and t._trial_id not in ours for t in trials
+            )
             if done >= self.planned and not self.in_flight:
                 return
+            # New trials may be asked for only while the budget has room beyond what is
+            # finished, running (here or elsewhere) or queued; queued trials always run.
+            room = self.planned - done - len(self.in_flight) - elsewhere - waiting
             room = self._fill_idle_slots(waiting, room)
             if not self.in_flight and not elsewhere and not waiting and room <= 0:
                 return  # nothing left to run (a grid smaller than the budget, say)
@@ -204,33 +211,8 @@ class _Runner:
                 optuna.storages.fail_stale_trials(self.study)
                 last_heartbeat = time.monotonic()
 
-    def _count(self) -> tuple[int, int, int, int]:
-        """(done, waiting, running elsewhere, room) as the study stands now.
-
-        New trials may be asked for only while the budget has room beyond what is finished,
-        running (here or elsewhere) or queued; queued trials always run.
-        """
-        trials = self.study.get_trials(deepcopy=False)
-        done = sum(is_final(t) for t in trials)
-        ours = {f.trial._trial_id for f in self.in_flight.values()}
-        waiting = sum(t.state == TrialState.WAITING for t in trials)
-        elsewhere = sum(t.state == TrialState.RUNNING and t._trial_id not in ours for t in trials)
-        room = self.planned - done - len(self.in_flight) - elsewhere - waiting
-        return done, waiting, elsewhere, room
-
     def _fill_idle_slots(self, waiting: int, room: int) -> int:
-        """Start a trial on each idle slot while there is queued work or budget; returns room.
-
-        Runners sharing a SQLite study count and ask under one lock, so two idle runners
-        cannot both take the last place in the budget."""
-        if not self.pool.idle():
-            return room
-        with sqlite_lock(self.options.storage):
-            if sqlite_path(self.options.storage) is not None:
-                _, waiting, _, room = self._count()  # as it stands under the lock
-            return self._fill_locked(waiting, room)
-
-    def _fill_locked(self, waiting: int, room: int) -> int:
+        """Start a trial on each idle slot while there is queued work or budget; returns room."""
         for slot in self.pool.idle():
             if waiting > 0:
                 waiting -= 1

@@ -8,8 +8,7 @@ Journal files have no heartbeats (optuna's limit): after a crash, stale RUNNING 
 
 Several `dse run` processes may start on one new SQLite database at the same moment: creating
 the schema and the study is serialized by a lock on the database's folder (optuna's own
-creation races: `UNIQUE constraint failed: alembic_version.version_num`). SQLite runs in WAL
-mode (see `_use_wal`).
+creation races: `UNIQUE constraint failed: alembic_version.version_num`).
 """
 
 from __future__ import annotations
@@ -89,7 +88,7 @@ def open_storage(url: str, create: bool) -> optuna.storages.BaseStorage:
         _check_sqlite_path(url, path, create)
     existed = path is not None and path.exists()
     try:
-        with sqlite_lock(url), warnings.catch_warnings():
+        with creation_lock(url), warnings.catch_warnings():
             # heartbeats are experimental in optuna, and what we need
             warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
             if path is not None and create:
@@ -141,11 +140,10 @@ def _sqlite_sidecars(path: Path) -> list[Path]:
 
 
 @contextlib.contextmanager
-def sqlite_lock(url: str) -> Iterator[None]:
+def creation_lock(url: str) -> Iterator[None]:
     """Hold an exclusive lock on a SQLite database's folder (no lock file is left behind).
 
-    dse processes on one database take it to create the schema and the study, and to count
-    the budget and ask for a trial. Other storages pass through (no lock).
+    Other storages pass through: PostgreSQL servers serialize schema creation themselves.
     """
     path = sqlite_path(url)
     if path is None or not path.resolve().parent.is_dir():
@@ -221,7 +219,7 @@ def create_study(
 ) -> optuna.Study:
     """Create the study, or load it to resume; its objectives must match the space's."""
     url = getattr(storage, "url", "")
-    with sqlite_lock(url):
+    with creation_lock(url):
         return _create_or_load_study(storage, name, space, sampler)
 
 
