@@ -110,7 +110,7 @@ def test_every_sampler_proposes_valid_points(sampler):
     from dse.search.study import make_sampler
 
     space = load_space("full.yaml")
-    study = optuna.createload_study(directions=space.directions, sampler=make_sampler(sampler, 0))
+    study = optuna.create_study(directions=space.directions, sampler=make_sampler(sampler, 0))
     for i in range(14):
         trial = study.ask()
         values = space.suggest(trial)
@@ -131,7 +131,7 @@ def test_sampled_study_with_a_budget_and_a_journal_file(workdir):
     args = ["run", "--space", "s.yaml", "--sampler", "tpe", "--storage", "results/j.log", "--quiet"]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.stderr
-    study = optuna.loadload_study(
+    study = optuna.load_study(
         study_name="s",
         storage=optuna.storages.JournalStorage(
             optuna.storages.journal.JournalFileBackend("results/j.log")
