@@ -292,6 +292,11 @@ class _Runner:
         trial = self.study.ask()
         flight = _InFlight(trial, slot, time.monotonic())
         self._heartbeat([flight])  # a trial that never had a heartbeat never goes stale
+        if self._over_budget(trial.number):
+            # Another runner took the last place in the budget between our count and our ask.
+            trial.set_user_attr("withdrawn", True)
+            self.study.tell(trial, state=TrialState.FAIL)
+            return True
         try:
             values = self.space.suggest(trial)
             config = self.space.config_for(values, name=f"{self.study.study_name}-{trial.number}")
@@ -324,6 +329,15 @@ class _Runner:
         self.in_flight[trial.number] = flight
         self.reporter.trial_started(trial.number, slot, values)
         return True
+
+    def _over_budget(self, number: int) -> bool:
+        """Whether trial `number` is beyond the budget: `planned` counted trials (finished,
+        running or queued) have lower numbers. The storage numbers trials in the order they
+        are created, so runners sharing a study agree on which trials are in, without a lock;
+        a queued point popped by ask() has its old, low number and always runs."""
+        trials = self.study.get_trials(deepcopy=False)
+        counted = sum(t.number < number and (is_final(t) or is_pending(t)) for t in trials)
+        return counted >= self.planned
 
     def _handle(self, message: tuple) -> None:
         kind = message[0]

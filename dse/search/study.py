@@ -323,7 +323,10 @@ def is_final(trial: FrozenTrial) -> bool:
 
 
 def is_pending(trial: FrozenTrial) -> bool:
-    return trial.state in (TrialState.RUNNING, TrialState.WAITING)
+    """Running or queued (a trial withdrawn as over budget is neither)."""
+    return trial.state in (TrialState.RUNNING, TrialState.WAITING) and not trial.user_attrs.get(
+        "withdrawn"
+    )
 
 
 def param_key(params: dict[str, Any]) -> str:
