@@ -31,6 +31,7 @@ joblib pool (no way to pin a process to a GPU before CUDA starts in it).
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import time
 import warnings
@@ -256,11 +257,16 @@ class _Runner:
             room = self._fill_idle_slots(waiting, room)
             if not self.in_flight and not elsewhere and not waiting and room <= 0:
                 return  # nothing left to run (a grid smaller than the budget, say)
+            # A trial of ours that a stale check already failed (our heartbeats stalled past
+            # the grace period: a starved host, a database pause) has a retry queued, which
+            # runs instead: its late result is dropped, not a crash.
             for message in self.pool.poll(POLL_S):
-                self._handle(message)
+                with contextlib.suppress(optuna.exceptions.UpdateFinishedTrialError):
+                    self._handle(message)
             for _slot, number, reason in self.pool.replace_dead():
                 if number is not None and number in self.in_flight:
-                    self._worker_died(self.in_flight.pop(number), reason)
+                    with contextlib.suppress(optuna.exceptions.UpdateFinishedTrialError):
+                        self._worker_died(self.in_flight.pop(number), reason)
             if time.monotonic() - last_heartbeat > 1.0:
                 self._heartbeat()
                 optuna.storages.fail_stale_trials(self.study)
