@@ -9,11 +9,10 @@ line, the same as JSON; with --out also writes ceiling.md and ceiling.json there
 from __future__ import annotations
 
 import argparse
-import json
 
 import torch
 
-from dse.output import markdown_table, write_table_files
+from dse.output import print_table_and_json
 from dse.train.environment import native_bf16
 from dse.train.steptimer import matmul_ceiling_gflops
 
@@ -40,10 +39,7 @@ def main() -> None:
         }
         for name, dtype in DTYPES.items()
     ]
-    print(markdown_table(rows))
-    if args.out:
-        write_table_files(args.out, "ceiling", rows)
-    print(json.dumps(rows))
+    print_table_and_json(rows, args.out, "ceiling")
 
 
 if __name__ == "__main__":

@@ -34,7 +34,13 @@ from pathlib import Path
 from dse.search.moasha import EarlyStop, parse_rungs
 from dse.search.pareto import hypervolume
 from dse.search.progress import LineReporter
-from dse.search.results import StudyView, hypervolume_history, open_view, reference_point
+from dse.search.results import (
+    StudyView,
+    hypervolume_history,
+    open_view,
+    reference_point,
+    worst_plus_margin,
+)
 from dse.search.runner import RunOptions, run_study
 from dse.space import load_space
 
@@ -70,13 +76,7 @@ def reference_for(views: dict[str, StudyView]) -> list[float]:
     if given:
         return [float(given[m]) for m in view.metric_names]
     values = [t.values for v in views.values() for t in v.trials() if t.state.name == "COMPLETE"]
-    ref = []
-    for i, direction in enumerate(view.directions):
-        column = [v[i] for v in values]
-        low, high = min(column), max(column)
-        margin = 0.1 * (high - low) or 0.1 * abs(high) or 1.0
-        ref.append(high + margin if direction == "minimize" else low - margin)
-    return ref
+    return worst_plus_margin(values, view.directions)
 
 
 def replay(view: StudyView, grid_view: StudyView, ref: list[float]) -> tuple[float, float]:

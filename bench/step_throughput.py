@@ -14,11 +14,10 @@ every variant (CI runs it with small widths).
 from __future__ import annotations
 
 import argparse
-import json
 
 import torch
 
-from dse.output import markdown_table, write_table_files
+from dse.output import print_table_and_json
 from dse.presets import preset
 from dse.train.steptimer import run_bench
 
@@ -68,10 +67,7 @@ def main() -> None:
         }
         for t in report.timings
     ]
-    print(markdown_table(rows))
-    if args.out:
-        write_table_files(args.out, "step_throughput", rows)
-    print(json.dumps(rows))
+    print_table_and_json(rows, args.out, "step_throughput")
 
 
 if __name__ == "__main__":

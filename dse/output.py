@@ -79,6 +79,15 @@ def write_table_files(folder: str | Path, stem: str, rows: list[dict[str, Any]])
     return [md, js]
 
 
+def print_table_and_json(rows: list[dict[str, Any]], folder: str | None, stem: str) -> None:
+    """The bench scripts' output: a markdown table, then the rows as JSON on the last line;
+    with a folder, also FOLDER/STEM.md and .json."""
+    print(markdown_table(rows))
+    if folder:
+        write_table_files(folder, stem, rows)
+    print(json.dumps(rows))
+
+
 def _numeric(rows: list[dict[str, Any]], column: str) -> bool:
     return all(isinstance(r[column], int | float) for r in rows)
 

@@ -65,6 +65,15 @@ def _offline(monkeypatch, tmp_path_factory):
     monkeypatch.setenv("DSE_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
 
 
+@pytest.fixture
+def workdir(tmp_path, monkeypatch) -> Path:
+    """cwd = a fresh folder with data/mnist (400 training, 100 test images); DSE_DATA_DIR set."""
+    write_idx_dataset(tmp_path / "data" / "mnist", n_train=400, n_test=100)
+    monkeypatch.setenv("DSE_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
 @pytest.fixture(scope="session")
 def digits_root(tmp_path_factory) -> Path:
     """A data root holding mnist/ with 600 training and 200 test images (synthetic)."""

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from dse.calibrate import Calibration, coefficient_of_variation, noise_ties
 from dse.cli import app
-from tests.conftest import each, last_json, write_idx_dataset
+from tests.conftest import each, last_json
 
 runner = CliRunner()
 
@@ -57,10 +57,7 @@ def test_noise_ties_name_neighbours_within_the_noise_only():
     assert noise_ties(rows, ["train_time_s", "params"], calibration) == []  # params: no noise
 
 
-def test_calibrate_then_run_then_pareto_warns(tmp_path, monkeypatch):
-    write_idx_dataset(tmp_path / "data" / "mnist", n_train=300, n_test=100)
-    monkeypatch.setenv("DSE_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.chdir(tmp_path)
+def test_calibrate_then_run_then_pareto_warns(workdir):
     tiny = [
         "epochs=2", "dataset.val_size=100", "dataset.test_subset=100", "model.conv_channels=8",
         "model.primary_types=2", "model.primary_dim=4", "model.class_dim=4",
@@ -83,12 +80,12 @@ def test_calibrate_then_run_then_pareto_warns(tmp_path, monkeypatch):
     cal = last_json(result)
     assert cal["runs"] == 2 and cal["seeds"] == [0, 1] and len(cal["val_accuracy"]) == 2
     assert cal["epoch_time_cv"] >= 0 and cal["train_time_cv"] >= 0
-    assert json.loads((tmp_path / "results" / "calibration.json").read_text()) == cal
+    assert json.loads((workdir / "results" / "calibration.json").read_text()) == cal
 
     # A calibration that calls everything noise: the two-point front must be flagged.
     cal.update(train_time_cv=10.0, val_accuracy_std=1.0)
-    (tmp_path / "results" / "calibration.json").write_text(json.dumps(cal))
-    space = tmp_path / "two.yaml"
+    (workdir / "results" / "calibration.json").write_text(json.dumps(cal))
+    space = workdir / "two.yaml"
     space.write_text(
         "name: two\nbase: {epochs: 1, eval_batch_size: 100, dataset: {val_size: 100, "
         "test_subset: 100}, model: {conv_channels: 8, primary_types: 2, primary_dim: 4, "
@@ -96,7 +93,7 @@ def test_calibrate_then_run_then_pareto_warns(tmp_path, monkeypatch):
         "axes:\n  model.routing_iterations: [1, 3]\n"
         "objectives: {train_time_s: minimize, val_accuracy: maximize}\n"
     )
-    storage = f"sqlite:///{tmp_path}/r.db"
+    storage = f"sqlite:///{workdir}/r.db"
     run = runner.invoke(
         app, ["run", "--space", str(space), "--storage", storage, "--workers", "1", "-q"]
     )

@@ -173,8 +173,13 @@ def reference_point(view: StudyView) -> list[float] | None:
     values = [t.values for t in view.trials() if t.state == TrialState.COMPLETE]
     if not values:
         return None
+    return worst_plus_margin(values, view.directions)
+
+
+def worst_plus_margin(values: list[list[float]], directions: list[str]) -> list[float]:
+    """The worst value of each objective, pushed 10% of its range further (REFERENCE_RULE)."""
     ref = []
-    for i, direction in enumerate(view.directions):
+    for i, direction in enumerate(directions):
         column = [v[i] for v in values]
         low, high = min(column), max(column)
         margin = 0.1 * (high - low) or 0.1 * abs(high) or 1.0

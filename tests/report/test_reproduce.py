@@ -7,7 +7,7 @@ from typer.testing import CliRunner
 
 from dse.cli import app
 from dse.report.reproduce import PAPER, Measured, orderings, report_rows
-from tests.conftest import last_json, write_idx_dataset
+from tests.conftest import last_json
 
 runner = CliRunner()
 
@@ -46,23 +46,20 @@ def test_orderings_count_pairs_in_the_papers_order():
     assert by_measure["test accuracy"].agree == 3
 
 
-def test_reproduce_runs_a_tiny_paper_space_end_to_end(tmp_path, monkeypatch):
-    write_idx_dataset(tmp_path / "data" / "mnist", n_train=300, n_test=100)
-    monkeypatch.setenv("DSE_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.chdir(tmp_path)
-    (tmp_path / "tiny_paper.yaml").write_text(
+def test_reproduce_runs_a_tiny_paper_space_end_to_end(workdir):
+    (workdir / "tiny_paper.yaml").write_text(
         "name: tiny_paper\nbase: {epochs: 2, eval_batch_size: 100, dataset: {val_size: 100, "
         "test_subset: 100}, model: {conv_channels: 8, primary_types: 2, primary_dim: 4, "
         "class_dim: 4}, batch_schedule: {batch_size: 50}}\n"
         "axes:\n  preset: [baseline, exp_decay, weight_sharing]\n"
     )
-    storage = f"sqlite:///{tmp_path}/r.db"
+    storage = f"sqlite:///{workdir}/r.db"
     args = ["reproduce", "--space", "tiny_paper.yaml", "--storage", storage, "--workers", "2"]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.stderr
     assert "| config | trials | test_acc_% |" in result.stdout
     assert "Orderings (pairs of configurations in the paper's order / pairs):" in result.stdout
-    assert (tmp_path / "results" / "reproduce-tiny_paper.html").stat().st_size > 100_000
+    assert (workdir / "results" / "reproduce-tiny_paper.html").stat().st_size > 100_000
     # Resumed: nothing runs again; JSON carries the rows and the orderings.
     again = runner.invoke(app, [*args, "--no-run", "--format", "json"])
     data = last_json(again)

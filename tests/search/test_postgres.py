@@ -7,7 +7,6 @@ processes training tiny models on synthetic digits.
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -23,28 +22,9 @@ from typer.testing import CliRunner
 from dse.cli import app
 from dse.search.study import point_key
 from dse.space import load_space
-from tests.conftest import write_idx_dataset
-from tests.search.test_runner import TINY_SPACE
+from tests.conftest import dse_command, write_space
 
 runner = CliRunner()
-REPO = Path(__file__).resolve().parents[2]
-
-
-def _env() -> dict[str, str]:
-    return {**os.environ, "PYTHONPATH": str(REPO)}
-
-
-def _space(folder: Path, epochs: int = 1, lrs: str = "[0.001, 0.003]") -> Path:
-    path = folder / "tiny.yaml"
-    path.write_text(TINY_SPACE.format(name="tiny", epochs=epochs, lrs=lrs))
-    return path
-
-
-def _workdir(tmp_path: Path, monkeypatch) -> Path:
-    write_idx_dataset(tmp_path / "data" / "mnist", n_train=400, n_test=100)
-    monkeypatch.setenv("DSE_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
 
 
 def _trials(url: str) -> list[optuna.trial.FrozenTrial]:
@@ -66,10 +46,12 @@ def start_runner():
     started: list[subprocess.Popen] = []
 
     def start(space: Path, url: str) -> subprocess.Popen:
-        command = [sys.executable, "-m", "dse", "run", "--space", str(space), "--storage", url]
+        command, env = dse_command(
+            "run", "--space", str(space), "--storage", url, "--workers", "1", "-q"
+        )
         process = subprocess.Popen(
-            [*command, "--workers", "1", "-q"],
-            env=_env(),
+            command,
+            env=env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             text=True,
@@ -84,8 +66,8 @@ def start_runner():
             process.wait(timeout=10)
 
 
-def test_every_command_on_a_postgresql_study(tmp_path, monkeypatch, pg_url):
-    space = _space(_workdir(tmp_path, monkeypatch))
+def test_every_command_on_a_postgresql_study(workdir, pg_url):
+    space = write_space(workdir)
     result = runner.invoke(
         app, ["run", "--space", str(space), "--storage", pg_url, "--workers", "2", "--quiet"]
     )
@@ -93,7 +75,7 @@ def test_every_command_on_a_postgresql_study(tmp_path, monkeypatch, pg_url):
     trials = _trials(pg_url)
     assert [t.state for t in trials] == [TrialState.COMPLETE] * 4
     assert _points(trials) == _grid(space)
-    assert not list(tmp_path.glob("results/*"))  # nothing local: the results are in PostgreSQL
+    assert not list(workdir.glob("results/*"))  # nothing local: the results are in PostgreSQL
 
     plain = pg_url.replace("postgresql+psycopg://", "postgresql://")  # the same database
     rows = json.loads(runner.invoke(app, ["trials", "--storage", plain, "-f", "json"]).stdout)
@@ -140,12 +122,12 @@ SETUP = textwrap.dedent(
 
 def test_runners_setting_up_at_the_same_instant_queue_each_point_once(tmp_path, pg_url):
     """Six processes create the study and queue its grid at once: one study, each point once."""
-    space = _space(tmp_path, lrs="[0.001, 0.002, 0.003, 0.004]")
+    space = write_space(tmp_path, lrs="[0.001, 0.002, 0.003, 0.004]")
     start_at = str(time.time() + 4)  # past every process's imports
     processes = [
         subprocess.Popen(
             [sys.executable, "-c", SETUP, str(space), pg_url, start_at],
-            env=_env(),
+            env=dse_command()[1],
             stderr=subprocess.PIPE,
             text=True,
         )
@@ -159,8 +141,8 @@ def test_runners_setting_up_at_the_same_instant_queue_each_point_once(tmp_path, 
     assert sorted(tuple(sorted(t.user_attrs["point"].items())) for t in trials) == _grid(space)
 
 
-def test_two_runners_on_one_study_finish_the_grid_once(tmp_path, monkeypatch, pg_url, start_runner):
-    space = _space(_workdir(tmp_path, monkeypatch), lrs="[0.001, 0.002, 0.003]")
+def test_two_runners_on_one_study_finish_the_grid_once(workdir, pg_url, start_runner):
+    space = write_space(workdir, lrs="[0.001, 0.002, 0.003]")
     first, second = start_runner(space, pg_url), start_runner(space, pg_url)
     outputs = [p.communicate(timeout=600)[1] for p in (first, second)]
     assert first.returncode == 0 and second.returncode == 0, outputs
@@ -172,10 +154,10 @@ def test_two_runners_on_one_study_finish_the_grid_once(tmp_path, monkeypatch, pg
 
 
 def test_a_killed_runner_trial_goes_stale_and_the_other_runner_retries_it(
-    tmp_path, monkeypatch, pg_url, start_runner
+    workdir, pg_url, start_runner
 ):
     """kill -9 one of two runners mid-trial: heartbeats stop, the survivor finishes the grid."""
-    space = _space(_workdir(tmp_path, monkeypatch), epochs=6, lrs="[0.001, 0.002]")
+    space = write_space(workdir, epochs=6, lrs="[0.001, 0.002]")
     survivor, victim = start_runner(space, pg_url), start_runner(space, pg_url)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
@@ -209,7 +191,11 @@ def test_missing_postgres_extra_is_one_line_naming_it(tmp_path):
         f"sys.argv = ['dse', 'trials', '--storage', {url!r}]; main()"
     )
     done = subprocess.run(
-        [sys.executable, "-c", code], env=_env(), capture_output=True, text=True, timeout=120
+        [sys.executable, "-c", code],
+        env=dse_command()[1],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert done.returncode == 2
     expected = f"--storage {url}: PostgreSQL needs the psycopg driver: pip install 'dse[postgres]'"

@@ -8,7 +8,7 @@ from typer.testing import CliRunner
 from dse.cli import app
 from dse.report.pareto_report import pareto_figure
 from dse.search.results import open_view
-from tests.conftest import last_json, write_idx_dataset
+from tests.conftest import last_json
 
 runner = CliRunner()
 
@@ -27,12 +27,9 @@ axes:
 """
 
 
-def test_repeats_end_to_end(tmp_path, monkeypatch):
-    write_idx_dataset(tmp_path / "data" / "mnist", n_train=300, n_test=100)
-    monkeypatch.setenv("DSE_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.chdir(tmp_path)
-    (tmp_path / "rep.yaml").write_text(SPACE)
-    storage = f"sqlite:///{tmp_path}/r.db"
+def test_repeats_end_to_end(workdir):
+    (workdir / "rep.yaml").write_text(SPACE)
+    storage = f"sqlite:///{workdir}/r.db"
     result = runner.invoke(
         app, ["run", "--space", "rep.yaml", "--storage", storage, "--workers", "2", "-q"]
     )

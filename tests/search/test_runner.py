@@ -15,17 +15,9 @@ from typer.testing import CliRunner
 from dse.cli import app
 from dse.search.pareto import non_dominated
 from dse.space import load_space
-from tests.conftest import REAL_MNIST, TINY_SPACE, load_study, write_idx_dataset, write_space
+from tests.conftest import REAL_MNIST, TINY_SPACE, load_study, write_space
 
 runner = CliRunner()
-
-
-@pytest.fixture
-def workdir(tmp_path, monkeypatch):
-    write_idx_dataset(tmp_path / "data" / "mnist", n_train=400, n_test=100)
-    monkeypatch.setenv("DSE_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
 
 
 def test_grid_with_two_workers_fills_the_database(workdir):
