@@ -15,7 +15,7 @@ def _space(**fields):
 def test_shipped_spaces_load():
     assert set(shipped_spaces()) >= {"full.yaml", "paper.yaml", "quick.yaml", "smoke.yaml"}
     efficiency = load_space("efficiency.yaml")
-    assert efficiency.grid_size() >= 24 and efficiency.config_for({}).epochs == 8
+    assert efficiency.grid_size() >= 24 and efficiency.config_for({}).epochs == 16
     assert efficiency.config_for({}).dataset.name == "mnist"
     smoke = load_space("smoke.yaml")
     assert smoke.finite and smoke.grid_size() >= 4

@@ -10,9 +10,14 @@ before it, as recorded in the study; nobody waits for a rung to fill. The rankin
    the one farthest (Euclidean, scaled) from the points of its front already placed. Exact ties
    go to the lower trial number, so the order is deterministic.
 
-With n records (the newcomer included) the newcomer goes on when its 1-based position is at
-most max(1, floor(n / eta)): inside the top 1/eta, and the best of a rung always goes on (so the
-first trial to reach a rung does). The decision is final: a stopped trial never resumes.
+With n records (the newcomer included) the newcomer goes on when the share of records ranked
+above it is at most 1/eta: (position - 1) / n <= 1 / eta, so position <= floor(n / eta) + 1. This
+is the rule of the paper's reference implementation (syne-tune's MOASHA). The best of a rung
+always goes on (so the first trial to reach a rung does), and while a rung holds few records one
+more than n / eta may go on: with eta 3, the second of 3 does. A stricter floor(n / eta) lets only
+the first of the epsilon-net order (the fastest point) past a young rung, and then an accurate
+trial loses to a fast one whenever fewer than 2 * eta trials have reached the rung. The decision
+is final: a stopped trial never resumes.
 
 Objectives at a rung (the study's objectives, estimated from the epochs run so far):
 - val_accuracy: the best validation accuracy so far (the final metric is the best over epochs);
@@ -139,7 +144,7 @@ class Decision:
     proceed: bool
     position: int  # 1-based, in the rung's order
     of: int  # records ranked, the newcomer included
-    cutoff: int  # how many positions go on: max(1, floor(of / eta))
+    cutoff: int  # how many positions go on: floor(of / eta) + 1
 
     def to_attr(self) -> dict[str, Any]:
         """As stored in the trial's `rungs` attribute (JSON)."""
@@ -198,7 +203,7 @@ def decide(
     """Does `newcomer` go on past `rung`, given the records of trials that reached it before?"""
     records = [r for r in earlier if r.number != newcomer.number] + [newcomer]
     position = rung_order(records, directions).index(newcomer.number) + 1
-    cutoff = max(1, math.floor(len(records) / eta + 1e-9))
+    cutoff = math.floor(len(records) / eta + 1e-9) + 1  # (position - 1) / n <= 1 / eta
     return Decision(
         rung=rung,
         values=newcomer.values,

@@ -23,16 +23,18 @@ TIME_ACC = ["minimize", "maximize"]
 
 
 def test_two_objectives_arrivals_one_by_one():
-    """Each newcomer ranked against the records before it (eta 3: top max(1, n // 3) go on)."""
+    """Each newcomer ranked against the records before it; with eta 3 it goes on when at most a
+    third of the n records rank above it: position <= n // 3 + 1."""
     arrivals = [
         (0, (10, 0.50)),  # alone at the rung: goes on
-        (1, (20, 0.60)),  # front {0, 1}; epsilon-net seeds with the fastest (0): 1 is 2nd of 2
+        (1, (20, 0.60)),  # front {0, 1}; epsilon-net seeds with the fastest (0): 1 is 2nd of 2,
+        #                   and 1 of 2 above it is more than a third
         (2, (5, 0.70)),  # dominates both: 1st
-        (3, (12, 0.40)),  # dominated by 0 and 2: last of 4
-        (4, (30, 0.90)),  # front {2, 4}: 2 (faster) first, 4 is 2nd; 5 records let 1 on
-        (5, (3, 0.65)),  # front {5, 2, 4}: 5 (fastest) first; cutoff 6 // 3 = 2
+        (3, (12, 0.40)),  # dominated by 0 and 2: last of 4 (cutoff 4 // 3 + 1 = 2)
+        (4, (30, 0.90)),  # front {2, 4}: 2 (faster) first, 4 is 2nd of 5: 1 of 5 above it
+        (5, (3, 0.65)),  # front {5, 2, 4}: 5 (fastest) first
     ]
-    expected = [(True, 1, 1), (False, 2, 2), (True, 1, 3), (False, 4, 4), (False, 2, 5)]
+    expected = [(True, 1, 1), (False, 2, 2), (True, 1, 3), (False, 4, 4), (True, 2, 5)]
     expected.append((True, 1, 6))
     records: list[RungRecord] = []
     for (number, values), (proceed, position, of) in zip(arrivals, expected, strict=True):
@@ -52,12 +54,12 @@ def test_three_objectives_fronts_then_epsilon_net():
         RungRecord(3, (3, 0.4, 20)),  # dominated by 0
     ]
     assert rung_order(records, directions) == [0, 1, 2, 3]
-    for eta, going_on in ((3, {0}), (2, {0, 1})):
+    for eta, going_on in ((5, {0}), (3, {0, 1}), (2, {0, 1, 2})):
         for r in records:
             others = [o for o in records if o.number != r.number]
             decision = decide(3, r, others, directions, eta)
             assert decision.proceed == (r.number in going_on), (eta, r.number)
-            assert decision.cutoff == max(1, int(4 // eta))
+            assert decision.cutoff == 4 // eta + 1
 
 
 # --- a rung schedule driven by synthetic learning curves, two workers --------------------------
@@ -115,15 +117,15 @@ def test_workers_finishing_out_of_order():
         Curve(1.0, (0.20, 0.30, 0.35)),
         Curve(2.5, (0.45, 0.50, 0.55)),
     ]
-    decisions, ended = simulate(curves, workers=2, rungs=(1, 2), eta=2)
+    decisions, ended = simulate(curves, workers=2, rungs=(1, 2), eta=3)
     assert decisions == [
         (1, 1, True),  # t=1: alone at rung 1
         (1, 2, True),  # t=2: alone at rung 2; trial 1 completes at t=3
-        (0, 1, False),  # t=3: {1: (3 s, .40), 0: (9 s, .50)}: one goes on, the fastest seeds
-        (3, 1, False),  # t=4: dominated by trial 1 (same time, less accurate)
-        (2, 1, True),  # t=5: front {1, 2} of 4 records, cutoff 2
-        (4, 1, False),  # t=6.5: dominated by trial 2
-        (2, 2, False),  # t=7: rung 2 holds {1, 2}, cutoff 1, trial 1 seeds
+        (0, 1, False),  # t=3: {1: (3 s, .40), 0: (9 s, .50)}: 2nd of 2, the fastest seeds
+        (3, 1, False),  # t=4: dominated by trial 1 (same time, less accurate): 3rd of 3
+        (2, 1, True),  # t=5: front {1, 2}: 2nd of 4 records, cutoff 2
+        (4, 1, False),  # t=6.5: dominated by trial 2: behind the front {1, 2}, cutoff 2
+        (2, 2, False),  # t=7: rung 2 holds {1, 2}: 2nd of 2, cutoff 1, trial 1 seeds
     ]
     assert ended == {1: 3, 0: 1, 3: 1, 2: 2, 4: 1}
 
@@ -132,9 +134,9 @@ def test_the_same_curves_in_another_order_decide_otherwise():
     """Asynchronous: a trial is judged by who reached the rung before it, not after."""
     fast = Curve(1.0, (0.20, 0.30, 0.40))
     good = Curve(1.0, (0.60, 0.70, 0.80))
-    decisions, _ = simulate([fast, good], workers=1, rungs=(1,), eta=2)
+    decisions, _ = simulate([fast, good], workers=1, rungs=(1,), eta=3)
     assert decisions == [(0, 1, True), (1, 1, True)]  # good dominates fast: 1st of 2
-    decisions, _ = simulate([good, fast], workers=1, rungs=(1,), eta=2)
+    decisions, _ = simulate([good, fast], workers=1, rungs=(1,), eta=3)
     assert decisions == [(0, 1, True), (1, 1, False)]
 
 
