@@ -11,13 +11,36 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from typer.core import TyperGroup
 
 from dse.calibrate import DEFAULT_PATH as CALIBRATION_PATH
 from dse.errors import ConfigError, DseError
 from dse.output import Format, Output
 from dse.search.study import DEFAULT_STORAGE, SAMPLERS
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
+
+class OneLineUsageErrors(TyperGroup):
+    """Usage errors (an unknown option, a value out of range) as one line on stderr, exit 2,
+    like every other user error; typer would print a usage block and a framed message."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        try:
+            code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except typer.TyperException as exc:  # typer's click exceptions derive from it
+            if type(exc).__name__ == "NoArgsIsHelpError":  # `dse` alone: the help, as typer has it
+                return super().main(args, prog_name, complete_var, standalone_mode=True, **extra)
+            message = " ".join(exc.format_message().split())
+            sys.stderr.write(f"error: {message}\n")
+            sys.exit(getattr(exc, "exit_code", 2))
+        except typer.Abort:
+            sys.stderr.write("Aborted!\n")
+            sys.exit(1)
+        sys.exit(code if isinstance(code, int) else 0)
+
+
+app = typer.Typer(cls=OneLineUsageErrors, no_args_is_help=True, add_completion=False, help=__doc__)
 config_app = typer.Typer(no_args_is_help=True, help="Show resolved configurations and presets.")
 app.add_typer(config_app, name="config")
 

@@ -5,6 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.conftest import dse_command, write_space
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -44,3 +46,34 @@ def test_ceiling_reports_fp32_and_bf16(tmp_path):
     assert [r["precision"] for r in rows] == ["fp32", "bf16"]
     assert rows[0]["gflops"] > 0 and rows[0]["native"] is True
     assert (tmp_path / "ceiling.md").read_text().count("\n") == 4
+
+
+def test_search_efficiency_compares_methods_against_the_grid(workdir):
+    """Grid, random and moasha on one tiny grid: one reference point, the grid as 100%."""
+    space = write_space(workdir, epochs=3, lrs="[0.0001, 0.001, 0.003]")  # 6 points
+    command, env = dse_command()
+    result = subprocess.run(
+        [command[0], str(ROOT / "bench" / "search_efficiency.py"), "--space", str(space),
+         "--methods", "grid,random,moasha", "--budget", "2", "--rungs", "1", "--workers", "2",
+         "--out", "bench-out"],
+        cwd=workdir, env=env, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    rows = {row["method"]: row for row in report["methods"]}
+    assert list(rows) == ["grid", "random", "moasha"]
+    assert sorted(p.name for p in (workdir / "bench-out").iterdir()) == [
+        "grid.db", "moasha.db", "random.db"
+    ]  # fmt: skip
+    grid, moasha = rows["grid"], rows["moasha"]
+    assert (grid["trials"], grid["complete"], grid["hv_ratio"]) == (6, 6, 1.0)
+    assert rows["random"]["trials"] == 2
+    # moasha visits the whole grid, stops some at rung 1 and spends less than the grid
+    assert moasha["trials"] == moasha["complete"] + moasha["stopped"] == 6
+    assert moasha["stopped"] >= 1 and moasha["replayed_compute_ratio"] < 1.0
+    # its complete points, at the grid's measurements, are a subset of the grid's points
+    assert 0 < moasha["replayed_hv_ratio"] <= 1.0 + 1e-9
+    for row in rows.values():
+        volumes = [p["hypervolume"] for p in row["history"]]
+        assert volumes == sorted(volumes) and volumes[-1] == row["hypervolume"]
+    assert "| moasha | 6 |" in result.stdout and "claim (moasha >= 95%" in result.stdout

@@ -191,3 +191,14 @@ def test_bench_compares_variants_side_by_side():
 def test_bench_bad_compare():
     result = runner.invoke(app, ["bench", "--compare", "model.routing_iterations"])
     assert result.exit_code == 2 and "expected KEY=VALUE" in result.stderr
+
+
+def test_help_still_shows_help():
+    """The one-line usage errors leave help as it was: `--help` exits 0, a bare group shows
+    its commands and exits 2 (click's rule for a group called without a command)."""
+    shown = runner.invoke(app, ["run", "--help"])
+    assert shown.exit_code == 0 and "--early-stop" in shown.stdout
+    bare = runner.invoke(app, [])
+    assert bare.exit_code == 2 and "pareto" in bare.stdout + bare.stderr
+    group = runner.invoke(app, ["config"])
+    assert group.exit_code == 2 and "presets" in group.stdout + group.stderr

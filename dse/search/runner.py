@@ -183,13 +183,13 @@ class _Runner:
                     "curve per trial; use one or the other"
                 )
         sampler = choose_sampler(space, options.sampler, options.n_trials)
-        self.sampler = make_sampler(sampler, options.seed)
         self.grid = space.grid() if sampler == "grid" else None
         if self.grid is not None:
             budget = options.n_trials or space.n_trials or len(self.grid)
             self.planned = min(budget, len(self.grid))
         else:
             self.planned = space.planned_trials(options.n_trials)
+        self.sampler = make_sampler(sampler, options.seed, self.planned)
         if options.backend == "local":
             from dse.data.datasets import check_files  # imports torch
 

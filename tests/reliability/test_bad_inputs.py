@@ -113,6 +113,11 @@ CASES = [
     (["run", "--space", "good.yaml", "--gpus", "0,x"], "--gpus 0,x: expected GPU indices"),
     (["run", "--space", "good.yaml", "--gpus", "3"], "--gpus 3: no GPU 3"),
     (["run", "--space", "good.yaml", "--workers", "0"], "--workers 0: must be at least 1"),
+    # usage errors found by the option parser: one line too, not typer's usage block and frame
+    (["run", "--space", "good.yaml", "--n-trials", "0"], "'--n-trials': Input should be greater"),
+    (["run", "--space", "good.yaml", "--bogus"], "No such option: --bogus"),
+    (["pareto", "--robust", "2"], "'--robust': Input should be less than or equal to 1"),
+    (["frobnicate"], "No such command 'frobnicate'"),
     (["run", "--space", "good.yaml", "--sampler", "bayes"], "--sampler bayes: unknown sampler"),
     (["run", "--space", "good.yaml", "--early-stop", "hyperband"], "--early-stop hyperband"),
     (["run", "--space", "good.yaml", "--early-stop", "moasha", "--rungs", "3,1"], "--rungs 3,1"),

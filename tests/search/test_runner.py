@@ -115,6 +115,30 @@ def test_every_sampler_proposes_valid_points(sampler):
     assert sum(t.state == TrialState.COMPLETE for t in study.trials) >= 8
 
 
+def test_a_small_budget_lets_tpe_and_nsga2_leave_random_search():
+    """Optuna's defaults start TPE with 10 random trials and NSGA-II with a random population
+    of 50: 8 trials of either are random's 8 points. A known budget shortens the start."""
+    from dse.search.study import make_sampler
+
+    space = load_space("efficiency.yaml")
+
+    def points(sampler: optuna.samplers.BaseSampler) -> list[dict]:
+        study = optuna.create_study(directions=space.directions, sampler=sampler)
+        for _ in range(8):
+            trial = study.ask()
+            values = space.suggest(trial)
+            cost = 1000 / values["batch_schedule.batch_size"] + values["model.conv_channels"]
+            study.tell(trial, [cost, 1 - abs(values["optimizer.lr"] - 0.001)])
+        return [t.params for t in study.trials]
+
+    random = points(make_sampler("random", 0, budget=8))
+    assert points(make_sampler("tpe", 0)) == random
+    assert points(make_sampler("nsga2", 0)) == random
+    for name in ("tpe", "nsga2"):
+        chosen = points(make_sampler(name, 0, budget=8))
+        assert chosen[:2] == random[:2] and chosen != random, name
+
+
 def test_sampled_study_with_a_budget_and_a_journal_file(workdir):
     (workdir / "s.yaml").write_text(
         TINY_SPACE.format(name="s", epochs=1, lrs="{low: 1.0e-4, high: 1.0e-2, log: true}")
