@@ -23,10 +23,14 @@ Objectives at a rung (the study's objectives, estimated from the epochs run so f
 - val_accuracy: the best validation accuracy so far (the final metric is the best over epochs);
 - train_time_s and time_to_best_s: the projected full-run training time: measured epoch times
   plus, for each remaining epoch, the mean measured time of epochs with that epoch's batch size
-  (the TrainingPlan's batch size per epoch). A batch size not yet run takes the time of the
-  nearest measured size (by ratio): each epoch sees the same samples, and a larger batch is
-  rarely slower per sample, so this errs long. time_to_best_s cannot be known before the end:
-  the whole run is what it may cost.
+  (the TrainingPlan's batch size per epoch). A batch size the trial has not run yet (AdaBatch's
+  later epochs) takes the time of its nearest measured size (by ratio), scaled by how epoch
+  time changes between the two sizes in the study's other curves (`size_scale`): the median
+  ratio over trials that ran both sizes, else the ratio of mean epoch times over all trials,
+  else 1 (no scaling, which errs long: a larger batch is rarely slower per epoch). Unscaled,
+  AdaBatch 16 -> 64 was projected 20% long at rung 1 of quick.yaml and lost to fixed batches it
+  beats at the end. time_to_best_s cannot be known before the end: the whole run is what it
+  may cost.
 """
 
 from __future__ import annotations
@@ -100,21 +104,53 @@ class EpochPoint:
         return asdict(self)
 
 
-def projected_train_time(curve: Sequence[EpochPoint], batch_sizes: Sequence[int]) -> float:
-    """Measured training time plus the remaining epochs' estimated times (see the module doc)."""
+def _mean_times(curve: Sequence[EpochPoint]) -> dict[int, float]:
+    """Mean epoch time per batch size."""
     by_size: dict[int, list[float]] = {}
     for point in curve:
         by_size.setdefault(point.batch_size, []).append(point.epoch_time_s)
-    mean = {size: sum(times) / len(times) for size, times in by_size.items()}
+    return {size: sum(times) / len(times) for size, times in by_size.items()}
+
+
+def size_scale(others: Sequence[Sequence[EpochPoint]], measured: int, wanted: int) -> float:
+    """Epoch time at batch `wanted` over epoch time at batch `measured`, from other curves."""
+    means = [_mean_times(curve) for curve in others]
+    paired = sorted(m[wanted] / m[measured] for m in means if wanted in m and measured in m)
+    if paired:
+        middle = len(paired) // 2
+        return paired[middle] if len(paired) % 2 else (paired[middle - 1] + paired[middle]) / 2
+    at = {
+        size: [p.epoch_time_s for curve in others for p in curve if p.batch_size == size]
+        for size in (measured, wanted)
+    }
+    if at[measured] and at[wanted]:
+        return (sum(at[wanted]) / len(at[wanted])) / (sum(at[measured]) / len(at[measured]))
+    return 1.0
+
+
+def projected_train_time(
+    curve: Sequence[EpochPoint],
+    batch_sizes: Sequence[int],
+    others: Sequence[Sequence[EpochPoint]] = (),
+) -> float:
+    """Measured training time plus the remaining epochs' estimated times (see the module doc);
+    `others` are the study's other curves, for batch sizes this trial has not run yet."""
+    mean = _mean_times(curve)
     total = sum(point.epoch_time_s for point in curve)
     for size in batch_sizes[len(curve) :]:
+        if size in mean:
+            total += mean[size]
+            continue
         nearest = min(mean, key=lambda m: (abs(math.log(m / size)), m))
-        total += mean[nearest]
+        total += mean[nearest] * size_scale(others, nearest, size)
     return total
 
 
 def rung_values(
-    metric_names: Sequence[str], curve: Sequence[EpochPoint], batch_sizes: Sequence[int]
+    metric_names: Sequence[str],
+    curve: Sequence[EpochPoint],
+    batch_sizes: Sequence[int],
+    others: Sequence[Sequence[EpochPoint]] = (),
 ) -> tuple[float, ...]:
     """The study's objectives estimated after the epochs in `curve`."""
     values = []
@@ -122,7 +158,7 @@ def rung_values(
         if metric == "val_accuracy":
             values.append(max(point.val_accuracy for point in curve))
         elif metric in ("train_time_s", "time_to_best_s"):
-            values.append(projected_train_time(curve, batch_sizes))
+            values.append(projected_train_time(curve, batch_sizes, others))
         else:
             raise ValueError(f"{metric} cannot be estimated at a rung")
     return tuple(values)

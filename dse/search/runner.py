@@ -433,15 +433,20 @@ class _Runner:
         """Rank the trial among the study's records at `rung`; store the decision with it."""
         assert self.early_stop is not None
         key = str(rung)
-        earlier = [
-            RungRecord(t.number, tuple(t.user_attrs["rungs"][key]["values"]))
+        trials = [
+            t
             for t in self.study.get_trials(deepcopy=False)
             # not a failed run's numbers, nor a queued retry's copy of them
             if t.state in (TrialState.RUNNING, TrialState.COMPLETE, TrialState.PRUNED)
-            and key in t.user_attrs.get("rungs", {})
             and t.number != flight.trial.number
         ]
-        values = rung_values(self.space.metric_names, flight.curve, flight.batch_sizes)
+        earlier = [
+            RungRecord(t.number, tuple(t.user_attrs["rungs"][key]["values"]))
+            for t in trials
+            if key in t.user_attrs.get("rungs", {})
+        ]
+        others = [[EpochPoint(**p) for p in t.user_attrs.get("curve", [])] for t in trials]
+        values = rung_values(self.space.metric_names, flight.curve, flight.batch_sizes, others)
         newcomer = RungRecord(flight.trial.number, values)
         decision = decide(rung, newcomer, earlier, self.space.directions, self.early_stop.eta)
         flight.rungs[key] = decision.to_attr()

@@ -165,6 +165,27 @@ def test_projected_time_follows_the_batch_schedule():
     assert rung_values(["val_accuracy"], dipped, [8] * 4) == (0.7,)  # the best so far
 
 
+def test_a_batch_size_not_run_yet_is_scaled_by_the_studys_other_curves():
+    plan = [16, 16, 16, 64, 64]
+    early = _points([10, 12], [16, 16], [0.5, 0.6])
+    # trials that ran both sizes: the median of their ratios (0.4, 0.5, 0.9 -> 0.5)
+    paired = [
+        _points([10, 10, 4], [16, 16, 64], [0.1] * 3),
+        _points([8, 4], [16, 64], [0.1] * 2),
+        _points([10, 9], [16, 64], [0.1] * 2),
+        _points([3, 3], [128, 128], [0.1] * 2),  # other sizes: no say
+    ]
+    assert projected_train_time(early, plan, paired) == pytest.approx(22 + 11 + 2 * 11 * 0.5)
+    # nobody ran both: the ratio of mean epoch times at each size over all curves (3 / 12)
+    unpaired = [_points([12, 12], [16, 16], [0.1] * 2), _points([2, 4], [64, 64], [0.1] * 2)]
+    assert projected_train_time(early, plan, unpaired) == pytest.approx(22 + 11 + 2 * 11 * 0.25)
+    values = rung_values(["val_accuracy", "train_time_s"], early, plan, unpaired)
+    assert values == pytest.approx((0.6, 38.5))
+    # nobody ran 64 at all: unscaled, as without other curves
+    alone = [_points([12], [16], [0.1])]
+    assert projected_train_time(early, plan, alone) == projected_train_time(early, plan)
+
+
 def test_nearest_measured_batch_size_by_ratio():
     points = _points([8, 2], [16, 128], [0.1, 0.2])
     assert projected_train_time(points, [16, 128, 32]) == pytest.approx(10 + 8)  # 32 nearer 16
