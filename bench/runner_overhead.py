@@ -23,19 +23,6 @@ from pathlib import Path
 
 import optuna
 
-SPACE = """
-name: overhead
-base:
-  epochs: 1
-  eval_batch_size: 100
-  dataset: {{val_size: 50, train_subset: 100, test_subset: 50, augment: false}}
-  model: {{conv_channels: 4, primary_types: 2, primary_dim: 2, class_dim: 2, decoder: none}}
-  batch_schedule: {{batch_size: 100}}
-axes:
-  optimizer.lr: {{low: 1.0e-4, high: 1.0e-2, log: true}}
-n_trials: {trials}
-"""
-
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -44,8 +31,8 @@ def main() -> None:
     args = parser.parse_args()
     root = Path(__file__).resolve().parents[1]
     with tempfile.TemporaryDirectory() as tmp:
-        (Path(tmp) / "space.yaml").write_text(SPACE.format(trials=args.trials))
-        command = [sys.executable, "-m", "dse", "run", "--space", "space.yaml", "-q"]
+        command = [sys.executable, "-m", "dse", "run", "--space", "overhead.yaml", "-q"]
+        command += ["--n-trials", str(args.trials)]
         command += ["--workers", str(args.workers), "--sampler", "random"]
         start = time.monotonic()
         subprocess.run(command, cwd=tmp, check=True, env={**os.environ, "PYTHONPATH": str(root)})

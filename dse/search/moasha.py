@@ -36,6 +36,7 @@ Objectives at a rung (the study's objectives, estimated from the epochs run so f
 from __future__ import annotations
 
 import math
+import statistics
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -115,10 +116,9 @@ def _mean_times(curve: Sequence[EpochPoint]) -> dict[int, float]:
 def size_scale(others: Sequence[Sequence[EpochPoint]], measured: int, wanted: int) -> float:
     """Epoch time at batch `wanted` over epoch time at batch `measured`, from other curves."""
     means = [_mean_times(curve) for curve in others]
-    paired = sorted(m[wanted] / m[measured] for m in means if wanted in m and measured in m)
+    paired = [m[wanted] / m[measured] for m in means if wanted in m and measured in m]
     if paired:
-        middle = len(paired) // 2
-        return paired[middle] if len(paired) % 2 else (paired[middle - 1] + paired[middle]) / 2
+        return statistics.median(paired)
     at = {
         size: [p.epoch_time_s for curve in others for p in curve if p.batch_size == size]
         for size in (measured, wanted)

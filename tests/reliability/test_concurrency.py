@@ -21,29 +21,15 @@ from tests.conftest import dse_command, load_study
 PROCESSES = 8
 TRIALS = 400
 
-SPACE = f"""
-name: shared
-base:
-  epochs: 1
-  eval_batch_size: 100
-  dataset: {{val_size: 50, train_subset: 100, test_subset: 50, augment: false}}
-  model: {{conv_channels: 4, primary_types: 2, primary_dim: 2, class_dim: 2, decoder: none}}
-  batch_schedule: {{batch_size: 100}}
-axes:
-  optimizer.lr: {{low: 1.0e-4, high: 1.0e-2, log: true}}
-n_trials: {TRIALS}
-"""
-
 
 def test_eight_runners_share_one_sqlite_study_of_400_trials(workdir):
-    (workdir / "shared.yaml").write_text(SPACE)
     cores = sorted(os.sched_getaffinity(0))
     runs = []
     start = time.monotonic()
     for i in range(PROCESSES):
         command, env = dse_command(
-            "run", "--space", "shared.yaml", "--workers", "1", "--sampler", "random",
-            "--seed", str(i), "-q",
+            "run", "--space", "overhead.yaml", "--study", "shared", "--n-trials", str(TRIALS),
+            "--workers", "1", "--sampler", "random", "--seed", str(i), "-q",
         )  # fmt: skip
         core = cores[i % len(cores)]
         runs.append(
