@@ -64,33 +64,46 @@ def test_kill_9_of_the_runner_then_the_same_command_completes(workdir):
 
 
 def _worker_pids(runner_pid: int) -> list[int]:
-    """The runner's trial workers: spawned children, not multiprocessing's resource tracker."""
+    """The runner's trial workers: spawned children, not multiprocessing's resource tracker.
+
+    Found by each process's parent in /proc/PID/stat, which holds for children of any thread
+    (the /proc/PID/task/TID/children list is only the one thread's, and racy by its own docs).
+    """
     pids = []
-    for child in Path(f"/proc/{runner_pid}/task/{runner_pid}/children").read_text().split():
-        cmdline = Path(f"/proc/{child}/cmdline").read_bytes().replace(b"\0", b" ")
-        if b"spawn_main" in cmdline:
-            pids.append(int(child))
-    return pids
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            parent = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+            cmdline = (stat.parent / "cmdline").read_bytes()
+        except (OSError, ValueError, IndexError):  # exited while we looked
+            continue
+        if parent == runner_pid and b"spawn_main" in cmdline:
+            pids.append(int(stat.parent.name))
+    return sorted(pids)
 
 
 def test_a_killed_worker_is_replaced_and_its_trial_retried(workdir):
-    space = write_space(workdir, epochs=30, lrs="[0.001]")
+    space = write_space(workdir, epochs=40, lrs="[0.001]")
     command, env = _run_command(space)
-    run = subprocess.Popen(
-        command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
-    )
+    with (workdir / "run.stderr").open("w") as log:  # a file: a pipe nobody reads could fill
+        run = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=log)
     deadline = time.monotonic() + 180
-    victim = None
-    while time.monotonic() < deadline and victim is None:
+    victim, states, workers = None, [], []
+    while time.monotonic() < deadline and victim is None and run.poll() is None:
         time.sleep(0.3)
-        if _states().count(TrialState.RUNNING) == 2 and len(_worker_pids(run.pid)) == 2:
-            victim = _worker_pids(run.pid)[0]  # both workers are training
+        states, workers = _states(), _worker_pids(run.pid)
+        if states.count(TrialState.RUNNING) == 2 and len(workers) == 2:
+            victim = workers[0]  # both workers are training
     if victim is None:
         run.kill()
-        pytest.fail("never saw both workers training")
+        run.wait(timeout=10)
+        pytest.fail(
+            f"never saw both workers training: run exit {run.returncode}, last states "
+            f"{[s.name for s in states]}, workers {workers}, stderr: "
+            f"{(workdir / 'run.stderr').read_text()[-2000:]}"
+        )
     os.kill(victim, signal.SIGKILL)
-    _, stderr = run.communicate(timeout=300)
-    assert run.returncode == 0, stderr
+    run.wait(timeout=300)
+    assert run.returncode == 0, (workdir / "run.stderr").read_text()
     trials = load_study(STORAGE, "tiny").get_trials()
     died = [t for t in trials if "worker died" in t.user_attrs.get("error", "")]
     assert (
