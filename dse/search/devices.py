@@ -2,7 +2,9 @@
 
 `--gpus 0,1` gives one worker per listed GPU (a GPU listed twice runs two trials at once);
 each worker sees only its GPU (CUDA_VISIBLE_DEVICES is set before CUDA starts in it).
-Without GPUs (`--gpus cpu`, or none present) `--workers N` CPU workers split the cores.
+Without `--gpus`, every GPU present gets a worker, or `--workers N` deals N workers over the
+GPUs in turn (2 on one GPU: two trials share it). Without GPUs (`--gpus cpu`, or none present)
+`--workers N` CPU workers split the cores.
 """
 
 from __future__ import annotations
@@ -46,8 +48,9 @@ def plan_slots(gpus: str | None, workers: int | None, gpu_count: int, cores: int
     """Slots for `--gpus` (None: every GPU present, else CPU) and `--workers`."""
     if workers is not None and workers < 1:
         raise ConfigError(f"--workers {workers}: must be at least 1")
-    if gpus is None:
-        gpus = ",".join(str(i) for i in range(gpu_count)) if gpu_count else "cpu"
+    if gpus is None:  # every GPU present; --workers N alone deals N workers over them in turn
+        n = workers or gpu_count
+        gpus = ",".join(str(i % gpu_count) for i in range(n)) if gpu_count else "cpu"
     if gpus.strip().lower() == "cpu":
         n = workers or 1
         return [Slot(i, "cpu", max(1, cores // n)) for i in range(n)]

@@ -174,6 +174,7 @@ def train(
         )
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
+        torch.cuda.init()  # a fresh worker has no allocator yet: resetting its stats would raise
         torch.cuda.reset_peak_memory_stats(device)
     else:
         tune_malloc()

@@ -27,6 +27,14 @@ def test_all_present_gpus_by_default_else_cpu():
     assert plan_slots("cpu", None, gpu_count=4, cores=2)[0].threads == 2
 
 
+def test_workers_alone_on_a_gpu_host_are_dealt_over_the_gpus():
+    """`--workers 3` without `--gpus` on 2 GPUs: 0, 1, 0 (not an error about a list not given)."""
+    slots = plan_slots(None, 3, gpu_count=2, cores=12)
+    assert [s.device for s in slots] == ["cuda:0", "cuda:1", "cuda:0"]
+    assert [s.threads for s in slots] == [4, 4, 4]
+    assert [s.device for s in plan_slots(None, 2, gpu_count=1, cores=16)] == ["cuda:0"] * 2
+
+
 @pytest.mark.parametrize(
     ("gpus", "workers", "message"),
     [
