@@ -119,10 +119,15 @@ def write_space(
     return path
 
 
+def subprocess_env() -> dict[str, str]:
+    """This environment with the repository first on PYTHONPATH (kept: it may hold packages)."""
+    path = [str(Path(__file__).resolve().parents[1]), os.environ.get("PYTHONPATH", "")]
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in path if p)}
+
+
 def dse_command(*args: str) -> tuple[list[str], dict[str, str]]:
     """`python -m dse ARGS` as a separate process, and its environment."""
-    root = str(Path(__file__).resolve().parents[1])
-    return [sys.executable, "-m", "dse", *args], {**os.environ, "PYTHONPATH": root}
+    return [sys.executable, "-m", "dse", *args], subprocess_env()
 
 
 def load_study(storage: str, name: str):

@@ -33,7 +33,8 @@ def test_same_config_twice_gives_identical_history(digits_root):
 
 def test_export_then_train_reproduces_the_trials_accuracy(workdir):
     space = write_space(workdir)
-    run = runner.invoke(app, ["run", "--space", str(space), "--workers", "2", "--quiet"])
+    cpu = ["--gpus", "cpu", "--workers", "2"]  # `dse train` below runs on the CPU too
+    run = runner.invoke(app, ["run", "--space", str(space), *cpu, "--quiet"])
     assert run.exit_code == 0, run.stderr
     exported = runner.invoke(app, ["export", "--pick", "most-accurate", "--out", "chosen.yaml"])
     assert exported.exit_code == 0, exported.stderr

@@ -18,11 +18,10 @@ from typer.testing import CliRunner
 
 from dse.cli import app
 from dse.space import load_space
-from tests.conftest import write_idx_dataset
+from tests.conftest import subprocess_env, write_idx_dataset
 from tests.search.test_runner import TINY_SPACE
 
 runner = CliRunner()
-REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
@@ -100,7 +99,7 @@ def test_a_killed_dask_worker_fails_its_trial_and_it_is_retried_elsewhere(
     command = [sys.executable, "-m", "dse", "run", "--space", str(space), "--storage", pg_url]
     command += ["--data-dir", str(data), "--backend", "dask"]
     command += ["--scheduler", cluster.scheduler_address, "-q"]
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    env = subprocess_env()
     run = subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True)
     try:
         victim = None
@@ -145,7 +144,7 @@ def test_missing_dask_extra_is_one_line_naming_it(tmp_path):
         f"sys.argv = ['dse', 'run', '--space', {str(space)!r}, '--backend', 'dask', "
         "'--scheduler', 'tcp://127.0.0.1:1']; main()"
     )
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    env = subprocess_env()
     done = subprocess.run(
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120
     )

@@ -13,6 +13,7 @@ from optuna.trial import TrialState
 from typer.testing import CliRunner
 
 from dse.cli import app
+from dse.search.devices import cpu_count
 from dse.search.pareto import non_dominated
 from dse.space import load_space
 from tests.conftest import REAL_MNIST, TINY_SPACE, load_study, write_space
@@ -22,7 +23,8 @@ runner = CliRunner()
 
 def test_grid_with_two_workers_fills_the_database(workdir):
     space = write_space(workdir)
-    result = runner.invoke(app, ["run", "--space", str(space), "--workers", "2", "--quiet"])
+    cpu = ["--gpus", "cpu", "--workers", "2"]  # CPU workers splitting the cores, GPUs or not
+    result = runner.invoke(app, ["run", "--space", str(space), *cpu, "--quiet"])
     assert result.exit_code == 0, result.stderr
     assert Path("results/dse.db").is_file()
     study = load_study("sqlite:///results/dse.db", "tiny")
@@ -40,11 +42,11 @@ def test_grid_with_two_workers_fills_the_database(workdir):
         metrics = t.user_attrs["metrics"]
         assert t.values == [metrics["train_time_s"], metrics["val_accuracy"]]
         assert len(t.user_attrs["history"]) == 1 and t.user_attrs["device"] == "cpu"
-        assert t.user_attrs["environment"]["threads"] == 1  # 2 cores split over 2 workers
+        assert t.user_attrs["environment"]["threads"] == max(1, cpu_count() // 2)  # split
     assert study.metric_names == ["train_time_s", "val_accuracy"]
 
     # the same command again resumes: nothing is redone
-    again = runner.invoke(app, ["run", "--space", str(space), "--workers", "2", "--quiet"])
+    again = runner.invoke(app, ["run", "--space", str(space), *cpu, "--quiet"])
     assert again.exit_code == 0 and len(load_study("sqlite:///results/dse.db", "tiny").trials) == 4
 
 
