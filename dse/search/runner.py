@@ -47,6 +47,7 @@ from dse.search.locks import setup_lock
 from dse.search.moasha import EarlyStop, EpochPoint, RungRecord, decide, rung_values
 from dse.search.study import (
     DEFAULT_STORAGE,
+    close_storage,
     create_study,
     is_final,
     is_pending,
@@ -171,6 +172,7 @@ class _Runner:
         # Everything a user can get wrong is checked before the database is touched.
         self.space, self.options, self.reporter = space, options, reporter
         self.pool: Any = None
+        self.storage: optuna.storages.BaseStorage | None = None
         _check_backend(options)
         if options.backend == "local":
             self.slots = plan_slots(options.gpus, options.workers, gpu_count, cpu_count())
@@ -212,12 +214,14 @@ class _Runner:
         finally:
             if self.pool is not None:
                 self.pool.close()
+            if self.storage is not None:
+                close_storage(self.storage)
 
     def _run(self) -> RunSummary:
         name = self.options.study_name or self.space.name
         with setup_lock(self.options.storage):
-            storage = open_storage(self.options.storage, create=True)
-            self.study = create_study(storage, name, self.space, self.sampler)
+            self.storage = open_storage(self.options.storage, create=True)
+            self.study = create_study(self.storage, name, self.space, self.sampler)
             if self.options.calibration is not None:  # the latest measured noise, for pareto
                 self.study.set_user_attr("calibration", self.options.calibration)
             optuna.storages.fail_stale_trials(self.study)

@@ -133,6 +133,16 @@ def open_storage(url: str, create: bool) -> optuna.storages.BaseStorage:
     return storage
 
 
+def close_storage(storage: optuna.storages.BaseStorage) -> None:
+    """Close a storage's database connections now, not whenever they are garbage-collected.
+
+    The last SQLite connection to close checkpoints the WAL into the database file: closed
+    here, that happens when `dse run` ends, not later inside whichever command runs next.
+    """
+    if isinstance(storage, RDBStorage):
+        storage.engine.dispose()
+
+
 def _use_wal(path: Path) -> None:
     """Write-ahead logging: readers never block the writer and a commit is one append.
 
