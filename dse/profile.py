@@ -10,6 +10,10 @@ Runs warm-up steps, then N steps under torch.profiler (shapes and memory recorde
   autograd nodes its forward ops created (matched by the profiler's sequence numbers), next to
   the measured wall time of a step.
 
+On a GPU every time is the time of the GPU kernels an op (or a scope) launched, as the
+profiler's CUDA activity records it; host-side time there is mostly kernel launches and says
+little. On a CPU it is the host time.
+
 It also writes the table as CSV and a Chrome trace (open it in https://ui.perfetto.dev or
 TensorBoard).
 """
@@ -21,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from torch.autograd import DeviceType
 from torch.profiler import ProfilerActivity, profile, record_function
 
 from dse.config import TrialConfig
@@ -108,7 +113,8 @@ def profile_steps(
 
     for _ in range(warmup):
         step()
-    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    on_gpu = device.type == "cuda"
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if on_gpu else [])
     with (
         _native_stderr_silenced(),
         profile(activities=activities, record_shapes=True, profile_memory=True) as prof,
@@ -124,27 +130,30 @@ def profile_steps(
         mode=mode,
         steps=steps,
         step_ms=step_ms,
-        ops=_op_rows(prof, steps),
-        layers=_layer_rows(prof, steps, set(_layer_names(runner)), step_ms),
+        ops=_op_rows(prof, steps, on_gpu),
+        layers=_layer_rows(prof, steps, set(_layer_names(runner)), step_ms, on_gpu),
     )
     if out_dir is not None:
         _write(result, prof, out_dir)
     return result
 
 
-def _op_rows(prof, steps: int) -> list[OpRow]:
+def _op_rows(prof, steps: int, on_gpu: bool) -> list[OpRow]:
     averages = [a for a in prof.key_averages() if a.key not in ("[memory]",)]
     rows = []
     for avg in averages:
         if avg.key in STEP_SCOPES or avg.key.startswith("ProfilerStep"):
             continue
+        if on_gpu and avg.device_type != DeviceType.CPU:
+            continue  # a kernel: its time is already its launching op's (counted once)
         rows.append(
             OpRow(
                 name=avg.key,
                 calls=avg.count / steps,
-                self_ms=avg.self_cpu_time_total / 1e3 / steps,
-                total_ms=avg.cpu_time_total / 1e3 / steps,
-                self_bytes=avg.self_cpu_memory_usage / steps,
+                self_ms=_self_us(avg, on_gpu) / 1e3 / steps,
+                total_ms=_total_us(avg, on_gpu) / 1e3 / steps,
+                self_bytes=(avg.self_device_memory_usage if on_gpu else avg.self_cpu_memory_usage)
+                / steps,
                 share=0.0,
             )
         )
@@ -154,7 +163,16 @@ def _op_rows(prof, steps: int) -> list[OpRow]:
     return sorted(rows, key=lambda r: r.self_ms, reverse=True)
 
 
-def _layer_rows(prof, steps: int, scopes: set[str], step_ms: float) -> list[LayerRow]:
+def _self_us(event, on_gpu: bool) -> float:
+    return event.self_device_time_total if on_gpu else event.self_cpu_time_total
+
+
+def _total_us(event, on_gpu: bool) -> float:
+    """Inclusive time: on a GPU, the kernels of the event and of everything inside it."""
+    return event.device_time_total if on_gpu else event.cpu_time_total
+
+
+def _layer_rows(prof, steps: int, scopes: set[str], step_ms: float, on_gpu: bool) -> list[LayerRow]:
     events = list(prof.events())
     forward = dict.fromkeys(scopes, 0.0)
     backward = dict.fromkeys(scopes, 0.0)
@@ -163,7 +181,7 @@ def _layer_rows(prof, steps: int, scopes: set[str], step_ms: float) -> list[Laye
         if event.name in scopes and not event.name.startswith(BACKWARD_PREFIX):
             parent = _scope_of(event.cpu_parent, scopes) if event.cpu_parent else None
             if parent is None:  # a top-level scope: count its inclusive time once
-                forward[event.name] += event.cpu_time_total
+                forward[event.name] += _total_us(event, on_gpu)
         if event.sequence_nr >= 0 and not event.name.startswith(BACKWARD_PREFIX):
             scope = _scope_of(event, scopes)
             if scope is not None:
@@ -172,7 +190,7 @@ def _layer_rows(prof, steps: int, scopes: set[str], step_ms: float) -> list[Laye
         if event.name.startswith(BACKWARD_PREFIX) and event.cpu_parent is None:
             scope = seq_scope.get(event.sequence_nr)
             if scope is not None:
-                backward[scope] += event.cpu_time_total
+                backward[scope] += _total_us(event, on_gpu)
     rows = []
     for name in scopes:
         fwd, bwd = forward[name] / 1e3 / steps, backward[name] / 1e3 / steps

@@ -80,3 +80,16 @@ def test_workers_alone_share_the_gpu_and_record_it(workdir):
     first = {t.user_attrs["slot"]: t for t in reversed(trials)}  # each slot's first trial
     a, b = first.values()
     assert a.datetime_start < b.datetime_complete and b.datetime_start < a.datetime_complete
+
+
+def test_profile_on_the_gpu_reports_kernel_time_not_launches(tmp_path):
+    """On a GPU the op table is the kernels' time per launching op: no launch call carries time."""
+    args = ["profile", "--preset", "baseline", "--device", "cuda", "--batch", "64"]
+    args += ["--steps", "2", "--warmup", "1", "--top", "500", "--out", str(tmp_path)]
+    ops = json.loads(_dse(*args, "--format", "json").stdout.strip().splitlines()[-1])
+    assert ops[0]["self_ms"] > 0 and abs(sum(r["share"] for r in ops) - 1) < 1e-6
+    assert not ops[0]["name"].startswith("cuda")  # not a host API call (cudaLaunchKernel was)
+    result = _dse(*args, "--by", "layer", "--format", "json")
+    layers = {r["name"]: r for r in json.loads(result.stdout.strip().splitlines()[-1])}
+    assert layers["class_caps.routing"]["forward_ms"] > 0
+    assert layers["class_caps.routing"]["backward_ms"] > 0
