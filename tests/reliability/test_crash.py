@@ -3,8 +3,10 @@ planned trials; no complete trial is lost or run twice; no trial is left RUNNING
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
+import sqlite3
 import subprocess
 import time
 from pathlib import Path
@@ -15,52 +17,30 @@ from optuna.trial import TrialState
 from tests.conftest import dse_command, load_study, write_space
 
 STORAGE = "sqlite:///results/dse.db"
+DB = Path("results/dse.db")
 
 
 def _run_command(space: Path) -> tuple[list[str], dict[str, str]]:
     """`dse run` on 2 CPU workers as a separate process, and its environment."""
-    return dse_command("run", "--space", str(space), "--workers", "2", "-q")
+    return dse_command("run", "--space", str(space), "--gpus", "cpu", "--workers", "2", "-q")
 
 
-def _states() -> list[TrialState]:
-    try:
-        return [t.state for t in load_study(STORAGE, "tiny").get_trials()]
-    except Exception:  # the database or the study does not exist yet
-        return []
-
-
-def test_kill_9_of_the_runner_then_the_same_command_completes(workdir):
-    """Kill the runner (and so its workers) mid-study; rerun: planned trials, none twice."""
-    space = write_space(workdir, epochs=25, lrs="[0.001, 0.002, 0.003]")
+def _start(space: Path, log: Path) -> subprocess.Popen:
     command, env = _run_command(space)
-    first = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:  # wait for one complete trial and two running
-        time.sleep(0.5)
-        states = _states()
-        if states.count(TrialState.COMPLETE) >= 1 and states.count(TrialState.RUNNING) >= 2:
-            break
-    else:
-        first.kill()
-        pytest.fail("the first run never had a complete and two running trials")
-    first.send_signal(signal.SIGKILL)
-    first.wait(timeout=10)
-    killed = load_study(STORAGE, "tiny").get_trials()
-    assert any(t.state == TrialState.RUNNING for t in killed)
-    complete_before = {t.number: t.values for t in killed if t.state == TrialState.COMPLETE}
+    with log.open("w") as err:  # a file: a pipe nobody reads could fill and stall the run
+        return subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=err)
 
-    second = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
-    assert second.returncode == 0, second.stderr
-    trials = load_study(STORAGE, "tiny").get_trials()
-    complete = [t for t in trials if t.state == TrialState.COMPLETE]
-    assert len(complete) == 6  # the planned grid
-    assert len({tuple(sorted(t.params.items())) for t in complete}) == 6  # none twice
-    assert {t.number: t.values for t in complete if t.number in complete_before} == (
-        complete_before
-    )  # nothing complete was lost or redone
-    assert not any(t.state in (TrialState.RUNNING, TrialState.WAITING) for t in trials)
-    stale = [t for t in trials if t.state == TrialState.FAIL]
-    assert stale and all("error" not in t.user_attrs for t in stale)  # failed by heartbeat
+
+def _states() -> list[str]:
+    """Trial states as stored, read-only: watching must not create or lock the database (an
+    optuna.load_study here would create the tables itself, racing the runner's own setup)."""
+    if not DB.is_file():
+        return []
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{DB}?mode=ro", uri=True)) as db:
+            return [state for (state,) in db.execute("SELECT state FROM trials ORDER BY number")]
+    except sqlite3.Error:  # the runner is still creating the tables
+        return []
 
 
 def _worker_pids(runner_pid: int) -> list[int]:
@@ -81,29 +61,70 @@ def _worker_pids(runner_pid: int) -> list[int]:
     return sorted(pids)
 
 
-def test_a_killed_worker_is_replaced_and_its_trial_retried(workdir):
-    space = write_space(workdir, epochs=40, lrs="[0.001]")
-    command, env = _run_command(space)
-    with (workdir / "run.stderr").open("w") as log:  # a file: a pipe nobody reads could fill
-        run = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=log)
+def _wait_for(run: subprocess.Popen, log: Path, what: str, ready) -> tuple[list[str], list[int]]:
+    """Poll until ready(states, workers); fail with what was seen if the run ends or 180 s pass."""
     deadline = time.monotonic() + 180
-    victim, states, workers = None, [], []
-    while time.monotonic() < deadline and victim is None and run.poll() is None:
+    states: list[str] = []
+    workers: list[int] = []
+    while time.monotonic() < deadline and run.poll() is None:
         time.sleep(0.3)
         states, workers = _states(), _worker_pids(run.pid)
-        if states.count(TrialState.RUNNING) == 2 and len(workers) == 2:
-            victim = workers[0]  # both workers are training
-    if victim is None:
-        run.kill()
-        run.wait(timeout=10)
-        pytest.fail(
-            f"never saw both workers training: run exit {run.returncode}, last states "
-            f"{[s.name for s in states]}, workers {workers}, stderr: "
-            f"{(workdir / 'run.stderr').read_text()[-2000:]}"
-        )
+        if ready(states, workers):
+            return states, workers
+    run.kill()
+    run.wait(timeout=10)
+    pytest.fail(
+        f"never saw {what}: run exit {run.returncode}, last states {states}, workers {workers}, "
+        f"stderr: {log.read_text()[-2000:]}"
+    )
+
+
+def test_kill_9_of_the_runner_then_the_same_command_completes(workdir):
+    """Kill the runner (and so its workers) mid-study; rerun: planned trials, none twice."""
+    space = write_space(workdir, epochs=25, lrs="[0.001, 0.002, 0.003]")
+    log = workdir / "first.stderr"
+    first = _start(space, log)
+    _wait_for(
+        first,
+        log,
+        "one complete trial and two running",
+        lambda states, _: states.count("COMPLETE") >= 1 and states.count("RUNNING") >= 2,
+    )
+    first.send_signal(signal.SIGKILL)
+    first.wait(timeout=10)
+    killed = load_study(STORAGE, "tiny").get_trials()
+    assert any(t.state == TrialState.RUNNING for t in killed)
+    complete_before = {t.number: t.values for t in killed if t.state == TrialState.COMPLETE}
+
+    command, env = _run_command(space)
+    second = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert second.returncode == 0, second.stderr
+    trials = load_study(STORAGE, "tiny").get_trials()
+    complete = [t for t in trials if t.state == TrialState.COMPLETE]
+    assert len(complete) == 6  # the planned grid
+    assert len({tuple(sorted(t.params.items())) for t in complete}) == 6  # none twice
+    assert {t.number: t.values for t in complete if t.number in complete_before} == (
+        complete_before
+    )  # nothing complete was lost or redone
+    assert not any(t.state in (TrialState.RUNNING, TrialState.WAITING) for t in trials)
+    stale = [t for t in trials if t.state == TrialState.FAIL]
+    assert stale and all("error" not in t.user_attrs for t in stale)  # failed by heartbeat
+
+
+def test_a_killed_worker_is_replaced_and_its_trial_retried(workdir):
+    space = write_space(workdir, epochs=40, lrs="[0.001]")
+    log = workdir / "run.stderr"
+    run = _start(space, log)
+    _, workers = _wait_for(
+        run,
+        log,
+        "both workers training",
+        lambda states, workers: states.count("RUNNING") == 2 and len(workers) == 2,
+    )
+    victim = workers[0]
     os.kill(victim, signal.SIGKILL)
     run.wait(timeout=300)
-    assert run.returncode == 0, (workdir / "run.stderr").read_text()
+    assert run.returncode == 0, log.read_text()
     trials = load_study(STORAGE, "tiny").get_trials()
     died = [t for t in trials if "worker died" in t.user_attrs.get("error", "")]
     assert (
