@@ -35,7 +35,8 @@ def main() -> None:
         command += ["--n-trials", str(args.trials)]
         command += ["--workers", str(args.workers), "--sampler", "random"]
         start = time.monotonic()
-        subprocess.run(command, cwd=tmp, check=True, env={**os.environ, "PYTHONPATH": str(root)})
+        path = os.pathsep.join(p for p in (str(root), os.environ.get("PYTHONPATH", "")) if p)
+        subprocess.run(command, cwd=tmp, check=True, env={**os.environ, "PYTHONPATH": path})
         elapsed = time.monotonic() - start
         storage = f"sqlite:///{tmp}/results/dse.db"
         trials = optuna.load_study(study_name="overhead", storage=storage).get_trials()

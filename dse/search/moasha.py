@@ -124,7 +124,7 @@ def size_scale(others: Sequence[Sequence[EpochPoint]], measured: int, wanted: in
         for size in (measured, wanted)
     }
     if at[measured] and at[wanted]:
-        return (sum(at[wanted]) / len(at[wanted])) / (sum(at[measured]) / len(at[measured]))
+        return statistics.fmean(at[wanted]) / statistics.fmean(at[measured])
     return 1.0
 
 
@@ -136,13 +136,13 @@ def projected_train_time(
     """Measured training time plus the remaining epochs' estimated times (see the module doc);
     `others` are the study's other curves, for batch sizes this trial has not run yet."""
     mean = _mean_times(curve)
+    estimate = dict(mean)  # plus each unrun size, estimated once from the measured ones
     total = sum(point.epoch_time_s for point in curve)
     for size in batch_sizes[len(curve) :]:
-        if size in mean:
-            total += mean[size]
-            continue
-        nearest = min(mean, key=lambda m: (abs(math.log(m / size)), m))
-        total += mean[nearest] * size_scale(others, nearest, size)
+        if size not in estimate:
+            nearest = min(mean, key=lambda m: (abs(math.log(m / size)), m))
+            estimate[size] = mean[nearest] * size_scale(others, nearest, size)
+        total += estimate[size]
     return total
 
 
