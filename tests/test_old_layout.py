@@ -1,0 +1,73 @@
+"""A results database written before the house refactor still opens, reports and resumes.
+
+tests/fixtures/old_layout.db was written by the code at b8996c8 (trial attributes set by hand in
+the runner); old_layout_outputs.json holds what its read-only commands printed then
+(tests/fixtures/record_old_layout.py says how both were made).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from dse.cli import app
+from tests.conftest import last_json
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+@pytest.fixture
+def old_db(workdir: Path) -> str:
+    shutil.copy(FIXTURES / "old_layout.db", workdir / "old.db")
+    return "sqlite:///old.db"
+
+
+RECORDED = json.loads((FIXTURES / "old_layout_outputs.json").read_text())
+
+
+@pytest.mark.parametrize("name", sorted(RECORDED))
+def test_read_commands_print_what_they_printed_before(old_db: str, name: str) -> None:
+    recorded = RECORDED[name]
+    result = CliRunner().invoke(app, [*recorded["args"], "--storage", old_db])
+    assert result.exit_code == recorded["exit_code"], result.stderr
+    assert result.stdout == recorded["stdout"]
+    assert result.stderr == recorded["stderr"]
+
+
+def test_the_old_study_resumes_counting_its_trials(old_db: str) -> None:
+    """The same command again finds every grid point done (6 complete, 2 stopped; the
+    out-of-memory trial's retry counts instead of it): nothing runs."""
+    space = str(FIXTURES / "old_layout_grid.yaml")
+    args = ["run", "--space", space, "--storage", old_db, "--gpus", "cpu", "--quiet"]
+    result = CliRunner().invoke(app, [*args, "--format", "json"])
+    assert result.exit_code == 0, result.stderr
+    assert "6 complete, 2 stopped early, 0 failed of 8 planned" in result.stderr
+    front = last_json(result)
+    assert [row["number"] for row in front] == [10, 9]
+
+
+def test_the_old_study_takes_new_trials_and_reports(old_db: str, workdir: Path) -> None:
+    """Two more trials by random sampling join the eight old ones; the report is written."""
+    space = str(FIXTURES / "old_layout_grid.yaml")
+    args = ["run", "--space", space, "--storage", old_db, "--gpus", "cpu", "--quiet"]
+    result = CliRunner().invoke(app, [*args, "--sampler", "random", "--n-trials", "10"])
+    assert result.exit_code == 0, result.stderr
+    assert "of 10 planned" in result.stderr
+    trials = json.loads(
+        CliRunner()
+        .invoke(app, ["trials", "--storage", old_db, "--study", "legacy-grid", "-f", "json"])
+        .stdout
+    )
+    assert len(trials) == 14  # 12 old (one failed for memory, one withdrawn) + 2 new
+    new = [t for t in trials if t["number"] >= 12]
+    assert [t["state"] for t in new] == ["COMPLETE", "COMPLETE"]
+    assert all(t["train_time_s"] > 0 and t["device"] == "cpu" for t in new)
+    report = CliRunner().invoke(
+        app, ["pareto", "--storage", old_db, "--study", "legacy-grid", "--plot", "--out", "rep"]
+    )
+    assert report.exit_code == 0, report.stderr
+    assert (workdir / "rep" / "legacy-grid-pareto.html").is_file()
