@@ -77,7 +77,7 @@ def handles_errors(command):
         except DseError as exc:
             if os.environ.get("DSE_DEBUG") == "1":
                 raise
-            message = " ".join(str(exc).split("\n"))
+            message = exc.cli_message()
             sys.stderr.write(f"error: {message}\n")
             raise typer.Exit(2) from None
 

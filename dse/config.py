@@ -22,7 +22,7 @@ from pydantic import (
 )
 
 from dse import yamlio
-from dse.errors import ConfigError
+from dse.errors import ConfigError, option
 
 
 class _Section(BaseModel):
@@ -229,7 +229,7 @@ class TrialConfig(_Section):
 
     def with_overrides(self, overrides: list[str] | tuple[str, ...]) -> TrialConfig:
         """A copy with dotted `key.sub=value` overrides applied (values parsed as YAML)."""
-        return _validate(apply_overrides(self.to_dict(), overrides), "--set")
+        return _validate(apply_overrides(self.to_dict(), overrides), option("set"))
 
     def with_half_batch(self) -> TrialConfig:
         """The same run at half the batch size (`dse run --retry-oom`), never below 1.
@@ -244,7 +244,7 @@ class TrialConfig(_Section):
         schedule["batch_size"] = max(1, schedule["batch_size"] // 2)
         if "milestones" in schedule:
             schedule["milestones"] = [[e, max(1, size // 2)] for e, size in schedule["milestones"]]
-        return _validate(data, "--retry-oom")
+        return _validate(data, option("retry_oom"))
 
 
 # Sections whose keys depend on their `name`: switching the name starts the section afresh.
@@ -257,14 +257,15 @@ def parse_override(item: str) -> tuple[str, Any]:
     key, sep, raw = item.partition("=")
     key = key.strip()
     if not sep or not key:
-        raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. --set epochs=3")
-    return key, yamlio.loads(raw, source=f"--set {key}") if raw.strip() else None
+        flag = option("set")
+        raise ConfigError(f"{flag} {item!r}: expected KEY=VALUE, e.g. {flag} epochs=3")
+    return key, yamlio.loads(raw, source=f"{option('set')} {key}") if raw.strip() else None
 
 
 def apply_overrides(data: dict[str, Any], overrides: list[str] | tuple[str, ...]) -> dict[str, Any]:
     """Apply `a.b=value` strings to a nested config dict (copied). Errors name the override."""
     pairs = [parse_override(item) for item in overrides]
-    return set_values(data, pairs, where=lambda key: f"--set {key}")
+    return set_values(data, pairs, where=lambda key: f"{option('set')} {key}")
 
 
 def set_values(

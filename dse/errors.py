@@ -1,8 +1,33 @@
-"""Errors a user can cause. The CLI maps every DseError to one line on stderr and exit code 2."""
+"""Errors a user can cause. The CLI maps every DseError to one line on stderr and exit code 2.
+
+A library error names the input the user got wrong with `option("storage")`, never with a
+command-line spelling: the library does not know it was called from the CLI. `str(error)`
+reads `storage sqlite:///x.db: ...` (the keyword of the library call); the CLI's error
+boundary shows the same message as `--storage sqlite:///x.db: ...` (`cli_message`).
+"""
+
+from __future__ import annotations
+
+import re
+
+_OPTION = re.compile("⟨([a-z_]+)⟩")
+
+
+def option(name: str) -> str:
+    """An input named in an error message: its keyword, as `gpus_per_trial` or `data_dir`."""
+    return f"⟨{name}⟩"
 
 
 class DseError(Exception):
     """Base of the errors a user can cause and fix (bad file, bad value, missing data)."""
+
+    def __str__(self) -> str:
+        return _OPTION.sub(lambda m: m.group(1), super().__str__())
+
+    def cli_message(self) -> str:
+        """The message with each input named by its command-line option, on one line."""
+        text = _OPTION.sub(lambda m: "--" + m.group(1).replace("_", "-"), super().__str__())
+        return " ".join(text.split("\n"))
 
 
 class ConfigError(DseError):
@@ -11,6 +36,10 @@ class ConfigError(DseError):
 
 class DataError(DseError):
     """A dataset is missing, corrupt or in the wrong format."""
+
+
+class StorageError(DseError):
+    """The results database cannot be opened, or holds no such study or trial."""
 
 
 class TrainingError(DseError):

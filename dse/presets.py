@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from dse.config import TrialConfig, apply_overrides
-from dse.errors import ConfigError
+from dse.errors import ConfigError, option
 
 # adabatch as in the paper's workflow figure: batch 1 for epochs 1-3, then 16.
 _ADABATCH = {"name": "adabatch", "batch_size": 1, "milestones": [[3, 16]]}
@@ -59,8 +59,8 @@ def resolve_config(
 ) -> TrialConfig:
     """The config a command runs: a file or a preset (default: baseline), then --set overrides."""
     if config_path and preset_name:
-        raise ConfigError("give either --config or --preset, not both")
+        raise ConfigError(f"give either {option('config')} or {option('preset')}, not both")
     base = TrialConfig.from_file(config_path) if config_path else preset(preset_name or "baseline")
     if not overrides:
         return base
-    return TrialConfig.from_dict(apply_overrides(base.to_dict(), overrides), source="--set")
+    return TrialConfig.from_dict(apply_overrides(base.to_dict(), overrides), source=option("set"))

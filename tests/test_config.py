@@ -120,5 +120,5 @@ def test_resolve_config_rejects_both_sources(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text(preset("one_cycle").to_yaml())
     assert resolve_config(str(path)) == preset("one_cycle")
-    with pytest.raises(ConfigError, match="either --config or --preset"):
+    with pytest.raises(ConfigError, match="either config or preset"):
         resolve_config(str(path), "baseline")

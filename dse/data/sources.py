@@ -15,7 +15,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from dse.errors import DataError
+from dse.errors import DataError, option
 
 DOWNLOAD_TIMEOUT_S = 10
 
@@ -126,7 +126,7 @@ def locate(dataset: str, data_dir: str | Path | None = None) -> dict[str, Path]:
     """Paths of the dataset's files by role, downloading into the cache when missing."""
     source = SOURCES[dataset]
     if data_dir and not Path(data_dir).is_dir():  # not silently another folder's copy
-        raise DataError(f"--data-dir {data_dir}: no such directory")
+        raise DataError(f"{option('data_dir')} {data_dir}: no such directory")
     dirs = candidate_dirs(dataset, data_dir)
     for folder in dirs:
         found = {role: _local(folder, remote) for role, remote in source.files.items()}
@@ -137,7 +137,7 @@ def locate(dataset: str, data_dir: str | Path | None = None) -> dict[str, Path]:
     if os.environ.get("DSE_OFFLINE") == "1":
         raise DataError(
             f"{dataset}: files not found ({names}); looked in {where}; offline (DSE_OFFLINE=1): "
-            f"put them in $DSE_DATA_DIR/{dataset}/ or pass --data-dir"
+            f"put them in $DSE_DATA_DIR/{dataset}/ or pass {option('data_dir')}"
         )
     target = cache_dir() / dataset
     try:
@@ -145,7 +145,7 @@ def locate(dataset: str, data_dir: str | Path | None = None) -> dict[str, Path]:
     except DataError as exc:
         raise DataError(
             f"{dataset}: files not found ({names}); looked in {where}; download failed: {exc}; "
-            f"put them in $DSE_DATA_DIR/{dataset}/ or pass --data-dir"
+            f"put them in $DSE_DATA_DIR/{dataset}/ or pass {option('data_dir')}"
         ) from None
 
 

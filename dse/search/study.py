@@ -27,7 +27,7 @@ import optuna
 from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.trial import FrozenTrial, TrialState
 
-from dse.errors import ConfigError, DseError
+from dse.errors import ConfigError, DseError, StorageError
 from dse.space import SearchSpace
 
 DEFAULT_STORAGE = "sqlite:///results/dse.db"
@@ -37,10 +37,6 @@ SQLITE_TIMEOUT_S = 60
 SAMPLERS = ("grid", "random", "nsga2", "tpe", "gp")
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
-
-
-class StorageError(DseError):
-    """The results database cannot be opened, or holds no such study or trial."""
 
 
 def normalized_url(url: str) -> str:

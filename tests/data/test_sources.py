@@ -82,5 +82,5 @@ def test_unreachable_mirrors_give_one_clear_error(monkeypatch):
 
 def test_missing_data_dir_is_named(tmp_path, monkeypatch):
     monkeypatch.delenv("DSE_DATA_DIR", raising=False)
-    with pytest.raises(DataError, match="--data-dir .*nowhere: no such directory"):
+    with pytest.raises(DataError, match="data_dir .*nowhere: no such directory"):
         locate("mnist", tmp_path / "nowhere")
