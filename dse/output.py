@@ -1,5 +1,7 @@
 """One output sink for every command: data to stdout as a table, JSON or CSV; the rest to stderr.
 
+A command of the command layer (dse/commands/) returns a `Shown`: its tables, its JSON document,
+its text, and the lines for stderr; `Output.show` prints it in the format asked for.
 JSON is printed as a single line, so `... --format json | tail -1` is always parseable.
 """
 
@@ -9,6 +11,7 @@ import csv
 import io
 import json
 import sys
+from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 from typing import Any
@@ -25,6 +28,34 @@ class Format(str, Enum):
 
 def stderr_console() -> Console:
     return Console(stderr=True)
+
+
+def note(text: str) -> None:
+    """A line for the person at the terminal (stderr): progress, where files went, warnings."""
+    sys.stderr.write(text if text.endswith("\n") else text + "\n")
+
+
+@dataclass
+class Rows:
+    """One table of a command's output."""
+
+    rows: list[dict[str, Any]]
+    title: str | None = None
+
+
+@dataclass
+class Shown:
+    """What a command shows. stdout: `text` instead of tables where given (table format),
+    `data` as JSON (default: the first table's rows), `csv` instead of the tables' own CSV,
+    `footer` after the tables (not in JSON). stderr: `preface` before the data, `notes` after."""
+
+    tables: list[Rows] = field(default_factory=list)
+    data: Any = None
+    text: str | None = None
+    csv: str | None = None
+    footer: str | None = None
+    preface: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
 
 class Output:
@@ -57,6 +88,23 @@ class Output:
 
     def text(self, text: str) -> None:
         sys.stdout.write(text if text.endswith("\n") else text + "\n")
+
+    def show(self, shown: Shown) -> None:
+        for line in shown.preface:
+            note(line)
+        if self.format is Format.json and (shown.data is not None or shown.tables):
+            self.json(shown.data if shown.data is not None else shown.tables[0].rows)
+        elif self.format is Format.csv and shown.csv is not None:
+            sys.stdout.write(shown.csv)
+        elif shown.text is not None and (self.format is Format.table or not shown.tables):
+            self.text(shown.text)
+        else:
+            for table in shown.tables:
+                self.rows(table.rows, title=table.title)
+        if shown.footer is not None and self.format is not Format.json:
+            self.text(shown.footer)
+        for line in shown.notes:
+            note(line)
 
 
 def markdown_table(rows: list[dict[str, Any]]) -> str:

@@ -1,8 +1,8 @@
 """Trial workers on a Dask distributed cluster: the pool behind `dse run --backend dask`.
 
-It has WorkerPool's interface (slots, idle, submit, poll, replace_dead, close), so the runner's
-study logic (budget, grid enqueued once, heartbeats, retry of a dead worker's trial) is one
-code path for both backends; the runner stays the only process that talks to the study.
+It implements records.Pool as the local WorkerPool does, so the runner's study logic (budget,
+grid enqueued once, heartbeats, retry of a dead worker's trial) is one code path for both
+backends; the runner stays the only process that talks to the study.
 
 Why `Client.submit` and not joblib's dask backend: joblib's `Parallel` runs a batch of calls
 known up front and hands back their results. The runner is an ask/tell loop: the next trial
@@ -25,8 +25,9 @@ first start with a distributed Event named after the task; a second start knows 
 one's worker died and returns at once, so the runner records the trial FAIL and retries it
 as a new trial (once), exactly as for a local worker that died.
 
-Messages. Trial starts (with the worker, host and device) and finished epochs travel as
-scheduler events on a topic of this run; results come back as the futures' values.
+Messages. Trial starts (TrialStarted, with the worker, host and device) and finished epochs
+(EpochDone) travel as scheduler events on a topic of this run, as plain data (records.to_wire);
+results (TrialDone, TrialFailed) come back as the futures' values.
 """
 
 from __future__ import annotations
@@ -39,13 +40,26 @@ import tempfile
 import threading
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
-from dse.errors import ConfigError, DataError, DseError
+from dse.errors import ConfigError, DataError, DseError, option
 from dse.search.devices import Slot, cpu_count
+from dse.search.records import (
+    Placement,
+    RungAnswer,
+    TrialDone,
+    TrialFailed,
+    TrialStarted,
+    TrialTask,
+    WorkerLost,
+    WorkerMessage,
+    from_wire,
+    to_wire,
+)
 from dse.search.workers import execute_trial
 
+MARKER = "marker"  # in an event: the task's start marker, beside the message's wire form
 CONNECT_TIMEOUT_S = 10
 WORKERS_TIMEOUT_S = 30  # how long to wait for the first worker to join
 INFO_REFRESH_S = 1.0  # how often the cluster's capacity is re-read
@@ -56,7 +70,7 @@ def import_distributed() -> Any:
         import distributed
     except ImportError:
         raise ConfigError(
-            "--backend dask needs Dask distributed: pip install 'dse[dask]'"
+            f"{option('backend')} dask needs Dask distributed: pip install 'dse[dask]'"
         ) from None
     return distributed
 
@@ -80,7 +94,7 @@ class DaskPool:
         self.messages: queue.Queue = queue.Queue()
         self.client.subscribe_topic(self.topic, lambda event: self.messages.put(event[1]))
         self._submitted: dict[int, _Submitted] = {}  # by trial number
-        self._lost: list[tuple[Slot, int, str]] = []
+        self._lost: list[WorkerLost] = []
         self._info_at = 0.0
         self._capacity = 0
         self._concurrency_by_host: dict[str, int] = {}
@@ -97,19 +111,18 @@ class DaskPool:
     ) -> DaskPool:
         """Connect, wait for a worker, and check every worker has the datasets."""
         distributed = import_distributed()
-        if gpus_per_trial is not None and gpus_per_trial < 0:
-            raise ConfigError(f"--gpus-per-trial {gpus_per_trial}: must be 0 or more")
         try:
             client = distributed.Client(scheduler, timeout=CONNECT_TIMEOUT_S)
         except (OSError, TimeoutError, ValueError) as exc:
             detail = " ".join(str(exc).split()) or type(exc).__name__
-            raise DseError(f"--scheduler {scheduler}: cannot connect: {detail}") from None
+            raise DseError(f"{option('scheduler')} {scheduler}: cannot connect: {detail}") from None
         try:
             try:
                 client.wait_for_workers(1, timeout=WORKERS_TIMEOUT_S)
             except TimeoutError:
                 raise DseError(
-                    f"--scheduler {scheduler}: no Dask worker joined within {WORKERS_TIMEOUT_S}s "
+                    f"{option('scheduler')} {scheduler}: no Dask worker joined within "
+                    f"{WORKERS_TIMEOUT_S}s "
                     f"(start one: dask worker {scheduler} --nthreads 1)"
                 ) from None
             workers = client.scheduler_info()["workers"]
@@ -118,7 +131,8 @@ class DaskPool:
                 gpus_per_trial = 1 if declared else 0
             if gpus_per_trial > 0 and declared < gpus_per_trial:
                 raise ConfigError(
-                    f"--gpus-per-trial {gpus_per_trial}: the Dask workers declare {declared:g} "
+                    f"{option('gpus_per_trial')} {gpus_per_trial}: the Dask workers declare "
+                    f"{declared:g} "
                     "GPUs (start them with --resources GPU=1, one per GPU)"
                 )
             _check_data(client, datasets, data_dir)
@@ -158,17 +172,15 @@ class DaskPool:
         free = max(0, self._capacity - len(busy))
         return [self._slot(i) for i in range(self._capacity + len(busy)) if i not in busy][:free]
 
-    def submit(
-        self, slot: Slot, number: int, config: dict[str, Any], rungs: tuple[int, ...] = ()
-    ) -> None:
-        """Submit trial `number` as a task (no rungs: early stopping runs on local workers)."""
-        assert not rungs, "early stopping is refused with --backend dask (_check_backend)"
+    def submit(self, slot: Slot, task: TrialTask) -> None:
+        """Submit a trial as a task (no rungs: early stopping runs on local workers)."""
+        assert not task.rungs, "early stopping is refused with backend dask (RunOptions)"
+        number = task.number
         key = f"dse-trial-{number}-{uuid.uuid4().hex[:8]}"
         resources = {"GPU": self.gpus_per_trial} if self.gpus_per_trial > 0 else None
         future = self.client.submit(
             run_trial,
-            number,
-            config,
+            task,
             self.data_dir,
             self.gpus_per_trial,
             dict(self._concurrency_by_host),
@@ -180,8 +192,11 @@ class DaskPool:
         )
         self._submitted[number] = _Submitted(slot, future, marker=key)
 
-    def poll(self, timeout: float) -> list[tuple]:
-        """Messages in WorkerPool's shape (plus ("started", slot, number, placement))."""
+    def answer(self, slot_index: int, answer: RungAnswer) -> None:
+        raise AssertionError("no rungs with backend dask: nobody asks")
+
+    def poll(self, timeout: float) -> list[WorkerMessage]:
+        """Starts and epochs of the trials in flight, then the trials that finished."""
         distributed = import_distributed()
         futures = [s.future for s in self._submitted.values()]
         if futures:
@@ -195,25 +210,24 @@ class DaskPool:
                 messages.extend(self._finished(number, submitted))
         return messages
 
-    def _events(self) -> list[tuple]:
+    def _events(self) -> list[WorkerMessage]:
         """Starts and epochs of the trials in flight (late ones of finished trials dropped)."""
-        messages = []
+        messages: list[WorkerMessage] = []
         while True:
             try:
-                event = self.messages.get_nowait()
+                event = dict(self.messages.get_nowait())
             except queue.Empty:
                 return messages
-            kind, number = event[0], event[1]
-            submitted = self._submitted.get(number)
-            if submitted is None or event[2] != submitted.marker:
+            marker = event.pop(MARKER)
+            message = from_wire(event)
+            submitted = self._submitted.get(message.number)
+            if submitted is None or marker != submitted.marker:
                 continue
-            if kind == "started":
-                submitted.worker = event[3]["slot"]
-                messages.append(("started", submitted.slot.index, number, event[3]))
-            elif kind == "epoch":
-                messages.append(("epoch", submitted.slot.index, number, *event[3:]))
+            if isinstance(message, TrialStarted):
+                submitted.worker = message.placement.slot
+            messages.append(replace(message, slot_index=submitted.slot.index))
 
-    def _finished(self, number: int, submitted: _Submitted) -> list[tuple]:
+    def _finished(self, number: int, submitted: _Submitted) -> list[WorkerMessage]:
         del self._submitted[number]
         future = submitted.future
         where = submitted.worker or "a Dask worker"
@@ -221,17 +235,18 @@ class DaskPool:
             outcome = future.result()
         except Exception as exc:  # KilledWorker, a cancelled future, a lost scheduler
             detail = " ".join(str(exc).split())[:200] or type(exc).__name__
-            self._lost.append((submitted.slot, number, f"{where}: {type(exc).__name__} {detail}"))
+            reason = f"{where}: {type(exc).__name__} {detail}"
+            self._lost.append(WorkerLost(submitted.slot, number, reason))
             return []
         finally:
             with contextlib.suppress(Exception):  # forget the start marker on the scheduler
                 import_distributed().Event(submitted.marker, client=self.client).clear()
-        if outcome[0] == "lost":
-            self._lost.append((submitted.slot, number, f"Dask worker {where} lost"))
+        if isinstance(outcome, FirstWorkerLost):
+            self._lost.append(WorkerLost(submitted.slot, number, f"Dask worker {where} lost"))
             return []
-        return [(outcome[0], submitted.slot.index, number, *outcome[1:])]
+        return [replace(outcome, slot_index=submitted.slot.index)]
 
-    def replace_dead(self) -> list[tuple[Slot, int | None, str]]:
+    def replace_dead(self) -> list[WorkerLost]:
         """Trials whose Dask worker died (Dask restarts workers itself)."""
         lost, self._lost = self._lost, []
         return lost
@@ -320,23 +335,27 @@ class _GpuLease:
 _gpus = _GpuLease()
 
 
+@dataclass(frozen=True)
+class FirstWorkerLost:
+    """A task started a second time: the worker of its first start died mid-trial."""
+
+
 def run_trial(
-    number: int,
-    config: dict[str, Any],
+    task: TrialTask,
     data_dir: str | None,
     gpus_per_trial: int,
     concurrency_by_host: dict[str, int],
     topic: str,
     marker: str,
-) -> tuple:
-    """The Dask task of one trial: ("done", result) | ("error", kind, message) | ("lost",)."""
+) -> TrialDone | TrialFailed | FirstWorkerLost:
+    """The Dask task of one trial (slot_index -1: the pool knows the slot)."""
     import torch
     from distributed import Event, get_worker
 
     worker = get_worker()
     first_start = Event(marker)
     if first_start.is_set():
-        return ("lost",)  # this task's first worker died mid-trial
+        return FirstWorkerLost()
     first_start.set()
 
     host_ip = worker.address.split("://")[-1].rsplit(":", 1)[0]
@@ -347,23 +366,18 @@ def run_trial(
         try:
             gpus = _gpus.take(gpus_per_trial, declared)
         except DseError as exc:
-            return ("error", type(exc).__name__, str(exc))
+            return TrialFailed(-1, task.number, type(exc).__name__, str(exc))
     device = f"cuda:{gpus[0]}" if gpus else "cpu"
-    placement = {
-        "slot": worker.address,
-        "device": device,
-        "host": socket.gethostname(),
-        "dask_worker": str(worker.name),
-    }
-    worker.log_event(topic, ["started", number, marker, placement])
+    placement = Placement(worker.address, device, socket.gethostname(), str(worker.name))
 
-    def on_epoch(number: int, *epoch_info: Any) -> None:
-        worker.log_event(topic, ["epoch", number, marker, *epoch_info])
+    def send(message: WorkerMessage) -> None:
+        worker.log_event(topic, {MARKER: marker, **to_wire(message)})
 
+    send(TrialStarted(-1, task.number, placement))
     try:
-        outcome = execute_trial(number, config, device, data_dir, on_epoch)
+        outcome = execute_trial(task, -1, device, data_dir, send)
     finally:
         _gpus.give_back(gpus)
-    if outcome[0] == "done":
-        outcome[1]["environment"].update(placement)
+    if isinstance(outcome, TrialDone):
+        outcome = replace(outcome, placement=placement)
     return outcome

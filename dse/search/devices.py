@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from dse.errors import ConfigError
+from dse.errors import ConfigError, option
 
 
 @dataclass(frozen=True)
@@ -45,9 +45,9 @@ def cpu_count() -> int:
 
 
 def plan_slots(gpus: str | None, workers: int | None, gpu_count: int, cores: int) -> list[Slot]:
-    """Slots for `--gpus` (None: every GPU present, else CPU) and `--workers`."""
+    """Slots for `gpus` (None: every GPU present, else CPU) and `workers` (at least 1)."""
     if workers is not None and workers < 1:
-        raise ConfigError(f"--workers {workers}: must be at least 1")
+        raise ConfigError(f"{option('workers')} {workers}: must be at least 1")
     if gpus is None:  # every GPU present; --workers N alone deals N workers over them in turn
         n = workers or gpu_count
         gpus = ",".join(str(i % gpu_count) for i in range(n)) if gpu_count else "cpu"
@@ -58,15 +58,18 @@ def plan_slots(gpus: str | None, workers: int | None, gpu_count: int, cores: int
     for item in items:  # the syntax of the whole list first, then which GPUs exist
         if not item.isdigit():
             raise ConfigError(
-                f"--gpus {gpus}: expected GPU indices like 0,1 (or cpu), got {item!r}"
+                f"{option('gpus')} {gpus}: expected GPU indices like 0,1 (or cpu), got {item!r}"
             )
     indices = [int(item) for item in items]
     for index in indices:
         if index >= gpu_count:
-            raise ConfigError(f"--gpus {gpus}: no GPU {index} ({gpu_count} CUDA devices visible)")
+            raise ConfigError(
+                f"{option('gpus')} {gpus}: no GPU {index} ({gpu_count} CUDA devices visible)"
+            )
     if workers is not None and workers != len(indices):
         raise ConfigError(
-            f"--workers {workers} with --gpus {gpus}: GPU runs get one worker per listed GPU"
+            f"{option('workers')} {workers} with {option('gpus')} {gpus}: "
+            "GPU runs get one worker per listed GPU"
         )
     threads = max(1, cores // len(indices))
     return [Slot(i, f"cuda:{gpu}", threads) for i, gpu in enumerate(indices)]

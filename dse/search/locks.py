@@ -20,7 +20,7 @@ import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
-from dse.search.study import folder_lock, journal_path, normalized_url, open_error, sqlite_path
+from dse.search.storage import folder_lock, journal_path, normalized_url, open_error, sqlite_path
 
 # One lock per database for every dse study in it: set-up takes milliseconds.
 ADVISORY_KEY = zlib.crc32(b"dse: study set-up")

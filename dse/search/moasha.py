@@ -38,13 +38,14 @@ from __future__ import annotations
 import math
 import statistics
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
-from typing import Any
+from dataclasses import dataclass
 
 import numpy as np
+from optuna.trial import FrozenTrial, TrialState
 
-from dse.errors import ConfigError
+from dse.errors import ConfigError, option
 from dse.search.pareto import dominates
+from dse.search.records import Decision, EpochPoint, TrialRecord
 
 DEFAULT_RUNGS = (1, 3, 9)
 DEFAULT_ETA = 3.0
@@ -66,8 +67,8 @@ class EarlyStop:
         for metric in metric_names:
             if metric not in ESTIMABLE:
                 raise ConfigError(
-                    f"{source}: objectives.{metric}: --early-stop moasha cannot estimate it at a "
-                    f"rung; use objectives among {', '.join(ESTIMABLE)}"
+                    f"{source}: objectives.{metric}: {option('early_stop')} moasha cannot "
+                    f"estimate it at a rung; use objectives among {', '.join(ESTIMABLE)}"
                 )
 
 
@@ -76,33 +77,19 @@ def parse_rungs(text: str) -> tuple[int, ...]:
     try:
         rungs = tuple(int(part) for part in text.split(","))
     except ValueError:
-        raise ConfigError(f"--rungs {text}: expected epoch counts like 1,3,9") from None
+        raise ConfigError(f"{option('rungs')} {text}: expected epoch counts like 1,3,9") from None
     if any(r < 1 for r in rungs) or list(rungs) != sorted(set(rungs)):
-        raise ConfigError(f"--rungs {text}: epoch counts must be >= 1 and increasing")
+        raise ConfigError(f"{option('rungs')} {text}: epoch counts must be >= 1 and increasing")
     return rungs
 
 
 def check_eta(eta: float) -> float:
     if not eta > 1:
-        raise ConfigError(f"--eta {eta}: must be greater than 1")
+        raise ConfigError(f"{option('eta')} {eta}: must be greater than 1")
     return eta
 
 
 # --- objectives at a rung ---------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class EpochPoint:
-    """One finished epoch of a trial, as the worker reports it."""
-
-    epoch: int  # counted from 1
-    batch_size: int
-    epoch_time_s: float
-    elapsed_train_s: float  # training time of epochs 1..epoch
-    val_accuracy: float
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def _mean_times(curve: Sequence[EpochPoint]) -> dict[int, float]:
@@ -173,26 +160,6 @@ class RungRecord:
     values: tuple[float, ...]  # objective estimates at the rung, in the study's directions
 
 
-@dataclass(frozen=True)
-class Decision:
-    rung: int
-    values: tuple[float, ...]
-    proceed: bool
-    position: int  # 1-based, in the rung's order
-    of: int  # records ranked, the newcomer included
-    cutoff: int  # how many positions go on: floor(of / eta) + 1
-
-    def to_attr(self) -> dict[str, Any]:
-        """As stored in the trial's `rungs` attribute (JSON)."""
-        return {
-            "values": list(self.values),
-            "proceed": self.proceed,
-            "position": self.position,
-            "of": self.of,
-            "cutoff": self.cutoff,
-        }
-
-
 def _fronts(x: np.ndarray) -> list[list[int]]:
     """Non-dominated sorting (minimization): indices by front, each front in index order."""
     remaining = list(range(len(x)))
@@ -248,3 +215,44 @@ def decide(
         of=len(records),
         cutoff=cutoff,
     )
+
+
+# --- the books of a run -----------------------------------------------------------------------
+
+
+class RungBook:
+    """MO-ASHA's bookkeeping in a run: the rungs a trial stops at, and each decision taken
+    against the records of the study's other trials at that rung (so a resumed or shared
+    study ranks against every decision stored before)."""
+
+    def __init__(self, early_stop: EarlyStop, metric_names: Sequence[str], directions: list[str]):
+        self.early_stop = early_stop
+        self.metric_names = list(metric_names)
+        self.directions = directions
+
+    def rungs_for(self, epochs: int) -> tuple[int, ...]:
+        """The rungs a run of `epochs` epochs waits at (none at its last epoch)."""
+        return tuple(r for r in self.early_stop.rungs if r < epochs)
+
+    def decide(
+        self,
+        rung: int,
+        number: int,
+        curve: Sequence[EpochPoint],
+        batch_sizes: Sequence[int],
+        trials: Sequence[FrozenTrial],
+    ) -> Decision:
+        """Rank trial `number` at `rung` among the study's `trials` that reached it before."""
+        others = [
+            TrialRecord(t)
+            for t in trials
+            # not a failed run's numbers, nor a queued retry's copy of them
+            if t.state in (TrialState.RUNNING, TrialState.COMPLETE, TrialState.PRUNED)
+            and t.number != number
+        ]
+        decided = [(r.number, r.decision(rung)) for r in others]
+        earlier = [RungRecord(n, d.values) for n, d in decided if d is not None]
+        curves = [r.curve for r in others]
+        values = rung_values(self.metric_names, curve, batch_sizes, curves)
+        newcomer = RungRecord(number, values)
+        return decide(rung, newcomer, earlier, self.directions, self.early_stop.eta)

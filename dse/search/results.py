@@ -10,10 +10,12 @@ import pandas as pd
 from optuna.trial import FrozenTrial, TrialState
 
 from dse.config import TrialConfig
-from dse.errors import ConfigError
+from dse.errors import ConfigError, StorageError, option
 from dse.search.pareto import hypervolume, knee
+from dse.search.records import StudyRecord, TrialRecord
 from dse.search.robust import DEFAULT_RESAMPLES, nondominated_probability
-from dse.search.study import StorageError, load_study, open_storage, study_names
+from dse.search.storage import open_storage
+from dse.search.study import load_study, study_names
 from dse.train.result import METRICS
 
 PICKS = ("knee", "fastest", "most-accurate")
@@ -35,6 +37,11 @@ class StudyView:
     def directions(self) -> list[str]:
         return [d.name.lower() for d in self.study.directions]
 
+    @property
+    def calibration(self) -> dict[str, Any] | None:
+        """The latest `dse calibrate` result a run of the study stored."""
+        return StudyRecord(self.study).calibration
+
     def trials(self) -> list[FrozenTrial]:
         return self.study.get_trials(deepcopy=False)
 
@@ -53,7 +60,7 @@ def objective_values(view: StudyView, trial: FrozenTrial) -> dict[str, float]:
 
 def seed_values(view: StudyView, trial: FrozenTrial) -> list[list[float]]:
     """The trial's objective vectors, one per seed (its values alone without repeats)."""
-    per_seed = trial.user_attrs.get("per_seed")
+    per_seed = TrialRecord(trial).per_seed
     if not per_seed:
         return [list(trial.values)]
     return [[seed[m] for m in view.metric_names] for seed in per_seed]
@@ -83,14 +90,14 @@ def pareto_rows(view: StudyView, robust: float | None = None) -> list[dict[str, 
     chance = robustness(view)
     if robust is not None and not chance:
         raise ConfigError(
-            f"--robust {robust}: study {view.study.study_name!r} has no repeats to resample "
-            "(run with --repeats K or `repeats: K` in the space)"
+            f"{option('robust')} {robust}: study {view.study.study_name!r} has no repeats to "
+            f"resample (run with {option('repeats')} K or `repeats: K` in the space)"
         )
     rows = []
     for t in view.front():
         row: dict[str, Any] = {"number": t.number, **objective_values(view, t)}
         if chance:
-            std = t.user_attrs.get("seed_std", {})
+            std = TrialRecord(t).seed_std
             row.update({f"{m}_std": std.get(m, 0.0) for m in view.metric_names})
             row["p_nondominated"] = chance[t.number]
             if robust is not None and chance[t.number] < robust:
@@ -104,17 +111,17 @@ def trials_frame(view: StudyView) -> pd.DataFrame:
     """number, state, a column per metric, params_* columns, then where it ran, why it failed."""
     rows = []
     for t in view.trials():
-        metrics = t.user_attrs.get("metrics", {})
+        record = TrialRecord(t)
         row: dict[str, Any] = {"number": t.number, "state": t.state.name}
-        row.update({m: metrics.get(m) for m in METRICS})
+        row.update({m: record.metrics.get(m) for m in METRICS})
         row.update({f"params_{k}": v for k, v in t.params.items()})
         row["feasible"] = all(v <= 0 for v in t.constraints.values()) if t.constraints else True
-        row["device"] = t.user_attrs.get("device")
-        row["slot"] = t.user_attrs.get("slot")
-        row["host"] = t.user_attrs.get("host")
+        row["device"] = record.device
+        row["slot"] = record.slot
+        row["host"] = record.host
         row["duration_s"] = t.duration.total_seconds() if t.duration else None
-        row["stopped_at"] = t.user_attrs.get("stopped_at")
-        row["error"] = t.user_attrs.get("error")
+        row["stopped_at"] = record.stopped_at
+        row["error"] = record.error
         rows.append(row)
     frame = pd.DataFrame(rows)
     if frame.empty:
@@ -136,9 +143,9 @@ def pick(view: StudyView, how: str) -> FrozenTrial:
         return front[knee([t.values for t in front], view.directions)]
     metric = {"fastest": "train_time_s", "most-accurate": "val_accuracy"}.get(how)
     if metric is None:
-        raise ConfigError(f"--pick {how}: choose from {', '.join(PICKS)}")
+        raise ConfigError(f"{option('pick')} {how}: choose from {', '.join(PICKS)}")
     sign = -1 if how == "most-accurate" else 1
-    return min(front, key=lambda t: (sign * t.user_attrs["metrics"][metric], t.number))
+    return min(front, key=lambda t: (sign * TrialRecord(t).metrics[metric], t.number))
 
 
 def trial_by_number(view: StudyView, number: int) -> FrozenTrial:
@@ -146,17 +153,18 @@ def trial_by_number(view: StudyView, number: int) -> FrozenTrial:
         if t.number == number:
             return t
     raise StorageError(
-        f"--trial {number}: study {view.study.study_name!r} has no such trial "
+        f"{option('trial')} {number}: study {view.study.study_name!r} has no such trial "
         f"(numbers 0..{len(view.trials()) - 1})"
     )
 
 
 def exported_config(trial: FrozenTrial) -> TrialConfig:
-    if "config" not in trial.user_attrs:
+    config = TrialRecord(trial).config
+    if config is None:
         raise StorageError(
             f"trial {trial.number} has no recorded config (state {trial.state.name})"
         )
-    return TrialConfig.from_dict(trial.user_attrs["config"], source=f"trial {trial.number}")
+    return TrialConfig.from_dict(config, source=f"trial {trial.number}")
 
 
 REFERENCE_RULE = "worst observed value of each objective (complete trials) + 10% of its range"
@@ -167,7 +175,7 @@ def reference_point(view: StudyView) -> list[float] | None:
     else derived from the data (REFERENCE_RULE, so every front member adds volume); None
     before any trial is complete.
     """
-    given = view.study.user_attrs.get("space", {}).get("reference_point")
+    given = StudyRecord(view.study).reference_point
     if given:
         return [float(given[m]) for m in view.metric_names]
     values = [t.values for t in view.trials() if t.state == TrialState.COMPLETE]
@@ -188,23 +196,13 @@ def worst_plus_margin(values: list[list[float]], directions: list[str]) -> list[
 
 
 def reference_from(view: StudyView) -> str:
-    if view.study.user_attrs.get("space", {}).get("reference_point"):
+    if StudyRecord(view.study).reference_point:
         return "the space file"
     return REFERENCE_RULE
 
 
-def train_seconds(trial: FrozenTrial) -> float:
-    """Training seconds a trial spent: all of a finished or stopped run, or a failed run's
-    epochs up to its last reported one."""
-    metrics = trial.user_attrs.get("metrics")
-    if metrics:
-        return float(metrics["train_time_s"])
-    curve = trial.user_attrs.get("curve")
-    return float(curve[-1]["elapsed_train_s"]) if curve else 0.0
-
-
 def ran_on_gpu(view: StudyView) -> bool:
-    return any(str(t.user_attrs.get("device", "")).startswith("cuda") for t in view.trials())
+    return any(str(TrialRecord(t).device or "").startswith("cuda") for t in view.trials())
 
 
 @dataclass(frozen=True)
@@ -231,7 +229,7 @@ def hypervolume_history(
     )
     history, front, compute = [], [], 0.0
     for i, t in enumerate(finished, start=1):
-        compute += train_seconds(t)
+        compute += TrialRecord(t).train_seconds()
         if t.state == TrialState.COMPLETE and all(v <= 0 for v in t.constraints.values()):
             front.append(t.values)
         volume = hypervolume(front, view.directions, ref) if front and ref else 0.0

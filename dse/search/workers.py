@@ -3,16 +3,10 @@
 The runner (parent) owns the study: it asks for trials, sends each worker a TrialConfig, and
 records what comes back. Workers only train. A worker is a `spawn`ed process, so CUDA starts
 fresh in it after CUDA_VISIBLE_DEVICES is set; it dies with its parent (PR_SET_PDEATHSIG), so
-a killed runner leaves no orphan training on. Messages to the parent are tuples:
-
-    ("epoch", slot, number, epoch, epochs, val_acc, elapsed_train_s, epoch_time_s, batch_size)
-                                                      an epoch of trial `number` finished
-    ("done", slot, number, result_dict)               the trial finished (or stopped early)
-    ("error", slot, number, kind, message)            the trial raised
-
-A task is (number, config_dict, rungs). After an epoch listed in `rungs`, the worker waits on its
-task queue for the runner's decision, "continue" or "stop" (early stopping: the runner owns the
-study, so it decides); a stop ends training at that epoch boundary.
+a killed runner leaves no orphan training on. Tasks and messages are the dataclasses of
+records.py: a TrialTask in; EpochDone per epoch, RungQuestion at a rung (then the worker waits
+on its task queue for the runner's RungAnswer: the runner owns the study, so it decides), and
+TrialDone or TrialFailed out.
 """
 
 from __future__ import annotations
@@ -26,10 +20,22 @@ import signal
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from dse.search.devices import Slot
+from dse.search.records import (
+    EpochDone,
+    EpochPoint,
+    Placement,
+    RungAnswer,
+    RungQuestion,
+    TrialDone,
+    TrialFailed,
+    TrialTask,
+    WorkerLost,
+    WorkerMessage,
+)
 
 _PR_SET_PDEATHSIG = 1
 
@@ -54,20 +60,18 @@ def _error_kind(exc: BaseException) -> str:
 
 
 def execute_trial(
-    number: int,
-    config_dict: dict[str, Any],
+    task: TrialTask,
+    slot_index: int,
     device: str,
     data_dir: str | None,
-    on_epoch: Callable[..., None],
-    rungs: tuple[int, ...] = (),
-    decide: Callable[[], bool] | None = None,
-) -> tuple:
-    """Train one trial in this process: ("done", result_dict) or ("error", kind, message).
+    send: Callable[[WorkerMessage], None],
+    ask: Callable[[], RungAnswer] | None = None,
+) -> TrialDone | TrialFailed:
+    """Train one trial in this process; returns how it ended.
 
-    `on_epoch(number, epoch, epochs, val_accuracy, elapsed_train_s, epoch_time_s, batch_size)`
-    hears each finished epoch; after an epoch in `rungs`, `decide()` says whether to go on
-    (False stops training at that epoch boundary). Shared by the local workers and the Dask
-    task, so both record a trial the same way.
+    Each finished epoch is sent as an EpochDone; after an epoch in `task.rungs`, a
+    RungQuestion is sent and `ask()` waits for the answer (stop: training ends at that epoch
+    boundary). Shared by the local workers and the Dask task, so both record a trial alike.
     """
     import torch
 
@@ -79,28 +83,26 @@ def execute_trial(
             self.epochs, self.stop = epochs, False
 
         def on_epoch(self, record, elapsed_train_s):
-            on_epoch(
-                number,
+            point = EpochPoint(
                 record.epoch,
-                self.epochs,
-                record.val_accuracy,
-                elapsed_train_s,
-                record.epoch_time_s,
                 record.batch_size,
+                record.epoch_time_s,
+                elapsed_train_s,
+                record.val_accuracy,
             )
-            if record.epoch in rungs and decide is not None:
-                self.stop = not decide()
+            send(EpochDone(slot_index, task.number, self.epochs, point))
+            if record.epoch in task.rungs and ask is not None:
+                send(RungQuestion(slot_index, task.number, record.epoch))
+                self.stop = not ask().proceed
 
         def should_stop(self):
             return self.stop
 
     started = time.perf_counter()
     try:
-        config = TrialConfig.from_dict(config_dict)
+        config = TrialConfig.from_dict(task.config)
         result = train(config, device, data_dir, observer=ReportEpochs(config.epochs))
-        payload = result.to_dict()
-        payload["environment"]["wall_s"] = time.perf_counter() - started  # the whole task
-        return ("done", payload)
+        return TrialDone(slot_index, task.number, result, wall_s=time.perf_counter() - started)
     except Exception as exc:  # recorded as the trial's failure; the worker goes on
         kind = _error_kind(exc)
         message = " ".join(str(exc).split()) or type(exc).__name__
@@ -108,39 +110,33 @@ def execute_trial(
             message += " | " + " | ".join(traceback.format_exc(limit=6).splitlines())
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
-        return ("error", kind, message)
+        return TrialFailed(slot_index, task.number, kind, message)
 
 
 def worker_main(slot: Slot, tasks: Any, results: Any, data_dir: str | None, parent: int) -> None:
-    """Entry point of a worker process."""
+    """Entry point of a worker process: TrialTasks (and RungAnswers) in, messages out."""
     _die_with_parent(parent)
     os.environ.update(slot.environment())
     import torch
 
     torch.set_num_threads(slot.threads)
 
-    def on_epoch(number: int, *epoch_info: Any) -> None:
-        results.put(("epoch", slot.index, number, *epoch_info))
-
-    def decide() -> bool:
+    def ask() -> RungAnswer:
         """Wait for the runner's answer at a rung."""
-        decision = tasks.get()
-        if decision is None:  # the pool is closing: stop, then leave
+        answer = tasks.get()
+        if answer is None:  # the pool is closing: stop, then leave
             tasks.put(None)
-        return decision == "continue"
+            return RungAnswer(proceed=False)
+        return answer
 
     while True:
         task = tasks.get()
         if task is None:
             return
-        number, config_dict, rungs = task
-        outcome = execute_trial(
-            number, config_dict, slot.local_device, data_dir, on_epoch, rungs, decide
-        )
-        if outcome[0] == "done":
-            outcome[1]["environment"]["slot"] = slot.label
-            outcome[1]["environment"]["device"] = slot.device
-        results.put((outcome[0], slot.index, number, *outcome[1:]))
+        outcome = execute_trial(task, slot.index, slot.local_device, data_dir, results.put, ask)
+        if isinstance(outcome, TrialDone):  # recorded in the trial's environment
+            outcome = replace(outcome, placement=Placement(slot.label, slot.device))
+        results.put(outcome)
 
 
 @dataclass
@@ -183,19 +179,17 @@ class WorkerPool:
         """Trial number by slot index, for the slots that are training."""
         return {i: w.busy for i, w in self._workers.items() if w.busy is not None}
 
-    def submit(
-        self, slot: Slot, number: int, config: dict[str, Any], rungs: tuple[int, ...] = ()
-    ) -> None:
-        """Start trial `number`; after each epoch in `rungs` the worker waits for `decide`."""
+    def submit(self, slot: Slot, task: TrialTask) -> None:
+        """Start a trial; after each epoch in `task.rungs` the worker waits for an answer."""
         worker = self._workers[slot.index]
-        worker.busy = number
-        worker.tasks.put((number, config, tuple(rungs)))
+        worker.busy = task.number
+        worker.tasks.put(task)
 
-    def decide(self, slot_index: int, proceed: bool) -> None:
+    def answer(self, slot_index: int, answer: RungAnswer) -> None:
         """Answer a worker waiting at a rung: go on training, or stop at this epoch."""
-        self._workers[slot_index].tasks.put("continue" if proceed else "stop")
+        self._workers[slot_index].tasks.put(answer)
 
-    def poll(self, timeout: float) -> list[tuple]:
+    def poll(self, timeout: float) -> list[WorkerMessage]:
         """Messages from the workers (waiting up to `timeout` for the first one)."""
         messages = []
         try:
@@ -205,16 +199,17 @@ class WorkerPool:
         except queue.Empty:
             pass
         for message in messages:
-            if message[0] in ("done", "error"):
-                self._workers[message[1]].busy = None
+            if isinstance(message, TrialDone | TrialFailed):
+                self._workers[message.slot_index].busy = None
         return messages
 
-    def replace_dead(self) -> list[tuple[Slot, int | None, str]]:
-        """Restart workers that died; returns (slot, trial number it held, why it died)."""
+    def replace_dead(self) -> list[WorkerLost]:
+        """Restart workers that died; each with the trial it held and why it died."""
         dead = []
-        for _index, worker in list(self._workers.items()):
+        for worker in list(self._workers.values()):
             if not worker.process.is_alive():
-                dead.append((worker.slot, worker.busy, f"exit code {worker.process.exitcode}"))
+                reason = f"exit code {worker.process.exitcode}"
+                dead.append(WorkerLost(worker.slot, worker.busy, reason))
                 self._start(worker.slot)
         return dead
 

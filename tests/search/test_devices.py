@@ -38,10 +38,10 @@ def test_workers_alone_on_a_gpu_host_are_dealt_over_the_gpus():
 @pytest.mark.parametrize(
     ("gpus", "workers", "message"),
     [
-        ("0,2", None, "--gpus 0,2: no GPU 2 (2 CUDA devices visible)"),
+        ("0,2", None, "gpus 0,2: no GPU 2 (2 CUDA devices visible)"),
         ("a,b", None, "expected GPU indices like 0,1 (or cpu), got 'a'"),
         ("0,", None, "got ''"),
-        ("cpu", 0, "--workers 0: must be at least 1"),
+        ("cpu", 0, "workers 0: must be at least 1"),
         ("0,1", 3, "GPU runs get one worker per listed GPU"),
     ],
 )

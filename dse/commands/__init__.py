@@ -1,0 +1,35 @@
+"""The command layer: each job of the CLI as a function of plain arguments that returns what
+it shows (output.Shown). The CLI parses and prints; Python callers get the same jobs."""
+
+from dse.commands.exploring import early_stop_from, reproduce, run
+from dse.commands.figures import accuracy_report, inspect
+from dse.commands.measuring import bench, calibrate, profile
+from dse.commands.reading import export, pareto, spaces, studies, trials
+from dse.commands.training import evaluate, presets, show_config, summary, train
+from dse.measure.calibrate import DEFAULT_PATH as CALIBRATION_PATH
+from dse.search.options import RunOptions
+from dse.search.storage import DEFAULT_STORAGE
+
+__all__ = [
+    "CALIBRATION_PATH",
+    "DEFAULT_STORAGE",
+    "RunOptions",
+    "accuracy_report",
+    "bench",
+    "calibrate",
+    "early_stop_from",
+    "evaluate",
+    "export",
+    "inspect",
+    "pareto",
+    "presets",
+    "profile",
+    "reproduce",
+    "run",
+    "show_config",
+    "spaces",
+    "studies",
+    "summary",
+    "train",
+    "trials",
+]

@@ -1,0 +1,114 @@
+"""Exploring a space: run (or resume) its study and show the front; reproduce the paper."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from dse.commands.paths import check_output_dir
+from dse.errors import ConfigError, option
+from dse.output import Rows, Shown
+from dse.search.moasha import DEFAULT_ETA, EarlyStop, check_eta, parse_rungs
+from dse.search.options import RunOptions
+from dse.search.recorder import RunSummary
+from dse.search.results import open_view, pareto_rows
+from dse.search.runner import run_study
+from dse.space import load_space
+
+EARLY_STOP_RULES = ("moasha",)
+
+
+def early_stop_from(rule: str | None, rungs: str = "1,3,9", eta: float = DEFAULT_ETA):
+    """`--early-stop moasha --rungs 1,3,9 --eta 3` as an EarlyStop (None: no early stopping)."""
+    if rule is None:
+        return None
+    if rule not in EARLY_STOP_RULES:
+        raise ConfigError(f"{option('early_stop')} {rule}: unknown rule; choose moasha")
+    return EarlyStop(parse_rungs(rungs), check_eta(eta))
+
+
+def front_shown(rows: list[dict[str, Any]], title: str) -> Shown:
+    """The front: one row per member, its params flattened into params_* columns in tables;
+    JSON keeps each member's params as an object."""
+    flat = [
+        {k: v for k, v in r.items() if k != "params"}
+        | {f"params_{k}": v for k, v in r["params"].items()}
+        for r in rows
+    ]
+    return Shown(tables=[Rows(flat, title)], data=rows)
+
+
+def run(
+    space: str,
+    options: RunOptions,
+    repeats: int | None = None,
+    calibration: str | None = None,
+    live: bool = True,
+) -> Shown:
+    """Run (or resume) a space's study; show the summary and the Pareto front.
+
+    `calibration`: a `dse calibrate` file stored with the study (default: the last one
+    written, when it exists); `live`: the live view, else a line per finished trial."""
+    from dataclasses import replace
+
+    from dse.measure.calibrate import DEFAULT_PATH, load_calibration
+    from dse.progress import LineReporter, LiveReporter
+
+    loaded = load_space(space)
+    if repeats is not None:
+        loaded = loaded.with_repeats(repeats)
+    if calibration is None and Path(DEFAULT_PATH).is_file():
+        calibration = DEFAULT_PATH
+    if calibration:
+        options = replace(options, calibration=load_calibration(calibration))
+    summary = run_study(loaded, options, LiveReporter() if live else LineReporter())
+    rows = pareto_rows(open_view(options.storage, summary.study))
+    shown = front_shown(rows, f"Pareto front of {summary.study}")
+    shown.preface = summary_lines(summary)
+    return shown
+
+
+def summary_lines(summary: RunSummary) -> list[str]:
+    """What a run did, and its first failures."""
+    stopped = f"{summary.stopped} stopped early, " if summary.stopped else ""
+    head = (
+        f"study {summary.study}: {summary.complete} complete, {stopped}{summary.failed} failed "
+        f"of {summary.planned} planned; {summary.pareto_size} on the Pareto front "
+        f"({summary.elapsed_s:.0f}s)"
+    )
+    return [head, *(f"  {failure[:200]}" for failure in summary.failures[:5])]
+
+
+def reproduce(
+    space: str = "paper",
+    options: RunOptions | None = None,
+    run_first: bool = True,
+    out: str = "results",
+) -> Shown:
+    """The paper's table beside this study's: accuracy, time and their changes vs baseline
+    (runs or resumes the study first unless `run_first` is False)."""
+    from dse.progress import LineReporter
+    from dse.report import reproduce as paper
+
+    options = options or RunOptions()
+    check_output_dir(out, "out")
+    loaded = load_space(space)
+    name = options.study_name or loaded.name
+    if run_first:
+        from dataclasses import replace
+
+        run_study(loaded, replace(options, study_name=name), LineReporter())
+    view = open_view(options.storage, name)
+    rows = paper.report_rows(paper.measured_by_preset(view))
+    if not rows:
+        raise ConfigError(
+            f"study {name}: no complete trials with a `preset` parameter of the paper's eight"
+        )
+    page = paper.write_html(rows, name, Path(out) / f"reproduce-{name}.html")
+    return Shown(
+        tables=[Rows(rows)],
+        data={"rows": rows, "orderings": [asdict(o) for o in paper.orderings(rows)]},
+        text=paper.markdown(rows, name),
+        notes=[f"report: {page}"],
+    )

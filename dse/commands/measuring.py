@@ -1,0 +1,126 @@
+"""Measuring a configuration: step throughput (bench), op by op (profile), noise (calibrate)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from dse.commands.paths import check_output_dir
+from dse.errors import ConfigError, option
+from dse.output import Rows, Shown, note
+from dse.presets import resolve_config
+
+
+def bench(
+    config: str | None,
+    preset_name: str | None,
+    overrides: list[str],
+    device: str = "cpu",
+    batch: int = 128,
+    steps: int = 5,
+    warmup: int = 2,
+    compare: list[str] | None = None,
+    threads: int | None = None,
+    header: bool = True,
+) -> Shown:
+    """Full training steps of config variants side by side, against the matmul ceiling;
+    `header`: a line with the device, threads and ceilings before the table."""
+    import torch
+
+    from dse.measure.bench import run_bench, variants_from
+    from dse.train.trainer import resolve_device
+
+    base = resolve_config(config, preset_name, overrides)
+    torch_device = resolve_device(device)
+    variants = variants_from(base, compare or [])
+    if threads:
+        torch.set_num_threads(threads)
+    report = run_bench(variants, torch_device, batch, steps, warmup)
+    preface = []
+    if header:
+        ceilings = ", ".join(f"{k} {v:.0f} GFLOP/s" for k, v in report.ceilings.items())
+        preface.append(
+            f"{report.device}, {report.threads} threads, batch {batch}; "
+            f"matmul ceiling: {ceilings}; process peak RSS {report.rss_mb:.0f} MB"
+        )
+    rows = [asdict(t) for t in report.timings]
+    return Shown(tables=[Rows(rows, "training step")], preface=preface)
+
+
+MODES = ("train", "test")
+PROFILE_VIEWS = ("op", "layer")
+
+
+def profile(
+    config: str | None,
+    preset_name: str | None,
+    overrides: list[str],
+    device: str = "cpu",
+    steps: int = 3,
+    warmup: int = 2,
+    batch: int = 128,
+    mode: str = "train",
+    by: str = "op",
+    top: int = 15,
+    out: str = "results/profile",
+) -> Shown:
+    """Op-by-op (or layer-by-layer) time and memory of a training or test step."""
+    from dse.measure.profile import profile_steps
+    from dse.train.trainer import resolve_device
+
+    if mode not in MODES:
+        raise ConfigError(f"{option('mode')} {mode}: choose train or test")
+    if by not in PROFILE_VIEWS:
+        raise ConfigError(f"{option('by')} {by}: choose op or layer")
+    resolved = resolve_config(config, preset_name, overrides)
+    torch_device = resolve_device(device)
+    check_output_dir(out, "out")
+    result = profile_steps(resolved, torch_device, batch, steps, warmup, mode, Path(out))
+    rows = [asdict(r) for r in (result.ops[:top] if by == "op" else result.layers)]
+    notes = [
+        f"measured step {result.step_ms:.1f} ms under the profiler; layers sum to "
+        f"{result.layer_sum_ms:.1f} ms ({result.layer_sum_ms / result.step_ms:.0%})",
+        f"table: {result.ops_csv} and {result.layers_csv}",
+        f"trace: {result.trace} (open in ui.perfetto.dev or TensorBoard)",
+    ]
+    return Shown(tables=[Rows(rows, f"{mode} step by {by}")], notes=notes)
+
+
+def calibrate(
+    config: str | None,
+    preset_name: str | None,
+    overrides: list[str],
+    runs: int = 3,
+    device: str = "cpu",
+    data_dir: str | None = None,
+    out: str | None = None,
+    wrote_note: bool = True,
+) -> Shown:
+    """Train one configuration `runs` times: the CV of epoch time and the spread of accuracy;
+    the calibration is written to `out` (`dse run` stores it with the study)."""
+    from dse.measure.calibrate import DEFAULT_PATH, run_calibration
+
+    out = out or DEFAULT_PATH
+    base = resolve_config(config, preset_name, overrides)
+    check_output_dir(Path(out).parent, "out")
+
+    def on_run(i: int, result: dict[str, Any]) -> None:
+        note(
+            f"run {i + 1}/{runs}: seed {result['config']['seed']}, train "
+            f"{result['train_time_s']:.1f} s, val_accuracy {result['val_accuracy']:.4f}"
+        )
+
+    result = run_calibration(base, runs, device, data_dir, on_run)
+    result.save(out)
+    rows = [
+        {"measure": "epoch time CV", "value": result.epoch_time_cv},
+        {"measure": "train time CV", "value": result.train_time_cv},
+        {"measure": "mean epoch time s", "value": result.epoch_time_mean_s},
+        {"measure": "val accuracy mean", "value": result.val_accuracy_mean},
+        {"measure": "val accuracy std", "value": result.val_accuracy_std},
+        {"measure": "val accuracy spread", "value": result.val_accuracy_spread},
+    ]
+    title = f"calibration of {result.config} on {result.device}"
+    notes = [f"wrote {out}"] if wrote_note else []
+    return Shown(tables=[Rows(rows, title)], data=result.to_dict(), notes=notes)

@@ -1,0 +1,134 @@
+"""What `dse run` is asked besides the space (RunOptions), checked in one place, and the plan
+of the run it resolves to: the sampler, the trial budget, the grid, the base config."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from dse.config import TrialConfig
+from dse.errors import ConfigError, option
+from dse.search.moasha import EarlyStop
+from dse.search.storage import DEFAULT_STORAGE
+from dse.search.study import SAMPLERS
+from dse.space import SearchSpace
+
+BACKENDS = ("local", "dask")
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How to run a space's study: where it is stored, how it samples, where trials train."""
+
+    storage: str = DEFAULT_STORAGE
+    study_name: str | None = None  # default: the space's name
+    sampler: str | None = None  # one of SAMPLERS; default: grid if the grid fits, else tpe
+    n_trials: int | None = None  # the budget; default: the space's n_trials, else its grid
+    seed: int = 0  # the sampler's seed
+    gpus: str | None = None  # local: GPU indices like "0,1", or "cpu"; default: every GPU
+    workers: int | None = None  # local: worker processes (CPU), or workers dealt over GPUs
+    data_dir: str | None = None
+    calibration: dict[str, Any] | None = None  # from `dse calibrate`, stored with the study
+    retry_oom: bool = False  # retry an out-of-memory trial once at half the batch size
+    backend: str = "local"  # local | dask
+    scheduler: str | None = None  # the Dask scheduler's address, for backend dask
+    gpus_per_trial: int | None = None  # dask: GPUs a trial asks for (default: 1 if declared)
+    early_stop: EarlyStop | None = None  # MO-ASHA rungs and eta; None runs every trial in full
+
+    def validate(self, space: SearchSpace) -> None:
+        """Every combination of options that cannot run, before anything starts."""
+        if self.sampler is not None and self.sampler not in SAMPLERS:
+            raise ConfigError(
+                f"{option('sampler')} {self.sampler}: unknown sampler; "
+                f"choose from {', '.join(SAMPLERS)}"
+            )
+        if self.sampler == "grid" and not space.finite:
+            raise ConfigError(
+                f"{option('sampler')} grid: {space.source} has continuous ranges (no grid)"
+            )
+        if self.workers is not None and self.workers < 1:
+            raise ConfigError(f"{option('workers')} {self.workers}: must be at least 1")
+        self._check_backend()
+        if self.early_stop is not None:
+            self.early_stop.check(space.metric_names, space.source)
+            if space.base_config().repeats > 1:
+                raise ConfigError(
+                    f"{space.source}: {option('early_stop')} with repeats: rungs compare one "
+                    "training curve per trial; use one or the other"
+                )
+
+    def _check_backend(self) -> None:
+        if self.backend not in BACKENDS:
+            raise ConfigError(
+                f"{option('backend')} {self.backend}: choose from {', '.join(BACKENDS)}"
+            )
+        if self.backend == "local":
+            if self.scheduler is not None or self.gpus_per_trial is not None:
+                given = "scheduler" if self.scheduler is not None else "gpus_per_trial"
+                raise ConfigError(f"{option(given)} needs {option('backend')} dask")
+            return
+        if self.scheduler is None:
+            raise ConfigError(
+                f"{option('backend')} dask needs {option('scheduler')} tcp://HOST:8786"
+            )
+        if self.early_stop is not None:
+            raise ConfigError(
+                f"{option('early_stop')} with {option('backend')} dask: rung decisions reach "
+                f"local workers only (use {option('backend')} local, or several `dse run` on "
+                "one PostgreSQL study)"
+            )
+        if self.gpus is not None or self.workers is not None:
+            given = "gpus" if self.gpus is not None else "workers"
+            raise ConfigError(
+                f"{option(given)} with {option('backend')} dask: the Dask workers decide "
+                f"(use {option('gpus_per_trial')})"
+            )
+        if self.gpus_per_trial is not None and self.gpus_per_trial < 0:
+            raise ConfigError(
+                f"{option('gpus_per_trial')} {self.gpus_per_trial}: must be 0 or more"
+            )
+
+
+def choose_sampler(space: SearchSpace, sampler: str | None, n_trials: int | None) -> str:
+    """The sampler asked for; by default grid for a finite space whose grid fits the budget,
+    else tpe."""
+    if sampler is not None:
+        return sampler
+    if space.finite:
+        budget = n_trials or space.n_trials
+        if budget is None or budget >= (space.grid_size() or 0):
+            return "grid"
+    return "tpe"
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """What a run of a space's study will do, resolved from the space and the options."""
+
+    study_name: str
+    sampler: str  # one of SAMPLERS
+    planned: int  # trials to finish, the study's earlier trials included
+    grid: list[dict[str, Any]] | None  # the grid points to queue (sampler grid)
+    base: TrialConfig  # the space's base config (no axis chosen)
+    datasets: set[str]  # every dataset a trial may train on
+
+
+def plan_run(space: SearchSpace, options: RunOptions) -> RunPlan:
+    """Check the options against the space, then resolve sampler, budget and grid."""
+    options.validate(space)
+    sampler = choose_sampler(space, options.sampler, options.n_trials)
+    grid = space.grid() if sampler == "grid" else None
+    if grid is not None:
+        budget = options.n_trials or space.n_trials or len(grid)
+        planned = min(budget, len(grid))
+        grid = grid[:planned]
+    else:
+        planned = space.planned_trials(options.n_trials)
+    return RunPlan(
+        study_name=options.study_name or space.name,
+        sampler=sampler,
+        planned=planned,
+        grid=grid,
+        base=space.base_config(),
+        datasets=space.datasets(),
+    )

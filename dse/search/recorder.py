@@ -1,0 +1,133 @@
+"""Recording a run's trials in the study: results, failures, retries, dead workers, and the
+summary at the end. Every write goes through TrialRecord (records.py)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from dse.search.devices import Slot
+from dse.search.records import TrialDone, TrialFailed, TrialRecord
+from dse.search.study import finished_count
+from dse.space import SearchSpace
+
+MAX_WORKER_DEATHS = 1  # retries of a trial whose worker died
+OUT_OF_MEMORY = "out of memory"  # TrialFailed.kind of a trial that ran out of device memory
+
+
+class Reporter(Protocol):
+    """What a progress display hears from a run (implemented in dse/progress.py)."""
+
+    def start(self, study: str, planned: int, done: int, slots: list[Slot]) -> None: ...
+    def trial_started(self, number: int, slot: Slot, params: dict[str, Any]) -> None: ...
+    def trial_epoch(self, number: int, epoch: int, epochs: int, val_accuracy: float) -> None: ...
+    def trial_finished(self, trial: FrozenTrial, done: int, pareto_size: int) -> None: ...
+    def stop(self) -> None: ...
+
+
+class SilentReporter:
+    def start(self, study, planned, done, slots): ...
+    def trial_started(self, number, slot, params): ...
+    def trial_epoch(self, number, epoch, epochs, val_accuracy): ...
+    def trial_finished(self, trial, done, pareto_size): ...
+    def stop(self): ...
+
+
+@dataclass
+class RunSummary:
+    study: str
+    storage: str
+    planned: int
+    complete: int
+    failed: int
+    pareto_size: int
+    elapsed_s: float
+    failures: list[str] = field(default_factory=list)
+    stopped: int = 0  # stopped early at a rung (PRUNED)
+
+
+class Recorder:
+    """Tells the study how each trial of this run ended, and queues the retries."""
+
+    def __init__(
+        self, study: optuna.Study, space: SearchSpace, retry_oom: bool, reporter: Reporter
+    ):
+        self.study, self.space, self.retry_oom, self.reporter = study, space, retry_oom, reporter
+        self.deaths: dict[int, int] = {}  # worker deaths by the first run's trial number
+
+    def done(self, trial: optuna.Trial, message: TrialDone) -> None:
+        """A finished run: its values, or PRUNED with its values kept when stopped early."""
+        record = TrialRecord(trial)
+        metrics = record.finish(message)
+        values = [metrics[m] for m in self.space.metric_names]
+        if message.result.stopped_at is not None:
+            record.stopped(message.result.stopped_at, values)
+            self.study.tell(trial, state=TrialState.PRUNED)
+        else:
+            for constraint in self.space.constraints:
+                trial.set_constraint(str(constraint), constraint.violation(metrics))
+            self.study.tell(trial, values)
+        self.report_finished(trial.number)
+
+    def failed(self, trial: optuna.Trial, message: TrialFailed) -> None:
+        """A run that raised; out of memory with retry_oom: once more at half the batch."""
+        record = TrialRecord(trial)
+        record.fail(f"{message.kind}: {message.message}")
+        retry = message.kind == OUT_OF_MEMORY and self.retry_oom and not record.half_batch
+        if retry:
+            record.mark_retried()
+        self.study.tell(trial, state=TrialState.FAIL)
+        if retry:
+            record.enqueue_retry(self.study, trial.number, OUT_OF_MEMORY, half_batch=True)
+        self.report_finished(trial.number)
+
+    def worker_died(self, trial: optuna.Trial, slot: Slot, reason: str) -> None:
+        """FAIL with the reason; queued again unless its point already killed a worker."""
+        record = TrialRecord(trial)
+        origin = record.retry_of
+        self.deaths[origin] = self.deaths.get(origin, 0) + 1
+        record.fail(f"worker died ({reason}) on {record.slot or slot.label}")
+        retry = self.deaths[origin] <= MAX_WORKER_DEATHS
+        if retry:
+            record.mark_retried()
+        self.study.tell(trial, state=TrialState.FAIL)
+        if retry:
+            record.enqueue_retry(self.study, origin, "worker died")
+        self.report_finished(trial.number)
+
+    def invalid(self, trial: optuna.Trial, error: str) -> None:
+        """A sampled combination the config rejects: recorded, not counted against the budget."""
+        TrialRecord(trial).mark_invalid(error)
+        self.study.tell(trial, state=TrialState.FAIL)
+
+    def withdrawn(self, trial: optuna.Trial) -> None:
+        """Asked beyond the budget (another runner took the last place): not counted."""
+        TrialRecord(trial).mark_withdrawn()
+        self.study.tell(trial, state=TrialState.FAIL)
+
+    def report_finished(self, number: int) -> None:
+        trials = self.study.get_trials(deepcopy=False)
+        frozen = next(t for t in trials if t.number == number)
+        self.reporter.trial_finished(frozen, finished_count(trials), len(self.study.best_trials))
+
+    def summary(self, storage: str, planned: int, elapsed: float) -> RunSummary:
+        trials = self.study.get_trials(deepcopy=False)
+        failures = [
+            f"trial {t.number}: {TrialRecord(t).error}"
+            for t in trials
+            if t.state == TrialState.FAIL and TrialRecord(t).is_final()
+        ]
+        return RunSummary(
+            study=self.study.study_name,
+            storage=storage,
+            planned=planned,
+            complete=sum(t.state == TrialState.COMPLETE for t in trials),
+            stopped=sum(t.state == TrialState.PRUNED for t in trials),
+            failed=len(failures),
+            pareto_size=len(self.study.best_trials),
+            elapsed_s=elapsed,
+            failures=failures,
+        )

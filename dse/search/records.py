@@ -1,0 +1,453 @@
+"""What crosses a boundary in a search, defined once: messages, the pool, a trial's record.
+
+Messages. The runner hands a worker a `TrialTask`; the worker answers with `TrialStarted`
+(Dask: where it landed), an `EpochDone` per finished epoch, a `RungQuestion` after an epoch
+that is a rung of early stopping (it then waits for the runner's `RungAnswer`), and finally
+`TrialDone` or `TrialFailed`. A pool reports a worker that died with `WorkerLost`. Local
+workers pickle these through multiprocessing queues; Dask events carry them as plain dicts
+(`to_wire` / `from_wire`, msgpack-safe).
+
+Stored attributes. A trial's record in the study (optuna user attributes, JSON) is read and
+written only through `TrialRecord`, under the key constants below, and a study's through
+`StudyRecord`. The keys are the stored format: studies written by earlier versions open with
+the same names.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any, Protocol
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from dse.search.devices import Slot
+from dse.train.result import TrialResult
+
+# --- messages ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where a trial runs, as recorded with it."""
+
+    slot: str  # "cpu#0", "cuda:1#1", or the Dask worker's address
+    device: str  # "cpu" or "cuda:N"
+    host: str | None = None
+    dask_worker: str | None = None  # the Dask worker's name (Dask runs only)
+
+
+@dataclass(frozen=True)
+class EpochPoint:
+    """One finished epoch of a trial, as the worker reports it and the trial's curve keeps it."""
+
+    epoch: int  # counted from 1
+    batch_size: int
+    epoch_time_s: float
+    elapsed_train_s: float  # training time of epochs 1..epoch
+    val_accuracy: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Decision:
+    """MO-ASHA's decision for a trial at a rung, as stored in the trial's record."""
+
+    rung: int
+    values: tuple[float, ...]  # the objectives estimated at the rung
+    proceed: bool
+    position: int  # 1-based, in the rung's order
+    of: int  # records ranked, the newcomer included
+    cutoff: int  # how many positions go on: floor(of / eta) + 1
+
+    def to_attr(self) -> dict[str, Any]:
+        return {
+            "values": list(self.values),
+            "proceed": self.proceed,
+            "position": self.position,
+            "of": self.of,
+            "cutoff": self.cutoff,
+        }
+
+    @classmethod
+    def from_attr(cls, rung: int, stored: dict[str, Any]) -> Decision:
+        values = tuple(stored["values"])
+        return cls(
+            rung, values, stored["proceed"], stored["position"], stored["of"], stored["cutoff"]
+        )
+
+
+@dataclass(frozen=True)
+class TrialTask:
+    """Runner -> worker: train this config; after each epoch in `rungs`, ask before going on."""
+
+    number: int
+    config: dict[str, Any]  # a TrialConfig as a dict
+    rungs: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class RungAnswer:
+    """Runner -> worker waiting at a rung: go on training, or stop at this epoch."""
+
+    proceed: bool
+
+
+@dataclass(frozen=True)
+class TrialStarted:
+    slot_index: int
+    number: int
+    placement: Placement
+
+
+@dataclass(frozen=True)
+class EpochDone:
+    slot_index: int
+    number: int
+    epochs: int  # of the whole run
+    point: EpochPoint
+
+
+@dataclass(frozen=True)
+class RungQuestion:
+    """The worker finished a rung's epoch and waits for a RungAnswer."""
+
+    slot_index: int
+    number: int
+    epoch: int
+
+
+@dataclass(frozen=True)
+class TrialDone:
+    slot_index: int
+    number: int
+    result: TrialResult
+    wall_s: float  # the whole task: loading data, training, evaluating
+    placement: Placement | None = None  # where it ran, for its environment record
+
+
+@dataclass(frozen=True)
+class TrialFailed:
+    slot_index: int
+    number: int
+    kind: str  # "out of memory", a DseError's class name, or "bug: <exception class>"
+    message: str
+
+
+WorkerMessage = TrialStarted | EpochDone | RungQuestion | TrialDone | TrialFailed
+MESSAGE_TYPES = {kind.__name__: kind for kind in WorkerMessage.__args__}
+NESTED_TYPES = {"placement": Placement, "point": EpochPoint, "result": TrialResult}
+
+
+def to_wire(message: WorkerMessage) -> dict[str, Any]:
+    """A message as plain data (for transports that carry no Python objects)."""
+    return {"type": type(message).__name__, **asdict(message)}
+
+
+def from_wire(data: dict[str, Any]) -> WorkerMessage:
+    kind = MESSAGE_TYPES[data["type"]]
+    values = {f.name: data[f.name] for f in fields(kind)}
+    for name, value in values.items():
+        nested = NESTED_TYPES.get(name)
+        if nested is not None and isinstance(value, dict):
+            values[name] = nested.from_dict(value) if nested is TrialResult else nested(**value)
+    return kind(**values)
+
+
+@dataclass(frozen=True)
+class WorkerLost:
+    """A worker died (killed, crashed, its Dask worker lost), with the trial it held."""
+
+    slot: Slot
+    number: int | None
+    reason: str
+
+
+class Pool(Protocol):
+    """Workers that train trials: local processes (workers.py) or a Dask cluster (dask_pool.py)."""
+
+    slots: list[Slot]
+
+    def idle(self) -> list[Slot]: ...
+    def submit(self, slot: Slot, task: TrialTask) -> None: ...
+    def answer(self, slot_index: int, answer: RungAnswer) -> None: ...
+    def poll(self, timeout: float) -> list[WorkerMessage]: ...
+    def replace_dead(self) -> list[WorkerLost]: ...
+    def close(self) -> None: ...
+
+
+# --- a trial's stored record ------------------------------------------------------------------
+
+CONFIG = "config"  # the resolved TrialConfig (dict)
+DEVICE, SLOT, HOST, DASK_WORKER = "device", "slot", "host", "dask_worker"  # where it ran
+METRICS_KEY = "metrics"  # every metric of train.result.METRICS, by name
+HISTORY = "history"  # the trainer's per-epoch records
+ENVIRONMENT = "environment"  # torch, threads, commit, seed ... plus WALL_S and the placement
+WALL_S = "wall_s"  # in ENVIRONMENT: seconds of the whole task
+PER_SEED, SEED_STD = "per_seed", "seed_std"  # repeats: each seed's metrics, and their std
+CURVE = "curve"  # EpochPoints so far, written after each epoch
+RUNGS = "rungs"  # MO-ASHA decisions by rung (str), as Decision.to_attr()
+STOPPED_AT, VALUES_AT_STOP = "stopped_at", "values_at_stop"  # stopped early (PRUNED)
+ERROR = "error"  # why it failed: "kind: message"
+RETRIED = "retried"  # failed, and its retry counts instead
+INVALID = "invalid"  # a sampled combination the config rejects: not counted
+WITHDRAWN = "withdrawn"  # asked over budget by a racing runner: not counted
+ORIGIN = "origin"  # enqueued as: "grid", "point" or "retry"
+POINT = "point"  # the params it was enqueued with (a queued trial has no params yet)
+RETRY_OF, RETRY_REASON, HALF_BATCH = "retry_of", "retry_reason", "half_batch"
+
+
+def param_key(params: dict[str, Any]) -> str:
+    """A stable identity of a point: its params, sorted."""
+    return repr(sorted(params.items()))
+
+
+def queued_attrs(origin: str, params: dict[str, Any]) -> dict[str, Any]:
+    """The attributes of a point enqueued by the runner (grid, or a space's `points`)."""
+    return {ORIGIN: origin, POINT: params}
+
+
+class TrialRecord:
+    """A trial's stored attributes, by name. Reads work on finished and live trials alike;
+    writes need a live `optuna.Trial` (one the runner asked for and has not told yet)."""
+
+    def __init__(self, trial: FrozenTrial | optuna.Trial):
+        self.trial = trial
+
+    @property
+    def attrs(self) -> dict[str, Any]:
+        return self.trial.user_attrs
+
+    # -- reading --
+    @property
+    def number(self) -> int:
+        return self.trial.number
+
+    @property
+    def config(self) -> dict[str, Any] | None:
+        return self.attrs.get(CONFIG)
+
+    @property
+    def metrics(self) -> dict[str, float]:
+        return self.attrs.get(METRICS_KEY, {})
+
+    @property
+    def history(self) -> list[dict[str, Any]]:
+        return self.attrs.get(HISTORY, [])
+
+    @property
+    def wall_s(self) -> float | None:
+        return self.attrs.get(ENVIRONMENT, {}).get(WALL_S)
+
+    @property
+    def device(self) -> str | None:
+        return self.attrs.get(DEVICE)
+
+    @property
+    def slot(self) -> str | None:
+        return self.attrs.get(SLOT)
+
+    @property
+    def host(self) -> str | None:
+        return self.attrs.get(HOST)
+
+    @property
+    def error(self) -> str | None:
+        return self.attrs.get(ERROR)
+
+    @property
+    def curve(self) -> list[EpochPoint]:
+        return [EpochPoint(**point) for point in self.attrs.get(CURVE, [])]
+
+    def decision(self, rung: int) -> Decision | None:
+        """MO-ASHA's decision at `rung`, if the trial reached it."""
+        stored = self.attrs.get(RUNGS, {}).get(str(rung))
+        return None if stored is None else Decision.from_attr(rung, stored)
+
+    def decisions(self) -> list[Decision]:
+        return [Decision.from_attr(int(k), v) for k, v in self.attrs.get(RUNGS, {}).items()]
+
+    @property
+    def stopped_at(self) -> int | None:
+        return self.attrs.get(STOPPED_AT)
+
+    @property
+    def per_seed(self) -> list[dict[str, float]]:
+        return self.attrs.get(PER_SEED) or []
+
+    @property
+    def seed_std(self) -> dict[str, float]:
+        return self.attrs.get(SEED_STD, {})
+
+    @property
+    def half_batch(self) -> bool:
+        return bool(self.attrs.get(HALF_BATCH))
+
+    @property
+    def retry_of(self) -> int:
+        """The first run of this trial's point (itself unless it is a retry)."""
+        return self.attrs.get(RETRY_OF, self.trial.number)
+
+    def is_final(self) -> bool:
+        """Finished for good: complete, pruned, or failed for a reason of its own (not retried,
+        not an invalid sample)."""
+        state = self.trial.state
+        if state in (TrialState.COMPLETE, TrialState.PRUNED):
+            return True
+        return (
+            state == TrialState.FAIL
+            and ERROR in self.attrs
+            and not self.attrs.get(RETRIED)
+            and not self.attrs.get(INVALID)
+        )
+
+    def is_pending(self) -> bool:
+        """Running or queued (a trial withdrawn as over budget is neither)."""
+        running = self.trial.state in (TrialState.RUNNING, TrialState.WAITING)
+        return running and not self.attrs.get(WITHDRAWN)
+
+    def point_key(self) -> str:
+        """The identity of the point the trial runs. A queued trial has no params until it
+        runs: its point is the one it was enqueued with (retries copy it)."""
+        return param_key(self.attrs.get(POINT) or self.trial.params)
+
+    def train_seconds(self) -> float:
+        """Training seconds spent: all of a finished or stopped run, or a failed run's epochs
+        up to its last reported one."""
+        if self.metrics:
+            return float(self.metrics["train_time_s"])
+        curve = self.curve
+        return curve[-1].elapsed_train_s if curve else 0.0
+
+    # -- writing --
+    def _set(self, key: str, value: Any) -> None:
+        self.trial.set_user_attr(key, value)
+
+    def start(self, config: dict[str, Any], placement: Placement) -> None:
+        """A trial handed to a worker; a retry drops its failed run's curve and decisions."""
+        self._set(CONFIG, config)
+        self.place(placement)
+        for key, empty in ((CURVE, []), (RUNGS, {})):
+            if key in self.attrs:
+                self._set(key, empty)
+
+    def place(self, placement: Placement) -> None:
+        for key, value in asdict(placement).items():
+            if value is not None:
+                self._set(key, value)
+
+    def finish(self, done: TrialDone) -> list[float]:
+        """Store a finished run's result; returns its metrics, by name."""
+        result = done.result
+        metrics = result.metrics()
+        environment = {**result.environment, WALL_S: done.wall_s}
+        if done.placement is not None:
+            placed = {k: v for k, v in asdict(done.placement).items() if v is not None}
+            environment.update(placed)
+            if done.placement.dask_worker is not None:  # should its start have been missed
+                self.place(done.placement)
+        self._set(METRICS_KEY, metrics)
+        self._set(HISTORY, [asdict(record) for record in result.history])
+        self._set(ENVIRONMENT, environment)
+        if result.per_seed:
+            self._set(PER_SEED, result.per_seed)
+            self._set(SEED_STD, result.seed_std)
+        return metrics
+
+    def stopped(self, epoch: int, values: list[float]) -> None:
+        """Stopped early at a rung: optuna takes no values with PRUNED, so they are kept here."""
+        self._set(STOPPED_AT, epoch)
+        self._set(VALUES_AT_STOP, values)
+
+    def fail(self, error: str) -> None:
+        self._set(ERROR, error)
+
+    def mark_retried(self) -> None:
+        self._set(RETRIED, True)
+
+    def mark_invalid(self, error: str) -> None:
+        self._set(ERROR, error)
+        self._set(INVALID, True)
+
+    def mark_withdrawn(self) -> None:
+        self._set(WITHDRAWN, True)
+
+    def set_curve(self, curve: list[EpochPoint]) -> None:
+        self._set(CURVE, [point.to_dict() for point in curve])
+
+    def add_decision(self, decision: Decision) -> None:
+        self._set(RUNGS, {**self.attrs.get(RUNGS, {}), str(decision.rung): decision.to_attr()})
+
+    def enqueue_retry(
+        self, study: optuna.Study, origin: int, reason: str, half_batch: bool = False
+    ) -> None:
+        """Queue this trial's point again; the retry's attributes link it to `origin`, the
+        first run of the point."""
+        attrs = {ORIGIN: "retry", RETRY_OF: origin, POINT: dict(self.trial.params)}
+        attrs[RETRY_REASON] = reason
+        if half_batch:
+            attrs[HALF_BATCH] = True
+        study.enqueue_trial(self.trial.params, user_attrs=attrs)
+
+
+def records(trials: list[FrozenTrial]) -> list[TrialRecord]:
+    return [TrialRecord(t) for t in trials]
+
+
+# --- a study's stored record ------------------------------------------------------------------
+
+SPACE = "space"  # the space file as parsed (YAML data)
+CONSTRAINTS = "constraints"  # the space's constraints, as text
+CALIBRATION = "calibration"  # the latest `dse calibrate` result run with it
+EARLY_STOP = "early_stop"  # the rule, rungs and eta of the latest run with early stopping
+REFERENCE_POINT = "reference_point"  # in SPACE: the hypervolume's reference point, if given
+
+
+class StudyRecord:
+    """A study's stored attributes, by name."""
+
+    def __init__(self, study: optuna.Study):
+        self.study = study
+
+    @property
+    def space(self) -> dict[str, Any]:
+        return self.study.user_attrs.get(SPACE, {})
+
+    @property
+    def reference_point(self) -> dict[str, float] | None:
+        return self.space.get(REFERENCE_POINT) or None
+
+    @property
+    def calibration(self) -> dict[str, Any] | None:
+        return self.study.user_attrs.get(CALIBRATION)
+
+    def created(self, space: dict[str, Any], constraints: list[str]) -> None:
+        self.study.set_user_attr(SPACE, space)
+        self.study.set_user_attr(CONSTRAINTS, constraints)
+
+    def set_calibration(self, calibration: dict[str, Any]) -> None:
+        self.study.set_user_attr(CALIBRATION, calibration)
+
+    def set_early_stop(self, rungs: tuple[int, ...], eta: float) -> None:
+        self.study.set_user_attr(EARLY_STOP, {"rule": "moasha", "rungs": list(rungs), "eta": eta})
+
+
+__all__ = [
+    "Decision",
+    "EpochDone",
+    "EpochPoint",
+    "Placement",
+    "Pool",
+    "RungAnswer",
+    "RungQuestion",
+    "StudyRecord",
+    "TrialDone",
+    "TrialFailed",
+    "TrialRecord",
+    "TrialStarted",
+    "TrialTask",
+    "WorkerLost",
+    "WorkerMessage",
+]

@@ -1,0 +1,239 @@
+"""The results database: an optuna storage opened from a URL, and closed on time.
+
+Storage URLs: any SQLAlchemy URL optuna's RDBStorage takes (sqlite:///results/dse.db, the
+default; postgresql+psycopg://user@host/db, where postgresql:// means the same: psycopg 3 is
+the driver of the `dse[postgres]` extra), or a journal file (a path ending in .log or
+.journal, or journal:PATH). RDB storages run with heartbeats: a trial whose runner died goes
+stale after GRACE_PERIOD_S, is marked FAIL and re-queued with the same parameters.
+Journal files have no heartbeats (optuna's limit): after a crash, stale RUNNING trials stay.
+
+Several `dse run` processes may start on one new SQLite database at the same moment: creating
+the schema and the study is serialized by a lock on the database's folder (optuna's own
+creation races: `UNIQUE constraint failed: alembic_version.version_num`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import sqlite3
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
+
+from dse.errors import ConfigError, DseError, StorageError, option
+
+DEFAULT_STORAGE = "sqlite:///results/dse.db"
+HEARTBEAT_INTERVAL_S = 2
+GRACE_PERIOD_S = 10
+SQLITE_TIMEOUT_S = 60
+
+
+def normalized_url(url: str) -> str:
+    """postgresql:// and postgres:// name psycopg 3, the driver dse[postgres] installs."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url.removeprefix(prefix)
+    return url
+
+
+def open_error(url: str, exc: BaseException) -> DseError:
+    """The one-line error for a storage that cannot be opened."""
+    if isinstance(exc, ImportError):
+        if url.startswith("postgres"):
+            return ConfigError(
+                f"{option('storage')} {url}: PostgreSQL needs the psycopg driver: "
+                "pip install 'dse[postgres]'"
+            )
+        return ConfigError(
+            f"{option('storage')} {url}: the database driver is not installed ({exc.name})"
+        )
+    first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return StorageError(f"{option('storage')} {url}: cannot open the database: {first_line}")
+
+
+def journal_path(url: str) -> str | None:
+    if url.startswith("journal:"):
+        return url.removeprefix("journal:")
+    if url.endswith((".log", ".journal")) and "://" not in url:
+        return url
+    return None
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The database file of a sqlite URL (None for in-memory or other schemes)."""
+    if not url.startswith("sqlite:///"):
+        return None
+    path = url.removeprefix("sqlite:///")
+    return None if path in ("", ":memory:") else Path(path)
+
+
+def open_storage(url: str, create: bool) -> optuna.storages.BaseStorage:
+    """Open a storage; with create=False nothing is created (a missing database is an error)."""
+    journal = journal_path(url)
+    if journal is not None:
+        return _open_journal(url, Path(journal), create)
+    import sqlalchemy
+
+    given, url = url, normalized_url(url)
+    try:
+        from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+        parsed = sqlalchemy.engine.make_url(url)
+        parsed.get_dialect()
+    except (ArgumentError, NoSuchModuleError, ValueError):
+        raise ConfigError(
+            f"{option('storage')} {given}: unknown storage URL; use sqlite:///PATH.db, "
+            "postgresql+psycopg://USER@HOST/DB or a journal file PATH.log"
+        ) from None
+    except ImportError as exc:
+        raise open_error(given, exc) from None
+    engine_kwargs: dict[str, Any] = {}
+    path = sqlite_path(url)
+    if url.startswith("sqlite"):
+        engine_kwargs = {"connect_args": {"timeout": SQLITE_TIMEOUT_S}}
+    if path is not None:
+        _check_sqlite_path(given, path, create)
+    existed = path is not None and path.exists()
+    try:
+        with creation_lock(url), warnings.catch_warnings():
+            # heartbeats are experimental in optuna, and what we need
+            warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+            if path is not None and create:
+                _use_wal(path)
+            storage = RDBStorage(
+                url,
+                engine_kwargs=engine_kwargs,
+                skip_table_creation=not create,
+                heartbeat_interval=HEARTBEAT_INTERVAL_S,
+                grace_period=GRACE_PERIOD_S,
+                heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=3),
+            )
+    except Exception as exc:  # SQLAlchemy's OperationalError and friends: unreachable, refused
+        if path is not None and not existed:  # a full disk, say: leave no half-made database
+            for leftover in (path, *_sqlite_sidecars(path)):
+                leftover.unlink(missing_ok=True)
+        if isinstance(exc, DseError):
+            raise
+        raise open_error(given, exc) from None
+    if url.startswith("sqlite"):
+        sqlalchemy.event.listen(storage.engine, "connect", _no_sync_per_commit)
+        storage.engine.dispose()  # connections made from here on get the pragma
+    return storage
+
+
+def close_storage(storage: optuna.storages.BaseStorage) -> None:
+    """Close a storage's database connections now, not whenever they are garbage-collected.
+
+    The last SQLite connection to close checkpoints the WAL into the database file: closed
+    here, that happens when `dse run` ends, not later inside whichever command runs next.
+    """
+    if isinstance(storage, RDBStorage):
+        storage.engine.dispose()
+
+
+def _use_wal(path: Path) -> None:
+    """Write-ahead logging: readers never block the writer and a commit is one append.
+
+    With the default rollback journal, 8 `dse run` processes on one database starved each
+    other's writes for tens of seconds, so live trials missed their heartbeats and were failed
+    as stale. WAL needs every process on one host (not a network filesystem): several hosts
+    share a PostgreSQL storage instead. The mode is stored in the database file.
+    """
+    with contextlib.closing(sqlite3.connect(path, timeout=SQLITE_TIMEOUT_S)) as db:
+        db.execute("PRAGMA journal_mode=WAL")
+
+
+def _no_sync_per_commit(connection: Any, _record: Any) -> None:
+    """In WAL mode, synchronous=NORMAL syncs at checkpoints, not at every commit: a killed
+    process loses nothing, a power cut may lose the last commits, and the file stays sound."""
+    cursor = connection.cursor()
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+def _sqlite_sidecars(path: Path) -> list[Path]:
+    return [path.with_name(path.name + suffix) for suffix in ("-wal", "-shm", "-journal")]
+
+
+_held_folders: dict[Path, int] = {}  # folder locks this process holds, and how deeply
+
+
+@contextlib.contextmanager
+def folder_lock(folder: Path) -> Iterator[None]:
+    """An exclusive flock on a folder: no lock file is left behind, the kernel releases it
+    when the process dies. Re-entrant within a process (a second flock on another descriptor
+    of the same folder would wait for the first forever)."""
+    folder = folder.resolve()
+    if folder in _held_folders or not folder.is_dir():
+        _held_folders[folder] = _held_folders.get(folder, 0) + 1
+        try:
+            yield
+        finally:
+            _held_folders[folder] -= 1
+            if not _held_folders[folder]:
+                del _held_folders[folder]
+        return
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        with contextlib.suppress(OSError):  # NFS may refuse locks on folders: go on unlocked
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        _held_folders[folder] = 1
+        yield
+    finally:
+        _held_folders.pop(folder, None)
+        os.close(fd)  # closing releases the lock
+
+
+@contextlib.contextmanager
+def creation_lock(url: str) -> Iterator[None]:
+    """Serialize creating a SQLite database's schema and studies (its folder's lock).
+
+    Other storages pass through: PostgreSQL servers serialize schema creation themselves.
+    """
+    path = sqlite_path(url)
+    if path is None:
+        yield
+        return
+    with folder_lock(path.parent):
+        yield
+
+
+def _check_sqlite_path(url: str, path: Path, create: bool) -> None:
+    if not create:
+        if not path.is_file():
+            raise StorageError(
+                f"{option('storage')} {url}: no results database at {path} (run `dse run` first)"
+            )
+        return
+    parent = path.resolve().parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StorageError(
+            f"{option('storage')} {url}: cannot create {parent}: {exc.strerror}"
+        ) from None
+    if not os.access(parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise StorageError(f"{option('storage')} {url}: {parent} is not writable")
+
+
+def _open_journal(url: str, path: Path, create: bool) -> optuna.storages.BaseStorage:
+    from optuna.storages.journal import JournalFileBackend, JournalStorage
+
+    if not create and not path.is_file():
+        raise StorageError(
+            f"{option('storage')} {url}: no journal file at {path} (run `dse run` first)"
+        )
+    if create:
+        try:
+            path.resolve().parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StorageError(
+                f"{option('storage')} {url}: cannot create {path.parent}: {exc.strerror}"
+            ) from None
+    return JournalStorage(JournalFileBackend(str(path)))
