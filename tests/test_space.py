@@ -256,9 +256,7 @@ def test_space_files(tmp_path):
     (tmp_path / "bad.yaml").write_text("name: x\naxes: {a: [1,\n")
     with pytest.raises(ConfigError, match=r"bad.yaml:\d+: invalid YAML"):
         load_space(str(tmp_path / "bad.yaml"))
-    with pytest.raises(
-        ConfigError, match="--space nowhere.yaml: no such file, nor a shipped space"
-    ):
+    with pytest.raises(ConfigError, match="^space nowhere.yaml: no such file, nor a shipped space"):
         load_space("nowhere.yaml")
     (tmp_path / "list.yaml").write_text("- 1\n")
     with pytest.raises(ConfigError, match="list.yaml: expected a mapping"):
@@ -289,3 +287,34 @@ def test_paper_cpu_space_is_the_eight_presets_at_cpu_size():
     assert configs["wab_ws"].model.weight_sharing == "fastrcaps"
     assert configs["wab_ws"].lr_policy.name == "warm_adabatch"
     assert configs["baseline"].batch_schedule.batch_size == 64
+
+
+def test_base_config_is_the_empty_point_built_once():
+    space = load_space("smoke.yaml")
+    assert space.base_config() == space.config_for({})
+    assert space.base_config() is space.base_config()
+    repeated = space.with_repeats(3)  # after the base config is cached: the copy has its own
+    assert repeated.base_config().repeats == 3
+    assert repeated.base_config() == repeated.config_for({})
+    assert space.base_config().repeats == 1
+
+
+def test_datasets_are_the_base_the_points_and_every_dataset_choice():
+    assert _space().datasets() == {"mnist"}
+    assert _space(base={"dataset": {"name": "smallnorb"}}).datasets() == {"smallnorb"}
+    adabatch = {"fixed": {}, "adabatch": {"dataset.name": ["smallnorb"]}}  # two choices deep
+    space = _space(
+        axes={
+            "dataset.name": ["mnist", "fashion_mnist"],
+            "lr_policy.name": {"constant": {"batch_schedule.name": adabatch}, "exp_decay": {}},
+        },
+        points=[{"dataset.name": "fashion_mnist", "lr_policy.name": "exp_decay"}],
+    )
+    assert space.datasets() == {"mnist", "fashion_mnist", "smallnorb"}
+    nested_only = _space(axes={"lr_policy.name": {"constant": {"dataset.name": ["smallnorb"]}}})
+    assert nested_only.datasets() == {"mnist", "smallnorb"}
+    fixed_under_a_choice = {"constant": {"dataset.name": "fashion_mnist"}, "exp_decay": {}}
+    assert _space(axes={"lr_policy.name": fixed_under_a_choice}).datasets() == {
+        "mnist",
+        "fashion_mnist",
+    }

@@ -1,4 +1,4 @@
-"""Search-space files: schema, validation with file/key-precise errors, grid enumeration.
+"""Search-space files: schema, validation with file/key-precise errors, shipped spaces.
 
 A space is a base config plus axes over dotted TrialConfig keys:
 
@@ -24,186 +24,24 @@ See search_spaces/README.md for the full reference.
 from __future__ import annotations
 
 import json
-import math
 import re
-from collections.abc import Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
-import optuna
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from dse import yamlio
-from dse.config import TrialConfig, describe_validation_error, set_values
-from dse.errors import ConfigError
+from dse.config import describe_validation_error
+from dse.errors import ConfigError, option
 from dse.presets import PRESETS, preset
+from dse.space.axes import Axis, Choice, Fixed, Range, active_axes, encode, name_params
+from dse.space.model import DEFAULT_OBJECTIVES, PRESET_KEY, Constraint, SearchSpace
 from dse.train.result import METRICS
 
-PRESET_KEY = "preset"
-DEFAULT_OBJECTIVES = {"train_time_s": "minimize", "val_accuracy": "maximize"}
 _RANGE_KEYS = {"low", "high", "log", "step"}
 _CONSTRAINT = re.compile(r"^\s*([a-z_]+)\s*(>=|<=)\s*([-+0-9.eE]+)\s*$")
-
-
-# --- axes ------------------------------------------------------------------------------------
-
-
-def encode(value: Any) -> Any:
-    """Optuna stores scalar choices only: lists and mappings travel as their JSON text."""
-    return json.dumps(value) if isinstance(value, list | dict) else value
-
-
-def decode(value: Any) -> Any:
-    if isinstance(value, str) and value[:1] in "[{":
-        return json.loads(value)
-    return value
-
-
-@dataclass(frozen=True)
-class Choice:
-    key: str
-    values: tuple[Any, ...]
-    given: dict[int, tuple[Axis, ...]] = field(default_factory=dict)  # sub-axes per choice index
-    param: str = ""  # the optuna parameter name, when it is not the key (see _name_params)
-
-    @property
-    def name(self) -> str:
-        return self.param or self.key
-
-
-@dataclass(frozen=True)
-class Range:
-    key: str
-    low: float
-    high: float
-    integer: bool
-    log: bool = False
-    step: float | None = None
-    param: str = ""
-
-    @property
-    def name(self) -> str:
-        return self.param or self.key
-
-    def points(self) -> list[Any]:
-        if self.integer:
-            return list(range(int(self.low), int(self.high) + 1, int(self.step or 1)))
-        assert self.step is not None
-        n = math.floor((self.high - self.low) / self.step + 1e-9)
-        return [self.low + k * self.step for k in range(n + 1)]
-
-    @property
-    def finite(self) -> bool:
-        return self.integer or self.step is not None
-
-
-@dataclass(frozen=True)
-class Fixed:
-    key: str
-    value: Any
-    param: str = ""
-
-    @property
-    def name(self) -> str:
-        return self.param or self.key
-
-
-Axis = Choice | Range | Fixed
-
-
-def _axes_finite(axes: tuple[Axis, ...]) -> bool:
-    for axis in axes:
-        if isinstance(axis, Range) and not axis.finite:
-            return False
-        if isinstance(axis, Choice) and not all(_axes_finite(s) for s in axis.given.values()):
-            return False
-    return True
-
-
-def _grid(axes: tuple[Axis, ...]) -> Iterator[dict[str, Any]]:
-    """Every combination of values; sub-axes expand only under their choice."""
-    if not axes:
-        yield {}
-        return
-    head, rest = axes[0], axes[1:]
-    if isinstance(head, Fixed):
-        options: list[dict[str, Any]] = [{}]
-    elif isinstance(head, Range):
-        options = [{head.key: v} for v in head.points()]
-    else:
-        options = []
-        for i, value in enumerate(head.values):
-            for sub in _grid(head.given.get(i, ())):
-                options.append({head.key: value, **sub})
-    for option in options:
-        for tail in _grid(rest):
-            yield {**option, **tail}
-
-
-def _suggest(axes: tuple[Axis, ...], trial: optuna.Trial, out: dict[str, Any]) -> None:
-    for axis in axes:
-        if isinstance(axis, Fixed):
-            continue
-        if isinstance(axis, Range):
-            if axis.integer:
-                step = int(axis.step or 1)
-                out[axis.key] = trial.suggest_int(
-                    axis.name, int(axis.low), int(axis.high), step=step, log=axis.log
-                )
-            else:
-                out[axis.key] = trial.suggest_float(
-                    axis.name, axis.low, axis.high, log=axis.log, step=axis.step
-                )
-            continue
-        encoded = [encode(v) for v in axis.values]
-        picked = trial.suggest_categorical(axis.name, encoded)
-        out[axis.key] = decode(picked)
-        _suggest(axis.given.get(encoded.index(picked), ()), trial, out)
-
-
-def _active(axes: tuple[Axis, ...], values: dict[str, Any]) -> Iterator[Axis]:
-    """The axes in force for `values`: the top level, and sub-axes of the choices made."""
-    for axis in axes:
-        yield axis
-        if isinstance(axis, Choice) and axis.key in values:
-            encoded = [encode(v) for v in axis.values]
-            picked = encode(values[axis.key])
-            if picked in encoded:
-                yield from _active(axis.given.get(encoded.index(picked), ()), values)
-
-
-def _all_axes(axes: tuple[Axis, ...]) -> Iterator[Axis]:
-    for axis in axes:
-        yield axis
-        if isinstance(axis, Choice):
-            for sub in axis.given.values():
-                yield from _all_axes(sub)
-
-
-def _name_params(axes: tuple[Axis, ...]) -> tuple[Axis, ...]:
-    """Give sub-axes whose key appears more than once a parameter name of their own.
-
-    `batch_schedule.batch_size` under `fixed` and under `adabatch` are two parameters with
-    different domains for optuna: `batch_schedule.batch_size@fixed`, `...@adabatch`.
-    """
-    counts: dict[str, int] = {}
-    for axis in _all_axes(axes):
-        counts[axis.key] = counts.get(axis.key, 0) + 1
-
-    def rename(level: tuple[Axis, ...], choice: str | None) -> tuple[Axis, ...]:
-        out = []
-        for axis in level:
-            if choice is not None and counts[axis.key] > 1:
-                axis = replace(axis, param=f"{axis.key}@{choice}")
-            if isinstance(axis, Choice):
-                given = {i: rename(sub, str(axis.values[i])) for i, sub in axis.given.items()}
-                axis = replace(axis, given=given)
-            out.append(axis)
-        return tuple(out)
-
-    return rename(axes, None)
 
 
 # --- the file --------------------------------------------------------------------------------
@@ -222,123 +60,6 @@ class _SpaceFile(BaseModel):
     n_trials: int | None = Field(None, ge=1)
     repeats: int | None = Field(None, ge=1)  # seeds per trial (base.repeats)
     reference_point: dict[str, float] | None = None
-
-
-@dataclass(frozen=True)
-class Constraint:
-    metric: str
-    op: str  # ">=" or "<="
-    bound: float
-
-    def violation(self, metrics: dict[str, float]) -> float:
-        """Optuna's convention: <= 0 means satisfied."""
-        value = metrics[self.metric]
-        return self.bound - value if self.op == ">=" else value - self.bound
-
-    def __str__(self) -> str:
-        return f"{self.metric} {self.op} {self.bound:g}"
-
-
-@dataclass(frozen=True)
-class SearchSpace:
-    name: str
-    source: str
-    base: dict[str, Any]
-    axes: tuple[Axis, ...]
-    points: tuple[dict[str, Any], ...]  # values by key, run first
-    objectives: tuple[tuple[str, str], ...]  # (metric, direction)
-    constraints: tuple[Constraint, ...]
-    n_trials: int | None
-    description: str | None = None
-    raw: dict[str, Any] = field(default_factory=dict, compare=False)  # the file, as stored
-    reference_point: tuple[float, ...] | None = None  # for the hypervolume, per objective
-
-    def with_repeats(self, repeats: int) -> SearchSpace:
-        """The space with every trial training `repeats` seeds (`dse run --repeats`)."""
-        return replace(self, base={**self.base, "repeats": repeats})
-
-    # -- what the space holds --
-    @property
-    def finite(self) -> bool:
-        return _axes_finite(self.axes)
-
-    def grid(self) -> list[dict[str, Any]]:
-        """All combinations of the axes' values (decoded), in a stable order."""
-        if not self.finite:
-            raise ConfigError(f"{self.source}: the space has continuous ranges: it has no grid")
-        return list(_grid(self.axes))
-
-    def grid_size(self) -> int | None:
-        return sum(1 for _ in _grid(self.axes)) if self.finite else None
-
-    @property
-    def metric_names(self) -> list[str]:
-        return [metric for metric, _ in self.objectives]
-
-    @property
-    def directions(self) -> list[str]:
-        return [direction for _, direction in self.objectives]
-
-    def planned_trials(self, n_trials: int | None = None) -> int:
-        n = n_trials or self.n_trials
-        if n is None:
-            if not self.finite:
-                raise ConfigError(
-                    f"{self.source}: n_trials: required for a space with continuous ranges "
-                    "(or pass --n-trials)"
-                )
-            n = self.grid_size()
-        return int(n)
-
-    # -- from values to configs --
-    def suggest(self, trial: optuna.Trial) -> dict[str, Any]:
-        """Ask the trial's sampler for a value of every active axis; returns decoded values."""
-        values: dict[str, Any] = {}
-        _suggest(self.axes, trial, values)
-        return values
-
-    def config_for(
-        self, values: dict[str, Any], name: str | None = None, combination: bool = True
-    ) -> TrialConfig:
-        """The TrialConfig of a point: base (or the chosen preset), fixed values, then values.
-
-        combination=False checks the values one by one but not how they combine (an axis
-        value that needs another axis' value, like warm_adabatch needing adabatch).
-        """
-        fixed = {a.key: a.value for a in _active(self.axes, values) if isinstance(a, Fixed)}
-        # Section names first: naming a new kind resets its section (see config.set_values).
-        chosen = dict(
-            sorted({**fixed, **values}.items(), key=lambda kv: not kv[0].endswith(".name"))
-        )
-        preset_name = chosen.pop(PRESET_KEY, None) or self.base.get(PRESET_KEY)
-        data = preset(preset_name).to_dict() if preset_name else TrialConfig().to_dict()
-        base = {k: v for k, v in self.base.items() if k != PRESET_KEY}
-        data = _merge(data, base)
-        data = set_values(data, list(chosen.items()), where=lambda key: f"{self.source}: {key}")
-        if name is not None:
-            data["name"] = name
-        return TrialConfig.from_dict(data, source=self.source, combination=combination)
-
-    def encoded(self, values: dict[str, Any]) -> dict[str, Any]:
-        """Values as optuna params, named as the sampler names them (for enqueue_trial)."""
-        return {
-            axis.name: encode(values[axis.key])
-            for axis in _active(self.axes, values)
-            if not isinstance(axis, Fixed) and axis.key in values
-        }
-
-
-def _merge(data: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
-    """Nested update; a tagged section whose name changes starts from the update alone."""
-    out = dict(data)
-    for key, value in update.items():
-        old = out.get(key)
-        if isinstance(value, dict) and isinstance(old, dict):
-            same_kind = "name" not in value or value.get("name") == old.get("name")
-            out[key] = _merge(old, value) if same_kind else dict(value)
-        else:
-            out[key] = value
-    return out
 
 
 # --- parsing ---------------------------------------------------------------------------------
@@ -462,7 +183,7 @@ def _parse_points(space: SearchSpace, points: list[dict[str, Any]]) -> tuple[dic
         if PRESET_KEY in point and PRESET_KEY not in top_keys:
             point = {**_point_from_preset(space, point[PRESET_KEY], where), **point}
             point.pop(PRESET_KEY)
-        domains = {a.key: a for a in _active(space.axes, point)}
+        domains = {a.key: a for a in active_axes(space.axes, point)}
         for key, value in point.items():
             axis = domains.get(key)
             if axis is None:
@@ -518,7 +239,7 @@ def parse_space(data: Any, source: str) -> SearchSpace:
             f"{source}: base.preset: unknown preset {spec.base[PRESET_KEY]!r}; "
             f"choose from {', '.join(PRESETS)}"
         )
-    axes = _name_params(tuple(_parse_axis(key, value, source) for key, value in spec.axes.items()))
+    axes = name_params(tuple(_parse_axis(key, value, source) for key, value in spec.axes.items()))
     base = spec.base if spec.repeats is None else {**spec.base, "repeats": spec.repeats}
     reference = None
     if spec.reference_point is not None:
@@ -569,7 +290,8 @@ def find_space_file(name: str) -> Path:
         if candidate in shipped:
             return shipped[candidate]
     raise ConfigError(
-        f"--space {name}: no such file, nor a shipped space ({', '.join(sorted(shipped))})"
+        f"{option('space')} {name}: no such file, "
+        f"nor a shipped space ({', '.join(sorted(shipped))})"
     )
 
 
@@ -579,16 +301,3 @@ def load_space(name: str) -> SearchSpace:
     if data is None:
         raise ConfigError(f"{path}: the file is empty")
     return parse_space(data, str(path))
-
-
-__all__ = [
-    "Choice",
-    "Constraint",
-    "Fixed",
-    "Range",
-    "SearchSpace",
-    "find_space_file",
-    "load_space",
-    "parse_space",
-    "shipped_spaces",
-]

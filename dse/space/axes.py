@@ -1,0 +1,174 @@
+"""The axes of a space: choices, ranges and fixed values over dotted TrialConfig keys.
+
+What an axis can do on its own or with its siblings: enumerate a grid, ask an optuna trial
+for values, tell which sub-axes are in force for given values, and name its optuna parameter.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import optuna
+
+
+def encode(value: Any) -> Any:
+    """Optuna stores scalar choices only: lists and mappings travel as their JSON text."""
+    return json.dumps(value) if isinstance(value, list | dict) else value
+
+
+def decode(value: Any) -> Any:
+    if isinstance(value, str) and value[:1] in "[{":
+        return json.loads(value)
+    return value
+
+
+@dataclass(frozen=True)
+class Choice:
+    key: str
+    values: tuple[Any, ...]
+    given: dict[int, tuple[Axis, ...]] = field(default_factory=dict)  # sub-axes per choice index
+    param: str = ""  # the optuna parameter name, when it is not the key (see name_params)
+
+    @property
+    def name(self) -> str:
+        return self.param or self.key
+
+
+@dataclass(frozen=True)
+class Range:
+    key: str
+    low: float
+    high: float
+    integer: bool
+    log: bool = False
+    step: float | None = None
+    param: str = ""
+
+    @property
+    def name(self) -> str:
+        return self.param or self.key
+
+    def points(self) -> list[Any]:
+        if self.integer:
+            return list(range(int(self.low), int(self.high) + 1, int(self.step or 1)))
+        assert self.step is not None
+        n = math.floor((self.high - self.low) / self.step + 1e-9)
+        return [self.low + k * self.step for k in range(n + 1)]
+
+    @property
+    def finite(self) -> bool:
+        return self.integer or self.step is not None
+
+
+@dataclass(frozen=True)
+class Fixed:
+    key: str
+    value: Any
+    param: str = ""
+
+    @property
+    def name(self) -> str:
+        return self.param or self.key
+
+
+Axis = Choice | Range | Fixed
+
+
+def axes_finite(axes: tuple[Axis, ...]) -> bool:
+    """Whether the axes (sub-axes included) have a grid: no continuous range anywhere."""
+    for axis in axes:
+        if isinstance(axis, Range) and not axis.finite:
+            return False
+        if isinstance(axis, Choice) and not all(axes_finite(s) for s in axis.given.values()):
+            return False
+    return True
+
+
+def iter_grid(axes: tuple[Axis, ...]) -> Iterator[dict[str, Any]]:
+    """Every combination of values; sub-axes expand only under their choice."""
+    if not axes:
+        yield {}
+        return
+    head, rest = axes[0], axes[1:]
+    if isinstance(head, Fixed):
+        options: list[dict[str, Any]] = [{}]
+    elif isinstance(head, Range):
+        options = [{head.key: v} for v in head.points()]
+    else:
+        options = []
+        for i, value in enumerate(head.values):
+            for sub in iter_grid(head.given.get(i, ())):
+                options.append({head.key: value, **sub})
+    for option in options:
+        for tail in iter_grid(rest):
+            yield {**option, **tail}
+
+
+def suggest_values(axes: tuple[Axis, ...], trial: optuna.Trial, out: dict[str, Any]) -> None:
+    """Ask the trial for a value of every active axis, into `out` (decoded values)."""
+    for axis in axes:
+        if isinstance(axis, Fixed):
+            continue
+        if isinstance(axis, Range):
+            if axis.integer:
+                step = int(axis.step or 1)
+                out[axis.key] = trial.suggest_int(
+                    axis.name, int(axis.low), int(axis.high), step=step, log=axis.log
+                )
+            else:
+                out[axis.key] = trial.suggest_float(
+                    axis.name, axis.low, axis.high, log=axis.log, step=axis.step
+                )
+            continue
+        encoded = [encode(v) for v in axis.values]
+        picked = trial.suggest_categorical(axis.name, encoded)
+        out[axis.key] = decode(picked)
+        suggest_values(axis.given.get(encoded.index(picked), ()), trial, out)
+
+
+def active_axes(axes: tuple[Axis, ...], values: dict[str, Any]) -> Iterator[Axis]:
+    """The axes in force for `values`: the top level, and sub-axes of the choices made."""
+    for axis in axes:
+        yield axis
+        if isinstance(axis, Choice) and axis.key in values:
+            encoded = [encode(v) for v in axis.values]
+            picked = encode(values[axis.key])
+            if picked in encoded:
+                yield from active_axes(axis.given.get(encoded.index(picked), ()), values)
+
+
+def all_axes(axes: tuple[Axis, ...]) -> Iterator[Axis]:
+    """Every axis, at any depth: the top level and the sub-axes under every choice."""
+    for axis in axes:
+        yield axis
+        if isinstance(axis, Choice):
+            for sub in axis.given.values():
+                yield from all_axes(sub)
+
+
+def name_params(axes: tuple[Axis, ...]) -> tuple[Axis, ...]:
+    """Give sub-axes whose key appears more than once a parameter name of their own.
+
+    `batch_schedule.batch_size` under `fixed` and under `adabatch` are two parameters with
+    different domains for optuna: `batch_schedule.batch_size@fixed`, `...@adabatch`.
+    """
+    counts: dict[str, int] = {}
+    for axis in all_axes(axes):
+        counts[axis.key] = counts.get(axis.key, 0) + 1
+
+    def rename(level: tuple[Axis, ...], choice: str | None) -> tuple[Axis, ...]:
+        out = []
+        for axis in level:
+            if choice is not None and counts[axis.key] > 1:
+                axis = replace(axis, param=f"{axis.key}@{choice}")
+            if isinstance(axis, Choice):
+                given = {i: rename(sub, str(axis.values[i])) for i, sub in axis.given.items()}
+                axis = replace(axis, given=given)
+            out.append(axis)
+        return tuple(out)
+
+    return rename(axes, None)

@@ -1,0 +1,172 @@
+"""What a search space holds: a base config, axes, points, objectives and constraints.
+
+From a point (values by dotted key) to the TrialConfig that trains it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from functools import cached_property
+from typing import Any
+
+import optuna
+
+from dse.config import TrialConfig, set_values
+from dse.errors import ConfigError, option
+from dse.presets import preset
+from dse.space.axes import (
+    Axis,
+    Choice,
+    Fixed,
+    active_axes,
+    all_axes,
+    axes_finite,
+    encode,
+    iter_grid,
+    suggest_values,
+)
+
+PRESET_KEY = "preset"
+DEFAULT_OBJECTIVES = {"train_time_s": "minimize", "val_accuracy": "maximize"}
+_DATASET_KEY = "dataset.name"
+
+
+@dataclass(frozen=True)
+class Constraint:
+    metric: str
+    op: str  # ">=" or "<="
+    bound: float
+
+    def violation(self, metrics: dict[str, float]) -> float:
+        """Optuna's convention: <= 0 means satisfied."""
+        value = metrics[self.metric]
+        return self.bound - value if self.op == ">=" else value - self.bound
+
+    def __str__(self) -> str:
+        return f"{self.metric} {self.op} {self.bound:g}"
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    name: str
+    source: str
+    base: dict[str, Any]
+    axes: tuple[Axis, ...]
+    points: tuple[dict[str, Any], ...]  # values by key, run first
+    objectives: tuple[tuple[str, str], ...]  # (metric, direction)
+    constraints: tuple[Constraint, ...]
+    n_trials: int | None
+    description: str | None = None
+    raw: dict[str, Any] = field(default_factory=dict, compare=False)  # the file, as stored
+    reference_point: tuple[float, ...] | None = None  # for the hypervolume, per objective
+
+    def with_repeats(self, repeats: int) -> SearchSpace:
+        """The space with every trial training `repeats` seeds (`dse run --repeats`)."""
+        return replace(self, base={**self.base, "repeats": repeats})
+
+    # -- what the space holds --
+    @property
+    def finite(self) -> bool:
+        return axes_finite(self.axes)
+
+    def grid(self) -> list[dict[str, Any]]:
+        """All combinations of the axes' values (decoded), in a stable order."""
+        if not self.finite:
+            raise ConfigError(f"{self.source}: the space has continuous ranges: it has no grid")
+        return list(iter_grid(self.axes))
+
+    def grid_size(self) -> int | None:
+        return sum(1 for _ in iter_grid(self.axes)) if self.finite else None
+
+    @property
+    def metric_names(self) -> list[str]:
+        return [metric for metric, _ in self.objectives]
+
+    @property
+    def directions(self) -> list[str]:
+        return [direction for _, direction in self.objectives]
+
+    def planned_trials(self, n_trials: int | None = None) -> int:
+        n = n_trials or self.n_trials
+        if n is None:
+            if not self.finite:
+                raise ConfigError(
+                    f"{self.source}: n_trials: required for a space with continuous ranges "
+                    f"(or pass {option('n_trials')})"
+                )
+            n = self.grid_size()
+        return int(n)
+
+    def base_config(self) -> TrialConfig:
+        """The config of the empty point: `config_for({})`, built once per space."""
+        return self._base_config
+
+    @cached_property
+    def _base_config(self) -> TrialConfig:
+        # A frozen dataclass without slots keeps a __dict__, where cached_property stores the
+        # value; `replace` (as in with_repeats) builds a new instance, with no cache.
+        return self.config_for({})
+
+    def datasets(self) -> set[str]:
+        """The datasets the space's trials may use: the base's, the points', the axes' values."""
+        names = {self.base_config().dataset.name}
+        names.update(self.config_for(point).dataset.name for point in self.points)
+        for axis in all_axes(self.axes):
+            if axis.key != _DATASET_KEY:
+                continue
+            if isinstance(axis, Choice):
+                names.update(axis.values)
+            elif isinstance(axis, Fixed):  # under a choice (a top-level one is the base's)
+                names.add(axis.value)
+        return names
+
+    # -- from values to configs --
+    def suggest(self, trial: optuna.Trial) -> dict[str, Any]:
+        """Ask the trial's sampler for a value of every active axis; returns decoded values."""
+        values: dict[str, Any] = {}
+        suggest_values(self.axes, trial, values)
+        return values
+
+    def config_for(
+        self, values: dict[str, Any], name: str | None = None, combination: bool = True
+    ) -> TrialConfig:
+        """The TrialConfig of a point: base (or the chosen preset), fixed values, then values.
+
+        combination=False checks the values one by one but not how they combine (an axis
+        value that needs another axis' value, like warm_adabatch needing adabatch).
+        """
+        active = active_axes(self.axes, values)
+        fixed = {a.key: a.value for a in active if isinstance(a, Fixed)}
+        # Section names first: naming a new kind resets its section (see config.set_values).
+        chosen = dict(
+            sorted({**fixed, **values}.items(), key=lambda kv: not kv[0].endswith(".name"))
+        )
+        preset_name = chosen.pop(PRESET_KEY, None) or self.base.get(PRESET_KEY)
+        data = preset(preset_name).to_dict() if preset_name else TrialConfig().to_dict()
+        base = {k: v for k, v in self.base.items() if k != PRESET_KEY}
+        data = _merge(data, base)
+        data = set_values(data, list(chosen.items()), where=lambda key: f"{self.source}: {key}")
+        if name is not None:
+            data["name"] = name
+        return TrialConfig.from_dict(data, source=self.source, combination=combination)
+
+    def encoded(self, values: dict[str, Any]) -> dict[str, Any]:
+        """Values as optuna params, named as the sampler names them (for enqueue_trial)."""
+        return {
+            axis.name: encode(values[axis.key])
+            for axis in active_axes(self.axes, values)
+            if not isinstance(axis, Fixed) and axis.key in values
+        }
+
+
+def _merge(data: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    """Nested update; a tagged section whose name changes starts from the update alone."""
+    out = dict(data)
+    for key, value in update.items():
+        old = out.get(key)
+        if isinstance(value, dict) and isinstance(old, dict):
+            same_kind = "name" not in value or value.get("name") == old.get("name")
+            out[key] = _merge(old, value) if same_kind else dict(value)
+        else:
+            out[key] = value
+    return out
