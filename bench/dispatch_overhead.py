@@ -25,7 +25,9 @@ from pathlib import Path
 import optuna
 
 from dse.data.synthetic import write_idx_dataset
-from dse.search.runner import RunOptions, run_study
+from dse.search.options import RunOptions
+from dse.search.records import TrialRecord
+from dse.search.runner import run_study
 from dse.space import load_space
 
 
@@ -37,12 +39,9 @@ def _measure(name: str, options: RunOptions) -> dict:
         optuna.load_study(study_name=name, storage=options.storage).get_trials(),
         key=lambda t: t.datetime_start,
     )
-    overheads = [
-        t.duration.total_seconds() - t.user_attrs["environment"]["wall_s"]
-        for t in trials
-        if t.state == optuna.trial.TrialState.COMPLETE
-    ]
-    walls = [t.user_attrs["environment"]["wall_s"] for t in trials if "environment" in t.user_attrs]
+    complete = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
+    overheads = [t.duration.total_seconds() - TrialRecord(t).wall_s for t in complete]
+    walls = [w for w in (TrialRecord(t).wall_s for t in trials) if w is not None]
     warm = overheads[2:] or overheads
     return {
         "backend": options.backend,

@@ -23,6 +23,8 @@ from pathlib import Path
 
 import optuna
 
+from dse.search.records import TrialRecord
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -40,7 +42,7 @@ def main() -> None:
         elapsed = time.monotonic() - start
         storage = f"sqlite:///{tmp}/results/dse.db"
         trials = optuna.load_study(study_name="overhead", storage=storage).get_trials()
-    train = [t.user_attrs["metrics"]["train_time_s"] for t in trials]
+    train = [TrialRecord(t).metrics["train_time_s"] for t in trials]
     wall = [(t.datetime_complete - t.datetime_start).total_seconds() for t in trials]
     per_trial = [w - s for w, s in zip(wall, train, strict=True)]
     row = {

@@ -31,9 +31,11 @@ import json
 import math
 from pathlib import Path
 
+from dse.progress import LineReporter
 from dse.search.moasha import EarlyStop, parse_rungs
+from dse.search.options import RunOptions
 from dse.search.pareto import hypervolume
-from dse.search.progress import LineReporter
+from dse.search.records import StudyRecord, TrialRecord
 from dse.search.results import (
     StudyView,
     hypervolume_history,
@@ -41,7 +43,7 @@ from dse.search.results import (
     reference_point,
     worst_plus_margin,
 )
-from dse.search.runner import RunOptions, run_study
+from dse.search.runner import run_study
 from dse.space import load_space
 
 METHODS = ("grid", "random", "nsga2", "tpe", "moasha")
@@ -72,7 +74,7 @@ def reference_for(views: dict[str, StudyView]) -> list[float]:
     if "grid" in views:
         return reference_point(views["grid"])  # the space's, when it gives one
     view = next(iter(views.values()))
-    given = view.study.user_attrs.get("space", {}).get("reference_point")
+    given = StudyRecord(view.study).reference_point
     if given:
         return [float(given[m]) for m in view.metric_names]
     values = [t.values for v in views.values() for t in v.trials() if t.state.name == "COMPLETE"]
@@ -87,10 +89,10 @@ def replay(view: StudyView, grid_view: StudyView, ref: list[float]) -> tuple[flo
     front, compute = [], 0.0
     for t in view.trials():
         g = by_point.get(tuple(sorted(t.params.items())))
-        curve = t.user_attrs.get("curve") or []
+        curve = TrialRecord(t).curve
         if g is None or not curve:
             continue
-        compute += g.user_attrs["curve"][len(curve) - 1]["elapsed_train_s"]
+        compute += TrialRecord(g).curve[len(curve) - 1].elapsed_train_s
         if t.state.name == "COMPLETE":
             front.append(g.values)
     return (hypervolume(front, view.directions, ref) if front else 0.0), compute

@@ -16,6 +16,7 @@ from optuna.trial import TrialState
 from dse.checkpoint import load_checkpoint
 from dse.errors import ConfigError
 from dse.report.pages import write_page
+from dse.search.records import TrialRecord
 from dse.search.results import open_view
 
 
@@ -48,8 +49,9 @@ def from_study(storage: str, study: str | None) -> list[AccuracyRow]:
     for trial in view.trials():
         if trial.state != TrialState.COMPLETE:
             continue
-        config, metrics = trial.user_attrs["config"], trial.user_attrs["metrics"]
-        key = (config["dataset"]["name"], config["model"]["name"])
+        record = TrialRecord(trial)
+        config, metrics = record.trial_config(), record.metrics
+        key = (config.dataset.name, config.model.name)
         row = AccuracyRow(
             key[0],
             key[1],

@@ -14,6 +14,7 @@ from pathlib import Path
 import plotly.graph_objects as go
 from optuna.trial import FrozenTrial, TrialState
 
+from dse.search.records import TrialRecord
 from dse.search.results import (
     StudyView,
     hypervolume_history,
@@ -33,22 +34,19 @@ class ReportFiles:
 
 def _hover(view: StudyView, trial: FrozenTrial, chance: dict[int, float] | None = None) -> str:
     values = objective_values(view, trial)
-    std = trial.user_attrs.get("seed_std", {})
+    record = TrialRecord(trial)
+    std = record.seed_std
     lines = [f"<b>trial {trial.number}</b>"]
     lines += [
         f"{k}: {v:.4g}"
-        + (
-            f" ± {std[k]:.2g} (std over {len(trial.user_attrs['per_seed'])} seeds)"
-            if k in std
-            else ""
-        )
+        + (f" ± {std[k]:.2g} (std over {len(record.per_seed)} seeds)" if k in std else "")
         for k, v in values.items()
     ]
     if chance and trial.number in chance:
         lines.append(f"P(non-dominated over seeds): {chance[trial.number]:.2f}")
     lines += [f"{k}: {v}" for k, v in trial.params.items()]
-    if trial.user_attrs.get("device"):
-        lines.append(f"device: {trial.user_attrs['device']}")
+    if record.device:
+        lines.append(f"device: {record.device}")
     return "<br>".join(lines)
 
 
@@ -93,7 +91,7 @@ def pareto_figure(view: StudyView) -> go.Figure:
 
 def _error_bars(trials: list[FrozenTrial], metric: str) -> dict | None:
     """One std over the seeds (trials with repeats); None when no trial has repeats."""
-    std = [t.user_attrs.get("seed_std", {}).get(metric) for t in trials]
+    std = [TrialRecord(t).seed_std.get(metric) for t in trials]
     if all(s is None for s in std):
         return None
     return {"type": "data", "array": [s or 0.0 for s in std], "visible": True}

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 from optuna.trial import TrialState
 
+from dse.search.records import TrialRecord
 from dse.search.results import StudyView
 
 ORDER = (
@@ -95,17 +96,19 @@ def measured_by_preset(view: StudyView) -> dict[str, Measured]:
             groups.setdefault(name, []).append(trial)
     measured = {}
     for name, trials in groups.items():
-        metrics = [t.user_attrs["metrics"] for t in trials]
+        records = [TrialRecord(t) for t in trials]
+        metrics = [r.metrics for r in records]
         paper_way = []
-        for t in trials:
-            history = t.user_attrs["history"]
-            accuracy = [record["val_accuracy"] for record in history]
+        for r in records:
+            history = r.history
+            accuracy = [epoch.val_accuracy for epoch in history]
             best_epoch = int(np.argmax(accuracy)) + 1  # the first epoch of the best accuracy
-            epoch_times = [record["epoch_time_s"] for record in history]
+            epoch_times = [epoch.epoch_time_s for epoch in history]
             paper_way.append(best_epoch * float(np.mean(epoch_times)))
+        config = records[0].trial_config()
         measured[name] = Measured(
             trials=len(trials),
-            dataset=trials[0].user_attrs["config"]["dataset"]["name"],
+            dataset=config.dataset.name if config else "?",
             test_accuracy=100 * float(np.mean([m["test_accuracy"] for m in metrics])),
             val_accuracy=100 * float(np.mean([m["val_accuracy"] for m in metrics])),
             train_time_s=float(np.mean([m["train_time_s"] for m in metrics])),

@@ -45,8 +45,7 @@ from typing import Any
 
 from dse.errors import ConfigError, DataError, DseError, option
 from dse.search.devices import Slot, cpu_count
-from dse.search.records import (
-    Placement,
+from dse.search.messages import (
     RungAnswer,
     TrialDone,
     TrialFailed,
@@ -57,6 +56,7 @@ from dse.search.records import (
     from_wire,
     to_wire,
 )
+from dse.search.records import Placement
 from dse.search.workers import execute_trial
 
 MARKER = "marker"  # in an event: the task's start marker, beside the message's wire form

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import numpy as np
 
 
-def _as_minimize(points: Sequence[Sequence[float]], directions: Sequence[str]) -> np.ndarray:
+def as_minimize(points: Sequence[Sequence[float]], directions: Sequence[str]) -> np.ndarray:
     signs = np.array([1.0 if d == "minimize" else -1.0 for d in directions])
     return np.asarray(points, dtype=float).reshape(-1, len(directions)) * signs
 
@@ -24,7 +24,7 @@ def dominates(a: np.ndarray, b: np.ndarray) -> bool:
 
 def non_dominated(points: Sequence[Sequence[float]], directions: Sequence[str]) -> list[int]:
     """Indices of the points no other point dominates (duplicates all stay)."""
-    x = _as_minimize(points, directions)
+    x = as_minimize(points, directions)
     return [
         i for i in range(len(x)) if not any(dominates(x[j], x[i]) for j in range(len(x)) if j != i)
     ]
@@ -36,7 +36,7 @@ def knee(points: Sequence[Sequence[float]], directions: Sequence[str]) -> int:
     Each objective is scaled to [0, 1] over the given points (0 best), so no unit dominates;
     the knee is the best compromise: the smallest Euclidean distance to (0, ..., 0).
     """
-    x = _as_minimize(points, directions)
+    x = as_minimize(points, directions)
     low, high = x.min(axis=0), x.max(axis=0)
     span = np.where(high > low, high - low, 1.0)
     scaled = (x - low) / span
@@ -51,8 +51,8 @@ def hypervolume(
     Points that do not dominate the reference contribute nothing. Exact: a sweep in 2-D,
     slices along the third objective in 3-D.
     """
-    x = _as_minimize(points, directions)
-    ref = _as_minimize([reference], directions)[0]
+    x = as_minimize(points, directions)
+    ref = as_minimize([reference], directions)[0]
     x = x[np.all(x < ref, axis=1)]
     if len(x) == 0:
         return 0.0

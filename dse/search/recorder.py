@@ -10,7 +10,8 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from dse.search.devices import Slot
-from dse.search.records import TrialDone, TrialFailed, TrialRecord
+from dse.search.messages import TrialDone, TrialFailed
+from dse.search.records import TrialRecord
 from dse.search.study import finished_count
 from dse.space import SearchSpace
 
@@ -61,7 +62,7 @@ class Recorder:
     def done(self, trial: optuna.Trial, message: TrialDone) -> None:
         """A finished run: its values, or PRUNED with its values kept when stopped early."""
         record = TrialRecord(trial)
-        metrics = record.finish(message)
+        metrics = record.finish(message.result, message.wall_s, message.placement)
         values = [metrics[m] for m in self.space.metric_names]
         if message.result.stopped_at is not None:
             record.stopped(message.result.stopped_at, values)

@@ -1,30 +1,23 @@
-"""What crosses a boundary in a search, defined once: messages, the pool, a trial's record.
+"""What a search stores, defined once: a trial's record and a study's, and the stored forms
+they are made of (Placement, EpochPoint, Decision).
 
-Messages. The runner hands a worker a `TrialTask`; the worker answers with `TrialStarted`
-(Dask: where it landed), an `EpochDone` per finished epoch, a `RungQuestion` after an epoch
-that is a rung of early stopping (it then waits for the runner's `RungAnswer`), and finally
-`TrialDone` or `TrialFailed`. A pool reports a worker that died with `WorkerLost`. Local
-workers pickle these through multiprocessing queues; Dask events carry them as plain dicts
-(`to_wire` / `from_wire`, msgpack-safe).
-
-Stored attributes. A trial's record in the study (optuna user attributes, JSON) is read and
-written only through `TrialRecord`, under the key constants below, and a study's through
-`StudyRecord`. The keys are the stored format: studies written by earlier versions open with
-the same names.
+A trial's record in the study (optuna user attributes, JSON) is read and written only through
+`TrialRecord`, under the key constants below, and a study's through `StudyRecord`. The keys are
+the stored format: studies written by earlier versions open with the same names.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
-from typing import Any, Protocol
+from dataclasses import asdict, dataclass
+from typing import Any
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from dse.search.devices import Slot
-from dse.train.result import TrialResult
+from dse.config import TrialConfig
+from dse.train.result import EpochRecord, TrialResult
 
-# --- messages ---------------------------------------------------------------------------------
+# --- stored forms -----------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -79,105 +72,6 @@ class Decision:
         )
 
 
-@dataclass(frozen=True)
-class TrialTask:
-    """Runner -> worker: train this config; after each epoch in `rungs`, ask before going on."""
-
-    number: int
-    config: dict[str, Any]  # a TrialConfig as a dict
-    rungs: tuple[int, ...] = ()
-
-
-@dataclass(frozen=True)
-class RungAnswer:
-    """Runner -> worker waiting at a rung: go on training, or stop at this epoch."""
-
-    proceed: bool
-
-
-@dataclass(frozen=True)
-class TrialStarted:
-    slot_index: int
-    number: int
-    placement: Placement
-
-
-@dataclass(frozen=True)
-class EpochDone:
-    slot_index: int
-    number: int
-    epochs: int  # of the whole run
-    point: EpochPoint
-
-
-@dataclass(frozen=True)
-class RungQuestion:
-    """The worker finished a rung's epoch and waits for a RungAnswer."""
-
-    slot_index: int
-    number: int
-    epoch: int
-
-
-@dataclass(frozen=True)
-class TrialDone:
-    slot_index: int
-    number: int
-    result: TrialResult
-    wall_s: float  # the whole task: loading data, training, evaluating
-    placement: Placement | None = None  # where it ran, for its environment record
-
-
-@dataclass(frozen=True)
-class TrialFailed:
-    slot_index: int
-    number: int
-    kind: str  # "out of memory", a DseError's class name, or "bug: <exception class>"
-    message: str
-
-
-WorkerMessage = TrialStarted | EpochDone | RungQuestion | TrialDone | TrialFailed
-MESSAGE_TYPES = {kind.__name__: kind for kind in WorkerMessage.__args__}
-NESTED_TYPES = {"placement": Placement, "point": EpochPoint, "result": TrialResult}
-
-
-def to_wire(message: WorkerMessage) -> dict[str, Any]:
-    """A message as plain data (for transports that carry no Python objects)."""
-    return {"type": type(message).__name__, **asdict(message)}
-
-
-def from_wire(data: dict[str, Any]) -> WorkerMessage:
-    kind = MESSAGE_TYPES[data["type"]]
-    values = {f.name: data[f.name] for f in fields(kind)}
-    for name, value in values.items():
-        nested = NESTED_TYPES.get(name)
-        if nested is not None and isinstance(value, dict):
-            values[name] = nested.from_dict(value) if nested is TrialResult else nested(**value)
-    return kind(**values)
-
-
-@dataclass(frozen=True)
-class WorkerLost:
-    """A worker died (killed, crashed, its Dask worker lost), with the trial it held."""
-
-    slot: Slot
-    number: int | None
-    reason: str
-
-
-class Pool(Protocol):
-    """Workers that train trials: local processes (workers.py) or a Dask cluster (dask_pool.py)."""
-
-    slots: list[Slot]
-
-    def idle(self) -> list[Slot]: ...
-    def submit(self, slot: Slot, task: TrialTask) -> None: ...
-    def answer(self, slot_index: int, answer: RungAnswer) -> None: ...
-    def poll(self, timeout: float) -> list[WorkerMessage]: ...
-    def replace_dead(self) -> list[WorkerLost]: ...
-    def close(self) -> None: ...
-
-
 # --- a trial's stored record ------------------------------------------------------------------
 
 CONFIG = "config"  # the resolved TrialConfig (dict)
@@ -204,9 +98,9 @@ def param_key(params: dict[str, Any]) -> str:
     return repr(sorted(params.items()))
 
 
-def queued_attrs(origin: str, params: dict[str, Any]) -> dict[str, Any]:
-    """The attributes of a point enqueued by the runner (grid, or a space's `points`)."""
-    return {ORIGIN: origin, POINT: params}
+def enqueue_point(study: optuna.Study, params: dict[str, Any], origin: str) -> None:
+    """Queue a point (a grid point, or one of a space's `points`) with where it came from."""
+    study.enqueue_trial(params, user_attrs={ORIGIN: origin, POINT: params})
 
 
 class TrialRecord:
@@ -234,8 +128,13 @@ class TrialRecord:
         return self.attrs.get(METRICS_KEY, {})
 
     @property
-    def history(self) -> list[dict[str, Any]]:
-        return self.attrs.get(HISTORY, [])
+    def history(self) -> list[EpochRecord]:
+        return [EpochRecord(**record) for record in self.attrs.get(HISTORY, [])]
+
+    def trial_config(self) -> TrialConfig | None:
+        """The resolved TrialConfig the trial ran (None before it was handed to a worker)."""
+        config = self.config
+        return None if config is None else TrialConfig.from_dict(config, f"trial {self.number}")
 
     @property
     def wall_s(self) -> float | None:
@@ -338,16 +237,18 @@ class TrialRecord:
             if value is not None:
                 self._set(key, value)
 
-    def finish(self, done: TrialDone) -> list[float]:
-        """Store a finished run's result; returns its metrics, by name."""
-        result = done.result
+    def finish(
+        self, result: TrialResult, wall_s: float, placement: Placement | None
+    ) -> dict[str, float]:
+        """Store a finished run's result (`wall_s`: the whole task, `placement`: where it ran);
+        returns its metrics, by name."""
         metrics = result.metrics()
-        environment = {**result.environment, WALL_S: done.wall_s}
-        if done.placement is not None:
-            placed = {k: v for k, v in asdict(done.placement).items() if v is not None}
+        environment = {**result.environment, WALL_S: wall_s}
+        if placement is not None:
+            placed = {k: v for k, v in asdict(placement).items() if v is not None}
             environment.update(placed)
-            if done.placement.dask_worker is not None:  # should its start have been missed
-                self.place(done.placement)
+            if placement.dask_worker is not None:  # should its start have been missed
+                self.place(placement)
         self._set(METRICS_KEY, metrics)
         self._set(HISTORY, [asdict(record) for record in result.history])
         self._set(ENVIRONMENT, environment)
@@ -436,18 +337,10 @@ class StudyRecord:
 
 __all__ = [
     "Decision",
-    "EpochDone",
     "EpochPoint",
     "Placement",
-    "Pool",
-    "RungAnswer",
-    "RungQuestion",
     "StudyRecord",
-    "TrialDone",
-    "TrialFailed",
     "TrialRecord",
-    "TrialStarted",
-    "TrialTask",
-    "WorkerLost",
-    "WorkerMessage",
+    "enqueue_point",
+    "param_key",
 ]

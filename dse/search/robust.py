@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dse.search.pareto import _as_minimize
+from dse.search.pareto import as_minimize
 
 DEFAULT_RESAMPLES = 1000
 
@@ -30,7 +30,7 @@ def seed_stats(values: Sequence[float]) -> SeedStats:
     return SeedStats(float(x.mean()), float(x.std(ddof=1)) if len(x) > 1 else 0.0)
 
 
-def _non_dominated_mask(x: np.ndarray) -> np.ndarray:
+def non_dominated_mask(x: np.ndarray) -> np.ndarray:
     """x [P, M] (minimize): True where no other row dominates."""
     no_worse = np.all(x[:, None, :] <= x[None, :, :], axis=2)  # [j, i]: j no worse than i
     better = np.any(x[:, None, :] < x[None, :, :], axis=2)
@@ -47,9 +47,9 @@ def nondominated_probability(
     """For each trial (its per-seed objective vectors, [k_i, M]), the share of bootstrap
     replicates in which the mean of its resampled seeds is non-dominated among all trials."""
     rng = np.random.default_rng(seed)
-    samples = [_as_minimize(values, directions) for values in per_seed]
+    samples = [as_minimize(values, directions) for values in per_seed]
     counts = np.zeros(len(samples))
     for _ in range(resamples):
         means = np.stack([s[rng.integers(0, len(s), size=len(s))].mean(axis=0) for s in samples])
-        counts += _non_dominated_mask(means)
+        counts += non_dominated_mask(means)
     return [float(c) / resamples for c in counts]

@@ -44,25 +44,22 @@ from optuna.trial import TrialState
 from dse.errors import ConfigError, DseError
 from dse.search.devices import Slot, cpu_count, plan_slots
 from dse.search.locks import setup_lock
-from dse.search.moasha import RungBook
-from dse.search.options import RunOptions, RunPlan, plan_run
-from dse.search.optuna_private import record_heartbeats, trial_id
-from dse.search.recorder import Recorder, Reporter, RunSummary, SilentReporter
-from dse.search.records import (
+from dse.search.messages import (
     EpochDone,
-    EpochPoint,
-    Placement,
     Pool,
     RungAnswer,
     RungQuestion,
-    StudyRecord,
     TrialDone,
     TrialFailed,
-    TrialRecord,
     TrialStarted,
     TrialTask,
     WorkerMessage,
 )
+from dse.search.moasha import RungBook
+from dse.search.options import RunOptions, RunPlan, plan_run
+from dse.search.optuna_private import record_heartbeats, trial_id
+from dse.search.recorder import Recorder, Reporter, RunSummary, SilentReporter
+from dse.search.records import EpochPoint, Placement, StudyRecord, TrialRecord
 from dse.search.storage import close_storage, open_storage
 from dse.search.study import create_study, enqueue_missing, finished_count, make_sampler
 from dse.space import SearchSpace

@@ -9,7 +9,7 @@ import optuna
 from optuna.trial import FrozenTrial
 
 from dse.errors import ConfigError, StorageError, option
-from dse.search.records import StudyRecord, TrialRecord, param_key, queued_attrs
+from dse.search.records import StudyRecord, TrialRecord, enqueue_point, param_key
 from dse.search.storage import creation_lock
 from dse.space import SearchSpace
 
@@ -119,7 +119,7 @@ def enqueue_missing(
         params = space.encoded(point)
         if param_key(params) in present:
             continue
-        study.enqueue_trial(params, user_attrs=queued_attrs(origin, params))
+        enqueue_point(study, params, origin)
         present.add(param_key(params))
 
 

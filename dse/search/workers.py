@@ -24,10 +24,8 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from dse.search.devices import Slot
-from dse.search.records import (
+from dse.search.messages import (
     EpochDone,
-    EpochPoint,
-    Placement,
     RungAnswer,
     RungQuestion,
     TrialDone,
@@ -36,6 +34,7 @@ from dse.search.records import (
     WorkerLost,
     WorkerMessage,
 )
+from dse.search.records import EpochPoint, Placement
 
 _PR_SET_PDEATHSIG = 1
 

@@ -16,7 +16,8 @@ from dse.search.results import (
     pareto_rows,
     reference_point,
 )
-from dse.search.study import create_study, make_sampler, open_storage
+from dse.search.storage import open_storage
+from dse.search.study import create_study, make_sampler
 from dse.space import parse_space
 from tests.report.chromium import needs_chromium, rendered_dom
 

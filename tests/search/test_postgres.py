@@ -20,7 +20,7 @@ from optuna.trial import TrialState
 from typer.testing import CliRunner
 
 from dse.cli import app
-from dse.search.study import point_key
+from dse.search.records import TrialRecord
 from dse.space import load_space
 from tests.conftest import dse_command, write_space
 
@@ -107,15 +107,15 @@ SETUP = textwrap.dedent(
     """
     import sys, time
     from dse.search.locks import setup_lock
-    from dse.search.runner import _enqueue_missing
-    from dse.search.study import create_study, make_sampler, open_storage
+    from dse.search.storage import open_storage
+    from dse.search.study import create_study, enqueue_missing, make_sampler
     from dse.space import load_space
 
     space, url, start_at = load_space(sys.argv[1]), sys.argv[2], float(sys.argv[3])
     time.sleep(max(0.0, start_at - time.time()))  # every process starts at the same instant
     with setup_lock(url):
         study = create_study(open_storage(url, create=True), "tiny", space, make_sampler("grid", 0))
-        _enqueue_missing(study, space, space.grid(), kind="grid")
+        enqueue_missing(study, space, space.grid(), origin="grid")
     """
 )
 
@@ -181,7 +181,9 @@ def test_a_killed_runner_trial_goes_stale_and_the_other_runner_retries_it(
     stale = [t for t in trials if t.state == TrialState.FAIL]
     assert len(stale) == 1 and "error" not in stale[0].user_attrs  # failed by its heartbeat
     assert not any(t.state in (TrialState.RUNNING, TrialState.WAITING) for t in trials)
-    assert point_key(stale[0]) in {point_key(t) for t in complete}  # its point was retried
+    assert TrialRecord(stale[0]).point_key() in {
+        TrialRecord(t).point_key() for t in complete
+    }  # its point was retried
 
 
 def test_missing_postgres_extra_is_one_line_naming_it(tmp_path):

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from dse.search.pareto import non_dominated
-from dse.search.robust import _non_dominated_mask, nondominated_probability, seed_stats
+from dse.search.robust import non_dominated_mask, nondominated_probability, seed_stats
 
 DIRECTIONS = ["minimize", "maximize"]  # train_time_s, val_accuracy
 
@@ -18,7 +18,7 @@ def test_mask_matches_the_pareto_module():
     rng = np.random.default_rng(3)
     points = rng.random((40, 2))
     minimized = points * np.array([1.0, -1.0])
-    assert np.flatnonzero(_non_dominated_mask(minimized)).tolist() == non_dominated(
+    assert np.flatnonzero(non_dominated_mask(minimized)).tolist() == non_dominated(
         points, DIRECTIONS
     )
 
