@@ -13,8 +13,8 @@ from typing import Annotated
 import typer
 from typer.core import TyperGroup
 
-from dse.calibrate import DEFAULT_PATH as CALIBRATION_PATH
 from dse.errors import ConfigError, DseError
+from dse.measure.calibrate import DEFAULT_PATH as CALIBRATION_PATH
 from dse.output import Format, Output
 from dse.search.study import DEFAULT_STORAGE, SAMPLERS
 
@@ -203,8 +203,8 @@ def bench(
     """Time full training steps (median ms/step, samples/s, GFLOP/s, share of the ceiling)."""
     from dataclasses import asdict
 
+    from dse.measure.bench import run_bench, variants_from
     from dse.presets import resolve_config
-    from dse.train.steptimer import run_bench, variants_from
     from dse.train.trainer import resolve_device
 
     base = resolve_config(config, preset, set_ or [])
@@ -291,8 +291,8 @@ def calibrate(
     format: FormatOpt = Format.table,
 ) -> None:
     """Train one configuration N times: the CV of epoch time and the spread of accuracy."""
-    from dse.calibrate import run_calibration
     from dse.commands import check_output_dir
+    from dse.measure.calibrate import run_calibration
     from dse.presets import resolve_config
 
     base = resolve_config(config, preset, set_ or [])
@@ -426,8 +426,8 @@ def profile_command(
 ) -> None:
     """Op-by-op (or layer-by-layer) time and memory of a training or test step."""
     from dse.commands import check_output_dir
+    from dse.measure.profile import profile_steps
     from dse.presets import resolve_config
-    from dse.profile import profile_steps
     from dse.train.trainer import resolve_device
 
     if mode not in ("train", "test"):
@@ -517,7 +517,7 @@ def run(
     format: FormatOpt = Format.table,
 ) -> None:
     """Explore a search space: trials in parallel, results in the database, then the front."""
-    from dse.calibrate import load_calibration
+    from dse.measure.calibrate import load_calibration
     from dse.search.moasha import EarlyStop, check_eta, parse_rungs
     from dse.search.progress import LineReporter, LiveReporter
     from dse.search.results import open_view, pareto_rows
@@ -572,7 +572,7 @@ def run(
 
 def _warn_noise_ties(rows: list[dict], view) -> None:
     """Front neighbours closer than the study's stored calibration: their order is noise."""
-    from dse.calibrate import noise_ties
+    from dse.measure.calibrate import noise_ties
 
     calibration = view.study.user_attrs.get("calibration")
     if not calibration:

@@ -63,8 +63,8 @@ def evaluate_command(
     checkpoint: str, split: str, device: str = "cpu", data_dir: str | None = None
 ) -> tuple[float, TrialConfig]:
     """Accuracy of a checkpoint's weights on a split of its dataset (same split as training)."""
-    from dse.checkpoint import load_checkpoint
     from dse.data.datasets import load_dataset
+    from dse.train.checkpoint import load_checkpoint
     from dse.train.trainer import evaluate
 
     loaded = load_checkpoint(checkpoint)

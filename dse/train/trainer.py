@@ -17,10 +17,8 @@ from __future__ import annotations
 import os
 import time
 import warnings
-from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import torch
 from torch import nn
@@ -32,6 +30,7 @@ from dse.errors import ConfigError, NonFiniteLossError
 from dse.model import build_model, summarize
 from dse.model.costs import TRAIN_FLOPS_FACTOR
 from dse.train.allocator import tune_malloc
+from dse.train.checkpoint import save_checkpoint
 from dse.train.environment import (
     device_name,
     environment,
@@ -39,6 +38,7 @@ from dse.train.environment import (
     peak_memory_mb,
     synchronize,
 )
+from dse.train.precision import autocast
 from dse.train.result import EpochRecord, TrialResult
 from dse.train.schedules import TrainingPlan, make_plan
 
@@ -77,12 +77,6 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
-def _autocast(config: TrialConfig, device: torch.device):
-    if config.precision == "bf16":
-        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
-    return nullcontext()
-
-
 @torch.no_grad()
 def evaluate(
     model: nn.Module, split: Split, crop: int, config: TrialConfig, device: torch.device
@@ -94,7 +88,7 @@ def evaluate(
     for start in range(0, len(split), config.eval_batch_size):
         images = split.images[start : start + config.eval_batch_size]
         labels = split.labels[start : start + config.eval_batch_size]
-        with _autocast(config, device):
+        with autocast(config, device):
             scores = model(to_float(center_crops(images, crop)), reconstruct=False).scores
         correct += (scores.argmax(1) == labels).sum()
     model.train(was_training)
@@ -228,7 +222,7 @@ def train(
                 group["lr"] = lr
             lrs.append(lr)
 
-            with _autocast(config, device):
+            with autocast(config, device):
                 out = model(x, y)
             parts = model.loss(out, x, y)
             optimizer.zero_grad(set_to_none=True)
@@ -293,19 +287,3 @@ def train(
     if checkpoint is not None:
         save_checkpoint(checkpoint, config, best_state, result)
     return result
-
-
-def save_checkpoint(
-    path: str | Path, config: TrialConfig, state: dict[str, torch.Tensor], result: TrialResult
-) -> None:
-    """Weights with their TrialConfig and result, written atomically."""
-    path = Path(path)
-    payload: dict[str, Any] = {
-        "format": "dse-checkpoint-1",  # dse.checkpoint.FORMAT
-        "config": config.to_dict(),
-        "state_dict": state,
-        "result": result.to_dict(),
-    }
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)

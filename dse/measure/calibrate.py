@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from dse.config import TrialConfig
-from dse.errors import ConfigError
+from dse.errors import ConfigError, option
 
 DEFAULT_PATH = "results/calibration.json"
 
@@ -90,12 +90,16 @@ def load_calibration(path: str | Path) -> dict[str, Any]:
     try:
         data = json.loads(Path(path).read_text())
     except OSError as exc:
-        raise ConfigError(f"--calibration {path}: cannot read it ({exc.strerror})") from None
+        raise ConfigError(
+            f"{option('calibration')} {path}: cannot read it ({exc.strerror})"
+        ) from None
     except json.JSONDecodeError as exc:
-        raise ConfigError(f"--calibration {path}: not JSON (line {exc.lineno})") from None
+        raise ConfigError(f"{option('calibration')} {path}: not JSON (line {exc.lineno})") from None
     missing = {"epoch_time_cv", "train_time_cv", "val_accuracy_std"} - set(data)
     if not isinstance(data, dict) or missing:
-        raise ConfigError(f"--calibration {path}: not a dse calibration (missing {missing})")
+        raise ConfigError(
+            f"{option('calibration')} {path}: not a dse calibration (missing {missing})"
+        )
     return data
 
 
