@@ -13,7 +13,8 @@ from dse.errors import ConfigError
 from dse.model import ModelSummary, build_model, summarize
 from dse.presets import resolve_config
 from dse.train.result import TrialResult
-from dse.train.trainer import Observer, resolve_device, train
+from dse.train.seeds import train_seeds
+from dse.train.trainer import Observer, resolve_device
 
 
 def check_writable(path: str | Path, option: str) -> None:
@@ -52,11 +53,11 @@ def train_command(
     if threads:
         torch.set_num_threads(threads)
     if not progress:
-        return train(config, torch_device, data_dir, checkpoint=save)
+        return train_seeds(config, torch_device, data_dir, checkpoint=save)
     from dse.progress import TrainingProgress
 
     with TrainingProgress(config.name or "train") as observer:
-        return train(config, torch_device, data_dir, observer=observer, checkpoint=save)
+        return train_seeds(config, torch_device, data_dir, observer=observer, checkpoint=save)
 
 
 def evaluate_command(

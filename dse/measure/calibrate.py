@@ -113,14 +113,15 @@ def run_calibration(
     """Train `config` `runs` times with consecutive seeds, one after another."""
     from dse.data.datasets import load_dataset
     from dse.train.environment import device_name
-    from dse.train.trainer import resolve_device, train
+    from dse.train.seeds import train_seeds
+    from dse.train.trainer import resolve_device
 
     torch_device = resolve_device(device)
     data = load_dataset(config.dataset, torch_device, data_dir)
     seeds = [config.seed + i for i in range(runs)]
     results = []
     for i, seed in enumerate(seeds):
-        result = train(config.with_overrides([f"seed={seed}"]), torch_device, data=data)
+        result = train_seeds(config.with_overrides([f"seed={seed}"]), torch_device, data=data)
         results.append(result.to_dict())
         if on_run is not None:
             on_run(i, results[-1])

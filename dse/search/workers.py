@@ -72,7 +72,8 @@ def execute_trial(
     import torch
 
     from dse.config import TrialConfig
-    from dse.train.trainer import Observer, train
+    from dse.train.seeds import train_seeds
+    from dse.train.trainer import Observer
 
     class ReportEpochs(Observer):
         def __init__(self, epochs: int):
@@ -97,7 +98,7 @@ def execute_trial(
     started = time.perf_counter()
     try:
         config = TrialConfig.from_dict(config_dict)
-        result = train(config, device, data_dir, observer=ReportEpochs(config.epochs))
+        result = train_seeds(config, device, data_dir, observer=ReportEpochs(config.epochs))
         payload = result.to_dict()
         payload["environment"]["wall_s"] = time.perf_counter() - started  # the whole task
         return ("done", payload)
