@@ -12,9 +12,9 @@ import argparse
 
 import torch
 
+from dse.measure.bench import matmul_ceiling_gflops
 from dse.output import print_table_and_json
 from dse.train.environment import native_bf16
-from dse.train.steptimer import matmul_ceiling_gflops
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 

@@ -17,9 +17,9 @@ import argparse
 
 import torch
 
+from dse.measure.bench import run_bench
 from dse.output import print_table_and_json
 from dse.presets import preset
-from dse.train.steptimer import run_bench
 
 VARIANTS = {
     "standard (routing 3, fp32)": [],

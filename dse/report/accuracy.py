@@ -13,11 +13,11 @@ from pathlib import Path
 import plotly.graph_objects as go
 from optuna.trial import TrialState
 
-from dse.checkpoint import load_checkpoint
 from dse.errors import ConfigError
 from dse.report.pages import write_page
 from dse.search.records import TrialRecord
 from dse.search.results import open_view
+from dse.train.checkpoint import load_checkpoint
 
 
 @dataclass

@@ -17,12 +17,12 @@ import torch
 import torch.nn.functional as F
 from plotly.subplots import make_subplots
 
-from dse.checkpoint import load_checkpoint
 from dse.data.batching import center_crops, to_float
 from dse.data.datasets import load_dataset
 from dse.errors import ConfigError
 from dse.model.capsnet import CapsNet
 from dse.report.pages import write_page
+from dse.train.checkpoint import load_checkpoint
 
 SPARSE_BELOW = 0.1
 LAYERS = ("primary", "class")

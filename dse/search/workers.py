@@ -75,7 +75,8 @@ def execute_trial(
     import torch
 
     from dse.config import TrialConfig
-    from dse.train.trainer import Observer, train
+    from dse.train.seeds import train_seeds
+    from dse.train.trainer import Observer
 
     class ReportEpochs(Observer):
         def __init__(self, epochs: int):
@@ -100,7 +101,7 @@ def execute_trial(
     started = time.perf_counter()
     try:
         config = TrialConfig.from_dict(task.config)
-        result = train(config, device, data_dir, observer=ReportEpochs(config.epochs))
+        result = train_seeds(config, device, data_dir, observer=ReportEpochs(config.epochs))
         return TrialDone(slot_index, task.number, result, wall_s=time.perf_counter() - started)
     except Exception as exc:  # recorded as the trial's failure; the worker goes on
         kind = _error_kind(exc)

@@ -78,5 +78,5 @@ class TrialResult:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrialResult:
-        history = [EpochRecord(**record) for record in data.get("history", [])]
-        return cls(**{**data, "history": history})
+        result = cls(**data)  # history still as dicts: read each back into its record
+        return replace(result, history=[EpochRecord(**record) for record in result.history])

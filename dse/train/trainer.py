@@ -1,4 +1,5 @@
-"""The training loop: one TrialConfig in, one TrialResult out.
+"""The training loop: one TrialConfig in, one TrialResult out, for the config's one seed
+(several seeds, config.repeats > 1: dse.train.seeds.train_seeds).
 
 It reads top to bottom in execution order: data onto the device, model, optimizer, the plan of
 batch sizes and learning rates, then per epoch: shuffle, train steps (timed, device-synchronized),
@@ -17,10 +18,8 @@ from __future__ import annotations
 import os
 import time
 import warnings
-from contextlib import nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import torch
 from torch import nn
@@ -28,10 +27,11 @@ from torch import nn
 from dse.config import TrialConfig
 from dse.data.batching import center_crops, random_crops, to_float
 from dse.data.datasets import DeviceDataset, Split, load_dataset
-from dse.errors import ConfigError, NonFiniteLossError
-from dse.model import build_model, summarize
+from dse.errors import ConfigError, NonFiniteLossError, option
+from dse.model import ModelSummary, build_model, summarize
 from dse.model.costs import TRAIN_FLOPS_FACTOR
 from dse.train.allocator import tune_malloc
+from dse.train.checkpoint import save_checkpoint
 from dse.train.environment import (
     device_name,
     environment,
@@ -39,6 +39,7 @@ from dse.train.environment import (
     peak_memory_mb,
     synchronize,
 )
+from dse.train.precision import autocast
 from dse.train.result import EpochRecord, TrialResult
 from dse.train.schedules import TrainingPlan, make_plan
 
@@ -65,22 +66,18 @@ def resolve_device(name: str) -> torch.device:
     try:
         device = torch.device(name)
     except RuntimeError:
-        raise ConfigError(f"--device {name!r}: expected cpu, cuda or cuda:N") from None
+        raise ConfigError(f"{option('device')} {name!r}: expected cpu, cuda or cuda:N") from None
     if device.type == "cuda":
         count = torch.cuda.device_count() if torch.cuda.is_available() else 0
         index = device.index or 0
         if index >= count:
-            raise ConfigError(f"--device {name}: no such GPU ({count} CUDA devices visible)")
+            raise ConfigError(
+                f"{option('device')} {name}: no such GPU ({count} CUDA devices visible)"
+            )
         return torch.device("cuda", index)
     if device.type != "cpu":
-        raise ConfigError(f"--device {name!r}: expected cpu, cuda or cuda:N")
+        raise ConfigError(f"{option('device')} {name!r}: expected cpu, cuda or cuda:N")
     return device
-
-
-def _autocast(config: TrialConfig, device: torch.device):
-    if config.precision == "bf16":
-        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
-    return nullcontext()
 
 
 @torch.no_grad()
@@ -94,7 +91,7 @@ def evaluate(
     for start in range(0, len(split), config.eval_batch_size):
         images = split.images[start : start + config.eval_batch_size]
         labels = split.labels[start : start + config.eval_batch_size]
-        with _autocast(config, device):
+        with autocast(config, device):
             scores = model(to_float(center_crops(images, crop)), reconstruct=False).scores
         correct += (scores.argmax(1) == labels).sum()
     model.train(was_training)
@@ -106,6 +103,8 @@ class _EpochTotals:
     losses: torch.Tensor  # per-step total loss, on the device
     parts: dict[str, torch.Tensor]  # sample-weighted sums of the loss parts
     checked: int = 0  # steps already checked for finiteness
+    lrs: list[float] = field(default_factory=list)  # the LR of each step
+    time_s: float = 0.0  # the epoch's training steps, device-synchronized
 
 
 def _check_finite(totals: _EpochTotals, upto: int, epoch: int) -> None:
@@ -142,35 +141,60 @@ def train(
     checkpoint: str | Path | None = None,
     data: DeviceDataset | None = None,
 ) -> TrialResult:
-    """Train `config` on `device`; save the best-validation weights to `checkpoint` if given.
-
-    With config.repeats = k > 1 the configuration trains k times, seeds seed .. seed+k-1, one
-    after another on the device; the result holds the means, the per-seed metrics and their
-    std (the observer and the checkpoint follow the first seed).
+    """Train `config` with its one seed on `device`; save the best-validation weights to
+    `checkpoint` if given. Several seeds (config.repeats > 1) are dse.train.seeds.train_seeds's.
     """
     device = resolve_device(str(device)) if not isinstance(device, torch.device) else device
     if config.repeats > 1:
-        data = data or load_dataset(config.dataset, device, data_dir)
-        results = []
-        for i in range(config.repeats):
-            single = config.with_overrides([f"seed={config.seed + i}", "repeats=1"])
-            results.append(
-                train(
-                    single,
-                    device,
-                    data_dir,
-                    observer if i == 0 else None,
-                    checkpoint if i == 0 else None,
-                    data,
-                )
-            )
-        return TrialResult.mean_of(results, config.to_dict())
+        raise ValueError(
+            f"train trains one seed, not repeats={config.repeats}: call train_seeds for repeats"
+        )
     observer = observer or Observer()
+    _prepare_device(config, device)
+
+    # Data and model, seeded: the same config on the same CPU gives the same numbers.
+    data = data or load_dataset(config.dataset, device, data_dir)
+    run = _setup(config, device, data)
+    observer.on_start(run.plan)
+
+    progress = _Progress()
+    run.model.train()
+    for epoch in range(config.epochs):
+        totals = _train_epoch(run, data, epoch, progress.step, observer)
+        progress.step += run.plan.steps[epoch]
+        progress.train_time += totals.time_s
+        progress.samples_seen += len(data.train)
+
+        val_accuracy = evaluate(run.model, data.val, data.info.crop, config, device)
+        record = _epoch_record(run.plan, epoch, totals, val_accuracy, len(data.train))
+        progress.history.append(record)
+        if val_accuracy > progress.best[0]:
+            progress.best = (val_accuracy, epoch + 1, progress.train_time)
+            progress.best_state = {
+                k: v.detach().to("cpu", copy=True) for k, v in run.model.state_dict().items()
+            }
+        observer.on_epoch(record, progress.train_time)
+        if observer.should_stop() and epoch + 1 < config.epochs:
+            progress.stopped_at = epoch + 1
+            break
+
+    # Report test accuracy of the weights selected by validation accuracy.
+    assert progress.best_state is not None
+    run.model.load_state_dict(progress.best_state)
+    test_accuracy = evaluate(run.model, data.test, data.info.crop, config, device)
+    result = _trial_result(run, progress, test_accuracy)
+    if checkpoint is not None:
+        save_checkpoint(checkpoint, config, progress.best_state, result)
+    return result
+
+
+def _prepare_device(config: TrialConfig, device: torch.device) -> None:
+    """Warn about emulated bf16; CUDA: cuDNN autotuning and fresh peak-memory statistics."""
     if config.precision == "bf16" and not native_bf16(device):
         warnings.warn(
             f"precision bf16 on {device_name(device)}: no native bf16 here (AVX512-BF16/AMX), "
             "so bf16 matmuls are emulated and far slower than fp32",
-            stacklevel=2,
+            stacklevel=3,  # the caller of train
         )
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
@@ -179,9 +203,23 @@ def train(
     else:
         tune_malloc()
 
-    # Data and model, seeded: the same config on the same CPU gives the same numbers.
-    data = data or load_dataset(config.dataset, device, data_dir)
-    crop, pad = data.info.crop, data.info.pad
+
+@dataclass
+class _Run:
+    """What one training run steps: the seeded model, its optimizer, the shuffling generator."""
+
+    config: TrialConfig
+    device: torch.device
+    model: nn.Module
+    summary: ModelSummary
+    optimizer: torch.optim.Optimizer
+    generator: torch.Generator
+    plan: TrainingPlan
+    oom_limit: int | None  # DSE_FAULT_OOM_ABOVE_BATCH, when set
+
+
+def _setup(config: TrialConfig, device: torch.device, data: DeviceDataset) -> _Run:
+    """Model (seeded), Adam, the data-order generator (seeded) and the plan, in that order."""
     torch.manual_seed(config.seed)
     model = build_model(config.model, data.input_shape, data.info.n_classes).to(device)
     summary = summarize(model)
@@ -196,116 +234,100 @@ def train(
     generator = torch.Generator(device=device).manual_seed(config.seed)
     plan = make_plan(config, len(data.train))
     oom_limit = _injected_oom_limit()
-    observer.on_start(plan)
+    return _Run(config, device, model, summary, optimizer, generator, plan, oom_limit)
 
-    history: list[EpochRecord] = []
-    train_time = 0.0
-    best = (-1.0, 0, 0.0)  # (val accuracy, epoch, train time at its end)
+
+@dataclass
+class _Progress:
+    """Where training stands after each epoch: the records, time, the best weights so far."""
+
+    history: list[EpochRecord] = field(default_factory=list)
+    train_time: float = 0.0
+    best: tuple[float, int, float] = (-1.0, 0, 0.0)  # (val accuracy, epoch, train time at its end)
     best_state: dict[str, torch.Tensor] | None = None
-    samples_seen = 0
-    step = 0
+    samples_seen: int = 0
+    step: int = 0  # optimizer steps so far: the LR schedule's clock
     stopped_at: int | None = None
-    model.train()
-    for epoch in range(config.epochs):
-        batch_size, n_steps = plan.batch_sizes[epoch], plan.steps[epoch]
-        _inject_oom(oom_limit, batch_size, epoch)
-        totals = _EpochTotals(losses=torch.empty(n_steps, device=device), parts={})
-        lrs = []
-        synchronize(device)
-        start = time.perf_counter()
-        order = torch.randperm(len(data.train), generator=generator, device=device)
-        for i in range(n_steps):
-            idx = order[i * batch_size : (i + 1) * batch_size]
-            images = data.train.images[idx]
-            images = (
-                random_crops(images, pad, crop, generator)
-                if config.dataset.augment
-                else (center_crops(images, crop))
-            )
-            x, y = to_float(images), data.train.labels[idx]
-            lr = plan.lr(step, epoch, i)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            lrs.append(lr)
 
-            with _autocast(config, device):
-                out = model(x, y)
-            parts = model.loss(out, x, y)
-            optimizer.zero_grad(set_to_none=True)
-            parts["loss"].backward()
-            optimizer.step()
 
-            totals.losses[i] = parts["loss"].detach()
-            for name, value in parts.items():  # sample-weighted sums, kept on the device
-                total = totals.parts.setdefault(name, torch.zeros((), device=device))
-                total.add_(value.detach(), alpha=y.shape[0])
-            step += 1
-            if (i + 1) % CHECK_EVERY == 0:
-                _check_finite(totals, i + 1, epoch)
-            observer.on_step(epoch, i)
-        _check_finite(totals, n_steps, epoch)
-        synchronize(device)
-        epoch_time = time.perf_counter() - start
-        train_time += epoch_time
-        samples_seen += len(data.train)
-
-        val_accuracy = evaluate(model, data.val, crop, config, device)
-        n = len(data.train)
-        record = EpochRecord(
-            epoch=epoch + 1,
-            batch_size=batch_size,
-            steps=n_steps,
-            lr_first=lrs[0],
-            lr_last=lrs[-1],
-            train_loss=totals.parts["loss"].item() / n,
-            loss_parts={k: v.item() / n for k, v in totals.parts.items() if k != "loss"},
-            val_accuracy=val_accuracy,
-            epoch_time_s=epoch_time,
+def _train_epoch(
+    run: _Run, data: DeviceDataset, epoch: int, first_step: int, observer: Observer
+) -> _EpochTotals:
+    """One epoch of training steps: shuffle, then per batch crop, set the LR, step; timed
+    between two device synchronizations."""
+    config, device, model, optimizer = run.config, run.device, run.model, run.optimizer
+    crop, pad = data.info.crop, data.info.pad
+    batch_size, n_steps = run.plan.batch_sizes[epoch], run.plan.steps[epoch]
+    _inject_oom(run.oom_limit, batch_size, epoch)
+    totals = _EpochTotals(losses=torch.empty(n_steps, device=device), parts={})
+    synchronize(device)
+    start = time.perf_counter()
+    order = torch.randperm(len(data.train), generator=run.generator, device=device)
+    for i in range(n_steps):
+        idx = order[i * batch_size : (i + 1) * batch_size]
+        images = data.train.images[idx]
+        images = (
+            random_crops(images, pad, crop, run.generator)
+            if config.dataset.augment
+            else (center_crops(images, crop))
         )
-        history.append(record)
-        if val_accuracy > best[0]:
-            best = (val_accuracy, epoch + 1, train_time)
-            best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
-        observer.on_epoch(record, train_time)
-        if observer.should_stop() and epoch + 1 < config.epochs:
-            stopped_at = epoch + 1
-            break
+        x, y = to_float(images), data.train.labels[idx]
+        lr = run.plan.lr(first_step + i, epoch, i)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        totals.lrs.append(lr)
 
-    # Report test accuracy of the weights selected by validation accuracy.
-    assert best_state is not None
-    model.load_state_dict(best_state)
-    test_accuracy = evaluate(model, data.test, crop, config, device)
-    result = TrialResult(
-        config=config.to_dict(),
-        train_time_s=train_time,
-        time_to_best_s=best[2],
-        best_epoch=best[1],
-        val_accuracy=best[0],
-        test_accuracy=test_accuracy,
-        params=summary.params,
-        peak_mem_mb=peak_memory_mb(device),
-        train_gflops=TRAIN_FLOPS_FACTOR * summary.flops_per_sample * samples_seen / 1e9,
-        samples_per_s=samples_seen / train_time if train_time > 0 else 0.0,
-        history=history,
-        environment=environment(device, config.seed),
-        stopped_at=stopped_at,
+        with autocast(config, device):
+            out = model(x, y)
+        parts = model.loss(out, x, y)
+        optimizer.zero_grad(set_to_none=True)
+        parts["loss"].backward()
+        optimizer.step()
+
+        totals.losses[i] = parts["loss"].detach()
+        for name, value in parts.items():  # sample-weighted sums, kept on the device
+            total = totals.parts.setdefault(name, torch.zeros((), device=device))
+            total.add_(value.detach(), alpha=y.shape[0])
+        if (i + 1) % CHECK_EVERY == 0:
+            _check_finite(totals, i + 1, epoch)
+        observer.on_step(epoch, i)
+    _check_finite(totals, n_steps, epoch)
+    synchronize(device)
+    totals.time_s = time.perf_counter() - start
+    return totals
+
+
+def _epoch_record(
+    plan: TrainingPlan, epoch: int, totals: _EpochTotals, val_accuracy: float, n: int
+) -> EpochRecord:
+    """The epoch's record; its losses are means over the epoch's `n` samples (host syncs)."""
+    return EpochRecord(
+        epoch=epoch + 1,
+        batch_size=plan.batch_sizes[epoch],
+        steps=plan.steps[epoch],
+        lr_first=totals.lrs[0],
+        lr_last=totals.lrs[-1],
+        train_loss=totals.parts["loss"].item() / n,
+        loss_parts={k: v.item() / n for k, v in totals.parts.items() if k != "loss"},
+        val_accuracy=val_accuracy,
+        epoch_time_s=totals.time_s,
     )
-    if checkpoint is not None:
-        save_checkpoint(checkpoint, config, best_state, result)
-    return result
 
 
-def save_checkpoint(
-    path: str | Path, config: TrialConfig, state: dict[str, torch.Tensor], result: TrialResult
-) -> None:
-    """Weights with their TrialConfig and result, written atomically."""
-    path = Path(path)
-    payload: dict[str, Any] = {
-        "format": "dse-checkpoint-1",  # dse.checkpoint.FORMAT
-        "config": config.to_dict(),
-        "state_dict": state,
-        "result": result.to_dict(),
-    }
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
+def _trial_result(run: _Run, progress: _Progress, test_accuracy: float) -> TrialResult:
+    seen, train_time = progress.samples_seen, progress.train_time
+    return TrialResult(
+        config=run.config.to_dict(),
+        train_time_s=train_time,
+        time_to_best_s=progress.best[2],
+        best_epoch=progress.best[1],
+        val_accuracy=progress.best[0],
+        test_accuracy=test_accuracy,
+        params=run.summary.params,
+        peak_mem_mb=peak_memory_mb(run.device),
+        train_gflops=TRAIN_FLOPS_FACTOR * run.summary.flops_per_sample * seen / 1e9,
+        samples_per_s=seen / train_time if train_time > 0 else 0.0,
+        history=progress.history,
+        environment=environment(run.device, run.config.seed),
+        stopped_at=progress.stopped_at,
+    )

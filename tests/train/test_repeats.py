@@ -3,12 +3,13 @@
 import numpy as np
 import pytest
 
+from dse.train.seeds import train_seeds
 from dse.train.trainer import train
 from tests.conftest import tiny_config
 
 
 def test_repeats_train_consecutive_seeds_and_report_means(digits_root):
-    result = train(tiny_config("repeats=3", "seed=5"), "cpu", digits_root)
+    result = train_seeds(tiny_config("repeats=3", "seed=5"), "cpu", digits_root)
     assert [s["seed"] for s in result.per_seed] == [5, 6, 7]
     accuracy = [s["val_accuracy"] for s in result.per_seed]
     assert result.val_accuracy == pytest.approx(np.mean(accuracy))
@@ -21,3 +22,8 @@ def test_repeats_train_consecutive_seeds_and_report_means(digits_root):
     assert single.val_accuracy == result.per_seed[1]["val_accuracy"]
     assert single.test_accuracy == result.per_seed[1]["test_accuracy"]
     assert not single.per_seed and not single.seed_std
+
+
+def test_train_refuses_a_repeats_config():
+    with pytest.raises(ValueError, match="train_seeds"):
+        train(tiny_config("repeats=2"))

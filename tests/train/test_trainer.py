@@ -125,7 +125,7 @@ def test_unknown_devices_are_config_errors():
         resolve_device("tpu")
     if not torch.cuda.is_available():
         with pytest.raises(
-            ConfigError, match=r"--device cuda:0: no such GPU \(0 CUDA devices visible\)"
+            ConfigError, match=r"device cuda:0: no such GPU \(0 CUDA devices visible\)"
         ):
             resolve_device("cuda:0")
 

@@ -8,12 +8,9 @@ matmul ceiling (fp32 and bf16) is measured in the same run.
 
 from __future__ import annotations
 
-import contextlib
 import itertools
-import os
 import resource
 import statistics
-import sys
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -22,12 +19,13 @@ import torch
 
 from dse.config import TrialConfig, parse_override
 from dse.data.datasets import INFO
-from dse.errors import ConfigError
+from dse.errors import ConfigError, option
+from dse.measure.quiet import native_stderr_silenced
 from dse.model import build_model, summarize
 from dse.model.costs import TRAIN_FLOPS_FACTOR
 from dse.train.allocator import tune_malloc
 from dse.train.environment import synchronize
-from dse.train.trainer import _autocast
+from dse.train.precision import autocast
 
 
 @dataclass
@@ -73,7 +71,7 @@ class StepRunner:
         return time.perf_counter() - start
 
     def _step(self) -> None:
-        with _autocast(self.config, self.device):
+        with autocast(self.config, self.device):
             out = self.model(self.x, self.y)
         loss = self.model.loss(out, self.x, self.y)["loss"]
         self.optimizer.zero_grad(set_to_none=True)
@@ -90,26 +88,12 @@ class StepRunner:
         return _cpu_step_peak_mb(self.step)
 
 
-@contextlib.contextmanager
-def _native_stderr_silenced():
-    """The profiler's C++ side prints start/stop lines on fd 2; keep them off the user's screen."""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with open(os.devnull, "w") as devnull:
-        os.dup2(devnull.fileno(), 2)
-        try:
-            yield
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-
-
 def _cpu_step_peak_mb(step) -> float:
     """The CPU allocator has no peak counter: replay the profiler's allocations and frees."""
     from torch.profiler import ProfilerActivity, profile
 
     with (
-        _native_stderr_silenced(),
+        native_stderr_silenced(),
         profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof,
     ):
         step()
@@ -154,7 +138,7 @@ def variants_from(base: TrialConfig, compares: list[str]) -> dict[str, TrialConf
             [v.strip() for v in str(values).split(",")] if not isinstance(values, list) else values
         )
         if len(options) < 1 or any(v == "" for v in map(str, options)):
-            raise ConfigError(f"--compare {item}: expected KEY=V1,V2,...")
+            raise ConfigError(f"{option('compare')} {item}: expected KEY=V1,V2,...")
         axes.append((key, options))
     if not axes:
         return {base.name or "config": base}

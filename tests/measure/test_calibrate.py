@@ -10,8 +10,8 @@ import optuna
 import pytest
 from typer.testing import CliRunner
 
-from dse.calibrate import Calibration, coefficient_of_variation, noise_ties
 from dse.cli import app
+from dse.measure.calibrate import Calibration, coefficient_of_variation, noise_ties
 from tests.conftest import each, last_json
 
 runner = CliRunner()

@@ -5,8 +5,8 @@ import json
 
 from typer.testing import CliRunner
 
+from dse.measure.profile import profile_steps
 from dse.presets import preset
-from dse.profile import profile_steps
 from tests.conftest import each, invoke_json
 
 runner = CliRunner()

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from dse.config import TrialConfig
-from dse.errors import ConfigError
+from dse.errors import ConfigError, option
 
 DEFAULT_PATH = "results/calibration.json"
 
@@ -90,12 +90,16 @@ def load_calibration(path: str | Path) -> dict[str, Any]:
     try:
         data = json.loads(Path(path).read_text())
     except OSError as exc:
-        raise ConfigError(f"--calibration {path}: cannot read it ({exc.strerror})") from None
+        raise ConfigError(
+            f"{option('calibration')} {path}: cannot read it ({exc.strerror})"
+        ) from None
     except json.JSONDecodeError as exc:
-        raise ConfigError(f"--calibration {path}: not JSON (line {exc.lineno})") from None
+        raise ConfigError(f"{option('calibration')} {path}: not JSON (line {exc.lineno})") from None
     missing = {"epoch_time_cv", "train_time_cv", "val_accuracy_std"} - set(data)
     if not isinstance(data, dict) or missing:
-        raise ConfigError(f"--calibration {path}: not a dse calibration (missing {missing})")
+        raise ConfigError(
+            f"{option('calibration')} {path}: not a dse calibration (missing {missing})"
+        )
     return data
 
 
@@ -109,14 +113,15 @@ def run_calibration(
     """Train `config` `runs` times with consecutive seeds, one after another."""
     from dse.data.datasets import load_dataset
     from dse.train.environment import device_name
-    from dse.train.trainer import resolve_device, train
+    from dse.train.seeds import train_seeds
+    from dse.train.trainer import resolve_device
 
     torch_device = resolve_device(device)
     data = load_dataset(config.dataset, torch_device, data_dir)
     seeds = [config.seed + i for i in range(runs)]
     results = []
     for i, seed in enumerate(seeds):
-        result = train(config.with_overrides([f"seed={seed}"]), torch_device, data=data)
+        result = train_seeds(config.with_overrides([f"seed={seed}"]), torch_device, data=data)
         results.append(result.to_dict())
         if on_run is not None:
             on_run(i, results[-1])
@@ -158,3 +163,15 @@ def noise_ties(
         else:
             ties.append((a["number"], b["number"], "; ".join(parts)))
     return ties
+
+
+def noise_warnings(
+    rows: list[dict[str, Any]], metric_names: list[str], calibration: dict[str, Any]
+) -> list[str]:
+    """A warning per pair of front neighbours closer than the measured noise: their order on
+    the front is noise (`noise_ties`)."""
+    return [
+        f"warning: front members {a} and {b} differ by less than the measured noise "
+        f"({reason}; calibration on {calibration['device']})"
+        for a, b, reason in noise_ties(rows, metric_names, calibration)
+    ]

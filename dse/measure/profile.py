@@ -29,8 +29,9 @@ from torch.autograd import DeviceType
 from torch.profiler import ProfilerActivity, profile, record_function
 
 from dse.config import TrialConfig
+from dse.measure.bench import StepRunner
+from dse.measure.quiet import native_stderr_silenced
 from dse.train.environment import synchronize
-from dse.train.steptimer import StepRunner, _native_stderr_silenced
 
 STEP_SCOPES = ("loss", "optimizer")
 BACKWARD_PREFIX = "autograd::engine::evaluate_function: "
@@ -116,7 +117,7 @@ def profile_steps(
     on_gpu = device.type == "cuda"
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if on_gpu else [])
     with (
-        _native_stderr_silenced(),
+        native_stderr_silenced(),
         profile(activities=activities, record_shapes=True, profile_memory=True) as prof,
     ):
         synchronize(device)

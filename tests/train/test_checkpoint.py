@@ -4,8 +4,8 @@ import json
 
 from typer.testing import CliRunner
 
-from dse.checkpoint import load_checkpoint
 from dse.cli import app
+from dse.train.checkpoint import load_checkpoint
 from dse.train.trainer import train
 from tests.conftest import tiny_config
 
@@ -32,3 +32,18 @@ def test_checkpoint_round_trip_reproduces_accuracy_exactly(digits_root, tmp_path
         assert out.exit_code == 0, out.stderr
         assert json.loads(out.stdout.splitlines()[-1])["accuracy"] == expected
     assert load_checkpoint(tmp_path / "m.pt").config == tiny_config("epochs=2")
+
+
+def test_the_file_format_is_a_plain_tagged_dict(tmp_path):
+    """What older versions wrote (and what load reads): a dict with these keys, result optional."""
+    import torch
+
+    from dse.model import build_model
+
+    config = tiny_config()
+    state = build_model(config.model, (1, 28, 28), 10).state_dict()
+    payload = {"format": "dse-checkpoint-1", "config": config.to_dict(), "state_dict": state}
+    torch.save(payload, tmp_path / "old.pt")
+    loaded = load_checkpoint(tmp_path / "old.pt")
+    assert loaded.config == config and loaded.result == {}
+    assert loaded.model().state_dict().keys() == state.keys()
