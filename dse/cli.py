@@ -27,6 +27,8 @@ class OneLineErrors(TyperGroup):
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
         warnings.formatwarning = _one_line_warning
+        if not standalone_mode:  # the caller handles every exception itself
+            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         try:
             code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         except DseError as exc:
@@ -35,19 +37,13 @@ class OneLineErrors(TyperGroup):
             sys.stderr.write(f"error: {exc.cli_message()}\n")
             sys.exit(2)
         except typer.TyperException as exc:  # typer's click exceptions derive from it
-            if not standalone_mode:
-                raise
             if type(exc).__name__ == "NoArgsIsHelpError":  # `dse` alone: the help, as typer has it
                 return super().main(args, prog_name, complete_var, standalone_mode=True, **extra)
             sys.stderr.write(f"error: {' '.join(exc.format_message().split())}\n")
             sys.exit(getattr(exc, "exit_code", 2))
         except typer.Abort:
-            if not standalone_mode:
-                raise
             sys.stderr.write("Aborted!\n")
             sys.exit(1)
-        if not standalone_mode:
-            return code
         sys.exit(code if isinstance(code, int) else 0)
 
 
@@ -80,7 +76,7 @@ GpusOpt = Annotated[str | None, typer.Option("--gpus", help="GPU indices like 0,
 WorkersOpt = Annotated[int | None, typer.Option("--workers", help="CPU worker processes.")]
 ThreadsOpt = Annotated[int | None, typer.Option("--threads", min=1, help="CPU threads.")]
 BatchOpt = Annotated[int, typer.Option("--batch", min=1, help="Batch size.")]
-DEFAULT_STORAGE = commands.DEFAULT_STORAGE
+STORAGE = commands.DEFAULT_STORAGE
 
 
 @app.command()
@@ -142,17 +138,9 @@ def bench(
     format: FormatOpt = Format.table,
 ) -> None:
     """Time full training steps (median ms/step, samples/s, GFLOP/s, share of the ceiling)."""
+    header = format is Format.table
     shown = commands.bench(
-        config,
-        preset,
-        set_ or [],
-        device=device,
-        batch=batch,
-        steps=steps,
-        warmup=warmup,
-        compare=compare,
-        threads=threads,
-        header=format is Format.table,
+        config, preset, set_ or [], device, batch, steps, warmup, compare, threads, header
     )
     Output(format).show(shown)
 
@@ -162,7 +150,7 @@ def reproduce(
     space: Annotated[
         str, typer.Option("--space", help="A space over the `preset` axis (paper, paper_cpu).")
     ] = "paper",
-    storage: StorageOpt = DEFAULT_STORAGE,
+    storage: StorageOpt = STORAGE,
     study: StudyOpt = None,
     gpus: GpusOpt = None,
     workers: WorkersOpt = None,
@@ -194,9 +182,10 @@ def calibrate(
     format: FormatOpt = Format.table,
 ) -> None:
     """Train one configuration N times: the CV of epoch time and the spread of accuracy."""
-    wrote_note = format is not Format.json
-    shown = commands.calibrate(config, preset, set_ or [], runs, device, data_dir, out, wrote_note)
-    Output(format).show(shown)
+    wrote = format is not Format.json
+    Output(format).show(
+        commands.calibrate(config, preset, set_ or [], runs, device, data_dir, out, wrote)
+    )
 
 
 @app.command()
@@ -272,7 +261,7 @@ def profile_command(
 @app.command()
 def run(
     space: Annotated[str, typer.Option("--space", help="Search-space YAML (or a shipped name).")],
-    storage: StorageOpt = DEFAULT_STORAGE,
+    storage: StorageOpt = STORAGE,
     study: Annotated[
         str | None, typer.Option("--study", help="Study name (default: the space's).")
     ] = None,
@@ -318,11 +307,7 @@ def run(
     ] = None,
     calibration: Annotated[
         str | None,
-        typer.Option(
-            "--calibration",
-            help=f"A `dse calibrate` file to store with the study (default: "
-            f"{commands.CALIBRATION_PATH} when it exists).",
-        ),
+        typer.Option("--calibration", help="A `dse calibrate` file to store with the study."),
     ] = None,
     format: FormatOpt = Format.table,
 ) -> None:
@@ -348,7 +333,7 @@ def run(
 
 @app.command()
 def pareto(
-    storage: StorageOpt = DEFAULT_STORAGE,
+    storage: StorageOpt = STORAGE,
     study: StudyOpt = None,
     plot: Annotated[
         bool, typer.Option("--plot", help="Write the HTML report (and a PNG).")
@@ -374,14 +359,16 @@ def pareto(
 
 @app.command()
 def trials(
-    storage: StorageOpt = DEFAULT_STORAGE, study: StudyOpt = None, format: FormatOpt = Format.table
+    storage: StorageOpt = STORAGE,
+    study: StudyOpt = None,
+    format: FormatOpt = Format.table,
 ) -> None:
     """Every trial: state, metrics by name, params_* columns, device, error."""
     Output(format).show(commands.trials(storage, study))
 
 
 @app.command()
-def studies(storage: StorageOpt = DEFAULT_STORAGE, format: FormatOpt = Format.table) -> None:
+def studies(storage: StorageOpt = STORAGE, format: FormatOpt = Format.table) -> None:
     """The studies in a results database, with trial counts."""
     Output(format).show(commands.studies(storage))
 
@@ -392,7 +379,7 @@ def export(
     pick: Annotated[
         str | None, typer.Option("--pick", help="knee | fastest | most-accurate")
     ] = None,
-    storage: StorageOpt = DEFAULT_STORAGE,
+    storage: StorageOpt = STORAGE,
     study: StudyOpt = None,
     out: Annotated[
         str | None, typer.Option("--out", help="Write the config here (else stdout).")
@@ -410,7 +397,3 @@ def spaces(format: FormatOpt = Format.table) -> None:
 
 def main() -> None:
     app()
-
-
-if __name__ == "__main__":
-    main()

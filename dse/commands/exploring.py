@@ -12,7 +12,6 @@ from dse.output import Rows, Shown
 from dse.search.moasha import DEFAULT_ETA, EarlyStop, check_eta, parse_rungs
 from dse.search.options import RunOptions
 from dse.search.recorder import RunSummary
-from dse.search.results import open_view, pareto_rows
 from dse.search.runner import run_study
 from dse.space import load_space
 
@@ -54,6 +53,7 @@ def run(
 
     from dse.measure.calibrate import DEFAULT_PATH, load_calibration
     from dse.progress import LineReporter, LiveReporter
+    from dse.search.results import open_view, pareto_rows
 
     loaded = load_space(space)
     if repeats is not None:
@@ -90,6 +90,7 @@ def reproduce(
     (runs or resumes the study first unless `run_first` is False)."""
     from dse.progress import LineReporter
     from dse.report import reproduce as paper
+    from dse.search.results import open_view
 
     options = options or RunOptions()
     check_output_dir(out, "out")

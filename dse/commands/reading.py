@@ -10,7 +10,6 @@ from dse.commands.exploring import front_shown
 from dse.commands.paths import check_output_dir, check_writable
 from dse.errors import ConfigError, option
 from dse.output import Rows, Shown
-from dse.search import results
 from dse.search.storage import DEFAULT_STORAGE
 
 
@@ -24,6 +23,7 @@ def pareto(
     """The Pareto-optimal trials; with `plot` the HTML report (and a PNG) in `out`. The
     hypervolume, its reference point and the compute spent go to stderr."""
     from dse.measure.calibrate import noise_warnings
+    from dse.search import results
 
     view = results.open_view(storage, study)
     if plot:
@@ -47,6 +47,8 @@ def pareto(
 def trials(storage: str = DEFAULT_STORAGE, study: str | None = None) -> Shown:
     """Every trial: state, metrics by name, params_* columns, device, error (tables leave
     out host and error; CSV and JSON have every column)."""
+    from dse.search import results
+
     frame = results.trials_frame(results.open_view(storage, study))
     shown = frame.drop(columns=["host", "error"], errors="ignore")
     table = shown.astype(object).where(shown.notna(), None).to_dict("records")
@@ -59,6 +61,8 @@ def trials(storage: str = DEFAULT_STORAGE, study: str | None = None) -> Shown:
 
 def studies(storage: str = DEFAULT_STORAGE) -> Shown:
     """The studies in a results database, with trial counts."""
+    from dse.search import results
+
     return Shown(tables=[Rows(results.study_rows(storage))])
 
 
@@ -71,6 +75,8 @@ def export(
 ) -> Shown:
     """The complete TrialConfig of a trial (by number, or picked from the front), as YAML to
     retrain it; written to `out` if given."""
+    from dse.search import results
+
     if (trial is None) == (pick is None):
         raise ConfigError(
             f"give exactly one of {option('trial')} N or {option('pick')} "
