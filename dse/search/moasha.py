@@ -31,6 +31,9 @@ Objectives at a rung (the study's objectives, estimated from the epochs run so f
   AdaBatch 16 -> 64 was projected 20% long at rung 1 of quick.yaml and lost to fixed batches it
   beats at the end. time_to_best_s cannot be known before the end: the whole run is what it
   may cost.
+
+The rule's books in a run (`RungBook`, at the end): which rungs a trial waits at, and each
+decision taken against the records stored in the study (records.TrialRecord.decision).
 """
 
 from __future__ import annotations

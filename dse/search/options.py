@@ -8,6 +8,7 @@ from typing import Any
 
 from dse.config import TrialConfig
 from dse.errors import ConfigError, option
+from dse.search.devices import Slot, cpu_count, plan_slots
 from dse.search.moasha import EarlyStop
 from dse.search.storage import DEFAULT_STORAGE
 from dse.search.study import SAMPLERS
@@ -36,7 +37,8 @@ class RunOptions:
     early_stop: EarlyStop | None = None  # MO-ASHA rungs and eta; None runs every trial in full
 
     def validate(self, space: SearchSpace) -> None:
-        """Every combination of options that cannot run, before anything starts."""
+        """Every combination of options that cannot run, before anything starts (and, for
+        local workers, `plan_slots` checks the GPU list against the GPUs present)."""
         if self.sampler is not None and self.sampler not in SAMPLERS:
             raise ConfigError(
                 f"{option('sampler')} {self.sampler}: unknown sampler; "
@@ -111,11 +113,21 @@ class RunPlan:
     grid: list[dict[str, Any]] | None  # the grid points to queue (sampler grid)
     base: TrialConfig  # the space's base config (no axis chosen)
     datasets: set[str]  # every dataset a trial may train on
+    slots: list[Slot]  # the local workers' device slots (backend dask: the cluster decides)
 
 
-def plan_run(space: SearchSpace, options: RunOptions) -> RunPlan:
-    """Check the options against the space, then resolve sampler, budget and grid."""
+def plan_run(space: SearchSpace, options: RunOptions, gpu_count: int | None = None) -> RunPlan:
+    """Check the options against the space and the machine, then resolve the local workers'
+    slots, the sampler, the budget and the grid. `gpu_count` overrides the number of CUDA
+    devices seen (tests of GPU slot planning)."""
     options.validate(space)
+    slots = []
+    if options.backend == "local":
+        if gpu_count is None:
+            import torch
+
+            gpu_count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        slots = plan_slots(options.gpus, options.workers, gpu_count, cpu_count())
     sampler = choose_sampler(space, options.sampler, options.n_trials)
     grid = space.grid() if sampler == "grid" else None
     if grid is not None:
@@ -131,4 +143,5 @@ def plan_run(space: SearchSpace, options: RunOptions) -> RunPlan:
         grid=grid,
         base=space.base_config(),
         datasets=space.datasets(),
+        slots=slots,
     )

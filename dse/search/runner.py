@@ -42,7 +42,7 @@ from optuna.exceptions import UpdateFinishedTrialError
 from optuna.trial import TrialState
 
 from dse.errors import ConfigError, DseError
-from dse.search.devices import Slot, cpu_count, plan_slots
+from dse.search.devices import Slot
 from dse.search.locks import setup_lock
 from dse.search.messages import (
     EpochDone,
@@ -57,7 +57,7 @@ from dse.search.messages import (
 )
 from dse.search.moasha import RungBook
 from dse.search.options import RunOptions, RunPlan, plan_run
-from dse.search.optuna_private import record_heartbeats, trial_id
+from dse.search.optuna_private import pop_queued_trial, record_heartbeats, trial_id
 from dse.search.recorder import Recorder, Reporter, RunSummary, SilentReporter
 from dse.search.records import EpochPoint, Placement, StudyRecord, TrialRecord
 from dse.search.storage import close_storage, open_storage
@@ -83,17 +83,14 @@ def run_study(
     number of CUDA devices seen (tests of GPU slot planning).
     """
     options = options or RunOptions(**kwargs)
-    plan = plan_run(space, options)  # every option checked before the database is touched
-    if gpu_count is None:
-        import torch
-
-        gpu_count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    plan = plan_run(space, options, gpu_count)  # every option checked before anything starts
     with warnings.catch_warnings():
         # Heartbeats with ask/tell and fail_stale_trials are what we mean to use.
         warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
         warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used")
         pool = _connect_dask(options, plan) if options.backend == "dask" else None
-        slots = _local_slots(options, plan, gpu_count) if pool is None else []
+        if pool is None:
+            _check_local_data(options, plan)
         storage = None
         try:
             with setup_lock(options.storage):
@@ -102,7 +99,7 @@ def run_study(
             if pool is None:
                 from dse.search.workers import WorkerPool
 
-                pool = WorkerPool(slots, options.data_dir)
+                pool = WorkerPool(plan.slots, options.data_dir)
             runner = Runner(space, options, plan, study, pool, reporter or SilentReporter())
             return runner.run()
         finally:
@@ -121,14 +118,12 @@ def _connect_dask(options: RunOptions, plan: RunPlan) -> Pool:
     )
 
 
-def _local_slots(options: RunOptions, plan: RunPlan, gpu_count: int) -> list[Slot]:
-    """The local workers' slots, once the datasets are known to be here."""
-    slots = plan_slots(options.gpus, options.workers, gpu_count, cpu_count())
+def _check_local_data(options: RunOptions, plan: RunPlan) -> None:
+    """Local workers train here: the datasets must be here."""
     from dse.data.datasets import check_files  # imports torch
 
     for dataset in sorted(plan.datasets):
         check_files(dataset, options.data_dir)
-    return slots
 
 
 def _set_up_study(
@@ -228,11 +223,15 @@ class Runner:
         for slot in self.pool.idle():
             if waiting > 0:
                 waiting -= 1
+                trial = pop_queued_trial(self.study)
+                if trial is None:  # another runner took it first
+                    break
             elif room > 0:
                 room -= 1
+                trial = self.study.ask()
             else:
                 break
-            if self._dispatch(slot):
+            if self._dispatch(slot, trial):
                 self.invalid_in_a_row = 0
                 continue
             self.invalid_in_a_row += 1
@@ -244,9 +243,8 @@ class Runner:
             break  # re-read the study before asking again
         return room
 
-    def _dispatch(self, slot: Slot) -> bool:
-        """Ask for a trial and start it on `slot`; False when the sample is not a valid config."""
-        trial = self.study.ask()
+    def _dispatch(self, slot: Slot, trial: optuna.Trial) -> bool:
+        """Start a trial on `slot`; False when its sample is not a valid config."""
         record_heartbeats(self.study, [trial])  # a trial without a heartbeat never goes stale
         if self._over_budget(trial.number):
             self.recorder.withdrawn(trial)
