@@ -95,8 +95,9 @@ def load_calibration(path: str | Path) -> dict[str, Any]:
         ) from None
     except json.JSONDecodeError as exc:
         raise ConfigError(f"{option('calibration')} {path}: not JSON (line {exc.lineno})") from None
-    missing = {"epoch_time_cv", "train_time_cv", "val_accuracy_std"} - set(data)
-    if not isinstance(data, dict) or missing:
+    needed = {"epoch_time_cv", "train_time_cv", "val_accuracy_std"}
+    missing = needed - set(data) if isinstance(data, dict) else needed
+    if missing:
         raise ConfigError(
             f"{option('calibration')} {path}: not a dse calibration (missing {missing})"
         )

@@ -11,7 +11,13 @@ import pytest
 from typer.testing import CliRunner
 
 from dse.cli import app
-from dse.measure.calibrate import Calibration, coefficient_of_variation, noise_ties
+from dse.errors import ConfigError
+from dse.measure.calibrate import (
+    Calibration,
+    coefficient_of_variation,
+    load_calibration,
+    noise_ties,
+)
 from tests.conftest import each, last_json
 
 runner = CliRunner()
@@ -144,3 +150,11 @@ def test_bad_calibration_file_is_one_line_exit_2(tmp_path):
     assert result.exit_code == 2
     assert result.stderr.strip().startswith("error: --calibration") and "not JSON" in result.stderr
     assert not (tmp_path / "x.db").exists()
+
+
+@pytest.mark.parametrize("text", ["3", "[1, 2]", '{"epoch_time_cv": 0.1}'])
+def test_json_that_is_not_a_calibration_is_one_line(tmp_path, text):
+    path = tmp_path / "cal.json"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match="^calibration .*cal.json: not a dse calibration"):
+        load_calibration(path)
