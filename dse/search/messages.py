@@ -11,7 +11,7 @@ through multiprocessing queues; Dask events carry them as plain data (`to_wire` 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from dse.search.devices import Slot
 from dse.search.records import EpochPoint, Placement
@@ -104,6 +104,7 @@ class WorkerLost:
     reason: str
 
 
+@runtime_checkable
 class Pool(Protocol):
     """Workers that train trials: local processes (workers.py) or a Dask cluster (dask_pool.py)."""
 

@@ -1,0 +1,105 @@
+"""A trial's stored record: what TrialRecord writes is what it reads back, under the stored
+format's names (studies written before must keep opening), and how trials are counted."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import optuna
+from optuna.trial import TrialState
+
+from dse.search.records import Decision, EpochPoint, Placement, StudyRecord, TrialRecord
+from tests.search.test_messages import RESULT
+
+PLACED = Placement("cpu#1", "cpu", "host-a")
+
+
+def _study() -> optuna.Study:
+    return optuna.create_study(directions=["minimize", "maximize"])
+
+
+def _frozen(study: optuna.Study, number: int) -> optuna.trial.FrozenTrial:
+    return next(t for t in study.get_trials() if t.number == number)
+
+
+def test_a_finished_run_reads_back_under_the_stored_names():
+    study = _study()
+    trial = study.ask({"lr": optuna.distributions.FloatDistribution(1e-4, 1e-2)})
+    record = TrialRecord(trial)
+    record.start({"seed": 3}, PLACED)
+    record.set_curve([EpochPoint(1, 32, 1.25, 1.25, 0.5)])
+    record.add_decision(Decision(1, (2.5, 0.5), True, 1, 3, 2))
+    metrics = record.finish(RESULT, wall_s=4.0, placement=Placement("cpu#1", "cpu"))
+    study.tell(trial, [metrics["train_time_s"], metrics["val_accuracy"]])
+
+    stored = _frozen(study, 0).user_attrs
+    assert set(stored) == {
+        "config", "slot", "device", "host", "curve", "rungs", "metrics", "history", "environment"
+    }  # fmt: skip
+    assert stored["environment"] == {"torch": "x", "wall_s": 4.0, "slot": "cpu#1", "device": "cpu"}
+    assert stored["rungs"] == {
+        "1": {"values": [2.5, 0.5], "proceed": True, "position": 1, "of": 3, "cutoff": 2}
+    }
+    read = TrialRecord(_frozen(study, 0))
+    assert read.metrics == RESULT.metrics() and read.history == RESULT.history
+    assert read.curve == [EpochPoint(1, 32, 1.25, 1.25, 0.5)]
+    assert read.decision(1) == Decision(1, (2.5, 0.5), True, 1, 3, 2) and read.decision(3) is None
+    assert (read.slot, read.device, read.host, read.wall_s) == ("cpu#1", "cpu", "host-a", 4.0)
+    assert read.is_final() and not read.is_pending() and read.train_seconds() == 1.5
+
+
+def test_repeats_and_a_dask_placement_are_stored_too():
+    study = _study()
+    trial = study.ask()
+    seeds = replace(RESULT, per_seed=[{"seed": 0}, {"seed": 1}], seed_std={"val_accuracy": 0.1})
+    dask = Placement("tcp://10.0.0.1:1", "cuda:0", "gpu-host", "w-3")
+    TrialRecord(trial).finish(seeds, wall_s=2.0, placement=dask)
+    read = TrialRecord(_frozen(study, 0))
+    assert read.per_seed == [{"seed": 0}, {"seed": 1}] and read.seed_std == {"val_accuracy": 0.1}
+    assert (read.slot, read.device, read.host) == ("tcp://10.0.0.1:1", "cuda:0", "gpu-host")
+    assert _frozen(study, 0).user_attrs["dask_worker"] == "w-3"
+
+
+def test_how_failures_retries_and_withdrawals_count():
+    study = _study()
+    failed = study.ask({"x": optuna.distributions.IntDistribution(0, 9)})
+    invalid, withdrawn = study.ask(), study.ask()
+    TrialRecord(invalid).mark_invalid("ConfigError: no")
+    TrialRecord(withdrawn).mark_withdrawn()
+    for trial in (invalid, withdrawn):
+        study.tell(trial, state=TrialState.FAIL)
+    TrialRecord(failed).fail("out of memory: simulated")
+    TrialRecord(failed).mark_retried()
+    study.tell(failed, state=TrialState.FAIL)
+    TrialRecord(failed).enqueue_retry(study, origin=0, reason="out of memory", half_batch=True)
+
+    first, retry = TrialRecord(_frozen(study, 0)), TrialRecord(_frozen(study, 3))
+    assert not first.is_final() and first.error == "out of memory: simulated"  # its retry counts
+    assert retry.is_pending() and retry.half_batch and retry.retry_of == 0
+    assert retry.point_key() == first.point_key()  # the same point, before it runs
+    assert _frozen(study, 3).user_attrs["retry_reason"] == "out of memory"
+    assert not any(TrialRecord(_frozen(study, n)).is_final() for n in (1, 2))
+    assert not TrialRecord(_frozen(study, 2)).is_pending()
+
+
+def test_a_retry_starts_without_its_failed_runs_curve_and_decisions():
+    study = _study()
+    trial = study.ask()
+    record = TrialRecord(trial)
+    record.set_curve([EpochPoint(1, 32, 1.0, 1.0, 0.5)])
+    record.add_decision(Decision(1, (1.0, 0.5), False, 3, 3, 2))
+    record.start({"seed": 0}, PLACED)
+    assert record.curve == [] and record.decisions() == []
+
+
+def test_a_studys_record():
+    study = _study()
+    record = StudyRecord(study)
+    assert record.reference_point is None and record.calibration is None
+    record.created({"name": "s", "reference_point": {"val_accuracy": 0.5}}, ["val_accuracy >= 0.1"])
+    record.set_calibration({"device": "cpu"})
+    record.set_early_stop((1, 3), 3.0)
+    assert record.reference_point == {"val_accuracy": 0.5}
+    assert record.calibration == {"device": "cpu"}
+    assert study.user_attrs["early_stop"] == {"rule": "moasha", "rungs": [1, 3], "eta": 3.0}
+    assert study.user_attrs["constraints"] == ["val_accuracy >= 0.1"]
