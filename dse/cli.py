@@ -69,14 +69,13 @@ DataDirOpt = Annotated[
 StorageOpt = Annotated[
     str, typer.Option("--storage", help="Results database: SQLAlchemy URL or journal file.")
 ]
-StudyOpt = Annotated[
-    str | None, typer.Option("--study", help="Study name (default: the only one).")
-]
+StudyOpt = Annotated[str | None, typer.Option("--study", help="Study (default: the only one).")]
 GpusOpt = Annotated[str | None, typer.Option("--gpus", help="GPU indices like 0,1 (or cpu).")]
 WorkersOpt = Annotated[int | None, typer.Option("--workers", help="CPU worker processes.")]
 ThreadsOpt = Annotated[int | None, typer.Option("--threads", min=1, help="CPU threads.")]
 BatchOpt = Annotated[int, typer.Option("--batch", min=1, help="Batch size.")]
 STORAGE = commands.DEFAULT_STORAGE
+ExtendOpt = Annotated[bool, typer.Option("--extend", help="Add the space to a study of another.")]
 
 
 @app.command()
@@ -309,6 +308,7 @@ def run(
         str | None,
         typer.Option("--calibration", help="A `dse calibrate` file to store with the study."),
     ] = None,
+    extend: ExtendOpt = False,
     format: FormatOpt = Format.table,
 ) -> None:
     """Explore a search space: trials in parallel, results in the database, then the front."""
@@ -326,6 +326,7 @@ def run(
         scheduler=scheduler,
         gpus_per_trial=gpus_per_trial,
         early_stop=commands.early_stop_from(early_stop, rungs, eta),
+        extend=extend,
     )
     live = not quiet and format is Format.table
     Output(format).show(commands.run(space, options, repeats, calibration, live))
@@ -395,5 +396,4 @@ def spaces(format: FormatOpt = Format.table) -> None:
     Output(format).show(commands.spaces())
 
 
-def main() -> None:
-    app()
+main = app  # the console script

@@ -71,3 +71,13 @@ def test_the_old_study_takes_new_trials_and_reports(old_db: str, workdir: Path) 
     )
     assert report.exit_code == 0, report.stderr
     assert (workdir / "rep" / "legacy-grid-pareto.html").is_file()
+
+
+def test_the_old_study_knows_its_space(old_db: str) -> None:
+    """A study made before spaces were fingerprinted has the one its stored space file says:
+    the same file resumes (above), another is refused."""
+    space = str(FIXTURES / "old_layout_grid.yaml")
+    args = ["run", "--space", space, "--storage", old_db, "--gpus", "cpu", "--quiet"]
+    result = CliRunner().invoke(app, [*args, "--repeats", "2"])
+    assert result.exit_code == 2
+    assert "study 'legacy-grid' was run with another space (base.repeats differ)" in result.stderr

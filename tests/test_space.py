@@ -318,3 +318,38 @@ def test_datasets_are_the_base_the_points_and_every_dataset_choice():
         "mnist",
         "fashion_mnist",
     }
+
+
+def test_contains_and_parameter_names_a_study_can_take():
+    space = parse_space(
+        {
+            "name": "c",
+            "axes": {
+                "model.routing_iterations": [1, 3],
+                "optimizer.lr": {"low": 1e-4, "high": 1e-2, "log": True},
+            },
+            "n_trials": 4,
+        },
+        "c.yaml",
+    )
+    assert space.contains({"model.routing_iterations": 3, "optimizer.lr": 1e-3})
+    assert not space.contains({"model.routing_iterations": 2, "optimizer.lr": 1e-3})
+    assert not space.contains({"model.routing_iterations": 3, "optimizer.lr": 1.0})
+    assert not space.contains({"model.routing_iterations": 3})  # an active axis missing
+    assert not space.contains({"model.routing_iterations": 3, "optimizer.lr": 1e-3, "x": 1})
+    recorded = {
+        "model.routing_iterations": optuna.distributions.CategoricalDistribution([1, 2]),
+        "optimizer.lr": optuna.distributions.FloatDistribution(1e-5, 1e-1, log=True),
+    }
+    named = space.with_param_names(recorded)
+    assert [a.name for a in named.axes] == ["model.routing_iterations#2", "optimizer.lr"]
+    assert named.contains({"model.routing_iterations#2": 1, "optimizer.lr": 1e-3})
+    assert not named.contains({"model.routing_iterations": 1, "optimizer.lr": 1e-3})
+    assert named.fingerprint() == space.fingerprint()  # the file's space, whatever the names
+
+
+def test_fingerprint_differences_name_the_keys():
+    space = load_space("smoke")
+    other = space.with_repeats(2)
+    assert space.fingerprint().differences(other.fingerprint()) == ["base.repeats"]
+    assert space.fingerprint().differences(space.fingerprint()) == []

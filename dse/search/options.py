@@ -35,6 +35,7 @@ class RunOptions:
     scheduler: str | None = None  # the Dask scheduler's address, for backend dask
     gpus_per_trial: int | None = None  # dask: GPUs a trial asks for (default: 1 if declared)
     early_stop: EarlyStop | None = None  # MO-ASHA rungs and eta; None runs every trial in full
+    extend: bool = False  # run an existing study with another space: its points join the study
 
     def validate(self, space: SearchSpace) -> None:
         """Every combination of options that cannot run, before anything starts (and, for

@@ -12,7 +12,7 @@ from optuna.trial import FrozenTrial, TrialState
 from dse.search.devices import Slot
 from dse.search.messages import TrialDone, TrialFailed
 from dse.search.records import TrialRecord
-from dse.search.study import finished_count
+from dse.search.study import Counting, finished_count
 from dse.space import SearchSpace
 
 MAX_WORKER_DEATHS = 1  # retries of a trial whose worker died
@@ -54,9 +54,15 @@ class Recorder:
     """Tells the study how each trial of this run ended, and queues the retries."""
 
     def __init__(
-        self, study: optuna.Study, space: SearchSpace, retry_oom: bool, reporter: Reporter
+        self,
+        study: optuna.Study,
+        space: SearchSpace,
+        counting: Counting,
+        retry_oom: bool,
+        reporter: Reporter,
     ):
-        self.study, self.space, self.retry_oom, self.reporter = study, space, retry_oom, reporter
+        self.study, self.space, self.counting = study, space, counting
+        self.retry_oom, self.reporter = retry_oom, reporter
         self.deaths: dict[int, int] = {}  # worker deaths by the first run's trial number
 
     def done(self, trial: optuna.Trial, message: TrialDone) -> None:
@@ -112,10 +118,12 @@ class Recorder:
     def report_finished(self, number: int) -> None:
         trials = self.study.get_trials(deepcopy=False)
         frozen = next(t for t in trials if t.number == number)
-        self.reporter.trial_finished(frozen, finished_count(trials), len(self.study.best_trials))
+        done = finished_count(self.counting.trials(self.study))
+        self.reporter.trial_finished(frozen, done, len(self.study.best_trials))
 
     def summary(self, storage: str, planned: int, elapsed: float) -> RunSummary:
-        trials = self.study.get_trials(deepcopy=False)
+        """What this run's trials came to (in an extended study: the run's own points')."""
+        trials = self.counting.trials(self.study)
         failures = [
             f"trial {t.number}: {TrialRecord(t).error}"
             for t in trials

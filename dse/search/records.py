@@ -15,6 +15,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from dse.config import TrialConfig
+from dse.space.model import Fingerprint
 from dse.train.result import EpochRecord, TrialResult
 
 # --- stored forms -----------------------------------------------------------------------------
@@ -207,10 +208,15 @@ class TrialRecord:
         running = self.trial.state in (TrialState.RUNNING, TrialState.WAITING)
         return running and not self.attrs.get(WITHDRAWN)
 
+    @property
+    def point(self) -> dict[str, Any]:
+        """The params of the point the trial runs (a queued trial: those it was queued with)."""
+        return self.attrs.get(POINT) or self.trial.params
+
     def point_key(self) -> str:
         """The identity of the point the trial runs. A queued trial has no params until it
         runs: its point is the one it was enqueued with (retries copy it)."""
-        return param_key(self.attrs.get(POINT) or self.trial.params)
+        return param_key(self.point)
 
     def train_seconds(self) -> float:
         """Training seconds spent: all of a finished or stopped run, or a failed run's epochs
@@ -304,6 +310,7 @@ CONSTRAINTS = "constraints"  # the space's constraints, as text
 CALIBRATION = "calibration"  # the latest `dse calibrate` result run with it
 EARLY_STOP = "early_stop"  # the rule, rungs and eta of the latest run with early stopping
 REFERENCE_POINT = "reference_point"  # in SPACE: the hypervolume's reference point, if given
+FINGERPRINTS = "fingerprints"  # the spaces the study was run with (space.Fingerprint), oldest first
 
 
 class StudyRecord:
@@ -323,6 +330,36 @@ class StudyRecord:
     @property
     def calibration(self) -> dict[str, Any] | None:
         return self.study.user_attrs.get(CALIBRATION)
+
+    def fingerprints(self) -> list[Fingerprint]:
+        """The spaces the study was run with, oldest first. A study made before fingerprints
+        were stored has the one its stored space file and constraints describe."""
+        stored = self.study.user_attrs.get(FINGERPRINTS)
+        if stored:
+            return [Fingerprint(**f) for f in stored]
+        space = self.space
+        base = dict(space.get("base") or {})
+        if space.get("repeats") is not None:
+            base["repeats"] = space["repeats"]
+        directions = [d.name.lower() for d in self.study.directions]
+        return [
+            Fingerprint(
+                base=base,
+                axes=dict(space.get("axes") or {}),
+                objectives=dict(zip(self.study.metric_names or [], directions, strict=False)),
+                constraints=list(self.study.user_attrs.get(CONSTRAINTS, [])),
+            )
+        ]
+
+    def add_fingerprint(self, fingerprint: Fingerprint, new_study: bool = False) -> None:
+        """Record that the study is (now also) run with this space."""
+        known = [] if new_study else [f.to_dict() for f in self.fingerprints()]
+        self.study.set_user_attr(FINGERPRINTS, [*known, fingerprint.to_dict()])
+
+    @property
+    def extended(self) -> bool:
+        """Run with more than one space: only a run's own points count toward its budget."""
+        return len(self.fingerprints()) > 1
 
     def created(self, space: dict[str, Any], constraints: list[str]) -> None:
         self.study.set_user_attr(SPACE, space)

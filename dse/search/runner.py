@@ -61,7 +61,14 @@ from dse.search.optuna_private import pop_queued_trial, record_heartbeats, trial
 from dse.search.recorder import Recorder, Reporter, RunSummary, SilentReporter
 from dse.search.records import EpochPoint, Placement, StudyRecord, TrialRecord
 from dse.search.storage import close_storage, open_storage
-from dse.search.study import create_study, enqueue_missing, finished_count, make_sampler
+from dse.search.study import (
+    Counting,
+    create_study,
+    enqueue_missing,
+    finished_count,
+    make_sampler,
+    recorded_distributions,
+)
 from dse.space import SearchSpace
 from dse.train.schedules import batch_size_at
 
@@ -95,7 +102,7 @@ def run_study(
         try:
             with setup_lock(options.storage):
                 storage = open_storage(options.storage, create=True)
-                study = _set_up_study(storage, space, options, plan)
+                study, space = _set_up_study(storage, space, options, plan)
             if pool is None:
                 from dse.search.workers import WorkerPool
 
@@ -128,10 +135,12 @@ def _check_local_data(options: RunOptions, plan: RunPlan) -> None:
 
 def _set_up_study(
     storage: optuna.storages.BaseStorage, space: SearchSpace, options: RunOptions, plan: RunPlan
-) -> optuna.Study:
-    """Create or load the study and queue its missing grid points (under the set-up lock)."""
+) -> tuple[optuna.Study, SearchSpace]:
+    """Create or load the study and queue its missing grid points (under the set-up lock);
+    returns it with the space named as the study can take it (SearchSpace.with_param_names)."""
     sampler = make_sampler(plan.sampler, options.seed, plan.planned)
-    study = create_study(storage, plan.study_name, space, sampler)
+    study = create_study(storage, plan.study_name, space, sampler, options.extend)
+    space = space.with_param_names(recorded_distributions(study))
     record = StudyRecord(study)
     if options.calibration is not None:  # the latest measured noise, for pareto
         record.set_calibration(options.calibration)
@@ -141,7 +150,7 @@ def _set_up_study(
     if plan.grid is not None:
         enqueue_missing(study, space, plan.grid, origin="grid")
     enqueue_missing(study, space, list(space.points), origin="point")
-    return study
+    return study, space
 
 
 @dataclass
@@ -168,7 +177,8 @@ class Runner:
     ):
         self.space, self.options, self.plan = space, options, plan
         self.study, self.pool, self.reporter = study, pool, reporter
-        self.recorder = Recorder(study, space, options.retry_oom, reporter)
+        self.counting = Counting.of(study, space)
+        self.recorder = Recorder(study, space, self.counting, options.retry_oom, reporter)
         self.rung_book = (
             RungBook(options.early_stop, space.metric_names, space.directions)
             if options.early_stop is not None
@@ -179,7 +189,7 @@ class Runner:
 
     def run(self) -> RunSummary:
         start = time.monotonic()
-        done = finished_count(self.study.get_trials(deepcopy=False))
+        done = finished_count(self.counting.trials(self.study))
         self.reporter.start(self.plan.study_name, self.plan.planned, done, self.pool.slots)
         try:
             self._loop()
@@ -191,7 +201,7 @@ class Runner:
     def _loop(self) -> None:
         last_heartbeat = 0.0
         while True:
-            trials = self.study.get_trials(deepcopy=False)
+            trials = self.counting.trials(self.study)
             done = finished_count(trials)
             ours = {trial_id(f.trial) for f in self.in_flight.values()}
             waiting = sum(t.state == TrialState.WAITING for t in trials)
@@ -276,7 +286,7 @@ class Runner:
         running or queued) have lower numbers. The storage numbers trials in the order they
         are created, so runners sharing a study agree on which trials are in, without a lock;
         a queued point popped by ask() has its old, low number and always runs."""
-        records = map(TrialRecord, self.study.get_trials(deepcopy=False))
+        records = map(TrialRecord, self.counting.trials(self.study))
         counted = sum(r.number < number and (r.is_final() or r.is_pending()) for r in records)
         return counted >= self.plan.planned
 

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass
 from typing import Any
 
 import optuna
+from optuna.distributions import BaseDistribution
 from optuna.trial import FrozenTrial
 
 from dse.errors import ConfigError, StorageError, option
@@ -48,20 +50,14 @@ def create_study(
     name: str,
     space: SearchSpace,
     sampler: optuna.samplers.BaseSampler,
+    extend: bool = False,
 ) -> optuna.Study:
-    """Create the study, or load it to resume; its objectives must match the space's."""
+    """Create the study, or load it to resume. Its objectives must match the space's, and so
+    must the rest of the space it was made with, unless `extend` adds this space to it."""
     url = getattr(storage, "url", "")
     with creation_lock(url):
-        return _create_or_load_study(storage, name, space, sampler)
-
-
-def _create_or_load_study(
-    storage: optuna.storages.BaseStorage,
-    name: str,
-    space: SearchSpace,
-    sampler: optuna.samplers.BaseSampler,
-) -> optuna.Study:
-    if name in study_names(storage):
+        if name not in study_names(storage):
+            return _create(storage, name, space, sampler)
         study = optuna.load_study(study_name=name, storage=storage, sampler=sampler)
         if (
             study.metric_names != space.metric_names
@@ -71,15 +67,58 @@ def _create_or_load_study(
                 f"study {name!r} exists with objectives {study.metric_names}; the space asks for "
                 f"{space.metric_names}: use another {option('study')} or {option('storage')}"
             )
+        _check_same_space(study, space, extend)
         return study
+
+
+def _create(
+    storage: optuna.storages.BaseStorage,
+    name: str,
+    space: SearchSpace,
+    sampler: optuna.samplers.BaseSampler,
+) -> optuna.Study:
     study = optuna.create_study(
         storage=storage, study_name=name, directions=space.directions, sampler=sampler
     )
     with warnings.catch_warnings():  # experimental in optuna, and the way to name objectives
         warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
         study.set_metric_names(space.metric_names)
-    StudyRecord(study).created(space.raw, [str(c) for c in space.constraints])
+    record = StudyRecord(study)
+    record.created(space.raw, [str(c) for c in space.constraints])
+    record.add_fingerprint(space.fingerprint(), new_study=True)
     return study
+
+
+def _check_same_space(study: optuna.Study, space: SearchSpace, extend: bool) -> None:
+    """A study resumed with another space would count its trials toward the new one's grid
+    and budget: refuse, unless asked to extend the study with the new space."""
+    record = StudyRecord(study)
+    fingerprint = space.fingerprint()
+    if any(not known.differences(fingerprint) for known in record.fingerprints()):
+        return
+    differences = record.fingerprints()[-1].differences(fingerprint)
+    differ = ", ".join(differences)
+    if not extend:
+        raise ConfigError(
+            f"study {study.study_name!r} was run with another space ({differ} differ): use "
+            f"another {option('study')}, or {option('extend')} to add this space's points to "
+            "it (only they count toward this run's budget)"
+        )
+    if any(not d.startswith("axes") for d in differences):
+        raise ConfigError(
+            f"study {study.study_name!r}: {option('extend')} adds points, so the base, "
+            f"objectives and constraints must stay ({differ} differ): use another "
+            f"{option('study')}"
+        )
+    record.add_fingerprint(fingerprint)
+
+
+def recorded_distributions(study: optuna.Study) -> dict[str, BaseDistribution]:
+    """Each parameter's distribution as the study's trials recorded it."""
+    recorded: dict[str, BaseDistribution] = {}
+    for trial in study.get_trials(deepcopy=False):
+        recorded.update(trial.distributions)
+    return recorded
 
 
 def make_sampler(name: str, seed: int, budget: int | None = None) -> optuna.samplers.BaseSampler:
@@ -126,3 +165,22 @@ def enqueue_missing(
 def finished_count(trials: list[FrozenTrial]) -> int:
     """Trials finished for good (TrialRecord.is_final)."""
     return sum(TrialRecord(t).is_final() for t in trials)
+
+
+@dataclass(frozen=True)
+class Counting:
+    """Which of a study's trials count toward a run of `space`: all of them, or, in a study
+    extended with several spaces, those whose point lies in `space`."""
+
+    space: SearchSpace
+    extended: bool
+
+    @classmethod
+    def of(cls, study: optuna.Study, space: SearchSpace) -> Counting:
+        return cls(space, StudyRecord(study).extended)
+
+    def trials(self, study: optuna.Study) -> list[FrozenTrial]:
+        trials = study.get_trials(deepcopy=False)
+        if not self.extended:
+            return trials
+        return [t for t in trials if self.space.contains(TrialRecord(t).point)]

@@ -13,6 +13,13 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import optuna
+from optuna.distributions import (
+    BaseDistribution,
+    CategoricalDistribution,
+    FloatDistribution,
+    IntDistribution,
+    check_distribution_compatibility,
+)
 
 
 def encode(value: Any) -> Any:
@@ -172,3 +179,47 @@ def name_params(axes: tuple[Axis, ...]) -> tuple[Axis, ...]:
         return tuple(out)
 
     return rename(axes, None)
+
+
+def distribution(axis: Choice | Range) -> BaseDistribution:
+    """The distribution optuna records for the axis' parameter (as suggest_values asks it)."""
+    if isinstance(axis, Choice):
+        return CategoricalDistribution([encode(v) for v in axis.values])
+    if axis.integer:
+        step = int(axis.step or 1)
+        return IntDistribution(int(axis.low), int(axis.high), log=axis.log, step=step)
+    return FloatDistribution(axis.low, axis.high, log=axis.log, step=axis.step)
+
+
+def rename_incompatible(
+    axes: tuple[Axis, ...], recorded: dict[str, BaseDistribution]
+) -> tuple[Axis, ...]:
+    """Axes whose distribution optuna cannot take under their parameter name in a study that
+    recorded `recorded` (a categorical's choices never change within a study; a range keeps
+    its kind and log) get the first name `NAME#2`, `NAME#3`, ... that can take it."""
+
+    def fits(name: str, new: BaseDistribution) -> bool:
+        old = recorded.get(name)
+        try:
+            if old is not None:
+                check_distribution_compatibility(old, new)
+        except ValueError:
+            return False
+        return True
+
+    def rename(level: tuple[Axis, ...]) -> tuple[Axis, ...]:
+        out = []
+        for axis in level:
+            if not isinstance(axis, Fixed):
+                new, name, k = distribution(axis), axis.name, 1
+                while not fits(name, new):
+                    k += 1
+                    name = f"{axis.name}#{k}"
+                if name != axis.name:
+                    axis = replace(axis, param=name)
+            if isinstance(axis, Choice):
+                axis = replace(axis, given={i: rename(sub) for i, sub in axis.given.items()})
+            out.append(axis)
+        return tuple(out)
+
+    return rename(axes)

@@ -5,7 +5,8 @@ From a point (values by dotted key) to the TrialConfig that trains it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+import json
+from dataclasses import asdict, dataclass, field, replace
 from functools import cached_property
 from typing import Any
 
@@ -18,11 +19,14 @@ from dse.space.axes import (
     Axis,
     Choice,
     Fixed,
+    Range,
     active_axes,
     all_axes,
     axes_finite,
+    decode,
     encode,
     iter_grid,
+    rename_incompatible,
     suggest_values,
 )
 
@@ -44,6 +48,40 @@ class Constraint:
 
     def __str__(self) -> str:
         return f"{self.metric} {self.op} {self.bound:g}"
+
+
+@dataclass(frozen=True)
+class Fingerprint:
+    """What a study's trials are points of, as the space file gives it: the base (with repeats),
+    the axes, the objectives and the constraints. Stored with the study: trials of another
+    space must not count toward this one's budget or grid."""
+
+    base: dict[str, Any]
+    axes: dict[str, Any]
+    objectives: dict[str, str]
+    constraints: list[str]
+
+    def to_dict(self) -> dict[str, Any]:
+        return json.loads(json.dumps(asdict(self)))  # as stored: JSON types
+
+    def differences(self, other: Fingerprint) -> list[str]:
+        """The parts that differ, as dotted keys (`axes.optimizer.lr`, `base.epochs`)."""
+        mine, theirs = self.to_dict(), other.to_dict()
+        found = []
+        for part in mine:
+            a, b = mine[part], theirs[part]
+            if isinstance(a, dict) and isinstance(b, dict):
+                keys = sorted(set(a) | set(b))
+                found += [
+                    f"{part}.{k}" for k in keys if _canonical(a.get(k)) != _canonical(b.get(k))
+                ]
+            elif _canonical(a) != _canonical(b):
+                found.append(part)
+        return found
+
+
+def _canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True)
 
 
 @dataclass(frozen=True)
@@ -120,6 +158,32 @@ class SearchSpace:
                 names.add(axis.value)
         return names
 
+    def fingerprint(self) -> Fingerprint:
+        return Fingerprint(
+            base=dict(self.base),
+            axes=dict(self.raw.get("axes", {})),
+            objectives=dict(self.objectives),
+            constraints=[str(c) for c in self.constraints],
+        )
+
+    def with_param_names(self, recorded: dict[str, Any]) -> SearchSpace:
+        """The space as a study that recorded these parameter distributions can take it: an
+        axis optuna cannot change under its name (a categorical with other choices) gets a new
+        parameter name (`optimizer.lr#2`); its points then count as new points."""
+        return replace(self, axes=rename_incompatible(self.axes, recorded))
+
+    def contains(self, params: dict[str, Any]) -> bool:
+        """Whether optuna params (named as `encoded` names them) are a point of this space:
+        each active axis given a value in its domain, and no other parameter."""
+        by_name = {axis.name: axis for axis in all_axes(self.axes) if not isinstance(axis, Fixed)}
+        if not set(params) <= set(by_name):
+            return False
+        values = {by_name[name].key: decode(value) for name, value in params.items()}
+        active = [a for a in active_axes(self.axes, values) if not isinstance(a, Fixed)]
+        if {a.name for a in active} != set(params):
+            return False
+        return all(_within(axis, values[axis.key]) for axis in active)
+
     # -- from values to configs --
     def suggest(self, trial: optuna.Trial) -> dict[str, Any]:
         """Ask the trial's sampler for a value of every active axis; returns decoded values."""
@@ -157,6 +221,12 @@ class SearchSpace:
             for axis in active_axes(self.axes, values)
             if not isinstance(axis, Fixed) and axis.key in values
         }
+
+
+def _within(axis: Choice | Range, value: Any) -> bool:
+    if isinstance(axis, Choice):
+        return encode(value) in [encode(v) for v in axis.values]
+    return isinstance(value, int | float) and axis.low <= value <= axis.high
 
 
 def _merge(data: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:

@@ -1,0 +1,71 @@
+"""A study remembers the space it was run with: another space is refused (one line, nothing
+written) unless --extend adds its points, and then only they count toward the run's budget.
+Optuna keeps a categorical parameter's choices fixed within a study, so an axis whose choices
+changed gets a parameter of its own name (`optimizer.lr#2`), and its points run anew."""
+
+from __future__ import annotations
+
+import json
+
+from typer.testing import CliRunner
+
+from dse.cli import app
+from tests.conftest import load_study, write_space
+
+runner = CliRunner()
+
+
+def _run(*args: str):
+    return runner.invoke(app, ["run", "--gpus", "cpu", "--quiet", *args])
+
+
+def _trials(storage: str = "sqlite:///results/dse.db") -> list[dict]:
+    result = runner.invoke(app, ["trials", "--storage", storage, "--format", "json"])
+    return json.loads(result.stdout)
+
+
+def test_another_space_is_refused_then_extends_the_study(workdir):
+    space = write_space(workdir)  # routing [1, 2] x lr [0.001, 0.003]
+    assert _run("--space", str(space)).exit_code == 0
+    before = _trials()
+    assert len(before) == 4
+
+    space.write_text(space.read_text().replace("[0.001, 0.003]", "[0.001, 0.01]"))
+    refused = _run("--space", str(space))
+    assert refused.exit_code == 2
+    line = refused.stderr.strip()
+    assert len(line.splitlines()) == 1
+    assert "study 'tiny' was run with another space (axes.optimizer.lr differ)" in line
+    assert "--study" in line and "--extend" in line
+    assert _trials() == before  # nothing written
+
+    extended = _run("--space", str(space), "--extend")
+    assert extended.exit_code == 0, extended.stderr
+    assert "4 complete, 0 failed of 4 planned" in extended.stderr  # the new space's 4 points
+    after = _trials()
+    assert len(after) == 8 and all(t["state"] == "COMPLETE" for t in after)
+    assert {t["params_optimizer.lr#2"] for t in after if t["number"] >= 4} == {0.001, 0.01}
+    assert all(t["params_optimizer.lr"] is None for t in after if t["number"] >= 4)
+    stored = load_study("sqlite:///results/dse.db", "tiny").user_attrs["fingerprints"]
+    assert [f["axes"]["optimizer.lr"] for f in stored] == [[0.001, 0.003], [0.001, 0.01]]
+
+    space.write_text(space.read_text().replace("[0.001, 0.01]", "[0.001, 0.003]"))
+    again = _run("--space", str(space))  # either space of the study resumes without --extend
+    assert again.exit_code == 0 and "4 complete, 0 failed of 4 planned" in again.stderr
+    assert len(_trials()) == 8
+
+
+def test_repeats_change_the_space(workdir):
+    space = write_space(workdir)
+    assert _run("--space", str(space)).exit_code == 0
+    refused = _run("--space", str(space), "--repeats", "2")
+    assert refused.exit_code == 2 and "(base.repeats differ)" in refused.stderr
+
+
+def test_extend_adds_points_but_keeps_the_base(workdir):
+    space = write_space(workdir)
+    assert _run("--space", str(space)).exit_code == 0
+    space.write_text(space.read_text().replace("epochs: 1", "epochs: 2"))
+    refused = _run("--space", str(space), "--extend")
+    assert refused.exit_code == 2
+    assert "--extend adds points" in refused.stderr and "(base.epochs differ)" in refused.stderr
