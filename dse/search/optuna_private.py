@@ -12,11 +12,19 @@ is empty. A runner that counted one queued trial left, while another runner popp
 then create a trial the budget has no room for (and withdraw it: a stray FAIL). So the runner
 pops queued trials with the half of `ask()` that pops (`Study._pop_waiting_trial_id`), and
 asks for a new trial only when the budget has room.
+
+Stale trials: optuna's stale check (`fail_stale_trials`) fails a trial whose heartbeat stopped,
+with no reason and with the time it was marked as its end. The runner first writes the reason
+and how long the trial really ran, which needs the trials the check will fail
+(`RDBStorage._get_stale_trial_ids`, under the study's `_CachedStorage._backend`) and their
+last heartbeat (optuna's heartbeat table).
 """
 
 from __future__ import annotations
 
 import optuna
+import sqlalchemy
+from optuna.storages import RDBStorage
 from optuna.trial import FrozenTrial
 
 
@@ -39,3 +47,22 @@ def record_heartbeats(study: optuna.Study, trials: list[optuna.Trial]) -> None:
         return
     for trial in trials:
         storage.record_heartbeat(trial._trial_id)
+
+
+def stale_trials(study: optuna.Study) -> list[tuple[optuna.Trial, float]]:
+    """The running trials optuna's stale check would fail now, each with the seconds since
+    its last heartbeat (by the database's clock, as optuna compares them)."""
+    storage = getattr(study._storage, "_backend", study._storage)  # under optuna's cache
+    if not isinstance(storage, RDBStorage) or storage.heartbeat_interval is None:
+        return []
+    ids = storage._get_stale_trial_ids(study._study_id)
+    if not ids:
+        return []
+    from optuna.storages._rdb.models import TrialHeartbeatModel as Beat
+
+    with storage.engine.connect() as connection:
+        now = connection.execute(sqlalchemy.select(sqlalchemy.func.now())).scalar()
+        query = sqlalchemy.select(Beat.trial_id, Beat.heartbeat).where(Beat.trial_id.in_(ids))
+        beats = dict(connection.execute(query).all())
+    now = now.replace(tzinfo=None)  # as optuna does: PostgreSQL's now() carries a time zone
+    return [(optuna.Trial(study, i), (now - beats[i]).total_seconds()) for i in ids if i in beats]

@@ -86,6 +86,7 @@ CURVE = "curve"  # EpochPoints so far, written after each epoch
 RUNGS = "rungs"  # MO-ASHA decisions by rung (str), as Decision.to_attr()
 STOPPED_AT, VALUES_AT_STOP = "stopped_at", "values_at_stop"  # stopped early (PRUNED)
 ERROR = "error"  # why it failed: "kind: message"
+RAN_S = "ran_s"  # a stale trial: seconds from its start to its last heartbeat
 RETRIED = "retried"  # failed, and its retry counts instead
 INVALID = "invalid"  # a sampled combination the config rejects: not counted
 WITHDRAWN = "withdrawn"  # asked over budget by a racing runner: not counted
@@ -270,6 +271,21 @@ class TrialRecord:
 
     def fail(self, error: str) -> None:
         self._set(ERROR, error)
+
+    def went_stale(self, silent_s: float, ran_s: float, retried: bool) -> None:
+        """No heartbeat for `silent_s` seconds: its runner or worker is gone; it ran `ran_s`."""
+        self._set(
+            ERROR,
+            f"stale: no heartbeat for {silent_s:.0f} s (its runner or worker was "
+            "killed, crashed or stalled)",
+        )
+        self._set(RAN_S, ran_s)
+        if retried:
+            self.mark_retried()
+
+    @property
+    def ran_s(self) -> float | None:
+        return self.attrs.get(RAN_S)
 
     def mark_retried(self) -> None:
         self._set(RETRIED, True)

@@ -119,7 +119,8 @@ def trials_frame(view: StudyView) -> pd.DataFrame:
         row["device"] = record.device
         row["slot"] = record.slot
         row["host"] = record.host
-        row["duration_s"] = t.duration.total_seconds() if t.duration else None
+        duration = t.duration.total_seconds() if t.duration else None
+        row["duration_s"] = record.ran_s if record.ran_s is not None else duration
         row["stopped_at"] = record.stopped_at
         row["error"] = record.error
         rows.append(row)

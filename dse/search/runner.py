@@ -65,6 +65,7 @@ from dse.search.study import (
     Counting,
     create_study,
     enqueue_missing,
+    fail_stale,
     finished_count,
     make_sampler,
     recorded_distributions,
@@ -144,7 +145,7 @@ def _set_up_study(
     record = StudyRecord(study)
     if options.calibration is not None:  # the latest measured noise, for pareto
         record.set_calibration(options.calibration)
-    optuna.storages.fail_stale_trials(study)
+    fail_stale(study)
     if options.early_stop is not None:
         record.set_early_stop(options.early_stop.rungs, options.early_stop.eta)
     if plan.grid is not None:
@@ -225,7 +226,7 @@ class Runner:
                         self.recorder.worker_died(flight.trial, flight.slot, lost.reason)
             if time.monotonic() - last_heartbeat > HEARTBEAT_EVERY_S:
                 record_heartbeats(self.study, [f.trial for f in self.in_flight.values()])
-                optuna.storages.fail_stale_trials(self.study)
+                fail_stale(self.study)
                 last_heartbeat = time.monotonic()
 
     def _fill_idle_slots(self, waiting: int, room: int) -> int:

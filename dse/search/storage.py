@@ -32,6 +32,7 @@ DEFAULT_STORAGE = "sqlite:///results/dse.db"
 HEARTBEAT_INTERVAL_S = 2
 GRACE_PERIOD_S = 10
 SQLITE_TIMEOUT_S = 60
+STALE_RETRIES = 3  # optuna re-queues a stale trial's point this many times
 
 
 def normalized_url(url: str) -> str:
@@ -112,7 +113,9 @@ def open_storage(url: str, create: bool) -> optuna.storages.BaseStorage:
                 skip_table_creation=not create,
                 heartbeat_interval=HEARTBEAT_INTERVAL_S,
                 grace_period=GRACE_PERIOD_S,
-                heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=3),
+                heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(
+                    max_retry=STALE_RETRIES
+                ),
             )
     except Exception as exc:  # SQLAlchemy's OperationalError and friends: unreachable, refused
         if path is not None and not existed:  # a full disk, say: leave no half-made database

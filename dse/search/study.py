@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import contextlib
 import warnings
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 import optuna
 from optuna.distributions import BaseDistribution
+from optuna.exceptions import UpdateFinishedTrialError
+from optuna.storages import RetryHeartbeatStaleTrialCallback
 from optuna.trial import FrozenTrial
 
 from dse.errors import ConfigError, StorageError, option
+from dse.search.optuna_private import stale_trials
 from dse.search.records import StudyRecord, TrialRecord, enqueue_point, param_key
-from dse.search.storage import creation_lock
+from dse.search.storage import STALE_RETRIES, creation_lock
 from dse.space import SearchSpace
 
 SAMPLERS = ("grid", "random", "nsga2", "tpe", "gp")
@@ -184,3 +189,19 @@ class Counting:
         if not self.extended:
             return trials
         return [t for t in trials if self.space.contains(TrialRecord(t).point)]
+
+
+def fail_stale(study: optuna.Study) -> None:
+    """optuna's stale check (a trial without a heartbeat past the grace period is failed, and
+    its point re-queued up to STALE_RETRIES times), after writing on each such trial why it
+    failed and how long it ran (optuna would give it no reason, and the time until it was
+    marked as its duration)."""
+    now = datetime.now()
+    by_number = {t.number: t for t in study.get_trials(deepcopy=False)}
+    for trial, silent_s in stale_trials(study):
+        last_beat = now - timedelta(seconds=silent_s)
+        ran_s = max(0.0, (last_beat - trial.datetime_start).total_seconds())
+        history = RetryHeartbeatStaleTrialCallback.retry_history(by_number[trial.number])
+        with contextlib.suppress(UpdateFinishedTrialError):  # its runner finished it meanwhile
+            TrialRecord(trial).went_stale(silent_s, ran_s, retried=len(history) < STALE_RETRIES)
+    optuna.storages.fail_stale_trials(study)

@@ -108,7 +108,13 @@ def test_kill_9_of_the_runner_then_the_same_command_completes(workdir):
     )  # nothing complete was lost or redone
     assert not any(t.state in (TrialState.RUNNING, TrialState.WAITING) for t in trials)
     stale = [t for t in trials if t.state == TrialState.FAIL]
-    assert stale and all("error" not in t.user_attrs for t in stale)  # failed by heartbeat
+    assert stale and all(  # failed by heartbeat, and says so
+        t.user_attrs["error"].startswith("stale: no heartbeat for") and t.user_attrs["retried"]
+        for t in stale
+    )
+    for t in stale:  # it ran until the kill, not until the next runner marked it
+        marked = (t.datetime_complete - t.datetime_start).total_seconds()
+        assert 0 <= t.user_attrs["ran_s"] <= marked - 5, (t.user_attrs["ran_s"], marked)
 
 
 def test_a_killed_worker_is_replaced_and_its_trial_retried(workdir):

@@ -179,7 +179,10 @@ def test_a_killed_runner_trial_goes_stale_and_the_other_runner_retries_it(
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
     assert _points(complete) == _grid(space)  # every point, once
     stale = [t for t in trials if t.state == TrialState.FAIL]
-    assert len(stale) == 1 and "error" not in stale[0].user_attrs  # failed by its heartbeat
+    assert len(stale) == 1  # failed by its heartbeat, and says so, with how long it ran
+    assert stale[0].user_attrs["error"].startswith("stale: no heartbeat for")
+    marked = (stale[0].datetime_complete - stale[0].datetime_start).total_seconds()
+    assert 0 <= stale[0].user_attrs["ran_s"] <= marked - 5, (stale[0].user_attrs, marked)
     assert not any(t.state in (TrialState.RUNNING, TrialState.WAITING) for t in trials)
     assert TrialRecord(stale[0]).point_key() in {
         TrialRecord(t).point_key() for t in complete
