@@ -34,8 +34,8 @@ class OneLineErrors(TyperGroup):
         except DseError as exc:
             if os.environ.get("DSE_DEBUG") == "1":
                 raise
-            sys.stderr.write(f"error: {exc.cli_message()}\n")
-            sys.exit(2)
+            sys.stderr.write(f"{exc.label}{exc.cli_message()}\n")
+            sys.exit(exc.exit_code)
         except typer.TyperException as exc:  # typer's click exceptions derive from it
             if type(exc).__name__ == "NoArgsIsHelpError":  # `dse` alone: the help, as typer has it
                 return super().main(args, prog_name, complete_var, standalone_mode=True, **extra)

@@ -21,6 +21,9 @@ def option(name: str) -> str:
 class DseError(Exception):
     """Base of the errors a user can cause and fix (bad file, bad value, missing data)."""
 
+    exit_code = 2  # what the CLI exits with
+    label = "error: "  # what the CLI's line starts with
+
     def __str__(self) -> str:
         return _OPTION.sub(lambda m: m.group(1), super().__str__())
 
@@ -40,6 +43,17 @@ class DataError(DseError):
 
 class StorageError(DseError):
     """The results database cannot be opened, or holds no such study or trial."""
+
+
+class Interrupted(DseError):
+    """A run stopped by a signal (Ctrl-C, or SIGTERM from a cluster's scheduler): its trials
+    in flight are recorded and queued again, and the same command resumes."""
+
+    label = ""
+
+    def __init__(self, message: str, signal_number: int):
+        super().__init__(message)
+        self.exit_code = 128 + signal_number  # the shell's convention: 130 SIGINT, 143 SIGTERM
 
 
 class TrainingError(DseError):

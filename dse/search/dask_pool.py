@@ -251,7 +251,8 @@ class DaskPool:
         lost, self._lost = self._lost, []
         return lost
 
-    def close(self) -> None:
+    def close(self, abandon: bool = False) -> None:
+        """Cancel the trials in flight (Dask stops them) and leave the cluster."""
         for submitted in self._submitted.values():
             submitted.future.cancel()
         with contextlib.suppress(Exception):

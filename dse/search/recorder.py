@@ -105,6 +105,14 @@ class Recorder:
             record.enqueue_retry(self.study, origin, "worker died")
         self.report_finished(trial.number)
 
+    def interrupted(self, trial: optuna.Trial, signal_name: str) -> None:
+        """Stopped in flight by a signal: FAIL now (no stale wait), its point queued again."""
+        record = TrialRecord(trial)
+        record.fail(f"interrupted ({signal_name})")
+        record.mark_retried()
+        self.study.tell(trial, state=TrialState.FAIL)
+        record.enqueue_retry(self.study, record.retry_of, "interrupted")
+
     def invalid(self, trial: optuna.Trial, error: str) -> None:
         """A sampled combination the config rejects: recorded, not counted against the budget."""
         TrialRecord(trial).mark_invalid(error)

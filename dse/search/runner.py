@@ -31,6 +31,7 @@ joblib pool (no way to pin a process to a GPU before CUDA starts in it).
 from __future__ import annotations
 
 import contextlib
+import signal
 import socket
 import time
 import warnings
@@ -41,7 +42,7 @@ import optuna
 from optuna.exceptions import UpdateFinishedTrialError
 from optuna.trial import TrialState
 
-from dse.errors import ConfigError, DseError
+from dse.errors import ConfigError, DseError, Interrupted
 from dse.search.devices import Slot
 from dse.search.locks import setup_lock
 from dse.search.messages import (
@@ -60,6 +61,7 @@ from dse.search.options import RunOptions, RunPlan, plan_run
 from dse.search.optuna_private import pop_queued_trial, record_heartbeats, trial_id
 from dse.search.recorder import Recorder, Reporter, RunSummary, SilentReporter
 from dse.search.records import EpochPoint, Placement, StudyRecord, TrialRecord
+from dse.search.signals import StopSignals
 from dse.search.storage import close_storage, open_storage
 from dse.search.study import (
     Counting,
@@ -92,7 +94,7 @@ def run_study(
     """
     options = options or RunOptions(**kwargs)
     plan = plan_run(space, options, gpu_count)  # every option checked before anything starts
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), StopSignals() as stop:
         # Heartbeats with ask/tell and fail_stale_trials are what we mean to use.
         warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
         warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used")
@@ -109,10 +111,10 @@ def run_study(
 
                 pool = WorkerPool(plan.slots, options.data_dir)
             runner = Runner(space, options, plan, study, pool, reporter or SilentReporter())
-            return runner.run()
+            return runner.run(stop)
         finally:
             if pool is not None:
-                pool.close()
+                pool.close(abandon=stop.received is not None)
             if storage is not None:
                 close_storage(storage)
 
@@ -188,7 +190,10 @@ class Runner:
         self.in_flight: dict[int, InFlight] = {}
         self.invalid_in_a_row = 0
 
-    def run(self) -> RunSummary:
+    def run(self, stop: StopSignals | None = None) -> RunSummary:
+        """Run until the planned trials have finished, or a signal stops the run (Interrupted:
+        its trials in flight are recorded FAIL and queued again)."""
+        self.stop = stop or StopSignals()
         start = time.monotonic()
         done = finished_count(self.counting.trials(self.study))
         self.reporter.start(self.plan.study_name, self.plan.planned, done, self.pool.slots)
@@ -196,12 +201,14 @@ class Runner:
             self._loop()
         finally:
             self.reporter.stop()
+        if self.stop.received is not None:
+            self._interrupt(self.stop.received)
         elapsed = time.monotonic() - start
         return self.recorder.summary(self.options.storage, self.plan.planned, elapsed)
 
     def _loop(self) -> None:
         last_heartbeat = 0.0
-        while True:
+        while self.stop.received is None:
             trials = self.counting.trials(self.study)
             done = finished_count(trials)
             ours = {trial_id(f.trial) for f in self.in_flight.values()}
@@ -228,6 +235,23 @@ class Runner:
                 record_heartbeats(self.study, [f.trial for f in self.in_flight.values()])
                 fail_stale(self.study)
                 last_heartbeat = time.monotonic()
+
+    def _interrupt(self, number: int) -> None:
+        """Record the trials in flight as stopped by the signal, and say so in one line."""
+        name = signal.Signals(number).name
+        stopped = 0
+        for flight in list(self.in_flight.values()):
+            with _unless_failed_as_stale():
+                self.recorder.interrupted(flight.trial, name)
+                stopped += 1
+        self.in_flight.clear()
+        trials = self.counting.trials(self.study)
+        complete = sum(t.state == TrialState.COMPLETE for t in trials)
+        raise Interrupted(
+            f"interrupted: {complete} complete, {stopped} stopped in flight; run the same "
+            "command to resume",
+            number,
+        )
 
     def _fill_idle_slots(self, waiting: int, room: int) -> int:
         """Start a trial on each idle slot while there is queued work or budget; returns room."""

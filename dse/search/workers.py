@@ -17,9 +17,10 @@ import multiprocessing as mp
 import os
 import queue
 import signal
+import threading
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -44,6 +45,22 @@ def _die_with_parent(parent: int) -> None:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
     if os.getppid() != parent:  # the parent died while this process was still starting
         os._exit(1)
+
+
+@contextlib.contextmanager
+def _sigint_ignored() -> Iterator[None]:
+    """SIGINT ignored while a worker starts. Ctrl-C reaches the whole process group; the
+    runner records and ends the trials in flight, while a worker still importing torch would
+    die of it with a KeyboardInterrupt traceback. An ignored SIGINT survives exec, and Python
+    then installs no handler of its own."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _error_kind(exc: BaseException) -> str:
@@ -116,6 +133,7 @@ def execute_trial(
 def worker_main(slot: Slot, tasks: Any, results: Any, data_dir: str | None, parent: int) -> None:
     """Entry point of a worker process: TrialTasks (and RungAnswers) in, messages out."""
     _die_with_parent(parent)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # as it started (_sigint_ignored)
     os.environ.update(slot.environment())
     import torch
 
@@ -169,7 +187,8 @@ class WorkerPool:
             name=f"dse-worker-{slot.label}",
             daemon=True,
         )
-        process.start()
+        with _sigint_ignored():  # inherited: the worker ignores Ctrl-C from its first moment
+            process.start()
         self._workers[slot.index] = _Worker(slot, process, tasks)
 
     def idle(self) -> list[Slot]:
@@ -213,10 +232,13 @@ class WorkerPool:
                 self._start(worker.slot)
         return dead
 
-    def close(self) -> None:
+    def close(self, abandon: bool = False) -> None:
+        """Let idle workers leave; `abandon`: end training workers at once (SIGTERM)."""
         for worker in self._workers.values():
             if worker.process.is_alive():
                 worker.tasks.put(None)
+                if abandon and worker.busy is not None:
+                    worker.process.terminate()
         for worker in self._workers.values():
             worker.process.join(timeout=5)
             if worker.process.is_alive():
