@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sys
 import time
+from dataclasses import dataclass, field
 from typing import Any
 
 from optuna.trial import FrozenTrial, TrialState
@@ -102,12 +103,21 @@ class LineReporter:
     def __init__(self) -> None:
         self.planned = 0
 
-    def start(self, study: str, planned: int, done: int, slots: list[Slot]) -> None:
+    def start(
+        self,
+        study: str,
+        planned: int,
+        done: int,
+        slots: list[Slot],
+        seconds_per_epoch: float | None = None,
+    ) -> None:
         self.planned = planned
         workers = ", ".join(s.label for s in slots)
         sys.stderr.write(f"study {study}: {done}/{planned} done; workers {workers}\n")
 
-    def trial_started(self, number: int, slot: Slot, params: dict[str, Any]) -> None: ...
+    def trial_started(
+        self, number: int, slot: Slot, params: dict[str, Any], epochs: int
+    ) -> None: ...
     def trial_epoch(self, number: int, epoch: int, epochs: int, val_accuracy: float) -> None: ...
 
     def trial_finished(self, trial, done: int, pareto_size: int) -> None:
@@ -118,74 +128,135 @@ class LineReporter:
     def stop(self) -> None: ...
 
 
-class LiveReporter:
-    """Trials done / planned with an ETA, the running trials (device, epoch), the Pareto size."""
+@dataclass
+class Running:
+    """A trial in flight, as the live view shows it."""
 
-    def __init__(self) -> None:
-        self.console = Console(stderr=True)
+    slot: str
+    params: str
+    epochs: int
+    started: float
+    epochs_done: int = 0
+    val_accuracy: float | None = None
+    last_epoch_at: float | None = None
+
+
+@dataclass
+class EtaModel:
+    """Seconds left, from the wall seconds per epoch seen so far in this run (each trial's own
+    once it has finished an epoch), else the study's history (a resumed study), else unknown."""
+
+    slots: int = 1
+    history_s_per_epoch: float | None = None  # of the study's trials finished before this run
+    epoch_seconds: list[float] = field(default_factory=list)
+    trial_epochs: list[int] = field(default_factory=list)  # epochs of the trials started
+
+    def per_epoch(self, trial: Running | None = None) -> float | None:
+        if trial is not None and trial.epochs_done and trial.last_epoch_at is not None:
+            return (trial.last_epoch_at - trial.started) / trial.epochs_done
+        if self.epoch_seconds:
+            return sum(self.epoch_seconds) / len(self.epoch_seconds)
+        return self.history_s_per_epoch
+
+    def trial_left(self, trial: Running, now: float) -> float | None:
+        per_epoch = self.per_epoch(trial)
+        if per_epoch is None:
+            return None
+        into_epoch = now - (trial.last_epoch_at or trial.started)
+        return max(0.0, (trial.epochs - trial.epochs_done) * per_epoch - into_epoch)
+
+    def study_left(self, running: list[Running], not_started: int, now: float) -> float | None:
+        per_epoch = self.per_epoch()
+        if per_epoch is None:
+            return None
+        epochs = sum(self.trial_epochs) / len(self.trial_epochs) if self.trial_epochs else 1
+        in_flight = sum(self.trial_left(t, now) or 0.0 for t in running)
+        return (in_flight + not_started * epochs * per_epoch) / max(1, self.slots)
+
+
+def clock_text(seconds: float | None) -> str:
+    return "?" if seconds is None else time.strftime("%H:%M:%S", time.gmtime(seconds))
+
+
+class LiveReporter:
+    """Trials done / planned with the study's ETA and the Pareto size; each running trial with
+    its device, epoch, validation accuracy, time running and its own ETA. The clock ticks."""
+
+    def __init__(self, console: Console | None = None, clock=time.monotonic) -> None:
+        self.console = console or Console(stderr=True)
+        self.clock = clock
         self.progress = Progress(
             TextColumn("{task.description}"),
             BarColumn(),
             MofNCompleteColumn(),
             TextColumn("ETA {task.fields[eta]}  Pareto {task.fields[pareto]}"),
         )
-        self.running: dict[int, dict[str, Any]] = {}
-        self.durations: list[float] = []
-        self.slots = 1
-        self.live = Live(self._render(), console=self.console, refresh_per_second=2, transient=True)
+        self.running: dict[int, Running] = {}
+        self.eta = EtaModel()
+        self.planned = self.done = 0
+        self.task = self.progress.add_task("study", total=0, eta="?", pareto="-", visible=False)
+        self.live = Live(
+            get_renderable=self.renderable,
+            console=self.console,
+            refresh_per_second=2,
+            transient=True,
+        )
 
-    def _render(self) -> Group:
+    def renderable(self) -> Group:
+        now = self.clock()
+        not_started = max(0, self.planned - self.done - len(self.running))
+        left = self.eta.study_left(list(self.running.values()), not_started, now)
+        self.progress.update(self.task, eta=clock_text(left))
         table = Table(box=None, show_header=True, header_style="bold")
-        for column in ("trial", "device", "epoch", "val_acc", "running", "params"):
+        for column in ("trial", "device", "epoch", "val_acc", "running", "eta", "params"):
             table.add_column(column)
-        now = time.monotonic()
-        for number, info in sorted(self.running.items()):
+        for number, trial in sorted(self.running.items()):
+            val = "-" if trial.val_accuracy is None else f"{trial.val_accuracy:.4f}"
             table.add_row(
                 str(number),
-                info["slot"],
-                info["epoch"],
-                info["val"],
-                f"{now - info['start']:.0f}s",
-                info["params"],
+                trial.slot,
+                f"{trial.epochs_done}/{trial.epochs}",
+                val,
+                f"{now - trial.started:.0f}s",
+                clock_text(self.eta.trial_left(trial, now)),
+                trial.params,
             )
         return Group(self.progress, table)
 
-    def start(self, study: str, planned: int, done: int, slots: list[Slot]) -> None:
-        self.slots = len(slots)
-        self.task = self.progress.add_task(
-            f"study {study}", total=planned, completed=done, eta="?", pareto="-"
+    def start(
+        self,
+        study: str,
+        planned: int,
+        done: int,
+        slots: list[Slot],
+        seconds_per_epoch: float | None = None,
+    ) -> None:
+        self.planned, self.done = planned, done
+        self.eta = EtaModel(slots=len(slots), history_s_per_epoch=seconds_per_epoch)
+        self.progress.update(
+            self.task, description=f"study {study}", total=planned, completed=done, visible=True
         )
         self.live.start()
 
-    def trial_started(self, number: int, slot: Slot, params: dict[str, Any]) -> None:
+    def trial_started(self, number: int, slot: Slot, params: dict[str, Any], epochs: int) -> None:
         text = ", ".join(f"{k.split('.')[-1]}={v}" for k, v in params.items())
-        self.running[number] = {
-            "slot": slot.label,
-            "epoch": "-",
-            "val": "-",
-            "start": time.monotonic(),
-            "params": text[:70],
-        }
-        self.live.update(self._render())
+        self.running[number] = Running(slot.label, text[:70], epochs, self.clock())
+        self.eta.trial_epochs.append(epochs)
 
     def trial_epoch(self, number: int, epoch: int, epochs: int, val_accuracy: float) -> None:
-        if number in self.running:
-            self.running[number].update(epoch=f"{epoch}/{epochs}", val=f"{val_accuracy:.4f}")
-            self.live.update(self._render())
+        trial = self.running.get(number)
+        if trial is None:
+            return
+        now = self.clock()
+        self.eta.epoch_seconds.append(now - (trial.last_epoch_at or trial.started))
+        trial.epochs_done, trial.epochs, trial.val_accuracy = epoch, epochs, val_accuracy
+        trial.last_epoch_at = now
 
-    def trial_finished(self, trial, done: int, pareto_size: int) -> None:
-        info = self.running.pop(trial.number, None)
-        if info is not None:
-            self.durations.append(time.monotonic() - info["start"])
-        task = self.progress.tasks[0]
-        remaining = max(0, int(task.total or 0) - done)
-        eta = "?"
-        if self.durations:
-            seconds = sum(self.durations) / len(self.durations) * remaining / self.slots
-            eta = time.strftime("%H:%M:%S", time.gmtime(seconds))
-        self.progress.update(self.task, completed=done, eta=eta, pareto=pareto_size)
+    def trial_finished(self, trial: FrozenTrial, done: int, pareto_size: int) -> None:
+        self.running.pop(trial.number, None)
+        self.done = done
+        self.progress.update(self.task, completed=done, pareto=pareto_size)
         self.live.console.print(describe_trial(trial))
-        self.live.update(self._render())
 
     def stop(self) -> None:
         self.live.stop()

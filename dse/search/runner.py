@@ -59,7 +59,13 @@ from dse.search.messages import (
 from dse.search.moasha import RungBook
 from dse.search.options import RunOptions, RunPlan, plan_run
 from dse.search.optuna_private import pop_queued_trial, record_heartbeats, trial_id
-from dse.search.recorder import Recorder, Reporter, RunSummary, SilentReporter
+from dse.search.recorder import (
+    Recorder,
+    Reporter,
+    RunSummary,
+    SilentReporter,
+    seconds_per_epoch,
+)
 from dse.search.records import EpochPoint, Placement, StudyRecord, TrialRecord
 from dse.search.signals import StopSignals
 from dse.search.storage import close_storage, open_storage
@@ -195,8 +201,10 @@ class Runner:
         its trials in flight are recorded FAIL and queued again)."""
         self.stop = stop or StopSignals()
         start = time.monotonic()
-        done = finished_count(self.counting.trials(self.study))
-        self.reporter.start(self.plan.study_name, self.plan.planned, done, self.pool.slots)
+        trials = self.counting.trials(self.study)
+        history = seconds_per_epoch(trials)
+        done = finished_count(trials)
+        self.reporter.start(self.plan.study_name, self.plan.planned, done, self.pool.slots, history)
         try:
             self._loop()
         finally:
@@ -303,7 +311,7 @@ class Runner:
             )
             self.pool.submit(slot, TrialTask(trial.number, config.to_dict(), rungs))
             self.in_flight[trial.number] = InFlight(trial, slot, batch_sizes)
-            self.reporter.trial_started(trial.number, slot, values)
+            self.reporter.trial_started(trial.number, slot, values, config.epochs)
         return True
 
     def _over_budget(self, number: int) -> bool:
