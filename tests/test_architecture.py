@@ -163,6 +163,21 @@ def test_trial_attributes_are_read_and_written_only_by_the_record_module():
     assert broken == [], "stored attributes outside dse/search/records.py"
 
 
+def test_the_other_keys_appear_nowhere_else():
+    """A key that is no ordinary word (metrics, curve, retry_of, ...) appears as a string only
+    in dse/search/records.py."""
+    distinctive = TRIAL_KEYS - records.SHARED_WORDS
+    assert {"metrics", "curve", "retry_of", "values_at_stop", "fingerprints"} <= distinctive
+    broken = [
+        f"{source.name}:{node.lineno} {node.value!r}"
+        for source in sources("dse", "bench")
+        if source.path != RECORDS
+        for node in ast.walk(source.tree)
+        if isinstance(node, ast.Constant) and node.value in distinctive
+    ]
+    assert broken == []
+
+
 @pytest.mark.parametrize("source", sources("dse"), ids=lambda s: s.name)
 def test_files_and_functions_stay_small(source: Source):
     assert source.lines <= MAX_FILE_LINES, f"{source.name}: {source.lines} lines"
