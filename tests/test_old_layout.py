@@ -1,14 +1,16 @@
 """A results database written before the house refactor still opens, reports and resumes.
 
-tests/fixtures/old_layout.db was written by the code at b8996c8 (trial attributes set by hand in
-the runner); old_layout_outputs.json holds what its read-only commands printed then
-(tests/fixtures/record_old_layout.py says how both were made).
+tests/fixtures/old_layout.sql is the dump (sqlite3 .dump, text) of a database written by the
+code at b8996c8 (trial attributes set by hand in the runner); old_layout_outputs.json holds what
+its read-only commands printed then (tests/fixtures/record_old_layout.py says how both were
+made). Each test restores the dump into a fresh SQLite file: no database is committed.
 """
 
 from __future__ import annotations
 
 import json
-import shutil
+import sqlite3
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -22,7 +24,8 @@ FIXTURES = Path(__file__).parent / "fixtures"
 
 @pytest.fixture
 def old_db(workdir: Path) -> str:
-    shutil.copy(FIXTURES / "old_layout.db", workdir / "old.db")
+    with closing(sqlite3.connect(workdir / "old.db")) as db:
+        db.executescript((FIXTURES / "old_layout.sql").read_text())
     return "sqlite:///old.db"
 
 
