@@ -196,9 +196,12 @@ def fail_stale(study: optuna.Study) -> None:
     its point re-queued up to STALE_RETRIES times), after writing on each such trial why it
     failed and how long it ran (optuna would give it no reason, and the time until it was
     marked as its duration)."""
+    stale = stale_trials(study)
+    if not stale:  # the usual case, every second of a run: one query, as optuna's check alone
+        return
     now = datetime.now()
     by_number = {t.number: t for t in study.get_trials(deepcopy=False)}
-    for trial, silent_s in stale_trials(study):
+    for trial, silent_s in stale:
         last_beat = now - timedelta(seconds=silent_s)
         ran_s = max(0.0, (last_beat - trial.datetime_start).total_seconds())
         history = RetryHeartbeatStaleTrialCallback.retry_history(by_number[trial.number])
