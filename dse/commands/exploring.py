@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -49,8 +49,6 @@ def run(
 
     `calibration`: a `dse calibrate` file stored with the study (default: the last one
     written, when it exists); `live`: the live view, else a line per finished trial."""
-    from dataclasses import replace
-
     from dse.measure.calibrate import DEFAULT_PATH, load_calibration
     from dse.progress import LineReporter, LiveReporter
     from dse.search.results import open_view, pareto_rows
@@ -97,8 +95,6 @@ def reproduce(
     loaded = load_space(space)
     name = options.study_name or loaded.name
     if run_first:
-        from dataclasses import replace
-
         run_study(loaded, replace(options, study_name=name), LineReporter())
     view = open_view(options.storage, name)
     rows = paper.report_rows(paper.measured_by_preset(view))

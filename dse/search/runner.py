@@ -303,13 +303,14 @@ class Runner:
             self.recorder.invalid(trial, f"ConfigError: {exc}")
             return False
         placement = Placement(slot.label, slot.device, socket.gethostname())
+        as_dict = config.to_dict()
         with _unless_failed_as_stale():  # by another runner meanwhile, and queued again
-            TrialRecord(trial).start(config.to_dict(), placement)
+            TrialRecord(trial).start(as_dict, placement)
             rungs = self.rung_book.rungs_for(config.epochs) if self.rung_book else ()
             batch_sizes = tuple(
                 batch_size_at(config.batch_schedule, e) for e in range(config.epochs)
             )
-            self.pool.submit(slot, TrialTask(trial.number, config.to_dict(), rungs))
+            self.pool.submit(slot, TrialTask(trial.number, as_dict, rungs))
             self.in_flight[trial.number] = InFlight(trial, slot, batch_sizes)
             self.reporter.trial_started(trial.number, slot, values, config.epochs)
         return True
