@@ -74,16 +74,17 @@ class Output:
             self.json(rows if data is None else data)
         elif self.format is Format.csv:
             buffer = io.StringIO()
-            writer = csv.DictWriter(buffer, fieldnames=list(rows[0]) if rows else [])
+            writer = csv.DictWriter(buffer, fieldnames=columns(rows), restval="")
             writer.writeheader()
             writer.writerows(rows)
             sys.stdout.write(buffer.getvalue())
         else:
             table = Table(title=title, title_justify="left")
-            for column in rows[0] if rows else []:
+            header = columns(rows)
+            for column in header:
                 table.add_column(column, justify="right" if _numeric(rows, column) else "left")
             for row in rows:
-                table.add_row(*(_cell(v) for v in row.values()))
+                table.add_row(*(_cell(row.get(column, "")) for column in header))
             self.console.print(table)
 
     def text(self, text: str) -> None:
@@ -111,9 +112,9 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
     """A GitHub markdown table with the rows' keys as its header."""
     if not rows:
         return "(no rows)"
-    header = list(rows[0])
+    header = columns(rows)
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(_cell(row[key]) for key in header) + " |" for row in rows]
+    lines += ["| " + " | ".join(_cell(row.get(key, "")) for key in header) + " |" for row in rows]
     return "\n".join(lines)
 
 
@@ -136,8 +137,16 @@ def print_table_and_json(rows: list[dict[str, Any]], folder: str | None, stem: s
     print(json.dumps(rows))
 
 
+def columns(rows: list[dict[str, Any]]) -> list[str]:
+    """Every key of the rows, in the order first seen: rows of one table may differ in keys
+    (the front of an extended study mixes trials of two spaces' parameters)."""
+    return list(dict.fromkeys(key for row in rows for key in row))
+
+
 def _numeric(rows: list[dict[str, Any]], column: str) -> bool:
-    return all(isinstance(r[column], int | float) for r in rows)
+    values = [r.get(column) for r in rows]
+    present = [v for v in values if v is not None]
+    return bool(present) and all(isinstance(v, int | float) for v in present)
 
 
 def _cell(value: Any) -> str:
