@@ -22,6 +22,7 @@ from pydantic import (
 )
 
 from dse import yamlio
+from dse.config_keys import explain_unknown
 from dse.errors import ConfigError, option
 
 
@@ -285,7 +286,8 @@ def set_values(
             if not isinstance(child, dict):
                 path = ".".join(parts[: depth + 1])
                 if child is None and part not in node:
-                    raise ConfigError(f"{where(key)}: unknown key {path!r}")
+                    why = explain_unknown(TrialConfig, path)
+                    raise ConfigError(f"{where(key)}: {path}: {why}")
                 raise ConfigError(f"{where(key)}: {path!r} is a value, not a section")
             node = child
         leaf = parts[-1]
@@ -314,13 +316,16 @@ def _validate(data: Any, source: str, combination: bool = True) -> TrialConfig:
         raise ConfigError(f"{source}: {exc}") from None
 
 
-def describe_validation_error(exc: ValidationError) -> str:
-    """The first error of a pydantic ValidationError as 'dotted.key: message'."""
+def describe_validation_error(exc: ValidationError, model: type[BaseModel] | None = None) -> str:
+    """The first error of a pydantic ValidationError of `model` (default: TrialConfig) as
+    'dotted.key: message'; an unknown key says the nearest key, or the choice that has it."""
     err = exc.errors()[0]
     key = dotted_key(err["loc"])
     kind, msg = err["type"], err["msg"]
     if kind == "extra_forbidden":
-        msg = "unknown key"
+        loc = err["loc"]
+        chosen = str(loc[1]) if len(loc) > 2 and loc[0] in _TAGGED_SECTIONS else None
+        msg = explain_unknown(model or TrialConfig, key, chosen)
     elif kind in ("union_tag_invalid", "literal_error"):
         expected = err.get("ctx", {}).get("expected_tags") or err.get("ctx", {}).get("expected")
         tag = err.get("ctx", {}).get("tag", err.get("input"))

@@ -8,7 +8,9 @@ boundary shows the same message as `--storage sqlite:///x.db: ...` (`cli_message
 
 from __future__ import annotations
 
+import difflib
 import re
+from collections.abc import Iterable
 
 _OPTION = re.compile("⟨([a-z_]+)⟩")
 
@@ -16,6 +18,25 @@ _OPTION = re.compile("⟨([a-z_]+)⟩")
 def option(name: str) -> str:
     """An input named in an error message: its keyword, as `gpus_per_trial` or `data_dir`."""
     return f"⟨{name}⟩"
+
+
+def as_cli(text: str) -> str:
+    """A message with each input named by its command-line option (`--gpus-per-trial`)."""
+    return _OPTION.sub(lambda m: "--" + m.group(1).replace("_", "-"), text)
+
+
+def nearest(value: str, known: Iterable[str]) -> str | None:
+    """The known word a typo most likely meant, or None when none is close."""
+    close = difflib.get_close_matches(value, list(known), n=1, cutoff=0.6)
+    return close[0] if close else None
+
+
+def choose_from(name: str, value: object, choices: Iterable[str]) -> str:
+    """'NAME VALUE: choose from a, b, c', with the nearest choice when VALUE looks like a typo."""
+    choices = list(choices)
+    guess = nearest(str(value), choices)
+    hint = f" (did you mean {guess}?)" if guess else ""
+    return f"{name} {value}: choose from {', '.join(choices)}{hint}"
 
 
 class DseError(Exception):
@@ -29,8 +50,7 @@ class DseError(Exception):
 
     def cli_message(self) -> str:
         """The message with each input named by its command-line option, on one line."""
-        text = _OPTION.sub(lambda m: "--" + m.group(1).replace("_", "-"), super().__str__())
-        return " ".join(text.split("\n"))
+        return " ".join(as_cli(super().__str__()).split("\n"))
 
 
 class ConfigError(DseError):

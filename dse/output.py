@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import sys
 from dataclasses import dataclass, field
 from enum import Enum
@@ -18,6 +19,8 @@ from typing import Any
 
 from rich.console import Console
 from rich.table import Table
+
+from dse.errors import as_cli
 
 
 class Format(str, Enum):
@@ -37,10 +40,14 @@ def note(text: str) -> None:
 
 @dataclass
 class Rows:
-    """One table of a command's output."""
+    """One table of a command's output. With `fit`, a table on the terminal shows the columns
+    of `fit` (most important first) that fit its width, in that order, and says which it left
+    out (`left_out`: how to get them); CSV and JSON keep every column."""
 
     rows: list[dict[str, Any]]
     title: str | None = None
+    fit: list[str] | None = None
+    left_out: str = ""
 
 
 @dataclass
@@ -61,12 +68,27 @@ class Shown:
 class Output:
     def __init__(self, fmt: Format = Format.table):
         self.format = fmt
-        # Piped output gets a wide console: tables are data, not to be squeezed into 80 columns.
-        self.console = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 160)
+        # Piped output gets a wide console (tables are data, not to be squeezed into 80
+        # columns) unless COLUMNS says how wide.
+        wide = sys.stdout.isatty() or os.environ.get("COLUMNS", "").isdigit()
+        self.console = Console(soft_wrap=True, width=None if wide else 160)
 
     def json(self, data: Any) -> None:
         sys.stdout.write(json.dumps(data, default=str) + "\n")
         sys.stdout.flush()
+
+    def table(self, table: Rows) -> None:
+        """A table; on the terminal, a fitted one keeps the columns that fit its width."""
+        if self.format is not Format.table or table.fit is None:
+            self.rows(table.rows, table.title)
+            return
+        keep = fitting_columns(table.rows, table.fit, self.console.width)
+        shown = [{c: _short(r[c]) for c in keep if c in r} for r in table.rows]
+        self.rows(shown, table.title)
+        dropped = [c for c in table.fit if c not in keep]
+        if dropped:
+            how = f"; {table.left_out}" if table.left_out else ""
+            note(as_cli(f"{len(dropped)} more columns: {', '.join(dropped)}{how}"))
 
     def rows(self, rows: list[dict[str, Any]], title: str | None = None, data: Any = None) -> None:
         """Rows as a table or CSV; as JSON, `data` (default: the rows) on one line."""
@@ -92,7 +114,7 @@ class Output:
 
     def show(self, shown: Shown) -> None:
         for line in shown.preface:
-            note(line)
+            note(as_cli(line))
         if self.format is Format.json and (shown.data is not None or shown.tables):
             self.json(shown.data if shown.data is not None else shown.tables[0].rows)
         elif self.format is Format.csv and shown.csv is not None:
@@ -101,11 +123,11 @@ class Output:
             self.text(shown.text)
         else:
             for table in shown.tables:
-                self.rows(table.rows, title=table.title)
+                self.table(table)
         if shown.footer is not None and self.format is not Format.json:
             self.text(shown.footer)
         for line in shown.notes:
-            note(line)
+            note(as_cli(line))
 
 
 def markdown_table(rows: list[dict[str, Any]]) -> str:
@@ -141,6 +163,26 @@ def columns(rows: list[dict[str, Any]]) -> list[str]:
     """Every key of the rows, in the order first seen: rows of one table may differ in keys
     (the front of an extended study mixes trials of two spaces' parameters)."""
     return list(dict.fromkeys(key for row in rows for key in row))
+
+
+def fitting_columns(rows: list[dict[str, Any]], wanted: list[str], width: int) -> list[str]:
+    """The columns of `wanted`, most important first, whose table fits `width` characters
+    (each column: its widest cell, one space each side and a rule; the first two always)."""
+    used, keep = 1, []
+    for column in wanted:
+        cells = [len(_cell(_short(row.get(column)))) for row in rows]
+        need = max([len(column), *cells]) + 3
+        if used + need <= width or len(keep) < 2:
+            keep.append(column)
+            used += need
+    return keep
+
+
+def _short(value: Any, limit: int = 40) -> Any:
+    """A long text cut for a fitted table (an error message): CSV and JSON have it whole."""
+    if isinstance(value, str) and len(value) > limit:
+        return value[: limit - 1] + "…"
+    return value
 
 
 def _numeric(rows: list[dict[str, Any]], column: str) -> bool:

@@ -35,7 +35,7 @@ def test_summary_json_reports_the_papers_parameter_count():
     result = runner.invoke(app, ["summary", "--preset", "baseline", "--format", "json"])
     assert result.exit_code == 0
     data = last_json(result)
-    assert data["params"] == 8_215_568 and 400e6 < data["flops_per_sample"] < 410e6
+    assert data["n_params"] == 8_215_568 and 400e6 < data["flops_per_sample"] < 410e6
     shared = last_json(
         runner.invoke(
             app,
@@ -50,7 +50,7 @@ def test_summary_json_reports_the_papers_parameter_count():
             ],
         )
     )
-    assert data["params"] - shared["params"] == 1_433_600
+    assert data["n_params"] - shared["n_params"] == 1_433_600
 
 
 def test_summary_table():

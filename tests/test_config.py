@@ -46,7 +46,13 @@ def test_config_is_frozen():
         ("epochs: 2.5\n", "epochs: Input should be a valid integer"),
         ("bogus: 1\n", "bogus: unknown key"),
         ("lr_policy:\n  name: cosine\n", "lr_policy.name: 'cosine' is not a valid choice"),
-        ("lr_policy:\n  name: exp_decay\n  T_0: 1\n", "lr_policy.T_0: unknown key"),
+        (
+            "lr_policy:\n  name: exp_decay\n  T_0: 1\n",
+            "lr_policy.T_0: not a key of lr_policy.name exp_decay; it belongs to "
+            "lr_policy.name warm_restarts (set lr_policy.name to warm_restarts)",
+        ),
+        ("model:\n  routing_iteration: 2\n", "did you mean model.routing_iterations?"),
+        ("lr_policy:\n  lr_max: 0.1\n", "one of one_cycle, warm_restarts, warm_adabatch"),
         (
             "batch_schedule:\n  name: adabatch\n  milestones: [[3, 16], [2, 32]]\n",
             "strictly increasing",
@@ -102,7 +108,9 @@ def test_switching_a_tagged_section_starts_it_afresh():
     ("override", "message"),
     [
         ("epochs", "expected KEY=VALUE"),
-        ("foo.bar=1", "unknown key 'foo'"),
+        ("foo.bar=1", "set foo.bar: foo: unknown key$"),
+        ("modle.routing_iterations=1", "modle: unknown key; did you mean model"),
+        ("epoch=1", "epoch: unknown key; did you mean epochs?"),
         ("epochs.x=1", "'epochs' is a value, not a section"),
         (
             "model.routing_iterations=0",

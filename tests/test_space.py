@@ -167,13 +167,26 @@ def test_fixed_lists_use_value():
 def test_constraints_and_objectives():
     space = _space(
         axes={"model.routing_iterations": [1, 3]},
-        objectives={"train_time_s": "minimize", "val_accuracy": "maximize", "params": "minimize"},
-        constraints=["val_accuracy >= 0.98", "params <= 1e6"],
+        objectives={"train_time_s": "minimize", "val_accuracy": "maximize", "n_params": "minimize"},
+        constraints=["val_accuracy >= 0.98", "n_params <= 1e6"],
     )
-    assert space.metric_names == ["train_time_s", "val_accuracy", "params"]
+    assert space.metric_names == ["train_time_s", "val_accuracy", "n_params"]
     ge, le = space.constraints
     assert ge.violation({"val_accuracy": 0.99}) < 0 < ge.violation({"val_accuracy": 0.97})
-    assert le.violation({"params": 2e6}) == 1e6
+    assert le.violation({"n_params": 2e6}) == 1e6
+
+
+def test_a_space_written_with_the_old_metric_name_reads_as_today():
+    """`params` was the parameter count's name; a space (and a study) using it still work."""
+    old = _space(
+        axes={"model.routing_iterations": [1, 3]},
+        objectives={"train_time_s": "minimize", "params": "minimize"},
+        constraints=["params <= 1e6"],
+        reference_point={"train_time_s": 100, "params": 1e7},
+    )
+    assert old.metric_names == ["train_time_s", "n_params"]
+    assert str(old.constraints[0]) == "n_params <= 1e+06"
+    assert old.reference_point == (100.0, 1e7)
 
 
 @pytest.mark.parametrize(

@@ -1,18 +1,27 @@
 """The command layer: each job of the CLI as a function of plain arguments that returns what
 it shows (output.Shown). The CLI parses and prints; Python callers get the same jobs."""
 
-from dse.commands.exploring import early_stop_from, reproduce, run
+from dse.commands.exploring import EARLY_STOP_RULES, early_stop_from, reproduce, run
 from dse.commands.figures import accuracy_report, inspect
-from dse.commands.measuring import bench, calibrate, profile
+from dse.commands.measuring import MODES, PROFILE_VIEWS, bench, calibrate, profile
 from dse.commands.reading import export, pareto, spaces, studies, trials
-from dse.commands.training import evaluate, presets, show_config, summary, train
+from dse.commands.training import SPLITS, evaluate, presets, show_config, summary, train
 from dse.measure.calibrate import DEFAULT_PATH as CALIBRATION_PATH
-from dse.search.options import RunOptions
+from dse.search.options import BACKENDS, RunOptions
+from dse.search.results import PICKS
 from dse.search.storage import DEFAULT_STORAGE
+from dse.search.study import SAMPLERS
 
 __all__ = [
+    "BACKENDS",
     "CALIBRATION_PATH",
     "DEFAULT_STORAGE",
+    "EARLY_STOP_RULES",
+    "MODES",
+    "PICKS",
+    "PROFILE_VIEWS",
+    "SAMPLERS",
+    "SPLITS",
     "RunOptions",
     "accuracy_report",
     "bench",

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from dse.commands.paths import check_output_dir
-from dse.errors import ConfigError, option
+from dse.errors import ConfigError, choose_from, option
 from dse.output import Rows, Shown
 from dse.search.moasha import DEFAULT_ETA, EarlyStop, check_eta, parse_rungs
 from dse.search.options import RunOptions
@@ -23,13 +23,16 @@ def early_stop_from(rule: str | None, rungs: str = "1,3,9", eta: float = DEFAULT
     if rule is None:
         return None
     if rule not in EARLY_STOP_RULES:
-        raise ConfigError(f"{option('early_stop')} {rule}: unknown rule; choose moasha")
+        raise ConfigError(choose_from(option("early_stop"), rule, EARLY_STOP_RULES))
     return EarlyStop(parse_rungs(rungs), check_eta(eta))
 
 
 def front_shown(rows: list[dict[str, Any]], title: str) -> Shown:
     """The front: one row per member, its params flattened into params_* columns in tables;
-    JSON keeps each member's params as an object."""
+    JSON keeps each member's params as an object. An empty front is a sentence."""
+    if not rows:
+        text = f"{title}: empty (no trial is complete and feasible yet)"
+        return Shown(text=text, data=[], csv="")
     flat = [
         {k: v for k, v in r.items() if k != "params"}
         | {f"params_{k}": v for k, v in r["params"].items()}

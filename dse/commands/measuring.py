@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from dse.commands.paths import check_output_dir
-from dse.errors import ConfigError, option
+from dse.errors import ConfigError, choose_from, option
 from dse.output import Rows, Shown, note
 from dse.presets import resolve_config
 
@@ -70,9 +70,9 @@ def profile(
     from dse.train.trainer import resolve_device
 
     if mode not in MODES:
-        raise ConfigError(f"{option('mode')} {mode}: choose train or test")
+        raise ConfigError(choose_from(option("mode"), mode, MODES))
     if by not in PROFILE_VIEWS:
-        raise ConfigError(f"{option('by')} {by}: choose op or layer")
+        raise ConfigError(choose_from(option("by"), by, PROFILE_VIEWS))
     resolved = resolve_config(config, preset_name, overrides)
     torch_device = resolve_device(device)
     check_output_dir(out, "out")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from dse.commands.exploring import front_shown
 from dse.commands.paths import check_output_dir, check_writable
-from dse.errors import ConfigError, option
+from dse.errors import ConfigError, choose_from, option
 from dse.output import Rows, Shown
 from dse.search.storage import DEFAULT_STORAGE
 
@@ -19,6 +19,7 @@ def pareto(
     plot: bool = False,
     out: str = "results",
     robust: float | None = None,
+    color_by: str | None = None,
 ) -> Shown:
     """The Pareto-optimal trials; with `plot` the HTML report (and a PNG) in `out`. The
     hypervolume, its reference point and the compute spent go to stderr."""
@@ -44,19 +45,58 @@ def pareto(
     return shown
 
 
-def trials(storage: str = DEFAULT_STORAGE, study: str | None = None) -> Shown:
-    """Every trial: state, metrics by name, params_* columns, device, error (tables leave
-    out host and error; CSV and JSON have every column)."""
+def trials(
+    storage: str = DEFAULT_STORAGE, study: str | None = None, columns: str | None = None
+) -> Shown:
+    """Every trial: state, metrics by name (with repeats, each objective's std), params_*
+    columns, where it ran, why it failed. CSV and JSON have every column; a table the
+    `columns` asked for (comma-separated), else the most telling ones that fit the terminal."""
     from dse.search import results
 
-    frame = results.trials_frame(results.open_view(storage, study))
-    shown = frame.drop(columns=["host", "error"], errors="ignore")
-    table = shown.astype(object).where(shown.notna(), None).to_dict("records")
-    return Shown(
-        tables=[Rows(table)],
-        data=json.loads(frame.to_json(orient="records")),
-        csv=frame.to_csv(index=False),
-    )
+    view = results.open_view(storage, study)
+    frame = results.trials_frame(view)
+    data = json.loads(frame.to_json(orient="records"))
+    name = view.study.study_name
+    if frame.empty:
+        text = f"study {name!r} has no trials yet"
+        return Shown(text=text, data=data, csv=frame.to_csv(index=False))
+    rows = frame.astype(object).where(frame.notna(), None).to_dict("records")
+    if columns is not None:
+        chosen = chosen_columns(columns, list(frame.columns))
+        table = Rows([{c: row[c] for c in chosen} for row in rows])
+    else:
+        fit = telling_columns(rows, view.metric_names)
+        table = Rows(
+            rows, fit=fit, left_out=f"pick with {option('columns')}; csv and json have all"
+        )
+    return Shown(tables=[table], data=data, csv=frame.to_csv(index=False))
+
+
+def chosen_columns(asked: str, known: list[str]) -> list[str]:
+    """`--columns number,val_accuracy,model.routing_iterations`: a parameter may be named
+    without its params_ prefix."""
+    chosen = []
+    for name in (n.strip() for n in asked.split(",") if n.strip()):
+        column = name if name in known else f"params_{name}"
+        if column not in known:
+            raise ConfigError(choose_from(option("columns"), name, known))
+        chosen.append(column)
+    if not chosen:
+        raise ConfigError(f"{option('columns')} {asked!r}: name at least one column")
+    return chosen
+
+
+def telling_columns(rows: list[dict], objectives: list[str]) -> list[str]:
+    """The columns a table shows first, most telling first: the trial, its state, its
+    objectives (and their std), why it failed, its parameters, its time and place, the other
+    metrics. Columns empty in every row, and `feasible` without constraints, are left out."""
+    names = list(rows[0])
+    first = ["number", "state", *(c for m in objectives for c in (m, f"{m}_std"))]
+    then = ["error", *(c for c in names if c.startswith("params_")), "duration_s", "device"]
+    order = list(dict.fromkeys([*first, *then, *names]))
+    useless = {"feasible"} if all(row.get("feasible") is not False for row in rows) else set()
+    present = {c for c in names if any(row.get(c) is not None for row in rows)}
+    return [c for c in order if c in present and c not in useless]
 
 
 def studies(storage: str = DEFAULT_STORAGE) -> Shown:
@@ -83,16 +123,17 @@ def export(
             "knee|fastest|most-accurate"
         )
     if pick is not None and pick not in results.PICKS:
-        raise ConfigError(f"{option('pick')} {pick}: choose from {', '.join(results.PICKS)}")
+        raise ConfigError(choose_from(option("pick"), pick, results.PICKS))
     if out:
         check_writable(out, "out")
     view = results.open_view(storage, study)
     chosen = results.trial_by_number(view, trial) if trial is not None else results.pick(view, pick)
     text = results.exported_config(chosen).to_yaml()
-    if not out:
-        return Shown(text=text)
-    Path(out).write_text(text, encoding="utf-8")
-    return Shown(notes=[f"trial {chosen.number} -> {out}"])
+    notes = [results.describe_choice(view, chosen, pick)]
+    if out:
+        Path(out).write_text(text, encoding="utf-8")
+        notes.append(f"trial {chosen.number} -> {out}")
+    return Shown(text=None if out else text, notes=notes)
 
 
 def spaces() -> Shown:

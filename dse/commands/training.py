@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict
 
 from dse.commands.paths import check_writable
-from dse.errors import ConfigError, option
+from dse.errors import ConfigError, choose_from, option
 from dse.output import Rows, Shown
 from dse.presets import preset, preset_names, resolve_config
 
@@ -64,7 +64,7 @@ def evaluate(
     from dse.train.trainer import resolve_device
 
     if split not in SPLITS:
-        raise ConfigError(f"{option('split')} {split}: choose test or val")
+        raise ConfigError(choose_from(option("split"), split, SPLITS))
     loaded = load_checkpoint(checkpoint)
     torch_device = resolve_device(device)
     model = loaded.model(torch_device)
@@ -90,22 +90,23 @@ def summary(config: str | None, preset_name: str | None, overrides: list[str]) -
     model = build_model(resolved.model, (info.channels, info.crop, info.crop), info.n_classes)
     layers = summarize(model)
     rows = [
-        {"layer": r.name, "params": r.params, "mflops_per_sample": r.flops / 1e6}
+        {"layer": r.name, "n_params": r.params, "mflops_per_sample": r.flops / 1e6}
         for r in layers.layers
     ]
     rows.append(
         {
             "layer": "total",
-            "params": layers.params,
+            "n_params": layers.params,
             "mflops_per_sample": layers.flops_per_sample / 1e6,
         }
     )
     data = {
         "name": resolved.name,
-        "params": layers.params,
+        "n_params": layers.params,
         "flops_per_sample": layers.flops_per_sample,
         "layers": [
-            {"name": r.name, "params": r.params, "flops_per_sample": r.flops} for r in layers.layers
+            {"name": r.name, "n_params": r.params, "flops_per_sample": r.flops}
+            for r in layers.layers
         ],
     }
     title = f"{resolved.model.name} on {resolved.dataset.name}"

@@ -135,7 +135,7 @@ def noise_ties(
     """Pairs of front members whose every objective differs by less than the measured noise.
 
     Times (metrics ending in _s) compare relatively against the training-time CV, accuracies
-    absolutely against the seed standard deviation; a metric without a measured noise (params,
+    absolutely against the seed standard deviation; a metric without a measured noise (n_params,
     GFLOPs) never counts as tied. Returns (number, number, reason) for neighbours on the front.
     """
     noise = {}

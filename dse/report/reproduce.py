@@ -48,7 +48,7 @@ LABELS = {
 class PaperRow:
     accuracy: float  # test accuracy, %
     time_s: float  # epochs to best x mean epoch time
-    params: int
+    n_params: int
 
 
 # SPEC.md, "The anchor: the paper's own numbers" (about 30 epochs on a GPU).
@@ -84,7 +84,7 @@ class Measured:
     val_accuracy: float  # %
     train_time_s: float
     paper_way_time_s: float  # best epoch x mean epoch time
-    params: int
+    n_params: int
 
 
 def measured_by_preset(view: StudyView) -> dict[str, Measured]:
@@ -113,7 +113,7 @@ def measured_by_preset(view: StudyView) -> dict[str, Measured]:
             val_accuracy=100 * float(np.mean([m["val_accuracy"] for m in metrics])),
             train_time_s=float(np.mean([m["train_time_s"] for m in metrics])),
             paper_way_time_s=float(np.mean(paper_way)),
-            params=int(metrics[0]["params"]),
+            n_params=int(metrics[0]["n_params"]),
         )
     return measured
 
@@ -145,7 +145,7 @@ def report_rows(measured: dict[str, Measured]) -> list[dict[str, Any]]:
             "paper_way_reduction_%": round(_reduction(m.paper_way_time_s, base.paper_way_time_s), 1)
             if base
             else None,
-            "params": m.params,
+            "n_params": m.n_params,
             "paper_acc_%": p.accuracy if p else None,
             "paper_acc_change_pts": round(p.accuracy - paper["baseline"].accuracy, 3)
             if p
@@ -154,7 +154,7 @@ def report_rows(measured: dict[str, Measured]) -> list[dict[str, Any]]:
             "paper_time_reduction_%": round(_reduction(p.time_s, paper["baseline"].time_s), 1)
             if p
             else None,
-            "paper_params": p.params if p else None,
+            "paper_n_params": p.n_params if p else None,
         }
         rows.append(row)
     return rows

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from dse.config import TrialConfig
-from dse.errors import ConfigError, option
+from dse.errors import ConfigError, choose_from, option
 from dse.search.devices import Slot, cpu_count, plan_slots
 from dse.search.moasha import EarlyStop
 from dse.search.storage import DEFAULT_STORAGE
@@ -41,10 +41,7 @@ class RunOptions:
         """Every combination of options that cannot run, before anything starts (and, for
         local workers, `plan_slots` checks the GPU list against the GPUs present)."""
         if self.sampler is not None and self.sampler not in SAMPLERS:
-            raise ConfigError(
-                f"{option('sampler')} {self.sampler}: unknown sampler; "
-                f"choose from {', '.join(SAMPLERS)}"
-            )
+            raise ConfigError(choose_from(option("sampler"), self.sampler, SAMPLERS))
         if self.sampler == "grid" and not space.finite:
             raise ConfigError(
                 f"{option('sampler')} grid: {space.source} has continuous ranges (no grid)"
@@ -62,9 +59,7 @@ class RunOptions:
 
     def _check_backend(self) -> None:
         if self.backend not in BACKENDS:
-            raise ConfigError(
-                f"{option('backend')} {self.backend}: choose from {', '.join(BACKENDS)}"
-            )
+            raise ConfigError(choose_from(option("backend"), self.backend, BACKENDS))
         if self.backend == "local":
             if self.scheduler is not None or self.gpus_per_trial is not None:
                 given = "scheduler" if self.scheduler is not None else "gpus_per_trial"

@@ -16,7 +16,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from dse.config import TrialConfig
 from dse.space.model import Fingerprint
-from dse.train.result import EpochRecord, TrialResult
+from dse.train.result import EpochRecord, TrialResult, current_metric, current_metrics
 
 # --- stored forms -----------------------------------------------------------------------------
 
@@ -127,7 +127,7 @@ class TrialRecord:
 
     @property
     def metrics(self) -> dict[str, float]:
-        return self.attrs.get(METRICS_KEY, {})
+        return current_metrics(self.attrs.get(METRICS_KEY, {}))
 
     @property
     def history(self) -> list[EpochRecord]:
@@ -176,11 +176,11 @@ class TrialRecord:
 
     @property
     def per_seed(self) -> list[dict[str, float]]:
-        return self.attrs.get(PER_SEED) or []
+        return [current_metrics(seed) for seed in self.attrs.get(PER_SEED) or []]
 
     @property
     def seed_std(self) -> dict[str, float]:
-        return self.attrs.get(SEED_STD, {})
+        return current_metrics(self.attrs.get(SEED_STD, {}))
 
     @property
     def half_batch(self) -> bool:
@@ -346,7 +346,8 @@ class StudyRecord:
 
     @property
     def reference_point(self) -> dict[str, float] | None:
-        return self.space.get(REFERENCE_POINT) or None
+        stored = self.space.get(REFERENCE_POINT)
+        return current_metrics(stored) if stored else None
 
     @property
     def calibration(self) -> dict[str, Any] | None:
@@ -357,20 +358,19 @@ class StudyRecord:
         were stored has the one its stored space file and constraints describe."""
         stored = self.study.user_attrs.get(FINGERPRINTS)
         if stored:
-            return [Fingerprint(**f) for f in stored]
+            return [Fingerprint(**f).with_current_metrics(current_metric) for f in stored]
         space = self.space
         base = dict(space.get("base") or {})
         if space.get("repeats") is not None:
             base["repeats"] = space["repeats"]
         directions = [d.name.lower() for d in self.study.directions]
-        return [
-            Fingerprint(
-                base=base,
-                axes=dict(space.get("axes") or {}),
-                objectives=dict(zip(self.study.metric_names or [], directions, strict=False)),
-                constraints=list(self.study.user_attrs.get(CONSTRAINTS, [])),
-            )
-        ]
+        old = Fingerprint(
+            base=base,
+            axes=dict(space.get("axes") or {}),
+            objectives=dict(zip(self.study.metric_names or [], directions, strict=False)),
+            constraints=list(self.study.user_attrs.get(CONSTRAINTS, [])),
+        )
+        return [old.with_current_metrics(current_metric)]
 
     def add_fingerprint(self, fingerprint: Fingerprint, new_study: bool = False) -> None:
         """Record that the study is (now also) run with this space."""

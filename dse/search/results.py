@@ -10,13 +10,13 @@ import pandas as pd
 from optuna.trial import FrozenTrial, TrialState
 
 from dse.config import TrialConfig
-from dse.errors import ConfigError, StorageError, option
+from dse.errors import ConfigError, StorageError, choose_from, option
 from dse.search.pareto import hypervolume, knee
 from dse.search.records import StudyRecord, TrialRecord
 from dse.search.robust import DEFAULT_RESAMPLES, nondominated_probability
 from dse.search.storage import open_storage
 from dse.search.study import load_study, study_names
-from dse.train.result import METRICS
+from dse.train.result import METRICS, current_metric
 
 PICKS = ("knee", "fastest", "most-accurate")
 
@@ -29,9 +29,10 @@ class StudyView:
 
     @property
     def metric_names(self) -> list[str]:
-        return list(
-            self.study.metric_names or [f"objective_{i}" for i in range(len(self.study.directions))]
-        )
+        names = self.study.metric_names  # an old study may hold a metric's older name
+        if names:
+            return [current_metric(name) for name in names]
+        return [f"objective_{i}" for i in range(len(self.study.directions))]
 
     @property
     def directions(self) -> list[str]:
@@ -108,12 +109,19 @@ def pareto_rows(view: StudyView, robust: float | None = None) -> list[dict[str, 
 
 
 def trials_frame(view: StudyView) -> pd.DataFrame:
-    """number, state, a column per metric, params_* columns, then where it ran, why it failed."""
+    """number, state, a column per metric (an objective's std over the seeds beside it, with
+    repeats), params_* columns, then where it ran, why it failed."""
+    trials = view.trials()
+    repeats = any(TrialRecord(t).seed_std for t in trials)
+    metrics = [
+        c for m in METRICS for c in ([m, f"{m}_std"] if repeats and m in view.metric_names else [m])
+    ]
     rows = []
-    for t in view.trials():
+    for t in trials:
         record = TrialRecord(t)
         row: dict[str, Any] = {"number": t.number, "state": t.state.name}
-        row.update({m: record.metrics.get(m) for m in METRICS})
+        values = record.metrics | {f"{m}_std": v for m, v in record.seed_std.items()}
+        row.update({m: values.get(m) for m in metrics})
         row.update({f"params_{k}": v for k, v in t.params.items()})
         row["feasible"] = all(v <= 0 for v in t.constraints.values()) if t.constraints else True
         row["device"] = record.device
@@ -126,11 +134,11 @@ def trials_frame(view: StudyView) -> pd.DataFrame:
         rows.append(row)
     frame = pd.DataFrame(rows)
     if frame.empty:
-        return pd.DataFrame(columns=["number", "state", *METRICS])
+        return pd.DataFrame(columns=["number", "state", *metrics])
     frame = frame.convert_dtypes()  # ints stay ints next to missing values
     params = sorted(c for c in frame.columns if c.startswith("params_"))
-    rest = [c for c in frame.columns if c not in params and c not in ("number", "state", *METRICS)]
-    return frame[["number", "state", *METRICS, *params, *rest]]
+    rest = [c for c in frame.columns if c not in params and c not in ("number", "state", *metrics)]
+    return frame[["number", "state", *metrics, *params, *rest]]
 
 
 def pick(view: StudyView, how: str) -> FrozenTrial:
@@ -144,7 +152,7 @@ def pick(view: StudyView, how: str) -> FrozenTrial:
         return front[knee([t.values for t in front], view.directions)]
     metric = {"fastest": "train_time_s", "most-accurate": "val_accuracy"}.get(how)
     if metric is None:
-        raise ConfigError(f"{option('pick')} {how}: choose from {', '.join(PICKS)}")
+        raise ConfigError(choose_from(option("pick"), how, PICKS))
     sign = -1 if how == "most-accurate" else 1
     return min(front, key=lambda t: (sign * TrialRecord(t).metrics[metric], t.number))
 
@@ -157,6 +165,26 @@ def trial_by_number(view: StudyView, number: int) -> FrozenTrial:
         f"{option('trial')} {number}: study {view.study.study_name!r} has no such trial "
         f"(numbers 0..{len(view.trials()) - 1})"
     )
+
+
+PICK_LABELS = {"knee": "the knee", "fastest": "the fastest", "most-accurate": "the most accurate"}
+
+
+def describe_choice(view: StudyView, trial: FrozenTrial, how: str | None = None) -> str:
+    """Which trial an export took and what it is worth: a line for the user; a warning for a
+    trial that did not complete (its config ran, but gave no result to trust)."""
+    if trial.state != TrialState.COMPLETE:
+        record = TrialRecord(trial)
+        why = f" ({record.error})" if record.error else ""
+        if record.stopped_at is not None:
+            why = f" (stopped early at epoch {record.stopped_at})"
+        return f"warning: trial {trial.number} is {trial.state.name}{why}, not a complete result"
+    values = ", ".join(f"{m} {v:.4g}" for m, v in objective_values(view, trial).items())
+    if how is not None:
+        size = len(view.front())
+        return f"trial {trial.number}: {PICK_LABELS[how]} of the front's {size} ({values})"
+    on_front = trial.number in {t.number for t in view.front()}
+    return f"trial {trial.number}: {values}; {'on' if on_front else 'not on'} the front"
 
 
 def exported_config(trial: FrozenTrial) -> TrialConfig:

@@ -14,11 +14,12 @@ from optuna.exceptions import UpdateFinishedTrialError
 from optuna.storages import RetryHeartbeatStaleTrialCallback
 from optuna.trial import FrozenTrial
 
-from dse.errors import ConfigError, StorageError, option
+from dse.errors import ConfigError, StorageError, choose_from, option
 from dse.search.optuna_private import stale_trials
 from dse.search.records import StudyRecord, TrialRecord, enqueue_point, param_key
 from dse.search.storage import STALE_RETRIES, creation_lock
 from dse.space import SearchSpace
+from dse.train.result import current_metric
 
 SAMPLERS = ("grid", "random", "nsga2", "tpe", "gp")
 
@@ -64,10 +65,9 @@ def create_study(
         if name not in study_names(storage):
             return _create(storage, name, space, sampler)
         study = optuna.load_study(study_name=name, storage=storage, sampler=sampler)
-        if (
-            study.metric_names != space.metric_names
-            or [d.name.lower() for d in study.directions] != space.directions
-        ):
+        if [current_metric(name) for name in study.metric_names or []] != space.metric_names or [
+            d.name.lower() for d in study.directions
+        ] != space.directions:
             raise ConfigError(
                 f"study {name!r} exists with objectives {study.metric_names}; the space asks for "
                 f"{space.metric_names}: use another {option('study')} or {option('storage')}"
@@ -145,9 +145,7 @@ def make_sampler(name: str, seed: int, budget: int | None = None) -> optuna.samp
         return optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup)
     if name == "gp":
         return optuna.samplers.GPSampler(seed=seed, n_startup_trials=startup)
-    raise ConfigError(
-        f"{option('sampler')} {name}: unknown sampler; choose from {', '.join(SAMPLERS)}"
-    )
+    raise ConfigError(choose_from(option("sampler"), name, SAMPLERS))
 
 
 def enqueue_missing(

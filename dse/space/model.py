@@ -6,6 +6,7 @@ From a point (values by dotted key) to the TrialConfig that trains it.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from functools import cached_property
 from typing import Any
@@ -63,6 +64,13 @@ class Fingerprint:
 
     def to_dict(self) -> dict[str, Any]:
         return json.loads(json.dumps(asdict(self)))  # as stored: JSON types
+
+    def with_current_metrics(self, rename: Callable[[str], str]) -> Fingerprint:
+        """The same space with metric names as `rename` gives them today (a stored one may
+        hold older names)."""
+        renamed = [" ".join([rename(c.split()[0]), *c.split()[1:]]) for c in self.constraints]
+        objectives = {rename(m): d for m, d in self.objectives.items()}
+        return replace(self, objectives=objectives, constraints=renamed)
 
     def differences(self, other: Fingerprint) -> list[str]:
         """The parts that differ, as dotted keys (`axes.optimizer.lr`, `base.epochs`)."""

@@ -38,7 +38,7 @@ from dse.errors import ConfigError, option
 from dse.presets import PRESETS, preset
 from dse.space.axes import Axis, Choice, Fixed, Range, active_axes, encode, name_params
 from dse.space.model import DEFAULT_OBJECTIVES, PRESET_KEY, Constraint, SearchSpace
-from dse.train.result import METRICS
+from dse.train.result import METRICS, current_metric, current_metrics
 
 _RANGE_KEYS = {"low", "high", "log", "step"}
 _CONSTRAINT = re.compile(r"^\s*([a-z_]+)\s*(>=|<=)\s*([-+0-9.eE]+)\s*$")
@@ -202,6 +202,7 @@ def _parse_constraint(text: str, where: str) -> Constraint:
     if not match:
         raise ConfigError(f"{where}: {text!r}: expected 'METRIC >= NUMBER' or 'METRIC <= NUMBER'")
     metric, op, bound = match.groups()
+    metric = current_metric(metric)
     if metric not in METRICS:
         raise ConfigError(f"{where}: {metric!r} is not a metric; choose from {', '.join(METRICS)}")
     _check_not_test(metric, where)
@@ -223,9 +224,15 @@ def parse_space(data: Any, source: str) -> SearchSpace:
     try:
         spec = _SpaceFile.model_validate_json(json.dumps(data))
     except ValidationError as exc:
-        raise ConfigError(f"{source}: {describe_validation_error(exc)}") from None
+        raise ConfigError(f"{source}: {describe_validation_error(exc, _SpaceFile)}") from None
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{source}: {exc}") from None
+    spec = spec.model_copy(  # an old space's metric names, as today's
+        update={
+            "objectives": current_metrics(spec.objectives),
+            "reference_point": spec.reference_point and current_metrics(spec.reference_point),
+        }
+    )
     if not 2 <= len(spec.objectives) <= 3:
         raise ConfigError(f"{source}: objectives: give 2 or 3 metrics, got {len(spec.objectives)}")
     for metric in spec.objectives:

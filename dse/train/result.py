@@ -11,10 +11,23 @@ METRICS = (
     "time_to_best_s",
     "val_accuracy",
     "test_accuracy",
-    "params",
+    "n_params",
     "peak_mem_mb",
     "train_gflops",
 )
+# Metrics stored under another name before: `params` was the model's parameter count; dse now
+# keeps that word for a trial's hyperparameters, as optuna does. Old studies and spaces read on.
+RENAMED_METRICS = {"params": "n_params"}
+
+
+def current_metric(name: str) -> str:
+    """A metric's name today, for a name an old study or space may hold."""
+    return RENAMED_METRICS.get(name, name)
+
+
+def current_metrics(values: dict[str, Any]) -> dict[str, Any]:
+    """Metric values keyed by today's names."""
+    return {current_metric(name): value for name, value in values.items()}
 
 
 @dataclass(frozen=True)
@@ -38,7 +51,7 @@ class TrialResult:
     best_epoch: int
     val_accuracy: float  # best over the epochs: the selection metric
     test_accuracy: float  # of the best-validation weights; reported, never used to select
-    params: int
+    n_params: int  # the model's trainable parameters
     peak_mem_mb: float  # CUDA: peak allocated; CPU: the process's peak resident set
     train_gflops: float  # analytic: 3 x forward FLOPs x samples processed
     samples_per_s: float
@@ -70,7 +83,7 @@ class TrialResult:
         return replace(
             first,
             config=config,
-            **{**means, "params": first.params},
+            **{**means, "n_params": first.n_params},
             samples_per_s=float(np.mean([r.samples_per_s for r in results])),
             per_seed=per_seed,
             seed_std=std,

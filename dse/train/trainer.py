@@ -323,7 +323,7 @@ def _trial_result(run: _Run, progress: _Progress, test_accuracy: float) -> Trial
         best_epoch=progress.best[1],
         val_accuracy=progress.best[0],
         test_accuracy=test_accuracy,
-        params=run.summary.params,
+        n_params=run.summary.params,
         peak_mem_mb=peak_memory_mb(run.device),
         train_gflops=TRAIN_FLOPS_FACTOR * run.summary.flops_per_sample * seen / 1e9,
         samples_per_s=seen / train_time if train_time > 0 else 0.0,

@@ -60,7 +60,7 @@ def test_noise_ties_name_neighbours_within_the_noise_only():
     ties = noise_ties(rows, ["train_time_s", "val_accuracy"], calibration)
     assert [(a, b) for a, b, _ in ties] == [(1, 2)]
     assert "train_time_s 2.9% < CV 5.0%" in ties[0][2]
-    assert noise_ties(rows, ["train_time_s", "params"], calibration) == []  # params: no noise
+    assert noise_ties(rows, ["train_time_s", "n_params"], calibration) == []  # n_params: no noise
 
 
 def test_calibrate_then_run_then_pareto_warns(workdir):

@@ -12,8 +12,8 @@ from tests.conftest import last_json
 runner = CliRunner()
 
 
-def _measured(acc: float, time_s: float, params: int = 100) -> Measured:
-    return Measured(1, "mnist", acc, acc, time_s, time_s / 2, params)
+def _measured(acc: float, time_s: float, n_params: int = 100) -> Measured:
+    return Measured(1, "mnist", acc, acc, time_s, time_s / 2, n_params)
 
 
 def test_rows_relative_to_baseline_beside_the_papers():
@@ -21,7 +21,7 @@ def test_rows_relative_to_baseline_beside_the_papers():
         {
             "baseline": _measured(99.0, 100.0),
             "warm_adabatch": _measured(99.2, 40.0),
-            "weight_sharing": _measured(98.9, 90.0, params=80),
+            "weight_sharing": _measured(98.9, 90.0, n_params=80),
         }
     )
     assert [r["config"] for r in rows] == ["Baseline", "WarmAdaBatch", "WeightSharing"]
@@ -31,7 +31,7 @@ def test_rows_relative_to_baseline_beside_the_papers():
     assert wab["paper_acc_%"] == 99.454 and wab["paper_time_s"] == 2400
     assert wab["paper_time_reduction_%"] == round(100 * (1 - 2400 / 8700), 1)  # 72.4
     assert wab["paper_acc_change_pts"] == round(99.454 - 99.366, 3)
-    assert rows[2]["paper_params"] == 6_719_920 and rows[0]["paper_params"] == 8_227_248
+    assert rows[2]["paper_n_params"] == 6_719_920 and rows[0]["paper_n_params"] == 8_227_248
 
 
 def test_orderings_count_pairs_in_the_papers_order():
@@ -65,7 +65,9 @@ def test_reproduce_runs_a_tiny_paper_space_end_to_end(workdir):
     data = last_json(again)
     assert [r["config"] for r in data["rows"]] == ["Baseline", "ExpDecay", "WeightSharing"]
     assert data["rows"][0]["time_reduction_%"] == 0.0 and data["rows"][0]["trials"] == 1
-    assert data["rows"][2]["params"] < data["rows"][0]["params"]  # shared weights, small decoder
+    assert (
+        data["rows"][2]["n_params"] < data["rows"][0]["n_params"]
+    )  # shared weights, small decoder
     assert [o["measure"] for o in data["orderings"]] == [
         "time (measured)",
         "time (paper's way)",

@@ -197,6 +197,6 @@ def test_settings_are_checked():
     for bad in ("1,x", "3,1", "0,2", "1,1"):
         with pytest.raises(ConfigError, match="^rungs"):
             parse_rungs(bad)
-    with pytest.raises(ConfigError, match="objectives.params: early_stop moasha cannot"):
-        EarlyStop().check(["train_time_s", "params"], "s.yaml")
+    with pytest.raises(ConfigError, match="objectives.n_params: early_stop moasha cannot"):
+        EarlyStop().check(["train_time_s", "n_params"], "s.yaml")
     assert EarlyStop((1, 3, 9)).decides_at(3, 9) and not EarlyStop((1, 3, 9)).decides_at(9, 9)

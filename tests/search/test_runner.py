@@ -93,7 +93,8 @@ def test_smoke_space_on_real_mnist(tmp_path, monkeypatch):
         expected = space.config_for(values, name=f"smoke-{t.number}").to_dict()
         assert t.user_attrs["config"] == expected
         assert (
-            t.user_attrs["metrics"]["params"] > 0 and t.user_attrs["environment"]["device"] == "cpu"
+            t.user_attrs["metrics"]["n_params"] > 0
+            and t.user_attrs["environment"]["device"] == "cpu"
         )
         assert len(t.user_attrs["history"]) == expected["epochs"]
 

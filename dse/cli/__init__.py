@@ -1,0 +1,146 @@
+"""dse finds the fastest ways to train a Capsule Network that still reach your accuracy.
+
+Describe a search space in YAML (axes such as the LR policy, the batch-size schedule, routing
+iterations, weight sharing); `dse run` trains every combination as a trial on your GPUs or CPU
+cores, keeps time and accuracy in a results database and prints the Pareto front; `dse pareto
+--plot` draws it; `dse export` writes the chosen configuration to train again.
+
+Start with: dse spaces; dse run --space quick.yaml; dse pareto --plot
+"""
+
+# The command line only parses, calls one function of dse.commands and prints what it shows.
+
+from __future__ import annotations
+
+import os
+import sys
+import warnings
+from importlib import metadata
+from typing import Annotated
+
+import typer
+from typer.core import TyperCommand, TyperGroup
+
+from dse.cli import explore, single
+from dse.errors import DseError
+
+EXPLORE = "Explore a space"
+ONE_CONFIG = "One configuration"
+
+
+def _one_line_warning(message, category, filename, lineno, line=None) -> str:
+    return f"warning: {message}\n"
+
+
+class _FlagsAsFlags:
+    """typer prints a type beside every option, `--plot <bool>` too, which reads as if the
+    flag took a value: flags show none."""
+
+    def get_params(self, ctx):
+        params = super().get_params(ctx)
+        for param in params:
+            if getattr(param, "is_flag", False):
+                param.metavar = ""
+        return params
+
+
+class Command(_FlagsAsFlags, TyperCommand):
+    pass
+
+
+class Group(_FlagsAsFlags, TyperGroup):
+    pass
+
+
+class OneLineErrors(Group):
+    """The error boundary of the whole app. What a user can get wrong is one line on stderr
+    and exit code 2: a DseError from any command (DSE_DEBUG=1 re-raises it with its
+    traceback), and a usage error (an unknown option, a value out of range), for which typer
+    would print a usage block and a framed message. Bugs still raise."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        warnings.formatwarning = _one_line_warning
+        if not standalone_mode:  # the caller handles every exception itself
+            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        try:
+            code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except DseError as exc:
+            if os.environ.get("DSE_DEBUG") == "1":
+                raise
+            sys.stderr.write(f"{exc.label}{exc.cli_message()}\n")
+            sys.exit(exc.exit_code)
+        except typer.TyperException as exc:  # typer's click exceptions derive from it
+            if type(exc).__name__ == "NoArgsIsHelpError":  # `dse` alone: its help, printed once
+                sys.stdout.write(exc.format_message().strip("\n") and exc.format_message())
+                sys.exit(2)  # click's rule for a group called without a command
+            sys.stderr.write(f"error: {' '.join(exc.format_message().split())}\n")
+            sys.exit(getattr(exc, "exit_code", 2))
+        except typer.Abort:
+            sys.stderr.write("Aborted!\n")
+            sys.exit(1)
+        sys.exit(code if isinstance(code, int) else 0)
+
+
+def _typer(help: str, cls: type = Group) -> typer.Typer:
+    return typer.Typer(
+        cls=cls,
+        no_args_is_help=True,
+        add_completion=False,
+        help=help,
+        context_settings={"help_option_names": ["-h", "--help"]},
+    )
+
+
+def _version(value: bool) -> None:
+    if value:
+        sys.stdout.write(f"dse {metadata.version('dse')}\n")
+        raise typer.Exit()
+
+
+app = _typer(__doc__, OneLineErrors)
+
+
+@app.callback()
+def _app(
+    version: Annotated[
+        bool | None,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
+    ] = None,
+) -> None:
+    pass
+
+
+def _add(target: typer.Typer, function, name: str | None = None, panel: str | None = None):
+    target.command(name, cls=Command, rich_help_panel=panel)(function)
+
+
+for function in (
+    explore.run,
+    explore.pareto,
+    explore.trials,
+    explore.studies,
+    explore.export,
+    explore.spaces,
+    explore.reproduce,
+):
+    _add(app, function, panel=EXPLORE)
+for function in (
+    single.train,
+    single.evaluate,
+    single.summary,
+    single.bench,
+    single.profile,
+    single.calibrate,
+    single.inspect,
+):
+    _add(app, function, panel=ONE_CONFIG)
+
+config_app = _typer("Show resolved configurations and presets.")
+_add(config_app, single.config_show, "show")
+_add(config_app, single.config_presets, "presets")
+app.add_typer(config_app, name="config", rich_help_panel=ONE_CONFIG)
+report_app = _typer("Figures across runs.")
+_add(report_app, single.report_accuracy, "accuracy")
+app.add_typer(report_app, name="report", rich_help_panel=ONE_CONFIG)
+
+main = app  # the console script

@@ -1,0 +1,130 @@
+"""Tables a person can read: `dse trials` keeps the telling columns that fit the terminal
+(`--columns` picks them; csv and json have every one), shows the std of each objective with
+repeats and why a trial failed; an empty study or front is a sentence; `dse export` says which
+trial it took. One name per meaning: `n_params` counts the model's parameters, `params` are a
+trial's hyperparameters."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from contextlib import closing
+from pathlib import Path
+
+import optuna
+import pytest
+from typer.testing import CliRunner
+
+from dse.cli import app
+from tests.conftest import write_space
+
+FIXTURES = Path(__file__).parents[1] / "fixtures"
+
+
+def _dse(*args: str, columns: int = 200):
+    return CliRunner().invoke(app, list(args), env={"COLUMNS": str(columns)})
+
+
+@pytest.fixture
+def old_db(workdir: Path) -> str:
+    """A study with finished, stopped and failed trials (see tests/test_old_layout.py)."""
+    with closing(sqlite3.connect(workdir / "old.db")) as db:
+        db.executescript((FIXTURES / "old_layout.sql").read_text())
+    return "sqlite:///old.db"
+
+
+def _header(table: str) -> list[str]:
+    line = next(line for line in table.splitlines() if "number" in line)
+    return [cell.strip() for cell in line.strip("┃│ ").replace("┃", "│").split("│")]
+
+
+def test_a_narrow_terminal_gets_the_telling_columns_and_hears_of_the_rest(old_db):
+    result = _dse("trials", "--storage", old_db, "--study", "legacy-grid", columns=100)
+    assert result.exit_code == 0, result.stderr
+    assert max(len(line) for line in result.stdout.splitlines()) <= 100
+    header = _header(result.stdout)
+    assert header[:4] == ["number", "state", "train_time_s", "val_accuracy"]
+    assert "error" in header  # a trial failed: why is worth a column
+    assert "out of memory" in result.stdout
+    (line,) = result.stderr.splitlines()
+    count, _, rest = line.partition(" more columns: ")
+    left_out = rest.removesuffix("; pick with --columns; csv and json have all").split(", ")
+    assert int(count) == len(left_out) and {"host", "test_accuracy"} <= set(left_out)
+    assert not set(left_out) & set(header)
+
+    wide = _dse("trials", "--storage", old_db, "--study", "legacy-grid", columns=400)
+    assert wide.stderr == "" and "params_model.routing_iterations" in _header(wide.stdout)
+    assert "feasible" not in _header(wide.stdout)  # no constraints: always true
+
+
+def test_columns_picks_the_table_and_names_parameters_without_their_prefix(old_db):
+    args = ["trials", "--storage", old_db, "--study", "legacy-grid"]
+    result = _dse(*args, "--columns", "number,model.routing_iterations,n_params,error")
+    assert result.exit_code == 0, result.stderr
+    assert _header(result.stdout) == [
+        "number",
+        "params_model.routing_iterations",
+        "n_params",
+        "error",
+    ]
+    typo = _dse(*args, "--columns", "number,val_acuracy")
+    assert typo.exit_code == 2 and typo.stdout == ""
+    assert typo.stderr.startswith("error: --columns val_acuracy: choose from number, state,")
+    assert typo.stderr.endswith("(did you mean val_accuracy?)\n")
+    every = json.loads(_dse(*args, "--columns", "number", "--format", "json").stdout)
+    assert len(every[0]) == 19  # json (and csv) keep every column
+
+
+def test_one_name_per_meaning(old_db):
+    args = ["--storage", old_db, "--study", "legacy-grid", "--format", "json"]
+    trials = json.loads(_dse("trials", *args).stdout)
+    assert all("params" not in row and row["n_params"] > 0 for row in trials if row["n_params"])
+    front = json.loads(_dse("pareto", *args).stdout)
+    assert set(front[0]["params"]) == {
+        "model.routing_iterations",
+        "optimizer.lr",
+        "batch_schedule.batch_size",
+    }
+
+
+def test_repeats_give_the_objectives_std(workdir):
+    space = write_space(workdir)
+    run = _dse("run", "--space", str(space), "--gpus", "cpu", "--quiet", "--repeats", "2")
+    assert run.exit_code == 0, run.stderr
+    rows = json.loads(_dse("trials", "--format", "json").stdout)
+    assert all(row["train_time_s_std"] > 0 for row in rows)
+    assert all(0 <= row["val_accuracy_std"] < 1 for row in rows)
+    assert "test_accuracy_std" not in rows[0]  # only the objectives, as in dse pareto
+    header = _header(_dse("trials").stdout)
+    assert header[2:6] == ["train_time_s", "train_time_s_std", "val_accuracy", "val_accuracy_std"]
+
+
+def test_an_empty_study_is_a_sentence(workdir):
+    Path("results").mkdir()
+    optuna.create_study(
+        storage="sqlite:///results/dse.db", study_name="fresh", directions=["minimize"] * 2
+    )
+    trials = _dse("trials")
+    assert trials.exit_code == 0 and trials.stdout == "study 'fresh' has no trials yet\n"
+    assert json.loads(_dse("trials", "--format", "json").stdout) == []
+    front = _dse("pareto")
+    assert front.exit_code == 0, front.stderr
+    assert front.stdout.startswith("Pareto front of fresh: empty (no trial is complete")
+    assert json.loads(_dse("pareto", "--format", "json").stdout) == []
+
+
+def test_export_says_which_trial_it_took(old_db, workdir):
+    args = ["export", "--storage", old_db, "--study", "legacy-grid"]
+    knee = _dse(*args, "--pick", "most-accurate", "--out", "best.yaml")
+    assert knee.exit_code == 0 and knee.stdout == ""
+    assert knee.stderr.splitlines() == [
+        "trial 9: the most accurate of the front's 2 (train_time_s 1.017, val_accuracy 0.12)",
+        "trial 9 -> best.yaml",
+    ]
+    stopped = _dse(*args, "--trial", "0")
+    assert stopped.exit_code == 0 and stopped.stdout.startswith("name: legacy-grid-0")
+    assert stopped.stderr == (
+        "warning: trial 0 is PRUNED (stopped early at epoch 1), not a complete result\n"
+    )
+    complete = _dse(*args, "--trial", "10")
+    assert complete.stderr.startswith("trial 10: train_time_s 0.969, val_accuracy 0.08; on the")
