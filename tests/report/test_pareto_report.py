@@ -24,7 +24,7 @@ from dse.search.results import (
 from dse.search.storage import open_storage
 from dse.search.study import create_study, make_sampler
 from dse.space import parse_space
-from tests.report.chromium import needs_chromium, rendered_dom
+from tests.report.chromium import needs_chromium, rendered_dom, rendered_figures, screenshot
 
 MM = ["minimize", "maximize"]
 
@@ -263,3 +263,44 @@ def test_the_hypervolume_axes_start_at_zero_and_count_whole_trials(tmp_path):
     assert layout.xaxis.rangemode == layout.xaxis2.rangemode == "tozero"
     assert layout.yaxis.rangemode == layout.yaxis2.rangemode == "tozero"
     assert [whole_step(n) for n in (1, 10, 11, 25, 60, 150)] == [1, 1, 2, 5, 10, 20]
+
+
+@needs_chromium
+def test_the_report_explains_the_front_in_chromium_at_1400_px(tmp_path):
+    view = _curved_study()
+    front = view.front()
+    files = write_report(view, tmp_path / "report", png=False)
+    page = rendered_figures(files.html, tmp_path / "chromium", width=1400)
+    assert page["width"] <= 1400 and all(g["drawn"] for g in page["graphs"])
+    front_graph, effects_graph, curves_graph, volume_graph = page["graphs"]
+
+    kinds = [f"{t['type']}:{t['mode']}:{t['shape']}" for t in front_graph["traces"]]
+    assert kinds.count("scatter:lines:hv") == 1  # the staircase
+    coloured = [
+        t for t in front_graph["traces"] if t["name"].startswith("model.routing_iterations = ")
+    ]
+    assert len(coloured) == 2
+    (members,) = [t for t in front_graph["traces"] if t["name"] == "Pareto front"]
+    assert members["mode"] == "markers" and members["points"] == len(front)
+
+    assert "mean difference vs the other trials, ±1 s.e." in effects_graph["title"]
+    assert [(t["type"], t["error_x"]) for t in effects_graph["traces"]] == [("bar", True)] * 2
+    assert effects_graph["traces"][0]["points"] == 5  # 3 policies + 2 routings
+    assert effects_graph["subtitles"] == [
+        "train_time_s: lower is better",
+        "val_accuracy: higher is better",
+    ]
+
+    assert curves_graph["subtitles"] == ["by epoch", "by training seconds"]
+    assert len(curves_graph["traces"]) == 2 * (len(front) - 1)  # trial 0 has no curve
+    assert all(t["mode"] == "lines+markers" for t in curves_graph["traces"])
+
+    assert volume_graph["title"].startswith("Hypervolume over trials")
+    assert [t["points"] for t in volume_graph["traces"]] == [14, 14]
+
+    png = screenshot(
+        files.html, tmp_path / "report.png", tmp_path / "chromium", 1400, page["height"]
+    )
+    header = png.read_bytes()[:24]
+    assert header[:8] == b"\x89PNG\r\n\x1a\n"
+    assert int.from_bytes(header[16:20], "big") == 1400  # the IHDR width
