@@ -161,7 +161,8 @@ def pareto_figure(view: StudyView, color_by: str | None = None) -> go.Figure:
     feasible = view.feasible()
     others = [t for t in feasible if t.number not in on_front]
     complete = [t for t in view.trials() if t.state == TrialState.COMPLETE]
-    infeasible = [t for t in complete if t.number not in {f.number for f in feasible}]
+    meets = {t.number for t in feasible}
+    infeasible = [t for t in complete if t.number not in meets]
     chance = robustness(view)
     fig = go.Figure()
     region = staircase(view, front)
