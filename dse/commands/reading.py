@@ -21,14 +21,23 @@ def pareto(
     robust: float | None = None,
     color_by: str | None = None,
 ) -> Shown:
-    """The Pareto-optimal trials; with `plot` the HTML report (and a PNG) in `out`. The
-    hypervolume, its reference point and the compute spent go to stderr."""
+    """The Pareto-optimal trials; with `plot` the HTML report (and a PNG) in `out`, its other
+    trials coloured by the axis `color_by` (by default the one that explains most of the first
+    objective). The hypervolume, its reference point and the compute spent go to stderr."""
     from dse.measure.calibrate import noise_warnings
     from dse.search import results
 
+    if color_by is not None and not plot:
+        raise ConfigError(
+            f"{option('color_by')} {color_by}: it colours the report's trials; "
+            f"give {option('plot')} too"
+        )
     view = results.open_view(storage, study)
     if plot:
+        from dse.report.front import check_color_by
+
         check_output_dir(out, "out")
+        check_color_by(view, color_by)
     rows = results.pareto_rows(view, robust)
     shown = front_shown(rows, f"Pareto front of {view.study.study_name}")
     if view.calibration:  # front neighbours closer than the measured noise: order is noise
@@ -37,7 +46,7 @@ def pareto(
     if plot:
         from dse.report.pareto_report import write_report
 
-        files = write_report(view, Path(out))
+        files = write_report(view, Path(out), color_by=color_by)
         shown.notes.append(f"report: {files.html}")
         shown.notes.append(
             f"png: {files.png}" if files.png else f"png skipped: {files.png_skipped}"

@@ -46,6 +46,18 @@ class StudyView:
     def trials(self) -> list[FrozenTrial]:
         return self.study.get_trials(deepcopy=False)
 
+    def feasible(self) -> list[FrozenTrial]:
+        """The complete trials that meet every constraint (the front is chosen among them)."""
+        return [
+            t
+            for t in self.trials()
+            if t.state == TrialState.COMPLETE and all(v <= 0 for v in t.constraints.values())
+        ]
+
+    def axes(self) -> list[str]:
+        """The parameter names the study's trials set (its axes, sub-axes included), sorted."""
+        return sorted({name for t in self.trials() for name in t.params})
+
     def front(self) -> list[FrozenTrial]:
         """optuna's Pareto set (feasible complete trials), ordered by the first objective."""
         return sorted(self.study.best_trials, key=lambda t: (t.values[0], t.number))
@@ -70,11 +82,7 @@ def seed_values(view: StudyView, trial: FrozenTrial) -> list[list[float]]:
 def robustness(view: StudyView, resamples: int = DEFAULT_RESAMPLES) -> dict[int, float]:
     """Each feasible complete trial's probability of being non-dominated, by a bootstrap over
     its seeds (dse/search/robust.py); empty when no trial has repeats."""
-    trials = [
-        t
-        for t in view.trials()
-        if t.state == TrialState.COMPLETE and all(v <= 0 for v in t.constraints.values())
-    ]
+    trials = view.feasible()
     values = [seed_values(view, t) for t in trials]
     if all(len(v) == 1 for v in values):
         return {}

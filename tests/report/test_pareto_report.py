@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import optuna
 import pytest
-from optuna.distributions import CategoricalDistribution
+from optuna.distributions import CategoricalDistribution, FloatDistribution
 from optuna.trial import TrialState
 
+from dse import commands
+from dse.errors import ConfigError
+from dse.report.front import pareto_figure, staircase
+from dse.report.panels import curves_figure, hypervolume_figure, whole_step
 from dse.report.pareto_report import write_report
 from dse.search.pareto import hypervolume
+from dse.search.records import EpochPoint, TrialRecord
 from dse.search.results import (
     StudyView,
     hypervolume_history,
@@ -19,7 +24,7 @@ from dse.search.results import (
 from dse.search.storage import open_storage
 from dse.search.study import create_study, make_sampler
 from dse.space import parse_space
-from tests.report.chromium import needs_chromium, rendered_dom
+from tests.report.chromium import needs_chromium, rendered_dom, rendered_figures, screenshot
 
 MM = ["minimize", "maximize"]
 
@@ -115,5 +120,187 @@ def test_three_objectives_add_a_3d_view(tmp_path):
     )
     files = write_report(view, tmp_path / "r3", png=False)
     page = files.html.read_text()
-    assert page.count('class="plotly-graph-div"') == 3 and "scatter3d" in page
+    # the front, the 3-D view, what each choice buys, the hypervolume (no curves stored)
+    assert page.count('class="plotly-graph-div"') == 4 and "scatter3d" in page
+    assert "No front trial has a stored learning curve" in page
     assert files.png is None and files.png_skipped == "not asked for"
+
+
+# --- the report that explains the front -------------------------------------------------------
+
+AXES = {
+    "lr_policy.name": ["constant", "exp_decay", "warm_restarts"],
+    "model.routing_iterations": [1, 3],
+}
+
+
+def _curved_study(url: str | None = None, n: int = 14) -> StudyView:
+    """`n` trials over two axes, each with a learning curve written through TrialRecord, except
+    trial 0 (the fastest, on the front): a trial from before curves were stored. In memory,
+    or in the database at `url`."""
+    space = parse_space({"name": "curves", "axes": AXES}, "curves.yaml")
+    # trials asked and told by hand: a storage without the runner's heartbeat
+    storage = optuna.storages.RDBStorage(url) if url else optuna.storages.InMemoryStorage()
+    study = create_study(storage, "curves", space, make_sampler("random", 0))
+    distributions = {k: CategoricalDistribution(v) for k, v in AXES.items()}
+    for i in range(n):
+        policy = AXES["lr_policy.name"][i % 3]
+        routing = AXES["model.routing_iterations"][i // 3 % 2]
+        study.enqueue_trial({"lr_policy.name": policy, "model.routing_iterations": routing})
+        trial = study.ask(distributions)
+        seconds = 10.0 + 3 * i + (25 if routing == 3 else 0)
+        accuracy = 0.9 + 0.004 * (i % 5) + (0.03 if routing == 3 else 0) - 0.01 * (i % 3 == 0)
+        epochs = 2 + i % 2
+        curve = [
+            EpochPoint(
+                e, 64, seconds / epochs, seconds * e / epochs, accuracy - 0.02 * (epochs - e)
+            )
+            for e in range(1, epochs + 1)
+        ]
+        if i > 0:
+            TrialRecord(trial).set_curve(curve)
+        study.tell(trial, [seconds, accuracy])
+    return StudyView(study)
+
+
+def test_the_staircase_is_the_region_the_front_dominates_in_either_direction(tmp_path):
+    view = _study(tmp_path)  # train_time_s minimized, val_accuracy maximized
+    region = staircase(view, view.front())
+    assert region.line.shape == "hv" and region.fill == "toself"
+    ref_x, ref_y = reference_point(view)
+    corners = list(zip(region.x, region.y, strict=True))
+    assert corners == [
+        (10, ref_y),
+        (10, 0.9),
+        (12, 0.95),
+        (20, 0.97),
+        (ref_x, 0.97),
+        (ref_x, ref_y),
+    ]
+    both_max = _study(tmp_path / "max", {"val_accuracy": "maximize", "params": "maximize"})
+    region = staircase(both_max, both_max.front())
+    ref_x, ref_y = reference_point(both_max)
+    assert ref_x == pytest.approx(8.0) and region.line.shape == "vh"
+    assert list(zip(region.x, region.y, strict=True)) == [
+        (ref_x, 0.97),
+        (20, 0.97),
+        (30, 0.96),
+        (30, ref_y),
+        (ref_x, ref_y),
+    ]
+
+
+def test_the_trials_are_coloured_by_the_axis_asked_for_or_the_one_that_explains_most(tmp_path):
+    view = _curved_study()
+    default = pareto_figure(view)  # routing adds 25 s: it explains most of train_time_s
+    assert "coloured by model.routing_iterations (explains" in default.layout.title.text
+    names = [t.name for t in default.data]
+    assert "model.routing_iterations = 1" in names and "model.routing_iterations = 3" in names
+    chosen = pareto_figure(view, "lr_policy.name")
+    assert "coloured by lr_policy.name (chosen)" in chosen.layout.title.text
+    assert chosen.layout.legend.title.text == "colour: lr_policy.name"
+    coloured = [t for t in chosen.data if t.name.startswith("lr_policy.name = ")]
+    assert len({t.marker.color for t in coloured}) == len(coloured) >= 2
+    with pytest.raises(ConfigError) as error:
+        pareto_figure(view, "model.routing")
+    assert str(error.value) == (
+        "color_by 'model.routing': study 'curves' has no such axis "
+        "(its axes: lr_policy.name, model.routing_iterations)"
+    )
+    assert "--color-by 'model.routing'" in error.value.cli_message()
+
+
+def test_a_many_valued_numeric_axis_colours_on_a_scale(tmp_path):
+    space = parse_space({"name": "lr", "axes": {"optimizer.lr": [0.1, 0.2]}}, "lr.yaml")
+    storage = optuna.storages.RDBStorage(f"sqlite:///{tmp_path}/lr.db")
+    study = create_study(storage, "lr", space, make_sampler("random", 0))
+    distribution = FloatDistribution(1e-4, 1.0, log=True)
+    for i in range(12):
+        lr = 10 ** (-3 + i / 4)
+        study.add_trial(
+            optuna.create_trial(
+                values=[10.0 + i, 0.9 + 0.005 * (i % 4)],
+                params={"optimizer.lr": lr},
+                distributions={"optimizer.lr": distribution},
+            )
+        )
+    figure = pareto_figure(StudyView(study))
+    (scaled,) = [t for t in figure.data if t.name == "optimizer.lr"]
+    assert scaled.marker.colorscale and scaled.marker.colorbar.title.text == "optimizer.lr"
+    assert len(scaled.marker.color) == len(scaled.x)
+
+
+def test_the_command_takes_color_by_and_checks_it_before_writing(tmp_path):
+    storage, out = f"sqlite:///{tmp_path}/c.db", tmp_path / "out"
+    view = _curved_study(storage)
+    with pytest.raises(ConfigError, match="color_by model.routing: it colours the report"):
+        commands.pareto(storage, "curves", color_by="model.routing")
+    with pytest.raises(ConfigError, match="its axes: lr_policy.name, model.routing_iterations"):
+        commands.pareto(storage, "curves", plot=True, out=str(out), color_by="model.routing")
+    assert not out.exists()
+    shown = commands.pareto(storage, "curves", plot=True, out=str(out), color_by="lr_policy.name")
+    assert f"report: {out / 'curves-pareto.html'}" in shown.notes
+    assert len(view.front()) >= 3
+
+
+def test_learning_curves_one_line_per_front_trial_that_has_one(tmp_path):
+    view = _curved_study()
+    front = view.front()
+    assert front[0].number == 0  # the fastest, stored without a curve
+    figure = curves_figure(view)
+    with_curves = [t for t in front if TrialRecord(t).curve]
+    assert len(figure.data) == 2 * len(with_curves) == 2 * (len(front) - 1)
+    by_epoch = figure.data[0]
+    assert list(by_epoch.x) == [p.epoch for p in TrialRecord(with_curves[0]).curve]
+    assert f"{len(with_curves)} of {len(front)} front trials" in figure.layout.title.text
+    assert curves_figure(_study(tmp_path / "old")) is None  # an old study: no curves at all
+
+
+def test_the_hypervolume_axes_start_at_zero_and_count_whole_trials(tmp_path):
+    figure = hypervolume_figure(_curved_study())
+    layout = figure.layout
+    assert layout.xaxis.dtick == 2 and layout.xaxis.tickformat == "d"  # 14 trials
+    assert layout.xaxis.rangemode == layout.xaxis2.rangemode == "tozero"
+    assert layout.yaxis.rangemode == layout.yaxis2.rangemode == "tozero"
+    assert [whole_step(n) for n in (1, 10, 11, 25, 60, 150)] == [1, 1, 2, 5, 10, 20]
+
+
+@needs_chromium
+def test_the_report_explains_the_front_in_chromium_at_1400_px(tmp_path):
+    view = _curved_study()
+    front = view.front()
+    files = write_report(view, tmp_path / "report", png=False)
+    page = rendered_figures(files.html, tmp_path / "chromium", width=1400)
+    assert page["width"] <= 1400 and all(g["drawn"] for g in page["graphs"])
+    front_graph, effects_graph, curves_graph, volume_graph = page["graphs"]
+
+    kinds = [f"{t['type']}:{t['mode']}:{t['shape']}" for t in front_graph["traces"]]
+    assert kinds.count("scatter:lines:hv") == 1  # the staircase
+    coloured = [
+        t for t in front_graph["traces"] if t["name"].startswith("model.routing_iterations = ")
+    ]
+    assert len(coloured) == 2
+    (members,) = [t for t in front_graph["traces"] if t["name"] == "Pareto front"]
+    assert members["mode"] == "markers" and members["points"] == len(front)
+
+    assert "mean difference vs the other trials, ±1 s.e." in effects_graph["title"]
+    assert [(t["type"], t["error_x"]) for t in effects_graph["traces"]] == [("bar", True)] * 2
+    assert effects_graph["traces"][0]["points"] == 5  # 3 policies + 2 routings
+    assert effects_graph["subtitles"] == [
+        "train_time_s: lower is better",
+        "val_accuracy: higher is better",
+    ]
+
+    assert curves_graph["subtitles"] == ["by epoch", "by training seconds"]
+    assert len(curves_graph["traces"]) == 2 * (len(front) - 1)  # trial 0 has no curve
+    assert all(t["mode"] == "lines+markers" for t in curves_graph["traces"])
+
+    assert volume_graph["title"].startswith("Hypervolume over trials")
+    assert [t["points"] for t in volume_graph["traces"]] == [14, 14]
+
+    png = screenshot(
+        files.html, tmp_path / "report.png", tmp_path / "chromium", 1400, page["height"]
+    )
+    header = png.read_bytes()[:24]
+    assert header[:8] == b"\x89PNG\r\n\x1a\n"
+    assert int.from_bytes(header[16:20], "big") == 1400  # the IHDR width

@@ -6,7 +6,7 @@ import optuna
 from typer.testing import CliRunner
 
 from dse.cli import app
-from dse.report.pareto_report import pareto_figure
+from dse.report.front import pareto_figure
 from dse.search.results import open_view
 from tests.conftest import last_json
 
