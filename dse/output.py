@@ -35,6 +35,7 @@ def stderr_console() -> Console:
 
 def note(text: str) -> None:
     """A line for the person at the terminal (stderr): progress, where files went, warnings."""
+    sys.stdout.flush()  # after what stdout has so far, where both reach one terminal
     sys.stderr.write(text if text.endswith("\n") else text + "\n")
 
 
@@ -192,6 +193,8 @@ def _numeric(rows: list[dict[str, Any]], column: str) -> bool:
 
 
 def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
     if isinstance(value, float):
         return f"{value:.4g}" if abs(value) < 1e5 else f"{value:,.0f}"
     if isinstance(value, int) and not isinstance(value, bool):
