@@ -67,6 +67,7 @@ from dse.search.recorder import (
     seconds_per_epoch,
 )
 from dse.search.records import EpochPoint, Placement, StudyRecord, TrialRecord
+from dse.search.resilient import watch_signals
 from dse.search.signals import StopSignals
 from dse.search.storage import close_storage, open_storage
 from dse.search.study import (
@@ -110,7 +111,8 @@ def run_study(
         storage = None
         try:
             with setup_lock(options.storage):
-                storage = open_storage(options.storage, create=True)
+                storage = open_storage(options.storage, True, options.db_outage_limit)
+                watch_signals(storage, stop)  # Ctrl-C while waiting for the database
                 study, space = _set_up_study(storage, space, options, plan)
             if pool is None:
                 from dse.search.workers import WorkerPool
