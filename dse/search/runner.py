@@ -33,6 +33,7 @@ from __future__ import annotations
 import contextlib
 import signal
 import socket
+import sys
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -121,8 +122,8 @@ def run_study(
             runner = Runner(space, options, plan, study, pool, reporter or SilentReporter())
             return runner.run(stop)
         finally:
-            if pool is not None:
-                pool.close(abandon=stop.received is not None)
+            if pool is not None:  # a run ended by a signal or an error leaves its trials
+                pool.close(abandon=stop.received is not None or sys.exc_info()[0] is not None)
             if storage is not None:
                 close_storage(storage)
 
