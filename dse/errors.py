@@ -65,6 +65,11 @@ class StorageError(DseError):
     """The results database cannot be opened, or holds no such study or trial."""
 
 
+class DatabaseDown(StorageError):
+    """The results database stayed unreachable longer than the run's outage limit: the run
+    ends, its recorded trials are kept, and the same command resumes it."""
+
+
 class Interrupted(DseError):
     """A run stopped by a signal (Ctrl-C, or SIGTERM from a cluster's scheduler): its trials
     in flight are recorded and queued again, and the same command resumes."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -136,10 +137,9 @@ def load_study(storage: str, name: str):
     return optuna.load_study(study_name=name, storage=storage)
 
 
-@pytest.fixture(scope="session")
-def postgres_server():
-    """A private PostgreSQL server for the session (skipped only outside CI when not installed)."""
-    import os
+@contextlib.contextmanager
+def private_postgres():
+    """A private PostgreSQL server (skipped only outside CI when PostgreSQL is not installed)."""
     import shutil
     import tempfile
 
@@ -153,9 +153,26 @@ def postgres_server():
     folder = Path(tempfile.mkdtemp(prefix="dse-pg-"))  # not under pytest's root-only tmp
     server = PostgresServer(bin_dir, folder)
     server.start()
-    yield server
-    server.stop()
-    shutil.rmtree(folder, ignore_errors=True)
+    try:
+        yield server
+    finally:
+        with contextlib.suppress(Exception):  # a test may have left it stopped
+            server.stop()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """A private PostgreSQL server for the session."""
+    with private_postgres() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def restartable_postgres():
+    """A private PostgreSQL server of a test module's own: its tests stop and restart it."""
+    with private_postgres() as server:
+        yield server
 
 
 @pytest.fixture

@@ -74,6 +74,15 @@ def run(
     extend: Annotated[
         bool, typer.Option("--extend", help="Add the space's points to a study of another.")
     ] = False,
+    db_outage_limit: Annotated[
+        float,
+        typer.Option(
+            "--db-outage-limit",
+            metavar="SECONDS",
+            min=0,
+            help="How long the database may stay unreachable before the run stops (resumable).",
+        ),
+    ] = commands.DEFAULT_OUTAGE_LIMIT_S,
     format: FormatOpt = Format.table,
 ) -> None:
     """Explore a search space: trials in parallel, results in the database, then the front."""
@@ -92,6 +101,7 @@ def run(
         gpus_per_trial=gpus_per_trial,
         early_stop=commands.early_stop_from(early_stop, rungs, eta),
         extend=extend,
+        db_outage_limit=db_outage_limit,
     )
     live = not quiet and format is Format.table
     Output(format).show(commands.run(space, options, repeats, calibration, live))

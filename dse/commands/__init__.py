@@ -8,6 +8,7 @@ from dse.commands.reading import export, pareto, spaces, studies, trials
 from dse.commands.training import SPLITS, evaluate, presets, show_config, summary, train
 from dse.measure.calibrate import DEFAULT_PATH as CALIBRATION_PATH
 from dse.search.options import BACKENDS, RunOptions
+from dse.search.outage import DEFAULT_OUTAGE_LIMIT_S
 from dse.search.results import PICKS
 from dse.search.storage import DEFAULT_STORAGE
 from dse.search.study import SAMPLERS
@@ -15,6 +16,7 @@ from dse.search.study import SAMPLERS
 __all__ = [
     "BACKENDS",
     "CALIBRATION_PATH",
+    "DEFAULT_OUTAGE_LIMIT_S",
     "DEFAULT_STORAGE",
     "EARLY_STOP_RULES",
     "MODES",

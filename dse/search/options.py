@@ -10,6 +10,7 @@ from dse.config import TrialConfig
 from dse.errors import ConfigError, choose_from, option
 from dse.search.devices import Slot, cpu_count, plan_slots
 from dse.search.moasha import EarlyStop
+from dse.search.outage import DEFAULT_OUTAGE_LIMIT_S
 from dse.search.storage import DEFAULT_STORAGE
 from dse.search.study import SAMPLERS
 from dse.space import SearchSpace
@@ -36,6 +37,7 @@ class RunOptions:
     gpus_per_trial: int | None = None  # dask: GPUs a trial asks for (default: 1 if declared)
     early_stop: EarlyStop | None = None  # MO-ASHA rungs and eta; None runs every trial in full
     extend: bool = False  # run an existing study with another space: its points join the study
+    db_outage_limit: float = DEFAULT_OUTAGE_LIMIT_S  # seconds the database may stay unreachable
 
     def validate(self, space: SearchSpace) -> None:
         """Every combination of options that cannot run, before anything starts (and, for
@@ -48,6 +50,10 @@ class RunOptions:
             )
         if self.workers is not None and self.workers < 1:
             raise ConfigError(f"{option('workers')} {self.workers}: must be at least 1")
+        if not self.db_outage_limit >= 0:
+            raise ConfigError(
+                f"{option('db_outage_limit')} {self.db_outage_limit}: must be 0 seconds or more"
+            )
         self._check_backend()
         if self.early_stop is not None:
             self.early_stop.check(space.metric_names, space.source)

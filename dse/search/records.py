@@ -57,13 +57,8 @@ class Decision:
     cutoff: int  # how many positions go on: floor(of / eta) + 1
 
     def to_attr(self) -> dict[str, Any]:
-        return {
-            "values": list(self.values),
-            "proceed": self.proceed,
-            "position": self.position,
-            "of": self.of,
-            "cutoff": self.cutoff,
-        }
+        stored = {k: v for k, v in asdict(self).items() if k != "rung"}
+        return {**stored, "values": list(self.values)}
 
     @classmethod
     def from_attr(cls, rung: int, stored: dict[str, Any]) -> Decision:
@@ -93,6 +88,7 @@ WITHDRAWN = "withdrawn"  # asked over budget by a racing runner: not counted
 ORIGIN = "origin"  # enqueued as: "grid", "point" or "retry"
 POINT = "point"  # the params it was enqueued with (a queued trial has no params yet)
 RETRY_OF, RETRY_REASON, HALF_BATCH = "retry_of", "retry_reason", "half_batch"
+CREATION_TAG = "dse:creation"  # a system attribute: the tag a new trial is created with
 
 
 def param_key(params: dict[str, Any]) -> str:
@@ -181,6 +177,10 @@ class TrialRecord:
     @property
     def seed_std(self) -> dict[str, float]:
         return current_metrics(self.attrs.get(SEED_STD, {}))
+
+    @property
+    def creation_tag(self) -> str | None:  # search/resilient.py
+        return self.trial.system_attrs.get(CREATION_TAG)
 
     @property
     def half_batch(self) -> bool:
@@ -293,6 +293,10 @@ class TrialRecord:
     def mark_invalid(self, error: str) -> None:
         self._set(ERROR, error)
         self._set(INVALID, True)
+
+    def tag_creation(self, tag: str) -> None:
+        """Tag a new trial's template: a creation lost in a database outage is found again."""
+        self.trial.system_attrs = {**self.trial.system_attrs, CREATION_TAG: tag}
 
     def mark_withdrawn(self) -> None:
         self._set(WITHDRAWN, True)

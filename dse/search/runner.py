@@ -33,6 +33,7 @@ from __future__ import annotations
 import contextlib
 import signal
 import socket
+import sys
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -67,6 +68,7 @@ from dse.search.recorder import (
     seconds_per_epoch,
 )
 from dse.search.records import EpochPoint, Placement, StudyRecord, TrialRecord
+from dse.search.resilient import watch_signals
 from dse.search.signals import StopSignals
 from dse.search.storage import close_storage, open_storage
 from dse.search.study import (
@@ -110,7 +112,8 @@ def run_study(
         storage = None
         try:
             with setup_lock(options.storage):
-                storage = open_storage(options.storage, create=True)
+                storage = open_storage(options.storage, True, options.db_outage_limit)
+                watch_signals(storage, stop)  # Ctrl-C while waiting for the database
                 study, space = _set_up_study(storage, space, options, plan)
             if pool is None:
                 from dse.search.workers import WorkerPool
@@ -119,8 +122,8 @@ def run_study(
             runner = Runner(space, options, plan, study, pool, reporter or SilentReporter())
             return runner.run(stop)
         finally:
-            if pool is not None:
-                pool.close(abandon=stop.received is not None)
+            if pool is not None:  # a run ended by a signal or an error leaves its trials
+                pool.close(abandon=stop.received is not None or sys.exc_info()[0] is not None)
             if storage is not None:
                 close_storage(storage)
 

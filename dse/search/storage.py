@@ -6,6 +6,8 @@ the driver of the `dse[postgres]` extra), or a journal file (a path ending in .l
 .journal, or journal:PATH). RDB storages run with heartbeats: a trial whose runner died goes
 stale after GRACE_PERIOD_S, is marked FAIL and re-queued with the same parameters.
 Journal files have no heartbeats (optuna's limit): after a crash, stale RUNNING trials stay.
+A database storage rides out outages (resilient.ResilientStorage): a database that goes away
+is waited for, up to a limit, and every write lands once.
 
 Several `dse run` processes may start on one new SQLite database at the same moment: creating
 the schema and the study is serialized by a lock on the database's folder (optuna's own
@@ -27,11 +29,14 @@ import optuna
 from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 
 from dse.errors import ConfigError, DseError, StorageError, option
+from dse.search.outage import DEFAULT_OUTAGE_LIMIT_S
+from dse.search.resilient import ResilientStorage
 
 DEFAULT_STORAGE = "sqlite:///results/dse.db"
 HEARTBEAT_INTERVAL_S = 2
 GRACE_PERIOD_S = 10
 SQLITE_TIMEOUT_S = 60
+PG_CONNECT_TIMEOUT_S = 10
 STALE_RETRIES = 3  # optuna re-queues a stale trial's point this many times
 
 
@@ -74,8 +79,13 @@ def sqlite_path(url: str) -> Path | None:
     return None if path in ("", ":memory:") else Path(path)
 
 
-def open_storage(url: str, create: bool) -> optuna.storages.BaseStorage:
-    """Open a storage; with create=False nothing is created (a missing database is an error)."""
+def open_storage(
+    url: str, create: bool, outage_limit: float = DEFAULT_OUTAGE_LIMIT_S
+) -> optuna.storages.BaseStorage:
+    """Open a storage; with create=False nothing is created (a missing database is an error).
+
+    A database storage rides out outages up to `outage_limit` seconds (resilient.py): the
+    database must answer now, and may go away and come back later."""
     journal = journal_path(url)
     if journal is not None:
         return _open_journal(url, Path(journal), create)
@@ -94,10 +104,8 @@ def open_storage(url: str, create: bool) -> optuna.storages.BaseStorage:
         ) from None
     except ImportError as exc:
         raise open_error(given, exc) from None
-    engine_kwargs: dict[str, Any] = {}
+    engine_kwargs = _engine_kwargs(url)
     path = sqlite_path(url)
-    if url.startswith("sqlite"):
-        engine_kwargs = {"connect_args": {"timeout": SQLITE_TIMEOUT_S}}
     if path is not None:
         _check_sqlite_path(given, path, create)
     existed = path is not None and path.exists()
@@ -127,7 +135,17 @@ def open_storage(url: str, create: bool) -> optuna.storages.BaseStorage:
     if url.startswith("sqlite"):
         sqlalchemy.event.listen(storage.engine, "connect", _no_sync_per_commit)
         storage.engine.dispose()  # connections made from here on get the pragma
-    return storage
+    return ResilientStorage(storage, outage_limit)
+
+
+def _engine_kwargs(url: str) -> dict[str, Any]:
+    """SQLite waits for a busy database; PostgreSQL checks a pooled connection before use (a
+    server restart leaves the pool's connections dead) and gives up connecting after a while."""
+    if url.startswith("sqlite"):
+        return {"connect_args": {"timeout": SQLITE_TIMEOUT_S}}
+    if url.startswith("postgresql"):
+        return {"pool_pre_ping": True, "connect_args": {"connect_timeout": PG_CONNECT_TIMEOUT_S}}
+    return {}
 
 
 def close_storage(storage: optuna.storages.BaseStorage) -> None:
@@ -136,8 +154,9 @@ def close_storage(storage: optuna.storages.BaseStorage) -> None:
     The last SQLite connection to close checkpoints the WAL into the database file: closed
     here, that happens when `dse run` ends, not later inside whichever command runs next.
     """
-    if isinstance(storage, RDBStorage):
-        storage.engine.dispose()
+    rdb = storage.rdb if isinstance(storage, ResilientStorage) else storage
+    if isinstance(rdb, RDBStorage):
+        rdb.engine.dispose()
 
 
 def _use_wal(path: Path) -> None:

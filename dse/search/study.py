@@ -14,7 +14,7 @@ from optuna.exceptions import UpdateFinishedTrialError
 from optuna.storages import RetryHeartbeatStaleTrialCallback
 from optuna.trial import FrozenTrial
 
-from dse.errors import ConfigError, StorageError, choose_from, option
+from dse.errors import ConfigError, DseError, StorageError, choose_from, option
 from dse.search.optuna_private import stale_trials
 from dse.search.records import StudyRecord, TrialRecord, enqueue_point, param_key
 from dse.search.storage import STALE_RETRIES, creation_lock
@@ -29,6 +29,8 @@ optuna.logging.set_verbosity(optuna.logging.WARNING)
 def study_names(storage: optuna.storages.BaseStorage) -> list[str]:
     try:
         return [s.study_name for s in storage.get_all_studies()]
+    except DseError:  # the database went away (resilient.py)
+        raise
     except Exception as exc:  # a database without optuna's tables
         raise StorageError(f"the storage holds no dse results ({type(exc).__name__})") from None
 

@@ -16,6 +16,7 @@ from dse.space import load_space
     [
         (RunOptions(sampler="bogus"), "sampler bogus: choose from grid, random, nsga2, tpe, gp"),
         (RunOptions(workers=0), "workers 0: must be at least 1"),
+        (RunOptions(db_outage_limit=-1), "db_outage_limit -1: must be 0 seconds or more"),
         (RunOptions(backend="ray"), "backend ray: choose from local, dask"),
         (RunOptions(scheduler="tcp://h:1"), "scheduler needs backend dask"),
         (RunOptions(backend="dask"), "backend dask needs scheduler tcp://HOST:8786"),
