@@ -152,7 +152,9 @@ class TrialRecord:
 
     @property
     def error(self) -> str | None:
-        return self.attrs.get(ERROR)
+        """Why it failed; None for a trial that did not (a retry starts with the attributes
+        of the trial it retries, its error too)."""
+        return self.attrs.get(ERROR) if self.trial.state == TrialState.FAIL else None
 
     @property
     def curve(self) -> list[EpochPoint]:

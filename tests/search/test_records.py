@@ -92,6 +92,17 @@ def test_a_retry_starts_without_its_failed_runs_curve_and_decisions():
     assert record.curve == [] and record.decisions() == []
 
 
+def test_a_retry_that_completes_has_no_error():
+    """A stale trial's retry starts with its attributes (optuna copies them), the error too:
+    a trial that did not fail says no error."""
+    study = _study()
+    trial = study.ask()
+    trial.set_user_attr("error", "stale: no heartbeat for 12 s")
+    assert TrialRecord(_frozen(study, 0)).error is None  # running
+    study.tell(trial, [1.0, 0.5])
+    assert TrialRecord(_frozen(study, 0)).error is None
+
+
 def test_a_studys_record():
     study = _study()
     record = StudyRecord(study)
