@@ -79,7 +79,7 @@ def replay(
         )
         notes.append(f"figure written to {path}")
     rows = [_table_row(s.row()) for s in result.summaries]
-    data = [{**s.row(), "curve": s.curve_json()} for s in result.summaries]
+    data = [{**s.row(), "hv_curve": s.curve_json()} for s in result.summaries]
     title = f"replay of study {recording.study} ({len(grid.grid)} points)"
     return Shown(tables=[Rows(rows, title)], data=data, notes=notes)
 
