@@ -77,9 +77,13 @@ def decisions_of(run) -> dict[str, list[tuple]]:
 def test_replayed_moasha_takes_the_live_runs_decisions(workdir):
     """One worker, MO-ASHA over a real grid of 4: the replay over the run's own records stops
     the same trials at the same rungs, with the same positions and estimates."""
-    space = load_space(str(write_space(workdir, epochs=3)))
+    path = write_space(workdir, epochs=3)
+    small = "dataset: {val_size: 50, test_subset: 50, train_subset: 150}"  # 3 steps an epoch
+    path.write_text(path.read_text().replace("dataset: {val_size: 100, test_subset: 100}", small))
+    space = load_space(str(path))
+    assert space.base["dataset"]["train_subset"] == 150
     options = RunOptions(
-        storage="sqlite:///live.db", workers=1, early_stop=EarlyStop((1, 2), 2.0), seed=0
+        storage="sqlite:///live.db", workers=1, early_stop=EarlyStop((1, 2), 3.0), seed=0
     )
     run_study(space, options)
     live = {}
@@ -91,7 +95,7 @@ def test_replayed_moasha_takes_the_live_runs_decisions(workdir):
         ]
     assert any(not d[1] for ds in live.values() for d in ds), "the live run stopped nothing"
     recording = record_study("sqlite:///live.db", "tiny", complete=False)
-    replayed = replay_method(Grid(recording), "moasha", 0, 1, early_stop=EarlyStop((1, 2), 2.0))
+    replayed = replay_method(Grid(recording), "moasha", 0, 1, early_stop=EarlyStop((1, 2), 3.0))
     assert decisions_of(replayed) == live
     stopped = {t.point: t.stopped_at for t in replayed.trials}
     assert stopped == {
