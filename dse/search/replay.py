@@ -23,6 +23,7 @@ other costs changed which trial reached a rung first.
 from __future__ import annotations
 
 import heapq
+import random
 import warnings
 from dataclasses import dataclass, field
 
@@ -39,8 +40,10 @@ from dse.search.study import enqueue_missing, make_sampler
 from dse.space import SearchSpace
 from dse.train.schedules import batch_size_at
 
-METHODS = ("grid", "random", "nsga2", "tpe", "gp", "moasha")
-GRID_METHODS = ("grid", "moasha")  # every grid point, queued in order
+METHODS = ("grid", "random", "nsga2", "tpe", "gp", "moasha", "moasha-shuffled")
+GRID_METHODS = ("grid", "moasha", "moasha-shuffled")  # every grid point, queued
+# moasha-shuffled: a replay-only what-if, MO-ASHA with the grid queued in an order shuffled by
+# the seed (a live run queues the file's order): how much the result owes to the order.
 MAX_INVALID_SAMPLES = 50  # as the runner: sampled points in a row that are not valid configs
 
 
@@ -130,10 +133,13 @@ class Simulation:
         sampler = make_sampler("grid" if on_grid else method, seed, self.planned)
         self.study = optuna.create_study(directions=grid.directions, sampler=sampler)
         if on_grid:
-            enqueue_missing(self.study, space, grid.grid, origin="grid")
+            order = list(grid.grid)
+            if method == "moasha-shuffled":
+                random.Random(seed).shuffle(order)
+            enqueue_missing(self.study, space, order, origin="grid")
         enqueue_missing(self.study, space, list(space.points), origin="point")
         self.waiting = len(self.study.get_trials(deepcopy=False))
-        stop = early_stop if method == "moasha" else None
+        stop = early_stop if method.startswith("moasha") else None
         self.book = RungBook(stop, space.metric_names, grid.directions) if stop else None
         self.run = SeedRun(method, seed)
         self.started: dict[int, Running] = {}  # by replay trial number, in order

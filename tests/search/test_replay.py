@@ -104,7 +104,7 @@ def test_replayed_moasha_takes_the_live_runs_decisions(workdir):
     }
 
 
-@pytest.mark.parametrize("method", ["random", "tpe", "nsga2", "moasha"])
+@pytest.mark.parametrize("method", ["random", "tpe", "nsga2", "moasha", "moasha-shuffled"])
 def test_the_same_seed_replays_the_same(method):
     grid = Grid(synthetic_recording())
     first = replay_method(grid, method, 7, 2, budget=8)
