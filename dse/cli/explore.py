@@ -211,7 +211,7 @@ def replay(
     ] = None,
     methods: Annotated[
         str,
-        typer.Option("--methods", metavar="LIST", help="Among grid,random,nsga2,tpe,gp,moasha."),
+        typer.Option("--methods", metavar="LIST", help="Among grid,random,nsga2,tpe,gp,moasha,moasha-shuffled."),
     ] = ",".join(commands.REPLAY_METHODS),
     budget: Annotated[
         int | None,
