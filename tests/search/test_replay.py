@@ -188,11 +188,17 @@ def test_bad_input_is_refused_in_one_line(tmp_path, monkeypatch):
 
 
 def test_old_layout_studies_are_refused_or_replayed(tmp_path, monkeypatch):
-    """The database written before the house layout: its grid has a failed point, so replay
-    says so in one line; a missing study too."""
+    """The database written before the house layout: its grid has failed points, so replay
+    says so in one line (a missing study too); its complete grid of 2 replays."""
     monkeypatch.chdir(tmp_path)
     with closing(sqlite3.connect(tmp_path / "old.db")) as db:
         db.executescript((FIXTURES / "old_layout.sql").read_text())
     storage = ["--storage", "sqlite:///old.db"]
     _one_line_error(["replay", *storage, "--study", "legacy-grid"], "not a complete grid")
     _one_line_error(["replay", *storage, "--study", "nope"], "no such study")
+    # its other study ran both of its points in full, with curves: it replays
+    args = ["replay", *storage, "--study", "legacy-repeats", "--seeds", "2", "--format", "json"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.stderr
+    rows = {row["method"]: row for row in last_json(result)}
+    assert rows["grid"]["trials"] == 2 and rows["grid"]["hv_share"] == 1.0
