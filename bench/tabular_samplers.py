@@ -76,17 +76,19 @@ def run_sampler(name: str, seed: int, args, bench, means, reference) -> float:
     bench.reseed(seed)
     study = optuna.create_study(directions=DIRECTIONS, sampler=sampler_for(name, seed, args.evals))
 
+    ids: dict[int, str] = {}  # the table's id of each trial's configuration
+
     def objective(trial: optuna.Trial) -> list[float]:
         params = {
             param: trial.suggest_categorical(param, choices)
             for param, choices in bench.search_space.items()
         }
-        trial.set_user_attr("id", config_id(bench, params))
+        ids[trial.number] = config_id(bench, params)
         result = bench(params)
         return [result[m] for m in METRICS]
 
     study.optimize(objective, n_trials=args.evals)
-    points = [means[t.user_attrs["id"]] for t in study.trials]
+    points = [means[ids[t.number]] for t in study.trials]
     return hypervolume(points, DIRECTIONS, reference)
 
 
