@@ -211,7 +211,11 @@ def replay(
     ] = None,
     methods: Annotated[
         str,
-        typer.Option("--methods", metavar="LIST", help="Among grid,random,nsga2,tpe,gp,moasha,moasha-shuffled."),
+        typer.Option(
+            "--methods",
+            metavar="LIST",
+            help="Among grid,random,nsga2,tpe,gp,moasha,moasha-shuffled.",
+        ),
     ] = ",".join(commands.REPLAY_METHODS),
     budget: Annotated[
         int | None,

@@ -39,7 +39,7 @@ def replay_figure(summaries: list[MethodSummary], title: str) -> go.Figure:
                 y=[e.mean for _, e in summary.curve],
                 mode="lines",
                 line={"color": color, "shape": "hv"},
-                name=f"{summary.method} ({summary.seeds} seeds)",
+                name=f"{summary.method} ({summary.seeds} seed{'' if summary.seeds == 1 else 's'})",
                 legendgroup=summary.method,
             )
         )
