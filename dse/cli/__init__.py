@@ -122,6 +122,7 @@ for function in (
     explore.export,
     explore.spaces,
     explore.reproduce,
+    explore.replay,
 ):
     _add(app, function, panel=EXPLORE)
 for function in (

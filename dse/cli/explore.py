@@ -207,3 +207,54 @@ def reproduce(
         storage=storage, study_name=study, gpus=gpus, workers=workers, data_dir=data_dir
     )
     Output(format).show(commands.reproduce(space, options, run_first=run, out=out))
+
+
+def replay(
+    storage: Annotated[
+        str | None,
+        typer.Option("--storage", metavar="URL", help="Results database of the recorded grid."),
+    ] = None,
+    study: StudyOpt = None,
+    record: Annotated[
+        str | None,
+        typer.Option("--record", metavar="FILE", help="A saved record (.json.gz) instead."),
+    ] = None,
+    methods: Annotated[
+        str,
+        typer.Option(
+            "--methods",
+            metavar="LIST",
+            help="Among grid,random,nsga2,tpe,gp,moasha,moasha-shuffled.",
+        ),
+    ] = ",".join(commands.REPLAY_METHODS),
+    budget: Annotated[
+        int | None,
+        typer.Option("--budget", min=1, help="Trials of random/nsga2/tpe/gp (default: grid/3)."),
+    ] = None,
+    seeds: Annotated[int, typer.Option("--seeds", min=1, help="Seeds per method.")] = 30,
+    workers: Annotated[
+        int, typer.Option("--workers", min=1, help="Virtual workers, as in dse run.")
+    ] = 2,
+    rungs: RungsOpt = "1,3,9",
+    eta: EtaOpt = 3.0,
+    plot: Annotated[
+        bool, typer.Option("--plot", help="Write the HTML figure: hypervolume vs compute.")
+    ] = False,
+    out: Annotated[
+        str, typer.Option("--out", metavar="DIR", help="Folder for the figure.")
+    ] = "results",
+    save_record: Annotated[
+        str | None,
+        typer.Option("--save-record", metavar="FILE", help="Write the study's record (.json.gz)."),
+    ] = None,
+    format: FormatOpt = Format.table,
+) -> None:
+    """Replay search methods over a recorded grid: hypervolume and compute shares over seeds.
+
+    Each method runs as `dse run` would, on a simulated clock fed by the recorded epoch times;
+    the JSON (last line) lists each method's hv_share and compute_share with 95% intervals.
+    """
+    shown = commands.replay(
+        storage, study, record, methods, budget, seeds, workers, rungs, eta, plot, out, save_record
+    )
+    Output(format).show(shown)

@@ -5,6 +5,8 @@ from dse.commands.exploring import EARLY_STOP_RULES, early_stop_from, reproduce,
 from dse.commands.figures import accuracy_report, inspect
 from dse.commands.measuring import MODES, PROFILE_VIEWS, bench, calibrate, profile
 from dse.commands.reading import export, pareto, spaces, studies, trials
+from dse.commands.replaying import DEFAULT_METHODS as REPLAY_METHODS
+from dse.commands.replaying import replay
 from dse.commands.training import SPLITS, evaluate, presets, show_config, summary, train
 from dse.measure.calibrate import DEFAULT_PATH as CALIBRATION_PATH
 from dse.search.options import BACKENDS, RunOptions
@@ -22,6 +24,7 @@ __all__ = [
     "MODES",
     "PICKS",
     "PROFILE_VIEWS",
+    "REPLAY_METHODS",
     "SAMPLERS",
     "SPLITS",
     "RunOptions",
@@ -35,6 +38,7 @@ __all__ = [
     "pareto",
     "presets",
     "profile",
+    "replay",
     "reproduce",
     "run",
     "show_config",

@@ -246,16 +246,39 @@ class RungBook:
         trials: Sequence[FrozenTrial],
     ) -> Decision:
         """Rank trial `number` at `rung` among the study's `trials` that reached it before."""
-        others = [
-            TrialRecord(t)
-            for t in trials
-            # not a failed run's numbers, nor a queued retry's copy of them
-            if t.state in (TrialState.RUNNING, TrialState.COMPLETE, TrialState.PRUNED)
-            and t.number != number
-        ]
-        decided = [(r.number, r.decision(rung)) for r in others]
-        earlier = [RungRecord(n, d.values) for n, d in decided if d is not None]
-        curves = [r.curve for r in others]
+        return self.rank(rung, number, curve, batch_sizes, peers_of(rung, number, trials))
+
+    def rank(
+        self,
+        rung: int,
+        number: int,
+        curve: Sequence[EpochPoint],
+        batch_sizes: Sequence[int],
+        peers: Sequence[Peer],
+    ) -> Decision:
+        """The decision for trial `number` at `rung`, from its curve so far and its `peers` (the
+        other trials, as they stand now). Live runs (`decide`) and replays (replay.py) both
+        decide here, so a replay takes the decisions a run would."""
+        earlier = [RungRecord(p.number, p.decision.values) for p in peers if p.decision]
+        curves = [p.curve for p in peers]
         values = rung_values(self.metric_names, curve, batch_sizes, curves)
         newcomer = RungRecord(number, values)
         return decide(rung, newcomer, earlier, self.directions, self.early_stop.eta)
+
+
+@dataclass(frozen=True)
+class Peer:
+    """Another trial as a rung decision sees it: its curve so far and its decision at the rung
+    (None if it has not reached the rung)."""
+
+    number: int
+    curve: Sequence[EpochPoint]
+    decision: Decision | None
+
+
+def peers_of(rung: int, number: int, trials: Sequence[FrozenTrial]) -> list[Peer]:
+    """The study's trials that count at a rung decision for trial `number`: running, complete or
+    stopped ones, not a failed run's numbers, nor a queued retry's copy of them."""
+    live = (TrialState.RUNNING, TrialState.COMPLETE, TrialState.PRUNED)
+    records = [TrialRecord(t) for t in trials if t.state in live and t.number != number]
+    return [Peer(r.number, r.curve, r.decision(rung)) for r in records]

@@ -1,0 +1,104 @@
+"""`dse replay`: replay search methods over a recorded grid (search/replay.py) and show each
+method's share of the grid's hypervolume and of its training seconds, over seeds."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from dse.commands.paths import check_output_dir, check_writable
+from dse.errors import ConfigError, option
+from dse.output import Rows, Shown
+from dse.search.moasha import DEFAULT_ETA, EarlyStop, check_eta, parse_rungs
+from dse.search.recording import Recording, complete_grid, load_record, record_study, save_record
+from dse.search.replay import METHODS, Grid
+from dse.search.replay_summary import CI_METHOD, ReplayResult, replay_methods
+
+DEFAULT_METHODS = ("grid", "random", "nsga2", "tpe", "moasha")
+
+
+def parse_methods(text: str) -> list[str]:
+    methods = [m.strip() for m in text.split(",") if m.strip()]
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown or not methods:
+        raise ConfigError(
+            f"{option('methods')} {text}: unknown {', '.join(unknown) or 'none given'}; "
+            f"choose from {', '.join(METHODS)}"
+        )
+    return methods
+
+
+def load_recording(storage: str | None, study: str | None, record: str | None) -> Recording:
+    """The record of a file (--record) or of a stored study (--storage, --study)."""
+    if record is not None:
+        if storage is not None:
+            raise ConfigError(f"give either {option('record')} or {option('storage')}, not both")
+        return complete_grid(load_record(record))
+    if storage is None:
+        raise ConfigError(f"give {option('storage')} (and {option('study')}) or {option('record')}")
+    return record_study(storage, study)
+
+
+def replay(
+    storage: str | None = None,
+    study: str | None = None,
+    record: str | None = None,
+    methods: str = ",".join(DEFAULT_METHODS),
+    budget: int | None = None,
+    seeds: int = 30,
+    workers: int = 2,
+    rungs: str = "1,3,9",
+    eta: float = DEFAULT_ETA,
+    plot: bool = False,
+    out: str = "results",
+    save: str | None = None,
+) -> Shown:
+    """Replay each method `seeds` times over the recorded grid; `save` writes the record."""
+    chosen = parse_methods(methods)
+    early_stop = EarlyStop(parse_rungs(rungs), check_eta(eta))
+    for name, value in (("seeds", seeds), ("workers", workers), ("budget", budget or 1)):
+        if value < 1:
+            raise ConfigError(f"{option(name)} {value}: must be 1 or more")
+    if plot:
+        check_output_dir(out, "out")
+    if save is not None:
+        check_writable(save, "save_record")
+    recording = load_recording(storage, study, record)
+    grid = Grid(recording)
+    budget = budget or math.ceil(len(grid.grid) / 3)
+    result = replay_methods(grid, chosen, seeds, workers, budget, early_stop)
+    notes = _notes(grid, result, budget, early_stop, workers)
+    if save is not None:
+        notes.append(f"record written to {save_record(recording, save)}")
+    if plot:
+        from dse.report.replay_plot import write_replay_plot
+
+        title = f"replay of {recording.study}: {len(grid.grid)} points, {workers} workers"
+        path = write_replay_plot(
+            result.summaries, title, Path(out) / f"replay_{recording.study}.html"
+        )
+        notes.append(f"figure written to {path}")
+    rows = [_table_row(s.row()) for s in result.summaries]
+    data = [{**s.row(), "hv_curve": s.curve_json()} for s in result.summaries]
+    title = f"replay of study {recording.study} ({len(grid.grid)} points)"
+    return Shown(tables=[Rows(rows, title)], data=data, notes=notes)
+
+
+def _notes(
+    grid: Grid, result: ReplayResult, budget: int, early_stop: EarlyStop, workers: int
+) -> list[str]:
+    names = grid.recording.metric_names
+    reference = ", ".join(f"{n}={v:.4g}" for n, v in zip(names, grid.reference, strict=True))
+    rungs = ",".join(map(str, early_stop.rungs))
+    return [
+        f"grid: {len(grid.grid)} points, {grid.compute_s:.0f} training seconds, hypervolume "
+        f"{grid.hypervolume:.5g} (reference point {reference})",
+        f"{workers} virtual workers; random/nsga2/tpe/gp: {budget} trials; moasha: rungs {rungs}, "
+        f"eta {early_stop.eta:g}; intervals: 95%, {CI_METHOD}",
+        f"replayed in {result.wall_s:.1f} s",
+    ]
+
+
+def _table_row(row: dict) -> dict:
+    """Intervals as `low..high` text on the terminal (JSON keeps [low, high])."""
+    return {k: f"{v[0]:.4g}..{v[1]:.4g}" if isinstance(v, list) else v for k, v in row.items()}

@@ -1,0 +1,185 @@
+"""A study's portable record: what a replay (replay.py) needs of a finished study, as one
+compressed JSON file (`dse record`, `dse replay --save-record FILE`, `dse replay --record FILE`).
+
+The record holds the space (the file as parsed: axes, objectives, constraints, reference point),
+the parameter distributions the study recorded, and each trial that ran: its number, params,
+TrialConfig, per-epoch curve (EpochPoints) and final metrics and objective values (None for a
+trial stopped early). A replay needs every grid point run in full, with its curve; a record of
+anything less is refused when read from a study (`complete=True`), except where a caller asks
+for the trials as they are (the fidelity test replays a study that MO-ASHA stopped early).
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.distributions import distribution_to_json, json_to_distribution
+from optuna.trial import TrialState
+
+from dse.errors import ConfigError, DseError, option
+from dse.search.records import EpochPoint, StudyRecord, TrialRecord, param_key
+from dse.search.storage import close_storage, open_storage
+from dse.search.study import load_study
+from dse.space import SearchSpace
+from dse.space.parse import parse_space
+
+FORMAT = "dse-record/1"
+
+
+@dataclass(frozen=True)
+class RecordedTrial:
+    """One trial of the record: a grid point, run in full (or stopped, values None)."""
+
+    number: int
+    params: dict[str, Any]
+    config: dict[str, Any]
+    curve: list[EpochPoint]
+    values: list[float] | None  # the objectives, in the study's order; None if stopped
+    metrics: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def key(self) -> str:
+        return param_key(self.params)
+
+    @property
+    def epochs(self) -> int:
+        return int(self.config.get("epochs", len(self.curve)))
+
+    @property
+    def compute_s(self) -> float:
+        return self.curve[-1].elapsed_train_s if self.curve else 0.0
+
+
+@dataclass(frozen=True)
+class Recording:
+    """A study's portable record (see the module doc)."""
+
+    study: str
+    space: dict[str, Any]  # the space file as parsed (YAML data)
+    metric_names: list[str]
+    directions: list[str]
+    distributions: dict[str, str]  # optuna's JSON of each parameter's distribution
+    trials: list[RecordedTrial]
+    format: str = FORMAT
+
+    def search_space(self) -> SearchSpace:
+        """The space the study ran, named as its trials' params name it."""
+        space = parse_space(self.space, f"the record of study {self.study}")
+        recorded = {k: json_to_distribution(v) for k, v in self.distributions.items()}
+        return space.with_param_names(recorded)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any], source: str) -> Recording:
+        if not isinstance(data, dict) or data.get("format") != FORMAT:
+            raise ConfigError(f"{source}: not a dse record ({FORMAT})")
+        try:
+            trials = [RecordedTrial(**t) for t in data.pop("trials")]
+            trials = [replace(t, curve=[EpochPoint(**p) for p in t.curve]) for t in trials]
+            return cls(**data, trials=trials)
+        except (TypeError, KeyError, AttributeError) as exc:
+            raise ConfigError(f"{source}: a damaged dse record ({exc})") from None
+
+
+def save_record(recording: Recording, path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(recording.to_json(), separators=(",", ":"))
+    with gzip.open(path, "wt", encoding="utf-8", compresslevel=9) as out:
+        out.write(text)
+    return path
+
+
+def load_record(path: str | Path) -> Recording:
+    """A record written by save_record (gzip-compressed JSON; plain JSON reads too)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{option('record')} {path}: no such file")
+    try:
+        raw = path.read_bytes()
+        text = gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw
+        data = json.loads(text)
+    except (OSError, ValueError, EOFError) as exc:
+        raise ConfigError(f"{option('record')} {path}: not readable ({exc})") from None
+    return Recording.from_json(data, f"{option('record')} {path}")
+
+
+def record_study(storage: str, study_name: str | None, complete: bool = True) -> Recording:
+    """The record of a stored study; with `complete`, a grid whose every point ran in full with
+    its per-epoch curve, else refused (ConfigError)."""
+    opened = open_storage(storage, create=False)
+    try:
+        study = load_study(opened, study_name)
+        return recording_of(study, complete)
+    finally:
+        close_storage(opened)
+
+
+def recording_of(study: optuna.Study, complete: bool = True) -> Recording:
+    raw = StudyRecord(study).space
+    name = study.study_name
+    if not raw:
+        raise ConfigError(f"study {name}: no space stored with it: nothing to replay")
+    distributions: dict[str, str] = {}
+    trials = []
+    for trial in study.get_trials(deepcopy=False):
+        if trial.state not in (TrialState.COMPLETE, TrialState.PRUNED):
+            continue
+        distributions.update({k: distribution_to_json(d) for k, d in trial.distributions.items()})
+        record = TrialRecord(trial)
+        values = list(trial.values) if trial.state == TrialState.COMPLETE else None
+        config = record.config or {}
+        trials.append(
+            RecordedTrial(
+                trial.number, dict(trial.params), config, record.curve, values, record.metrics
+            )
+        )
+    recording = Recording(
+        study=name,
+        space=raw,
+        metric_names=list(study.metric_names or []),
+        directions=[d.name.lower() for d in study.directions],
+        distributions=distributions,
+        trials=trials,
+    )
+    if complete:
+        return complete_grid(recording)
+    return recording
+
+
+def complete_grid(recording: Recording) -> Recording:
+    """The record with one trial per grid point (the first to run it in full), or a one-line
+    refusal: not a finite space, a point never run in full, a trial without its curve."""
+    where = f"study {recording.study}"
+    try:
+        space = recording.search_space()
+    except DseError as exc:
+        raise ConfigError(f"{where}: its stored space does not read ({exc})") from None
+    if not space.finite:
+        raise ConfigError(f"{where}: its space has continuous ranges: no grid to replay")
+    by_key: dict[str, RecordedTrial] = {}
+    for trial in recording.trials:
+        if trial.values is not None and trial.key not in by_key:
+            by_key[trial.key] = trial
+    grid = [param_key(space.encoded(point)) for point in space.grid()]
+    missing = [key for key in grid if key not in by_key]
+    if missing:
+        raise ConfigError(
+            f"{where} is not a complete grid: {len(grid) - len(missing)} of {len(grid)} points "
+            f"ran in full (missing, say, {missing[0]}); replay needs every point run in full"
+        )
+    chosen = [by_key[key] for key in grid]
+    for trial in chosen:
+        if len(trial.curve) < trial.epochs:
+            raise ConfigError(
+                f"{where}: trial {trial.number} has no per-epoch history ({len(trial.curve)} of "
+                f"{trial.epochs} epochs recorded): replay needs each epoch's time and accuracy"
+            )
+    return replace(recording, trials=chosen)

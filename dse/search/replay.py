@@ -1,0 +1,280 @@
+"""Replaying a search over a recorded grid (recording.py): what a search method would have found,
+and at what training cost, without training anything.
+
+A replay runs the search as `dse run` would, on a simulated clock:
+- W asynchronous virtual workers; a trial's epoch e ends `epoch_time_s` after its epoch e - 1
+  (the recorded times), the clock jumps from one epoch's end to the next (ties: the trial
+  started first), and a worker freed by a finished or stopped trial takes the next trial at once;
+- trials come from the same sampler as a live run (study.make_sampler, same seed and budget),
+  through an optuna study in memory: grid points are queued in the grid's order, as the
+  runner queues them (study.enqueue_missing); a sampled point that is not a valid config is
+  failed and drawn again, as live;
+- MO-ASHA decides with the runner's code (moasha.RungBook.rank), fed what the runner feeds it:
+  the trial's curve so far, its batch size per epoch, and every other started trial's curve up
+  to now and its decision at the rung, if it reached the rung before;
+- a trial's objectives are the record's: its final values when it completes (told to the
+  study), the rung's estimates when it is stopped (told PRUNED, as live).
+
+The clock counts training seconds only (no start-up, evaluation or data loading): with one
+worker the order of events is the live run's; with several it can differ where the live run's
+other costs changed which trial reached a rung first.
+"""
+
+from __future__ import annotations
+
+import heapq
+import random
+import warnings
+from dataclasses import dataclass, field
+
+import optuna
+from optuna.trial import TrialState
+
+from dse.errors import ConfigError, DseError
+from dse.search.moasha import EarlyStop, Peer, RungBook
+from dse.search.pareto import hypervolume
+from dse.search.recording import RecordedTrial, Recording
+from dse.search.records import Decision, EpochPoint, param_key
+from dse.search.results import worst_plus_margin
+from dse.search.study import enqueue_missing, make_sampler
+from dse.space import SearchSpace
+from dse.train.schedules import batch_size_at
+
+METHODS = ("grid", "random", "nsga2", "tpe", "gp", "moasha", "moasha-shuffled")
+GRID_METHODS = ("grid", "moasha", "moasha-shuffled")  # every grid point, queued
+# moasha-shuffled: a replay-only what-if, MO-ASHA with the grid queued in an order shuffled by
+# the seed (a live run queues the file's order): how much the result owes to the order.
+MAX_INVALID_SAMPLES = 50  # as the runner: sampled points in a row that are not valid configs
+
+
+@dataclass(frozen=True)
+class ReplayedTrial:
+    """One trial of a replay: the point it ran, how far, and the decisions taken on it."""
+
+    number: int
+    point: str  # param_key of its params
+    recorded: int  # the record's trial number for the point
+    epochs_run: int
+    stopped_at: int | None
+    decisions: tuple[Decision, ...]
+    compute_s: float
+
+
+@dataclass
+class SeedRun:
+    """One method, one seed: its trials and its hypervolume against compute."""
+
+    method: str
+    seed: int
+    trials: list[ReplayedTrial] = field(default_factory=list)
+    compute_s: float = 0.0
+    hypervolume: float = 0.0
+    history: list[tuple[float, float]] = field(default_factory=list)  # (compute_s, hypervolume)
+
+
+class Grid:
+    """A record made ready for replays: the space, the trials by point, the reference point
+    and the whole grid's hypervolume and training seconds (shared by every replay of it)."""
+
+    def __init__(self, recording: Recording):
+        self.recording = recording
+        self.space: SearchSpace = recording.search_space()
+        self.directions = recording.directions
+        self.by_key: dict[str, RecordedTrial] = {}
+        for trial in recording.trials:
+            self.by_key.setdefault(trial.key, trial)
+        self.batch_sizes = {key: batch_sizes(t) for key, t in self.by_key.items()}
+        self.grid = self.space.grid() if self.space.finite else []
+        complete = [t for t in self.by_key.values() if t.values is not None and self.feasible(t)]
+        given = self.space.reference_point
+        values = [list(t.values or ()) for t in complete]
+        self.reference = list(given) if given else worst_plus_margin(values, self.directions)
+        self.hypervolume = hypervolume(values, self.directions, self.reference) if values else 0.0
+        self.compute_s = sum(t.compute_s for t in self.by_key.values())
+
+    def feasible(self, trial: RecordedTrial) -> bool:
+        return all(c.violation(trial.metrics) <= 0 for c in self.space.constraints)
+
+
+def batch_sizes(trial: RecordedTrial) -> tuple[int, ...]:
+    """Its batch size per epoch, as the runner computes them from the config."""
+    from dse.config import TrialConfig
+
+    config = TrialConfig.from_dict(trial.config, source=f"recorded trial {trial.number}")
+    return tuple(batch_size_at(config.batch_schedule, e) for e in range(config.epochs))
+
+
+@dataclass
+class Running:
+    trial: optuna.Trial
+    recorded: RecordedTrial
+    key: str
+    curve: list[EpochPoint] = field(default_factory=list)
+    decisions: dict[int, Decision] = field(default_factory=dict)
+    stopped_at: int | None = None
+
+
+class Simulation:
+    """One replay of one method with one seed (see the module doc)."""
+
+    def __init__(
+        self,
+        grid: Grid,
+        method: str,
+        seed: int,
+        workers: int,
+        budget: int | None = None,
+        early_stop: EarlyStop | None = None,
+    ):
+        self.grid, self.workers = grid, workers
+        space = grid.space
+        on_grid = method in GRID_METHODS
+        self.planned = len(grid.grid) if on_grid else (budget or len(grid.grid))
+        sampler = make_sampler("grid" if on_grid else method, seed, self.planned)
+        self.study = optuna.create_study(directions=grid.directions, sampler=sampler)
+        if on_grid:
+            order = list(grid.grid)
+            if method == "moasha-shuffled":
+                random.Random(seed).shuffle(order)
+            enqueue_missing(self.study, space, order, origin="grid")
+        enqueue_missing(self.study, space, list(space.points), origin="point")
+        self.waiting = len(self.study.get_trials(deepcopy=False))
+        stop = early_stop if method.startswith("moasha") else None
+        self.book = RungBook(stop, space.metric_names, grid.directions) if stop else None
+        self.run = SeedRun(method, seed)
+        self.started: dict[int, Running] = {}  # by replay trial number, in order
+        self.in_flight = 0
+        self.finished = 0
+        self.events: list[tuple[float, int, int]] = []  # (time, sequence, trial number)
+        self.sequence = 0
+        self.front: list[list[float]] = []
+
+    def simulate(self) -> SeedRun:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+            self.fill(0.0)
+            while self.events:
+                now, _, number = heapq.heappop(self.events)
+                self.epoch_done(now, number)
+        self.run.trials = [self.replayed(n, r) for n, r in self.started.items()]
+        return self.run
+
+    def fill(self, now: float) -> None:
+        """Start trials on idle workers while there is queued work or budget (the runner's
+        room: planned minus finished, running and queued)."""
+        invalid = 0
+        while self.in_flight < self.workers:
+            room = self.planned - self.finished - self.in_flight - self.waiting
+            if self.waiting == 0 and room <= 0:
+                return
+            trial = self.study.ask()  # pops a queued trial first, as the runner does
+            self.waiting = max(0, self.waiting - 1)
+            if self.start(now, trial):
+                invalid = 0
+                continue
+            invalid += 1
+            if invalid >= MAX_INVALID_SAMPLES:
+                raise ConfigError(
+                    f"replay: {invalid} sampled points in a row were not valid configs"
+                )
+
+    def start(self, now: float, trial: optuna.Trial) -> bool:
+        space = self.grid.space
+        values = space.suggest(trial)
+        key = param_key(space.encoded(values))
+        recorded = self.grid.by_key.get(key)
+        if recorded is None:
+            try:
+                space.config_for(values)
+            except DseError:  # not a valid config: failed, not counted, drawn again
+                self.study.tell(trial, state=TrialState.FAIL)
+                return False
+            raise ConfigError(
+                f"the record of study {self.grid.recording.study} has no run of {key}: "
+                "replay needs every grid point run"
+            )
+        self.started[trial.number] = Running(trial, recorded, key)
+        self.in_flight += 1
+        self.schedule(now, trial.number)
+        return True
+
+    def schedule(self, now: float, number: int) -> None:
+        """The event of the trial's next epoch ending."""
+        running = self.started[number]
+        epoch = len(running.curve)  # the next epoch, 0-based
+        if epoch >= len(running.recorded.curve):
+            raise ConfigError(
+                f"the record of study {self.grid.recording.study} stops trial "
+                f"{running.recorded.number} after epoch {epoch}; the replay runs it further"
+            )
+        self.sequence += 1
+        ends = now + running.recorded.curve[epoch].epoch_time_s
+        heapq.heappush(self.events, (ends, self.sequence, number))
+
+    def epoch_done(self, now: float, number: int) -> None:
+        running = self.started[number]
+        point = running.recorded.curve[len(running.curve)]
+        running.curve.append(point)
+        self.run.compute_s += point.epoch_time_s
+        epoch, epochs = point.epoch, running.recorded.epochs
+        if self.book is not None and self.book.early_stop.decides_at(epoch, epochs):
+            decision = self.book.rank(
+                epoch,
+                number,
+                running.curve,
+                self.grid.batch_sizes[running.key],
+                self.peers(number, epoch),
+            )
+            running.decisions[epoch] = decision
+            if not decision.proceed:
+                running.stopped_at = epoch
+                self.study.tell(running.trial, state=TrialState.PRUNED)
+                self.finish(now)
+                return
+        if epoch < epochs:
+            self.schedule(now, number)
+            return
+        values = list(running.recorded.values or ())
+        self.study.tell(running.trial, values)
+        if self.grid.feasible(running.recorded):
+            self.front.append(values)
+            hv = hypervolume(self.front, self.grid.directions, self.grid.reference)
+            self.run.hypervolume = hv
+        self.run.history.append((self.run.compute_s, self.run.hypervolume))
+        self.finish(now)
+
+    def finish(self, now: float) -> None:
+        self.in_flight -= 1
+        self.finished += 1
+        self.fill(now)
+
+    def peers(self, number: int, rung: int) -> list[Peer]:
+        """The other started trials as the runner's study holds them now."""
+        return [
+            Peer(n, r.curve, r.decisions.get(rung)) for n, r in self.started.items() if n != number
+        ]
+
+    def replayed(self, number: int, running: Running) -> ReplayedTrial:
+        return ReplayedTrial(
+            number=number,
+            point=running.key,
+            recorded=running.recorded.number,
+            epochs_run=len(running.curve),
+            stopped_at=running.stopped_at,
+            decisions=tuple(running.decisions[r] for r in sorted(running.decisions)),
+            compute_s=sum(p.epoch_time_s for p in running.curve),
+        )
+
+
+def replay_method(
+    grid: Grid,
+    method: str,
+    seed: int,
+    workers: int,
+    budget: int | None = None,
+    early_stop: EarlyStop | None = None,
+) -> SeedRun:
+    """Replay `method` with `seed` on the recorded grid."""
+    if method not in METHODS:
+        raise ConfigError(f"replay: unknown method {method!r}; choose from {', '.join(METHODS)}")
+    return Simulation(grid, method, seed, workers, budget, early_stop or EarlyStop()).simulate()

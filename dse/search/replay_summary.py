@@ -1,0 +1,122 @@
+"""Replays summed up over seeds: each method's share of the grid's hypervolume, its share of the
+grid's training seconds and its trials, as means with 95% confidence intervals (Student's t over
+the seeds), and its hypervolume share against compute share (the curve, with a band)."""
+
+from __future__ import annotations
+
+import math
+import statistics
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from scipy import stats
+
+from dse.search.moasha import EarlyStop
+from dse.search.replay import Grid, SeedRun, replay_method
+
+CI_LEVEL = 0.95
+CI_METHOD = "Student's t over seeds"
+CURVE_AT = tuple(i / 40 for i in range(41))  # compute shares the curve is read at
+
+
+@dataclass(frozen=True)
+class Estimate:
+    mean: float
+    low: float
+    high: float
+
+
+def t_interval(samples: Sequence[float], level: float = CI_LEVEL) -> Estimate:
+    """The mean and its two-sided t interval (one sample: the interval is the point)."""
+    mean = statistics.fmean(samples)
+    if len(samples) < 2:
+        return Estimate(mean, mean, mean)
+    half = stats.t.ppf(0.5 + level / 2, len(samples) - 1) * statistics.stdev(samples)
+    half /= math.sqrt(len(samples))
+    return Estimate(mean, mean - half, mean + half)
+
+
+def hv_at(run: SeedRun, compute_s: float) -> float:
+    """The run's hypervolume once it had spent `compute_s` training seconds."""
+    reached = [hv for spent, hv in run.history if spent <= compute_s + 1e-9]
+    return reached[-1] if reached else 0.0
+
+
+@dataclass(frozen=True)
+class MethodSummary:
+    method: str
+    seeds: int
+    hv_share: Estimate
+    compute_share: Estimate
+    trials: Estimate
+    stopped: Estimate
+    curve: tuple[tuple[float, Estimate], ...]  # (compute share, hv share)
+
+    def row(self) -> dict[str, Any]:
+        """The table's row and the JSON object (the curve is JSON only)."""
+        return {
+            "method": self.method,
+            "seeds": self.seeds,
+            "hv_share": round(self.hv_share.mean, 4),
+            "hv_share_ci": [round(self.hv_share.low, 4), round(self.hv_share.high, 4)],
+            "compute_share": round(self.compute_share.mean, 4),
+            "compute_share_ci": [
+                round(self.compute_share.low, 4),
+                round(self.compute_share.high, 4),
+            ],
+            "trials": round(self.trials.mean, 2),
+            "trials_ci": [round(self.trials.low, 2), round(self.trials.high, 2)],
+            "stopped": round(self.stopped.mean, 2),
+        }
+
+    def curve_json(self) -> list[dict[str, float]]:
+        return [
+            {"compute_share": share, "hv_share": e.mean, "low": e.low, "high": e.high}
+            for share, e in self.curve
+        ]
+
+
+def summarize(grid: Grid, method: str, runs: Sequence[SeedRun]) -> MethodSummary:
+    whole_hv, whole_s = grid.hypervolume or 1.0, grid.compute_s or 1.0
+    curve = tuple(
+        (share, t_interval([hv_at(r, share * whole_s) / whole_hv for r in runs]))
+        for share in CURVE_AT
+    )
+    return MethodSummary(
+        method=method,
+        seeds=len(runs),
+        hv_share=t_interval([r.hypervolume / whole_hv for r in runs]),
+        compute_share=t_interval([r.compute_s / whole_s for r in runs]),
+        trials=t_interval([len(r.trials) for r in runs]),
+        stopped=t_interval([sum(t.stopped_at is not None for t in r.trials) for r in runs]),
+        curve=curve,
+    )
+
+
+@dataclass(frozen=True)
+class ReplayResult:
+    summaries: list[MethodSummary]
+    wall_s: float
+    runs: dict[str, list[SeedRun]]
+
+
+def replay_methods(
+    grid: Grid,
+    methods: Sequence[str],
+    seeds: int,
+    workers: int,
+    budget: int | None,
+    early_stop: EarlyStop,
+) -> ReplayResult:
+    """Each method replayed with seeds 0..seeds-1 (grid: one seed: it has no randomness)."""
+    start = time.perf_counter()
+    runs: dict[str, list[SeedRun]] = {}
+    for method in methods:
+        count = 1 if method == "grid" else seeds
+        runs[method] = [
+            replay_method(grid, method, seed, workers, budget, early_stop) for seed in range(count)
+        ]
+    summaries = [summarize(grid, m, r) for m, r in runs.items()]
+    return ReplayResult(summaries, time.perf_counter() - start, runs)

@@ -1,0 +1,204 @@
+"""Replays over recorded grids (dse/search/replay.py): fidelity to a live MO-ASHA run, the same
+result for the same seed, the portable record, and one-line refusals of what cannot replay."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from contextlib import closing
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from dse.cli import app
+from dse.search.moasha import EarlyStop
+from dse.search.options import RunOptions
+from dse.search.recording import (
+    RecordedTrial,
+    Recording,
+    load_record,
+    record_study,
+    save_record,
+)
+from dse.search.records import EpochPoint, TrialRecord
+from dse.search.replay import Grid, replay_method
+from dse.search.replay_summary import replay_methods
+from dse.search.runner import run_study
+from dse.space import load_space
+from dse.space.parse import parse_space
+from tests.conftest import TINY_SPACE, last_json, load_study, write_space
+
+FIXTURES = Path(__file__).parents[1] / "fixtures"
+runner = CliRunner()
+
+
+def synthetic_recording(epochs: int = 16, name: str = "synthetic") -> Recording:
+    """A 24-point grid (batch x lr x width) with made-up curves: no training."""
+    raw = yaml.safe_load(TINY_SPACE.format(name=name, epochs=epochs, lrs="[0.0003, 0.001, 0.003]"))
+    raw["axes"]["batch_schedule.batch_size"] = [16, 32, 64, 128]
+    del raw["base"]["batch_schedule"]
+    space = parse_space(raw, name)
+    trials = []
+    for number, point in enumerate(space.grid()):
+        batch, lr = point["batch_schedule.batch_size"], point["optimizer.lr"]
+        routing = point["model.routing_iterations"]
+        epoch_s = (40 / batch**0.5) * (1 + 0.3 * routing)
+        ceiling = 0.99 - abs(lr - 0.001) * 20 - 0.002 * batch / 16 + 0.003 * routing
+        curve, elapsed, best = [], 0.0, 0.0
+        for e in range(1, epochs + 1):
+            elapsed += epoch_s * (1 + 0.01 * ((number + e) % 3))
+            accuracy = ceiling * (1 - 0.5 ** (e * (0.5 + lr * 300)))
+            best = max(best, accuracy)
+            curve.append(
+                EpochPoint(
+                    e, batch, elapsed - sum(p.epoch_time_s for p in curve), elapsed, accuracy
+                )
+            )
+        params = space.encoded(point)
+        config = space.config_for(point).to_dict()
+        values = [elapsed, best]
+        trials.append(
+            RecordedTrial(number, params, config, curve, values, {"train_time_s": elapsed})
+        )
+    return Recording(
+        name, raw, ["train_time_s", "val_accuracy"], ["minimize", "maximize"], {}, trials
+    )
+
+
+def decisions_of(run) -> dict[str, list[tuple]]:
+    return {
+        t.point: [(d.rung, d.proceed, d.position, d.of, d.values) for d in t.decisions]
+        for t in run.trials
+    }
+
+
+def test_replayed_moasha_takes_the_live_runs_decisions(workdir):
+    """One worker, MO-ASHA over a real grid of 4: the replay over the run's own records stops
+    the same trials at the same rungs, with the same positions and estimates."""
+    path = write_space(workdir, epochs=3)
+    small = "dataset: {val_size: 50, test_subset: 50, train_subset: 150}"  # 3 steps an epoch
+    path.write_text(path.read_text().replace("dataset: {val_size: 100, test_subset: 100}", small))
+    space = load_space(str(path))
+    assert space.base["dataset"]["train_subset"] == 150
+    options = RunOptions(
+        storage="sqlite:///live.db", workers=1, early_stop=EarlyStop((1, 2), 3.0), seed=0
+    )
+    run_study(space, options)
+    live = {}
+    for trial in load_study("sqlite:///live.db", "tiny").get_trials():
+        record = TrialRecord(trial)
+        decisions = sorted(record.decisions(), key=lambda d: d.rung)
+        live[record.point_key()] = [
+            (d.rung, d.proceed, d.position, d.of, d.values) for d in decisions
+        ]
+    assert any(not d[1] for ds in live.values() for d in ds), "the live run stopped nothing"
+    recording = record_study("sqlite:///live.db", "tiny", complete=False)
+    replayed = replay_method(Grid(recording), "moasha", 0, 1, early_stop=EarlyStop((1, 2), 3.0))
+    assert decisions_of(replayed) == live
+    stopped = {t.point: t.stopped_at for t in replayed.trials}
+    assert stopped == {
+        TrialRecord(t).point_key(): TrialRecord(t).stopped_at
+        for t in load_study("sqlite:///live.db", "tiny").get_trials()
+    }
+
+
+@pytest.mark.parametrize("method", ["random", "tpe", "nsga2", "moasha", "moasha-shuffled"])
+def test_the_same_seed_replays_the_same(method):
+    grid = Grid(synthetic_recording())
+    first = replay_method(grid, method, 7, 2, budget=8)
+    again = replay_method(grid, method, 7, 2, budget=8)
+    assert [(t.point, t.epochs_run) for t in first.trials] == [
+        (t.point, t.epochs_run) for t in again.trials
+    ]
+    assert decisions_of(first) == decisions_of(again)
+    assert (first.hypervolume, first.compute_s) == (again.hypervolume, again.compute_s)
+
+
+def test_shares_are_against_the_whole_grid():
+    grid = Grid(synthetic_recording())
+    result = replay_methods(grid, ["grid", "random", "moasha"], 5, 2, 8, EarlyStop())
+    rows = {s.method: s.row() for s in result.summaries}
+    assert rows["grid"]["hv_share"] == 1.0 and rows["grid"]["compute_share"] == 1.0
+    assert rows["random"]["trials"] == 8 and rows["random"]["hv_share"] < 1.0
+    moasha = rows["moasha"]
+    assert moasha["trials"] == 24 and moasha["stopped"] > 0 and moasha["compute_share"] < 1.0
+    low, high = moasha["hv_share_ci"]
+    assert low <= moasha["hv_share"] <= high
+    random_runs = result.runs["random"]
+    assert len({tuple(t.point for t in r.trials) for r in random_runs}) > 1  # seeds differ
+
+
+def test_replay_is_quick():
+    """Five methods x 30 seeds on a 24-point grid: seconds, not minutes (TPE, NSGA-II in
+    optuna are the slow part)."""
+    grid = Grid(synthetic_recording())
+    start = time.perf_counter()
+    replay_methods(grid, ["grid", "random", "nsga2", "tpe", "moasha"], 30, 2, 8, EarlyStop())
+    assert time.perf_counter() - start < 60
+
+
+def test_a_record_file_round_trips_and_replays_by_the_cli(tmp_path):
+    path = save_record(synthetic_recording(), tmp_path / "grid.json.gz")
+    assert load_record(path) == synthetic_recording()
+    result = runner.invoke(
+        app, ["replay", "--record", str(path), "--seeds", "3", "--methods", "grid,moasha",
+              "--plot", "--out", str(tmp_path / "fig"), "--format", "json"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    rows = last_json(result)
+    assert [r["method"] for r in rows] == ["grid", "moasha"]
+    for row in rows:
+        assert {
+            "seeds",
+            "hv_share",
+            "hv_share_ci",
+            "compute_share",
+            "compute_share_ci",
+            "trials",
+        } <= set(row)
+    assert (tmp_path / "fig" / "replay_synthetic.html").is_file()
+
+
+def _one_line_error(args: list[str], message: str) -> None:
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2, result.stdout
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], result.stderr
+
+
+def test_bad_input_is_refused_in_one_line(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    recording = synthetic_recording()
+    # a trial without its per-epoch history
+    first = recording.trials[0]
+    bare = RecordedTrial(first.number, first.params, first.config, [], first.values, {})
+    save_record(
+        Recording(**{**recording.__dict__, "trials": [bare, *recording.trials[1:]]}), "bare.json.gz"
+    )
+    _one_line_error(["replay", "--record", "bare.json.gz"], "no per-epoch history")
+    # a grid with a point missing
+    save_record(Recording(**{**recording.__dict__, "trials": recording.trials[1:]}), "part.json.gz")
+    _one_line_error(["replay", "--record", "part.json.gz"], "not a complete grid: 23 of 24")
+    Path("junk.json.gz").write_text("{}")
+    _one_line_error(["replay", "--record", "junk.json.gz"], "not a dse record")
+    _one_line_error(["replay", "--record", "none.json.gz"], "no such file")
+    _one_line_error(["replay", "--record", "part.json.gz", "--methods", "grid,sobol"], "sobol")
+
+
+def test_old_layout_studies_are_refused_or_replayed(tmp_path, monkeypatch):
+    """The database written before the house layout: its grid has failed points, so replay
+    says so in one line (a missing study too); its complete grid of 2 replays."""
+    monkeypatch.chdir(tmp_path)
+    with closing(sqlite3.connect(tmp_path / "old.db")) as db:
+        db.executescript((FIXTURES / "old_layout.sql").read_text())
+    storage = ["--storage", "sqlite:///old.db"]
+    _one_line_error(["replay", *storage, "--study", "legacy-grid"], "not a complete grid")
+    _one_line_error(["replay", *storage, "--study", "nope"], "no such study")
+    # its other study ran both of its points in full, with curves: it replays
+    args = ["replay", *storage, "--study", "legacy-repeats", "--seeds", "2", "--format", "json"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.stderr
+    rows = {row["method"]: row for row in last_json(result)}
+    assert rows["grid"]["trials"] == 2 and rows["grid"]["hv_share"] == 1.0
