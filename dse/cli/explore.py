@@ -10,12 +10,14 @@ import typer
 from dse import commands
 from dse.cli.options import (
     STORAGE,
+    CheckpointDirOpt,
     DataDirOpt,
     EarlyStopOpt,
     EtaOpt,
     FormatOpt,
     GpusOpt,
     GpusPerTrialOpt,
+    KeepCheckpointsOpt,
     RungsOpt,
     SchedulerOpt,
     StorageOpt,
@@ -74,6 +76,8 @@ def run(
     extend: Annotated[
         bool, typer.Option("--extend", help="Add the space's points to a study of another.")
     ] = False,
+    checkpoint_dir: CheckpointDirOpt = None,
+    keep_checkpoints: KeepCheckpointsOpt = False,
     format: FormatOpt = Format.table,
 ) -> None:
     """Explore a search space: trials in parallel, results in the database, then the front."""
@@ -92,6 +96,8 @@ def run(
         gpus_per_trial=gpus_per_trial,
         early_stop=commands.early_stop_from(early_stop, rungs, eta),
         extend=extend,
+        checkpoint_dir=checkpoint_dir,
+        keep_checkpoints=keep_checkpoints,
     )
     live = not quiet and format is Format.table
     Output(format).show(commands.run(space, options, repeats, calibration, live))
