@@ -14,7 +14,7 @@ from dse.space import load_space
 @pytest.mark.parametrize(
     ("options", "message"),
     [
-        (RunOptions(sampler="bogus"), "sampler bogus: unknown sampler"),
+        (RunOptions(sampler="bogus"), "sampler bogus: choose from grid, random"),
         (RunOptions(workers=0), "workers 0: must be at least 1"),
         (RunOptions(backend="ray"), "backend ray: choose from local, dask"),
         (RunOptions(scheduler="tcp://h:1"), "scheduler needs backend dask"),

@@ -26,7 +26,7 @@ def test_records_every_metric(digits_root):
     )
     model = build_model(config.model, (1, 28, 28), 10)
     summary = summarize(model)
-    assert result.params == summary.params
+    assert result.n_params == summary.params
     assert result.train_gflops == pytest.approx(3 * summary.flops_per_sample * 500 * 3 / 1e9)
     assert result.peak_mem_mb > 0 and 0 <= result.test_accuracy <= 1
     assert result.history[-1].train_loss < result.history[0].train_loss  # it learns
