@@ -37,31 +37,17 @@ def train(
     results/checkpoints, as train-NAME.pt), removed once it completes unless
     `keep_checkpoints`. `resume`: a checkpoint to go on from, with its configuration. Ctrl-C
     leaves the checkpoint and raises Interrupted, its line the command that resumes."""
-    import torch
-
-    from dse.train.seeds import train_seeds
-    from dse.train.trainer import resolve_device
-
-    file, resolved = _checkpoint_file(
-        config, preset_name, overrides, resume, checkpoint_dir, keep_checkpoints
-    )
-    torch_device = resolve_device(device)
-    if save:
-        check_writable(save, "save")
-    if threads:
-        torch.set_num_threads(threads)
-    try:
-        if progress:
-            from dse.progress import TrainingProgress
-
-            with TrainingProgress(resolved.name or "train") as observer:
-                result = train_seeds(resolved, torch_device, data_dir, observer, save, resume=file)
-        else:
-            result = train_seeds(resolved, torch_device, data_dir, checkpoint=save, resume=file)
+    given = {"device": device if device != "cpu" else None, "data_dir": data_dir}
+    given |= {"threads": threads, "save": save, "keep_checkpoints": keep_checkpoints}
+    file = resolved = None
+    try:  # Ctrl-C from the first moment on (importing torch takes seconds)
+        file, resolved = _checkpoint_file(
+            config, preset_name, overrides, resume, checkpoint_dir, keep_checkpoints
+        )
+        result = _train_run(resolved, file, device, data_dir, save, threads, progress)
     except KeyboardInterrupt:
-        given = {"device": device if device != "cpu" else None, "data_dir": data_dir}
-        given |= {"threads": threads, "save": save, "keep_checkpoints": keep_checkpoints}
-        raise Interrupted(_resume_line(file, resolved, given), signal.SIGINT) from None
+        line = _resume_line(file, resolved, resume, given)
+        raise Interrupted(line, signal.SIGINT) from None
     if checkpoint_dir is None and resume is None:  # the default folder, if nothing else is in it
         with contextlib.suppress(OSError):
             file.path.parent.rmdir()
@@ -118,15 +104,49 @@ def _checkpoint_file(
     return file, resolved
 
 
-def _resume_line(file: Any, config: TrialConfig, given: dict[str, Any]) -> str:
+def _train_run(
+    config: TrialConfig,
+    file: Any,
+    device: str,
+    data_dir: str | None,
+    save: str | None,
+    threads: int | None,
+    progress: bool,
+) -> Any:
+    """Train `config` with its per-epoch checkpoint `file` (a ResumeFile): a TrialResult."""
+    import torch
+
+    from dse.train.seeds import train_seeds
+    from dse.train.trainer import resolve_device
+
+    torch_device = resolve_device(device)
+    if save:
+        check_writable(save, "save")
+    if threads:
+        torch.set_num_threads(threads)
+    if not progress:
+        return train_seeds(config, torch_device, data_dir, checkpoint=save, resume=file)
+    from dse.progress import TrainingProgress
+
+    with TrainingProgress(config.name or "train") as observer:
+        return train_seeds(config, torch_device, data_dir, observer, save, resume=file)
+
+
+def _resume_line(
+    file: Any, config: TrialConfig | None, resume: str | None, given: dict[str, Any]
+) -> str:
     """Where an interrupted run stands, and the command that resumes it."""
-    if file.saved is None:
+    if file is not None and file.saved is not None and config is not None:
+        seed, epoch = file.saved
+        where = f"after epoch {epoch} of {config.epochs}"
+        if config.repeats > 1:
+            where += f" of seed {seed + 1} of {config.repeats}"
+        path = str(file.path)
+    elif resume is not None:  # before its checkpoint was read
+        where, path = "before the run started", resume
+    else:
         return "interrupted before the first epoch finished: nothing to resume"
-    seed, epoch = file.saved
-    where = f"after epoch {epoch} of {config.epochs}"
-    if config.repeats > 1:
-        where += f" of seed {seed + 1} of {config.repeats}"
-    command = ["dse", "train", "--resume", str(file.path)]
+    command = ["dse", "train", "--resume", path]
     for name, value in given.items():
         if value is True:
             command.append(f"--{name.replace('_', '-')}")

@@ -289,13 +289,14 @@ class TrialRecord:
         self, study: optuna.Study, origin: int, reason: str, half_batch: bool = False
     ) -> None:
         """Queue this trial's point again; the retry's attributes link it to `origin`, the
-        first run of the point. A retry of the same config inherits the checkpoint (it resumes
-        from its last complete epoch) and the seconds lost so far; a half-batch retry neither."""
+        first run of the point. A retry of the same config (a half-batch trial's included)
+        inherits the checkpoint, to resume from its last complete epoch, and the seconds lost
+        so far; a retry at half the batch (`half_batch`), another config, neither."""
         attrs = {ORIGIN: "retry", RETRY_OF: origin, POINT: dict(self.trial.params)}
         attrs[RETRY_REASON] = reason
-        if half_batch:
+        if half_batch or self.half_batch:
             attrs[HALF_BATCH] = True
-        else:
+        if not half_batch:
             inherited = (
                 (RESUME_KEY, self.resume_key),
                 (LOST_TRAIN_S, self.attrs.get(LOST_TRAIN_S)),

@@ -108,9 +108,15 @@ def test_a_retry_of_the_same_config_resumes_its_failed_runs_checkpoint():
 
     same, half = study.ask(), study.ask()  # the queued retries, in order
     assert TrialRecord(same).start({"seed": 0}, PLACED) == "trial-0"  # resumes its checkpoint
-    assert TrialRecord(same).lost_train_s == 2.5
+    assert TrialRecord(same).lost_train_s == 2.5 and not TrialRecord(same).half_batch
     assert TrialRecord(half).start({"seed": 0}, PLACED) == "trial-2"  # another config: afresh
     assert TrialRecord(half).lost_train_s == 0.0
+    # the half-batch trial's worker dies: its retry runs the half batch again, and resumes
+    TrialRecord(half).fail("worker died (exit code -9) on cpu#1")
+    study.tell(half, state=TrialState.FAIL)
+    TrialRecord(half).enqueue_retry(study, origin=0, reason="worker died")
+    again = TrialRecord(study.ask())
+    assert again.half_batch and again.start({"seed": 0}, PLACED) == "trial-2"
     resumed = replace(RESULT, resumed_from_epoch=1)
     TrialRecord(same).finish(resumed, wall_s=1.0, placement=None)
     study.tell(same, [1.0, 0.5])
