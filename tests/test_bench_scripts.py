@@ -112,3 +112,18 @@ def test_tabular_samplers_compares_at_equal_evaluations():
     ]  # fmt: skip
     for row in rows:
         assert row["seeds"] == 2 and 0 <= row["hv_share"] <= 1
+
+
+def test_checkpoint_cost_reports_both_cases(tmp_path):
+    result = _run(
+        "bench/checkpoint_cost.py", "--writes", "2", "--steps", "1", "--warmup", "0",
+        "--batch", "4", "--threads", "1", "--set", "model.conv_channels=8",
+        "--set", "model.primary_types=2", "--dir", str(tmp_path / "ckpt"), "--out", str(tmp_path),
+    )  # fmt: skip
+    rows = json.loads(result.stdout.strip().splitlines()[-1])
+    assert [r["case"] for r in rows] == ["best = the epoch's weights", "best of an earlier epoch"]
+    assert 0 < rows[0]["mb"] < rows[1]["mb"]  # the earlier best's weights are stored beside
+    assert all(r["write_ms"] > 0 and r["share_of_epoch_pct"] > 0 for r in rows)
+    assert result.stdout.startswith("CPU flags ")
+    assert json.loads((tmp_path / "checkpoint_cost.json").read_text()) == rows
+    assert list((tmp_path / "ckpt").iterdir()) == []  # the file it wrote is removed

@@ -10,12 +10,14 @@ import typer
 from dse import commands
 from dse.cli.options import (
     STORAGE,
+    CheckpointDirOpt,
     DataDirOpt,
     EarlyStopOpt,
     EtaOpt,
     FormatOpt,
     GpusOpt,
     GpusPerTrialOpt,
+    KeepCheckpointsOpt,
     RungsOpt,
     SchedulerOpt,
     StorageOpt,
@@ -83,6 +85,8 @@ def run(
             help="How long the database may stay unreachable before the run stops (resumable).",
         ),
     ] = commands.DEFAULT_OUTAGE_LIMIT_S,
+    checkpoint_dir: CheckpointDirOpt = None,
+    keep_checkpoints: KeepCheckpointsOpt = False,
     format: FormatOpt = Format.table,
 ) -> None:
     """Explore a search space: trials in parallel, results in the database, then the front."""
@@ -102,6 +106,8 @@ def run(
         early_stop=commands.early_stop_from(early_stop, rungs, eta),
         extend=extend,
         db_outage_limit=db_outage_limit,
+        checkpoint_dir=checkpoint_dir,
+        keep_checkpoints=keep_checkpoints,
     )
     live = not quiet and format is Format.table
     Output(format).show(commands.run(space, options, repeats, calibration, live))

@@ -61,6 +61,18 @@ WorkersOpt = Annotated[int | None, typer.Option("--workers", help="CPU worker pr
 ThreadsOpt = Annotated[int | None, typer.Option("--threads", min=1, help="CPU threads.")]
 BatchOpt = Annotated[int, typer.Option("--batch", min=1, help="Batch size.")]
 STORAGE = commands.DEFAULT_STORAGE
+CheckpointDirOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--checkpoint-dir",
+        metavar="DIR",
+        help="Folder for the per-epoch checkpoints a run resumes from (see README).",
+    ),
+]
+KeepCheckpointsOpt = Annotated[
+    bool,
+    typer.Option("--keep-checkpoints", help="Keep per-epoch checkpoints after a run ends."),
+]
 
 # dse run's options for a Dask cluster and for early stopping.
 SchedulerOpt = Annotated[

@@ -10,10 +10,12 @@ import typer
 from dse import commands
 from dse.cli.options import (
     BatchOpt,
+    CheckpointDirOpt,
     ConfigOpt,
     DataDirOpt,
     DeviceOpt,
     FormatOpt,
+    KeepCheckpointsOpt,
     PresetOpt,
     SetOpt,
     StudyOpt,
@@ -33,11 +35,32 @@ def train(
         str | None, typer.Option("--save", metavar="FILE", help="Write the best weights here.")
     ] = None,
     threads: ThreadsOpt = None,
+    resume: Annotated[
+        str | None,
+        typer.Option(
+            "--resume", metavar="FILE", help="Go on from a per-epoch checkpoint (its config)."
+        ),
+    ] = None,
+    checkpoint_dir: CheckpointDirOpt = None,
+    keep_checkpoints: KeepCheckpointsOpt = False,
     format: FormatOpt = Format.table,
 ) -> None:
-    """Train one configuration and print its metrics (json: one object on the last line)."""
+    """Train one configuration and print its metrics (json: one object on the last line).
+    Ctrl-C leaves the last epoch's checkpoint and prints the command that resumes it."""
     progress = format is Format.table
-    shown = commands.train(config, preset, set_ or [], device, data_dir, save, threads, progress)
+    shown = commands.train(
+        config,
+        preset,
+        set_ or [],
+        device,
+        data_dir,
+        save,
+        threads,
+        progress,
+        resume=resume,
+        checkpoint_dir=checkpoint_dir,
+        keep_checkpoints=keep_checkpoints,
+    )
     Output(format).show(shown)
 
 

@@ -59,6 +59,8 @@ def run(
     loaded = load_space(space)
     if repeats is not None:
         loaded = loaded.with_repeats(repeats)
+    if options.checkpoint_dir is not None and options.backend == "local":  # Dask: on the workers
+        check_output_dir(options.checkpoint_dir, "checkpoint_dir")
     if calibration is None and Path(DEFAULT_PATH).is_file():
         calibration = DEFAULT_PATH
     if calibration:

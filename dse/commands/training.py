@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
+import re
+import shlex
+import signal
+import warnings
 from dataclasses import asdict
+from pathlib import Path
+from typing import Any
 
-from dse.commands.paths import check_writable
-from dse.errors import ConfigError, choose_from, option
+from dse.commands.paths import check_output_dir, check_writable
+from dse.config import TrialConfig
+from dse.errors import ConfigError, Interrupted, choose_from, option
 from dse.output import Rows, Shown
 from dse.presets import preset, preset_names, resolve_config
 
@@ -19,26 +27,30 @@ def train(
     save: str | None = None,
     threads: int | None = None,
     progress: bool = False,
+    resume: str | None = None,
+    checkpoint_dir: str | None = None,
+    keep_checkpoints: bool = False,
 ) -> Shown:
-    """Train a config (every seed of its repeats) and show its history and metrics."""
-    import torch
+    """Train a config (every seed of its repeats) and show its history and metrics.
 
-    from dse.train.seeds import train_seeds
-    from dse.train.trainer import resolve_device
-
-    resolved = resolve_config(config, preset_name, overrides)
-    torch_device = resolve_device(device)
-    if save:
-        check_writable(save, "save")
-    if threads:
-        torch.set_num_threads(threads)
-    if progress:
-        from dse.progress import TrainingProgress
-
-        with TrainingProgress(resolved.name or "train") as observer:
-            result = train_seeds(resolved, torch_device, data_dir, observer, checkpoint=save)
-    else:
-        result = train_seeds(resolved, torch_device, data_dir, checkpoint=save)
+    After each epoch the run writes its checkpoint (`checkpoint_dir`, default
+    results/checkpoints, as train-NAME.pt), removed once it completes unless
+    `keep_checkpoints`. `resume`: a checkpoint to go on from, with its configuration. Ctrl-C
+    leaves the checkpoint and raises Interrupted, its line the command that resumes."""
+    given = {"device": device if device != "cpu" else None, "data_dir": data_dir}
+    given |= {"threads": threads, "save": save, "keep_checkpoints": keep_checkpoints}
+    file = resolved = None
+    try:  # Ctrl-C from the first moment on (importing torch takes seconds)
+        file, resolved = _checkpoint_file(
+            config, preset_name, overrides, resume, checkpoint_dir, keep_checkpoints
+        )
+        result = _train_run(resolved, file, device, data_dir, save, threads, progress)
+    except KeyboardInterrupt:
+        line = _resume_line(file, resolved, resume, given)
+        raise Interrupted(line, signal.SIGINT) from None
+    if checkpoint_dir is None and resume is None:  # the default folder, if nothing else is in it
+        with contextlib.suppress(OSError):
+            file.path.parent.rmdir()
     history = [
         {k: v for k, v in asdict(record).items() if k != "loss_parts"} | record.loss_parts
         for record in result.history
@@ -48,7 +60,99 @@ def train(
         tables=[Rows(history, "history"), Rows(metrics, "result")],
         data=result.to_dict(),
         footer=f"saved {save}" if save else None,
+        notes=[f"checkpoint kept: {file.path}"] if keep_checkpoints else [],
     )
+
+
+DEFAULT_CHECKPOINT_DIR = "results/checkpoints"
+
+
+def _checkpoint_file(
+    config: str | None,
+    preset_name: str | None,
+    overrides: list[str],
+    resume: str | None,
+    checkpoint_dir: str | None,
+    keep: bool,
+) -> tuple[Any, TrialConfig]:
+    """The run's per-epoch checkpoint file (a ResumeFile) and its configuration: the one of
+    `resume`, or a new file named after the configuration in `checkpoint_dir`."""
+    from dse.train.resume import ResumeFile
+
+    if resume is not None:
+        given = {"config": config, "preset": preset_name, "set": overrides}
+        given["checkpoint_dir"] = checkpoint_dir
+        extra = [name for name, value in given.items() if value]
+        if extra:
+            raise ConfigError(
+                f"{option('resume')} {resume}: goes on with the checkpoint's configuration, "
+                f"in its file (no {option(extra[0])})"
+            )
+        file = ResumeFile(Path(resume), keep=keep)
+        return file, file.config()
+    resolved = resolve_config(config, preset_name, overrides)
+    folder = checkpoint_dir or DEFAULT_CHECKPOINT_DIR
+    check_output_dir(folder, "checkpoint_dir")
+    name = re.sub(r"[^A-Za-z0-9._-]+", "_", resolved.name or "run")
+    file = ResumeFile(Path(folder) / f"train-{name}.pt", resume=False, keep=keep)
+    if file.path.exists():
+        warnings.warn(
+            f"{file.path}: an earlier run's checkpoint, replaced after this run's first epoch "
+            f"(to go on with it instead: dse train --resume {file.path})",
+            stacklevel=3,
+        )
+    return file, resolved
+
+
+def _train_run(
+    config: TrialConfig,
+    file: Any,
+    device: str,
+    data_dir: str | None,
+    save: str | None,
+    threads: int | None,
+    progress: bool,
+) -> Any:
+    """Train `config` with its per-epoch checkpoint `file` (a ResumeFile): a TrialResult."""
+    import torch
+
+    from dse.train.seeds import train_seeds
+    from dse.train.trainer import resolve_device
+
+    torch_device = resolve_device(device)
+    if save:
+        check_writable(save, "save")
+    if threads:
+        torch.set_num_threads(threads)
+    if not progress:
+        return train_seeds(config, torch_device, data_dir, checkpoint=save, resume=file)
+    from dse.progress import TrainingProgress
+
+    with TrainingProgress(config.name or "train") as observer:
+        return train_seeds(config, torch_device, data_dir, observer, save, resume=file)
+
+
+def _resume_line(
+    file: Any, config: TrialConfig | None, resume: str | None, given: dict[str, Any]
+) -> str:
+    """Where an interrupted run stands, and the command that resumes it."""
+    if file is not None and file.saved is not None and config is not None:
+        seed, epoch = file.saved
+        where = f"after epoch {epoch} of {config.epochs}"
+        if config.repeats > 1:
+            where += f" of seed {seed + 1} of {config.repeats}"
+        path = str(file.path)
+    elif resume is not None:  # before its checkpoint was read
+        where, path = "before the run started", resume
+    else:
+        return "interrupted before the first epoch finished: nothing to resume"
+    command = ["dse", "train", "--resume", path]
+    for name, value in given.items():
+        if value is True:
+            command.append(f"--{name.replace('_', '-')}")
+        elif value:
+            command += [f"--{name.replace('_', '-')}", str(value)]
+    return f"interrupted {where}; resume with: {shlex.join(command)}"
 
 
 SPLITS = ("test", "val")

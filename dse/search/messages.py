@@ -20,11 +20,15 @@ from dse.train.result import TrialResult
 
 @dataclass(frozen=True)
 class TrialTask:
-    """Runner -> worker: train this config; after each epoch in `rungs`, ask before going on."""
+    """Runner -> worker: train this config; after each epoch in `rungs`, ask before going on.
+    `checkpoint`: the trial's per-epoch checkpoint file, resumed from when it is there (a retry
+    of a trial whose worker died finds its failed run's), removed when the trial ends."""
 
     number: int
     config: dict[str, Any]  # a TrialConfig as a dict
     rungs: tuple[int, ...] = ()
+    checkpoint: str | None = None  # a path the worker can reach (None: no checkpoints)
+    keep_checkpoint: bool = False  # keep the file when the trial ends
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,10 @@ of the run it resolves to: the sampler, the trial budget, the grid, the base con
 
 from __future__ import annotations
 
+import contextlib
+import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from dse.config import TrialConfig
@@ -11,7 +14,7 @@ from dse.errors import ConfigError, choose_from, option
 from dse.search.devices import Slot, cpu_count, plan_slots
 from dse.search.moasha import EarlyStop
 from dse.search.outage import DEFAULT_OUTAGE_LIMIT_S
-from dse.search.storage import DEFAULT_STORAGE
+from dse.search.storage import DEFAULT_STORAGE, journal_path, sqlite_path
 from dse.search.study import SAMPLERS
 from dse.space import SearchSpace
 
@@ -38,6 +41,8 @@ class RunOptions:
     early_stop: EarlyStop | None = None  # MO-ASHA rungs and eta; None runs every trial in full
     extend: bool = False  # run an existing study with another space: its points join the study
     db_outage_limit: float = DEFAULT_OUTAGE_LIMIT_S  # seconds the database may stay unreachable
+    checkpoint_dir: str | None = None  # per-epoch trial checkpoints; default: beside the database
+    keep_checkpoints: bool = False  # keep a trial's checkpoint after it ends
 
     def validate(self, space: SearchSpace) -> None:
         """Every combination of options that cannot run, before anything starts (and, for
@@ -147,3 +152,31 @@ def plan_run(space: SearchSpace, options: RunOptions, gpu_count: int | None = No
         datasets=space.datasets(),
         slots=slots,
     )
+
+
+def checkpoint_folder(options: RunOptions, study_name: str, study_uid: str) -> str:
+    """The folder of the study's per-epoch trial checkpoints: `checkpoint_dir`, by default a
+    `checkpoints` folder beside a SQLite or journal file (else results/checkpoints), then one
+    folder per study (its name and its random id: two databases never share one). Local
+    workers get it absolute; Dask workers as given (relative: to each worker's folder)."""
+    if options.checkpoint_dir is not None:
+        root = Path(options.checkpoint_dir)
+    else:
+        journal = journal_path(options.storage)
+        database = sqlite_path(options.storage) or (Path(journal) if journal else None)
+        root = database.parent / "checkpoints" if database else Path("results/checkpoints")
+    if options.backend == "local":
+        root = root.resolve()
+    safe_name = re.sub(r"[^A-Za-z0-9._-]+", "_", study_name)
+    return str(root / f"{safe_name}-{study_uid}")
+
+
+def tidy_checkpoints(options: RunOptions, folder: str) -> None:
+    """After a run on local workers (none is left writing): the study's checkpoint folder,
+    and the default `checkpoints` folder above it, removed if empty."""
+    if options.backend != "local":
+        return
+    path = Path(folder)
+    for empty in (path, path.parent) if options.checkpoint_dir is None else (path,):
+        with contextlib.suppress(OSError):  # not empty: kept checkpoints, trials to resume
+            empty.rmdir()

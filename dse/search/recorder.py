@@ -100,12 +100,14 @@ class Recorder:
             record.enqueue_retry(self.study, trial.number, OUT_OF_MEMORY, half_batch=True)
         self.report_finished(trial.number)
 
-    def worker_died(self, trial: optuna.Trial, slot: Slot, reason: str) -> None:
-        """FAIL with the reason; queued again unless its point already killed a worker."""
+    def worker_died(self, trial: optuna.Trial, slot: Slot, reason: str, lost_s: float) -> None:
+        """FAIL with the reason; queued again unless its point already killed a worker (the
+        retry resumes from the trial's checkpoint; `lost_s`: seconds it ran past it)."""
         record = TrialRecord(trial)
         origin = record.retry_of
         self.deaths[origin] = self.deaths.get(origin, 0) + 1
         record.fail(f"worker died ({reason}) on {record.slot or slot.label}")
+        record.add_lost(lost_s)
         retry = self.deaths[origin] <= MAX_WORKER_DEATHS
         if retry:
             record.mark_retried()
@@ -114,10 +116,12 @@ class Recorder:
             record.enqueue_retry(self.study, origin, "worker died")
         self.report_finished(trial.number)
 
-    def interrupted(self, trial: optuna.Trial, signal_name: str) -> None:
-        """Stopped in flight by a signal: FAIL now (no stale wait), its point queued again."""
+    def interrupted(self, trial: optuna.Trial, signal_name: str, lost_s: float) -> None:
+        """Stopped in flight by a signal: FAIL now (no stale wait), its point queued again (to
+        resume from its checkpoint; `lost_s`: seconds it ran past it)."""
         record = TrialRecord(trial)
         record.fail(f"interrupted ({signal_name})")
+        record.add_lost(lost_s)
         record.mark_retried()
         self.study.tell(trial, state=TrialState.FAIL)
         record.enqueue_retry(self.study, record.retry_of, "interrupted")

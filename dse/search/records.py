@@ -1,5 +1,5 @@
-"""What a search stores, defined once: a trial's record and a study's, and the stored forms
-they are made of (Placement, EpochPoint, Decision).
+"""What a search stores, defined once: a trial's record and a study's (the stored forms they
+are made of, Placement, EpochPoint and Decision, are in forms.py and importable from here).
 
 A trial's record in the study (optuna user attributes, JSON) is read and written only through
 `TrialRecord`, under the key constants below, and a study's through `StudyRecord`. The keys are
@@ -8,65 +8,17 @@ the stored format: studies written by earlier versions open with the same names.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+import uuid
+from dataclasses import asdict
 from typing import Any
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from dse.config import TrialConfig
+from dse.search.forms import Decision, EpochPoint, Placement, param_key
 from dse.space.model import Fingerprint
 from dse.train.result import EpochRecord, TrialResult, current_metric, current_metrics
-
-# --- stored forms -----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Placement:
-    """Where a trial runs, as recorded with it."""
-
-    slot: str  # "cpu#0", "cuda:1#1", or the Dask worker's address
-    device: str  # "cpu" or "cuda:N"
-    host: str | None = None
-    dask_worker: str | None = None  # the Dask worker's name (Dask runs only)
-
-
-@dataclass(frozen=True)
-class EpochPoint:
-    """One finished epoch of a trial, as the worker reports it and the trial's curve keeps it."""
-
-    epoch: int  # counted from 1
-    batch_size: int
-    epoch_time_s: float
-    elapsed_train_s: float  # training time of epochs 1..epoch
-    val_accuracy: float
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-@dataclass(frozen=True)
-class Decision:
-    """MO-ASHA's decision for a trial at a rung, as stored in the trial's record."""
-
-    rung: int
-    values: tuple[float, ...]  # the objectives estimated at the rung
-    proceed: bool
-    position: int  # 1-based, in the rung's order
-    of: int  # records ranked, the newcomer included
-    cutoff: int  # how many positions go on: floor(of / eta) + 1
-
-    def to_attr(self) -> dict[str, Any]:
-        stored = {k: v for k, v in asdict(self).items() if k != "rung"}
-        return {**stored, "values": list(self.values)}
-
-    @classmethod
-    def from_attr(cls, rung: int, stored: dict[str, Any]) -> Decision:
-        values = tuple(stored["values"])
-        return cls(
-            rung, values, stored["proceed"], stored["position"], stored["of"], stored["cutoff"]
-        )
-
 
 # --- a trial's stored record ------------------------------------------------------------------
 
@@ -89,11 +41,10 @@ ORIGIN = "origin"  # enqueued as: "grid", "point" or "retry"
 POINT = "point"  # the params it was enqueued with (a queued trial has no params yet)
 RETRY_OF, RETRY_REASON, HALF_BATCH = "retry_of", "retry_reason", "half_batch"
 CREATION_TAG = "dse:creation"  # a system attribute: the tag a new trial is created with
-
-
-def param_key(params: dict[str, Any]) -> str:
-    """A stable identity of a point: its params, sorted."""
-    return repr(sorted(params.items()))
+RESUME_KEY = "resume_key"  # names the trial's per-epoch checkpoint; its retries inherit it
+RESUMED_FROM_EPOCH = "resumed_from_epoch"  # complete epochs restored from the checkpoint
+RESUMED_SEED = "resumed_seed"  # repeats: the seed (index) it resumed in
+LOST_TRAIN_S = "lost_train_s"  # seconds the point's failed attempts ran past their last checkpoint
 
 
 def enqueue_point(study: optuna.Study, params: dict[str, Any], origin: str) -> None:
@@ -152,8 +103,7 @@ class TrialRecord:
 
     @property
     def error(self) -> str | None:
-        """Why it failed; None for a trial that did not (a retry starts with the attributes
-        of the trial it retries, its error too)."""
+        """Why it failed; None unless it did (a retry starts with its original's attributes)."""
         return self.attrs.get(ERROR) if self.trial.state == TrialState.FAIL else None
 
     @property
@@ -183,6 +133,19 @@ class TrialRecord:
     @property
     def creation_tag(self) -> str | None:  # search/resilient.py
         return self.trial.system_attrs.get(CREATION_TAG)
+
+    def resume_key(self) -> str | None:
+        return self.attrs.get(RESUME_KEY)
+
+    @property
+    def resumed_from_epoch(self) -> int | None:
+        return self.attrs.get(RESUMED_FROM_EPOCH)
+
+    @property
+    def lost_train_s(self) -> float:
+        """Seconds this point's failed attempts (this one's included, if it failed) ran past
+        their last checkpoint, from the last epoch reported to the death seen: work redone."""
+        return self.attrs.get(LOST_TRAIN_S, 0.0)
 
     @property
     def half_batch(self) -> bool:
@@ -233,13 +196,19 @@ class TrialRecord:
     def _set(self, key: str, value: Any) -> None:
         self.trial.set_user_attr(key, value)
 
-    def start(self, config: dict[str, Any], placement: Placement) -> None:
-        """A trial handed to a worker; a retry drops its failed run's curve and decisions."""
+    def start(self, config: dict[str, Any], placement: Placement) -> str:
+        """A trial handed to a worker; a retry drops its failed run's curve and decisions.
+        Returns the name of its per-epoch checkpoint: a retry's is its failed run's."""
         self._set(CONFIG, config)
         self.place(placement)
         for key, empty in ((CURVE, []), (RUNGS, {})):
             if key in self.attrs:
                 self._set(key, empty)
+        key = self.resume_key
+        if key is None:
+            key = f"trial-{self.number}"
+            self._set(RESUME_KEY, key)
+        return key
 
     def place(self, placement: Placement) -> None:
         for key, value in asdict(placement).items():
@@ -264,6 +233,10 @@ class TrialRecord:
         if result.per_seed:
             self._set(PER_SEED, result.per_seed)
             self._set(SEED_STD, result.seed_std)
+        if result.resumed_from_epoch is not None:
+            self._set(RESUMED_FROM_EPOCH, result.resumed_from_epoch)
+        if result.resumed_seed is not None:
+            self._set(RESUMED_SEED, result.resumed_seed)
         return metrics
 
     def stopped(self, epoch: int, values: list[float]) -> None:
@@ -282,12 +255,19 @@ class TrialRecord:
             "killed, crashed or stalled)",
         )
         self._set(RAN_S, ran_s)
+        curve = self.curve
+        last_checkpoint_s = (curve[-1].at_s or 0.0) if curve else 0.0
+        self.add_lost(ran_s - last_checkpoint_s)
         if retried:
             self.mark_retried()
 
     @property
     def ran_s(self) -> float | None:
         return self.attrs.get(RAN_S)
+
+    def add_lost(self, seconds: float) -> None:
+        """A failed attempt ran `seconds` past its last checkpoint (a retry redoes them)."""
+        self._set(LOST_TRAIN_S, self.lost_train_s + max(0.0, seconds))
 
     def mark_retried(self) -> None:
         self._set(RETRIED, True)
@@ -313,11 +293,19 @@ class TrialRecord:
         self, study: optuna.Study, origin: int, reason: str, half_batch: bool = False
     ) -> None:
         """Queue this trial's point again; the retry's attributes link it to `origin`, the
-        first run of the point."""
+        first run of the point. A retry of the same config (a half-batch trial's included)
+        inherits the checkpoint, to resume from its last complete epoch, and the seconds lost
+        so far; a retry at half the batch (`half_batch`), another config, neither."""
         attrs = {ORIGIN: "retry", RETRY_OF: origin, POINT: dict(self.trial.params)}
         attrs[RETRY_REASON] = reason
-        if half_batch:
+        if half_batch or self.half_batch:
             attrs[HALF_BATCH] = True
+        if not half_batch:
+            inherited = (
+                (RESUME_KEY, self.resume_key),
+                (LOST_TRAIN_S, self.attrs.get(LOST_TRAIN_S)),
+            )
+            attrs.update({key: value for key, value in inherited if value is not None})
         study.enqueue_trial(self.trial.params, user_attrs=attrs)
 
 
@@ -329,6 +317,9 @@ CALIBRATION = "calibration"  # the latest `dse calibrate` result run with it
 EARLY_STOP = "early_stop"  # the rule, rungs and eta of the latest run with early stopping
 REFERENCE_POINT = "reference_point"  # in SPACE: the hypervolume's reference point, if given
 FINGERPRINTS = "fingerprints"  # the spaces the study was run with (space.Fingerprint), oldest first
+STUDY_UID = (
+    "study_uid"  # a random id: names the study's checkpoint folder (unique across databases)
+)
 
 
 # Keys that are also ordinary words of other formats (inputs named in errors, table columns,
@@ -394,6 +385,14 @@ class StudyRecord:
 
     def set_calibration(self, calibration: dict[str, Any]) -> None:
         self.study.set_user_attr(CALIBRATION, calibration)
+
+    def uid(self) -> str:
+        """The study's own random id, made on first use (call it under the set-up lock)."""
+        stored = self.study.user_attrs.get(STUDY_UID)
+        if stored is None:
+            stored = uuid.uuid4().hex[:8]
+            self.study.set_user_attr(STUDY_UID, stored)
+        return stored
 
     def set_early_stop(self, rungs: tuple[int, ...], eta: float) -> None:
         self.study.set_user_attr(EARLY_STOP, {"rule": "moasha", "rungs": list(rungs), "eta": eta})

@@ -10,7 +10,8 @@ runners can share one study:
 - a grid enqueues each point once (skipping points already finished, running or queued), and
   workers pop queued trials: no duplicates, in parallel;
 - a trial whose worker process died is recorded FAIL and retried once; a trial left RUNNING by
-  a killed runner goes stale (no heartbeat) and optuna re-queues it;
+  a killed runner goes stale (no heartbeat) and optuna re-queues it; either retry resumes from
+  the failed run's per-epoch checkpoint (its last complete epoch), which every worker writes;
 - with retry_oom, a trial that ran out of device memory is recorded FAIL and retried once at
   half the batch size (`TrialConfig.with_half_batch`); the retry's `retry_of` names it;
 - setting up (schema, study, queued points) happens under a lock on the storage (locks.py),
@@ -36,7 +37,7 @@ import socket
 import sys
 import time
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import optuna
@@ -58,7 +59,7 @@ from dse.search.messages import (
     WorkerMessage,
 )
 from dse.search.moasha import RungBook
-from dse.search.options import RunOptions, RunPlan, plan_run
+from dse.search.options import RunOptions, RunPlan, checkpoint_folder, plan_run, tidy_checkpoints
 from dse.search.optuna_private import pop_queued_trial, record_heartbeats, trial_id
 from dse.search.recorder import (
     Recorder,
@@ -109,7 +110,7 @@ def run_study(
         pool = _connect_dask(options, plan) if options.backend == "dask" else None
         if pool is None:
             _check_local_data(options, plan)
-        storage = None
+        storage = runner = None
         try:
             with setup_lock(options.storage):
                 storage = open_storage(options.storage, True, options.db_outage_limit)
@@ -126,6 +127,8 @@ def run_study(
                 pool.close(abandon=stop.received is not None or sys.exc_info()[0] is not None)
             if storage is not None:
                 close_storage(storage)
+            if runner is not None:
+                tidy_checkpoints(options, runner.checkpoints)
 
 
 def _connect_dask(options: RunOptions, plan: RunPlan) -> Pool:
@@ -156,6 +159,7 @@ def _set_up_study(
     record = StudyRecord(study)
     if options.calibration is not None:  # the latest measured noise, for pareto
         record.set_calibration(options.calibration)
+    record.uid()  # made here, under the lock, if the study has none yet
     fail_stale(study)
     if options.early_stop is not None:
         record.set_early_stop(options.early_stop.rungs, options.early_stop.eta)
@@ -173,6 +177,12 @@ class InFlight:
     slot: Slot
     batch_sizes: tuple[int, ...] = ()  # per epoch, from the trial's batch schedule
     curve: list[EpochPoint] = field(default_factory=list)
+    started: float = field(default_factory=time.monotonic)
+
+    def lost_s(self) -> float:
+        """Seconds since the last epoch reported (its checkpoint written), or since dispatch."""
+        last = (self.curve[-1].at_s or 0.0) if self.curve else 0.0
+        return time.monotonic() - self.started - last
 
 
 class Runner:
@@ -198,6 +208,7 @@ class Runner:
         )
         self.in_flight: dict[int, InFlight] = {}
         self.invalid_in_a_row = 0
+        self.checkpoints = checkpoint_folder(options, study.study_name, StudyRecord(study).uid())
 
     def run(self, stop: StopSignals | None = None) -> RunSummary:
         """Run until the planned trials have finished, or a signal stops the run (Interrupted:
@@ -241,7 +252,8 @@ class Runner:
                 flight = self.in_flight.pop(lost.number, None) if lost.number is not None else None
                 if flight is not None:
                     with _unless_failed_as_stale():
-                        self.recorder.worker_died(flight.trial, flight.slot, lost.reason)
+                        lost_s = flight.lost_s()
+                        self.recorder.worker_died(flight.trial, flight.slot, lost.reason, lost_s)
             if time.monotonic() - last_heartbeat > HEARTBEAT_EVERY_S:
                 record_heartbeats(self.study, [f.trial for f in self.in_flight.values()])
                 fail_stale(self.study)
@@ -253,7 +265,7 @@ class Runner:
         stopped = 0
         for flight in list(self.in_flight.values()):
             with _unless_failed_as_stale():
-                self.recorder.interrupted(flight.trial, name)
+                self.recorder.interrupted(flight.trial, name, flight.lost_s())
                 stopped += 1
         self.in_flight.clear()
         trials = self.counting.trials(self.study)
@@ -308,12 +320,14 @@ class Runner:
         placement = Placement(slot.label, slot.device, socket.gethostname())
         as_dict = config.to_dict()
         with _unless_failed_as_stale():  # by another runner meanwhile, and queued again
-            TrialRecord(trial).start(as_dict, placement)
+            key = TrialRecord(trial).start(as_dict, placement)
             rungs = self.rung_book.rungs_for(config.epochs) if self.rung_book else ()
             batch_sizes = tuple(
                 batch_size_at(config.batch_schedule, e) for e in range(config.epochs)
             )
-            self.pool.submit(slot, TrialTask(trial.number, as_dict, rungs))
+            checkpoint = f"{self.checkpoints}/{key}.pt"  # a retry's is its failed run's
+            keep = self.options.keep_checkpoints
+            self.pool.submit(slot, TrialTask(trial.number, as_dict, rungs, checkpoint, keep))
             self.in_flight[trial.number] = InFlight(trial, slot, batch_sizes)
             self.reporter.trial_started(trial.number, slot, values, config.epochs)
         return True
@@ -352,7 +366,7 @@ class Runner:
 
     def _epoch_done(self, flight: InFlight, message: EpochDone) -> None:
         """Keep the epoch in the trial's curve (MO-ASHA reads it from other runners too)."""
-        point = message.point
+        point = replace(message.point, at_s=time.monotonic() - flight.started)
         self.reporter.trial_epoch(message.number, point.epoch, message.epochs, point.val_accuracy)
         flight.curve.append(point)
         try:

@@ -22,6 +22,7 @@ import time
 import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 from dse.search.devices import Slot
@@ -85,13 +86,16 @@ def execute_trial(
 ) -> TrialDone | TrialFailed:
     """Train one trial in this process; returns how it ended.
 
-    Each finished epoch is sent as an EpochDone; after an epoch in `task.rungs`, a
-    RungQuestion is sent and `ask()` waits for the answer (stop: training ends at that epoch
-    boundary). Shared by the local workers and the Dask task, so both record a trial alike.
+    Each finished epoch is sent as an EpochDone, after its checkpoint is written; after an
+    epoch in `task.rungs`, a RungQuestion is sent and `ask()` waits for the answer (stop:
+    training ends at that epoch boundary). A trial resumed from its checkpoint sends the
+    restored epochs first (no rung is asked again). Shared by the local workers and the Dask
+    task, so both record a trial alike.
     """
     import torch
 
     from dse.config import TrialConfig
+    from dse.train.resume import ResumeFile
     from dse.train.seeds import train_seeds
     from dse.train.trainer import Observer
 
@@ -99,7 +103,7 @@ def execute_trial(
         def __init__(self, epochs: int):
             self.epochs, self.stop = epochs, False
 
-        def on_epoch(self, record, elapsed_train_s):
+        def report(self, record, elapsed_train_s):
             point = EpochPoint(
                 record.epoch,
                 record.batch_size,
@@ -108,6 +112,15 @@ def execute_trial(
                 record.val_accuracy,
             )
             send(EpochDone(slot_index, task.number, self.epochs, point))
+
+        def on_resume(self, history):
+            elapsed = 0.0
+            for record in history:
+                elapsed += record.epoch_time_s
+                self.report(record, elapsed)
+
+        def on_epoch(self, record, elapsed_train_s):
+            self.report(record, elapsed_train_s)
             if record.epoch in task.rungs and ask is not None:
                 send(RungQuestion(slot_index, task.number, record.epoch))
                 self.stop = not ask().proceed
@@ -116,11 +129,17 @@ def execute_trial(
             return self.stop
 
     started = time.perf_counter()
+    resume = None
+    if task.checkpoint is not None:
+        resume = ResumeFile(Path(task.checkpoint), keep=task.keep_checkpoint)
     try:
         config = TrialConfig.from_dict(task.config)
-        result = train_seeds(config, device, data_dir, observer=ReportEpochs(config.epochs))
+        observer = ReportEpochs(config.epochs)
+        result = train_seeds(config, device, data_dir, observer=observer, resume=resume)
         return TrialDone(slot_index, task.number, result, wall_s=time.perf_counter() - started)
     except Exception as exc:  # recorded as the trial's failure; the worker goes on
+        if resume is not None:  # failed for a reason of its own: nothing will resume it
+            resume.finish()
         kind = _error_kind(exc)
         message = " ".join(str(exc).split()) or type(exc).__name__
         if kind.startswith("bug"):  # a bug keeps its traceback, on one line

@@ -62,6 +62,10 @@ class TrialResult:
     per_seed: list[dict[str, float]] = field(default_factory=list)
     seed_std: dict[str, float] = field(default_factory=dict)
     stopped_at: int | None = None  # the epoch early stopping ended the run at (None: ran all)
+    # Resumed from a per-epoch checkpoint (dse.train.resume): the complete epochs it restored
+    # of the seed it resumed in, and with repeats that seed's index (None: trained from scratch).
+    resumed_from_epoch: int | None = None
+    resumed_seed: int | None = None
 
     def metrics(self) -> dict[str, float]:
         return {name: getattr(self, name) for name in METRICS}

@@ -5,21 +5,19 @@ It reads top to bottom in execution order: data onto the device, model, optimize
 batch sizes and learning rates, then per epoch: shuffle, train steps (timed, device-synchronized),
 validate; finally the test accuracy of the best-validation weights.
 No host synchronization inside the step loop except a finiteness check every CHECK_EVERY steps.
+Fault injection for tests and drills (off unless set): dse.train.faults.
 
-Fault injection (for tests and drills, off unless set): DSE_FAULT_OOM_ABOVE_BATCH=N makes every
-epoch whose batch size exceeds N fail at its first step with torch.OutOfMemoryError, as a device
-that holds batches of at most N would. The error is torch's own type, raised where a real
-allocation would fail, so everything above the trainer (workers, runner, --retry-oom) handles it
-as a real out-of-memory error.
+Per-epoch checkpoints (dse.train.resume): with `resumable`, the run resumes from its state
+when it has one, and writes the state after each epoch (before the observer hears of it).
 """
 
 from __future__ import annotations
 
-import os
 import time
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -39,24 +37,33 @@ from dse.train.environment import (
     peak_memory_mb,
     synchronize,
 )
+from dse.train.faults import inject_oom, injected_kill, injected_oom_limit, kill_if_due
 from dse.train.precision import autocast
 from dse.train.result import EpochRecord, TrialResult
+from dse.train.resume import ResumeState, SeedCheckpoints, restore_rng, rng_states
 from dse.train.schedules import TrainingPlan, make_plan
 
 CHECK_EVERY = 50  # steps between finiteness checks (one host sync each)
-FAULT_OOM_ENV = "DSE_FAULT_OOM_ABOVE_BATCH"
 
 
 class Observer:
     """Hooks for progress displays and early stopping.
 
     should_stop is asked after each epoch's on_epoch: True ends training there, and the result
-    (best weights so far, their test accuracy) records the epoch it stopped at.
+    (best weights so far, their test accuracy) records the epoch it stopped at. A run resumed
+    from a checkpoint tells on_resume the epochs it restored, after on_start.
     """
 
     def on_start(self, plan: TrainingPlan) -> None: ...
     def on_step(self, epoch: int, step_in_epoch: int) -> None: ...
     def on_epoch(self, record: EpochRecord, elapsed_train_s: float) -> None: ...
+    def on_resume(self, history: list[EpochRecord]) -> None:
+        """The epochs restored from a checkpoint; by default each is told as on_epoch."""
+        elapsed = 0.0
+        for record in history:
+            elapsed += record.epoch_time_s
+            self.on_epoch(record, elapsed)
+
     def should_stop(self) -> bool:
         return False
 
@@ -115,24 +122,6 @@ def _check_finite(totals: _EpochTotals, upto: int, epoch: int) -> None:
     totals.checked = upto
 
 
-def _injected_oom_limit() -> int | None:
-    value = os.environ.get(FAULT_OOM_ENV)
-    if not value:
-        return None
-    try:
-        return int(value)
-    except ValueError:
-        raise ConfigError(f"{FAULT_OOM_ENV}={value!r}: expected a batch size") from None
-
-
-def _inject_oom(limit: int | None, batch_size: int, epoch: int) -> None:
-    if limit is not None and batch_size > limit:
-        raise torch.OutOfMemoryError(
-            f"simulated out of memory ({FAULT_OOM_ENV}={limit}): batch of {batch_size} "
-            f"at epoch {epoch + 1}, step 1"
-        )
-
-
 def train(
     config: TrialConfig,
     device: str | torch.device = "cpu",
@@ -140,9 +129,11 @@ def train(
     observer: Observer | None = None,
     checkpoint: str | Path | None = None,
     data: DeviceDataset | None = None,
+    resumable: SeedCheckpoints | None = None,
 ) -> TrialResult:
     """Train `config` with its one seed on `device`; save the best-validation weights to
-    `checkpoint` if given. Several seeds (config.repeats > 1) are dse.train.seeds.train_seeds's.
+    `checkpoint` if given. With `resumable`: resume from its state if it has one, and write
+    the state after each epoch. Several seeds (config.repeats > 1): dse.train.seeds.
     """
     device = resolve_device(str(device)) if not isinstance(device, torch.device) else device
     if config.repeats > 1:
@@ -155,11 +146,15 @@ def train(
     # Data and model, seeded: the same config on the same CPU gives the same numbers.
     data = data or load_dataset(config.dataset, device, data_dir)
     run = _setup(config, device, data)
-    observer.on_start(run.plan)
-
     progress = _Progress()
+    if resumable is not None and resumable.start is not None:
+        _restore(run, progress, resumable.start)
+    observer.on_start(run.plan)
+    if progress.history:
+        observer.on_resume(progress.history)
+
     run.model.train()
-    for epoch in range(config.epochs):
+    for epoch in range(len(progress.history), config.epochs):
         totals = _train_epoch(run, data, epoch, progress.step, observer)
         progress.step += run.plan.steps[epoch]
         progress.train_time += totals.time_s
@@ -173,6 +168,10 @@ def train(
             progress.best_state = {
                 k: v.detach().to("cpu", copy=True) for k, v in run.model.state_dict().items()
             }
+        if resumable is not None:  # outside the timed steps
+            rng = rng_states(run.generator, device)
+            state = progress_state(progress, epoch + 1)
+            resumable.write(epoch + 1, run.model, run.optimizer, rng, state)
         observer.on_epoch(record, progress.train_time)
         if observer.should_stop() and epoch + 1 < config.epochs:
             progress.stopped_at = epoch + 1
@@ -216,6 +215,7 @@ class _Run:
     generator: torch.Generator
     plan: TrainingPlan
     oom_limit: int | None  # DSE_FAULT_OOM_ABOVE_BATCH, when set
+    kill_at: tuple[int, int] | None  # DSE_FAULT_KILL_AT (epoch, step), when set
 
 
 def _setup(config: TrialConfig, device: torch.device, data: DeviceDataset) -> _Run:
@@ -233,8 +233,8 @@ def _setup(config: TrialConfig, device: torch.device, data: DeviceDataset) -> _R
     )
     generator = torch.Generator(device=device).manual_seed(config.seed)
     plan = make_plan(config, len(data.train))
-    oom_limit = _injected_oom_limit()
-    return _Run(config, device, model, summary, optimizer, generator, plan, oom_limit)
+    faults = injected_oom_limit(), injected_kill()
+    return _Run(config, device, model, summary, optimizer, generator, plan, *faults)
 
 
 @dataclass
@@ -248,6 +248,41 @@ class _Progress:
     samples_seen: int = 0
     step: int = 0  # optimizer steps so far: the LR schedule's clock
     stopped_at: int | None = None
+    resumed_from: int | None = None  # complete epochs restored from a checkpoint
+
+
+def progress_state(progress: _Progress, epoch: int) -> dict[str, Any]:
+    """The progress after `epoch` epochs, as a checkpoint holds it. The best weights are
+    left out when they are the model's own (the best epoch is the last): they are then
+    the checkpoint's model weights."""
+    best_is_current = progress.best[1] == epoch
+    return {
+        "history": [asdict(record) for record in progress.history],
+        "train_time": progress.train_time,
+        "best": list(progress.best),
+        "best_state": None if best_is_current else progress.best_state,
+        "samples_seen": progress.samples_seen,
+        "step": progress.step,
+    }
+
+
+def _restore(run: _Run, progress: _Progress, state: ResumeState) -> None:
+    """Continue from a checkpoint: weights, Adam, every RNG, the plan's clock, the history."""
+    run.model.load_state_dict(state.model)
+    run.optimizer.load_state_dict(state.optimizer)
+    restore_rng(state.rng, run.generator, run.device)
+    saved = state.progress
+    progress.history = [EpochRecord(**record) for record in saved["history"]]
+    progress.train_time = saved["train_time"]
+    val_accuracy, best_epoch, time_at_best = saved["best"]
+    progress.best = (val_accuracy, best_epoch, time_at_best)
+    best_state = saved["best_state"]
+    if best_state is None:  # the best epoch is the last one: its weights are the model's
+        best_state = {k: v.detach().to("cpu", copy=True) for k, v in state.model.items()}
+    progress.best_state = best_state
+    progress.samples_seen, progress.step = saved["samples_seen"], saved["step"]
+    progress.resumed_from = state.epoch
+    run.kill_at = None  # a fault of the first attempt: the retry resumes past it
 
 
 def _train_epoch(
@@ -258,7 +293,7 @@ def _train_epoch(
     config, device, model, optimizer = run.config, run.device, run.model, run.optimizer
     crop, pad = data.info.crop, data.info.pad
     batch_size, n_steps = run.plan.batch_sizes[epoch], run.plan.steps[epoch]
-    _inject_oom(run.oom_limit, batch_size, epoch)
+    inject_oom(run.oom_limit, batch_size, epoch)
     totals = _EpochTotals(losses=torch.empty(n_steps, device=device), parts={})
     synchronize(device)
     start = time.perf_counter()
@@ -290,6 +325,7 @@ def _train_epoch(
             total.add_(value.detach(), alpha=y.shape[0])
         if (i + 1) % CHECK_EVERY == 0:
             _check_finite(totals, i + 1, epoch)
+        kill_if_due(run.kill_at, epoch, i)
         observer.on_step(epoch, i)
     _check_finite(totals, n_steps, epoch)
     synchronize(device)
@@ -330,4 +366,5 @@ def _trial_result(run: _Run, progress: _Progress, test_accuracy: float) -> Trial
         history=progress.history,
         environment=environment(run.device, run.config.seed),
         stopped_at=progress.stopped_at,
+        resumed_from_epoch=progress.resumed_from,
     )

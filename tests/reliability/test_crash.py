@@ -115,6 +115,14 @@ def test_kill_9_of_the_runner_then_the_same_command_completes(workdir):
     for t in stale:  # it ran until the kill, not until the next runner marked it
         marked = (t.datetime_complete - t.datetime_start).total_seconds()
         assert 0 <= t.user_attrs["ran_s"] <= marked - 5, (t.user_attrs["ran_s"], marked)
+        # its retry resumed from its checkpoint: the epochs it reported, or one more (written,
+        # and killed before the runner heard of it)
+        key = t.user_attrs["resume_key"]
+        retry = next(c for c in complete if c.user_attrs["resume_key"] == key)
+        reported = len(t.user_attrs.get("curve", []))
+        assert reported <= retry.user_attrs.get("resumed_from_epoch", 0) <= reported + 1
+        assert 0 <= retry.user_attrs["lost_train_s"] == t.user_attrs["lost_train_s"]
+        assert len(retry.user_attrs["history"]) == 25
 
 
 def test_a_killed_worker_is_replaced_and_its_trial_retried(workdir):

@@ -16,7 +16,8 @@ from typer.testing import CliRunner
 
 from dse.cli import app
 from dse.errors import NonFiniteLossError
-from dse.train.trainer import FAULT_OOM_ENV, train
+from dse.train.faults import FAULT_OOM_ENV
+from dse.train.trainer import train
 from tests.conftest import load_study, tiny_config, write_space
 
 runner = CliRunner()

@@ -95,9 +95,10 @@ def test_a_killed_dask_worker_fails_its_trial_and_it_is_retried_elsewhere(
     cluster, data, tmp_path, pg_url
 ):
     _ready(cluster)
-    space = _space(tmp_path, epochs=8, lrs="[0.001]")
+    space = _space(tmp_path, epochs=12, lrs="[0.001]")
     command = [sys.executable, "-m", "dse", "run", "--space", str(space), "--storage", pg_url]
     command += ["--data-dir", str(data), "--backend", "dask"]
+    command += ["--checkpoint-dir", str(tmp_path / "checkpoints")]  # every worker reaches it
     command += ["--scheduler", cluster.scheduler_address, "-q"]
     env = subprocess_env()
     run = subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True)
@@ -113,8 +114,8 @@ def test_a_killed_dask_worker_fails_its_trial_and_it_is_retried_elsewhere(
             started = [
                 t for t in trials if t.state == TrialState.RUNNING and "dask_worker" in t.user_attrs
             ]
-            if len(started) == 2:  # both workers are training
-                victim = started[0]
+            if len(started) == 2 and len(started[0].user_attrs.get("curve", [])) >= 2:
+                victim = started[0]  # both workers are training, one has 2 epochs done
         assert victim is not None, "never saw both Dask workers training"
         os.kill(_nanny_pid(cluster, victim.user_attrs["slot"]), signal.SIGKILL)
         _, stderr = run.communicate(timeout=600)
@@ -131,6 +132,10 @@ def test_a_killed_dask_worker_fails_its_trial_and_it_is_retried_elsewhere(
     )
     retry = next(t for t in trials if t.user_attrs.get("retry_of") == died.number)
     assert retry.state == TrialState.COMPLETE and retry.params == died.params
+    # resumed from the dead worker's checkpoint, at least at the epochs it reported
+    assert retry.user_attrs["resumed_from_epoch"] >= len(died.user_attrs["curve"]) >= 2
+    assert len(retry.user_attrs["history"]) == 12 and retry.user_attrs["lost_train_s"] > 0
+    assert list((tmp_path / "checkpoints").rglob("*.pt")) == []  # removed once complete
     assert retry.user_attrs["slot"] != died.user_attrs["slot"]  # another worker process
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
     assert sorted(tuple(sorted(t.params.items())) for t in complete) == _grid(space)

@@ -34,7 +34,8 @@ def test_a_finished_run_reads_back_under_the_stored_names():
 
     stored = _frozen(study, 0).user_attrs
     assert set(stored) == {
-        "config", "slot", "device", "host", "curve", "rungs", "metrics", "history", "environment"
+        "config", "slot", "device", "host", "curve", "rungs", "metrics", "history", "environment",
+        "resume_key",
     }  # fmt: skip
     assert stored["environment"] == {"torch": "x", "wall_s": 4.0, "slot": "cpu#1", "device": "cpu"}
     assert stored["rungs"] == {
@@ -103,6 +104,48 @@ def test_a_retry_that_completes_has_no_error():
     assert TrialRecord(_frozen(study, 0)).error is None
 
 
+def test_a_retry_of_the_same_config_resumes_its_failed_runs_checkpoint():
+    study = _study()
+    first = study.ask({"x": optuna.distributions.IntDistribution(0, 9)})
+    record = TrialRecord(first)
+    assert record.start({"seed": 0}, PLACED) == "trial-0"  # its checkpoint's name
+    record.set_curve([EpochPoint(1, 32, 1.0, 1.0, 0.5, at_s=4.0)])
+    record.fail("worker died (exit code -9) on cpu#1")
+    record.add_lost(2.5)  # ran 2.5 s past its last checkpoint
+    record.mark_retried()
+    study.tell(first, state=TrialState.FAIL)
+    record.enqueue_retry(study, origin=0, reason="worker died")
+    record.enqueue_retry(study, origin=0, reason="out of memory", half_batch=True)
+
+    same, half = study.ask(), study.ask()  # the queued retries, in order
+    assert TrialRecord(same).start({"seed": 0}, PLACED) == "trial-0"  # resumes its checkpoint
+    assert TrialRecord(same).lost_train_s == 2.5 and not TrialRecord(same).half_batch
+    assert TrialRecord(half).start({"seed": 0}, PLACED) == "trial-2"  # another config: afresh
+    assert TrialRecord(half).lost_train_s == 0.0
+    # the half-batch trial's worker dies: its retry runs the half batch again, and resumes
+    TrialRecord(half).fail("worker died (exit code -9) on cpu#1")
+    study.tell(half, state=TrialState.FAIL)
+    TrialRecord(half).enqueue_retry(study, origin=0, reason="worker died")
+    again = TrialRecord(study.ask())
+    assert again.half_batch and again.start({"seed": 0}, PLACED) == "trial-2"
+    resumed = replace(RESULT, resumed_from_epoch=1)
+    TrialRecord(same).finish(resumed, wall_s=1.0, placement=None)
+    study.tell(same, [1.0, 0.5])
+    stored = TrialRecord(_frozen(study, 1))
+    assert stored.resumed_from_epoch == 1 and stored.lost_train_s == 2.5
+    assert "resumed_seed" not in _frozen(study, 1).user_attrs
+
+
+def test_a_stale_trial_lost_the_time_since_its_last_reported_epoch():
+    study = _study()
+    trial = study.ask()
+    record = TrialRecord(trial)
+    record.start({"seed": 0}, PLACED)
+    record.set_curve([EpochPoint(1, 32, 1.0, 1.0, 0.5, at_s=3.0)])
+    record.went_stale(silent_s=12.0, ran_s=7.5, retried=True)
+    assert record.lost_train_s == 4.5 and record.ran_s == 7.5
+
+
 def test_a_studys_record():
     study = _study()
     record = StudyRecord(study)
@@ -114,3 +157,5 @@ def test_a_studys_record():
     assert record.calibration == {"device": "cpu"}
     assert study.user_attrs["early_stop"] == {"rule": "moasha", "rungs": [1, 3], "eta": 3.0}
     assert study.user_attrs["constraints"] == ["val_accuracy >= 0.1"]
+    uid = record.uid()  # made once, then read back
+    assert len(uid) == 8 and StudyRecord(study).uid() == uid
