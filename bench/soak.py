@@ -143,7 +143,7 @@ def check(soak: Soak, url: str) -> Soak:
 
 def epochs_trained(record: TrialRecord) -> int:
     """The epochs this attempt trained itself (not those it resumed from)."""
-    resumed = getattr(record, "resumed_from_epoch", None) or 0
+    resumed = record.resumed_from_epoch or 0
     return sum(1 for point in record.curve if point.epoch > resumed)
 
 

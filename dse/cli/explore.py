@@ -12,6 +12,7 @@ from dse.cli.options import (
     STORAGE,
     CheckpointDirOpt,
     DataDirOpt,
+    DbOutageLimitOpt,
     EarlyStopOpt,
     EtaOpt,
     FormatOpt,
@@ -76,15 +77,7 @@ def run(
     extend: Annotated[
         bool, typer.Option("--extend", help="Add the space's points to a study of another.")
     ] = False,
-    db_outage_limit: Annotated[
-        float,
-        typer.Option(
-            "--db-outage-limit",
-            metavar="SECONDS",
-            min=0,
-            help="How long the database may stay unreachable before the run stops (resumable).",
-        ),
-    ] = commands.DEFAULT_OUTAGE_LIMIT_S,
+    db_outage_limit: DbOutageLimitOpt = commands.DEFAULT_OUTAGE_LIMIT_S,
     checkpoint_dir: CheckpointDirOpt = None,
     keep_checkpoints: KeepCheckpointsOpt = False,
     format: FormatOpt = Format.table,

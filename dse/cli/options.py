@@ -97,3 +97,12 @@ RungsOpt = Annotated[
 EtaOpt = Annotated[
     float, typer.Option("--eta", help="Keep the top 1/eta of the trials at each rung.")
 ]
+DbOutageLimitOpt = Annotated[
+    float,
+    typer.Option(
+        "--db-outage-limit",
+        metavar="SECONDS",
+        min=0,
+        help="How long the database may stay unreachable before the run stops (resumable).",
+    ),
+]

@@ -134,6 +134,7 @@ class TrialRecord:
     def creation_tag(self) -> str | None:  # search/resilient.py
         return self.trial.system_attrs.get(CREATION_TAG)
 
+    @property
     def resume_key(self) -> str | None:
         return self.attrs.get(RESUME_KEY)
 
