@@ -3,16 +3,20 @@ workers and restarts the database; the same command resumes the study until it i
 the end state is checked.
 
     DSE_DATA_DIR=... python bench/soak.py [--points 60] [--kills 20] [--db-restarts 3]
-        [--epochs 4] [--workers 2] [--seed 0] [--out DIR]
+        [--epochs 4] [--workers 2] [--seed 0] [--backend local|dask] [--out DIR]
 
 A private PostgreSQL server (tests/pgserver.py; Debian's `postgresql` binaries) holds the
 study. `dse run` runs as its own process group; the chaos loop, seeded, waits a random while
 and then either SIGKILLs the whole group (the runner and its workers, as an OOM killer or a
 lost node would), SIGKILLs one worker, or stops the database and starts it again a few seconds
-later. A killed runner is started again with the same command. Once the events are spent, the
+later. With `--backend dask` the trials run on a Dask LocalCluster of `--workers` processes
+(started here, outside the runner's group, so a killed runner leaves them up); a worker kill
+SIGKILLs one of them and its nanny starts it again. A killed runner is started again with the
+same command. Once the events are spent, the
 run goes to its end. Prints a markdown table and, on the last line, the same as JSON: kills
 survived, database restarts, trials complete, grid points missing or complete twice, epochs
-trained against the grid's, epochs retrained (trained twice), and the wall time.
+trained against the grid's, epochs retrained (trained twice), trials that resumed from a
+checkpoint, training seconds lost past checkpoints, and the wall time.
 """
 
 from __future__ import annotations
@@ -27,6 +31,8 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -69,6 +75,8 @@ class Soak:
     duplicates: int = 0
     epochs_trained: int = 0
     epochs_retrained: int = 0
+    resumed: int = 0  # retries that resumed from a checkpoint (resumed_from_epoch > 0)
+    lost_train_s: float = 0.0  # training seconds killed attempts ran past their checkpoint
     wall_s: float = 0.0
 
 
@@ -86,8 +94,14 @@ def children(pid: int) -> list[int]:
     return found
 
 
-def chaos(args: argparse.Namespace, command: list[str], server: PostgresServer) -> Soak:
-    """Run the command to its end through the seeded events; count what happened."""
+def chaos(
+    args: argparse.Namespace,
+    command: list[str],
+    server: PostgresServer,
+    worker_pids: Callable[[int], list[int]],
+) -> Soak:
+    """Run the command to its end through the seeded events; count what happened.
+    `worker_pids(runner_pid)`: the processes that train trials now."""
     rng = random.Random(args.seed)
     worker_kills = args.kills // 2
     events = ["runner"] * (args.kills - worker_kills) + ["worker"] * worker_kills
@@ -112,7 +126,7 @@ def chaos(args: argparse.Namespace, command: list[str], server: PostgresServer) 
                 run.wait()
                 soak.runner_kills += 1
                 killed = True
-            elif event == "worker" and (workers := children(run.pid)):
+            elif event == "worker" and (workers := worker_pids(run.pid)):
                 os.kill(rng.choice(sorted(workers)), signal.SIGKILL)
                 soak.worker_kills += 1
             elif event == "database":
@@ -138,7 +152,34 @@ def check(soak: Soak, url: str) -> Soak:
     soak.duplicates = sum(n - 1 for n in complete.values())
     soak.epochs_trained = sum(epochs_trained(TrialRecord(t)) for t in trials)
     soak.epochs_retrained = soak.epochs_trained - soak.points * soak.epochs
+    done = [TrialRecord(t) for t in trials if t.state == TrialState.COMPLETE]
+    soak.resumed = sum(1 for record in done if record.resumed_from_epoch)
+    soak.lost_train_s = round(sum(record.lost_train_s for record in done), 1)
     return soak
+
+
+@contextmanager
+def dask_cluster(workers: int) -> Iterator[tuple[str, Callable[[int], list[int]]]]:
+    """A LocalCluster of `workers` processes (one thread each): its address, and a function
+    that lists its worker processes."""
+    import distributed
+
+    cluster = distributed.LocalCluster(
+        n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None
+    )
+    client = distributed.Client(cluster.scheduler_address)
+
+    def worker_pids(_runner: int) -> list[int]:
+        try:
+            return list(client.run(os.getpid, wait=True).values())
+        except Exception:  # a worker is being restarted: no victim this time
+            return []
+
+    try:
+        yield cluster.scheduler_address, worker_pids
+    finally:
+        client.close()
+        cluster.close()
 
 
 def epochs_trained(record: TrialRecord) -> int:
@@ -157,6 +198,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--min-wait", type=float, default=6.0, help="seconds between events")
     parser.add_argument("--max-wait", type=float, default=14.0)
+    parser.add_argument("--backend", choices=("local", "dask"), default="local")
     parser.add_argument("--out", help="also write FOLDER/soak.md and .json")
     args = parser.parse_args()
     bin_dir = find_bin_dir()
@@ -171,10 +213,17 @@ def main() -> None:
             seeds = list(range(args.points // 3))
             space.write_text(SPACE.format(epochs=args.epochs, seeds=seeds))
             command = [sys.executable, "-m", "dse", "run", "--space", str(space), "-q"]
-            command += ["--storage", url, "--workers", str(args.workers), "--gpus", "cpu"]
-            start = time.monotonic()
-            soak = chaos(args, command, server)
-            soak.wall_s = round(time.monotonic() - start, 1)
+            command += ["--storage", url, "--checkpoint-dir", str(Path(tmp) / "checkpoints")]
+            with ExitStack() as stack:
+                if args.backend == "dask":
+                    address, worker_pids = stack.enter_context(dask_cluster(args.workers))
+                    command += ["--backend", "dask", "--scheduler", address]
+                else:
+                    worker_pids = children
+                    command += ["--workers", str(args.workers), "--gpus", "cpu"]
+                start = time.monotonic()
+                soak = chaos(args, command, server, worker_pids)
+                soak.wall_s = round(time.monotonic() - start, 1)
             print_table_and_json([asdict(check(soak, url))], args.out, "soak")
         finally:
             server.stop()
