@@ -67,6 +67,7 @@ def test_a_study_runs_on_two_dask_workers_into_postgresql(cluster, data, tmp_pat
     _ready(cluster)
     space = _space(tmp_path, epochs=1, lrs="[0.001, 0.002, 0.003, 0.004]")
     args = ["run", "--space", str(space), "--storage", pg_url, "--data-dir", str(data)]
+    args += ["--checkpoint-dir", str(tmp_path / "checkpoints")]  # not the workers' own folder
     result = runner.invoke(
         app, [*args, "--backend", "dask", "--scheduler", cluster.scheduler_address, "-q"]
     )
