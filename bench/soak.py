@@ -15,8 +15,8 @@ SIGKILLs one of them and its nanny starts it again. A killed runner is started a
 same command. Once the events are spent, the
 run goes to its end. Prints a markdown table and, on the last line, the same as JSON: kills
 survived, database restarts, trials complete, grid points missing or complete twice, epochs
-trained against the grid's, epochs retrained (trained twice), trials that resumed from a
-checkpoint, training seconds lost past checkpoints, and the wall time.
+trained and reported, epochs retrained (reported by an attempt, trained again by the next),
+trials that resumed from a checkpoint, training seconds lost past checkpoints, and wall time.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass
+from itertools import pairwise
 from pathlib import Path
 
 import optuna
@@ -151,7 +152,7 @@ def check(soak: Soak, url: str) -> Soak:
     soak.missing = soak.points - len(complete)
     soak.duplicates = sum(n - 1 for n in complete.values())
     soak.epochs_trained = sum(epochs_trained(TrialRecord(t)) for t in trials)
-    soak.epochs_retrained = soak.epochs_trained - soak.points * soak.epochs
+    soak.epochs_retrained = epochs_retrained([TrialRecord(t) for t in trials])
     done = [TrialRecord(t) for t in trials if t.state == TrialState.COMPLETE]
     soak.resumed = sum(1 for record in done if record.resumed_from_epoch)
     soak.lost_train_s = round(sum(record.lost_train_s for record in done), 1)
@@ -182,8 +183,23 @@ def dask_cluster(workers: int) -> Iterator[tuple[str, Callable[[int], list[int]]
         cluster.close()
 
 
+def epochs_retrained(records: list[TrialRecord]) -> int:
+    """Epochs trained twice: for each attempt at a point after the first, the epochs its
+    predecessor had reported beyond those the attempt restored from the checkpoint."""
+    attempts: dict[int, list[TrialRecord]] = {}
+    for record in sorted(records, key=lambda r: r.number):
+        attempts.setdefault(record.retry_of, []).append(record)
+    again = 0
+    for chain in attempts.values():
+        for before, after in pairwise(chain):
+            reported = max((point.epoch for point in before.curve), default=0)
+            again += max(0, reported - (after.resumed_from_epoch or 0))
+    return again
+
+
 def epochs_trained(record: TrialRecord) -> int:
-    """The epochs this attempt trained itself (not those it resumed from)."""
+    """The epochs this attempt trained and reported itself (not those it resumed from; an
+    epoch whose report a kill cut off is in no attempt's count)."""
     resumed = record.resumed_from_epoch or 0
     return sum(1 for point in record.curve if point.epoch > resumed)
 
