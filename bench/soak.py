@@ -76,6 +76,9 @@ class Soak:
     duplicates: int = 0
     epochs_trained: int = 0
     epochs_retrained: int = 0
+    # epochs reported beyond the grid's: a stale retry (optuna's callback) carries no link to
+    # the attempt it retries, so its re-trained epochs show here, not in epochs_retrained
+    epochs_beyond_grid: int = 0
     resumed: int = 0  # retries that resumed from a checkpoint (resumed_from_epoch > 0)
     lost_train_s: float = 0.0  # training seconds killed attempts ran past their checkpoint
     wall_s: float = 0.0
@@ -153,6 +156,7 @@ def check(soak: Soak, url: str) -> Soak:
     soak.duplicates = sum(n - 1 for n in complete.values())
     soak.epochs_trained = sum(epochs_trained(TrialRecord(t)) for t in trials)
     soak.epochs_retrained = epochs_retrained([TrialRecord(t) for t in trials])
+    soak.epochs_beyond_grid = soak.epochs_trained - soak.points * soak.epochs
     done = [TrialRecord(t) for t in trials if t.state == TrialState.COMPLETE]
     soak.resumed = sum(1 for record in done if record.resumed_from_epoch)
     soak.lost_train_s = round(sum(record.lost_train_s for record in done), 1)

@@ -36,3 +36,4 @@ def test_a_study_survives_kills_and_a_database_restart(digits_root):
     assert (soak["complete"], soak["missing"], soak["duplicates"]) == (6, 0, 0)
     assert soak["runner_errors"] == 0
     assert soak["epochs_trained"] >= 18 and soak["epochs_retrained"] <= kills
+    assert soak["epochs_beyond_grid"] <= kills
