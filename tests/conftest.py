@@ -180,3 +180,13 @@ def pg_url(postgres_server, request) -> str:
     """A fresh database on the session's server (postgresql+psycopg:// URL)."""
     name = "t_" + "".join(c if c.isalnum() else "_" for c in request.node.name)[:50].lower()
     return postgres_server.create_database(name)
+
+
+def without_times(result) -> dict:
+    """A result's numbers that do not depend on the clock."""
+    data = result.to_dict()
+    for key in ("train_time_s", "time_to_best_s", "samples_per_s", "peak_mem_mb", "environment"):
+        data.pop(key)
+    for record in data["history"]:
+        record.pop("epoch_time_s")
+    return data

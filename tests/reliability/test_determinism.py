@@ -7,28 +7,18 @@ import json
 from typer.testing import CliRunner
 
 from dse.cli import app
-from dse.train.result import TrialResult
 from dse.train.trainer import train
-from tests.conftest import load_study, tiny_config, write_space
+from tests.conftest import load_study, tiny_config, without_times, write_space
 
 runner = CliRunner()
-
-
-def _without_times(result: TrialResult) -> dict:
-    data = result.to_dict()
-    for key in ("train_time_s", "time_to_best_s", "samples_per_s", "peak_mem_mb", "environment"):
-        data.pop(key)
-    for record in data["history"]:
-        record.pop("epoch_time_s")
-    return data
 
 
 def test_same_config_twice_gives_identical_history(digits_root):
     config = tiny_config("epochs=2", "lr_policy.name=exp_decay", "lr_policy.decay_steps=3")
     first, second = train(config, data_dir=digits_root), train(config, data_dir=digits_root)
-    assert _without_times(first) == _without_times(second)
+    assert without_times(first) == without_times(second)
     other_seed = train(config.with_overrides(["seed=1"]), data_dir=digits_root)
-    assert _without_times(other_seed)["history"] != _without_times(first)["history"]
+    assert without_times(other_seed)["history"] != without_times(first)["history"]
 
 
 def test_export_then_train_reproduces_the_trials_accuracy(workdir):

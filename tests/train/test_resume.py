@@ -10,17 +10,7 @@ from dse.errors import DataError
 from dse.train.resume import ResumeFile, read_state
 from dse.train.seeds import train_seeds
 from dse.train.trainer import Observer
-from tests.conftest import tiny_config
-
-
-def without_times(result) -> dict:
-    """A result's numbers that do not depend on the clock."""
-    data = result.to_dict()
-    for key in ("train_time_s", "time_to_best_s", "samples_per_s", "peak_mem_mb", "environment"):
-        data.pop(key)
-    for record in data["history"]:
-        record.pop("epoch_time_s")
-    return data
+from tests.conftest import tiny_config, without_times
 
 
 @pytest.fixture(autouse=True)
