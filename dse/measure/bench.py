@@ -26,6 +26,7 @@ from dse.model.costs import TRAIN_FLOPS_FACTOR
 from dse.train.allocator import tune_malloc
 from dse.train.environment import synchronize
 from dse.train.precision import autocast
+from dse.train.trainer import build_optimizer
 
 
 @dataclass
@@ -51,7 +52,7 @@ class StepRunner:
         shape = (info.channels, info.crop, info.crop)
         self.model = build_model(config.model, shape, info.n_classes).to(device)
         self.flops = TRAIN_FLOPS_FACTOR * summarize(self.model).flops_per_sample * batch
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.optimizer.lr)
+        self.optimizer = build_optimizer(self.model, config)
         self.x = torch.rand(batch, *shape, device=device)
         self.y = torch.randint(0, info.n_classes, (batch,), device=device)
         self.times: list[float] = []

@@ -13,6 +13,16 @@ gradient reads), which oneDNN runs at its forward speed. Side by side here (2 th
 128): PrimaryCaps' weight gradient 326 ms this way against 606 ms (forward: 333 ms); conv1's
 26 ms against 429 ms. The input gradient (see _input_grad) is a GEMM too. CUDA tensors (cuDNN
 has no such gap), autocast and no-grad calls take the plain path.
+
+The hand-written backward pays only for wide convolutions. For the narrow ones of CPU-sized
+studies (quick.yaml, efficiency.yaml: 16-64 channels) its 81-tap scatter-add and the transposed
+copies are per-op overhead, and oneDNN's own backward is faster: conv and backward of one layer
+alone, side by side on an AVX-512 (bf16) Xeon, 2 threads, native over hand-written time: 1 -> 16
+channels 0.57, 16 -> 16 (stride 2) 0.41, 32 -> 64 0.72, 64 -> 64 0.56, 128 -> 128 0.76; 256 ->
+256 0.94-1.08, where the measurements above favour the hand-written path. So it is used from
+CUSTOM_BACKWARD_MIN_CHANNELS output channels (the standard model's two convolutions) and the
+plain path below (`python bench/step_throughput.py` rows "quick.yaml's width", "efficiency's
+smallest").
 """
 
 from __future__ import annotations
@@ -48,6 +58,7 @@ class _Conv2dFunction(torch.autograd.Function):
         return grad_x, grad_w, grad_b, None
 
 
+CUSTOM_BACKWARD_MIN_CHANNELS = 128  # narrower convolutions take oneDNN's backward (see above)
 CHUNK_BYTES = 128 * 2**20  # the GEMM's output per batch chunk in _input_grad
 
 
@@ -81,13 +92,15 @@ def _input_grad(
 
 
 class Conv2d(nn.Conv2d):
-    """nn.Conv2d (square stride, no padding) with the weight gradient as a forward conv on CPU."""
+    """nn.Conv2d (square stride, no padding); on CPU, from CUSTOM_BACKWARD_MIN_CHANNELS output
+    channels, the weight gradient as a forward conv and the input gradient as one GEMM."""
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1):
         super().__init__(in_channels, out_channels, kernel_size, stride=stride)
+        self.custom_backward = out_channels >= CUSTOM_BACKWARD_MIN_CHANNELS
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         plain = not torch.is_grad_enabled() or torch.is_autocast_enabled(x.device.type)
-        if x.device.type != "cpu" or plain:
+        if x.device.type != "cpu" or plain or not self.custom_backward:
             return super().forward(x)
         return _Conv2dFunction.apply(x, self.weight, self.bias, self.stride[0])

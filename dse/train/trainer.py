@@ -218,19 +218,25 @@ class _Run:
     kill_at: tuple[int, int] | None  # DSE_FAULT_KILL_AT (epoch, step), when set
 
 
-def _setup(config: TrialConfig, device: torch.device, data: DeviceDataset) -> _Run:
-    """Model (seeded), Adam, the data-order generator (seeded) and the plan, in that order."""
-    torch.manual_seed(config.seed)
-    model = build_model(config.model, data.input_shape, data.info.n_classes).to(device)
-    summary = summarize(model)
+def build_optimizer(model: nn.Module, config: TrialConfig) -> torch.optim.Optimizer:
+    """The run's Adam (also what `dse bench` steps)."""
     opt_cfg = config.optimizer
-    optimizer = torch.optim.Adam(
+    return torch.optim.Adam(
         model.parameters(),
         lr=opt_cfg.lr,
         betas=opt_cfg.betas,
         eps=opt_cfg.eps,
         weight_decay=opt_cfg.weight_decay,
+        fused=True,  # one kernel per parameter, not seven: a quarter of a small model's step
     )
+
+
+def _setup(config: TrialConfig, device: torch.device, data: DeviceDataset) -> _Run:
+    """Model (seeded), Adam, the data-order generator (seeded) and the plan, in that order."""
+    torch.manual_seed(config.seed)
+    model = build_model(config.model, data.input_shape, data.info.n_classes).to(device)
+    summary = summarize(model)
+    optimizer = build_optimizer(model, config)
     generator = torch.Generator(device=device).manual_seed(config.seed)
     plan = make_plan(config, len(data.train))
     faults = injected_oom_limit(), injected_kill()
