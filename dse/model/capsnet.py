@@ -122,7 +122,15 @@ class ClassCaps(nn.Module):
         return u_hat.reshape(b, j, self.n_in, dd)  # [B, J, N, D]
 
     def route(self, u_hat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Dynamic routing. Returns v [B, J, D] and the last coupling coefficients c [B, J, N]."""
+        """Dynamic routing. Returns v [B, J, D] and the last coupling coefficients c [B, J, N].
+
+        Under CPU bf16 autocast it runs in fp32: oneDNN's bf16 batched products copy u_hat
+        into each transposed layout they read (15 ms a copy at quick.yaml's width, batch 64),
+        and routing does a few FLOPs per byte, so bf16 buys nothing there (side by side, CPU
+        time of a training step at that width: 89 ms this way, 119 ms in bf16)."""
+        if u_hat.device.type == "cpu" and u_hat.dtype == torch.bfloat16:
+            with torch.autocast("cpu", enabled=False):
+                return route(u_hat.float(), self.iterations, self.bias, self.squash)
         return route(u_hat, self.iterations, self.bias, self.squash)
 
     def forward(self, u: torch.Tensor) -> torch.Tensor:

@@ -34,6 +34,18 @@ def native_bf16(device: torch.device) -> bool:
     return bool(cpu_flags() & {"avx512_bf16", "amx_bf16"})
 
 
+def bf16_hardware(device: torch.device) -> str:
+    """What bf16 matmuls run on here, in words (`dse bench` and bench/ say it)."""
+    if device.type == "cuda":
+        return "CUDA" if torch.cuda.is_bf16_supported() else "none: this GPU has no bf16 units"
+    flags = cpu_flags()
+    if "amx_bf16" in flags:
+        return "AMX tiles (amx_bf16)"
+    if "avx512_bf16" in flags:
+        return "AVX512-BF16 dot products, no AMX (amx_bf16 absent)"
+    return "no hardware behind it: no AMX or AVX512-BF16, so bf16 is converted to fp32 and slower"
+
+
 def device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
