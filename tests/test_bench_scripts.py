@@ -42,6 +42,38 @@ def test_step_throughput_writes_table_and_json(tmp_path):
     assert len(markdown) == 2 + len(rows)
 
 
+TINY = ["--steps", "1", "--warmup", "0", "--set", "model.conv_channels=8"]
+TINY += ["--set", "model.primary_types=2", "--set", "model.decoder=none"]
+SIZE_ROWS = ["standard CapsNet (128)", "quick.yaml's width (64)", "efficiency's smallest (32)"]
+
+
+def test_step_throughput_sizes_in_fp32_and_bf16():
+    result = _run("bench/step_throughput.py", "--sizes", *TINY)
+    assert result.stdout.startswith("bf16: ")  # what bf16 runs on here, in words
+    rows = json.loads(result.stdout.strip().splitlines()[-1])
+    assert [r["model"] for r in rows] == SIZE_ROWS
+    for row in rows:
+        assert row["fp32_samples_per_s"] > 0 and row["bf16_vs_fp32"] > 0
+
+
+def test_step_throughput_against_another_commit():
+    """The rows measured with HEAD's code (a temporary worktree) and with this checkout's."""
+    result = _run(
+        "bench/step_throughput.py", "--sizes", "--against", "HEAD", "--rounds", "1", *TINY
+    )
+    rows = json.loads(result.stdout.strip().splitlines()[-1])
+    assert [r["row"] for r in rows] == [f"{m} {p}" for m in SIZE_ROWS for p in ("fp32", "bf16")]
+    for row in rows:
+        assert row["HEAD_samples_per_s"] > 0 and row["now_samples_per_s"] > 0
+        assert row["speed_up"] == pytest.approx(
+            row["now_samples_per_s"] / row["HEAD_samples_per_s"], rel=0.01
+        )
+    worktrees = subprocess.run(
+        ["git", "worktree", "list"], cwd=ROOT, capture_output=True, text=True
+    )
+    assert "dse-bench-ref-" not in worktrees.stdout  # removed again
+
+
 def test_ceiling_reports_fp32_and_bf16(tmp_path):
     result = _run("bench/ceiling.py", "--seconds", "0.05", "--out", str(tmp_path))
     rows = json.loads(result.stdout.strip().splitlines()[-1])

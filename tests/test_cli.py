@@ -188,6 +188,19 @@ def test_bench_compares_variants_side_by_side():
     assert rows[0]["ratio"] == 1.0
 
 
+def test_bench_compiles_on_request_and_counts_compile_time_apart():
+    args = ["bench", "--set", "model.conv_channels=8", "--set", "model.primary_types=2"]
+    args += ["--set", "model.decoder=none", "--batch", "4", "--steps", "2", "--warmup", "1"]
+    result = runner.invoke(app, [*args, "--compile"])
+    assert result.exit_code == 0, result.stderr
+    assert "bf16 runs on: " in result.stderr  # the preface: AMX, AVX512-BF16 or no hardware
+    result = runner.invoke(app, [*args, "--compile", "--format", "json"])
+    eager, compiled = last_json(result)
+    assert (eager["name"], compiled["name"]) == ("baseline", "baseline compiled")
+    assert eager["compile_s"] == 0 and compiled["compile_s"] > 0
+    assert compiled["samples_per_s"] > 0
+
+
 def test_bench_bad_compare():
     result = runner.invoke(app, ["bench", "--compare", "model.routing_iterations"])
     assert result.exit_code == 2 and "expected KEY=VALUE" in result.stderr

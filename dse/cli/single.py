@@ -101,12 +101,18 @@ def bench(
         ),
     ] = None,
     threads: ThreadsOpt = None,
+    compile_: Annotated[
+        bool,
+        typer.Option(
+            "--compile", help="Each variant also under torch.compile (compile_s: its compile time)."
+        ),
+    ] = False,
     format: FormatOpt = Format.table,
 ) -> None:
     """Time full training steps (median ms/step, samples/s, GFLOP/s, share of the ceiling)."""
     header = format is Format.table
     shown = commands.bench(
-        config, preset, set_ or [], device, batch, steps, warmup, compare, threads, header
+        config, preset, set_ or [], device, batch, steps, warmup, compare, threads, header, compile_
     )
     Output(format).show(shown)
 

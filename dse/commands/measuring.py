@@ -23,9 +23,11 @@ def bench(
     compare: list[str] | None = None,
     threads: int | None = None,
     header: bool = True,
+    compiled: bool = False,
 ) -> Shown:
     """Full training steps of config variants side by side, against the matmul ceiling;
-    `header`: a line with the device, threads and ceilings before the table."""
+    `header`: a line with the device, threads and ceilings before the table; `compiled`: each
+    variant also under torch.compile (its compile time in compile_s)."""
     import torch
 
     from dse.measure.bench import run_bench, variants_from
@@ -36,13 +38,14 @@ def bench(
     variants = variants_from(base, compare or [])
     if threads:
         torch.set_num_threads(threads)
-    report = run_bench(variants, torch_device, batch, steps, warmup)
+    report = run_bench(variants, torch_device, batch, steps, warmup, compiled)
     preface = []
     if header:
         ceilings = ", ".join(f"{k} {v:.0f} GFLOP/s" for k, v in report.ceilings.items())
         preface.append(
             f"{report.device}, {report.threads} threads, batch {batch}; "
-            f"matmul ceiling: {ceilings}; process peak RSS {report.rss_mb:.0f} MB"
+            f"matmul ceiling: {ceilings}; process peak RSS {report.rss_mb:.0f} MB; "
+            f"bf16 runs on: {report.bf16}"
         )
     rows = [asdict(t) for t in report.timings]
     return Shown(tables=[Rows(rows, "training step")], preface=preface)

@@ -24,7 +24,7 @@ from dse.measure.quiet import native_stderr_silenced
 from dse.model import build_model, summarize
 from dse.model.costs import TRAIN_FLOPS_FACTOR
 from dse.train.allocator import tune_malloc
-from dse.train.environment import synchronize
+from dse.train.environment import bf16_hardware, synchronize
 from dse.train.precision import autocast
 from dse.train.trainer import build_optimizer
 
@@ -40,12 +40,20 @@ class StepTiming:
     peak_mem_mb: float  # peak tensor memory of one step (CUDA: allocator; CPU: profiler)
     ratio: float = 1.0  # samples/s relative to the first variant
     process_rss_mb: float = 0.0  # peak resident set of the benchmarking process (all variants)
+    compile_s: float = 0.0  # torch.compile's first step less a compiled step (0: not compiled)
 
 
 class StepRunner:
     """One model + optimizer + a random batch of the right shape, ready to be stepped."""
 
-    def __init__(self, name: str, config: TrialConfig, device: torch.device, batch: int):
+    def __init__(
+        self,
+        name: str,
+        config: TrialConfig,
+        device: torch.device,
+        batch: int,
+        compiled: bool = False,
+    ):
         info = INFO[config.dataset.name]
         torch.manual_seed(config.seed)
         self.name, self.config, self.device, self.batch = name, config, device, batch
@@ -56,6 +64,9 @@ class StepRunner:
         self.x = torch.rand(batch, *shape, device=device)
         self.y = torch.randint(0, info.n_classes, (batch,), device=device)
         self.times: list[float] = []
+        self.forward_loss = torch.compile(self._forward_loss) if compiled else self._forward_loss
+        self.compiled = compiled
+        self.first_step_s = 0.0
 
     def step(self) -> float:
         """Seconds of one training step: CUDA events on a GPU, the wall clock on a CPU."""
@@ -71,10 +82,13 @@ class StepRunner:
         self._step()
         return time.perf_counter() - start
 
-    def _step(self) -> None:
+    def _forward_loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         with autocast(self.config, self.device):
-            out = self.model(self.x, self.y)
-        loss = self.model.loss(out, self.x, self.y)["loss"]
+            out = self.model(x, y)
+        return self.model.loss(out, x, y)["loss"]
+
+    def _step(self) -> None:
+        loss = self.forward_loss(self.x, self.y)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
@@ -161,17 +175,31 @@ class BenchReport:
     ceilings: dict[str, float]  # GFLOP/s by precision
     rss_mb: float  # the process's peak resident set after the run
     timings: list[StepTiming]
+    bf16: str = ""  # what bf16 matmuls run on here (environment.bf16_hardware)
 
 
 def run_bench(
-    variants: dict[str, TrialConfig], device: torch.device, batch: int, steps: int, warmup: int
+    variants: dict[str, TrialConfig],
+    device: torch.device,
+    batch: int,
+    steps: int,
+    warmup: int,
+    compiled: bool = False,
 ) -> BenchReport:
-    """Median step time of each variant, stepping them in turn, plus ceiling and memory."""
+    """Median step time of each variant, stepping them in turn, plus ceiling and memory;
+    `compiled`: each variant also under torch.compile, a row of its own with its compile time."""
     if device.type == "cpu":
         tune_malloc()
     else:
         torch.backends.cudnn.benchmark = True  # as in training: cuDNN picks its fastest kernels
     runners = [StepRunner(name, config, device, batch) for name, config in variants.items()]
+    if compiled:
+        runners += [
+            StepRunner(f"{name} compiled", config, device, batch, compiled=True)
+            for name, config in variants.items()
+        ]
+    for runner in runners:  # the first step: torch.compile compiles here, the others warm up
+        runner.first_step_s = runner.step()
     for _ in range(warmup):
         for runner in runners:
             runner.step()
@@ -194,6 +222,7 @@ def run_bench(
                 gflops=gflops,
                 ceiling_share=gflops / ceilings[runner.config.precision],
                 peak_mem_mb=runner.peak_memory_mb(),
+                compile_s=max(0.0, runner.first_step_s - median) if runner.compiled else 0.0,
             )
         )
     for timing in timings:
@@ -201,4 +230,5 @@ def run_bench(
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     for timing in timings:
         timing.process_rss_mb = rss
-    return BenchReport(str(device), torch.get_num_threads(), batch, ceilings, rss, timings)
+    threads = torch.get_num_threads()
+    return BenchReport(str(device), threads, batch, ceilings, rss, timings, bf16_hardware(device))
