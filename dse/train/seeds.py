@@ -93,24 +93,47 @@ def _train_repeats(
         finished = [r.to_dict() for r in results]
         return SeedCheckpoints(resume, config.to_dict(), i, finished, start)
 
-    for i in range(len(results), alone):
+    def train_alone(i: int) -> TrialResult:
         first = i == 0
-        epochs = checkpoints(i)
-        results.append(
-            train(
-                _seed(config, i),
-                device,
-                data_dir,
-                observer if first else None,
-                checkpoint if first else None,
-                data,
-                epochs,
-            )
+        return train(
+            _seed(config, i),
+            device,
+            data_dir,
+            observer if first else None,
+            checkpoint if first else None,
+            data,
+            checkpoints(i),
         )
-    if fuse:
+
+    for i in range(len(results), alone):
+        results.append(train_alone(i))
+    if fuse and len(results) < config.repeats:
         seeds = [_seed(config, i) for i in range(alone, config.repeats)]
-        results += train_fused(seeds, device, data, checkpoints(alone))
+        results += _fused_unless_oom(seeds, device, data, checkpoints(alone)) or []
+        state = None  # seeds left (out of memory fused) start afresh, one after another
+    for i in range(len(results), config.repeats):
+        results.append(train_alone(i))
     return TrialResult.mean_of(results, config.to_dict())
+
+
+def _fused_unless_oom(
+    seeds: list[TrialConfig],
+    device: torch.device,
+    data: DeviceDataset,
+    epochs: SeedCheckpoints | None,
+) -> list[TrialResult] | None:
+    """train_fused; None (a warning) when the group runs out of device memory, which its
+    seeds alone may not: they then train one after another."""
+    try:
+        return train_fused(seeds, device, data, epochs)
+    except torch.OutOfMemoryError as exc:  # handled outside: its traceback holds the tensors
+        reason = str(exc).splitlines()[0] if str(exc) else "out of memory"
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+    warnings.warn(
+        f"{len(seeds)} seeds fused: {reason}; training them one after another", stacklevel=4
+    )
+    return None
 
 
 def _without_group(state: ResumeState) -> ResumeState:

@@ -107,7 +107,7 @@ def evaluate(
 
 @dataclass
 class EpochTotals:
-    losses: torch.Tensor  # per-step total loss, on the device
+    losses: torch.Tensor  # per-step total loss, on the device ([steps, K] for K fused models)
     parts: dict[str, torch.Tensor]  # sample-weighted sums of the loss parts
     checked: int = 0  # steps already checked for finiteness
     lrs: list[float] = field(default_factory=list)  # the LR of each step
