@@ -61,7 +61,8 @@ class TrialResult:
     history: list[EpochRecord] = field(default_factory=list)
     environment: dict[str, Any] = field(default_factory=dict)
     # With repeats > 1: each seed's metrics (seed first), and the metrics' std over the seeds;
-    # the fields above are then the means (history, best_epoch: the first seed's).
+    # the fields above are then the means (history, best_epoch: the first seed's; with fused
+    # seeds, the costs too: see mean_of).
     per_seed: list[dict[str, float]] = field(default_factory=list)
     seed_std: dict[str, float] = field(default_factory=dict)
     stopped_at: int | None = None  # the epoch early stopping ended the run at (None: ran all)

@@ -126,6 +126,18 @@ def test_fused_seeds_reach_their_standalone_accuracy_on_real_mnist():
             assert difference <= 0.005, f"seed {seed} {metric}: {difference * 100:.2f} points"
 
 
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU here")
+def test_fused_seeds_on_cuda_reach_their_standalone_accuracy(digits_root):
+    config = tiny_config("repeats=3", "epochs=2")
+    result = train_seeds(config, "cuda", digits_root)
+    assert [s["fused"] for s in result.per_seed] == [False, True, True]
+    for seed in (1, 2):
+        alone = train(config.with_overrides([f"seed={seed}", "repeats=1"]), "cuda", digits_root)
+        for metric in ("val_accuracy", "test_accuracy"):  # 100 samples: one is a point
+            assert abs(result.per_seed[seed][metric] - getattr(alone, metric)) <= 0.011
+
+
 RUN = """
 import json, sys, torch
 from pathlib import Path
