@@ -52,7 +52,7 @@ def train_seeds(
         epochs = SeedCheckpoints(resume, config.to_dict(), start=state) if resume else None
         result = train(config, device, data_dir, observer, checkpoint, data, epochs)
     else:
-        fuse = config.repeats >= FUSE_FROM and can_fuse(config)
+        fuse = first_fused(config) is not None
         if fuse and state is not None and state.seed_index >= 1 and not resumable_state(state):
             state = _without_group(state)  # an older checkpoint: the seeds one by one
         result = _train_repeats(config, device, data_dir, observer, checkpoint, data, resume, state)
@@ -61,6 +61,11 @@ def train_seeds(
     if resume is not None:
         resume.finish()
     return result
+
+
+def first_fused(config: TrialConfig) -> int | None:
+    """The index of the first seed that trains fused (the others after it too); None: none."""
+    return 1 if config.repeats >= FUSE_FROM and can_fuse(config) else None
 
 
 def _train_repeats(
@@ -78,7 +83,7 @@ def _train_repeats(
     checkpoint (the observer hears the first seed's epochs as restored)."""
     device = resolve_device(str(device)) if not isinstance(device, torch.device) else device
     data = data or load_dataset(config.dataset, device, data_dir)
-    fuse = config.repeats >= FUSE_FROM and can_fuse(config)
+    fuse = first_fused(config) is not None
     alone = 1 if fuse else config.repeats
     results = [TrialResult.from_dict(done) for done in state.finished] if state else []
     if results and observer is not None:
