@@ -91,12 +91,8 @@ class StackedCapsNet(nn.Module):
         first = models[0]
         if any(m.config != first.config or m.input_shape != first.input_shape for m in models):
             raise ValueError("StackedCapsNet stacks CapsNets of one configuration")
-        self.config, self.input_shape, self.n_classes = (
-            first.config,
-            first.input_shape,
-            first.n_classes,
-        )
-        self.k = len(models)
+        self.config, self.input_shape = first.config, first.input_shape
+        self.n_classes, self.k = first.n_classes, len(models)
         self.names = [name for name, _ in first.named_parameters()]
         self.params = nn.ParameterDict()
         for name in self.names:
@@ -104,14 +100,14 @@ class StackedCapsNet(nn.Module):
             self.params[_key(name)] = nn.Parameter(torch.stack(own))
         self.sharing, self.squash = first.class_caps.sharing, SQUASH[first.config.squash]
         self.primary_shape = (first.primary.types, first.primary.dim)
-        self.decoder_mode = first.decoder.mode if first.decoder is not None else None
-        self.n_linear = sum(isinstance(m, nn.Linear) for m in first.decoder.layers) if (
-            first.decoder is not None
-        ) else 0  # fmt: skip
+        decoder = first.decoder
+        self.decoder_mode = decoder.mode if decoder is not None else None
+        layers = decoder.layers if decoder is not None else []
+        self.n_linear = sum(isinstance(m, nn.Linear) for m in layers)
 
     def stacked(self, name: str) -> torch.Tensor | None:
-        key = _key(name)
-        return self.params.get(key)
+        """CapsNet parameter `name` of all K models ([K, ...]); None where it has none."""
+        return self.params.get(_key(name))
 
     def state_of(self, k: int) -> dict[str, torch.Tensor]:
         """CapsNet k's state_dict (copies on the CPU): what CapsNet.load_state_dict reads."""
