@@ -137,9 +137,14 @@ def _resume_line(
 ) -> str:
     """Where an interrupted run stands, and the command that resumes it."""
     if file is not None and file.saved is not None and config is not None:
+        from dse.train.seeds import first_fused
+
         seed, epoch = file.saved
         where = f"after epoch {epoch} of {config.epochs}"
-        if config.repeats > 1:
+        fused = first_fused(config)
+        if fused is not None and seed >= fused:
+            where += f" of seeds {seed + 1}-{config.repeats} (fused) of {config.repeats}"
+        elif config.repeats > 1:
             where += f" of seed {seed + 1} of {config.repeats}"
         path = str(file.path)
     elif resume is not None:  # before its checkpoint was read

@@ -61,6 +61,7 @@ class _DynamicRouting(torch.autograd.Function):
             if it < iterations - 1:
                 logits = logits + (v.unsqueeze(2).to(u_hat.dtype) @ u_hat_t).squeeze(2)
         ctx.squash_fn, ctx.iterations, ctx.has_bias = squash_fn, iterations, bias is not None
+        ctx.bias_shape = None if bias is None else bias.shape  # [J, D], or per sample [B, J, D]
         ctx.save_for_backward(u_hat, *cs, *ss, *vs)
         ctx.mark_non_differentiable(cs[-1])
         return vs[-1], cs[-1]
@@ -84,7 +85,8 @@ class _DynamicRouting(torch.autograd.Function):
                 rights.append(vs[it])
             gs = _squash_vjp(ctx.squash_fn, ss[it], gv)  # [B, J, D]
             if ctx.has_bias:
-                grad_bias = gs.sum(0) if grad_bias is None else grad_bias + gs.sum(0)
+                gb = gs.sum_to_size(ctx.bias_shape)
+                grad_bias = gb if grad_bias is None else grad_bias + gb
             lefts.append(cs[it])
             rights.append(gs)
             gc = (gs.unsqueeze(2).to(dtype) @ u_hat_t).squeeze(2)  # [B, J, N]

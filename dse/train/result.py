@@ -15,6 +15,9 @@ METRICS = (
     "peak_mem_mb",
     "train_gflops",
 )
+# What a run costs: a fused seed (dse.train.fused) trains with others in one model, so its
+# costs are its group's, and a trial with fused seeds reports those of its standalone seed.
+COST_METRICS = ("train_time_s", "time_to_best_s", "peak_mem_mb")
 # Metrics stored under another name before: `params` was the model's parameter count; dse now
 # keeps that word for a trial's hyperparameters, as optuna does. Old studies and spaces read on.
 RENAMED_METRICS = {"params": "n_params"}
@@ -58,7 +61,8 @@ class TrialResult:
     history: list[EpochRecord] = field(default_factory=list)
     environment: dict[str, Any] = field(default_factory=dict)
     # With repeats > 1: each seed's metrics (seed first), and the metrics' std over the seeds;
-    # the fields above are then the means (history, best_epoch: the first seed's).
+    # the fields above are then the means (history, best_epoch: the first seed's; with fused
+    # seeds, the costs too: see mean_of).
     per_seed: list[dict[str, float]] = field(default_factory=list)
     seed_std: dict[str, float] = field(default_factory=dict)
     stopped_at: int | None = None  # the epoch early stopping ended the run at (None: ran all)
@@ -66,6 +70,8 @@ class TrialResult:
     # of the seed it resumed in, and with repeats that seed's index (None: trained from scratch).
     resumed_from_epoch: int | None = None
     resumed_seed: int | None = None
+    # Trained fused with other seeds (dse.train.fused): the times are the fused group's.
+    fused: bool = False
 
     def metrics(self) -> dict[str, float]:
         return {name: getattr(self, name) for name in METRICS}
@@ -75,22 +81,36 @@ class TrialResult:
 
     @classmethod
     def mean_of(cls, results: list[TrialResult], config: dict[str, Any]) -> TrialResult:
-        """One result for several seeds of a config: means, per-seed values and their std."""
+        """One result for several seeds of a config: means, per-seed values and their std.
+
+        With fused seeds (each marked `fused` in per_seed) the costs (COST_METRICS,
+        samples_per_s) are the first seed's, which trained alone: the cost of one run; their
+        std is over the standalone seeds (left out with fewer than two).
+        """
         import numpy as np
 
         first = results[0]
-        per_seed = [{"seed": r.config["seed"], **r.metrics()} for r in results]
-        means = {name: float(np.mean([r.metrics()[name] for r in results])) for name in METRICS}
-        std = {
-            name: float(np.std([r.metrics()[name] for r in results], ddof=1)) for name in METRICS
-        }
+        fused = any(r.fused for r in results)
+        per_seed = [
+            {"seed": r.config["seed"], **r.metrics(), **({"fused": r.fused} if fused else {})}
+            for r in results
+        ]
+
+        def over(name: str, seeds: list[TrialResult]) -> tuple[float, float]:
+            values = [getattr(r, name) for r in seeds]
+            std = float(np.std(values, ddof=1)) if len(values) > 1 else float("nan")
+            return float(np.mean(values)), std
+
+        alone = [r for r in results if not r.fused]
+        stats = {m: over(m, alone if fused and m in COST_METRICS else results) for m in METRICS}
+        samples_per_s = over("samples_per_s", alone if fused else results)[0]
         return replace(
             first,
             config=config,
-            **{**means, "n_params": first.n_params},
-            samples_per_s=float(np.mean([r.samples_per_s for r in results])),
+            **{**{m: mean for m, (mean, _) in stats.items()}, "n_params": first.n_params},
+            samples_per_s=samples_per_s,
             per_seed=per_seed,
-            seed_std=std,
+            seed_std={m: std for m, (_, std) in stats.items() if not np.isnan(std)},
         )
 
     @classmethod

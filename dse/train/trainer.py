@@ -106,15 +106,15 @@ def evaluate(
 
 
 @dataclass
-class _EpochTotals:
-    losses: torch.Tensor  # per-step total loss, on the device
+class EpochTotals:
+    losses: torch.Tensor  # per-step total loss, on the device ([steps, K] for K fused models)
     parts: dict[str, torch.Tensor]  # sample-weighted sums of the loss parts
     checked: int = 0  # steps already checked for finiteness
     lrs: list[float] = field(default_factory=list)  # the LR of each step
     time_s: float = 0.0  # the epoch's training steps, device-synchronized
 
 
-def _check_finite(totals: _EpochTotals, upto: int, epoch: int) -> None:
+def check_finite(totals: EpochTotals, upto: int, epoch: int) -> None:
     window = totals.losses[totals.checked : upto]
     bad = (~torch.isfinite(window)).nonzero()
     if bad.numel():
@@ -141,12 +141,12 @@ def train(
             f"train trains one seed, not repeats={config.repeats}: call train_seeds for repeats"
         )
     observer = observer or Observer()
-    _prepare_device(config, device)
+    prepare_device(config, device)
 
     # Data and model, seeded: the same config on the same CPU gives the same numbers.
     data = data or load_dataset(config.dataset, device, data_dir)
-    run = _setup(config, device, data)
-    progress = _Progress()
+    run = setup(config, device, data)
+    progress = Progress()
     if resumable is not None and resumable.start is not None:
         _restore(run, progress, resumable.start)
     observer.on_start(run.plan)
@@ -161,7 +161,7 @@ def train(
         progress.samples_seen += len(data.train)
 
         val_accuracy = evaluate(run.model, data.val, data.info.crop, config, device)
-        record = _epoch_record(run.plan, epoch, totals, val_accuracy, len(data.train))
+        record = epoch_record(run.plan, epoch, totals, val_accuracy, len(data.train))
         progress.history.append(record)
         if val_accuracy > progress.best[0]:
             progress.best = (val_accuracy, epoch + 1, progress.train_time)
@@ -181,13 +181,13 @@ def train(
     assert progress.best_state is not None
     run.model.load_state_dict(progress.best_state)
     test_accuracy = evaluate(run.model, data.test, data.info.crop, config, device)
-    result = _trial_result(run, progress, test_accuracy)
+    result = trial_result(run, progress, test_accuracy)
     if checkpoint is not None:
         save_checkpoint(checkpoint, config, progress.best_state, result)
     return result
 
 
-def _prepare_device(config: TrialConfig, device: torch.device) -> None:
+def prepare_device(config: TrialConfig, device: torch.device) -> None:
     """Warn about emulated bf16; CUDA: cuDNN autotuning and fresh peak-memory statistics."""
     if config.precision == "bf16" and not native_bf16(device):
         warnings.warn(
@@ -204,7 +204,7 @@ def _prepare_device(config: TrialConfig, device: torch.device) -> None:
 
 
 @dataclass
-class _Run:
+class Run:
     """What one training run steps: the seeded model, its optimizer, the shuffling generator."""
 
     config: TrialConfig
@@ -219,7 +219,7 @@ class _Run:
 
 
 def build_optimizer(model: nn.Module, config: TrialConfig) -> torch.optim.Optimizer:
-    """The run's Adam (also what `dse bench` steps)."""
+    """The run's Adam (also what `dse bench` steps, and the fused seeds' one Adam)."""
     opt_cfg = config.optimizer
     return torch.optim.Adam(
         model.parameters(),
@@ -231,7 +231,7 @@ def build_optimizer(model: nn.Module, config: TrialConfig) -> torch.optim.Optimi
     )
 
 
-def _setup(config: TrialConfig, device: torch.device, data: DeviceDataset) -> _Run:
+def setup(config: TrialConfig, device: torch.device, data: DeviceDataset) -> Run:
     """Model (seeded), Adam, the data-order generator (seeded) and the plan, in that order."""
     torch.manual_seed(config.seed)
     model = build_model(config.model, data.input_shape, data.info.n_classes).to(device)
@@ -240,11 +240,11 @@ def _setup(config: TrialConfig, device: torch.device, data: DeviceDataset) -> _R
     generator = torch.Generator(device=device).manual_seed(config.seed)
     plan = make_plan(config, len(data.train))
     faults = injected_oom_limit(), injected_kill()
-    return _Run(config, device, model, summary, optimizer, generator, plan, *faults)
+    return Run(config, device, model, summary, optimizer, generator, plan, *faults)
 
 
 @dataclass
-class _Progress:
+class Progress:
     """Where training stands after each epoch: the records, time, the best weights so far."""
 
     history: list[EpochRecord] = field(default_factory=list)
@@ -257,7 +257,7 @@ class _Progress:
     resumed_from: int | None = None  # complete epochs restored from a checkpoint
 
 
-def progress_state(progress: _Progress, epoch: int) -> dict[str, Any]:
+def progress_state(progress: Progress, epoch: int) -> dict[str, Any]:
     """The progress after `epoch` epochs, as a checkpoint holds it. The best weights are
     left out when they are the model's own (the best epoch is the last): they are then
     the checkpoint's model weights."""
@@ -272,35 +272,41 @@ def progress_state(progress: _Progress, epoch: int) -> dict[str, Any]:
     }
 
 
-def _restore(run: _Run, progress: _Progress, state: ResumeState) -> None:
+def _restore(run: Run, progress: Progress, state: ResumeState) -> None:
     """Continue from a checkpoint: weights, Adam, every RNG, the plan's clock, the history."""
     run.model.load_state_dict(state.model)
     run.optimizer.load_state_dict(state.optimizer)
     restore_rng(state.rng, run.generator, run.device)
-    saved = state.progress
+    restore_progress(progress, state.progress, state.model, state.epoch)
+    run.kill_at = None  # a fault of the first attempt: the retry resumes past it
+
+
+def restore_progress(
+    progress: Progress, saved: dict[str, Any], weights: dict[str, torch.Tensor], epoch: int
+) -> None:
+    """The progress of a checkpoint (progress_state's dict); `weights`: the model's there."""
     progress.history = [EpochRecord(**record) for record in saved["history"]]
     progress.train_time = saved["train_time"]
     val_accuracy, best_epoch, time_at_best = saved["best"]
     progress.best = (val_accuracy, best_epoch, time_at_best)
     best_state = saved["best_state"]
     if best_state is None:  # the best epoch is the last one: its weights are the model's
-        best_state = {k: v.detach().to("cpu", copy=True) for k, v in state.model.items()}
+        best_state = {k: v.detach().to("cpu", copy=True) for k, v in weights.items()}
     progress.best_state = best_state
     progress.samples_seen, progress.step = saved["samples_seen"], saved["step"]
-    progress.resumed_from = state.epoch
-    run.kill_at = None  # a fault of the first attempt: the retry resumes past it
+    progress.resumed_from = epoch
 
 
 def _train_epoch(
-    run: _Run, data: DeviceDataset, epoch: int, first_step: int, observer: Observer
-) -> _EpochTotals:
+    run: Run, data: DeviceDataset, epoch: int, first_step: int, observer: Observer
+) -> EpochTotals:
     """One epoch of training steps: shuffle, then per batch crop, set the LR, step; timed
     between two device synchronizations."""
     config, device, model, optimizer = run.config, run.device, run.model, run.optimizer
     crop, pad = data.info.crop, data.info.pad
     batch_size, n_steps = run.plan.batch_sizes[epoch], run.plan.steps[epoch]
     inject_oom(run.oom_limit, batch_size, epoch)
-    totals = _EpochTotals(losses=torch.empty(n_steps, device=device), parts={})
+    totals = EpochTotals(losses=torch.empty(n_steps, device=device), parts={})
     synchronize(device)
     start = time.perf_counter()
     order = torch.randperm(len(data.train), generator=run.generator, device=device)
@@ -330,17 +336,17 @@ def _train_epoch(
             total = totals.parts.setdefault(name, torch.zeros((), device=device))
             total.add_(value.detach(), alpha=y.shape[0])
         if (i + 1) % CHECK_EVERY == 0:
-            _check_finite(totals, i + 1, epoch)
+            check_finite(totals, i + 1, epoch)
         kill_if_due(run.kill_at, epoch, i)
         observer.on_step(epoch, i)
-    _check_finite(totals, n_steps, epoch)
+    check_finite(totals, n_steps, epoch)
     synchronize(device)
     totals.time_s = time.perf_counter() - start
     return totals
 
 
-def _epoch_record(
-    plan: TrainingPlan, epoch: int, totals: _EpochTotals, val_accuracy: float, n: int
+def epoch_record(
+    plan: TrainingPlan, epoch: int, totals: EpochTotals, val_accuracy: float, n: int
 ) -> EpochRecord:
     """The epoch's record; its losses are means over the epoch's `n` samples (host syncs)."""
     return EpochRecord(
@@ -356,7 +362,7 @@ def _epoch_record(
     )
 
 
-def _trial_result(run: _Run, progress: _Progress, test_accuracy: float) -> TrialResult:
+def trial_result(run: Run, progress: Progress, test_accuracy: float) -> TrialResult:
     seen, train_time = progress.samples_seen, progress.train_time
     return TrialResult(
         config=run.config.to_dict(),
