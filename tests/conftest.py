@@ -41,6 +41,17 @@ def _offline(monkeypatch, tmp_path_factory):
 
 
 @pytest.fixture
+def one_thread():
+    """One torch thread: tiny models train fastest so, and stay quick on a busy machine."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture
 def workdir(tmp_path, monkeypatch) -> Path:
     """cwd = a fresh folder with data/mnist (400 training, 100 test images); DSE_DATA_DIR set."""
     write_idx_dataset(tmp_path / "data" / "mnist", n_train=400, n_test=100)

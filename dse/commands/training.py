@@ -141,7 +141,7 @@ def _resume_line(
 
         seed, epoch = file.saved
         where = f"after epoch {epoch} of {config.epochs}"
-        fused = first_fused(config)
+        fused = first_fused(config, given.get("device") or "cpu")
         if fused is not None and seed >= fused:
             where += f" of seeds {seed + 1}-{config.repeats} (fused) of {config.repeats}"
         elif config.repeats > 1:

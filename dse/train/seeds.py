@@ -9,6 +9,7 @@ k = 2, or another model, the seeds train one after another (one fused model gain
 
 from __future__ import annotations
 
+import os
 import warnings
 from dataclasses import replace
 from pathlib import Path
@@ -17,6 +18,7 @@ import torch
 
 from dse.config import TrialConfig
 from dse.data.datasets import DeviceDataset, load_dataset
+from dse.errors import ConfigError
 from dse.train.fused import can_fuse, resumable_state, train_fused
 from dse.train.result import TrialResult
 from dse.train.resume import ResumeFile, ResumeState, SeedCheckpoints
@@ -24,6 +26,14 @@ from dse.train.schedules import make_plan
 from dse.train.trainer import Observer, resolve_device, train
 
 FUSE_FROM = 3  # repeats from which the seeds after the first train fused (CapsNet only)
+# Where fusing pays. auto: on CUDA, where a small model's step is launch-bound. On CPU it did
+# not pay: two seeds of quick.yaml's width as one fused step against two steps one after
+# another, side by side on 2 AVX-512 cores: 54 against 47 ms (batch 16) and 177 against 172
+# ms (batch 64) with 1 thread, 34 against 34 and 111 against 109 with 2 (the arithmetic is
+# the same and the per-op overhead saved is small there); a `dse run --space quick --repeats 3`
+# took 2.9x the wall time of --repeats 1 with fused seeds. 1: always; 0: never.
+FUSE_ENV = "DSE_FUSE_SEEDS"
+FUSE_CHOICES = ("auto", "1", "0")
 
 
 def train_seeds(
@@ -52,9 +62,9 @@ def train_seeds(
         epochs = SeedCheckpoints(resume, config.to_dict(), start=state) if resume else None
         result = train(config, device, data_dir, observer, checkpoint, data, epochs)
     else:
-        fuse = first_fused(config) is not None
-        if fuse and state is not None and state.seed_index >= 1 and not resumable_state(state):
-            state = _without_group(state)  # an older checkpoint: the seeds one by one
+        fuse = first_fused(config, device) is not None
+        if state is not None and state.seed_index >= 1 and fuse != resumable_state(state):
+            state = _restart_after_first(state, fuse)  # saved fused, or not, and now the other
         result = _train_repeats(config, device, data_dir, observer, checkpoint, data, resume, state)
         if state is not None:
             result = replace(result, resumed_from_epoch=state.epoch, resumed_seed=state.seed_index)
@@ -63,9 +73,18 @@ def train_seeds(
     return result
 
 
-def first_fused(config: TrialConfig) -> int | None:
+def fuses_on(device: str | torch.device) -> bool:
+    """Whether seeds train fused on `device` (FUSE_ENV: auto, 1 or 0)."""
+    choice = os.environ.get(FUSE_ENV, "auto")
+    if choice not in FUSE_CHOICES:
+        raise ConfigError(f"{FUSE_ENV}={choice}: expected one of {', '.join(FUSE_CHOICES)}")
+    return choice == "1" or (choice == "auto" and torch.device(device).type == "cuda")
+
+
+def first_fused(config: TrialConfig, device: str | torch.device) -> int | None:
     """The index of the first seed that trains fused (the others after it too); None: none."""
-    return 1 if config.repeats >= FUSE_FROM and can_fuse(config) else None
+    fused = config.repeats >= FUSE_FROM and can_fuse(config) and fuses_on(device)
+    return 1 if fused else None
 
 
 def _train_repeats(
@@ -83,7 +102,7 @@ def _train_repeats(
     checkpoint (the observer hears the first seed's epochs as restored)."""
     device = resolve_device(str(device)) if not isinstance(device, torch.device) else device
     data = data or load_dataset(config.dataset, device, data_dir)
-    fuse = first_fused(config) is not None
+    fuse = first_fused(config, device) is not None
     alone = 1 if fuse else config.repeats
     results = [TrialResult.from_dict(done) for done in state.finished] if state else []
     if results and observer is not None:
@@ -93,7 +112,7 @@ def _train_repeats(
     def checkpoints(i: int) -> SeedCheckpoints | None:
         if resume is None:
             return None
-        # epoch 0: only the seeds before it resume (_without_group)
+        # epoch 0: only the seeds before it resume (_restart_after_first)
         start = state if state is not None and state.seed_index == i and state.epoch else None
         finished = [r.to_dict() for r in results]
         return SeedCheckpoints(resume, config.to_dict(), i, finished, start)
@@ -141,12 +160,14 @@ def _fused_unless_oom(
     return None
 
 
-def _without_group(state: ResumeState) -> ResumeState:
-    """A checkpoint of seeds trained one by one (before fusing) where they now train fused:
-    the first seed's result is kept, the fused group starts afresh (its epoch 0)."""
+def _restart_after_first(state: ResumeState, fuse: bool) -> ResumeState:
+    """A checkpoint of the seeds after the first trained one by one where they now train
+    fused (or the other way round: another device, or FUSE_ENV): the first seed's result is
+    kept, the seeds after it start afresh (epoch 0)."""
+    saved, now = ("alone", "fused") if fuse else ("fused", "one after another")
     warnings.warn(
-        f"the checkpoint holds seed {state.seed_index + 1} trained alone; the seeds after "
-        "the first now train fused: they start afresh",
+        f"the checkpoint holds seed {state.seed_index + 1} trained {saved}; the seeds after "
+        f"the first now train {now}: they start afresh",
         stacklevel=3,
     )
     return replace(state, seed_index=1, finished=state.finished[:1], epoch=0)

@@ -13,6 +13,7 @@ import torch
 
 from dse.config import TrialConfig
 from dse.data.datasets import load_dataset
+from dse.errors import ConfigError
 from dse.model import build_model
 from dse.model.stacked import StackedCapsNet
 from dse.train import seeds
@@ -22,14 +23,13 @@ from dse.train.seeds import train_seeds
 from dse.train.trainer import train
 from tests.conftest import REAL_MNIST, subprocess_env, tiny_config, without_times
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 
 @pytest.fixture(autouse=True)
-def one_thread():
-    """One thread: tiny models train fastest so, and stay quick on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+def fused_on_cpu(monkeypatch):
+    """Fuse here too (by default seeds fuse on CUDA only: seeds.FUSE_ENV)."""
+    monkeypatch.setenv(seeds.FUSE_ENV, "1")
 
 
 # The LR follows the global step, the batch size changes at epoch 2, crops are random.
@@ -190,9 +190,28 @@ def test_a_checkpoint_of_seeds_trained_one_by_one_keeps_seed_0_and_refuses_the_r
     monkeypatch.setattr(seeds, "FUSE_FROM", 4)  # as before fusing: the seeds one by one
     before = train_seeds(config, data_dir=digits_root, resume=ResumeFile(path, keep=True))
     assert read_state(path).seed_index == 2
-    monkeypatch.undo()
+    monkeypatch.setattr(seeds, "FUSE_FROM", 3)
     with pytest.warns(UserWarning, match="now train fused: they start afresh"):
         result = train_seeds(config, data_dir=digits_root, resume=ResumeFile(path))
     assert (result.resumed_seed, result.resumed_from_epoch) == (1, 0)
     assert [s["fused"] for s in result.per_seed] == [False, True, True]
     assert result.per_seed[0] == before.per_seed[0] | {"fused": False}
+
+
+def test_on_cpu_seeds_train_one_after_another_unless_asked(digits_root, tmp_path, monkeypatch):
+    """auto (the default) fuses on CUDA only; a fused group's checkpoint resumed where seeds
+    do not fuse keeps seed 0 and trains the others afresh, one after another."""
+    config = tiny_config("repeats=3")
+    path = tmp_path / "run.pt"
+    fused = train_seeds(config, data_dir=digits_root, resume=ResumeFile(path, keep=True))
+    assert [s["fused"] for s in fused.per_seed] == [False, True, True]
+    assert read_state(path).seed_index == 1  # the fused group's state
+    monkeypatch.setenv(seeds.FUSE_ENV, "auto")
+    assert seeds.first_fused(config, "cpu") is None and seeds.first_fused(config, "cuda") == 1
+    with pytest.warns(UserWarning, match="trained fused; the seeds after the first now train"):
+        alone = train_seeds(config, data_dir=digits_root, resume=ResumeFile(path))
+    assert all("fused" not in s for s in alone.per_seed)
+    assert alone.per_seed[0] == {k: v for k, v in fused.per_seed[0].items() if k != "fused"}
+    monkeypatch.setenv(seeds.FUSE_ENV, "yes")
+    with pytest.raises(ConfigError, match="DSE_FUSE_SEEDS=yes: expected one of auto, 1, 0"):
+        train_seeds(config, data_dir=digits_root)

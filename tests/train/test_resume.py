@@ -12,14 +12,7 @@ from dse.train.seeds import train_seeds
 from dse.train.trainer import Observer
 from tests.conftest import tiny_config, without_times
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One thread: tiny models train fastest so, and stay quick on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 class Stop(Exception):
