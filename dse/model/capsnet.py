@@ -180,6 +180,22 @@ class CapsNetOutput:
     reconstruction: torch.Tensor | None  # [B, C*H*W]
 
 
+def capsnet_loss(
+    out: CapsNetOutput, x: torch.Tensor, labels: torch.Tensor, recon_weight: float
+) -> dict[str, torch.Tensor]:
+    """Margin loss plus recon_weight x reconstruction loss, and both parts: means over the
+    batch (over the last batch dimension: one per model of a StackedCapsNet)."""
+    margin = margin_loss(out.scores.float(), labels)
+    parts = {"margin": margin}
+    total = margin
+    if out.reconstruction is not None:
+        recon = reconstruction_loss(out.reconstruction.float(), x)
+        parts["reconstruction"] = recon
+        total = total + recon_weight * recon
+    parts["loss"] = total
+    return parts
+
+
 class CapsNet(nn.Module):
     def __init__(self, config: CapsNetConfig, input_shape: tuple[int, int, int], n_classes: int):
         super().__init__()
@@ -239,15 +255,7 @@ class CapsNet(nn.Module):
         self, out: CapsNetOutput, x: torch.Tensor, labels: torch.Tensor
     ) -> dict[str, torch.Tensor]:
         """{'loss': total, 'margin': ..., 'reconstruction': ...}, all means over the batch."""
-        margin = margin_loss(out.scores.float(), labels)
-        parts = {"margin": margin}
-        total = margin
-        if out.reconstruction is not None:
-            recon = reconstruction_loss(out.reconstruction.float(), x)
-            parts["reconstruction"] = recon
-            total = total + self.config.recon_weight * recon
-        parts["loss"] = total
-        return parts
+        return capsnet_loss(out, x, labels, self.config.recon_weight)
 
     def costs(self) -> list[LayerCost]:
         """Per-layer parameters and forward FLOPs per sample."""

@@ -17,9 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dse.model.capsnet import EPS, SQUASH, CapsNet, CapsNetOutput
+from dse.model.capsnet import EPS, SQUASH, CapsNet, CapsNetOutput, capsnet_loss
 from dse.model.conv import CUSTOM_BACKWARD_MIN_CHANNELS
-from dse.model.losses import margin_loss, reconstruction_loss
 from dse.model.routing import route
 
 
@@ -189,12 +188,4 @@ class StackedCapsNet(nn.Module):
     ) -> dict[str, torch.Tensor]:
         """CapsNet.loss of each model, as [K] tensors; train on parts['loss'].sum(): each
         model's gradient is then its own loss's gradient."""
-        margin = margin_loss(out.scores.float(), labels)  # [K]
-        parts = {"margin": margin}
-        total = margin
-        if out.reconstruction is not None:
-            recon = reconstruction_loss(out.reconstruction.float(), x)
-            parts["reconstruction"] = recon
-            total = total + self.config.recon_weight * recon
-        parts["loss"] = total
-        return parts
+        return capsnet_loss(out, x, labels, self.config.recon_weight)
