@@ -75,15 +75,17 @@ def decisions_of(run) -> dict[str, list[tuple]]:
 
 
 def test_replayed_moasha_takes_the_live_runs_decisions(workdir):
-    """One worker, MO-ASHA over a real grid of 4: the replay over the run's own records stops
-    the same trials at the same rungs, with the same positions and estimates."""
-    path = write_space(workdir, epochs=3)
+    """One worker, MO-ASHA over a real grid of 6: the replay over the run's own records stops
+    the same trials at the same rungs, with the same positions and estimates. eta 6 lets only
+    the first of a rung's epsilon-net order (the fastest) on while fewer than 6 reached it, so
+    the live run stops something unless every trial came faster than all before it."""
+    path = write_space(workdir, epochs=3, lrs="[0.0003, 0.001, 0.003]")
     small = "dataset: {val_size: 50, test_subset: 50, train_subset: 150}"  # 3 steps an epoch
     path.write_text(path.read_text().replace("dataset: {val_size: 100, test_subset: 100}", small))
     space = load_space(str(path))
     assert space.base["dataset"]["train_subset"] == 150
     options = RunOptions(
-        storage="sqlite:///live.db", workers=1, early_stop=EarlyStop((1, 2), 3.0), seed=0
+        storage="sqlite:///live.db", workers=1, early_stop=EarlyStop((1, 2), 6.0), seed=0
     )
     run_study(space, options)
     live = {}
@@ -95,7 +97,7 @@ def test_replayed_moasha_takes_the_live_runs_decisions(workdir):
         ]
     assert any(not d[1] for ds in live.values() for d in ds), "the live run stopped nothing"
     recording = record_study("sqlite:///live.db", "tiny", complete=False)
-    replayed = replay_method(Grid(recording), "moasha", 0, 1, early_stop=EarlyStop((1, 2), 3.0))
+    replayed = replay_method(Grid(recording), "moasha", 0, 1, early_stop=EarlyStop((1, 2), 6.0))
     assert decisions_of(replayed) == live
     stopped = {t.point: t.stopped_at for t in replayed.trials}
     assert stopped == {
