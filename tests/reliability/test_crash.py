@@ -120,7 +120,12 @@ def test_kill_9_of_the_runner_then_the_same_command_completes(workdir):
         key = t.user_attrs["resume_key"]
         retry = next(c for c in complete if c.user_attrs["resume_key"] == key)
         reported = len(t.user_attrs.get("curve", []))
-        assert reported <= retry.user_attrs.get("resumed_from_epoch", 0) <= reported + 1
+        resumed = retry.user_attrs.get("resumed_from_epoch", 0)
+        if reported < 25:
+            assert reported <= resumed <= reported + 1
+        else:  # killed after its last epoch, before the runner heard it complete: the run
+            # removes its checkpoint on completing, so the retry may train afresh
+            assert resumed in (0, 25)
         assert 0 <= retry.user_attrs["lost_train_s"] == t.user_attrs["lost_train_s"]
         assert len(retry.user_attrs["history"]) == 25
 
