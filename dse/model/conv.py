@@ -37,28 +37,49 @@ from torch import nn
 
 class _Conv2dFunction(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x, weight, bias, stride):
+    def forward(ctx, x, weight, bias, stride, groups):
         ctx.save_for_backward(x, weight)
-        ctx.stride, ctx.has_bias = stride, bias is not None
-        return F.conv2d(x, weight, bias, stride=stride)
+        ctx.stride, ctx.groups, ctx.has_bias = stride, groups, bias is not None
+        return F.conv2d(x, weight, bias, stride=stride, groups=groups)
 
     @staticmethod
     def backward(ctx, grad_out):
         x, weight = ctx.saved_tensors
-        s = ctx.stride
+        s, k = ctx.stride, ctx.groups
         grad_out = grad_out.contiguous()
         grad_x = grad_w = grad_b = None
         if ctx.needs_input_grad[0]:
-            grad_x = torch.nn.grad.conv2d_input(x.shape, weight, grad_out, stride=s)
+            grad_x = torch.nn.grad.conv2d_input(x.shape, weight, grad_out, stride=s, groups=k)
         if ctx.needs_input_grad[1]:
-            kh, kw = weight.shape[2:]
-            h, w = grad_out.shape[2:]
-            used = x[:, :, : kh + s * (h - 1), : kw + s * (w - 1)]  # what the kernel reads
-            grad_w = F.conv2d(used.transpose(0, 1), grad_out.transpose(0, 1), dilation=s)
-            grad_w = grad_w.transpose(0, 1)  # [C, O, kh, kw] -> [O, C, kh, kw]
+            grad_w = _weight_grad(x, grad_out, weight.shape, s, k)
         if ctx.has_bias and ctx.needs_input_grad[2]:
             grad_b = grad_out.sum((0, 2, 3))
-        return grad_x, grad_w, grad_b, None
+        return grad_x, grad_w, grad_b, None, None
+
+
+def _weight_grad(
+    x: torch.Tensor, grad_out: torch.Tensor, shape: torch.Size, s: int, k: int
+) -> torch.Tensor:
+    """The weight gradient as a forward convolution (the module doc). With k groups (the K
+    models of dse.model.stacked side by side): x as [C, K*B, H', W'] and grad_out as
+    [K*O, B, h, w], convolved with groups=k."""
+    ko, c, kh, kw = shape
+    h, w = grad_out.shape[2:]
+    used = x[:, :, : kh + s * (h - 1), : kw + s * (w - 1)]  # what the kernel reads
+    if k == 1:
+        return F.conv2d(used.transpose(0, 1), grad_out.transpose(0, 1), dilation=s).transpose(0, 1)
+    b = x.shape[0]
+    used = used.reshape(b, k, c, *used.shape[2:]).permute(2, 1, 0, 3, 4)
+    used = used.reshape(c, k * b, *used.shape[3:])  # [C, K*B, H', W']
+    grads = grad_out.view(b, k, ko // k, h, w).permute(1, 2, 0, 3, 4).reshape(ko, b, h, w)
+    return F.conv2d(used, grads, dilation=s, groups=k).transpose(0, 1)  # [C, K*O] -> [K*O, C]
+
+
+def conv2d_weight_grad_as_forward(
+    x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, stride: int, groups: int
+) -> torch.Tensor:
+    """F.conv2d (no padding) whose weight gradient runs as a forward convolution (CPU)."""
+    return _Conv2dFunction.apply(x, weight, bias, stride, groups)
 
 
 CUSTOM_BACKWARD_MIN_CHANNELS = 128  # narrower convolutions take oneDNN's backward (see above)
@@ -76,4 +97,4 @@ class Conv2d(nn.Conv2d):
         plain = not torch.is_grad_enabled() or torch.is_autocast_enabled(x.device.type)
         if x.device.type != "cpu" or plain or not self.custom_backward:
             return super().forward(x)
-        return _Conv2dFunction.apply(x, self.weight, self.bias, self.stride[0])
+        return conv2d_weight_grad_as_forward(x, self.weight, self.bias, self.stride[0], 1)

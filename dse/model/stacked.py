@@ -18,49 +18,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from dse.model.capsnet import EPS, SQUASH, CapsNet, CapsNetOutput, capsnet_loss
-from dse.model.conv import CUSTOM_BACKWARD_MIN_CHANNELS
+from dse.model.conv import CUSTOM_BACKWARD_MIN_CHANNELS, conv2d_weight_grad_as_forward
 from dse.model.routing import route
-
-
-class _GroupedConv2dFunction(torch.autograd.Function):
-    """A grouped convolution whose weight gradient is a (grouped) forward convolution.
-
-    The trick of dse.model.conv for groups: with x [B, K*C, H, W] and grad_out [B, K*O, h, w],
-    grad_w[k*O + o, c] = conv2d(x as [C, K*B, H', W'], grad_out as [K*O, B, h, w], groups=K),
-    which oneDNN runs at its forward speed (its backward-weights kernels are slow here). The
-    input gradient is torch's own.
-    """
-
-    @staticmethod
-    def forward(ctx, x, weight, bias, stride, groups):
-        ctx.save_for_backward(x, weight)
-        ctx.stride, ctx.groups, ctx.has_bias = stride, groups, bias is not None
-        return F.conv2d(x, weight, bias, stride=stride, groups=groups)
-
-    @staticmethod
-    def backward(ctx, grad_out):
-        x, weight = ctx.saved_tensors
-        s, k = ctx.stride, ctx.groups
-        grad_out = grad_out.contiguous()
-        grad_x = grad_w = grad_b = None
-        if ctx.needs_input_grad[0]:
-            grad_x = torch.ops.aten.convolution_backward(
-                grad_out, x, weight, None, [s, s], [0, 0], [1, 1], False, [0, 0], k,
-                [True, False, False],
-            )[0]  # fmt: skip
-        if ctx.needs_input_grad[1]:
-            b = x.shape[0]
-            ko, c, kh, kw = weight.shape
-            h, w = grad_out.shape[2:]
-            used = x[:, :, : kh + s * (h - 1), : kw + s * (w - 1)]  # what the kernel reads
-            used = used.reshape(b, k, c, *used.shape[2:]).permute(2, 1, 0, 3, 4)
-            used = used.reshape(c, k * b, *used.shape[3:])  # [C, K*B, H', W']
-            grads = grad_out.view(b, k, ko // k, h, w).permute(1, 2, 0, 3, 4)
-            grads = grads.reshape(ko, b, h, w)  # [K*O, B, h, w]
-            grad_w = F.conv2d(used, grads, dilation=s, groups=k).transpose(0, 1)
-        if ctx.has_bias and ctx.needs_input_grad[2]:
-            grad_b = grad_out.sum((0, 2, 3))
-        return grad_x, grad_w, grad_b, None, None
 
 
 def grouped_conv(
@@ -76,7 +35,7 @@ def grouped_conv(
     narrow = weight.shape[1] < CUSTOM_BACKWARD_MIN_CHANNELS
     if x.device.type != "cpu" or plain or narrow:
         return F.conv2d(x, folded, flat_bias, stride=stride, groups=k)
-    return _GroupedConv2dFunction.apply(x, folded, flat_bias, stride, k)
+    return conv2d_weight_grad_as_forward(x, folded, flat_bias, stride, k)
 
 
 def _key(name: str) -> str:
