@@ -194,6 +194,7 @@ def run_bench(
         torch.backends.cudnn.benchmark = True  # as in training: cuDNN picks its fastest kernels
     runners = [StepRunner(name, config, device, batch) for name, config in variants.items()]
     if compiled:
+        torch.compiler.reset()  # an earlier bench in this process must not hide the compile time
         runners += [
             StepRunner(f"{name} compiled", config, device, batch, compiled=True)
             for name, config in variants.items()
