@@ -17,20 +17,31 @@ from __future__ import annotations
 
 import contextlib
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from dse.search.storage import folder_lock, journal_path, normalized_url, open_error, sqlite_path
+from dse.errors import DseError
+from dse.search.storage import (
+    first_answer,
+    folder_lock,
+    journal_path,
+    normalized_url,
+    open_error,
+    sqlite_path,
+)
 
 # One lock per database for every dse study in it: set-up takes milliseconds.
 ADVISORY_KEY = zlib.crc32(b"dse: study set-up")
 
 
 @contextlib.contextmanager
-def setup_lock(url: str) -> Iterator[None]:
+def setup_lock(
+    url: str, wait_s: float = 0.0, stop: Callable[[], int | None] | None = None
+) -> Iterator[None]:
+    """`wait_s`: how long a database server that does not answer yet is waited for."""
     url = normalized_url(url)
     if url.startswith("postgresql"):
-        with _advisory_lock(url):
+        with _advisory_lock(url, wait_s, stop):
             yield
         return
     path = journal_path(url) or sqlite_path(url)
@@ -45,13 +56,17 @@ def setup_lock(url: str) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def _advisory_lock(url: str) -> Iterator[None]:
+def _advisory_lock(
+    url: str, wait_s: float, stop: Callable[[], int | None] | None
+) -> Iterator[None]:
     import sqlalchemy
     from sqlalchemy.pool import NullPool
 
     try:
         engine = sqlalchemy.create_engine(url, poolclass=NullPool)
-        connection = engine.connect()
+        connection = first_answer(engine.connect, url, wait_s, stop)
+    except DseError:  # a signal ended the wait
+        raise
     except Exception as exc:  # unreachable server, refused login, missing driver
         raise open_error(url, exc) from None
     try:

@@ -71,7 +71,7 @@ from dse.search.recorder import (
 from dse.search.records import EpochPoint, Placement, StudyRecord, TrialRecord
 from dse.search.resilient import watch_signals
 from dse.search.signals import StopSignals
-from dse.search.storage import close_storage, open_storage
+from dse.search.storage import OPEN_WAIT_S, close_storage, open_storage
 from dse.search.study import (
     Counting,
     create_study,
@@ -112,8 +112,12 @@ def run_study(
             _check_local_data(options, plan)
         storage = runner = None
         try:
-            with setup_lock(options.storage):
-                storage = open_storage(options.storage, True, options.db_outage_limit)
+            # a database server restarting as the run starts is waited for, briefly
+            wait_s, stopped = min(OPEN_WAIT_S, options.db_outage_limit), lambda: stop.received
+            with setup_lock(options.storage, wait_s, stopped):
+                storage = open_storage(
+                    options.storage, True, options.db_outage_limit, wait_s, stopped
+                )
                 watch_signals(storage, stop)  # Ctrl-C while waiting for the database
                 study, space = _set_up_study(storage, space, options, plan)
             if pool is None:

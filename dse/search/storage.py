@@ -7,7 +7,9 @@ the driver of the `dse[postgres]` extra), or a journal file (a path ending in .l
 stale after GRACE_PERIOD_S, is marked FAIL and re-queued with the same parameters.
 Journal files have no heartbeats (optuna's limit): after a crash, stale RUNNING trials stay.
 A database storage rides out outages (resilient.ResilientStorage): a database that goes away
-is waited for, up to a limit, and every write lands once.
+is waited for, up to a limit, and every write lands once. A run may also wait a little for
+a database server that does not answer as it starts (`open_wait_s`: a server restarting
+takes seconds; a URL nobody serves should not hold the command for the whole outage limit).
 
 Several `dse run` processes may start on one new SQLite database at the same moment: creating
 the schema and the study is serialized by a lock on the database's folder (optuna's own
@@ -21,21 +23,24 @@ import fcntl
 import os
 import sqlite3
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import optuna
 from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 
-from dse.errors import ConfigError, DseError, StorageError, option
-from dse.search.outage import DEFAULT_OUTAGE_LIMIT_S
+from dse.errors import ConfigError, DatabaseDown, DseError, StorageError, option
+from dse.search.outage import DEFAULT_OUTAGE_LIMIT_S, Retrier
 from dse.search.resilient import ResilientStorage
+
+T = TypeVar("T")
 
 DEFAULT_STORAGE = "sqlite:///results/dse.db"
 HEARTBEAT_INTERVAL_S = 2
 GRACE_PERIOD_S = 10
 SQLITE_TIMEOUT_S = 60
+OPEN_WAIT_S = 30.0  # how long `dse run` waits for a database server that does not answer yet
 PG_CONNECT_TIMEOUT_S = 10
 STALE_RETRIES = 3  # optuna re-queues a stale trial's point this many times
 
@@ -80,12 +85,18 @@ def sqlite_path(url: str) -> Path | None:
 
 
 def open_storage(
-    url: str, create: bool, outage_limit: float = DEFAULT_OUTAGE_LIMIT_S
+    url: str,
+    create: bool,
+    outage_limit: float = DEFAULT_OUTAGE_LIMIT_S,
+    open_wait_s: float = 0.0,
+    stop: Callable[[], int | None] | None = None,
 ) -> optuna.storages.BaseStorage:
     """Open a storage; with create=False nothing is created (a missing database is an error).
 
-    A database storage rides out outages up to `outage_limit` seconds (resilient.py): the
-    database must answer now, and may go away and come back later."""
+    A database storage rides out outages up to `outage_limit` seconds (resilient.py). A
+    database server must answer within `open_wait_s` (0: now; a warning says it is waited
+    for; `stop`, a signal received, ends the wait); SQLite files and journals are opened at
+    once."""
     journal = journal_path(url)
     if journal is not None:
         return _open_journal(url, Path(journal), create)
@@ -115,15 +126,20 @@ def open_storage(
             warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
             if path is not None and create:
                 _use_wal(path)
-            storage = RDBStorage(
-                url,
-                engine_kwargs=engine_kwargs,
-                skip_table_creation=not create,
-                heartbeat_interval=HEARTBEAT_INTERVAL_S,
-                grace_period=GRACE_PERIOD_S,
-                heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(
-                    max_retry=STALE_RETRIES
+            storage = first_answer(
+                lambda: RDBStorage(
+                    url,
+                    engine_kwargs=engine_kwargs,
+                    skip_table_creation=not create,
+                    heartbeat_interval=HEARTBEAT_INTERVAL_S,
+                    grace_period=GRACE_PERIOD_S,
+                    heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(
+                        max_retry=STALE_RETRIES
+                    ),
                 ),
+                url,
+                0.0 if path is not None else open_wait_s,
+                stop,
             )
     except Exception as exc:  # SQLAlchemy's OperationalError and friends: unreachable, refused
         if path is not None and not existed:  # a full disk, say: leave no half-made database
@@ -136,6 +152,27 @@ def open_storage(
         sqlalchemy.event.listen(storage.engine, "connect", _no_sync_per_commit)
         storage.engine.dispose()  # connections made from here on get the pragma
     return ResilientStorage(storage, outage_limit)
+
+
+def first_answer(
+    make: Callable[[], T],
+    url: str,
+    wait_s: float,
+    stop: Callable[[], int | None] | None = None,
+) -> T:
+    """make() (a first connection to the database), tried again while the database server is
+    unreachable, for up to `wait_s` (one warning says so); then its last failure is raised.
+    A failure retrying cannot fix is raised at once; `stop` (a signal received) ends the wait."""
+    if wait_s <= 0:
+        return make()
+    retrier = Retrier(url, wait_s, grace_s=0.0)
+    if stop is not None:
+        retrier.stop = stop
+    failed: list[BaseException] = []
+    try:
+        return retrier.call(make, failed=failed)
+    except DatabaseDown:
+        raise failed[-1] from None
 
 
 def _engine_kwargs(url: str) -> dict[str, Any]:

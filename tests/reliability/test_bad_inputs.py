@@ -183,7 +183,10 @@ CASES = [
     (["train", "--preset", "baseline", "--device", "tpu"], "--device 'tpu': expected cpu"),
     # storage: a server nobody listens on
     pytest.param(
-        ["run", "--space", "good.yaml", "--storage", "postgresql+psycopg://dse@127.0.0.1:9/d"],
+        [
+            *("run", "--space", "good.yaml", "--storage", "postgresql+psycopg://dse@127.0.0.1:9/d"),
+            *("--db-outage-limit", "0"),  # no wait for the server (the outage tests wait)
+        ],
         "cannot open the database: (psycopg.OperationalError) connection failed",
         marks=pytest.mark.skipif(
             importlib.util.find_spec("psycopg") is None, reason="psycopg not installed"

@@ -198,6 +198,39 @@ def test_a_database_down_past_the_limit_ends_the_run_in_one_line_and_the_study_r
     }  # the trials the outage stopped were run again
 
 
+def test_a_database_restarting_as_the_run_starts_is_waited_for(
+    workdir, restartable_postgres, start_run
+):
+    url = restartable_postgres.create_database("starting")
+    space = write_space(workdir, epochs=1, lrs="[0.001]")  # 2 points
+    restartable_postgres.pause()
+    try:
+        run = start_run("--space", str(space), "--storage", url)
+        warning = run.stderr.readline()  # the run is up and finds no server (or gives up)
+        time.sleep(2)
+    finally:
+        restartable_postgres.resume()
+    _, stderr = run.communicate(timeout=120)
+    assert run.returncode == 0, warning + stderr
+    assert "is unreachable (" in warning and "retrying for up to 30 s" in warning, warning
+    assert _points(_complete(_trials(url))) == _grid(space)
+
+
+def test_a_database_nobody_serves_is_one_line_after_a_short_wait(workdir, start_run):
+    space = write_space(workdir, epochs=1, lrs="[0.001]")
+    url = "postgresql+psycopg://dse@127.0.0.1:9/nobody"  # the discard port: nothing listens
+    started = time.monotonic()
+    run = start_run("--space", str(space), "--storage", url, "--db-outage-limit", "2")
+    _, stderr = run.communicate(timeout=60)
+    assert run.returncode == 2, stderr
+    assert 2 <= time.monotonic() - started < 30
+    lines = stderr.strip().splitlines()
+    assert "retrying for up to 2 s" in lines[0], lines
+    assert lines[-1].startswith(f"error: --storage {url}: cannot open the database: "), lines
+    assert [line for line in lines if line.startswith("error:")] == [lines[-1]]
+    assert not (workdir / "results").exists()  # nothing written
+
+
 class DiskFull:
     """SQLite's max_page_count on every connection the run checks out, once `full` is set:
     the database cannot grow past its size then ("database or disk is full"), as on a full
