@@ -30,7 +30,7 @@ from typing import Any, TypeVar
 import optuna
 from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 
-from dse.errors import ConfigError, DatabaseDown, DseError, StorageError, option
+from dse.errors import ConfigError, DatabaseDown, DseError, Interrupted, StorageError, option
 from dse.search.outage import DEFAULT_OUTAGE_LIMIT_S, Retrier
 from dse.search.resilient import ResilientStorage
 
@@ -173,6 +173,12 @@ def first_answer(
         return retrier.call(make, failed=failed)
     except DatabaseDown:
         raise failed[-1] from None
+    except Interrupted as exc:
+        raise Interrupted(
+            f"interrupted while waiting for the database {retrier.url} to answer; nothing "
+            "was started",
+            exc.exit_code - 128,
+        ) from None
 
 
 def _engine_kwargs(url: str) -> dict[str, Any]:

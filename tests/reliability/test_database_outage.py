@@ -2,12 +2,15 @@
 
 PostgreSQL is stopped (`pg_ctl stop -m fast`, as for a restart) while two workers train, on a
 server of this module's own; the runner waits, every trial is recorded once. Down longer than
-`--db-outage-limit`, the run ends in one line and the same command finishes the study. A SQLite
-database whose disk fills up ends the run in one line, and nothing is half-written.
+`--db-outage-limit`, the run ends in one line and the same command finishes the study. A server
+down as the run starts is waited for (30 s at most; Ctrl-C ends the wait). A SQLite database
+whose disk fills up ends the run in one line, and nothing is half-written.
 """
 
 from __future__ import annotations
 
+import os
+import signal
 import sqlite3
 import subprocess
 import threading
@@ -229,6 +232,30 @@ def test_a_database_nobody_serves_is_one_line_after_a_short_wait(workdir, start_
     assert lines[-1].startswith(f"error: --storage {url}: cannot open the database: "), lines
     assert [line for line in lines if line.startswith("error:")] == [lines[-1]]
     assert not (workdir / "results").exists()  # nothing written
+
+
+def test_ctrl_c_while_waiting_for_the_database_ends_the_run_at_once(workdir):
+    space = write_space(workdir, epochs=1, lrs="[0.001]")
+    url = "postgresql+psycopg://dse@127.0.0.1:9/nobody"
+    command, env = dse_command("run", "--space", str(space), "--storage", url, "-q")
+    run = subprocess.Popen(
+        command, env=env, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
+    try:
+        warning = run.stderr.readline()  # waiting now (up to 30 s)
+        os.killpg(run.pid, signal.SIGINT)
+        sent = time.monotonic()
+        _, stderr = run.communicate(timeout=30)
+    finally:
+        if run.poll() is None:
+            run.kill()
+    assert "retrying for up to 30 s" in warning, warning
+    assert run.returncode == 130, stderr
+    assert time.monotonic() - sent < 5
+    assert stderr.strip().splitlines() == [
+        f"interrupted while waiting for the database {url} to answer; nothing was started"
+    ]
+    assert not (workdir / "results").exists()
 
 
 class DiskFull:
