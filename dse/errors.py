@@ -78,6 +78,7 @@ class Interrupted(DseError):
 
     def __init__(self, message: str, signal_number: int):
         super().__init__(message)
+        self.signal_number = signal_number
         self.exit_code = 128 + signal_number  # the shell's convention: 130 SIGINT, 143 SIGTERM
 
 

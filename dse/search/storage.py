@@ -177,7 +177,7 @@ def first_answer(
         raise Interrupted(
             f"interrupted while waiting for the database {retrier.url} to answer; nothing "
             "was started",
-            exc.exit_code - 128,
+            exc.signal_number,
         ) from None
 
 

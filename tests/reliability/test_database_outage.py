@@ -32,6 +32,7 @@ from tests.conftest import dse_command, write_idx_dataset, write_space
 
 EPOCHS = 4  # a tiny trial of 4 epochs trains for a few seconds on 2 cores
 OUTAGE_S = 12  # longer than the grace period (10 s): heartbeats stop for longer than it
+NOBODY = "postgresql+psycopg://dse@127.0.0.1:9/nobody"  # the discard port: nothing listens
 
 
 def _trials(url: str) -> list[optuna.trial.FrozenTrial]:
@@ -221,7 +222,7 @@ def test_a_database_restarting_as_the_run_starts_is_waited_for(
 
 def test_a_database_nobody_serves_is_one_line_after_a_short_wait(workdir, start_run):
     space = write_space(workdir, epochs=1, lrs="[0.001]")
-    url = "postgresql+psycopg://dse@127.0.0.1:9/nobody"  # the discard port: nothing listens
+    url = NOBODY
     started = time.monotonic()
     run = start_run("--space", str(space), "--storage", url, "--db-outage-limit", "2")
     _, stderr = run.communicate(timeout=60)
@@ -236,7 +237,7 @@ def test_a_database_nobody_serves_is_one_line_after_a_short_wait(workdir, start_
 
 def test_ctrl_c_while_waiting_for_the_database_ends_the_run_at_once(workdir):
     space = write_space(workdir, epochs=1, lrs="[0.001]")
-    url = "postgresql+psycopg://dse@127.0.0.1:9/nobody"
+    url = NOBODY
     command, env = dse_command("run", "--space", str(space), "--storage", url, "-q")
     run = subprocess.Popen(
         command, env=env, stderr=subprocess.PIPE, text=True, start_new_session=True

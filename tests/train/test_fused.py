@@ -84,7 +84,7 @@ def test_fused_weights_after_a_few_steps_equal_the_standalone_runs(digits_root, 
 def test_fused_weights_after_training_equal_the_standalone_runs(digits_root, tmp_path):
     # (With model.class_bias the zero-initialised bias differs by about 4e-5: Adam's first
     # steps are about lr * sign(gradient), and rounding flips the sign of its tiny ones.)
-    config = tiny_config("repeats=3", "seed=5", *SCHEDULED)  # 2 epochs, 18 steps
+    config = tiny_config("repeats=3", "seed=5", *SCHEDULED)  # 2 epochs, 15 steps
     worst, worst_element = _worst_difference(config, digits_root, tmp_path)
     # 4.6e-6 when both sides' narrow convolutions took the hand-written backward; 2.2e-5 (the
     # decoder's first layer; every other tensor <= 5e-6) since both take oneDNN's, whose
