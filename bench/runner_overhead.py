@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import subprocess
 import sys
@@ -22,6 +21,7 @@ import time
 from pathlib import Path
 
 import optuna
+from worktree import code_env
 
 from dse.search.records import TrialRecord
 
@@ -37,8 +37,7 @@ def main() -> None:
         command += ["--n-trials", str(args.trials)]
         command += ["--workers", str(args.workers), "--sampler", "random"]
         start = time.monotonic()
-        path = os.pathsep.join(p for p in (str(root), os.environ.get("PYTHONPATH", "")) if p)
-        subprocess.run(command, cwd=tmp, check=True, env={**os.environ, "PYTHONPATH": path})
+        subprocess.run(command, cwd=tmp, check=True, env=code_env(root))
         elapsed = time.monotonic() - start
         storage = f"sqlite:///{tmp}/results/dse.db"
         trials = optuna.load_study(study_name="overhead", storage=storage).get_trials()

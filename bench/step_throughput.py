@@ -15,10 +15,12 @@ width at 64; efficiency.yaml's smallest at 32), each in fp32 and bf16: samples/s
 the measured matmul ceiling of its precision, and bf16 over fp32. The first line says what bf16
 runs on (AMX, AVX512-BF16, or nothing: converted to fp32).
 
---against REF: the same rows measured with the code of git commit REF (a temporary worktree)
-and with this checkout, in alternating rounds (REF then this, this then REF, ...), each round a
-fresh process per side, so drift of the machine hits both alike; the medians over rounds and
-their ratio ("speed-up"). Both sides run the rows through `dse.measure.bench.run_bench`.
+--against REF [--precisions fp32,bf16]: the same rows (of those precisions; fp32 alone where
+the CPU has no bf16 unit and bf16 steps take minutes) measured with the code of git commit REF
+(a temporary worktree) and with this checkout, in alternating rounds (REF then this, this then
+REF, ...), each round a fresh process per side, so drift of the machine hits both alike; the
+medians over rounds and their ratio ("speed-up"). Both sides run the rows through
+`dse.measure.bench.run_bench`.
 
 Prints a markdown table and, on the last line, the same rows as JSON; with --out also writes
 step_throughput.md and .json there. `--set` applies to every row (CI runs it with small widths).
@@ -28,12 +30,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
+
+from worktree import checkout_of, code_env
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -81,12 +83,12 @@ print(json.dumps(out))
 """
 
 
-def size_rows(sets: list[str]) -> list[tuple[str, list[str], int]]:
-    """(name, overrides, batch) of each model size in fp32 and bf16."""
+def size_rows(sets: list[str], precisions: list[str]) -> list[tuple[str, list[str], int]]:
+    """(name, overrides, batch) of each model size in each precision."""
     return [
         (f"{name} ({batch}) {precision}", [*overrides, *sets, f"precision={precision}"], batch)
         for name, (overrides, batch) in SIZES.items()
-        for precision in ("fp32", "bf16")
+        for precision in precisions
     ]
 
 
@@ -116,12 +118,11 @@ def measure_sizes(args: argparse.Namespace) -> list[dict]:
 
 def run_side(tree: Path, rows: list, args: argparse.Namespace) -> dict[str, dict]:
     """One process with `tree`'s code measuring `rows`; its result by row name."""
-    env = {**os.environ, "PYTHONPATH": str(tree)}
     payload = json.dumps([rows, args.steps, args.warmup, args.threads])
     done = subprocess.run(
         [sys.executable, "-c", MEASURE, payload],
         cwd=tree,
-        env=env,
+        env=code_env(tree),
         capture_output=True,
         text=True,
         check=False,
@@ -133,26 +134,14 @@ def run_side(tree: Path, rows: list, args: argparse.Namespace) -> dict[str, dict
 
 def against(args: argparse.Namespace) -> list[dict]:
     """The size rows with REF's code and with this checkout's, rounds alternating."""
-    rows = size_rows(args.sets)
-    with tempfile.TemporaryDirectory(prefix="dse-bench-ref-") as folder:
-        ref_tree = Path(folder) / "ref"
-        subprocess.run(
-            ["git", "-C", str(ROOT), "worktree", "add", "--detach", str(ref_tree), args.against],
-            check=True,
-            capture_output=True,
-        )
-        try:
-            results: dict[str, list[dict]] = {"ref": [], "now": []}
-            for round_ in range(args.rounds):
-                sides = [("ref", ref_tree), ("now", ROOT)]
-                for side, tree in sides if round_ % 2 == 0 else sides[::-1]:
-                    results[side].append(run_side(tree, rows, args))
-        finally:
-            subprocess.run(
-                ["git", "-C", str(ROOT), "worktree", "remove", "--force", str(ref_tree)],
-                check=False,
-                capture_output=True,
-            )
+    rows = size_rows(args.sets, args.precisions.split(","))
+    with checkout_of(ROOT, args.against) as ref_tree:
+        assert ref_tree is not None
+        results: dict[str, list[dict]] = {"ref": [], "now": []}
+        for round_ in range(args.rounds):
+            sides = [("ref", ref_tree), ("now", ROOT)]
+            for side, tree in sides if round_ % 2 == 0 else sides[::-1]:
+                results[side].append(run_side(tree, rows, args))
     table = []
     for name, _, _ in rows:
         ref = statistics.median(r[name]["samples_per_s"] for r in results["ref"])
@@ -211,6 +200,7 @@ def main() -> None:
     parser.add_argument("--sizes", action="store_true", help="The three model sizes instead.")
     parser.add_argument("--against", metavar="REF", help="Also measure git commit REF's code.")
     parser.add_argument("--rounds", type=int, default=3, help="Alternating rounds (--against).")
+    parser.add_argument("--precisions", default="fp32,bf16", help="Rows of --against.")
     parser.add_argument("--out", default=None, help="Folder for step_throughput.md/.json.")
     args = parser.parse_args()
     import torch

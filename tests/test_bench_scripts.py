@@ -74,6 +74,26 @@ def test_step_throughput_against_another_commit():
     assert "dse-bench-ref-" not in worktrees.stdout  # removed again
 
 
+def test_end_to_end_runs_a_study_with_both_commits_code(workdir):
+    """Two whole `dse run`s of one tiny grid, HEAD's code and this checkout's; per-point
+    accuracy compared (one seed: the same numbers up to the code's change)."""
+    space = write_space(workdir)  # 4 points, 1 epoch
+    command, env = dse_command()
+    result = subprocess.run(
+        [command[0], str(ROOT / "bench" / "end_to_end.py"), "--space", str(space),
+         "--workers", "1", "--against", "HEAD", "--out", "bench-out"],
+        cwd=workdir, env=env, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    (row,) = json.loads(result.stdout.strip().splitlines()[-1])
+    assert row["trials"] == 4 and row["workers"] == 1
+    assert row["now_wall_s"] > row["now_train_s"] > 0 and row["HEAD_wall_s"] > 0
+    assert row["wall_speed_up"] == pytest.approx(row["HEAD_wall_s"] / row["now_wall_s"], 0.01)
+    assert 0 <= row["max_val_accuracy_diff"] <= 1 and 0 <= row["max_test_accuracy_diff"] <= 1
+    assert json.loads((workdir / "bench-out" / "end_to_end.json").read_text()) == [row]
+    assert "round 1 ref: " in result.stderr and "round 1 now: " in result.stderr
+
+
 def test_ceiling_reports_fp32_and_bf16(tmp_path):
     result = _run("bench/ceiling.py", "--seconds", "0.05", "--out", str(tmp_path))
     rows = json.loads(result.stdout.strip().splitlines()[-1])

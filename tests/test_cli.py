@@ -201,6 +201,30 @@ def test_bench_compiles_on_request_and_counts_compile_time_apart():
     assert compiled["samples_per_s"] > 0
 
 
+def test_bench_fuses_seeds_on_request_and_reports_each_models_pace():
+    """--fused 3: each CapsNet variant also as 3 fused models (as repeats 4 trains seeds 1-3);
+    samples/s counts all three models' samples, samples_per_s_per_model one model's."""
+    args = ["bench", "--set", "model.conv_channels=8", "--set", "model.primary_types=2"]
+    args += ["--batch", "4", "--steps", "2", "--warmup", "0", "--fused", "3"]
+    result = runner.invoke(app, [*args, "--format", "json"])
+    assert result.exit_code == 0, result.stderr
+    alone, fused = last_json(result)
+    assert (alone["name"], fused["name"]) == ("baseline", "baseline fused x3")
+    assert (alone["models"], fused["models"]) == (1, 3)
+    assert alone["samples_per_s_per_model"] == pytest.approx(alone["samples_per_s"])
+    assert fused["samples_per_s"] == pytest.approx(3 * fused["samples_per_s_per_model"])
+    assert fused["samples_per_s_per_model"] == pytest.approx(4e3 / fused["ms_per_step"])
+    assert fused["gflops"] == pytest.approx(
+        3 * alone["gflops"] * alone["ms_per_step"] / fused["ms_per_step"], rel=1e-6
+    )  # three models' arithmetic per step
+    for bad, message in [
+        (["--fused", "1"], "--fused 1: fuses at least 2 models"),
+        (["--fused", "2", "--set", "model.name=cnn_baseline"], "only CapsNet seeds train fused"),
+    ]:
+        refused = runner.invoke(app, ["bench", *bad])
+        assert refused.exit_code == 2 and message in refused.stderr, refused.stderr
+
+
 def test_bench_bad_compare():
     result = runner.invoke(app, ["bench", "--compare", "model.routing_iterations"])
     assert result.exit_code == 2 and "expected KEY=VALUE" in result.stderr

@@ -107,12 +107,31 @@ def bench(
             "--compile", help="Each variant also under torch.compile (compile_s: its compile time)."
         ),
     ] = False,
+    fused: Annotated[
+        int | None,
+        typer.Option(
+            "--fused",
+            metavar="K",
+            help="Each CapsNet variant also as K seeds fused (as repeats K+1 trains seeds 1..K).",
+        ),
+    ] = None,
     format: FormatOpt = Format.table,
 ) -> None:
     """Time full training steps (median ms/step, samples/s, GFLOP/s, share of the ceiling)."""
     header = format is Format.table
     shown = commands.bench(
-        config, preset, set_ or [], device, batch, steps, warmup, compare, threads, header, compile_
+        config,
+        preset,
+        set_ or [],
+        device,
+        batch,
+        steps,
+        warmup,
+        compare,
+        threads,
+        header,
+        compile_,
+        fused,
     )
     Output(format).show(shown)
 

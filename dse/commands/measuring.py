@@ -24,21 +24,32 @@ def bench(
     threads: int | None = None,
     header: bool = True,
     compiled: bool = False,
+    fused: int | None = None,
 ) -> Shown:
     """Full training steps of config variants side by side, against the matmul ceiling;
     `header`: a line with the device, threads and ceilings before the table; `compiled`: each
-    variant also under torch.compile (its compile time in compile_s)."""
+    variant also under torch.compile (its compile time in compile_s); `fused` K: each CapsNet
+    variant also as K seeds fused (samples/s in all and per model)."""
     import torch
 
     from dse.measure.bench import run_bench, variants_from
+    from dse.train.fused import can_fuse
     from dse.train.trainer import resolve_device
 
     base = resolve_config(config, preset_name, overrides)
     torch_device = resolve_device(device)
     variants = variants_from(base, compare or [])
+    if fused is not None:
+        if fused < 2:
+            raise ConfigError(f"{option('fused')} {fused}: fuses at least 2 models")
+        if not any(can_fuse(v) for v in variants.values()):
+            raise ConfigError(
+                f"{option('fused')} {fused}: model.name is {base.model.name}; "
+                "only CapsNet seeds train fused"
+            )
     if threads:
         torch.set_num_threads(threads)
-    report = run_bench(variants, torch_device, batch, steps, warmup, compiled)
+    report = run_bench(variants, torch_device, batch, steps, warmup, compiled, fused or 1)
     preface = []
     if header:
         ceilings = ", ".join(f"{k} {v:.0f} GFLOP/s" for k, v in report.ceilings.items())

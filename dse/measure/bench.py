@@ -23,8 +23,10 @@ from dse.errors import ConfigError, option
 from dse.measure.quiet import native_stderr_silenced
 from dse.model import build_model, summarize
 from dse.model.costs import TRAIN_FLOPS_FACTOR
+from dse.model.stacked import StackedCapsNet
 from dse.train.allocator import tune_malloc
 from dse.train.environment import bf16_hardware, synchronize
+from dse.train.fused import can_fuse
 from dse.train.precision import autocast
 from dse.train.trainer import build_optimizer
 
@@ -41,10 +43,14 @@ class StepTiming:
     ratio: float = 1.0  # samples/s relative to the first variant
     process_rss_mb: float = 0.0  # peak resident set of the benchmarking process (all variants)
     compile_s: float = 0.0  # torch.compile's first step less a compiled step (0: not compiled)
+    models: int = 1  # models stepped at once: K for a fused variant (dse.train.fused)
+    samples_per_s_per_model: float = 0.0  # samples_per_s / models: each fused seed's pace
 
 
 class StepRunner:
-    """One model + optimizer + a random batch of the right shape, ready to be stepped."""
+    """One model + optimizer + a random batch of the right shape, ready to be stepped; with
+    `models` K > 1, K CapsNets of the config fused as training fuses seeds (StackedCapsNet,
+    a batch of `batch` per model, one Adam)."""
 
     def __init__(
         self,
@@ -53,16 +59,26 @@ class StepRunner:
         device: torch.device,
         batch: int,
         compiled: bool = False,
+        models: int = 1,
     ):
         info = INFO[config.dataset.name]
-        torch.manual_seed(config.seed)
         self.name, self.config, self.device, self.batch = name, config, device, batch
+        self.models = models
         shape = (info.channels, info.crop, info.crop)
-        self.model = build_model(config.model, shape, info.n_classes).to(device)
-        self.flops = TRAIN_FLOPS_FACTOR * summarize(self.model).flops_per_sample * batch
+        nets = []
+        for k in range(models):  # seeded as seeds seed, seed+1, ... would be
+            torch.manual_seed(config.seed + k)
+            nets.append(build_model(config.model, shape, info.n_classes))
+        per_model_flops = TRAIN_FLOPS_FACTOR * summarize(nets[0]).flops_per_sample * batch
+        self.flops = per_model_flops * models
+        if models > 1:
+            self.model: torch.nn.Module = StackedCapsNet(nets).to(device)
+            lead: tuple[int, ...] = (models, batch)
+        else:
+            self.model, lead = nets[0].to(device), (batch,)
         self.optimizer = build_optimizer(self.model, config)
-        self.x = torch.rand(batch, *shape, device=device)
-        self.y = torch.randint(0, info.n_classes, (batch,), device=device)
+        self.x = torch.rand(*lead, *shape, device=device)
+        self.y = torch.randint(0, info.n_classes, lead, device=device)
         self.times: list[float] = []
         self.forward_loss = torch.compile(self._forward_loss) if compiled else self._forward_loss
         self.compiled = compiled
@@ -85,7 +101,7 @@ class StepRunner:
     def _forward_loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         with autocast(self.config, self.device):
             out = self.model(x, y)
-        return self.model.loss(out, x, y)["loss"]
+        return self.model.loss(out, x, y)["loss"].sum()  # fused: each model's own gradient
 
     def _step(self) -> None:
         loss = self.forward_loss(self.x, self.y)
@@ -185,14 +201,22 @@ def run_bench(
     steps: int,
     warmup: int,
     compiled: bool = False,
+    fused: int = 1,
 ) -> BenchReport:
     """Median step time of each variant, stepping them in turn, plus ceiling and memory;
-    `compiled`: each variant also under torch.compile, a row of its own with its compile time."""
+    `compiled`: each variant also under torch.compile, a row of its own with its compile time;
+    `fused` K > 1: each CapsNet variant also as K models fused, a row of its own."""
     if device.type == "cpu":
         tune_malloc()
     else:
         torch.backends.cudnn.benchmark = True  # as in training: cuDNN picks its fastest kernels
     runners = [StepRunner(name, config, device, batch) for name, config in variants.items()]
+    if fused > 1:
+        runners += [
+            StepRunner(f"{name} fused x{fused}", config, device, batch, models=fused)
+            for name, config in variants.items()
+            if can_fuse(config)
+        ]
     if compiled:
         torch.compiler.reset()  # an earlier bench in this process must not hide the compile time
         runners += [
@@ -219,11 +243,13 @@ def run_bench(
                 name=runner.name,
                 batch=batch,
                 ms_per_step=median * 1e3,
-                samples_per_s=batch / median,
+                samples_per_s=batch * runner.models / median,
                 gflops=gflops,
                 ceiling_share=gflops / ceilings[runner.config.precision],
                 peak_mem_mb=runner.peak_memory_mb(),
                 compile_s=max(0.0, runner.first_step_s - median) if runner.compiled else 0.0,
+                models=runner.models,
+                samples_per_s_per_model=batch / median,
             )
         )
     for timing in timings:

@@ -1,0 +1,40 @@
+"""Another commit's code beside this checkout's, for benchmarks that compare the two."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+
+@contextmanager
+def checkout_of(root: Path, ref: str | None) -> Iterator[Path | None]:
+    """A temporary git worktree of `root` at commit `ref` (None when `ref` is None), removed on
+    exit."""
+    if ref is None:
+        yield None
+        return
+    with tempfile.TemporaryDirectory(prefix="dse-bench-ref-") as folder:
+        tree = Path(folder) / "ref"
+        subprocess.run(
+            ["git", "-C", str(root), "worktree", "add", "--detach", str(tree), ref],
+            check=True,
+            capture_output=True,
+        )
+        try:
+            yield tree
+        finally:
+            subprocess.run(
+                ["git", "-C", str(root), "worktree", "remove", "--force", str(tree)],
+                check=False,
+                capture_output=True,
+            )
+
+
+def code_env(tree: Path) -> dict[str, str]:
+    """This environment with `tree` first on PYTHONPATH, so `python -m dse` runs its code."""
+    path = [str(tree), os.environ.get("PYTHONPATH", "")]
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in path if p)}
