@@ -17,22 +17,25 @@ a GEMM plus an 81-tap scatter-add, written here before, was 0.75-0.85x its time 
 oneDNN's input gradient, 2.54 with the scatter-add). CUDA tensors (cuDNN has no such gap),
 autocast and no-grad calls take the plain path.
 
-The hand-written backward pays only for wide convolutions. For the narrow ones of CPU-sized
-studies (quick.yaml, efficiency.yaml: 16-64 channels) oneDNN's own backward is as fast or
-faster: one layer's conv and backward alone, side by side on the AVX-512 Xeon, 2 threads,
-native over hand-written time: 1 -> 16 channels 0.57-0.60, 16 -> 16 (stride 2) 0.41-0.94,
-32 -> 64 0.72-0.86, 64 -> 64 0.56-0.86, 128 -> 128 0.76-0.92; 256 -> 256 0.94-1.08, where the
-other machine's numbers above favour the hand-written path. So it is used from
-CUSTOM_BACKWARD_MIN_CHANNELS output channels (the standard model's two convolutions) and the
-plain path below (`python bench/step_throughput.py --sizes`: "quick.yaml's width", "efficiency's
-smallest").
+Which weight gradient is faster depends on the CPU and the layer, so it is timed, not assumed
+(`weight_grad_kernel`: once per machine and shape, recorded; dse.model.kernel_choice). On a
+2-core AVX-512 Xeon oneDNN's backward was as fast or faster for narrow layers (one layer's
+convolution and backward, oneDNN's time over the hand-written path's: 1 -> 16 channels
+0.57-0.60, 16 -> 16 stride 2 0.41-0.94, 32 -> 64 0.72-0.86) and slower for wide ones; on a
+2-core AVX2 EPYC its weight gradient was slower for every layer (alone, oneDNN's time over the
+forward convolution's, 2 threads: 1 -> 32 channels at batch 64 6.5x, 32 -> 64 stride 2 1.3x,
+16 -> 16 stride 2 at batch 32 1.1x, PrimaryCaps at batch 128 2.3x).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from dse.model.kernel_choice import choose
 
 
 class _Conv2dFunction(torch.autograd.Function):
@@ -82,19 +85,54 @@ def conv2d_weight_grad_as_forward(
     return _Conv2dFunction.apply(x, weight, bias, stride, groups)
 
 
-CUSTOM_BACKWARD_MIN_CHANNELS = 128  # narrower convolutions take oneDNN's backward (see above)
+ONEDNN, AS_FORWARD = "onednn", "as_forward"  # the weight gradient's kernels
+
+
+def weight_grad_kernel(x: torch.Tensor, weight: torch.Tensor, stride: int, groups: int) -> str:
+    """Which kernel computes this convolution's weight gradient fastest on this machine:
+    oneDNN's or the forward convolution (timed once per machine and shape, dse.model.kernel_choice).
+    """
+    key = (
+        f"conv2d weight grad: x {list(x.shape)} w {list(weight.shape)} stride {stride} "
+        f"groups {groups} {x.dtype} threads {torch.get_num_threads()}"
+    )
+
+    def candidates() -> dict[str, Callable[[], object]]:
+        inputs, size = x.detach(), weight.shape
+        h, w = ((n - k) // stride + 1 for n, k in zip(x.shape[2:], size[2:], strict=True))
+        grad_out = torch.randn(x.shape[0], size[0], h, w, dtype=x.dtype, device=x.device)
+        return {
+            ONEDNN: lambda: torch.nn.grad.conv2d_weight(
+                inputs, size, grad_out, stride=stride, groups=groups
+            ),
+            AS_FORWARD: lambda: _weight_grad(inputs, grad_out, size, stride, groups),
+        }
+
+    with torch.no_grad():
+        return choose(key, (ONEDNN, AS_FORWARD), candidates)
+
+
+def conv2d_cpu(
+    x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, stride: int, groups: int = 1
+) -> torch.Tensor:
+    """F.conv2d (no padding); on a CPU, training in fp32 eagerly, its weight gradient by the
+    kernel chosen for this machine (weight_grad_kernel). Other calls take F.conv2d as it is."""
+    plain = (
+        x.device.type != "cpu"
+        or not torch.is_grad_enabled()
+        or torch.is_autocast_enabled(x.device.type)
+        or torch.compiler.is_compiling()
+    )
+    if plain or weight_grad_kernel(x, weight, stride, groups) == ONEDNN:
+        return F.conv2d(x, weight, bias, stride=stride, groups=groups)
+    return conv2d_weight_grad_as_forward(x, weight, bias, stride, groups)
 
 
 class Conv2d(nn.Conv2d):
-    """nn.Conv2d (square stride, no padding); on CPU, from CUSTOM_BACKWARD_MIN_CHANNELS output
-    channels, the weight gradient as a forward conv and the input gradient as one GEMM."""
+    """nn.Conv2d (square stride, no padding) whose CPU training step takes conv2d_cpu."""
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1):
         super().__init__(in_channels, out_channels, kernel_size, stride=stride)
-        self.custom_backward = out_channels >= CUSTOM_BACKWARD_MIN_CHANNELS
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        plain = not torch.is_grad_enabled() or torch.is_autocast_enabled(x.device.type)
-        if x.device.type != "cpu" or plain or not self.custom_backward:
-            return super().forward(x)
-        return conv2d_weight_grad_as_forward(x, self.weight, self.bias, self.stride[0], 1)
+        return conv2d_cpu(x, self.weight, self.bias, self.stride[0])

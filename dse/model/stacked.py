@@ -18,24 +18,19 @@ import torch.nn.functional as F
 from torch import nn
 
 from dse.model.capsnet import EPS, SQUASH, CapsNet, CapsNetOutput, capsnet_loss
-from dse.model.conv import CUSTOM_BACKWARD_MIN_CHANNELS, conv2d_weight_grad_as_forward
+from dse.model.conv import conv2d_cpu
 from dse.model.routing import route
 
 
 def grouped_conv(
     x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, stride: int
 ) -> torch.Tensor:
-    """K convolutions as one: x [B, K*C, H, W], weight [K, O, C, kh, kw] -> [B, K*O, h, w]."""
+    """K convolutions as one: x [B, K*C, H, W], weight [K, O, C, kh, kw] -> [B, K*O, h, w]; the
+    weight gradient's kernel chosen as for a CapsNet's own (dse.model.conv.conv2d_cpu)."""
     k = weight.shape[0]
     folded = weight.reshape(k * weight.shape[1], *weight.shape[2:])  # [K*O, C, kh, kw]
     flat_bias = None if bias is None else bias.reshape(-1)
-    # The fast weight gradient where dse.model.conv.Conv2d takes its own (CPU, autograd, fp32,
-    # from CUSTOM_BACKWARD_MIN_CHANNELS output channels per model).
-    plain = not torch.is_grad_enabled() or torch.is_autocast_enabled(x.device.type)
-    narrow = weight.shape[1] < CUSTOM_BACKWARD_MIN_CHANNELS
-    if x.device.type != "cpu" or plain or narrow:
-        return F.conv2d(x, folded, flat_bias, stride=stride, groups=k)
-    return conv2d_weight_grad_as_forward(x, folded, flat_bias, stride, k)
+    return conv2d_cpu(x, folded, flat_bias, stride, k)
 
 
 def _key(name: str) -> str:

@@ -8,7 +8,8 @@ import torch.nn.functional as F
 
 from dse.config import CapsNetConfig
 from dse.model.capsnet import CapsNet
-from dse.model.conv import CUSTOM_BACKWARD_MIN_CHANNELS
+from dse.model.conv import AS_FORWARD
+from dse.model.kernel_choice import ENV
 from dse.model.stacked import StackedCapsNet, grouped_conv
 
 TINY = {"conv_channels": 8, "primary_types": 4, "primary_dim": 4, "class_dim": 8}
@@ -77,10 +78,11 @@ def test_state_of_is_each_capsnets_state_and_loads_back():
     assert torch.equal(stacked.stacked("conv1.weight")[0], models[2].conv1.weight)
 
 
-def test_the_grouped_convolutions_weight_gradient_is_autograds():
-    """The CPU path's hand-written weight gradient (wide convolutions take it) against
+def test_the_grouped_convolutions_weight_gradient_is_autograds(monkeypatch):
+    """The CPU path's hand-written weight gradient (where it is the faster here) against
     autograd through F.conv2d."""
-    o = CUSTOM_BACKWARD_MIN_CHANNELS
+    monkeypatch.setenv(ENV, AS_FORWARD)
+    o = 16
     x = torch.randn(5, 3 * 4, 13, 13, requires_grad=True)
     weight = torch.randn(3, o, 4, 5, 5, requires_grad=True)
     bias = torch.randn(3, o, requires_grad=True)
