@@ -11,6 +11,8 @@ version). A process reads the file once, so a trial retrained, resumed or repeat
 the machine runs the same kernels and gets the same numbers, bit for bit. Two processes timing
 one shape at once record it once: the first to write wins, the other takes its choice.
 `DSE_KERNELS=<candidate>` (e.g. onednn, as_forward) forces one wherever it is a candidate.
+The seconds spent timing are counted (`timing_seconds`), so a trial's clock can leave them out:
+they are this machine's set-up, not the trial's training.
 """
 
 from __future__ import annotations
@@ -37,6 +39,12 @@ TIMED_CALLS = 2
 _recorded: dict[str, str] = {}  # this machine's choices, read once per process (and file)
 _read_from: Path | None = None  # the file they were read from
 _unrecordable = False  # the file could not be written (warned once)
+_timing_s = 0.0  # seconds this process spent timing candidates
+
+
+def timing_seconds() -> float:
+    """Seconds this process has spent timing candidates so far (a running total)."""
+    return _timing_s
 
 
 @functools.cache
@@ -72,9 +80,12 @@ def choose(
         if forced not in names:
             raise ConfigError(f"{ENV}={forced}: expected one of {', '.join(names)}")
         return forced
+    global _timing_s
     if key not in _machine_choices():
+        start = time.perf_counter()
         timed = {name: _best_time(run) for name, run in candidates().items()}
         _record(key, min(timed, key=lambda name: timed[name]))
+        _timing_s += time.perf_counter() - start
     return _machine_choices()[key]
 
 

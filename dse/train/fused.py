@@ -15,7 +15,6 @@ weights, Adam, every generator, each model's progress) through dse.train.resume.
 
 from __future__ import annotations
 
-import time
 from dataclasses import replace
 
 import torch
@@ -24,7 +23,6 @@ from dse.config import TrialConfig
 from dse.data.batching import center_crops, random_crops, to_float
 from dse.data.datasets import DeviceDataset, Split
 from dse.model.stacked import StackedCapsNet
-from dse.train.environment import synchronize
 from dse.train.faults import inject_oom, kill_if_due
 from dse.train.precision import autocast
 from dse.train.result import TrialResult
@@ -34,6 +32,7 @@ from dse.train.trainer import (
     EpochTotals,
     Progress,
     Run,
+    StepsClock,
     build_optimizer,
     check_finite,
     epoch_record,
@@ -135,8 +134,7 @@ def _train_epoch(
     batch_size, n_steps = first.plan.batch_sizes[epoch], first.plan.steps[epoch]
     inject_oom(first.oom_limit, batch_size, epoch)
     totals = EpochTotals(losses=torch.empty(n_steps, len(runs), device=device), parts={})
-    synchronize(device)
-    start = time.perf_counter()
+    clock = StepsClock(device)
     n = len(data.train)
     orders = [torch.randperm(n, generator=run.generator, device=device) for run in runs]
     for i in range(n_steps):
@@ -168,8 +166,7 @@ def _train_epoch(
             check_finite(totals, i + 1, epoch)
         kill_if_due(first.kill_at, epoch, i)
     check_finite(totals, n_steps, epoch)
-    synchronize(device)
-    totals.time_s = time.perf_counter() - start
+    totals.time_s = clock.seconds()
     return [
         replace(
             totals, losses=totals.losses[:, k], parts={m: v[k] for m, v in totals.parts.items()}

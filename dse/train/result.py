@@ -43,7 +43,7 @@ class EpochRecord:
     train_loss: float  # mean over the epoch's samples
     loss_parts: dict[str, float]  # margin, reconstruction (CapsNet) or cross_entropy (CNN)
     val_accuracy: float
-    epoch_time_s: float  # training steps only, device-synchronized
+    epoch_time_s: float  # training steps only, device-synchronized (kernel timing left out)
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ from dse.config import TrialConfig
 from dse.data.batching import center_crops, random_crops, to_float
 from dse.data.datasets import DeviceDataset, Split, load_dataset
 from dse.errors import ConfigError, NonFiniteLossError, option
-from dse.model import ModelSummary, build_model, summarize
+from dse.model import ModelSummary, build_model, kernel_choice, summarize
 from dse.model.costs import TRAIN_FLOPS_FACTOR
 from dse.train.allocator import tune_malloc
 from dse.train.checkpoint import save_checkpoint
@@ -297,6 +297,22 @@ def restore_progress(
     progress.resumed_from = epoch
 
 
+class StepsClock:
+    """An epoch's training-step time: between two device synchronizations, less the seconds
+    spent timing kernels for this machine meanwhile (set-up, once per machine and shape:
+    dse.model.kernel_choice)."""
+
+    def __init__(self, device: torch.device):
+        self.device = device
+        synchronize(device)
+        self.start, self.timing_start = time.perf_counter(), kernel_choice.timing_seconds()
+
+    def seconds(self) -> float:
+        synchronize(self.device)
+        timing = kernel_choice.timing_seconds() - self.timing_start
+        return time.perf_counter() - self.start - timing
+
+
 def _train_epoch(
     run: Run, data: DeviceDataset, epoch: int, first_step: int, observer: Observer
 ) -> EpochTotals:
@@ -307,8 +323,7 @@ def _train_epoch(
     batch_size, n_steps = run.plan.batch_sizes[epoch], run.plan.steps[epoch]
     inject_oom(run.oom_limit, batch_size, epoch)
     totals = EpochTotals(losses=torch.empty(n_steps, device=device), parts={})
-    synchronize(device)
-    start = time.perf_counter()
+    clock = StepsClock(device)
     order = torch.randperm(len(data.train), generator=run.generator, device=device)
     for i in range(n_steps):
         idx = order[i * batch_size : (i + 1) * batch_size]
@@ -340,8 +355,7 @@ def _train_epoch(
         kill_if_due(run.kill_at, epoch, i)
         observer.on_step(epoch, i)
     check_finite(totals, n_steps, epoch)
-    synchronize(device)
-    totals.time_s = time.perf_counter() - start
+    totals.time_s = clock.seconds()
     return totals
 
 

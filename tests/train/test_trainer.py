@@ -1,16 +1,17 @@
 from __future__ import annotations
 
 import dataclasses
+import time
 
 import pytest
 import torch
 
 from dse.config import TrialConfig
 from dse.errors import ConfigError
-from dse.model import build_model, summarize
+from dse.model import build_model, kernel_choice, summarize
 from dse.train.result import TrialResult
 from dse.train.schedules import make_plan
-from dse.train.trainer import Observer, resolve_device, train
+from dse.train.trainer import Observer, StepsClock, resolve_device, train
 from tests.conftest import REAL_MNIST, tiny_config
 
 
@@ -150,3 +151,22 @@ def test_learns_real_mnist(monkeypatch):
     result = train(config)
     assert result.val_accuracy >= 0.9 and result.test_accuracy >= 0.9
     assert dataclasses.asdict(result.history[0])["steps"] == 94
+
+
+def test_the_step_clock_leaves_out_kernel_timing():
+    """Timing kernels for this machine (once per shape) is set-up, not the trial's training."""
+    clock = StepsClock(torch.device("cpu"))
+    before = kernel_choice.timing_seconds()
+    start = time.perf_counter()
+
+    def candidates():
+        return {"slow": lambda: time.sleep(0.05), "fast": lambda: None}
+
+    assert kernel_choice.choose("step clock test", ("slow", "fast"), candidates) == "fast"
+    wall = time.perf_counter() - start
+    assert wall >= 0.05 * (1 + kernel_choice.TIMED_CALLS)
+    assert kernel_choice.timing_seconds() - before == pytest.approx(wall, abs=0.01)
+    assert 0 <= clock.seconds() < 0.04  # the 0.15 s or more of timing left out
+    time.sleep(0.05)  # a recorded choice is not timed again: the clock runs on
+    assert kernel_choice.choose("step clock test", ("slow", "fast"), candidates) == "fast"
+    assert 0.05 <= clock.seconds() < 0.15
