@@ -83,6 +83,27 @@ class Sharing:
         return cls(groups=n_in // stride, per_group=stride, strided=True)
 
 
+def single_iteration(
+    u: torch.Tensor, weight: torch.Tensor, sharing: Sharing, n_out: int
+) -> torch.Tensor:
+    """s [..., B, J, D] of one routing iteration, without forming u_hat.
+
+    With one iteration every coupling coefficient is 1/J, so s_j = (1/J) sum_n W_n u_n: the
+    inputs summed within each weight group, then one matmul with the G weights laid end to end.
+    The same numbers as routing over u_hat up to the summation order, in a few ops instead of
+    u_hat's product, its layout copy and routing's own products (forward and backward).
+    u [..., B, N, d], weight [..., G, d, J*D]: no leading dimension for a CapsNet, K for a
+    StackedCapsNet.
+    """
+    *lead, _, d = u.shape
+    g, p = sharing.groups, sharing.per_group
+    # Capsule n is q*G + g when strided, else g*P + q: sum over q -> [..., B, G, d].
+    groups_of = (p, g, d) if sharing.strided else (g, p, d)
+    summed = u.view(*lead, *groups_of).sum(-3 if sharing.strided else -2)
+    s = summed.flatten(-2) @ weight.flatten(-3, -2)  # [..., B, G*d] @ [..., G*d, J*D]
+    return s.unflatten(-1, (n_out, -1)) / n_out
+
+
 class ClassCaps(nn.Module):
     """Prediction vectors u_hat = W u (one batched matmul over weight groups) and routing."""
 
@@ -133,11 +154,19 @@ class ClassCaps(nn.Module):
                 return route(u_hat.float(), self.iterations, self.bias, self.squash)
         return route(u_hat, self.iterations, self.bias, self.squash)
 
+    def single_pass(self, u: torch.Tensor) -> torch.Tensor:
+        """v [B, J, D] for one routing iteration (single_iteration: no u_hat)."""
+        s = single_iteration(u, self.weight, self.sharing, self.n_out)
+        return self.squash(s if self.bias is None else s + self.bias)
+
     def forward(self, u: torch.Tensor) -> torch.Tensor:
+        if self.iterations == 1:
+            return self.single_pass(u)
         return self.route(self.predictions(u))[0]
 
     def flops(self) -> tuple[int, int]:
-        """(u_hat, routing) forward FLOPs per sample."""
+        """(u_hat, routing) forward FLOPs per sample, as routing over u_hat counts them (the
+        model's FLOPs; with one iteration and shared weights, single_iteration does fewer)."""
         n, j, dd = self.n_in, self.n_out, self.out_dim
         u_hat = 2 * n * j * dd * self.in_dim
         routing = 2 * n * j * dd * (2 * self.iterations - 1)  # s every iteration, b all but last
@@ -239,11 +268,15 @@ class CapsNet(nn.Module):
             h = F.relu(self.conv1(x), inplace=True)  # [B, 256, 20, 20]
         with record_function("primary_caps"):
             u = self.primary(h)  # [B, N, d]
-        with record_function("class_caps.u_hat"):
-            u_hat = self.class_caps.predictions(u)  # [B, J, N, D]
-        with record_function("class_caps.routing"):
-            v = self.class_caps.route(u_hat)[0]  # [B, J, D]
-            lengths = (v * v).sum(-1).add(EPS).sqrt()  # [B, J]
+        if self.class_caps.iterations == 1:
+            with record_function("class_caps.routing"):  # no u_hat to form
+                v = self.class_caps.single_pass(u)  # [B, J, D]
+        else:
+            with record_function("class_caps.u_hat"):
+                u_hat = self.class_caps.predictions(u)  # [B, J, N, D]
+            with record_function("class_caps.routing"):
+                v = self.class_caps.route(u_hat)[0]  # [B, J, D]
+        lengths = (v * v).sum(-1).add(EPS).sqrt()  # [B, J]
         recon = None
         if self.decoder is not None and reconstruct:
             with record_function("decoder"):

@@ -17,7 +17,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dse.model.capsnet import EPS, SQUASH, CapsNet, CapsNetOutput, capsnet_loss
+from dse.model.capsnet import (
+    EPS,
+    SQUASH,
+    CapsNet,
+    CapsNetOutput,
+    capsnet_loss,
+    single_iteration,
+)
 from dse.model.conv import conv2d_cpu
 from dse.model.routing import route
 
@@ -90,18 +97,31 @@ class StackedCapsNet(nn.Module):
         types, dim = self.primary_shape
         u = out.view(b, k, types, dim, *out.shape[2:]).permute(1, 0, 2, 4, 5, 3)  # [K,B,T,h,w,d]
         u = self.squash(u.reshape(k, b, -1, dim))  # [K, B, N, d]
-        u_hat = self.predictions(u)  # [K*B, J, N, D]
-        bias = self.stacked("class_caps.bias")  # [K, J, D]: per sample, as routing adds it
-        if bias is not None:
-            bias = bias.unsqueeze(1).expand(k, b, *bias.shape[1:]).reshape(k * b, *bias.shape[1:])
-        v = route(u_hat, self.config.routing_iterations, bias, self.squash)[0]
-        v = v.view(k, b, *v.shape[1:])  # [K, B, J, D]
+        one_pass = self.config.routing_iterations == 1
+        v = self.single_pass(u) if one_pass else self.routed(u)  # [K, B, J, D]
         lengths = (v * v).sum(-1).add(EPS).sqrt()  # [K, B, J]
         recon = None
         if self.decoder_mode is not None and reconstruct:
             selected = labels if labels is not None else lengths.argmax(-1)
             recon = self.decode(v, selected)
         return CapsNetOutput(scores=lengths, reconstruction=recon)
+
+    def single_pass(self, u: torch.Tensor) -> torch.Tensor:
+        """u [K, B, N, d] -> v [K, B, J, D]: ClassCaps.single_pass of each model."""
+        weight = self.stacked("class_caps.weight")  # [K, G, d, J*D]
+        s = single_iteration(u, weight, self.sharing, self.n_classes)  # [K, B, J, D]
+        bias = self.stacked("class_caps.bias")  # [K, J, D]
+        return self.squash(s if bias is None else s + bias.unsqueeze(1))
+
+    def routed(self, u: torch.Tensor) -> torch.Tensor:
+        """u [K, B, N, d] -> v [K, B, J, D]: u_hat, then routing on the K*B samples."""
+        k, b = u.shape[:2]
+        u_hat = self.predictions(u)  # [K*B, J, N, D]
+        bias = self.stacked("class_caps.bias")  # [K, J, D]: per sample, as routing adds it
+        if bias is not None:
+            bias = bias.unsqueeze(1).expand(k, b, *bias.shape[1:]).reshape(k * b, *bias.shape[1:])
+        v = route(u_hat, self.config.routing_iterations, bias, self.squash)[0]
+        return v.view(k, b, *v.shape[1:])
 
     def predictions(self, u: torch.Tensor) -> torch.Tensor:
         """u [K, B, N, d] -> u_hat [K*B, J, N, D]: ClassCaps.predictions over K*G groups."""

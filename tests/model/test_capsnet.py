@@ -127,6 +127,27 @@ def test_one_routing_iteration_uses_uniform_coefficients():
     assert torch.allclose(v, squash(u_hat.sum(2) / 10), atol=1e-6)
 
 
+@pytest.mark.parametrize(
+    ("mode", "stride", "bias"),
+    [("none", 36, False), ("per_type", 36, True), ("fastrcaps", 36, True), ("fastrcaps", 9, False)],
+)
+def test_one_iteration_without_u_hat_equals_routing_over_u_hat(mode, stride, bias):
+    torch.manual_seed(0)
+    n_in, types = 72, 2
+    caps = ClassCaps(n_in, 8, 10, 16, 1, Sharing.of(mode, n_in, types, stride), bias=bias)
+    if bias:
+        torch.nn.init.normal_(caps.bias)
+    u = torch.randn(5, n_in, 8, requires_grad=True)
+    grad = torch.randn(5, 10, 16)
+    routed = caps.route(caps.predictions(u))[0]
+    expected = torch.autograd.grad(routed, [u, *caps.parameters()], grad)
+    one_pass = caps(u)  # forward takes the single pass for one iteration
+    got = torch.autograd.grad(one_pass, [u, *caps.parameters()], grad)
+    assert torch.allclose(one_pass, routed, rtol=1e-5, atol=1e-6)
+    for a, b in zip(got, expected, strict=True):
+        assert torch.allclose(a, b, rtol=1e-4, atol=1e-6)
+
+
 def test_routing_follows_sabour_for_two_iterations():
     torch.manual_seed(2)
     caps = ClassCaps(72, 8, 10, 16, 2, Sharing.of("none", 72, 2, 36), bias=False)

@@ -17,6 +17,13 @@ VARIANTS = [
     {},
     {"class_bias": True, "weight_sharing": "fastrcaps", "sharing_stride": 4, "decoder": "small"},
     {"weight_sharing": "per_type", "decoder": "none", "squash": "approx"},
+    {
+        "routing_iterations": 1,
+        "class_bias": True,
+        "weight_sharing": "fastrcaps",
+        "sharing_stride": 4,
+    },
+    {"routing_iterations": 1, "weight_sharing": "per_type", "decoder": "small"},
 ]
 
 
