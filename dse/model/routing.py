@@ -89,6 +89,8 @@ class _DynamicRouting(torch.autograd.Function):
                 grad_bias = gb if grad_bias is None else grad_bias + gb
             lefts.append(cs[it])
             rights.append(gs)
+            if it == 0:
+                break  # b_0 = 0 is a constant: the coefficients' gradient goes nowhere
             gc = (gs.unsqueeze(2).to(dtype) @ u_hat_t).squeeze(2)  # [B, J, N]
             c = cs[it]
             grad_logits = c * (gc - (gc * c).sum(1, keepdim=True))  # softmax over J
