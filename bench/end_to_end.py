@@ -122,15 +122,15 @@ def main() -> None:
         "space": args.space,
         "workers": args.workers,
         "trials": len(runs["now"][-1].metrics),
-        "now_wall_s": round(now_wall, 1),
-        "now_train_s": round(now_train, 1),
+        "now_wall_s": round(now_wall, 2),
+        "now_train_s": round(now_train, 2),
     }
     if runs["ref"]:
         ref_wall, ref_train = medians("ref")
         ref, now = runs["ref"][-1], runs["now"][-1]
         row |= {
-            f"{args.against}_wall_s": round(ref_wall, 1),
-            f"{args.against}_train_s": round(ref_train, 1),
+            f"{args.against}_wall_s": round(ref_wall, 2),
+            f"{args.against}_train_s": round(ref_train, 2),
             "wall_speed_up": round(ref_wall / now_wall, 3),
             "train_speed_up": round(ref_train / now_train, 3),
             "max_val_accuracy_diff": round(largest_difference(ref, now, "val_accuracy"), 4),
