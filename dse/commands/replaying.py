@@ -96,6 +96,20 @@ def _notes(
         f"{workers} virtual workers; random/nsga2/tpe/gp: {budget} trials; moasha: rungs {rungs}, "
         f"eta {early_stop.eta:g}; intervals: 95%, {CI_METHOD}",
         f"replayed in {result.wall_s:.1f} s",
+        *_idle_rungs(grid, early_stop),
+    ]
+
+
+def _idle_rungs(grid: Grid, early_stop: EarlyStop) -> list[str]:
+    """A note when some rungs are at or past every trial's last epoch: MO-ASHA decides
+    nothing there (as live)."""
+    last = max(trial.epochs for trial in grid.recording.trials)
+    idle = [r for r in early_stop.rungs if r >= last]
+    if not idle:
+        return []
+    return [
+        f"rungs {','.join(map(str, idle))}: at or past the trials' last epoch ({last}), "
+        "so MO-ASHA decides nothing there"
     ]
 
 

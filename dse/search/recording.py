@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import math
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -83,9 +84,16 @@ class Recording:
         try:
             trials = [RecordedTrial(**t) for t in data.pop("trials")]
             trials = [replace(t, curve=[EpochPoint(**p) for p in t.curve]) for t in trials]
-            return cls(**data, trials=trials)
+            recording = cls(**data, trials=trials)
         except (TypeError, KeyError, AttributeError) as exc:
             raise ConfigError(f"{source}: a damaged dse record ({exc})") from None
+        for trial in recording.trials:
+            if not isinstance(trial.params, dict) or not isinstance(trial.config, dict):
+                raise ConfigError(
+                    f"{source}: a damaged dse record (trial {trial.number}: params and config "
+                    "must be mappings)"
+                )
+        return recording
 
 
 def save_record(recording: Recording, path: str | Path) -> Path:
@@ -158,6 +166,7 @@ def complete_grid(recording: Recording) -> Recording:
     """The record with one trial per grid point (the first to run it in full), or a one-line
     refusal: not a finite space, a point never run in full, a trial without its curve."""
     where = f"study {recording.study}"
+    check_objectives(recording, where)
     try:
         space = recording.search_space()
     except DseError as exc:
@@ -182,4 +191,67 @@ def complete_grid(recording: Recording) -> Recording:
                 f"{where}: trial {trial.number} has no per-epoch history ({len(trial.curve)} of "
                 f"{trial.epochs} epochs recorded): replay needs each epoch's time and accuracy"
             )
+        check_trial(trial, len(recording.metric_names), where)
     return replace(recording, trials=chosen)
+
+
+def check_objectives(recording: Recording, where: str) -> None:
+    """Two or three objectives, each named and minimized or maximized (what a hypervolume
+    takes), or a one-line refusal."""
+    names, directions = recording.metric_names, recording.directions
+    ok = (
+        isinstance(names, list)
+        and isinstance(directions, list)
+        and len(names) == len(directions)
+        and all(isinstance(n, str) for n in names)
+        and all(d in ("minimize", "maximize") for d in directions)
+    )
+    if not ok:
+        raise ConfigError(
+            f"{where}: objectives {names} with directions {directions}: expected one direction "
+            "(minimize or maximize) per named objective"
+        )
+    if not 2 <= len(names) <= 3:
+        raise ConfigError(
+            f"{where}: {len(names)} objective(s) ({', '.join(names)}): a replay compares "
+            "hypervolumes, which take 2 or 3 objectives"
+        )
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def check_trial(trial: RecordedTrial, n_objectives: int, where: str) -> None:
+    """A grid point's record as a replay reads it: a config, its objective values (finite
+    numbers), and its epochs numbered 1, 2, ... with finite times and accuracies; else a
+    one-line refusal naming the trial and the field."""
+    at = f"{where}: trial {trial.number}"
+    if not isinstance(trial.config, dict) or not isinstance(trial.metrics, dict):
+        raise ConfigError(f"{at}: its config and metrics must be mappings")
+    values = trial.values
+    if (
+        not isinstance(values, list)
+        or len(values) != n_objectives
+        or not all(_number(v) for v in values)
+    ):
+        raise ConfigError(f"{at}: objective values {values}: expected {n_objectives} numbers")
+    elapsed = 0.0
+    for index, point in enumerate(trial.curve, start=1):
+        epoch = f"{at}, epoch {index} of its curve"
+        if point.epoch != index:
+            raise ConfigError(f"{epoch}: numbered {point.epoch} (epochs count 1, 2, ...)")
+        if not (isinstance(point.batch_size, int) and point.batch_size >= 1):
+            raise ConfigError(f"{epoch}: batch_size {point.batch_size!r} is not a positive integer")
+        for name in ("epoch_time_s", "elapsed_train_s"):
+            seconds = getattr(point, name)
+            if not (_number(seconds) and seconds >= 0):
+                raise ConfigError(f"{epoch}: {name} {seconds!r} is not a number of seconds")
+        if point.elapsed_train_s < elapsed:
+            raise ConfigError(
+                f"{epoch}: elapsed_train_s {point.elapsed_train_s} is below the epoch before's "
+                f"({elapsed}): it counts the training seconds of epochs 1..{index}"
+            )
+        elapsed = point.elapsed_train_s
+        if not (_number(point.val_accuracy) and 0 <= point.val_accuracy <= 1):
+            raise ConfigError(f"{epoch}: val_accuracy {point.val_accuracy!r} is not in [0, 1]")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import sqlite3
 import time
 from contextlib import closing
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -163,6 +164,17 @@ def test_a_record_file_round_trips_and_replays_by_the_cli(tmp_path):
     assert (tmp_path / "fig" / "replay_synthetic.html").is_file()
 
 
+def test_rungs_past_the_last_epoch_are_named(tmp_path):
+    """Live runs decide nothing at a rung at or past a trial's last epoch; the replay says so."""
+    path = save_record(synthetic_recording(epochs=16), tmp_path / "grid.json.gz")
+    args = ["replay", "--record", str(path), "--seeds", "2", "--methods", "moasha"]
+    result = runner.invoke(app, [*args, "--rungs", "1,16,40"])
+    assert result.exit_code == 0, result.stderr
+    assert "rungs 16,40: at or past the trials' last epoch (16)" in result.stderr
+    result = runner.invoke(app, [*args, "--rungs", "1,3,9"])
+    assert result.exit_code == 0 and "past the trials' last epoch" not in result.stderr
+
+
 def _one_line_error(args: list[str], message: str) -> None:
     result = runner.invoke(app, args)
     assert result.exit_code == 2, result.stdout
@@ -187,6 +199,42 @@ def test_bad_input_is_refused_in_one_line(tmp_path, monkeypatch):
     _one_line_error(["replay", "--record", "junk.json.gz"], "not a dse record")
     _one_line_error(["replay", "--record", "none.json.gz"], "no such file")
     _one_line_error(["replay", "--record", "part.json.gz", "--methods", "grid,sobol"], "sobol")
+
+
+def _damaged(recording: Recording, trial: int, **changes) -> Recording:
+    trials = list(recording.trials)
+    trials[trial] = replace(trials[trial], **changes)
+    return replace(recording, trials=trials)
+
+
+def _with_epoch(recording: Recording, trial: int, index: int, **changes) -> Recording:
+    curve = list(recording.trials[trial].curve)
+    curve[index] = replace(curve[index], **changes)
+    return _damaged(recording, trial, curve=curve)
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        (lambda r: _damaged(r, 3, values=[None, 0.5]), "trial 3: objective values [None, 0.5]"),
+        (lambda r: _damaged(r, 3, values=[1.0]), "expected 2 numbers"),
+        (lambda r: _with_epoch(r, 3, 2, epoch_time_s="x"), "epoch 3 of its curve: epoch_time_s"),
+        (lambda r: _with_epoch(r, 3, 2, epoch_time_s=float("nan")), "epoch_time_s nan"),
+        (lambda r: _with_epoch(r, 3, 2, val_accuracy=-1.0), "val_accuracy -1.0 is not in [0, 1]"),
+        (lambda r: _with_epoch(r, 3, 2, epoch=7), "numbered 7"),
+        (lambda r: _with_epoch(r, 3, 2, elapsed_train_s=0.0), "below the epoch before"),
+        (lambda r: _with_epoch(r, 3, 2, batch_size=0), "batch_size 0"),
+        (lambda r: replace(r, directions=["minimize"]), "one direction"),
+        (lambda r: replace(r, metric_names=["a"], directions=["minimize"]), "2 or 3 objectives"),
+        (lambda r: _damaged(r, 3, config="zz"), "trial 3: params and config must be mappings"),
+    ],
+)
+def test_a_damaged_record_is_refused_in_one_line(tmp_path, monkeypatch, damage, message):
+    """A record file travels between machines and people: whatever in it a replay would
+    compute with is checked, and named, before it is used."""
+    monkeypatch.chdir(tmp_path)
+    save_record(damage(synthetic_recording()), "damaged.json.gz")
+    _one_line_error(["replay", "--record", "damaged.json.gz", "--seeds", "2"], message)
 
 
 def test_old_layout_studies_are_refused_or_replayed(tmp_path, monkeypatch):
