@@ -32,7 +32,7 @@ import numpy as np
 import optuna
 
 from dse.search.pareto import hypervolume
-from dse.search.replay_summary import CI_METHOD, t_interval
+from dse.search.replay_summary import CI_METHOD, SHARE, t_interval
 from dse.search.study import make_sampler
 
 SAMPLERS = ("dse", "random", "optuna-tpe", "optuna-nsga2", "dse-nsga2")
@@ -115,7 +115,7 @@ def main() -> None:
             run_sampler(name, seed, args, bench, means, reference) / whole
             for seed in range(args.seeds)
         ]
-        share = t_interval(shares)
+        share = t_interval(shares, SHARE)
         rows.append(
             {
                 "sampler": name,

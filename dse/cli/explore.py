@@ -219,13 +219,15 @@ def replay(
         typer.Option("--record", metavar="FILE", help="A saved record (.json.gz) instead."),
     ] = None,
     methods: Annotated[
-        str,
+        str | None,
         typer.Option(
             "--methods",
             metavar="LIST",
-            help="Among grid,random,nsga2,tpe,gp,moasha,moasha-shuffled.",
+            help="Among grid,random,nsga2,tpe,gp,moasha,moasha-shuffled "
+            f"(default: {','.join(commands.REPLAY_METHODS)}; moasha only where it can "
+            "estimate the objectives at a rung).",
         ),
-    ] = ",".join(commands.REPLAY_METHODS),
+    ] = None,
     budget: Annotated[
         int | None,
         typer.Option("--budget", min=1, help="Trials of random/nsga2/tpe/gp (default: grid/3)."),

@@ -9,7 +9,7 @@ from pathlib import Path
 from dse.commands.paths import check_output_dir, check_writable
 from dse.errors import ConfigError, option
 from dse.output import Rows, Shown
-from dse.search.moasha import DEFAULT_ETA, EarlyStop, check_eta, parse_rungs
+from dse.search.moasha import DEFAULT_ETA, ESTIMABLE, EarlyStop, check_eta, parse_rungs
 from dse.search.recording import Recording, complete_grid, load_record, record_study, save_record
 from dse.search.replay import METHODS, Grid
 from dse.search.replay_summary import CI_METHOD, ReplayResult, replay_methods
@@ -28,6 +28,26 @@ def parse_methods(text: str) -> list[str]:
     return methods
 
 
+def moasha_if_estimable(
+    recording: Recording, methods: list[str], explicit: bool
+) -> tuple[list[str], str | None]:
+    """The methods to replay, and a note if MO-ASHA was left out: it ranks trials at a rung by
+    objectives estimated from their curves, which only some metrics allow (moasha.ESTIMABLE).
+    Asked for by name (`explicit`), it is refused in one line instead."""
+    rungs = [m for m in methods if m.startswith("moasha")]
+    unknown = [n for n in recording.metric_names if n not in ESTIMABLE]
+    if not rungs or not unknown:
+        return methods, None
+    why = (
+        f"study {recording.study}: objective {unknown[0]} cannot be estimated at a rung "
+        f"(MO-ASHA estimates {', '.join(ESTIMABLE)})"
+    )
+    left = [m for m in methods if m not in rungs]
+    if explicit or not left:
+        raise ConfigError(f"{option('methods')} {','.join(methods)}: {why}")
+    return left, f"{', '.join(rungs)} left out: {why}"
+
+
 def load_recording(storage: str | None, study: str | None, record: str | None) -> Recording:
     """The record of a file (--record) or of a stored study (--storage, --study)."""
     if record is not None:
@@ -43,7 +63,7 @@ def replay(
     storage: str | None = None,
     study: str | None = None,
     record: str | None = None,
-    methods: str = ",".join(DEFAULT_METHODS),
+    methods: str | None = None,
     budget: int | None = None,
     seeds: int = 30,
     workers: int = 2,
@@ -53,8 +73,9 @@ def replay(
     out: str = "results",
     save: str | None = None,
 ) -> Shown:
-    """Replay each method `seeds` times over the recorded grid; `save` writes the record."""
-    chosen = parse_methods(methods)
+    """Replay each method `seeds` times over the recorded grid; `save` writes the record.
+    `methods` None: DEFAULT_METHODS, less MO-ASHA where it cannot estimate the objectives."""
+    chosen = parse_methods(methods or ",".join(DEFAULT_METHODS))
     early_stop = EarlyStop(parse_rungs(rungs), check_eta(eta))
     for name, value in (("seeds", seeds), ("workers", workers), ("budget", budget or 1)):
         if value < 1:
@@ -64,10 +85,13 @@ def replay(
     if save is not None:
         check_writable(save, "save_record")
     recording = load_recording(storage, study, record)
+    chosen, dropped = moasha_if_estimable(recording, chosen, explicit=methods is not None)
     grid = Grid(recording)
     budget = budget or math.ceil(len(grid.grid) / 3)
     result = replay_methods(grid, chosen, seeds, workers, budget, early_stop)
-    notes = _notes(grid, result, budget, early_stop, workers)
+    notes = _notes(grid, result, chosen, budget, early_stop, workers)
+    if dropped:
+        notes.append(dropped)
     if save is not None:
         notes.append(f"record written to {save_record(recording, save)}")
     if plot:
@@ -85,7 +109,12 @@ def replay(
 
 
 def _notes(
-    grid: Grid, result: ReplayResult, budget: int, early_stop: EarlyStop, workers: int
+    grid: Grid,
+    result: ReplayResult,
+    methods: list[str],
+    budget: int,
+    early_stop: EarlyStop,
+    workers: int,
 ) -> list[str]:
     names = grid.recording.metric_names
     reference = ", ".join(f"{n}={v:.4g}" for n, v in zip(names, grid.reference, strict=True))
@@ -96,7 +125,7 @@ def _notes(
         f"{workers} virtual workers; random/nsga2/tpe/gp: {budget} trials; moasha: rungs {rungs}, "
         f"eta {early_stop.eta:g}; intervals: 95%, {CI_METHOD}",
         f"replayed in {result.wall_s:.1f} s",
-        *_idle_rungs(grid, early_stop),
+        *(_idle_rungs(grid, early_stop) if any(m.startswith("moasha") for m in methods) else []),
     ]
 
 

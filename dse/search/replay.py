@@ -86,6 +86,12 @@ class Grid:
         self.batch_sizes = {key: batch_sizes(t) for key, t in self.by_key.items()}
         self.grid = self.space.grid() if self.space.finite else []
         complete = [t for t in self.by_key.values() if t.values is not None and self.feasible(t)]
+        if not complete:
+            constraints = "; ".join(str(c) for c in self.space.constraints)
+            raise ConfigError(
+                f"study {recording.study}: no point of the grid meets its constraints "
+                f"({constraints}): there is no front to measure a search against"
+            )
         given = self.space.reference_point
         values = [list(t.values or ()) for t in complete]
         self.reference = list(given) if given else worst_plus_margin(values, self.directions)
@@ -93,6 +99,12 @@ class Grid:
         self.compute_s = sum(t.compute_s for t in self.by_key.values())
 
     def feasible(self, trial: RecordedTrial) -> bool:
+        for constraint in self.space.constraints:
+            if constraint.metric not in trial.metrics:
+                raise ConfigError(
+                    f"study {self.recording.study}: trial {trial.number} has no "
+                    f"{constraint.metric}, which its constraint {constraint} reads"
+                )
         return all(c.violation(trial.metrics) <= 0 for c in self.space.constraints)
 
 

@@ -28,14 +28,23 @@ class Estimate:
     high: float
 
 
-def t_interval(samples: Sequence[float], level: float = CI_LEVEL) -> Estimate:
-    """The mean and its two-sided t interval (one sample: the interval is the point)."""
+SHARE = (0.0, 1.0)  # a hypervolume share's range
+NON_NEGATIVE = (0.0, math.inf)  # compute shares (random search may revisit points) and counts
+
+
+def t_interval(
+    samples: Sequence[float], within: tuple[float, float], level: float = CI_LEVEL
+) -> Estimate:
+    """The mean and its two-sided t interval (one sample: the interval is the point), clipped
+    to the range the quantity can take: with few seeds a t interval of a share near 1 runs
+    past 1."""
     mean = statistics.fmean(samples)
     if len(samples) < 2:
         return Estimate(mean, mean, mean)
     half = stats.t.ppf(0.5 + level / 2, len(samples) - 1) * statistics.stdev(samples)
     half /= math.sqrt(len(samples))
-    return Estimate(mean, mean - half, mean + half)
+    low, high = within
+    return Estimate(mean, max(low, mean - half), min(high, mean + half))
 
 
 def hv_at(run: SeedRun, compute_s: float) -> float:
@@ -81,16 +90,17 @@ class MethodSummary:
 def summarize(grid: Grid, method: str, runs: Sequence[SeedRun]) -> MethodSummary:
     whole_hv, whole_s = grid.hypervolume or 1.0, grid.compute_s or 1.0
     curve = tuple(
-        (share, t_interval([hv_at(r, share * whole_s) / whole_hv for r in runs]))
+        (share, t_interval([hv_at(r, share * whole_s) / whole_hv for r in runs], SHARE))
         for share in CURVE_AT
     )
+    stopped = [sum(t.stopped_at is not None for t in r.trials) for r in runs]
     return MethodSummary(
         method=method,
         seeds=len(runs),
-        hv_share=t_interval([r.hypervolume / whole_hv for r in runs]),
-        compute_share=t_interval([r.compute_s / whole_s for r in runs]),
-        trials=t_interval([len(r.trials) for r in runs]),
-        stopped=t_interval([sum(t.stopped_at is not None for t in r.trials) for r in runs]),
+        hv_share=t_interval([r.hypervolume / whole_hv for r in runs], SHARE),
+        compute_share=t_interval([r.compute_s / whole_s for r in runs], NON_NEGATIVE),
+        trials=t_interval([len(r.trials) for r in runs], NON_NEGATIVE),
+        stopped=t_interval(stopped, NON_NEGATIVE),
         curve=curve,
     )
 

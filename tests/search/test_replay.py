@@ -25,7 +25,7 @@ from dse.search.recording import (
 )
 from dse.search.records import EpochPoint, TrialRecord
 from dse.search.replay import Grid, replay_method
-from dse.search.replay_summary import replay_methods
+from dse.search.replay_summary import NON_NEGATIVE, SHARE, replay_methods, t_interval
 from dse.search.runner import run_study
 from dse.space import load_space
 from dse.space.parse import parse_space
@@ -235,6 +235,66 @@ def test_a_damaged_record_is_refused_in_one_line(tmp_path, monkeypatch, damage, 
     monkeypatch.chdir(tmp_path)
     save_record(damage(synthetic_recording()), "damaged.json.gz")
     _one_line_error(["replay", "--record", "damaged.json.gz", "--seeds", "2"], message)
+
+
+def _with_space(recording: Recording, **changes) -> Recording:
+    return replace(recording, space={**recording.space, **changes})
+
+
+def test_moasha_is_left_out_or_refused_where_it_cannot_estimate_an_objective(tmp_path):
+    """MO-ASHA ranks at a rung by objectives estimated from curves; peak memory is not one.
+    The default methods replay without it and say so; asked for by name, it is refused."""
+    recording = _with_space(
+        synthetic_recording(),
+        objectives={
+            "train_time_s": "minimize",
+            "val_accuracy": "maximize",
+            "peak_mem_mb": "minimize",
+        },
+    )
+    trials = [
+        replace(t, values=[*t.values, 100.0 + n], metrics={**t.metrics, "peak_mem_mb": 100.0 + n})
+        for n, t in enumerate(recording.trials)
+    ]
+    recording = replace(
+        recording,
+        metric_names=["train_time_s", "val_accuracy", "peak_mem_mb"],
+        directions=["minimize", "maximize", "minimize"],
+        trials=trials,
+    )
+    path = str(save_record(recording, tmp_path / "three.json.gz"))
+    result = runner.invoke(app, ["replay", "--record", path, "--seeds", "2", "--format", "json"])
+    assert result.exit_code == 0, result.stderr
+    assert [row["method"] for row in last_json(result)] == ["grid", "random", "nsga2", "tpe"]
+    assert "moasha left out: study synthetic: objective peak_mem_mb" in result.stderr
+    _one_line_error(
+        ["replay", "--record", path, "--methods", "grid,moasha"], "peak_mem_mb cannot be estimated"
+    )
+
+
+def test_a_grid_without_a_feasible_point_is_refused(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    recording = _with_space(synthetic_recording(), constraints=["val_accuracy >= 0.999"])
+    save_record(recording, "unmeasured.json.gz")
+    _one_line_error(
+        ["replay", "--record", "unmeasured.json.gz"],
+        "trial 0 has no val_accuracy, which its constraint val_accuracy >= 0.999 reads",
+    )
+    trials = [
+        replace(t, metrics={**t.metrics, "val_accuracy": t.values[1]}) for t in recording.trials
+    ]
+    save_record(replace(recording, trials=trials), "infeasible.json.gz")
+    _one_line_error(
+        ["replay", "--record", "infeasible.json.gz"],
+        "no point of the grid meets its constraints (val_accuracy >= 0.999)",
+    )
+
+
+def test_share_intervals_stay_within_what_a_share_can_be():
+    few = t_interval([1.0, 1.0, 0.4], SHARE)
+    assert few.low == 0.0 and few.high == 1.0 and few.mean == pytest.approx(0.8)
+    wide = t_interval([0.2, 0.25, 0.3], NON_NEGATIVE)
+    assert 0.0 < wide.low < 0.25 < wide.high
 
 
 def test_old_layout_studies_are_refused_or_replayed(tmp_path, monkeypatch):
