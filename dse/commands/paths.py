@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 from dse.errors import ConfigError, option
@@ -10,11 +11,15 @@ from dse.errors import ConfigError, option
 
 def check_writable(path: str | Path, name: str) -> None:
     """Fail before any work when the output file of input `name` cannot be written."""
-    parent = Path(path).resolve().parent
+    target = Path(path).resolve()
+    parent = target.parent
     if not parent.is_dir():
         raise ConfigError(f"{option(name)} {path}: directory {parent} does not exist")
-    if not os.access(parent, os.W_OK):
-        raise ConfigError(f"{option(name)} {path}: directory {parent} is not writable")
+    if target.is_dir():
+        raise ConfigError(f"{option(name)} {path}: is a directory")
+    if target.exists() and not os.access(target, os.W_OK):
+        raise ConfigError(f"{option(name)} {path}: not writable")
+    _probe(parent, name, path)
 
 
 def check_output_dir(path: str | Path, name: str) -> None:
@@ -23,5 +28,17 @@ def check_output_dir(path: str | Path, name: str) -> None:
     existing = next(p for p in (folder, *folder.parents) if p.exists())
     if not existing.is_dir():
         raise ConfigError(f"{option(name)} {path}: {existing} is not a directory")
-    if not os.access(existing, os.W_OK):
-        raise ConfigError(f"{option(name)} {path}: directory {existing} is not writable")
+    _probe(existing, name, path)
+
+
+def _probe(folder: Path, name: str, path: str | Path) -> None:
+    """Create and remove a file in `folder`: permission bits say nothing to root, nor about
+    read-only mounts and pseudo file systems (/proc), where only a write tells."""
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as error:
+        reason = error.strerror or type(error).__name__
+        raise ConfigError(
+            f"{option(name)} {path}: directory {folder} is not writable ({reason})"
+        ) from None

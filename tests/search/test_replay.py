@@ -297,6 +297,16 @@ def test_share_intervals_stay_within_what_a_share_can_be():
     assert 0.0 < wide.low < 0.25 < wide.high
 
 
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux's /proc")
+def test_outputs_where_nothing_can_be_written_are_refused_before_replaying(tmp_path):
+    """/proc takes no new files, even from root (whom permission bits do not stop)."""
+    path = str(save_record(synthetic_recording(), tmp_path / "grid.json.gz"))
+    replay = ["replay", "--record", path, "--seeds", "2"]
+    _one_line_error([*replay, "--save-record", "/proc/dse.json.gz"], "/proc is not writable")
+    _one_line_error([*replay, "--plot", "--out", "/proc/dse/figures"], "/proc is not writable")
+    _one_line_error([*replay, "--save-record", str(tmp_path)], "is a directory")
+
+
 def test_old_layout_studies_are_refused_or_replayed(tmp_path, monkeypatch):
     """The database written before the house layout: its grid has failed points, so replay
     says so in one line (a missing study too); its complete grid of 2 replays."""
