@@ -228,9 +228,12 @@ class TrialConfig(_Section):
     def from_file(cls, path: str | Path) -> TrialConfig:
         return _validate(yamlio.load_file(path), str(path))
 
-    def with_overrides(self, overrides: list[str] | tuple[str, ...]) -> TrialConfig:
-        """A copy with dotted `key.sub=value` overrides applied (values parsed as YAML)."""
-        return _validate(apply_overrides(self.to_dict(), overrides), option("set"))
+    def with_overrides(
+        self, overrides: list[str] | tuple[str, ...], source: str | None = None
+    ) -> TrialConfig:
+        """A copy with dotted `key.sub=value` overrides applied (values parsed as YAML); errors
+        name `source` (by default --set)."""
+        return _validate(apply_overrides(self.to_dict(), overrides), source or option("set"))
 
     def with_half_batch(self) -> TrialConfig:
         """The same run at half the batch size (`dse run --retry-oom`), never below 1.

@@ -107,6 +107,10 @@ def test_train_table(digits_root):
         (["summary", "--preset", "fast"], "unknown preset 'fast'; choose from baseline"),
         (["summary", "--set", "model.foo=1"], "--set: model.foo: unknown key"),
         (["summary", "--set", "epochs"], "expected KEY=VALUE"),
+        (
+            ["bench", "--compare", "model.routing_iterations=1,x"],
+            "--compare: model.routing_iterations: Input should be a valid integer (got 'x')",
+        ),
         (["config", "show", "--config", "missing.yaml"], "missing.yaml: file not found"),
         (
             ["config", "show", "--config", "x.yaml", "--preset", "baseline"],

@@ -179,7 +179,7 @@ def variants_from(base: TrialConfig, compares: list[str]) -> dict[str, TrialConf
         name = " ".join(
             f"{key.split('.')[-1]}={value}" for (key, _), value in zip(axes, combo, strict=True)
         )
-        variants[name] = base.with_overrides(overrides)
+        variants[name] = base.with_overrides(overrides, option("compare"))
     return variants
 
 
