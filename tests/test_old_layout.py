@@ -87,22 +87,24 @@ def test_the_old_study_resumes_counting_its_trials(old_db: str) -> None:
     assert [row["number"] for row in front] == [10, 9]
 
 
-def test_the_old_study_takes_new_trials_and_reports(old_db: str, workdir: Path) -> None:
-    """Two more trials by random sampling join the eight old ones; the report is written."""
+def test_the_old_study_is_sampled_without_repeats_and_reports(old_db: str, workdir: Path) -> None:
+    """Random sampling over the old grid, every point of which has run: the sampled point is a
+    repeat (recorded, not trained), nothing is left to sample, and the run says so; the report
+    is written."""
     space = str(FIXTURES / "old_layout_grid.yaml")
     args = ["run", "--space", space, "--storage", old_db, "--gpus", "cpu", "--quiet"]
     result = CliRunner().invoke(app, [*args, "--sampler", "random", "--n-trials", "10"])
     assert result.exit_code == 0, result.stderr
     assert "of 10 planned" in result.stderr
+    assert "every point of the space has run, so no more were sampled" in result.stderr
     trials = json.loads(
         CliRunner()
         .invoke(app, ["trials", "--storage", old_db, "--study", "legacy-grid", "-f", "json"])
         .stdout
     )
-    assert len(trials) == 14  # 12 old (one failed for memory, one withdrawn) + 2 new
-    new = [t for t in trials if t["number"] >= 12]
-    assert [t["state"] for t in new] == ["COMPLETE", "COMPLETE"]
-    assert all(t["train_time_s"] > 0 and t["device"] == "cpu" for t in new)
+    new = [t for t in trials if t["number"] >= 12]  # 12 old: one failed for memory, one withdrawn
+    assert new and all(t["state"] == "FAIL" and t["error"].startswith("repeat: trial") for t in new)
+    assert all(t["train_time_s"] is None for t in new)
     report = CliRunner().invoke(
         app, ["pareto", "--storage", old_db, "--study", "legacy-grid", "--plot", "--out", "rep"]
     )

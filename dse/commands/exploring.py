@@ -80,6 +80,8 @@ def summary_lines(summary: RunSummary) -> list[str]:
         f"of {summary.planned} planned; {summary.pareto_size} on the Pareto front "
         f"({summary.elapsed_s:.0f}s)"
     )
+    if summary.exhausted:
+        head += "; every point of the space has run, so no more were sampled"
     return [head, *(f"  {failure[:200]}" for failure in summary.failures[:5])]
 
 

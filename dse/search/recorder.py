@@ -13,6 +13,7 @@ from dse.search.devices import Slot
 from dse.search.messages import TrialDone, TrialFailed
 from dse.search.records import TrialRecord
 from dse.search.study import Counting, finished_count
+from dse.search.unvisited import repeat_error
 from dse.space import SearchSpace
 
 MAX_WORKER_DEATHS = 1  # retries of a trial whose worker died
@@ -57,6 +58,7 @@ class RunSummary:
     elapsed_s: float
     failures: list[str] = field(default_factory=list)
     stopped: int = 0  # stopped early at a rung (PRUNED)
+    exhausted: bool = False  # every valid point of the finite space ran: nothing left to sample
 
 
 class Recorder:
@@ -129,6 +131,11 @@ class Recorder:
     def invalid(self, trial: optuna.Trial, error: str) -> None:
         """A sampled combination the config rejects: recorded, not counted against the budget."""
         TrialRecord(trial).mark_invalid(error)
+        self.study.tell(trial, state=TrialState.FAIL)
+
+    def repeat(self, trial: optuna.Trial, of: int) -> None:
+        """A sampled point trial `of` has run: not trained, not counted (unvisited.py)."""
+        TrialRecord(trial).mark_invalid(repeat_error(of))
         self.study.tell(trial, state=TrialState.FAIL)
 
     def withdrawn(self, trial: optuna.Trial) -> None:

@@ -35,7 +35,7 @@ STOPPED_AT, VALUES_AT_STOP = "stopped_at", "values_at_stop"  # stopped early (PR
 ERROR = "error"  # why it failed: "kind: message"
 RAN_S = "ran_s"  # a stale trial: seconds from its start to its last heartbeat
 RETRIED = "retried"  # failed, and its retry counts instead
-INVALID = "invalid"  # a sampled combination the config rejects: not counted
+INVALID = "invalid"  # a sample not run (not a valid config, or a repeat: unvisited.py): not counted
 WITHDRAWN = "withdrawn"  # asked over budget by a racing runner: not counted
 ORIGIN = "origin"  # enqueued as: "grid", "point" or "retry"
 POINT = "point"  # the params it was enqueued with (a queued trial has no params yet)
@@ -159,21 +159,22 @@ class TrialRecord:
 
     def is_final(self) -> bool:
         """Finished for good: complete, pruned, or failed for a reason of its own (not retried,
-        not an invalid sample)."""
+        not a sample that was not run)."""
         state = self.trial.state
         if state in (TrialState.COMPLETE, TrialState.PRUNED):
             return True
-        return (
-            state == TrialState.FAIL
-            and ERROR in self.attrs
-            and not self.attrs.get(RETRIED)
-            and not self.attrs.get(INVALID)
-        )
+        failed = state == TrialState.FAIL and ERROR in self.attrs
+        return failed and not self.attrs.get(RETRIED) and not self.never_ran
 
     def is_pending(self) -> bool:
         """Running or queued (a trial withdrawn as over budget is neither)."""
         running = self.trial.state in (TrialState.RUNNING, TrialState.WAITING)
         return running and not self.attrs.get(WITHDRAWN)
+
+    @property
+    def never_ran(self) -> bool:
+        """Told FAIL untrained: a sample not run (invalid, a repeat) or asked over budget."""
+        return bool(self.attrs.get(INVALID) or self.attrs.get(WITHDRAWN))
 
     @property
     def point(self) -> dict[str, Any]:

@@ -34,9 +34,10 @@ from dse.errors import ConfigError, DseError
 from dse.search.moasha import EarlyStop, Peer, RungBook
 from dse.search.pareto import hypervolume
 from dse.search.recording import RecordedTrial, Recording
-from dse.search.records import Decision, EpochPoint, param_key
+from dse.search.records import Decision, EpochPoint, TrialRecord, param_key
 from dse.search.results import worst_plus_margin
 from dse.search.study import enqueue_missing, make_sampler
+from dse.search.unvisited import Novelty, Outcome, repeat_error
 from dse.space import SearchSpace
 from dse.train.schedules import batch_size_at
 
@@ -139,6 +140,7 @@ class Simulation:
         early_stop: EarlyStop | None = None,
     ):
         self.grid, self.workers = grid, workers
+        self.novelty = Novelty(grid.space, seed)  # as the runner: no point run twice
         space = grid.space
         on_grid = method in GRID_METHODS
         self.planned = len(grid.grid) if on_grid else (budget or len(grid.grid))
@@ -176,21 +178,27 @@ class Simulation:
         room: planned minus finished, running and queued)."""
         invalid = 0
         while self.in_flight < self.workers:
-            room = self.planned - self.finished - self.in_flight - self.waiting
+            room = 0 if self.novelty.exhausted else self.planned - self.finished - self.in_flight
+            room -= self.waiting
             if self.waiting == 0 and room <= 0:
                 return
             trial = self.study.ask()  # pops a queued trial first, as the runner does
             self.waiting = max(0, self.waiting - 1)
-            if self.start(now, trial):
+            outcome = self.start(now, trial)
+            if outcome == Outcome.STARTED:
                 invalid = 0
-                continue
-            invalid += 1
-            if invalid >= MAX_INVALID_SAMPLES:
-                raise ConfigError(
-                    f"replay: {invalid} sampled points in a row were not valid configs"
-                )
+                self.novelty.started()
+            elif outcome == Outcome.REPEAT:
+                trials = self.study.get_trials(deepcopy=False)
+                self.waiting += self.novelty.after_repeat(self.study, trials, trial.number)
+            else:
+                invalid += 1
+                if invalid >= MAX_INVALID_SAMPLES:
+                    raise ConfigError(
+                        f"replay: {invalid} sampled points in a row were not valid configs"
+                    )
 
-    def start(self, now: float, trial: optuna.Trial) -> bool:
+    def start(self, now: float, trial: optuna.Trial) -> Outcome:
         space = self.grid.space
         values = space.suggest(trial)
         key = param_key(space.encoded(values))
@@ -200,15 +208,20 @@ class Simulation:
                 space.config_for(values)
             except DseError:  # not a valid config: failed, not counted, drawn again
                 self.study.tell(trial, state=TrialState.FAIL)
-                return False
+                return Outcome.INVALID
             raise ConfigError(
                 f"the record of study {self.grid.recording.study} has no run of {key}: "
                 "replay needs every grid point run"
             )
+        earlier = self.novelty.repeat_of(trial, values, self.study.get_trials(deepcopy=False))
+        if earlier is not None:
+            TrialRecord(trial).mark_invalid(repeat_error(earlier))
+            self.study.tell(trial, state=TrialState.FAIL)
+            return Outcome.REPEAT
         self.started[trial.number] = Running(trial, recorded, key)
         self.in_flight += 1
         self.schedule(now, trial.number)
-        return True
+        return Outcome.STARTED
 
     def schedule(self, now: float, number: int) -> None:
         """The event of the trial's next epoch ending."""

@@ -261,7 +261,7 @@ def hypervolume_history(
     spent so far. `reference` defaults to reference_point(view)."""
     ref = reference if reference is not None else reference_point(view)
     finished = sorted(
-        (t for t in view.trials() if t.state in FINISHED),
+        (t for t in view.trials() if t.state in FINISHED and not TrialRecord(t).never_ran),
         key=lambda t: (t.datetime_complete or t.datetime_start, t.number),
     )
     history, front, compute = [], [], 0.0

@@ -72,15 +72,8 @@ from dse.search.records import EpochPoint, Placement, StudyRecord, TrialRecord
 from dse.search.resilient import watch_signals
 from dse.search.signals import StopSignals
 from dse.search.storage import OPEN_WAIT_S, close_storage, open_storage
-from dse.search.study import (
-    Counting,
-    create_study,
-    enqueue_missing,
-    fail_stale,
-    finished_count,
-    make_sampler,
-    recorded_distributions,
-)
+from dse.search.study import Counting, fail_stale, finished_count, set_up_study
+from dse.search.unvisited import Novelty, Outcome
 from dse.space import SearchSpace
 from dse.train.schedules import batch_size_at
 
@@ -119,7 +112,7 @@ def run_study(
                     options.storage, True, options.db_outage_limit, wait_s, stopped
                 )
                 watch_signals(storage, stop)  # Ctrl-C while waiting for the database
-                study, space = _set_up_study(storage, space, options, plan)
+                study, space = set_up_study(storage, space, options, plan)
             if pool is None:
                 from dse.search.workers import WorkerPool
 
@@ -150,27 +143,6 @@ def _check_local_data(options: RunOptions, plan: RunPlan) -> None:
 
     for dataset in sorted(plan.datasets):
         check_files(dataset, options.data_dir)
-
-
-def _set_up_study(
-    storage: optuna.storages.BaseStorage, space: SearchSpace, options: RunOptions, plan: RunPlan
-) -> tuple[optuna.Study, SearchSpace]:
-    """Create or load the study and queue its missing grid points (under the set-up lock);
-    returns it with the space named as the study can take it (SearchSpace.with_param_names)."""
-    sampler = make_sampler(plan.sampler, options.seed, plan.planned)
-    study = create_study(storage, plan.study_name, space, sampler, options.extend)
-    space = space.with_param_names(recorded_distributions(study))
-    record = StudyRecord(study)
-    if options.calibration is not None:  # the latest measured noise, for pareto
-        record.set_calibration(options.calibration)
-    record.uid()  # made here, under the lock, if the study has none yet
-    fail_stale(study)
-    if options.early_stop is not None:
-        record.set_early_stop(options.early_stop.rungs, options.early_stop.eta)
-    if plan.grid is not None:
-        enqueue_missing(study, space, plan.grid, origin="grid")
-    enqueue_missing(study, space, list(space.points), origin="point")
-    return study, space
 
 
 @dataclass
@@ -212,6 +184,7 @@ class Runner:
         )
         self.in_flight: dict[int, InFlight] = {}
         self.invalid_in_a_row = 0
+        self.novelty = Novelty(space, options.seed)  # no point trained twice (unvisited.py)
         self.checkpoints = checkpoint_folder(options, study.study_name, StudyRecord(study).uid())
 
     def run(self, stop: StopSignals | None = None) -> RunSummary:
@@ -230,7 +203,8 @@ class Runner:
         if self.stop.received is not None:
             self._interrupt(self.stop.received)
         elapsed = time.monotonic() - start
-        return self.recorder.summary(self.options.storage, self.plan.planned, elapsed)
+        summary = self.recorder.summary(self.options.storage, self.plan.planned, elapsed)
+        return replace(summary, exhausted=self.novelty.exhausted)
 
     def _loop(self) -> None:
         last_heartbeat = 0.0
@@ -247,6 +221,8 @@ class Runner:
             # New trials may be asked for only while the budget has room beyond what is
             # finished, running (here or elsewhere) or queued; queued trials always run.
             room = self.plan.planned - done - len(self.in_flight) - elsewhere - waiting
+            if self.novelty.exhausted:
+                room = 0  # nothing new left to propose: the run ends short of its budget
             room = self._fill_idle_slots(waiting, room)
             if not self.in_flight and not elsewhere and not waiting and room <= 0:
                 return  # nothing left to run (a grid smaller than the budget, say)
@@ -283,7 +259,8 @@ class Runner:
     def _fill_idle_slots(self, waiting: int, room: int) -> int:
         """Start a trial on each idle slot while there is queued work or budget; returns room."""
         for slot in self.pool.idle():
-            if waiting > 0:
+            sampled = waiting <= 0
+            if not sampled:
                 waiting -= 1
                 trial = pop_queued_trial(self.study)
                 if trial is None:  # another runner took it first
@@ -293,9 +270,18 @@ class Runner:
                 trial = self.study.ask()
             else:
                 break
-            if self._dispatch(slot, trial):
+            outcome = self._dispatch(slot, trial)
+            if outcome == Outcome.STARTED:
                 self.invalid_in_a_row = 0
+                self.novelty.started()
                 continue
+            if sampled:
+                room += 1  # a sample that does not run takes no place in the budget
+            if outcome == Outcome.REPEAT:
+                self.novelty.after_repeat(
+                    self.study, self.counting.trials(self.study), trial.number
+                )
+                break  # re-read the study before asking again
             self.invalid_in_a_row += 1
             if self.invalid_in_a_row >= MAX_INVALID_SAMPLES:
                 raise ConfigError(
@@ -305,12 +291,13 @@ class Runner:
             break  # re-read the study before asking again
         return room
 
-    def _dispatch(self, slot: Slot, trial: optuna.Trial) -> bool:
-        """Start a trial on `slot`; False when its sample is not a valid config."""
+    def _dispatch(self, slot: Slot, trial: optuna.Trial) -> Outcome:
+        """Start a trial on `slot`: STARTED, or INVALID when its sample is not a valid config,
+        or REPEAT when the study has run its sampled point (search/unvisited.py)."""
         record_heartbeats(self.study, [trial])  # a trial without a heartbeat never goes stale
         if self._over_budget(trial.number):
             self.recorder.withdrawn(trial)
-            return True
+            return Outcome.STARTED
         try:
             values = self.space.suggest(trial)
             config = self.space.config_for(values, name=f"{self.study.study_name}-{trial.number}")
@@ -320,7 +307,11 @@ class Runner:
             # A sampled combination the config rejects (say warm_adabatch with a fixed batch):
             # recorded, not counted against the budget; the sampler draws again.
             self.recorder.invalid(trial, f"ConfigError: {exc}")
-            return False
+            return Outcome.INVALID
+        earlier = self.novelty.repeat_of(trial, values, self.counting.trials(self.study))
+        if earlier is not None:
+            self.recorder.repeat(trial, earlier)
+            return Outcome.REPEAT
         placement = Placement(slot.label, slot.device, socket.gethostname())
         as_dict = config.to_dict()
         with _unless_failed_as_stale():  # by another runner meanwhile, and queued again
@@ -334,7 +325,7 @@ class Runner:
             self.pool.submit(slot, TrialTask(trial.number, as_dict, rungs, checkpoint, keep))
             self.in_flight[trial.number] = InFlight(trial, slot, batch_sizes)
             self.reporter.trial_started(trial.number, slot, values, config.epochs)
-        return True
+        return Outcome.STARTED
 
     def _over_budget(self, number: int) -> bool:
         """Whether trial `number` is beyond the budget: `planned` counted trials (finished,
