@@ -72,7 +72,8 @@ from dse.search.records import EpochPoint, Placement, StudyRecord, TrialRecord
 from dse.search.resilient import watch_signals
 from dse.search.signals import StopSignals
 from dse.search.storage import OPEN_WAIT_S, close_storage, open_storage
-from dse.search.study import Counting, fail_stale, finished_count, set_up_study
+from dse.search.study import Counting, fail_stale, finished_count
+from dse.search.study_setup import set_up_study
 from dse.search.unvisited import Novelty, Outcome
 from dse.space import SearchSpace
 from dse.train.schedules import batch_size_at

@@ -6,7 +6,7 @@ import contextlib
 import warnings
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import optuna
 from optuna.distributions import BaseDistribution
@@ -20,9 +20,6 @@ from dse.search.records import StudyRecord, TrialRecord, enqueue_point, param_ke
 from dse.search.storage import STALE_RETRIES, creation_lock
 from dse.space import SearchSpace
 from dse.train.result import current_metric
-
-if TYPE_CHECKING:  # options.py imports this module
-    from dse.search.options import RunOptions, RunPlan
 
 SAMPLERS = ("grid", "random", "nsga2", "tpe", "gp")
 
@@ -211,24 +208,3 @@ def fail_stale(study: optuna.Study) -> None:
         with contextlib.suppress(UpdateFinishedTrialError):  # its runner finished it meanwhile
             TrialRecord(trial).went_stale(silent_s, ran_s, retried=len(history) < STALE_RETRIES)
     optuna.storages.fail_stale_trials(study)
-
-
-def set_up_study(
-    storage: optuna.storages.BaseStorage, space: SearchSpace, options: RunOptions, plan: RunPlan
-) -> tuple[optuna.Study, SearchSpace]:
-    """Create or load the study and queue its missing grid points (under the set-up lock);
-    returns it with the space named as the study can take it (SearchSpace.with_param_names)."""
-    sampler = make_sampler(plan.sampler, options.seed, plan.planned)
-    study = create_study(storage, plan.study_name, space, sampler, options.extend)
-    space = space.with_param_names(recorded_distributions(study))
-    record = StudyRecord(study)
-    if options.calibration is not None:  # the latest measured noise, for pareto
-        record.set_calibration(options.calibration)
-    record.uid()  # made here, under the lock, if the study has none yet
-    fail_stale(study)
-    if options.early_stop is not None:
-        record.set_early_stop(options.early_stop.rungs, options.early_stop.eta)
-    if plan.grid is not None:
-        enqueue_missing(study, space, plan.grid, origin="grid")
-    enqueue_missing(study, space, list(space.points), origin="point")
-    return study, space

@@ -1,0 +1,38 @@
+"""Setting up a run's study: created or loaded, with its records and its missing grid points
+queued (the runner calls it under the set-up lock, locks.py)."""
+
+from __future__ import annotations
+
+import optuna
+
+from dse.search.options import RunOptions, RunPlan
+from dse.search.records import StudyRecord
+from dse.search.study import (
+    create_study,
+    enqueue_missing,
+    fail_stale,
+    make_sampler,
+    recorded_distributions,
+)
+from dse.space import SearchSpace
+
+
+def set_up_study(
+    storage: optuna.storages.BaseStorage, space: SearchSpace, options: RunOptions, plan: RunPlan
+) -> tuple[optuna.Study, SearchSpace]:
+    """Create or load the study and queue its missing grid points (under the set-up lock);
+    returns it with the space named as the study can take it (SearchSpace.with_param_names)."""
+    sampler = make_sampler(plan.sampler, options.seed, plan.planned)
+    study = create_study(storage, plan.study_name, space, sampler, options.extend)
+    space = space.with_param_names(recorded_distributions(study))
+    record = StudyRecord(study)
+    if options.calibration is not None:  # the latest measured noise, for pareto
+        record.set_calibration(options.calibration)
+    record.uid()  # made here, under the lock, if the study has none yet
+    fail_stale(study)
+    if options.early_stop is not None:
+        record.set_early_stop(options.early_stop.rungs, options.early_stop.eta)
+    if plan.grid is not None:
+        enqueue_missing(study, space, plan.grid, origin="grid")
+    enqueue_missing(study, space, list(space.points), origin="point")
+    return study, space
