@@ -36,7 +36,7 @@ from dse.search.pareto import hypervolume
 from dse.search.recording import RecordedTrial, Recording
 from dse.search.records import Decision, EpochPoint, TrialRecord, param_key
 from dse.search.results import worst_plus_margin
-from dse.search.study import enqueue_missing, make_sampler
+from dse.search.study import Counting, enqueue_missing, make_sampler
 from dse.search.unvisited import Novelty, Outcome, repeat_error
 from dse.space import SearchSpace
 from dse.train.schedules import batch_size_at
@@ -140,12 +140,12 @@ class Simulation:
         early_stop: EarlyStop | None = None,
     ):
         self.grid, self.workers = grid, workers
-        self.novelty = Novelty(grid.space, seed)  # as the runner: no point run twice
         space = grid.space
         on_grid = method in GRID_METHODS
         self.planned = len(grid.grid) if on_grid else (budget or len(grid.grid))
         sampler = make_sampler("grid" if on_grid else method, seed, self.planned)
         self.study = optuna.create_study(directions=grid.directions, sampler=sampler)
+        self.novelty = Novelty(self.study, Counting(space, extended=False), seed)  # as live
         if on_grid:
             order = list(grid.grid)
             if method == "moasha-shuffled":
@@ -189,8 +189,7 @@ class Simulation:
                 invalid = 0
                 self.novelty.started()
             elif outcome == Outcome.REPEAT:
-                trials = self.study.get_trials(deepcopy=False)
-                self.waiting += self.novelty.after_repeat(self.study, trials, trial.number)
+                self.waiting += self.novelty.after_repeat(trial.number)
             else:
                 invalid += 1
                 if invalid >= MAX_INVALID_SAMPLES:
@@ -213,7 +212,7 @@ class Simulation:
                 f"the record of study {self.grid.recording.study} has no run of {key}: "
                 "replay needs every grid point run"
             )
-        earlier = self.novelty.repeat_of(trial, values, self.study.get_trials(deepcopy=False))
+        earlier = self.novelty.repeat_of(trial, values)
         if earlier is not None:
             TrialRecord(trial).mark_invalid(repeat_error(earlier))
             self.study.tell(trial, state=TrialState.FAIL)

@@ -185,7 +185,7 @@ class Runner:
         )
         self.in_flight: dict[int, InFlight] = {}
         self.invalid_in_a_row = 0
-        self.novelty = Novelty(space, options.seed)  # no point trained twice (unvisited.py)
+        self.novelty = Novelty(study, self.counting, options.seed)  # no point trained twice
         self.checkpoints = checkpoint_folder(options, study.study_name, StudyRecord(study).uid())
 
     def run(self, stop: StopSignals | None = None) -> RunSummary:
@@ -279,9 +279,7 @@ class Runner:
             if sampled:
                 room += 1  # a sample that does not run takes no place in the budget
             if outcome == Outcome.REPEAT:
-                self.novelty.after_repeat(
-                    self.study, self.counting.trials(self.study), trial.number
-                )
+                self.novelty.after_repeat(trial.number)
                 break  # re-read the study before asking again
             self.invalid_in_a_row += 1
             if self.invalid_in_a_row >= MAX_INVALID_SAMPLES:
@@ -309,7 +307,7 @@ class Runner:
             # recorded, not counted against the budget; the sampler draws again.
             self.recorder.invalid(trial, f"ConfigError: {exc}")
             return Outcome.INVALID
-        earlier = self.novelty.repeat_of(trial, values, self.counting.trials(self.study))
+        earlier = self.novelty.repeat_of(trial, values)
         if earlier is not None:
             self.recorder.repeat(trial, earlier)
             return Outcome.REPEAT

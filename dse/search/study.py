@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import warnings
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -154,17 +155,23 @@ def enqueue_missing(
     study: optuna.Study, space: SearchSpace, points: list[dict[str, Any]], origin: str
 ) -> None:
     """Queue each point once: skip points already finished, running or queued."""
-    present = {
-        r.point_key()
-        for r in map(TrialRecord, study.get_trials(deepcopy=False))
-        if r.is_final() or r.is_pending()
-    }
+    present = set(present_points(study.get_trials(deepcopy=False)))
     for point in points:
         params = space.encoded(point)
         if param_key(params) in present:
             continue
         enqueue_point(study, params, origin)
         present.add(param_key(params))
+
+
+def present_points(trials: Iterable[FrozenTrial], besides: int | None = None) -> dict[str, int]:
+    """The points finished or pending (running or queued) among `trials`, by key, each with
+    the first trial that ran it; trial `besides` left out (the one being checked)."""
+    present: dict[str, int] = {}
+    for record in map(TrialRecord, trials):
+        if record.number != besides and (record.is_final() or record.is_pending()):
+            present.setdefault(record.point_key(), record.number)
+    return present
 
 
 def finished_count(trials: list[FrozenTrial]) -> int:

@@ -20,15 +20,14 @@ would.
 from __future__ import annotations
 
 import random
-from collections.abc import Iterable
 from enum import Enum, auto
 from typing import Any
 
 import optuna
-from optuna.trial import FrozenTrial
 
 from dse.errors import DseError
-from dse.search.records import TrialRecord, enqueue_point, param_key
+from dse.search.records import enqueue_point, param_key
+from dse.search.study import Counting, present_points
 from dse.space import SearchSpace
 
 MAX_REPEATS_IN_A_ROW = 10
@@ -40,24 +39,6 @@ class Outcome(Enum):
     STARTED = auto()
     INVALID = auto()  # its sample is not a valid config
     REPEAT = auto()  # its sample is a point the study has run
-
-
-def present_points(trials: Iterable[FrozenTrial], besides: int | None = None) -> dict[str, int]:
-    """The points finished or pending (running or queued) among `trials`, by key, each with
-    the first trial that ran it; trial `besides` left out (the one being checked)."""
-    present: dict[str, int] = {}
-    for record in map(TrialRecord, trials):
-        if record.number != besides and (record.is_final() or record.is_pending()):
-            present.setdefault(record.point_key(), record.number)
-    return present
-
-
-def repeat_of(space: SearchSpace, values: dict[str, Any], present: dict[str, int]) -> int | None:
-    """The trial that ran the sampled `values` (decoded) before, if the space is finite and one
-    did; else None."""
-    if not space.finite:
-        return None
-    return present.get(param_key(space.encoded(values)))
 
 
 def valid_points(space: SearchSpace) -> list[dict[str, Any]]:
@@ -85,37 +66,42 @@ def unvisited_point(
 
 
 class Novelty:
-    """A run's (or a replay's) side of it: the repeats in a row so far, whether the space has
-    run out, and its valid points (listed at the first repeat)."""
+    """A run's (or a replay's) side of it, over the trials of `counting` in `study`: the
+    repeats in a row so far, whether the space has run out, and its valid points (listed at
+    the first repeat)."""
 
-    def __init__(self, space: SearchSpace, seed: int):
-        self.space, self.seed = space, seed
+    def __init__(self, study: optuna.Study, counting: Counting, seed: int):
+        self.study, self.counting, self.seed = study, counting, seed
+        self.space: SearchSpace = counting.space
         self.repeats_in_a_row = 0
         self.exhausted = False  # every valid point has run, runs or is queued
         self.valid: list[dict[str, Any]] | None = None
 
-    def repeat_of(
-        self, trial: optuna.Trial, values: dict[str, Any], trials: list[FrozenTrial]
-    ) -> int | None:
+    def repeat_of(self, trial: optuna.Trial, values: dict[str, Any]) -> int | None:
         """The trial that ran (or runs, or waits to run) the point `trial` holds (`values`,
-        decoded), among the study's `trials`; None if none did. A queued point is never one:
-        points are queued only where none is present (study.enqueue_missing, after_repeat)."""
-        return repeat_of(self.space, values, present_points(trials, besides=trial.number))
+        decoded); None if none did, or the space is not finite (the study is not read). A
+        queued point is never one: points are queued only where none is present
+        (study.enqueue_missing, after_repeat)."""
+        if not self.space.finite:
+            return None
+        present = present_points(self.counting.trials(self.study), besides=trial.number)
+        return present.get(param_key(self.space.encoded(values)))
 
     def started(self) -> None:
         self.repeats_in_a_row = 0
 
-    def after_repeat(self, study: optuna.Study, trials: list[FrozenTrial], number: int) -> bool:
+    def after_repeat(self, number: int) -> bool:
         """After repeat `number`: queue an unvisited point once MAX_REPEATS_IN_A_ROW repeats
         came in a row (True when one was queued), or note that none is left."""
         self.repeats_in_a_row += 1
         if self.valid is None:
             self.valid = valid_points(self.space)
-        point = unvisited_point(self.valid, present_points(trials), self.seed, number)
+        present = present_points(self.counting.trials(self.study))
+        point = unvisited_point(self.valid, present, self.seed, number)
         if point is None:
             self.exhausted = True
         elif self.repeats_in_a_row >= MAX_REPEATS_IN_A_ROW:
-            enqueue_point(study, point, origin="unvisited")
+            enqueue_point(self.study, point, origin="unvisited")
             self.repeats_in_a_row = 0
             return True
         return False
