@@ -44,7 +44,7 @@ def run(
         choice("--sampler", commands.SAMPLERS, "How to pick trials (default: grid if it fits)."),
     ] = None,
     n_trials: Annotated[int | None, typer.Option("--n-trials", min=1, help="Trial budget.")] = None,
-    seed: Annotated[int, typer.Option("--seed", help="Sampler seed.")] = 0,
+    seed: Annotated[int, typer.Option("--seed", help="Seed: sampler, grid order.")] = 0,
     gpus: GpusOpt = None,
     workers: WorkersOpt = None,
     backend: Annotated[

@@ -12,6 +12,7 @@ from typing import Any
 from dse.config import TrialConfig
 from dse.errors import ConfigError, choose_from, option
 from dse.search.devices import Slot, cpu_count, plan_slots
+from dse.search.grid_order import spread_order
 from dse.search.moasha import EarlyStop
 from dse.search.outage import DEFAULT_OUTAGE_LIMIT_S
 from dse.search.storage import DEFAULT_STORAGE, journal_path, sqlite_path
@@ -136,7 +137,7 @@ def plan_run(space: SearchSpace, options: RunOptions, gpu_count: int | None = No
             gpu_count = torch.cuda.device_count() if torch.cuda.is_available() else 0
         slots = plan_slots(options.gpus, options.workers, gpu_count, cpu_count())
     sampler = choose_sampler(space, options.sampler, options.n_trials)
-    grid = space.grid() if sampler == "grid" else None
+    grid = spread_order(space.grid(), options.seed) if sampler == "grid" else None
     if grid is not None:
         budget = options.n_trials or space.n_trials or len(grid)
         planned = min(budget, len(grid))

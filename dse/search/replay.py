@@ -6,9 +6,9 @@ A replay runs the search as `dse run` would, on a simulated clock:
   (the recorded times), the clock jumps from one epoch's end to the next (ties: the trial
   started first), and a worker freed by a finished or stopped trial takes the next trial at once;
 - trials come from the same sampler as a live run (study.make_sampler, same seed and budget),
-  through an optuna study in memory: grid points are queued in the grid's order, as the
-  runner queues them (study.enqueue_missing); a sampled point that is not a valid config is
-  failed and drawn again, as live;
+  through an optuna study in memory: grid points are queued in the seed's space-filling
+  order (grid_order.py), as the runner queues them (study.enqueue_missing); a sampled point
+  that is not a valid config is failed and drawn again, as live;
 - MO-ASHA decides with the runner's code (moasha.RungBook.rank), fed what the runner feeds it:
   the trial's curve so far, its batch size per epoch, and every other started trial's curve up
   to now and its decision at the rung, if it reached the rung before;
@@ -31,6 +31,7 @@ import optuna
 from optuna.trial import TrialState
 
 from dse.errors import ConfigError, DseError
+from dse.search.grid_order import spread_order
 from dse.search.moasha import EarlyStop, Peer, RungBook
 from dse.search.pareto import hypervolume
 from dse.search.recording import RecordedTrial, Recording
@@ -44,7 +45,7 @@ from dse.train.schedules import batch_size_at
 METHODS = ("grid", "random", "nsga2", "tpe", "gp", "moasha", "moasha-shuffled")
 GRID_METHODS = ("grid", "moasha", "moasha-shuffled")  # every grid point, queued
 # moasha-shuffled: a replay-only what-if, MO-ASHA with the grid queued in an order shuffled by
-# the seed (a live run queues the file's order): how much the result owes to the order.
+# the seed (a live run queues it space-filling, grid_order.py): what the order is worth.
 MAX_INVALID_SAMPLES = 50  # as the runner: sampled points in a row that are not valid configs
 
 
@@ -147,9 +148,11 @@ class Simulation:
         self.study = optuna.create_study(directions=grid.directions, sampler=sampler)
         self.novelty = Novelty(self.study, Counting(space, extended=False), seed)  # as live
         if on_grid:
-            order = list(grid.grid)
             if method == "moasha-shuffled":
+                order = list(grid.grid)
                 random.Random(seed).shuffle(order)
+            else:
+                order = spread_order(grid.grid, seed)  # as the runner orders it (options.py)
             enqueue_missing(self.study, space, order, origin="grid")
         enqueue_missing(self.study, space, list(space.points), origin="point")
         self.waiting = len(self.study.get_trials(deepcopy=False))
