@@ -118,7 +118,7 @@ class RunPlan:
     study_name: str
     sampler: str  # one of SAMPLERS
     planned: int  # trials to finish, the study's earlier trials included
-    grid: list[dict[str, Any]] | None  # the grid points to queue (sampler grid)
+    grid: list[dict[str, Any]] | None  # sampler grid: the whole grid, in queue order
     base: TrialConfig  # the space's base config (no axis chosen)
     datasets: set[str]  # every dataset a trial may train on
     slots: list[Slot]  # the local workers' device slots (backend dask: the cluster decides)
@@ -138,10 +138,9 @@ def plan_run(space: SearchSpace, options: RunOptions, gpu_count: int | None = No
         slots = plan_slots(options.gpus, options.workers, gpu_count, cpu_count())
     sampler = choose_sampler(space, options.sampler, options.n_trials)
     grid = spread_order(space.grid(), options.seed) if sampler == "grid" else None
-    if grid is not None:
+    if grid is not None:  # kept whole: set-up queues its first missing points up to `planned`
         budget = options.n_trials or space.n_trials or len(grid)
         planned = min(budget, len(grid))
-        grid = grid[:planned]
     else:
         planned = space.planned_trials(options.n_trials)
     return RunPlan(

@@ -152,16 +152,27 @@ def make_sampler(name: str, seed: int, budget: int | None = None) -> optuna.samp
 
 
 def enqueue_missing(
-    study: optuna.Study, space: SearchSpace, points: list[dict[str, Any]], origin: str
+    study: optuna.Study,
+    space: SearchSpace,
+    points: list[dict[str, Any]],
+    origin: str,
+    up_to: int | None = None,
 ) -> None:
-    """Queue each point once: skip points already finished, running or queued."""
+    """Queue each point once: skip points already finished, running or queued. With `up_to`,
+    queue the first missing points only until that many of `points` are present (a grid cut by
+    the budget: a study resumed with another seed or budget keeps the points it has run and
+    adds the new order's first others, not a second prefix beside the first)."""
     present = set(present_points(study.get_trials(deepcopy=False)))
-    for point in points:
-        params = space.encoded(point)
-        if param_key(params) in present:
+    keys = [param_key(space.encoded(point)) for point in points]
+    held = sum(key in present for key in keys)
+    for point, key in zip(points, keys, strict=True):
+        if up_to is not None and held >= up_to:
+            return
+        if key in present:
             continue
-        enqueue_point(study, params, origin)
-        present.add(param_key(params))
+        enqueue_point(study, space.encoded(point), origin)
+        present.add(key)
+        held += 1
 
 
 def present_points(trials: Iterable[FrozenTrial], besides: int | None = None) -> dict[str, int]:

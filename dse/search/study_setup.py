@@ -33,6 +33,6 @@ def set_up_study(
     if options.early_stop is not None:
         record.set_early_stop(options.early_stop.rungs, options.early_stop.eta)
     if plan.grid is not None:
-        enqueue_missing(study, space, plan.grid, origin="grid")
+        enqueue_missing(study, space, plan.grid, origin="grid", up_to=plan.planned)
     enqueue_missing(study, space, list(space.points), origin="point")
     return study, space

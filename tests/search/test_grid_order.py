@@ -6,11 +6,18 @@ import itertools
 import math
 import time
 
+import optuna
 import pytest
+from optuna.trial import TrialState
 
 from dse.search.grid_order import MAX_SPREAD_POINTS, spread_order
 from dse.search.options import RunOptions, plan_run
+from dse.search.records import TrialRecord, param_key
+from dse.search.runner import run_study
+from dse.search.study import enqueue_missing
+from dse.space import load_space
 from dse.space.parse import parse_space
+from tests.conftest import load_study, write_space
 
 BATCH = [16, 32, 64, 128]
 LR = [3e-4, 1e-3, 3e-3]
@@ -82,7 +89,31 @@ def test_a_grid_run_cut_by_its_budget_runs_a_spread_prefix():
         "cut.yaml",
     )
     plan = plan_run(space, RunOptions(sampler="grid", n_trials=4, seed=7), gpu_count=0)
-    assert plan.planned == 4 and plan.grid is not None
-    assert plan.grid == spread_order(space.grid(), 7)[:4]
-    assert {16, 128} <= {p["batch_schedule.batch_size"] for p in plan.grid}
+    assert plan.planned == 4 and plan.grid == spread_order(space.grid(), 7)
+    study = optuna.create_study(directions=["minimize", "maximize"])
+    enqueue_missing(study, space, plan.grid, origin="grid", up_to=plan.planned)
+    queued = [TrialRecord(t).point_key() for t in study.get_trials()]
+    assert queued == [param_key(space.encoded(p)) for p in plan.grid[:4]]
+    assert {16, 128} <= {p["batch_schedule.batch_size"] for p in plan.grid[:4]}
     assert {16, 32} == {p["model.conv_channels"] for p in plan.grid[:2]}
+
+
+def test_a_grid_resumed_with_another_seed_keeps_its_budget(workdir):
+    """`--n-trials 2 --seed 1`, then `--n-trials 3 --seed 2`: the second run keeps the 2 points
+    run and adds seed 2's first other point; 3 trained in all, each point once, none left
+    queued (a second prefix beside the first would have queued up to 3 more)."""
+    space = load_space(str(write_space(workdir, lrs="[0.0003, 0.001, 0.003]")))
+    for n_trials, seed in ((2, 1), (3, 2)):
+        options = RunOptions(
+            storage="sqlite:///g.db", sampler="grid", n_trials=n_trials, workers=1, seed=seed
+        )
+        summary = run_study(space, options)
+        assert summary.complete == n_trials
+    trials = load_study("sqlite:///g.db", "tiny").get_trials()
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * 3
+    run = [param_key(t.params) for t in trials]
+    assert len(set(run)) == 3
+    first = [param_key(space.encoded(p)) for p in spread_order(space.grid(), 1)[:2]]
+    assert run[:2] == first
+    following = [param_key(space.encoded(p)) for p in spread_order(space.grid(), 2)]
+    assert run[2] == next(key for key in following if key not in first)
