@@ -2,7 +2,9 @@
 Halving"), the asynchronous stopping variant, as pure functions of a rung's records.
 
 A trial that reaches a rung (an epoch count) is ranked against every trial that reached the rung
-before it, as recorded in the study; nobody waits for a rung to fill. The ranking:
+before it, as recorded in the study; nobody waits for a rung to fill. A trial that passed the
+rung with no decision there (run before early stopping was turned on, under other rungs, or
+ending at the rung) counts with the estimates its curve gives at the rung. The ranking:
 
 1. non-dominated sorting of the rung's objective vectors into fronts F1, F2, ...;
 2. within a front, the paper's epsilon-net order (EpsNet): objectives are min-max scaled over
@@ -49,6 +51,7 @@ from optuna.trial import FrozenTrial, TrialState
 from dse.errors import ConfigError, option
 from dse.search.pareto import dominates
 from dse.search.records import Decision, EpochPoint, TrialRecord
+from dse.train.schedules import epoch_batch_sizes
 
 DEFAULT_RUNGS = (1, 3, 9)
 DEFAULT_ETA = 3.0
@@ -259,8 +262,19 @@ class RungBook:
         """The decision for trial `number` at `rung`, from its curve so far and its `peers` (the
         other trials, as they stand now). Live runs (`decide`) and replays (replay.py) both
         decide here, so a replay takes the decisions a run would."""
-        earlier = [RungRecord(p.number, p.decision.values) for p in peers if p.decision]
         curves = [p.curve for p in peers]
+        earlier = []
+        for peer in peers:
+            if peer.decision is not None:
+                earlier.append(RungRecord(peer.number, peer.decision.values))
+            elif len(peer.curve) >= rung:
+                # past the rung with no decision there: it ran before early stopping was
+                # turned on, under other rungs, or ended at the rung. It counts with what the
+                # rule would have estimated for it at the rung.
+                estimate = rung_values(
+                    self.metric_names, peer.curve[:rung], peer.batch_sizes, curves
+                )
+                earlier.append(RungRecord(peer.number, estimate))
         values = rung_values(self.metric_names, curve, batch_sizes, curves)
         newcomer = RungRecord(number, values)
         return decide(rung, newcomer, earlier, self.directions, self.early_stop.eta)
@@ -268,17 +282,26 @@ class RungBook:
 
 @dataclass(frozen=True)
 class Peer:
-    """Another trial as a rung decision sees it: its curve so far and its decision at the rung
-    (None if it has not reached the rung)."""
+    """Another trial as a rung decision sees it: its curve so far, its decision at the rung
+    (None if it has not reached the rung, or passed it undecided) and its batch size per epoch."""
 
     number: int
     curve: Sequence[EpochPoint]
     decision: Decision | None
+    batch_sizes: Sequence[int]
 
 
 def peers_of(rung: int, number: int, trials: Sequence[FrozenTrial]) -> list[Peer]:
     """The study's trials that count at a rung decision for trial `number`: running, complete or
     stopped ones, not a failed run's numbers, nor a queued retry's copy of them."""
     live = (TrialState.RUNNING, TrialState.COMPLETE, TrialState.PRUNED)
-    records = [TrialRecord(t) for t in trials if t.state in live and t.number != number]
-    return [Peer(r.number, r.curve, r.decision(rung)) for r in records]
+    peers = []
+    for trial in trials:
+        if trial.state not in live or trial.number == number:
+            continue
+        record = TrialRecord(trial)
+        curve, decision = record.curve, record.decision(rung)
+        config = record.trial_config() if decision is None and len(curve) >= rung else None
+        sizes = epoch_batch_sizes(config) if config else ()  # read only where rank needs them
+        peers.append(Peer(record.number, curve, decision, sizes))
+    return peers

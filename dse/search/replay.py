@@ -40,7 +40,7 @@ from dse.search.results import worst_plus_margin
 from dse.search.study import Counting, enqueue_missing, make_sampler
 from dse.search.unvisited import Novelty, Outcome, repeat_error
 from dse.space import SearchSpace
-from dse.train.schedules import batch_size_at
+from dse.train.schedules import epoch_batch_sizes
 
 METHODS = ("grid", "random", "nsga2", "tpe", "gp", "moasha", "moasha-shuffled")
 GRID_METHODS = ("grid", "moasha", "moasha-shuffled")  # every grid point, queued
@@ -115,7 +115,7 @@ def batch_sizes(trial: RecordedTrial) -> tuple[int, ...]:
     from dse.config import TrialConfig
 
     config = TrialConfig.from_dict(trial.config, source=f"recorded trial {trial.number}")
-    return tuple(batch_size_at(config.batch_schedule, e) for e in range(config.epochs))
+    return epoch_batch_sizes(config)
 
 
 @dataclass
@@ -278,7 +278,9 @@ class Simulation:
     def peers(self, number: int, rung: int) -> list[Peer]:
         """The other started trials as the runner's study holds them now."""
         return [
-            Peer(n, r.curve, r.decisions.get(rung)) for n, r in self.started.items() if n != number
+            Peer(n, r.curve, r.decisions.get(rung), self.grid.batch_sizes[r.key])
+            for n, r in self.started.items()
+            if n != number
         ]
 
     def replayed(self, number: int, running: Running) -> ReplayedTrial:

@@ -76,7 +76,7 @@ from dse.search.study import Counting, fail_stale, finished_count
 from dse.search.study_setup import set_up_study
 from dse.search.unvisited import Novelty, Outcome
 from dse.space import SearchSpace
-from dse.train.schedules import batch_size_at
+from dse.train.schedules import epoch_batch_sizes
 
 POLL_S = 0.5
 HEARTBEAT_EVERY_S = 1.0
@@ -316,9 +316,7 @@ class Runner:
         with _unless_failed_as_stale():  # by another runner meanwhile, and queued again
             key = TrialRecord(trial).start(as_dict, placement)
             rungs = self.rung_book.rungs_for(config.epochs) if self.rung_book else ()
-            batch_sizes = tuple(
-                batch_size_at(config.batch_schedule, e) for e in range(config.epochs)
-            )
+            batch_sizes = epoch_batch_sizes(config)
             checkpoint = f"{self.checkpoints}/{key}.pt"  # a retry's is its failed run's
             keep = self.options.keep_checkpoints
             self.pool.submit(slot, TrialTask(trial.number, as_dict, rungs, checkpoint, keep))

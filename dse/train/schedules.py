@@ -117,9 +117,14 @@ class TrainingPlan:
         raise TypeError(f"unknown LR policy {p!r}")
 
 
+def epoch_batch_sizes(config: TrialConfig) -> tuple[int, ...]:
+    """The batch size of each of the trial's epochs."""
+    return tuple(batch_size_at(config.batch_schedule, e) for e in range(config.epochs))
+
+
 def make_plan(config: TrialConfig, n_train: int) -> TrainingPlan:
     """Batch sizes and step counts per epoch; the last batch of an epoch may be smaller."""
-    sizes = tuple(batch_size_at(config.batch_schedule, e) for e in range(config.epochs))
+    sizes = epoch_batch_sizes(config)
     return TrainingPlan(
         lr0=config.optimizer.lr,
         policy=config.lr_policy,

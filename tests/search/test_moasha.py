@@ -1,9 +1,10 @@
-"""The MO-ASHA rung rule on synthetic learning curves: exact decisions, no training."""
+"""The MO-ASHA rung rule on synthetic learning curves (exact decisions, no training), and on a
+live study resumed with early stopping turned on."""
 
 from __future__ import annotations
 
 import heapq
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import pytest
 
@@ -18,6 +19,11 @@ from dse.search.moasha import (
     rung_order,
     rung_values,
 )
+from dse.search.options import RunOptions
+from dse.search.records import TrialRecord
+from dse.search.runner import run_study
+from dse.space import load_space
+from tests.conftest import load_study, write_space
 
 TIME_ACC = ["minimize", "maximize"]
 
@@ -200,3 +206,24 @@ def test_settings_are_checked():
     with pytest.raises(ConfigError, match="objectives.n_params: early_stop moasha cannot"):
         EarlyStop().check(["train_time_s", "n_params"], "s.yaml")
     assert EarlyStop((1, 3, 9)).decides_at(3, 9) and not EarlyStop((1, 3, 9)).decides_at(9, 9)
+
+
+def test_trials_run_before_early_stopping_was_on_count_at_its_rungs(workdir):
+    """A study of 3 trials run in full without early stopping, resumed with MO-ASHA: the next
+    trial is ranked at rung 1 against those 3 (their estimates from their curves at epoch 1),
+    not taken as the rung's first arrival."""
+    space = load_space(str(write_space(workdir, epochs=2, lrs="[0.0003, 0.001, 0.003]")))
+    plain = RunOptions(storage="sqlite:///m.db", sampler="grid", n_trials=3, workers=1)
+    run_study(space, plain)
+    run_study(space, replace(plain, n_trials=4, early_stop=EarlyStop((1,), 3.0)))
+    trials = load_study("sqlite:///m.db", "tiny").get_trials()
+    assert [TrialRecord(t).decisions() for t in trials[:3]] == [[], [], []]
+    (decision,) = TrialRecord(trials[3]).decisions()
+    assert decision.rung == 1 and decision.of == 4 and decision.cutoff == 2
+    names = space.metric_names
+    earlier = [
+        RungRecord(r.number, rung_values(names, r.curve[:1], (50, 50)))
+        for r in map(TrialRecord, trials[:3])
+    ]
+    expected = decide(1, RungRecord(3, decision.values), earlier, space.directions, 3.0)
+    assert (decision.position, decision.proceed) == (expected.position, expected.proceed)
