@@ -54,6 +54,8 @@ class RunOptions:
             raise ConfigError(
                 f"{option('sampler')} grid: {space.source} has continuous ranges (no grid)"
             )
+        if not 0 <= self.seed < 2**32:  # numpy's seed range, which the samplers use
+            raise ConfigError(f"{option('seed')} {self.seed}: must be 0 to {2**32 - 1}")
         if self.workers is not None and self.workers < 1:
             raise ConfigError(f"{option('workers')} {self.workers}: must be at least 1")
         if not self.db_outage_limit >= 0:

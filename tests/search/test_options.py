@@ -16,6 +16,8 @@ from dse.space import load_space
     [
         (RunOptions(sampler="bogus"), "sampler bogus: choose from grid, random, nsga2, tpe, gp"),
         (RunOptions(workers=0), "workers 0: must be at least 1"),
+        (RunOptions(seed=-1), "seed -1: must be 0 to 4294967295"),
+        (RunOptions(seed=2**32), "seed 4294967296: must be 0 to 4294967295"),
         (RunOptions(db_outage_limit=-1), "db_outage_limit -1: must be 0 seconds or more"),
         (RunOptions(backend="ray"), "backend ray: choose from local, dask"),
         (RunOptions(scheduler="tcp://h:1"), "scheduler needs backend dask"),
