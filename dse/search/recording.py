@@ -28,6 +28,7 @@ from dse.search.storage import close_storage, open_storage
 from dse.search.study import load_study
 from dse.space import SearchSpace
 from dse.space.parse import parse_space
+from dse.train.result import current_metric
 
 FORMAT = "dse-record/1"
 
@@ -169,10 +170,22 @@ def complete_grid(recording: Recording) -> Recording:
     check_objectives(recording, where)
     try:
         space = recording.search_space()
-    except DseError as exc:
+    except (DseError, ValueError, TypeError, KeyError, AttributeError) as exc:
         raise ConfigError(f"{where}: its stored space does not read ({exc})") from None
     if not space.finite:
         raise ConfigError(f"{where}: its space has continuous ranges: no grid to replay")
+    recorded = ([current_metric(n) for n in recording.metric_names], recording.directions)
+    if recorded != (space.metric_names, list(space.directions)):
+        raise ConfigError(
+            f"{where}: objectives {recording.metric_names} {recording.directions} are not its "
+            f"space's ({space.metric_names} {list(space.directions)})"
+        )
+    numbers = [trial.number for trial in recording.trials]
+    if not all(isinstance(n, int) and not isinstance(n, bool) for n in numbers):
+        raise ConfigError(f"{where}: trial numbers {numbers} are not all integers")
+    if len(set(numbers)) < len(numbers):
+        twice = next(n for n in numbers if numbers.count(n) > 1)
+        raise ConfigError(f"{where}: trial {twice} is recorded twice")
     by_key: dict[str, RecordedTrial] = {}
     for trial in recording.trials:
         if trial.values is not None and trial.key not in by_key:
@@ -191,7 +204,7 @@ def complete_grid(recording: Recording) -> Recording:
                 f"{where}: trial {trial.number} has no per-epoch history ({len(trial.curve)} of "
                 f"{trial.epochs} epochs recorded): replay needs each epoch's time and accuracy"
             )
-        check_trial(trial, len(recording.metric_names), where)
+        check_trial(trial, space.metric_names, where)
     return replace(recording, trials=chosen)
 
 
@@ -222,20 +235,26 @@ def _number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def check_trial(trial: RecordedTrial, n_objectives: int, where: str) -> None:
-    """A grid point's record as a replay reads it: a config, its objective values (finite
-    numbers), and its epochs numbered 1, 2, ... with finite times and accuracies; else a
-    one-line refusal naming the trial and the field."""
+def check_trial(trial: RecordedTrial, metric_names: list[str], where: str) -> None:
+    """A grid point's record as a replay reads it: a config; its objective values, finite and
+    in range (every metric is >= 0, an accuracy <= 1) and equal to its metrics of those names;
+    and at most its config's epochs, numbered 1, 2, ..., with finite times that add up and
+    accuracies in [0, 1]; else a one-line refusal naming the trial and the field."""
     at = f"{where}: trial {trial.number}"
     if not isinstance(trial.config, dict) or not isinstance(trial.metrics, dict):
         raise ConfigError(f"{at}: its config and metrics must be mappings")
-    values = trial.values
-    if (
-        not isinstance(values, list)
-        or len(values) != n_objectives
-        or not all(_number(v) for v in values)
-    ):
-        raise ConfigError(f"{at}: objective values {values}: expected {n_objectives} numbers")
+    values, count = trial.values, len(metric_names)
+    if not isinstance(values, list) or len(values) != count or not all(map(_number, values)):
+        raise ConfigError(f"{at}: objective values {values}: expected {count} numbers")
+    for name, value in zip(metric_names, values, strict=True):
+        highest = 1.0 if name.endswith("accuracy") else math.inf
+        if not 0 <= value <= highest:
+            raise ConfigError(f"{at}: objective {name} {value} is out of range")
+        metric = trial.metrics.get(name)
+        if _number(metric) and not math.isclose(value, metric, rel_tol=1e-9, abs_tol=1e-12):
+            raise ConfigError(f"{at}: objective {name} {value} is not its metric {name} {metric}")
+    if not isinstance(trial.epochs, int) or len(trial.curve) > trial.epochs:
+        raise ConfigError(f"{at}: {len(trial.curve)} epochs recorded of {trial.epochs!r} run")
     elapsed = 0.0
     for index, point in enumerate(trial.curve, start=1):
         epoch = f"{at}, epoch {index} of its curve"
@@ -247,11 +266,11 @@ def check_trial(trial: RecordedTrial, n_objectives: int, where: str) -> None:
             seconds = getattr(point, name)
             if not (_number(seconds) and seconds >= 0):
                 raise ConfigError(f"{epoch}: {name} {seconds!r} is not a number of seconds")
-        if point.elapsed_train_s < elapsed:
+        elapsed += point.epoch_time_s
+        if not math.isclose(point.elapsed_train_s, elapsed, rel_tol=1e-3, abs_tol=1e-3):
             raise ConfigError(
-                f"{epoch}: elapsed_train_s {point.elapsed_train_s} is below the epoch before's "
-                f"({elapsed}): it counts the training seconds of epochs 1..{index}"
+                f"{epoch}: elapsed_train_s {point.elapsed_train_s} is not the sum of epoch "
+                f"times 1..{index} ({elapsed:.6g})"
             )
-        elapsed = point.elapsed_train_s
         if not (_number(point.val_accuracy) and 0 <= point.val_accuracy <= 1):
             raise ConfigError(f"{epoch}: val_accuracy {point.val_accuracy!r} is not in [0, 1]")
