@@ -28,8 +28,8 @@ class Estimate:
     high: float
 
 
-SHARE = (0.0, 1.0)  # a hypervolume share's range
-NON_NEGATIVE = (0.0, math.inf)  # compute shares (random search may revisit points) and counts
+SHARE = (0.0, 1.0)  # hypervolume and compute shares (no point runs twice, none past its end)
+NON_NEGATIVE = (0.0, math.inf)  # counts
 
 
 def t_interval(
@@ -98,7 +98,7 @@ def summarize(grid: Grid, method: str, runs: Sequence[SeedRun]) -> MethodSummary
         method=method,
         seeds=len(runs),
         hv_share=t_interval([r.hypervolume / whole_hv for r in runs], SHARE),
-        compute_share=t_interval([r.compute_s / whole_s for r in runs], NON_NEGATIVE),
+        compute_share=t_interval([r.compute_s / whole_s for r in runs], SHARE),
         trials=t_interval([len(r.trials) for r in runs], NON_NEGATIVE),
         stopped=t_interval(stopped, NON_NEGATIVE),
         curve=curve,

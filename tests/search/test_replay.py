@@ -316,6 +316,12 @@ def test_share_intervals_stay_within_what_a_share_can_be():
     assert few.low == 0.0 and few.high == 1.0 and few.mean == pytest.approx(0.8)
     wide = t_interval([0.2, 0.25, 0.3], NON_NEGATIVE)
     assert 0.0 < wide.low < 0.25 < wide.high
+    # two seeds of random search on 16 of 24 points: the t interval of 2 samples reaches
+    # 1.197, but no search spends more than the whole grid's training
+    grid = Grid(synthetic_recording())
+    result = replay_methods(grid, ["random"], 2, 1, 16, EarlyStop())
+    (summary,) = result.summaries
+    assert summary.compute_share.low > 0.2 and summary.compute_share.high == 1.0
 
 
 @pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux's /proc")
