@@ -36,6 +36,28 @@ _Loader.yaml_implicit_resolvers = {
 _Loader.add_implicit_resolver("tag:yaml.org,2002:float", _FLOAT, list("-+0123456789."))
 
 
+def _mapping_without_repeated_keys(loader: _Loader, node: yaml.MappingNode) -> dict[Any, Any]:
+    """A mapping, refused where a key repeats: PyYAML keeps the last silently, so an axis
+    written twice would run only its second values."""
+    seen: set[Any] = set()
+    for key_node, _ in node.value:
+        if key_node.tag == "tag:yaml.org,2002:merge":
+            continue
+        key = loader.construct_object(key_node, deep=True)
+        if isinstance(key, str | int | float | bool) or key is None:
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} is given twice", key_node.start_mark
+                )
+            seen.add(key)
+    return loader.construct_mapping(node, deep=True)
+
+
+_Loader.add_constructor(
+    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping_without_repeated_keys
+)
+
+
 def loads(text: str, source: str = "<string>") -> Any:
     """Parse YAML text; a syntax error becomes a ConfigError naming the source and line."""
     try:

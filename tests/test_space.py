@@ -230,6 +230,19 @@ def test_a_space_written_with_the_old_metric_name_reads_as_today():
             "a log range needs low > 0",
         ),
         (
+            {"axes": {"model.primary_types": {"low": 2, "high": 7, "step": 2}}},
+            "axes.model.primary_types: high 7 is not low 2 plus whole steps of 2 (the last step "
+            "ends at 6)",
+        ),
+        (
+            {"axes": {"optimizer.lr": {"low": 0.001, "high": 0.0045, "step": 0.002}}},
+            "axes.optimizer.lr: high 0.0045 is not low 0.001 plus whole steps of 0.002",
+        ),
+        (
+            {"axes": {"model.routing_iterations": [1, 1, 2]}},
+            "axes.model.routing_iterations: 1 is listed twice",
+        ),
+        (
             {"axes": {"model.routing_iterations": [1, 3]}, "points": [{"model.decoder": "full"}]},
             "points[0].model.decoder: not an axis",
         ),
@@ -274,6 +287,14 @@ def test_space_files(tmp_path):
     (tmp_path / "list.yaml").write_text("- 1\n")
     with pytest.raises(ConfigError, match="list.yaml: expected a mapping"):
         load_space(str(tmp_path / "list.yaml"))
+    # PyYAML keeps the last of a repeated key: the first axis would be dropped unseen
+    twice = "name: x\naxes:\n  model.routing_iterations: [1, 2]\n  model.routing_iterations: [3]\n"
+    (tmp_path / "twice.yaml").write_text(twice)
+    with pytest.raises(
+        ConfigError,
+        match=r"twice.yaml:4: invalid YAML: key 'model.routing_iterations' is given twice$",
+    ):
+        load_space(str(tmp_path / "twice.yaml"))
 
 
 def test_a_local_file_wins_over_a_shipped_one(tmp_path, monkeypatch):

@@ -24,6 +24,7 @@ See search_spaces/README.md for the full reference.
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import replace
 from importlib import resources
@@ -69,6 +70,10 @@ def _parse_axis(key: str, spec: Any, where: str) -> Axis:
     if isinstance(spec, list):
         if not spec:
             raise ConfigError(f"{where}: axes.{key}: empty list of choices")
+        listed = [repr(value) for value in spec]
+        twice = next((v for v in listed if listed.count(v) > 1), None)
+        if twice is not None:
+            raise ConfigError(f"{where}: axes.{key}: {twice} is listed twice")
         return Choice(key, tuple(spec))
     if (
         isinstance(spec, dict)
@@ -111,6 +116,14 @@ def _parse_range(key: str, spec: dict[str, Any], where: str) -> Range:
         raise ConfigError(f"{where}: axes.{key}.step: must be > 0, got {step}")
     if log and step is not None:
         raise ConfigError(f"{where}: axes.{key}: give either log or step, not both")
+    if step is not None:
+        steps = (high - low) / step
+        if abs(steps - round(steps)) > 1e-9 * max(1.0, steps):  # optuna would cut high
+            last = low + math.floor(steps + 1e-9) * step
+            raise ConfigError(
+                f"{where}: axes.{key}: high {high} is not low {low} plus whole steps of {step} "
+                f"(the last step ends at {last:g})"
+            )
     integer = all(isinstance(v, int) for v in (low, high, step) if v is not None)
     return Range(key, float(low), float(high), integer, log, step)
 
