@@ -147,7 +147,11 @@ def make_sampler(name: str, seed: int, budget: int | None = None) -> optuna.samp
     if name == "tpe":
         return optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup)
     if name == "gp":
-        return optuna.samplers.GPSampler(seed=seed, n_startup_trials=startup)
+        # A choice's own parameters exist in some trials only; GP samples them at random, and
+        # would otherwise warn so once per parameter and trial (dozens of lines a run)
+        return optuna.samplers.GPSampler(
+            seed=seed, n_startup_trials=startup, warn_independent_sampling=False
+        )
     raise ConfigError(choose_from(option("sampler"), name, SAMPLERS))
 
 
