@@ -96,7 +96,9 @@ class Grid:
             )
         given = self.space.reference_point
         values = [list(t.values or ()) for t in complete]
-        self.reference = list(given) if given else worst_plus_margin(values, self.directions)
+        # as `dse pareto` takes it: from every complete trial, feasible or not
+        ran = [list(t.values) for t in self.by_key.values() if t.values is not None]
+        self.reference = list(given) if given else worst_plus_margin(ran, self.directions)
         self.hypervolume = hypervolume(values, self.directions, self.reference) if values else 0.0
         self.compute_s = sum(t.compute_s for t in self.by_key.values())
 

@@ -26,6 +26,7 @@ from dse.search.recording import (
 from dse.search.records import EpochPoint, TrialRecord
 from dse.search.replay import Grid, replay_method
 from dse.search.replay_summary import NON_NEGATIVE, SHARE, replay_methods, t_interval
+from dse.search.results import worst_plus_margin
 from dse.search.runner import run_study
 from dse.space import load_space
 from dse.space.parse import parse_space
@@ -349,3 +350,19 @@ def test_old_layout_studies_are_refused_or_replayed(tmp_path, monkeypatch):
     assert result.exit_code == 0, result.stderr
     rows = {row["method"]: row for row in last_json(result)}
     assert rows["grid"]["trials"] == 2 and rows["grid"]["hv_share"] == 1.0
+
+
+def test_a_constrained_grid_takes_its_reference_point_as_pareto_does():
+    """`dse pareto` bounds the hypervolume by the worst of every complete trial, feasible or
+    not (results.reference_point); the replay's grid takes the same point."""
+    recording = _with_space(synthetic_recording(), constraints=["val_accuracy >= 0.96"])
+    trials = [
+        replace(t, metrics={**t.metrics, "val_accuracy": t.values[1]}) for t in recording.trials
+    ]
+    recording = replace(recording, trials=trials)
+    grid = Grid(recording)
+    every = [t.values for t in trials]
+    feasible = [t.values for t in trials if t.values[1] >= 0.96]
+    assert 0 < len(feasible) < len(every)
+    assert grid.reference == worst_plus_margin(every, grid.directions)
+    assert grid.reference != worst_plus_margin(feasible, grid.directions)
