@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from typer.testing import CliRunner
 
@@ -243,3 +245,22 @@ def test_help_still_shows_help():
     assert bare.exit_code == 2 and "pareto" in bare.stdout + bare.stderr
     group = runner.invoke(app, ["config"])
     assert group.exit_code == 2 and "presets" in group.stdout + group.stderr
+
+
+def test_rule_settings_without_the_rule_are_refused(tmp_path, monkeypatch):
+    """`--rungs`/`--eta` without `--early-stop` would run every trial in full unannounced; and
+    `--methods` for a replay names each method once."""
+    monkeypatch.chdir(tmp_path)
+    for extra, message in [
+        (["--rungs", "1,2"], "--rungs: only with --early-stop moasha"),
+        (["--eta", "2", "--rungs", "1"], "--rungs and --eta: only with --early-stop moasha"),
+    ]:
+        refused = runner.invoke(
+            app, ["run", "--space", "smoke", "--storage", "sqlite:///r.db", *extra]
+        )
+        assert refused.exit_code == 2 and refused.stderr.strip() == f"error: {message}"
+    assert not (tmp_path / "r.db").exists()
+    record = str(Path(__file__).parent.parent / "bench/records/efficiency_policies.json.gz")
+    for methods, message in [(",", "no method given"), ("grid,grid", "grid is listed twice")]:
+        refused = runner.invoke(app, ["replay", "--record", record, "--methods", methods])
+        assert refused.exit_code == 2 and message in refused.stderr, refused.stderr

@@ -59,8 +59,8 @@ def run(
         typer.Option("--retry-oom", help="Retry an out-of-memory trial once at half the batch."),
     ] = False,
     early_stop: EarlyStopOpt = None,
-    rungs: RungsOpt = "1,3,9",
-    eta: EtaOpt = 3.0,
+    rungs: RungsOpt = None,
+    eta: EtaOpt = None,
     quiet: Annotated[
         bool, typer.Option("--quiet", "-q", help="A line per finished trial.")
     ] = False,

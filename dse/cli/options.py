@@ -92,10 +92,14 @@ EarlyStopOpt = Annotated[
     ),
 ]
 RungsOpt = Annotated[
-    str, typer.Option("--rungs", metavar="EPOCHS", help="Epochs at which --early-stop decides.")
+    str | None,
+    typer.Option(
+        "--rungs", metavar="EPOCHS", help="Epochs at which MO-ASHA decides (default 1,3,9)."
+    ),
 ]
 EtaOpt = Annotated[
-    float, typer.Option("--eta", help="Keep the top 1/eta of the trials at each rung.")
+    float | None,
+    typer.Option("--eta", help="MO-ASHA keeps the top 1/eta at each rung (default 3)."),
 ]
 DbOutageLimitOpt = Annotated[
     float,

@@ -9,7 +9,7 @@ from typing import Any
 from dse.commands.paths import check_output_dir
 from dse.errors import ConfigError, choose_from, option
 from dse.output import Rows, Shown
-from dse.search.moasha import DEFAULT_ETA, EarlyStop, check_eta, parse_rungs
+from dse.search.moasha import EarlyStop, check_eta, parse_rungs
 from dse.search.options import RunOptions
 from dse.search.recorder import RunSummary
 from dse.search.runner import run_study
@@ -18,13 +18,19 @@ from dse.space import load_space
 EARLY_STOP_RULES = ("moasha",)
 
 
-def early_stop_from(rule: str | None, rungs: str = "1,3,9", eta: float = DEFAULT_ETA):
-    """`--early-stop moasha --rungs 1,3,9 --eta 3` as an EarlyStop (None: no early stopping)."""
+def early_stop_from(rule: str | None, rungs: str | None = None, eta: float | None = None):
+    """`--early-stop moasha --rungs 1,3,9 --eta 3` as an EarlyStop (None: no early stopping).
+    Rungs or eta without a rule would be ignored, so they are refused."""
     if rule is None:
+        given = [option(n) for n, v in (("rungs", rungs), ("eta", eta)) if v is not None]
+        if given:
+            raise ConfigError(f"{' and '.join(given)}: only with {option('early_stop')} moasha")
         return None
     if rule not in EARLY_STOP_RULES:
         raise ConfigError(choose_from(option("early_stop"), rule, EARLY_STOP_RULES))
-    return EarlyStop(parse_rungs(rungs), check_eta(eta))
+    default = EarlyStop()
+    rungs = rungs if rungs is not None else ",".join(map(str, default.rungs))
+    return EarlyStop(parse_rungs(rungs), check_eta(eta if eta is not None else default.eta))
 
 
 def front_shown(rows: list[dict[str, Any]], title: str) -> Shown:

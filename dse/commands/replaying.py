@@ -20,10 +20,17 @@ DEFAULT_METHODS = ("grid", "random", "nsga2", "tpe", "moasha")
 def parse_methods(text: str) -> list[str]:
     methods = [m.strip() for m in text.split(",") if m.strip()]
     unknown = [m for m in methods if m not in METHODS]
-    if unknown or not methods:
+    twice = [m for m in METHODS if methods.count(m) > 1]
+    if unknown or not methods or twice:
+        problem = (
+            f"unknown {', '.join(unknown)}"
+            if unknown
+            else f"{twice[0]} is listed twice"
+            if twice
+            else "no method given"
+        )
         raise ConfigError(
-            f"{option('methods')} {text}: unknown {', '.join(unknown) or 'none given'}; "
-            f"choose from {', '.join(METHODS)}"
+            f"{option('methods')} {text!r}: {problem}; choose from {', '.join(METHODS)}"
         )
     return methods
 
