@@ -15,6 +15,7 @@ import gzip
 import json
 import math
 from dataclasses import asdict, dataclass, field, replace
+from dataclasses import fields as dataclass_fields
 from pathlib import Path
 from typing import Any
 
@@ -82,11 +83,23 @@ class Recording:
     def from_json(cls, data: dict[str, Any], source: str) -> Recording:
         if not isinstance(data, dict) or data.get("format") != FORMAT:
             raise ConfigError(f"{source}: not a dse record ({FORMAT})")
+        trials = data.pop("trials", None)
+        if not isinstance(trials, list):
+            raise ConfigError(f"{source}: a damaged dse record (no list of trials)")
+        read = []
+        for index, raw in enumerate(trials):
+            try:
+                trial = RecordedTrial(**raw)
+                read.append(replace(trial, curve=[EpochPoint(**p) for p in trial.curve]))
+            except (TypeError, KeyError, AttributeError):
+                fields = ", ".join(f.name for f in dataclass_fields(RecordedTrial))
+                raise ConfigError(
+                    f"{source}: a damaged dse record (its trial #{index + 1} is not a mapping "
+                    f"of {fields}, with a curve of epoch mappings)"
+                ) from None
         try:
-            trials = [RecordedTrial(**t) for t in data.pop("trials")]
-            trials = [replace(t, curve=[EpochPoint(**p) for p in t.curve]) for t in trials]
-            recording = cls(**data, trials=trials)
-        except (TypeError, KeyError, AttributeError) as exc:
+            recording = cls(**data, trials=read)
+        except TypeError as exc:
             raise ConfigError(f"{source}: a damaged dse record ({exc})") from None
         for trial in recording.trials:
             if not isinstance(trial.params, dict) or not isinstance(trial.config, dict):
@@ -98,9 +111,13 @@ class Recording:
 
 
 def save_record(recording: Recording, path: str | Path) -> Path:
+    """gzip-compressed JSON where the name ends in .gz, else plain JSON (load_record reads both)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     text = json.dumps(recording.to_json(), separators=(",", ":"))
+    if path.suffix != ".gz":
+        path.write_text(text, encoding="utf-8")
+        return path
     with gzip.open(path, "wt", encoding="utf-8", compresslevel=9) as out:
         out.write(text)
     return path
@@ -109,6 +126,8 @@ def save_record(recording: Recording, path: str | Path) -> Path:
 def load_record(path: str | Path) -> Recording:
     """A record written by save_record (gzip-compressed JSON; plain JSON reads too)."""
     path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"{option('record')} {path}: is a directory, not a record file")
     if not path.is_file():
         raise ConfigError(f"{option('record')} {path}: no such file")
     try:
@@ -259,7 +278,7 @@ def check_trial(trial: RecordedTrial, metric_names: list[str], where: str) -> No
     for index, point in enumerate(trial.curve, start=1):
         epoch = f"{at}, epoch {index} of its curve"
         if point.epoch != index:
-            raise ConfigError(f"{epoch}: numbered {point.epoch} (epochs count 1, 2, ...)")
+            raise ConfigError(f"{epoch}: numbered {point.epoch!r} (epochs count 1, 2, ...)")
         if not (isinstance(point.batch_size, int) and point.batch_size >= 1):
             raise ConfigError(f"{epoch}: batch_size {point.batch_size!r} is not a positive integer")
         for name in ("epoch_time_s", "elapsed_train_s"):

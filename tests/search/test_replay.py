@@ -3,6 +3,7 @@ result for the same seed, the portable record, and one-line refusals of what can
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import time
 from contextlib import closing
@@ -17,6 +18,7 @@ from dse.cli import app
 from dse.search.moasha import EarlyStop
 from dse.search.options import RunOptions
 from dse.search.recording import (
+    FORMAT,
     RecordedTrial,
     Recording,
     load_record,
@@ -223,6 +225,7 @@ def _with_epoch(recording: Recording, trial: int, index: int, **changes) -> Reco
         (lambda r: _with_epoch(r, 3, 2, epoch_time_s=float("nan")), "epoch_time_s nan"),
         (lambda r: _with_epoch(r, 3, 2, val_accuracy=-1.0), "val_accuracy -1.0 is not in [0, 1]"),
         (lambda r: _with_epoch(r, 3, 2, epoch=7), "numbered 7"),
+        (lambda r: _with_epoch(r, 3, 2, epoch="3"), "numbered '3'"),
         (lambda r: _with_epoch(r, 3, 2, elapsed_train_s=0.0), "not the sum of epoch times 1..3"),
         (lambda r: _with_epoch(r, 3, 1, elapsed_train_s=99.0), "not the sum of epoch times 1..2"),
         (lambda r: _damaged(r, 3, values=[-1.0, 0.5]), "objective train_time_s -1.0 is out of"),
@@ -366,3 +369,21 @@ def test_a_constrained_grid_takes_its_reference_point_as_pareto_does():
     assert 0 < len(feasible) < len(every)
     assert grid.reference == worst_plus_margin(every, grid.directions)
     assert grid.reference != worst_plus_margin(feasible, grid.directions)
+
+
+def test_a_record_missing_fields_or_saved_plain(tmp_path, monkeypatch):
+    """A record with a trial missing its curve names the trial's place, not Python's
+    internals; `--save-record x.json` writes plain JSON, which reads back."""
+    monkeypatch.chdir(tmp_path)
+    data = synthetic_recording().to_json()
+    del data["trials"][1]["curve"]
+    Path("no_curve.json").write_text(json.dumps(data))
+    _one_line_error(["replay", "--record", "no_curve.json"], "its trial #2 is not a mapping of")
+    data = synthetic_recording().to_json()
+    data["trials"][0]["curve"] = [1, 2]
+    Path("int_curve.json").write_text(json.dumps(data))
+    _one_line_error(["replay", "--record", "int_curve.json"], "its trial #1 is not a mapping of")
+    _one_line_error(["replay", "--record", str(tmp_path)], "is a directory, not a record file")
+    plain = save_record(synthetic_recording(), "plain.json")
+    assert json.loads(plain.read_text())["format"] == FORMAT
+    assert load_record(plain) == synthetic_recording()
