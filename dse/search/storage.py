@@ -55,16 +55,17 @@ def normalized_url(url: str) -> str:
 
 def open_error(url: str, exc: BaseException) -> DseError:
     """The one-line error for a storage that cannot be opened."""
-    if isinstance(exc, ImportError):
-        if url.startswith("postgres"):
-            return ConfigError(
-                f"{option('storage')} {url}: PostgreSQL needs the psycopg driver: "
-                "pip install 'dse[postgres]'"
-            )
+    if isinstance(exc, ImportError) and url.startswith("postgres"):
         return ConfigError(
-            f"{option('storage')} {url}: the database driver is not installed ({exc.name})"
+            f"{option('storage')} {url}: PostgreSQL needs the psycopg driver: "
+            "pip install 'dse[postgres]'"
         )
     first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    if isinstance(exc, ImportError):
+        return ConfigError(
+            f"{option('storage')} {url}: the database driver is not installed "
+            f"({exc.name or first_line})"
+        )
     return StorageError(f"{option('storage')} {url}: cannot open the database: {first_line}")
 
 
