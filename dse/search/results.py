@@ -131,10 +131,7 @@ def trials_frame(view: StudyView) -> pd.DataFrame:
         values = record.metrics | {f"{m}_std": v for m, v in record.seed_std.items()}
         row.update({m: values.get(m) for m in metrics})
         row.update({f"params_{k}": v for k, v in t.params.items()})
-        if t.constraints:
-            row["feasible"] = all(v <= 0 for v in t.constraints.values())
-        else:  # no constraint: a complete trial meets them all; one without metrics is unknown
-            row["feasible"] = True if t.state == TrialState.COMPLETE else None
+        row["feasible"] = all(v <= 0 for v in t.constraints.values()) if t.constraints else True
         row["device"] = record.device
         row["slot"] = record.slot
         row["host"] = record.host
