@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import tempfile
 from pathlib import Path
@@ -38,7 +39,9 @@ def _probe(folder: Path, name: str, path: str | Path) -> None:
         with tempfile.TemporaryFile(dir=folder):
             pass
     except OSError as error:
-        reason = error.strerror or type(error).__name__
+        # a pseudo file system answers "No such file or directory" for a folder that exists
+        known = error.strerror and error.errno != errno.ENOENT
+        reason = f" ({error.strerror})" if known else ""
         raise ConfigError(
-            f"{option(name)} {path}: directory {folder} is not writable ({reason})"
+            f"{option(name)} {path}: directory {folder} is not writable{reason}"
         ) from None
