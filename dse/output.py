@@ -11,6 +11,7 @@ import csv
 import io
 import json
 import os
+import re
 import sys
 from dataclasses import dataclass, field
 from enum import Enum
@@ -21,6 +22,12 @@ from rich.console import Console
 from rich.table import Table
 
 from dse.errors import as_cli
+
+
+def file_stem(name: str) -> str:
+    """A study's or run's name as a file name: runs of characters other than letters, digits,
+    `.`, `_` and `-` (a `/`, a space) become one `_`, so the file lands where it was asked for."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name)
 
 
 class Format(str, Enum):

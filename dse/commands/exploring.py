@@ -8,7 +8,7 @@ from typing import Any
 
 from dse.commands.paths import check_output_dir
 from dse.errors import ConfigError, choose_from, option
-from dse.output import Rows, Shown
+from dse.output import Rows, Shown, file_stem
 from dse.search.moasha import EarlyStop, check_eta, parse_rungs
 from dse.search.options import RunOptions
 from dse.search.recorder import RunSummary
@@ -115,7 +115,7 @@ def reproduce(
         raise ConfigError(
             f"study {name}: no complete trials with a `preset` parameter of the paper's eight"
         )
-    page = paper.write_html(rows, name, Path(out) / f"reproduce-{name}.html")
+    page = paper.write_html(rows, name, Path(out) / f"reproduce-{file_stem(name)}.html")
     return Shown(
         tables=[Rows(rows)],
         data={"rows": rows, "orderings": [asdict(o) for o in paper.orderings(rows)]},

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from dse.commands.paths import check_output_dir, check_writable
 from dse.errors import ConfigError, option
-from dse.output import Rows, Shown
+from dse.output import Rows, Shown, file_stem
 from dse.search.moasha import DEFAULT_ETA, ESTIMABLE, EarlyStop, check_eta, parse_rungs
 from dse.search.recording import Recording, complete_grid, load_record, record_study, save_record
 from dse.search.replay import METHODS, Grid
@@ -106,7 +106,7 @@ def replay(
 
         title = f"replay of {recording.study}: {len(grid.grid)} points, {workers} workers"
         path = write_replay_plot(
-            result.summaries, title, Path(out) / f"replay_{recording.study}.html"
+            result.summaries, title, Path(out) / f"replay_{file_stem(recording.study)}.html"
         )
         notes.append(f"figure written to {path}")
     rows = [_table_row(s.row()) for s in result.summaries]

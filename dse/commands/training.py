@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import re
 import shlex
 import signal
 import warnings
@@ -14,7 +13,7 @@ from typing import Any
 from dse.commands.paths import check_output_dir, check_writable
 from dse.config import TrialConfig
 from dse.errors import ConfigError, Interrupted, choose_from, option
-from dse.output import Rows, Shown
+from dse.output import Rows, Shown, file_stem
 from dse.presets import preset, preset_names, resolve_config
 
 
@@ -93,7 +92,7 @@ def _checkpoint_file(
     resolved = resolve_config(config, preset_name, overrides)
     folder = checkpoint_dir or DEFAULT_CHECKPOINT_DIR
     check_output_dir(folder, "checkpoint_dir")
-    name = re.sub(r"[^A-Za-z0-9._-]+", "_", resolved.name or "run")
+    name = file_stem(resolved.name or "run")
     file = ResumeFile(Path(folder) / f"train-{name}.pt", resume=False, keep=keep)
     if file.path.exists():
         warnings.warn(

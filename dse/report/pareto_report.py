@@ -15,6 +15,7 @@ from pathlib import Path
 
 import plotly.graph_objects as go
 
+from dse.output import file_stem
 from dse.report.front import check_color_by, pareto_figure, pareto_figure_3d
 from dse.report.panels import curves_figure, effects_figure, hypervolume_figure
 from dse.search.results import StudyView, robustness
@@ -104,11 +105,11 @@ def write_report(
         f"<p>{len(view.trials())} trials, {len(view.front())} on the Pareto front.</p>"
         f"{_front_table(view)}{''.join(parts)}</body></html>"
     )
-    html_path = out_dir / f"{name}-pareto.html"
+    html_path = out_dir / f"{file_stem(name)}-pareto.html"
     html_path.write_text(page, encoding="utf-8")
     if not png:
         return ReportFiles(html_path, None, "not asked for")
-    png_path = out_dir / f"{name}-pareto.png"
+    png_path = out_dir / f"{file_stem(name)}-pareto.png"
     reason = _write_png(figures[0], png_path)
     return ReportFiles(html_path, None if reason else png_path, reason)
 

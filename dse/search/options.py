@@ -4,13 +4,13 @@ of the run it resolves to: the sampler, the trial budget, the grid, the base con
 from __future__ import annotations
 
 import contextlib
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from dse.config import TrialConfig
 from dse.errors import ConfigError, choose_from, option
+from dse.output import file_stem
 from dse.search.devices import Slot, cpu_count, plan_slots
 from dse.search.grid_order import spread_order
 from dse.search.moasha import EarlyStop
@@ -169,8 +169,7 @@ def checkpoint_folder(options: RunOptions, study_name: str, study_uid: str) -> s
         root = database.parent / "checkpoints" if database else Path("results/checkpoints")
     if options.backend == "local":
         root = root.resolve()
-    safe_name = re.sub(r"[^A-Za-z0-9._-]+", "_", study_name)
-    return str(root / f"{safe_name}-{study_uid}")
+    return str(root / f"{file_stem(study_name)}-{study_uid}")
 
 
 def tidy_checkpoints(options: RunOptions, folder: str) -> None:

@@ -29,7 +29,7 @@ from tests.report.chromium import needs_chromium, rendered_dom, rendered_figures
 MM = ["minimize", "maximize"]
 
 
-def _study(tmp_path, objectives=None, reference=None) -> StudyView:
+def _study(tmp_path, objectives=None, reference=None, name="demo") -> StudyView:
     data = {"name": "demo", "axes": {"model.routing_iterations": [1, 2, 3]}}
     if objectives:
         data["objectives"] = objectives
@@ -37,7 +37,7 @@ def _study(tmp_path, objectives=None, reference=None) -> StudyView:
         data["reference_point"] = reference
     space = parse_space(data, "demo.yaml")
     storage = open_storage(f"sqlite:///{tmp_path}/r.db", create=True)
-    study = create_study(storage, "demo", space, make_sampler("random", 0))
+    study = create_study(storage, name, space, make_sampler("random", 0))
     points = [
         (10, 0.90, 5),
         (12, 0.95, 4),
@@ -304,3 +304,12 @@ def test_the_report_explains_the_front_in_chromium_at_1400_px(tmp_path):
     header = png.read_bytes()[:24]
     assert header[:8] == b"\x89PNG\r\n\x1a\n"
     assert int.from_bytes(header[16:20], "big") == 1400  # the IHDR width
+
+
+def test_a_study_name_with_a_slash_or_space_writes_inside_the_folder(tmp_path):
+    """Study names are free text (`dse run --study`); the report's file is named safely and
+    lands in the folder asked for, not in ../team a/."""
+    view = _study(tmp_path, name="../team a/run 1")
+    files = write_report(view, tmp_path / "out", png=False)
+    assert files.html == tmp_path / "out" / ".._team_a_run_1-pareto.html"
+    assert files.html.is_file()

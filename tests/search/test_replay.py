@@ -387,3 +387,9 @@ def test_a_record_missing_fields_or_saved_plain(tmp_path, monkeypatch):
     plain = save_record(synthetic_recording(), "plain.json")
     assert json.loads(plain.read_text())["format"] == FORMAT
     assert load_record(plain) == synthetic_recording()
+    # a study's name is free text; the figure's file is named safely, inside --out
+    save_record(replace(synthetic_recording(), study="../team a/grid"), "odd.json.gz")
+    args = ["replay", "--record", "odd.json.gz", "--methods", "grid", "--plot", "--out", "fig"]
+    shown = runner.invoke(app, args)
+    assert shown.exit_code == 0, shown.stderr
+    assert (tmp_path / "fig" / "replay_.._team_a_grid.html").is_file()
