@@ -9,7 +9,7 @@ from typing import Any
 from dse.commands.paths import check_output_dir
 from dse.errors import ConfigError, choose_from, option
 from dse.output import Rows, Shown, file_stem
-from dse.search.moasha import EarlyStop, check_eta, parse_rungs
+from dse.search.moasha import DEFAULT_ETA, DEFAULT_RUNGS, EarlyStop, check_eta, parse_rungs
 from dse.search.options import RunOptions
 from dse.search.recorder import RunSummary
 from dse.search.runner import run_study
@@ -28,9 +28,10 @@ def early_stop_from(rule: str | None, rungs: str | None = None, eta: float | Non
         return None
     if rule not in EARLY_STOP_RULES:
         raise ConfigError(choose_from(option("early_stop"), rule, EARLY_STOP_RULES))
-    default = EarlyStop()
-    rungs = rungs if rungs is not None else ",".join(map(str, default.rungs))
-    return EarlyStop(parse_rungs(rungs), check_eta(eta if eta is not None else default.eta))
+    return EarlyStop(
+        parse_rungs(rungs) if rungs is not None else DEFAULT_RUNGS,
+        check_eta(eta) if eta is not None else DEFAULT_ETA,
+    )
 
 
 def front_shown(rows: list[dict[str, Any]], title: str) -> Shown:

@@ -21,18 +21,15 @@ def parse_methods(text: str) -> list[str]:
     methods = [m.strip() for m in text.split(",") if m.strip()]
     unknown = [m for m in methods if m not in METHODS]
     twice = [m for m in METHODS if methods.count(m) > 1]
-    if unknown or not methods or twice:
-        problem = (
-            f"unknown {', '.join(unknown)}"
-            if unknown
-            else f"{twice[0]} is listed twice"
-            if twice
-            else "no method given"
-        )
-        raise ConfigError(
-            f"{option('methods')} {text!r}: {problem}; choose from {', '.join(METHODS)}"
-        )
-    return methods
+    if unknown:
+        problem = f"unknown {', '.join(unknown)}"
+    elif twice:
+        problem = f"{twice[0]} is listed twice"
+    elif not methods:
+        problem = "no method given"
+    else:
+        return methods
+    raise ConfigError(f"{option('methods')} {text!r}: {problem}; choose from {', '.join(METHODS)}")
 
 
 def moasha_if_estimable(
