@@ -12,6 +12,8 @@ from dse.errors import ConfigError
 from dse.search.moasha import (
     EarlyStop,
     EpochPoint,
+    Peer,
+    RungBook,
     RungRecord,
     decide,
     parse_rungs,
@@ -66,6 +68,35 @@ def test_three_objectives_fronts_then_epsilon_net():
             decision = decide(3, r, others, directions, eta)
             assert decision.proceed == (r.number in going_on), (eta, r.number)
             assert decision.cutoff == 4 // eta + 1
+
+
+def test_a_late_rung_lets_its_first_front_go_on():
+    """Where stopping saves less than a 1/eta share of the run, a newcomer no record dominates
+    goes on behind the cutoff; a dominated one is still stopped, and other rungs are as before."""
+    stop = EarlyStop((1, 3, 9), 3.0)
+    assert stop.late(9, 10) and not stop.late(9, 16) and not stop.late(3, 10)
+    assert not stop.late(2, 3) and not stop.late(10, 10) and EarlyStop((8,), 3.0).late(8, 10)
+    fast = RungRecord(0, (11.7, 0.947))
+    accurate = RungRecord(1, (15.5, 0.968))  # on the front, 2nd of 2 behind the fastest
+    dominated = RungRecord(2, (16.0, 0.940))
+    paper = decide(9, accurate, [fast], TIME_ACC, 3.0)
+    assert (paper.proceed, paper.position, paper.cutoff) == (False, 2, 1)
+    late = decide(9, accurate, [fast], TIME_ACC, 3.0, late=True)
+    assert (late.proceed, late.position, late.of, late.cutoff) == (True, 2, 2, 1)
+    assert not decide(9, dominated, [fast, accurate], TIME_ACC, 3.0, late=True).proceed
+    assert decide(9, fast, [accurate], TIME_ACC, 3.0, late=True).proceed  # 1st: as before
+
+    # the runner's and the replay's path: the run's epochs are its batch sizes' count
+    def curve(epoch_time: float, accuracy: float) -> list[EpochPoint]:
+        return [EpochPoint(e, 32, epoch_time, epoch_time * e, accuracy) for e in range(1, 10)]
+
+    book = RungBook(stop, ["train_time_s", "val_accuracy"], TIME_ACC)
+    peer = Peer(0, curve(1.0, 0.947), None, (32,) * 10)
+    for epochs, proceed in ((10, True), (16, False)):
+        decision = book.rank(
+            9, 1, curve(1.5, 0.968), (32,) * epochs, [replace(peer, batch_sizes=(32,) * epochs)]
+        )
+        assert (decision.proceed, decision.position, decision.of) == (proceed, 2, 2)
 
 
 # --- a rung schedule driven by synthetic learning curves, two workers --------------------------
