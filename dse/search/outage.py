@@ -94,7 +94,7 @@ def _causes(exc: BaseException) -> list[BaseException]:
     return chain
 
 
-def _first_line(exc: BaseException) -> str:
+def database_words(exc: BaseException) -> str:
     """The database's own words: the driver's message under SQLAlchemy's and optuna's."""
     import sqlalchemy.exc as sa
 
@@ -165,7 +165,7 @@ class Retrier:
         return self.back_at is not None and self.clock() - self.back_at < self.grace_s
 
     def fatal(self, exc: BaseException, kind: Failure) -> StorageError:
-        what = _first_line(exc)
+        what = database_words(exc)
         if kind is Failure.FULL:
             return StorageError(
                 f"{option('storage')} {self.url}: the database or its disk is full ({what}); "
@@ -180,7 +180,7 @@ class Retrier:
             self.down_since = now
             self.outages += 1
             warnings.warn(
-                f"the database {self.url} is unreachable ({_first_line(exc)}); retrying for up "
+                f"the database {self.url} is unreachable ({database_words(exc)}); retrying for up "
                 f"to {self.limit_s:g} s",
                 DatabaseOutage,
                 stacklevel=2,
@@ -190,7 +190,7 @@ class Retrier:
             raise DatabaseDown(
                 f"{option('storage')} {self.url}: the database has been unreachable for "
                 f"{down_s:.0f} s, over {option('db_outage_limit')} {self.limit_s:g} s "
-                f"({_first_line(exc)}); the trials recorded so far are kept: run the same "
+                f"({database_words(exc)}); the trials recorded so far are kept: run the same "
                 "command again once the database is back"
             )
         delay = min(MAX_BACKOFF_S, FIRST_BACKOFF_S * 2**attempt) * random.uniform(0.5, 1.0)

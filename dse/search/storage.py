@@ -25,14 +25,17 @@ import sqlite3
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import optuna
 from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 
 from dse.errors import ConfigError, DatabaseDown, DseError, Interrupted, StorageError, option
-from dse.search.outage import DEFAULT_OUTAGE_LIMIT_S, Retrier
+from dse.search.outage import DEFAULT_OUTAGE_LIMIT_S, Retrier, database_words, shown_url
 from dse.search.resilient import ResilientStorage
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import URL
 
 T = TypeVar("T")
 
@@ -54,19 +57,23 @@ def normalized_url(url: str) -> str:
 
 
 def open_error(url: str, exc: BaseException) -> DseError:
-    """The one-line error for a storage that cannot be opened."""
+    """The one-line error for a storage that cannot be opened: the URL without its password,
+    and the database's own words (the driver's, not optuna's wrapper around them)."""
+    shown = shown_url(url)
     if isinstance(exc, ImportError) and url.startswith("postgres"):
         return ConfigError(
-            f"{option('storage')} {url}: PostgreSQL needs the psycopg driver: "
+            f"{option('storage')} {shown}: PostgreSQL needs the psycopg driver: "
             "pip install 'dse[postgres]'"
         )
-    first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     if isinstance(exc, ImportError):
         return ConfigError(
-            f"{option('storage')} {url}: the database driver is not installed "
-            f"({exc.name or first_line})"
+            f"{option('storage')} {shown}: the database driver is not installed "
+            f"({exc.name or database_words(exc)})"
         )
-    return StorageError(f"{option('storage')} {url}: cannot open the database: {first_line}")
+    words = database_words(exc)
+    if words.startswith("no such table"):  # another program's SQLite file, say
+        return StorageError(f"{option('storage')} {shown}: not a results database ({words})")
+    return StorageError(f"{option('storage')} {shown}: cannot open the database: {words}")
 
 
 def journal_path(url: str) -> str | None:
@@ -83,6 +90,11 @@ def sqlite_path(url: str) -> Path | None:
         return None
     path = url.removeprefix("sqlite:///")
     return None if path in ("", ":memory:") else Path(path)
+
+
+def in_memory(url: URL) -> bool:
+    """An SQLite database that lives in the process (sqlite://, sqlite:///:memory:)."""
+    return url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:")
 
 
 def open_storage(
@@ -111,11 +123,16 @@ def open_storage(
         parsed.get_dialect()
     except (ArgumentError, NoSuchModuleError, ValueError):
         raise ConfigError(
-            f"{option('storage')} {given}: unknown storage URL; use sqlite:///PATH.db, "
+            f"{option('storage')} {shown_url(given)}: unknown storage URL; use sqlite:///PATH.db, "
             "postgresql+psycopg://USER@HOST/DB or a journal file PATH.log"
         ) from None
     except ImportError as exc:
         raise open_error(given, exc) from None
+    if not create and in_memory(parsed):
+        raise StorageError(
+            f"{option('storage')} {given}: an in-memory database holds nothing to read; "
+            "give the results database's file (sqlite:///PATH.db)"
+        )
     engine_kwargs = _engine_kwargs(url)
     path = sqlite_path(url)
     if path is not None:

@@ -187,7 +187,7 @@ CASES = [
             *("run", "--space", "good.yaml", "--storage", "postgresql+psycopg://dse@127.0.0.1:9/d"),
             *("--db-outage-limit", "0"),  # no wait for the server (the outage tests wait)
         ],
-        "cannot open the database: (psycopg.OperationalError) connection failed",
+        "cannot open the database: connection failed: connection to server",
         marks=pytest.mark.skipif(
             importlib.util.find_spec("psycopg") is None, reason="psycopg not installed"
         ),
