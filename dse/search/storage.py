@@ -19,7 +19,9 @@ creation races: `UNIQUE constraint failed: alembic_version.version_num`).
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
+import json
 import os
 import sqlite3
 import warnings
@@ -294,6 +296,11 @@ def _check_sqlite_path(url: str, path: Path, create: bool) -> None:
                 f"{option('storage')} {url}: no results database at {path} (run `dse run` first)"
             )
         return
+    _check_writable(url, path)
+
+
+def _check_writable(url: str, path: Path) -> None:
+    """The folder of a database or journal file to be written: made, and writable."""
     parent = path.resolve().parent
     try:
         parent.mkdir(parents=True, exist_ok=True)
@@ -308,15 +315,46 @@ def _check_sqlite_path(url: str, path: Path, create: bool) -> None:
 def _open_journal(url: str, path: Path, create: bool) -> optuna.storages.BaseStorage:
     from optuna.storages.journal import JournalFileBackend, JournalStorage
 
+    if path.is_dir():
+        raise StorageError(f"{option('storage')} {url}: {path} is a directory, not a journal file")
     if not create and not path.is_file():
         raise StorageError(
             f"{option('storage')} {url}: no journal file at {path} (run `dse run` first)"
         )
+    if path.exists():
+        _check_journal_lines(url, path)
     if create:
-        try:
-            path.resolve().parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise StorageError(
-                f"{option('storage')} {url}: cannot create {path.parent}: {exc.strerror}"
-            ) from None
-    return JournalStorage(JournalFileBackend(str(path)))
+        _check_writable(url, path)
+    try:
+        return JournalStorage(JournalFileBackend(str(path)))
+    except OSError as exc:  # a pseudo file system (/proc) answers "no such file" to root
+        reason = "not writable" if exc.errno == errno.ENOENT else exc.strerror
+        raise StorageError(f"{option('storage')} {url}: cannot create {path}: {reason}") from None
+    except ValueError as exc:  # changed since the check
+        raise _not_a_journal(url, str(exc)) from None
+
+
+def _check_journal_lines(url: str, path: Path) -> None:
+    """Every complete line of a journal file is one of optuna's operations, as JSON: optuna
+    would raise on a damaged one in every command, and `dse run` would append to the file
+    first. A last line without its newline may be one being written (optuna waits for it),
+    if it begins as one does."""
+    try:
+        with path.open("rb") as file:
+            for number, line in enumerate(file, start=1):
+                if not line.endswith(b"\n") and line.startswith(b"{"):
+                    return
+                try:
+                    operation = json.loads(line)
+                except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError
+                    raise _not_a_journal(url, f"line {number}: {exc}") from None
+                if not isinstance(operation, dict) or "op_code" not in operation:
+                    raise _not_a_journal(url, f"line {number}: not one of optuna's operations")
+    except OSError as exc:
+        raise StorageError(
+            f"{option('storage')} {url}: cannot read {path}: {exc.strerror}"
+        ) from None
+
+
+def _not_a_journal(url: str, detail: str) -> StorageError:
+    return StorageError(f"{option('storage')} {url}: not a journal file optuna can read ({detail})")

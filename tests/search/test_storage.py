@@ -4,6 +4,8 @@ naming the cause, exit code 2, with the file left as it was and no password show
 from __future__ import annotations
 
 import importlib.util
+import os
+import shutil
 import sqlite3
 import subprocess
 from pathlib import Path
@@ -29,6 +31,69 @@ def _one_line_error(args: list[str], message: str) -> str:
     assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], lines
     assert not result.stdout.strip()
     return lines[0]
+
+
+DAMAGED_JOURNALS = {
+    "binary": (bytes(range(128, 256)) * 20, "line 1: 'utf-8' codec can't decode"),
+    "binary-lines": (b"\x80\n\x81\n" * 100, "line 1: 'utf-8' codec can't decode"),
+    "text": (b"not json\n", "line 1: Expecting value"),
+    "second-line": (
+        b'{"op_code":0,"worker_id":"w","study_name":"s","directions":[1]}\n[1, 2]\n',
+        "line 2: not one of optuna's operations",
+    ),
+}
+
+
+@pytest.mark.parametrize("kind", DAMAGED_JOURNALS)
+@pytest.mark.parametrize("command", [["run", "--space", "tiny.yaml"], *READING[:2]])
+def test_a_damaged_journal_is_one_line_and_left_as_it_was(workdir, kind, command):
+    write_space(workdir)
+    content, reason = DAMAGED_JOURNALS[kind]
+    journal = workdir / "damaged.log"
+    journal.write_bytes(content)
+    line = _one_line_error(
+        [*command, "--storage", "damaged.log"],
+        "--storage damaged.log: not a journal file optuna can read",
+    )
+    assert reason in line
+    assert journal.read_bytes() == content
+    assert sorted(p.name for p in workdir.iterdir()) == ["damaged.log", "data", "tiny.yaml"]
+
+
+@pytest.mark.parametrize("command", [["run", "--space", "tiny.yaml"], ["studies"]])
+def test_a_journal_that_is_a_directory(workdir, command):
+    write_space(workdir)
+    (workdir / "dir.log").mkdir()
+    _one_line_error([*command, "--storage", "dir.log"], "dir.log is a directory")
+    assert not any((workdir / "dir.log").iterdir())
+
+
+def test_a_journal_in_a_pseudo_file_system_that_takes_no_files(workdir):
+    write_space(workdir)
+    _one_line_error(["run", "--space", "tiny.yaml", "--storage", "/proc/dse.log"], "not writable")
+
+
+@pytest.mark.skipif(
+    os.geteuid() != 0 or shutil.which("chattr") is None, reason="needs root and chattr"
+)
+@pytest.mark.parametrize("existing", [False, True], ids=["new-journal", "existing-journal"])
+def test_a_journal_in_a_read_only_folder(workdir, existing):
+    write_space(workdir)
+    folder = workdir / "ro"
+    folder.mkdir()
+    if existing:
+        (folder / "x.log").write_text("")
+    if subprocess.run(["chattr", "+i", str(folder)], capture_output=True).returncode != 0:
+        pytest.skip("this file system has no immutable flag")
+    try:
+        before = sorted(folder.iterdir())
+        _one_line_error(
+            ["run", "--space", "tiny.yaml", "--storage", "ro/x.log"],
+            f"--storage ro/x.log: {folder} is not writable",
+        )
+        assert sorted(folder.iterdir()) == before
+    finally:
+        subprocess.run(["chattr", "-i", str(folder)], check=True)
 
 
 def _other_programs_database(path: Path) -> None:
