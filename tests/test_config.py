@@ -117,11 +117,29 @@ def test_switching_a_tagged_section_starts_it_afresh():
             "model.routing_iterations: Input should be greater than or equal to 1",
         ),
         ("precision=fp16", "precision: 'fp16' is not a valid choice"),
+        ("optimizer.betas=[1.5, 0.9]", r"optimizer.betas\[0\]: Input should be less than 1"),
+        ("optimizer.betas=[0.9, -0.1]", r"optimizer.betas\[1\]: Input should be greater than"),
+        ("seed=99999999999999999999999", "seed: Input should be less than or equal to"),
+        ("seed=-9223372036854775809", "seed: Input should be greater than or equal to"),
+        ("dataset.split_seed=-1", "dataset.split_seed: Input should be greater than or equal"),
+        ("optimizer.lr=.inf", "optimizer.lr: Input should be a finite number"),
+        ("optimizer.lr=1e999", "optimizer.lr: Input should be a finite number"),
+        ("optimizer.eps=.nan", "optimizer.eps: Input should be a finite number"),
+        ("optimizer.weight_decay=.inf", "optimizer.weight_decay: Input should be a finite"),
+        ("model.recon_weight=.inf", "model.recon_weight: Input should be a finite number"),
+        ("lr_policy={name: warm_restarts, T_0: .inf}", "lr_policy.T_0: Input should be a finite"),
     ],
 )
 def test_bad_override_is_named(override, message):
     with pytest.raises(ConfigError, match=message):
         preset("baseline").with_overrides([override])
+
+
+def test_seeds_of_every_repeat_must_fit_torch():
+    last = 2**64 - 1  # the largest seed torch.manual_seed takes
+    assert preset("baseline").with_overrides([f"seed={last}"]).seed == last
+    with pytest.raises(ConfigError, match=f"repeats 2: the last seed {last + 1} is above"):
+        preset("baseline").with_overrides([f"seed={last}", "repeats=2"])
 
 
 def test_resolve_config_rejects_both_sources(tmp_path):
