@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -264,3 +265,36 @@ def test_rule_settings_without_the_rule_are_refused(tmp_path, monkeypatch):
     for methods, message in [(",", "no method given"), ("grid,grid", "grid is listed twice")]:
         refused = runner.invoke(app, ["replay", "--record", record, "--methods", methods])
         assert refused.exit_code == 2 and message in refused.stderr, refused.stderr
+
+
+# A first weight of 3e14 bytes: refused at allocation at once, on any machine, before any
+# memory is touched (a size a machine could hold would fill it before failing).
+IMPOSSIBLE_WIDTH = "model.conv_channels=1000000000000"
+
+
+def _one_out_of_memory_line(result) -> None:
+    assert result.exit_code == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: out of memory: a tensor of "), lines
+    assert "GiB did not fit" in lines[0] and "Traceback" not in result.stderr
+
+
+def test_out_of_memory_is_one_line_fast():
+    started = time.monotonic()
+    result = runner.invoke(app, ["summary", "--preset", "baseline", "--set", IMPOSSIBLE_WIDTH])
+    _one_out_of_memory_line(result)
+    assert time.monotonic() - started < 30
+
+
+def test_training_out_of_memory_is_one_line_and_writes_nothing(digits_root, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    args = ["--data-dir", str(digits_root), "--save", "m.pt", "--set", IMPOSSIBLE_WIDTH]
+    result = runner.invoke(app, ["train", "--preset", "baseline", *TINY, *args])
+    _one_out_of_memory_line(result)
+    assert sorted(tmp_path.iterdir()) == []
+
+
+def test_debug_variable_shows_the_out_of_memory_traceback(monkeypatch):
+    monkeypatch.setenv("DSE_DEBUG", "1")
+    result = runner.invoke(app, ["summary", "--preset", "baseline", "--set", IMPOSSIBLE_WIDTH])
+    assert isinstance(result.exception, RuntimeError)
