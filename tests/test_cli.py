@@ -232,9 +232,26 @@ def test_bench_fuses_seeds_on_request_and_reports_each_models_pace():
         assert refused.exit_code == 2 and message in refused.stderr, refused.stderr
 
 
-def test_bench_bad_compare():
-    result = runner.invoke(app, ["bench", "--compare", "model.routing_iterations"])
-    assert result.exit_code == 2 and "expected KEY=VALUE" in result.stderr
+@pytest.mark.parametrize(
+    ("compares", "message"),
+    [
+        (["model.routing_iterations"], "--compare 'model.routing_iterations': expected KEY=V1,V2"),
+        (["model.routing_iterations="], "--compare model.routing_iterations=: no values given"),
+        (["model.routing_iterations=1,"], "model.routing_iterations=1,: an empty value"),
+        (["model.routing_iterations=1,1"], "model.routing_iterations=1,1: 1 is listed twice"),
+        (["model.routing_iterations=[1, 1]"], "1 is listed twice"),
+        (
+            ["model.routing_iterations=1,2", "model.routing_iterations=1,3"],
+            "--compare model.routing_iterations: given twice; list its values once",
+        ),
+    ],
+)
+def test_bench_bad_compare(compares, message):
+    args = [arg for compare in compares for arg in ("--compare", compare)]
+    result = runner.invoke(app, ["bench", *args])
+    assert result.exit_code == 2 and result.stdout == "", result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0] and "--set" not in lines[0], lines
 
 
 def test_help_still_shows_help():
