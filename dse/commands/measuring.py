@@ -6,7 +6,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from dse.commands.paths import check_output_dir
+from dse.commands.paths import check_output_dir, check_writable
 from dse.errors import ConfigError, choose_from, option
 from dse.output import Rows, Shown, note
 from dse.presets import resolve_config
@@ -117,7 +117,10 @@ def calibrate(
 
     out = out or DEFAULT_PATH
     base = resolve_config(config, preset_name, overrides)
-    check_output_dir(Path(out).parent, "out")
+    if out != DEFAULT_PATH or Path(out).parent.is_dir():
+        check_writable(out, "out")  # a folder, a missing or read-only one: refused, as --save
+    else:
+        check_output_dir(Path(out).parent, "out")  # results/ is made, as by every command
 
     def on_run(i: int, result: dict[str, Any]) -> None:
         note(
