@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from pydantic import ValidationError
 
@@ -148,3 +150,18 @@ def test_resolve_config_rejects_both_sources(tmp_path):
     assert resolve_config(str(path)) == preset("one_cycle")
     with pytest.raises(ConfigError, match="either config or preset"):
         resolve_config(str(path), "baseline")
+
+
+def test_config_file_that_never_ends_or_is_huge_is_refused(tmp_path):
+    huge = tmp_path / "huge.yaml"
+    huge.write_text("# padding\n" * 500_000)  # 5 MB
+    for path in (huge, Path("/dev/zero")):
+        with pytest.raises(ConfigError, match=f"^{path}: larger than 4 MB; not a dse file$"):
+            TrialConfig.from_file(path)
+
+
+def test_config_file_not_utf8_is_named(tmp_path):
+    latin = tmp_path / "latin.yaml"
+    latin.write_bytes("name: café\n".encode("latin-1"))
+    with pytest.raises(ConfigError, match=r"latin.yaml: not UTF-8 text \(byte 9\)$"):
+        TrialConfig.from_file(latin)
