@@ -120,6 +120,8 @@ def test_train_table(digits_root):
             "either --config or --preset",
         ),
         (["train", "--device", "cuda:7"], "--device cuda:7: no such GPU"),
+        (["train", "--threads", "1000"], "--threads 1000: choose 1 to "),
+        (["bench", "--threads", "1000"], "--threads 1000: choose 1 to "),
         (["train", "--device", "gpu0"], "--device 'gpu0': expected cpu, cuda or cuda:N"),
         (
             ["train", "--save", "/nonexistent/dir/m.pt"],

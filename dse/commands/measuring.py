@@ -10,6 +10,7 @@ from dse.commands.paths import check_output_dir, check_writable
 from dse.errors import ConfigError, choose_from, option
 from dse.output import Rows, Shown, note
 from dse.presets import resolve_config
+from dse.search.devices import check_threads
 
 
 def bench(
@@ -37,6 +38,7 @@ def bench(
     from dse.train.trainer import resolve_device
 
     base = resolve_config(config, preset_name, overrides)
+    check_threads(threads)
     torch_device = resolve_device(device)
     variants = variants_from(base, compare or [])
     if fused is not None:
