@@ -27,7 +27,9 @@ from dse.errors import ConfigError, option
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+    # allow_inf_nan=False: an infinite or NaN value (`.inf`, `1e999`) is refused by its key
+    # when the config is built, not met as a non-finite loss at epoch 1.
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
 
 
 # --- dataset ---------------------------------------------------------------------------------
@@ -40,7 +42,8 @@ class DatasetConfig(_Section):
     # Held out of the training set for search decisions; test accuracy is reported only.
     val_size: int = Field(5000, ge=1)
     # The validation split depends on this seed only, so every trial sees the same split.
-    split_seed: int = 0
+    # numpy's generator takes no negative seed.
+    split_seed: int = Field(0, ge=0)
     # Use only this many training samples (after the validation split): CPU-sized runs.
     train_subset: int | None = Field(None, ge=1)
     # Evaluate on only this many test samples (None: the whole test set).
@@ -85,10 +88,14 @@ ModelConfig = Annotated[CapsNetConfig | CnnConfig, Field(discriminator="name")]
 # --- optimizer -------------------------------------------------------------------------------
 
 
+# torch.optim.Adam refuses betas outside [0, 1) when the optimizer is made.
+Beta = Annotated[float, Field(ge=0, lt=1)]
+
+
 class OptimizerConfig(_Section):
     name: Literal["adam"] = "adam"
     lr: float = Field(1e-3, gt=0)  # lr0: the base of constant and exp_decay
-    betas: tuple[float, float] = (0.9, 0.999)
+    betas: tuple[Beta, Beta] = (0.9, 0.999)
     eps: float = Field(1e-8, gt=0)
     weight_decay: float = Field(0.0, ge=0)
 
@@ -178,11 +185,15 @@ BatchScheduleConfig = Annotated[FixedBatch | AdaBatch, Field(discriminator="name
 # --- the trial -------------------------------------------------------------------------------
 
 
+SEED_MIN, SEED_MAX = -(2**63), 2**64 - 1  # what torch.manual_seed accepts
+
+
 class TrialConfig(_Section):
     """Everything one training run depends on. Same config, same CPU: same numbers."""
 
     name: str | None = None  # a label (the preset's name, or the search point's)
-    seed: int = 0
+    # torch.manual_seed's range; the repeats' seeds seed+1, ... must fit too (_seeds_fit).
+    seed: int = Field(0, ge=SEED_MIN, le=SEED_MAX)
     # Train with seeds seed .. seed+repeats-1, one after another; the metrics are their means.
     repeats: int = Field(1, ge=1)
     epochs: int = Field(30, ge=1)
@@ -195,6 +206,16 @@ class TrialConfig(_Section):
     optimizer: OptimizerConfig = OptimizerConfig()
     lr_policy: LRPolicyConfig = ConstantLR()
     batch_schedule: BatchScheduleConfig = FixedBatch()
+
+    @model_validator(mode="after")
+    def _seeds_fit(self) -> TrialConfig:
+        last = self.seed + self.repeats - 1
+        if last > SEED_MAX:
+            raise ValueError(
+                f"seed {self.seed} with repeats {self.repeats}: the last seed {last} is "
+                f"above {SEED_MAX}, the largest torch takes"
+            )
+        return self
 
     @model_validator(mode="after")
     def _policy_fits_schedule(self, info: ValidationInfo) -> TrialConfig:

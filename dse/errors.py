@@ -86,6 +86,11 @@ class TrainingError(DseError):
     """A run failed for a reason the configuration causes (for example a diverging loss)."""
 
 
+class OutOfMemory(TrainingError):
+    """A tensor the configuration (its batch size, its model's sizes) needs did not fit in the
+    device's memory; dse.train.memory says which failures are this."""
+
+
 class NonFiniteLossError(TrainingError):
     """The training loss became NaN or infinite."""
 

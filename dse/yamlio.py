@@ -69,16 +69,33 @@ def loads(text: str, source: str = "<string>") -> Any:
         raise ConfigError(f"{where}: invalid YAML: {problem}") from None
 
 
-def load_file(path: str | Path) -> Any:
-    """Read and parse a YAML file; a missing or unreadable file is a ConfigError."""
-    path = Path(path)
+# A config or a search space is a few KB; a file past this is not one (and /dev/zero, or a
+# pipe that never ends, would otherwise be read until memory runs out).
+MAX_FILE_BYTES = 4 * 2**20
+
+
+def read_text(path: str | Path, source: str | None = None) -> str:
+    """A small UTF-8 text file's content; a missing, unreadable, oversized or non-UTF-8 file
+    is a ConfigError naming `source` (default: the path)."""
+    source = source or str(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        with open(path, "rb") as file:
+            data = file.read(MAX_FILE_BYTES + 1)
     except FileNotFoundError:
-        raise ConfigError(f"{path}: file not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot read: {exc}") from None
-    return loads(text, source=str(path))
+        raise ConfigError(f"{source}: file not found") from None
+    except OSError as exc:
+        raise ConfigError(f"{source}: cannot read: {exc.strerror}") from None
+    if len(data) > MAX_FILE_BYTES:
+        raise ConfigError(f"{source}: larger than {MAX_FILE_BYTES // 2**20} MB; not a dse file")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{source}: not UTF-8 text (byte {exc.start})") from None
+
+
+def load_file(path: str | Path) -> Any:
+    """Read and parse a YAML file; a missing, unreadable or oversized file is a ConfigError."""
+    return loads(read_text(path), source=str(path))
 
 
 class _Dumper(yaml.SafeDumper):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -119,6 +120,8 @@ def test_train_table(digits_root):
             "either --config or --preset",
         ),
         (["train", "--device", "cuda:7"], "--device cuda:7: no such GPU"),
+        (["train", "--threads", "1000"], "--threads 1000: choose 1 to "),
+        (["bench", "--threads", "1000"], "--threads 1000: choose 1 to "),
         (["train", "--device", "gpu0"], "--device 'gpu0': expected cpu, cuda or cuda:N"),
         (
             ["train", "--save", "/nonexistent/dir/m.pt"],
@@ -231,9 +234,26 @@ def test_bench_fuses_seeds_on_request_and_reports_each_models_pace():
         assert refused.exit_code == 2 and message in refused.stderr, refused.stderr
 
 
-def test_bench_bad_compare():
-    result = runner.invoke(app, ["bench", "--compare", "model.routing_iterations"])
-    assert result.exit_code == 2 and "expected KEY=VALUE" in result.stderr
+@pytest.mark.parametrize(
+    ("compares", "message"),
+    [
+        (["model.routing_iterations"], "--compare 'model.routing_iterations': expected KEY=V1,V2"),
+        (["model.routing_iterations="], "--compare model.routing_iterations=: no values given"),
+        (["model.routing_iterations=1,"], "model.routing_iterations=1,: an empty value"),
+        (["model.routing_iterations=1,1"], "model.routing_iterations=1,1: 1 is listed twice"),
+        (["model.routing_iterations=[1, 1]"], "1 is listed twice"),
+        (
+            ["model.routing_iterations=1,2", "model.routing_iterations=1,3"],
+            "--compare model.routing_iterations: given twice; list its values once",
+        ),
+    ],
+)
+def test_bench_bad_compare(compares, message):
+    args = [arg for compare in compares for arg in ("--compare", compare)]
+    result = runner.invoke(app, ["bench", *args])
+    assert result.exit_code == 2 and result.stdout == "", result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0] and "--set" not in lines[0], lines
 
 
 def test_help_still_shows_help():
@@ -264,3 +284,36 @@ def test_rule_settings_without_the_rule_are_refused(tmp_path, monkeypatch):
     for methods, message in [(",", "no method given"), ("grid,grid", "grid is listed twice")]:
         refused = runner.invoke(app, ["replay", "--record", record, "--methods", methods])
         assert refused.exit_code == 2 and message in refused.stderr, refused.stderr
+
+
+# A first weight of 3e14 bytes: refused at allocation at once, on any machine, before any
+# memory is touched (a size a machine could hold would fill it before failing).
+IMPOSSIBLE_WIDTH = "model.conv_channels=1000000000000"
+
+
+def _one_out_of_memory_line(result) -> None:
+    assert result.exit_code == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: out of memory: a tensor of "), lines
+    assert "GiB did not fit" in lines[0] and "Traceback" not in result.stderr
+
+
+def test_out_of_memory_is_one_line_fast():
+    started = time.monotonic()
+    result = runner.invoke(app, ["summary", "--preset", "baseline", "--set", IMPOSSIBLE_WIDTH])
+    _one_out_of_memory_line(result)
+    assert time.monotonic() - started < 30
+
+
+def test_training_out_of_memory_is_one_line_and_writes_nothing(digits_root, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    args = ["--data-dir", str(digits_root), "--save", "m.pt", "--set", IMPOSSIBLE_WIDTH]
+    result = runner.invoke(app, ["train", "--preset", "baseline", *TINY, *args])
+    _one_out_of_memory_line(result)
+    assert sorted(tmp_path.iterdir()) == []
+
+
+def test_debug_variable_shows_the_out_of_memory_traceback(monkeypatch):
+    monkeypatch.setenv("DSE_DEBUG", "1")
+    result = runner.invoke(app, ["summary", "--preset", "baseline", "--set", IMPOSSIBLE_WIDTH])
+    assert isinstance(result.exception, RuntimeError)

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from pydantic import ValidationError
 
@@ -117,11 +119,29 @@ def test_switching_a_tagged_section_starts_it_afresh():
             "model.routing_iterations: Input should be greater than or equal to 1",
         ),
         ("precision=fp16", "precision: 'fp16' is not a valid choice"),
+        ("optimizer.betas=[1.5, 0.9]", r"optimizer.betas\[0\]: Input should be less than 1"),
+        ("optimizer.betas=[0.9, -0.1]", r"optimizer.betas\[1\]: Input should be greater than"),
+        ("seed=99999999999999999999999", "seed: Input should be less than or equal to"),
+        ("seed=-9223372036854775809", "seed: Input should be greater than or equal to"),
+        ("dataset.split_seed=-1", "dataset.split_seed: Input should be greater than or equal"),
+        ("optimizer.lr=.inf", "optimizer.lr: Input should be a finite number"),
+        ("optimizer.lr=1e999", "optimizer.lr: Input should be a finite number"),
+        ("optimizer.eps=.nan", "optimizer.eps: Input should be a finite number"),
+        ("optimizer.weight_decay=.inf", "optimizer.weight_decay: Input should be a finite"),
+        ("model.recon_weight=.inf", "model.recon_weight: Input should be a finite number"),
+        ("lr_policy={name: warm_restarts, T_0: .inf}", "lr_policy.T_0: Input should be a finite"),
     ],
 )
 def test_bad_override_is_named(override, message):
     with pytest.raises(ConfigError, match=message):
         preset("baseline").with_overrides([override])
+
+
+def test_seeds_of_every_repeat_must_fit_torch():
+    last = 2**64 - 1  # the largest seed torch.manual_seed takes
+    assert preset("baseline").with_overrides([f"seed={last}"]).seed == last
+    with pytest.raises(ConfigError, match=f"repeats 2: the last seed {last + 1} is above"):
+        preset("baseline").with_overrides([f"seed={last}", "repeats=2"])
 
 
 def test_resolve_config_rejects_both_sources(tmp_path):
@@ -130,3 +150,18 @@ def test_resolve_config_rejects_both_sources(tmp_path):
     assert resolve_config(str(path)) == preset("one_cycle")
     with pytest.raises(ConfigError, match="either config or preset"):
         resolve_config(str(path), "baseline")
+
+
+def test_config_file_that_never_ends_or_is_huge_is_refused(tmp_path):
+    huge = tmp_path / "huge.yaml"
+    huge.write_text("# padding\n" * 500_000)  # 5 MB
+    for path in (huge, Path("/dev/zero")):
+        with pytest.raises(ConfigError, match=f"^{path}: larger than 4 MB; not a dse file$"):
+            TrialConfig.from_file(path)
+
+
+def test_config_file_not_utf8_is_named(tmp_path):
+    latin = tmp_path / "latin.yaml"
+    latin.write_bytes("name: café\n".encode("latin-1"))
+    with pytest.raises(ConfigError, match=r"latin.yaml: not UTF-8 text \(byte 9\)$"):
+        TrialConfig.from_file(latin)

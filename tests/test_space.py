@@ -258,6 +258,18 @@ def test_a_space_written_with_the_old_metric_name_reads_as_today():
             "n_trials: required for a space with continuous ranges",
         ),
         (
+            {"axes": {"optimizer.lr": [0.001, float("inf")]}},
+            "optimizer.lr: Input should be a finite number",
+        ),
+        (
+            {"axes": {"optimizer.betas": [[0.9, 0.999], [1.5, 0.9]]}},
+            "optimizer.betas[0]: Input should be less than 1",
+        ),
+        (
+            {"axes": {"optimizer.lr": {"low": 1e-4, "high": float("inf")}}, "n_trials": 4},
+            "optimizer.lr",
+        ),
+        (
             {"reference_point": {"train_time_s": 100}},
             "reference_point: give a value for each objective (train_time_s, val_accuracy)",
         ),

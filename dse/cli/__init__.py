@@ -21,6 +21,7 @@ from typing import Annotated
 import typer
 from typer.core import TyperCommand, TyperGroup
 
+from dse import commands
 from dse.cli import explore, single
 from dse.errors import DseError
 
@@ -55,7 +56,8 @@ class Group(_FlagsAsFlags, TyperGroup):
 class OneLineErrors(Group):
     """The error boundary of the whole app. What a user can get wrong is one line on stderr
     and exit code 2: a DseError from any command (DSE_DEBUG=1 re-raises it with its
-    traceback), and a usage error (an unknown option, a value out of range), for which typer
+    traceback), running out of memory (dse.train.memory: the batch or the model is too
+    large), and a usage error (an unknown option, a value out of range), for which typer
     would print a usage block and a framed message. Bugs still raise."""
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
@@ -65,10 +67,7 @@ class OneLineErrors(Group):
         try:
             code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         except DseError as exc:
-            if os.environ.get("DSE_DEBUG") == "1":
-                raise
-            sys.stderr.write(f"{exc.label}{exc.cli_message()}\n")
-            sys.exit(exc.exit_code)
+            _fail(exc, exc)
         except typer.TyperException as exc:  # typer's click exceptions derive from it
             if type(exc).__name__ == "NoArgsIsHelpError":  # `dse` alone: its help, printed once
                 sys.stdout.write(exc.format_message().strip("\n") and exc.format_message())
@@ -78,7 +77,20 @@ class OneLineErrors(Group):
         except typer.Abort:
             sys.stderr.write("Aborted!\n")
             sys.exit(1)
+        except Exception as exc:  # out of memory is the user's batch or model, not a bug
+            error = commands.out_of_memory_error(exc)
+            if error is None:
+                raise
+            _fail(error, exc)
         sys.exit(code if isinstance(code, int) else 0)
+
+
+def _fail(error: DseError, raised: BaseException) -> None:
+    """One line and the error's exit code; DSE_DEBUG=1: what was raised, with its traceback."""
+    if os.environ.get("DSE_DEBUG") == "1":
+        raise raised
+    sys.stderr.write(f"{error.label}{error.cli_message()}\n")
+    sys.exit(error.exit_code)
 
 
 def _typer(help: str, cls: type = Group) -> typer.Typer:

@@ -14,6 +14,7 @@ from dse.search.outage import DEFAULT_OUTAGE_LIMIT_S
 from dse.search.results import PICKS
 from dse.search.storage import DEFAULT_STORAGE
 from dse.search.study import SAMPLERS
+from dse.train.memory import out_of_memory_error
 
 __all__ = [
     "BACKENDS",
@@ -35,6 +36,7 @@ __all__ = [
     "evaluate",
     "export",
     "inspect",
+    "out_of_memory_error",
     "pareto",
     "presets",
     "profile",

@@ -6,10 +6,11 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from dse.commands.paths import check_output_dir
+from dse.commands.paths import check_output_dir, check_writable
 from dse.errors import ConfigError, choose_from, option
 from dse.output import Rows, Shown, note
 from dse.presets import resolve_config
+from dse.search.devices import check_threads
 
 
 def bench(
@@ -37,6 +38,7 @@ def bench(
     from dse.train.trainer import resolve_device
 
     base = resolve_config(config, preset_name, overrides)
+    check_threads(threads)
     torch_device = resolve_device(device)
     variants = variants_from(base, compare or [])
     if fused is not None:
@@ -117,7 +119,10 @@ def calibrate(
 
     out = out or DEFAULT_PATH
     base = resolve_config(config, preset_name, overrides)
-    check_output_dir(Path(out).parent, "out")
+    if out != DEFAULT_PATH or Path(out).parent.is_dir():
+        check_writable(out, "out")  # a folder, a missing or read-only one: refused, as --save
+    else:
+        check_output_dir(Path(out).parent, "out")  # results/ is made, as by every command
 
     def on_run(i: int, result: dict[str, Any]) -> None:
         note(

@@ -15,6 +15,7 @@ from dse.config import TrialConfig
 from dse.errors import ConfigError, Interrupted, choose_from, option
 from dse.output import Rows, Shown, file_stem
 from dse.presets import preset, preset_names, resolve_config
+from dse.search.devices import check_threads
 
 
 def train(
@@ -36,6 +37,7 @@ def train(
     results/checkpoints, as train-NAME.pt), removed once it completes unless
     `keep_checkpoints`. `resume`: a checkpoint to go on from, with its configuration. Ctrl-C
     leaves the checkpoint and raises Interrupted, its line the command that resumes."""
+    check_threads(threads)
     given = {"device": device if device != "cpu" else None, "data_dir": data_dir}
     given |= {"threads": threads, "save": save, "keep_checkpoints": keep_checkpoints}
     file = resolved = None

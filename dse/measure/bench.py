@@ -17,7 +17,8 @@ from typing import Any
 
 import torch
 
-from dse.config import TrialConfig, parse_override
+from dse import yamlio
+from dse.config import TrialConfig
 from dse.data.datasets import INFO
 from dse.errors import ConfigError, option
 from dse.measure.quiet import native_stderr_silenced
@@ -164,12 +165,12 @@ def variants_from(base: TrialConfig, compares: list[str]) -> dict[str, TrialConf
     """`--compare KEY=V1,V2` options, crossed: one config per combination, named by its values."""
     axes: list[tuple[str, list[Any]]] = []
     for item in compares:
-        key, values = parse_override(item)
-        options = (
-            [v.strip() for v in str(values).split(",")] if not isinstance(values, list) else values
-        )
-        if len(options) < 1 or any(v == "" for v in map(str, options)):
-            raise ConfigError(f"{option('compare')} {item}: expected KEY=V1,V2,...")
+        key, options = compare_axis(item)
+        if any(key == seen for seen, _ in axes):
+            flag = option("compare")
+            raise ConfigError(
+                f"{flag} {key}: given twice; list its values once, {flag} {key}=V1,V2"
+            )
         axes.append((key, options))
     if not axes:
         return {base.name or "config": base}
@@ -181,6 +182,27 @@ def variants_from(base: TrialConfig, compares: list[str]) -> dict[str, TrialConf
         )
         variants[name] = base.with_overrides(overrides, option("compare"))
     return variants
+
+
+def compare_axis(item: str) -> tuple[str, list[Any]]:
+    """One `--compare KEY=V1,V2` (or KEY=[V1, V2]): its key and its distinct values."""
+    flag = option("compare")
+    key, sep, raw = item.partition("=")
+    key = key.strip()
+    if not sep or not key:
+        raise ConfigError(f"{flag} {item!r}: expected KEY=V1,V2,..., e.g. {flag} epochs=1,3")
+    if not raw.strip():
+        raise ConfigError(f"{flag} {item}: no values given after '='")
+    values = yamlio.loads(raw, source=f"{flag} {key}")
+    split = [v.strip() for v in str(values).split(",")]
+    options = values if isinstance(values, list) else split
+    if any(str(v) == "" for v in options):
+        raise ConfigError(f"{flag} {item}: an empty value; expected KEY=V1,V2,...")
+    texts = [str(v) for v in options]
+    repeated = next((t for i, t in enumerate(texts) if t in texts[:i]), None)
+    if repeated is not None:
+        raise ConfigError(f"{flag} {item}: {repeated} is listed twice")
+    return key, options
 
 
 @dataclass

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from dse import yamlio
 from dse.config import TrialConfig
 from dse.errors import ConfigError, option
 
@@ -87,12 +88,9 @@ class Calibration:
 
 def load_calibration(path: str | Path) -> dict[str, Any]:
     """A calibration file written by `dse calibrate`, as a dict."""
+    text = yamlio.read_text(path, f"{option('calibration')} {path}")
     try:
-        data = json.loads(Path(path).read_text())
-    except OSError as exc:
-        raise ConfigError(
-            f"{option('calibration')} {path}: cannot read it ({exc.strerror})"
-        ) from None
+        data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise ConfigError(f"{option('calibration')} {path}: not JSON (line {exc.lineno})") from None
     needed = {"epoch_time_cv", "train_time_cv", "val_accuracy_std"}

@@ -44,6 +44,14 @@ def cpu_count() -> int:
         return os.cpu_count() or 1
 
 
+def check_threads(threads: int | None) -> None:
+    """Refuse more CPU threads than this process may run on: the extra threads only take
+    turns on the same cores, so every step runs slower and a timing measures contention."""
+    cores = cpu_count()
+    if threads is not None and not 1 <= threads <= cores:
+        raise ConfigError(f"{option('threads')} {threads}: choose 1 to {cores}, the CPUs here")
+
+
 def plan_slots(gpus: str | None, workers: int | None, gpu_count: int, cores: int) -> list[Slot]:
     """Slots for `gpus` (None: every GPU present, else CPU) and `workers` (at least 1)."""
     if workers is not None and workers < 1:

@@ -65,11 +65,10 @@ def _sigint_ignored() -> Iterator[None]:
 
 
 def _error_kind(exc: BaseException) -> str:
-    import torch
-
     from dse.errors import DseError
+    from dse.train.memory import is_out_of_memory
 
-    if isinstance(exc, torch.OutOfMemoryError):
+    if is_out_of_memory(exc):  # a GPU's, and a CPU allocator's too
         return "out of memory"
     if isinstance(exc, DseError):
         return type(exc).__name__

@@ -158,3 +158,34 @@ def test_json_that_is_not_a_calibration_is_one_line(tmp_path, text):
     path.write_text(text)
     with pytest.raises(ConfigError, match="^calibration .*cal.json: not a dse calibration"):
         load_calibration(path)
+
+
+@pytest.mark.parametrize(
+    ("out", "message"),
+    [
+        ("folder", "--out {tmp}/folder: is a directory"),
+        ("missing/c.json", "--out {tmp}/missing/c.json: directory {tmp}/missing does not exist"),
+    ],
+)
+def test_calibrate_checks_its_output_before_training(tmp_path, out, message):
+    (tmp_path / "folder").mkdir()
+    args = ["calibrate", "--preset", "baseline", "--data-dir", str(tmp_path / "no-data")]
+    result = runner.invoke(app, [*args, "--out", str(tmp_path / out)])
+    assert result.exit_code == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert lines == [f"error: {message.format(tmp=tmp_path)}"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["folder"]
+
+
+@pytest.mark.parametrize("content", [bytes(range(128, 256)), "épsilon: 1".encode("latin-1")])
+def test_calibration_not_utf8_is_one_line_and_creates_nothing(tmp_path, content):
+    bad = tmp_path / "garbage.yaml"
+    bad.write_bytes(content)
+    storage = f"sqlite:///{tmp_path}/c.db"
+    result = runner.invoke(
+        app, ["run", "--space", "smoke", "--storage", storage, "--calibration", str(bad)]
+    )
+    assert result.exit_code == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: --calibration {bad}: "), lines
+    assert "not UTF-8" in lines[0] and not (tmp_path / "c.db").exists()
