@@ -103,11 +103,7 @@ class Output:
         if self.format is Format.json:
             self.json(rows if data is None else data)
         elif self.format is Format.csv:
-            buffer = io.StringIO()
-            writer = csv.DictWriter(buffer, fieldnames=columns(rows), restval="")
-            writer.writeheader()
-            writer.writerows(rows)
-            sys.stdout.write(buffer.getvalue())
+            sys.stdout.write(csv_text(rows))
         else:
             table = Table(title=title, title_justify="left")
             header = columns(rows)
@@ -136,6 +132,18 @@ class Output:
             self.text(shown.footer)
         for line in shown.notes:
             note(as_cli(line))
+
+
+def csv_text(rows: list[dict[str, Any]], header: list[str] | None = None) -> str:
+    """Rows as CSV with a header (default: their keys; an empty table still has its header).
+    Every CSV dse prints ends its lines with LF, as pandas' does."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(
+        buffer, fieldnames=header or columns(rows), restval="", lineterminator="\n"
+    )
+    writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue()
 
 
 def markdown_table(rows: list[dict[str, Any]]) -> str:

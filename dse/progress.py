@@ -34,12 +34,15 @@ class TrainingProgress(Observer):
 
     def __init__(self, label: str = "train"):
         self.label = label
+        console = Console(stderr=True)  # progress, not data: stdout has the results only
         self.progress = Progress(
             TextColumn("{task.description}"),
             BarColumn(),
             MofNCompleteColumn(),
             TimeRemainingColumn(),
+            console=console,
             transient=True,
+            disable=not console.is_terminal,  # the bar would leave an empty line in a file
         )
         self.task = None
         self.epochs = 0

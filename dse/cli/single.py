@@ -45,8 +45,9 @@ def train(
     keep_checkpoints: KeepCheckpointsOpt = False,
     format: FormatOpt = Format.table,
 ) -> None:
-    """Train one configuration and print its metrics (json: one object on the last line).
-    Ctrl-C leaves the last epoch's checkpoint and prints the command that resumes it."""
+    """Train one configuration and print its history and metrics (json: one object on the
+    last line, history included; csv: the history alone, a row per epoch). Progress goes to
+    stderr. Ctrl-C leaves the last epoch's checkpoint and prints the command that resumes it."""
     progress = format is Format.table
     shown = commands.train(
         config,

@@ -8,7 +8,7 @@ from typing import Any
 
 from dse.commands.paths import check_output_dir
 from dse.errors import ConfigError, choose_from, option
-from dse.output import Rows, Shown, file_stem
+from dse.output import Rows, Shown, csv_text, file_stem
 from dse.search.moasha import DEFAULT_ETA, DEFAULT_RUNGS, EarlyStop, check_eta, parse_rungs
 from dse.search.options import RunOptions
 from dse.search.recorder import RunSummary
@@ -34,12 +34,13 @@ def early_stop_from(rule: str | None, rungs: str | None = None, eta: float | Non
     )
 
 
-def front_shown(rows: list[dict[str, Any]], title: str) -> Shown:
+def front_shown(rows: list[dict[str, Any]], title: str, header: list[str]) -> Shown:
     """The front: one row per member, its params flattened into params_* columns in tables;
-    JSON keeps each member's params as an object. An empty front is a sentence."""
+    JSON keeps each member's params as an object. An empty front is a sentence (CSV: the
+    `header` alone)."""
     if not rows:
         text = f"{title}: empty (no trial is complete and feasible yet)"
-        return Shown(text=text, data=[], csv="")
+        return Shown(text=text, data=[], csv=csv_text([], header))
     flat = [
         {k: v for k, v in r.items() if k != "params"}
         | {f"params_{k}": v for k, v in r["params"].items()}
@@ -61,7 +62,7 @@ def run(
     written, when it exists); `live`: the live view, else a line per finished trial."""
     from dse.measure.calibrate import DEFAULT_PATH, load_calibration
     from dse.progress import LineReporter, LiveReporter
-    from dse.search.results import open_view, pareto_rows
+    from dse.search.results import front_header, open_view, pareto_rows
 
     loaded = load_space(space)
     if repeats is not None:
@@ -73,8 +74,8 @@ def run(
     if calibration:
         options = replace(options, calibration=load_calibration(calibration))
     summary = run_study(loaded, options, LiveReporter() if live else LineReporter())
-    rows = pareto_rows(open_view(options.storage, summary.study))
-    shown = front_shown(rows, f"Pareto front of {summary.study}")
+    view = open_view(options.storage, summary.study)
+    shown = front_shown(pareto_rows(view), f"Pareto front of {summary.study}", front_header(view))
     shown.preface = summary_lines(summary)
     return shown
 

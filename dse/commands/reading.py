@@ -3,7 +3,6 @@ and the shipped spaces."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from dse.commands.exploring import front_shown
@@ -33,15 +32,20 @@ def pareto(
             f"give {option('plot')} too"
         )
     view = results.open_view(storage, study)
+    results.check_front_objectives(view)
     if plot:
         from dse.report.front import check_color_by
 
         check_output_dir(out, "out")
         check_color_by(view, color_by)
     rows = results.pareto_rows(view, robust)
-    shown = front_shown(rows, f"Pareto front of {view.study.study_name}")
+    title = f"Pareto front of {view.study.study_name}"
+    shown = front_shown(rows, title, results.front_header(view))
     if view.calibration:  # front neighbours closer than the measured noise: order is noise
         shown.preface = noise_warnings(rows, view.metric_names, view.calibration)
+    left_out = results.non_finite_note(view)
+    if left_out:
+        shown.notes.append(left_out)
     shown.notes.append(results.hypervolume_summary(view).describe(view.metric_names))
     if plot:
         from dse.report.pareto_report import write_report
@@ -64,12 +68,13 @@ def trials(
 
     view = results.open_view(storage, study)
     frame = results.trials_frame(view)
-    data = json.loads(frame.to_json(orient="records"))
     name = view.study.study_name
+    # to_csv writes every float in full (repr); so does JSON from the rows (to_json would
+    # round them to 10 significant digits, and a join of the two outputs on values fail)
+    rows = frame.astype(object).where(frame.notna(), None).to_dict("records")
     if frame.empty:
         text = f"study {name!r} has no trials yet"
-        return Shown(text=text, data=data, csv=frame.to_csv(index=False))
-    rows = frame.astype(object).where(frame.notna(), None).to_dict("records")
+        return Shown(text=text, data=rows, csv=frame.to_csv(index=False))
     if columns is not None:
         chosen = chosen_columns(columns, list(frame.columns))
         table = Rows([{c: row[c] for c in chosen} for row in rows])
@@ -78,7 +83,7 @@ def trials(
         table = Rows(
             rows, fit=fit, left_out=f"pick with {option('columns')}; csv and json have all"
         )
-    return Shown(tables=[table], data=data, csv=frame.to_csv(index=False))
+    return Shown(tables=[table], data=rows, csv=frame.to_csv(index=False))
 
 
 def chosen_columns(asked: str, known: list[str]) -> list[str]:

@@ -13,7 +13,7 @@ from typing import Any
 from dse.commands.paths import check_output_dir, check_writable
 from dse.config import TrialConfig
 from dse.errors import ConfigError, Interrupted, choose_from, option
-from dse.output import Rows, Shown, file_stem
+from dse.output import Rows, Shown, csv_text, file_stem
 from dse.presets import preset, preset_names, resolve_config
 from dse.search.devices import check_threads
 
@@ -60,6 +60,7 @@ def train(
     return Shown(
         tables=[Rows(history, "history"), Rows(metrics, "result")],
         data=result.to_dict(),
+        csv=csv_text(history),  # one table: the history (its metrics: table or json)
         footer=f"saved {save}" if save else None,
         notes=[f"checkpoint kept: {file.path}"] if keep_checkpoints else [],
     )

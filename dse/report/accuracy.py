@@ -13,7 +13,7 @@ from pathlib import Path
 import plotly.graph_objects as go
 from optuna.trial import TrialState
 
-from dse.errors import ConfigError
+from dse.errors import ConfigError, StorageError
 from dse.report.pages import write_page
 from dse.search.records import TrialRecord
 from dse.search.results import open_view
@@ -44,13 +44,22 @@ def from_checkpoint(path: str) -> AccuracyRow:
 
 
 def from_study(storage: str, study: str | None) -> list[AccuracyRow]:
+    """Per dataset and model, the complete trial with the best validation accuracy. A study
+    without a complete trial, or one not made by dse (no recorded config), is refused."""
     view = open_view(storage, study)
+    name = view.study.study_name
+    complete = [t for t in view.trials() if t.state == TrialState.COMPLETE]
+    if not complete:
+        raise StorageError(f"study {name!r} has no complete trial to report")
     best: dict[tuple[str, str], AccuracyRow] = {}
-    for trial in view.trials():
-        if trial.state != TrialState.COMPLETE:
-            continue
+    for trial in complete:
         record = TrialRecord(trial)
         config, metrics = record.trial_config(), record.metrics
+        if config is None or "test_accuracy" not in metrics:
+            raise StorageError(
+                f"study {name!r} was not made by dse: trial {trial.number} has no recorded "
+                "config or accuracy"
+            )
         key = (config.dataset.name, config.model.name)
         row = AccuracyRow(
             key[0],

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import plotly.graph_objects as go
-from optuna.trial import FrozenTrial, TrialState
+from optuna.trial import FrozenTrial
 
 from dse.errors import ConfigError, option
 from dse.report.effects import Levels, Point, explained, levels, most_explaining
@@ -160,7 +160,7 @@ def pareto_figure(view: StudyView, color_by: str | None = None) -> go.Figure:
     on_front = {t.number for t in front}
     feasible = view.feasible()
     others = [t for t in feasible if t.number not in on_front]
-    complete = [t for t in view.trials() if t.state == TrialState.COMPLETE]
+    complete = view.complete()
     meets = {t.number for t in feasible}
     infeasible = [t for t in complete if t.number not in meets]
     chance = robustness(view)
@@ -203,7 +203,7 @@ def pareto_figure(view: StudyView, color_by: str | None = None) -> go.Figure:
 
 def pareto_figure_3d(view: StudyView) -> go.Figure:
     names = view.metric_names
-    complete = [t for t in view.trials() if t.state == TrialState.COMPLETE]
+    complete = view.complete()
     front_numbers = {t.number for t in view.front()}
     fig = go.Figure()
     for label, trials, color in (

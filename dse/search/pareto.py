@@ -1,7 +1,8 @@
 """Pareto analysis written by hand: non-dominated sort, knee point, hypervolume.
 
-optuna gives the front (`Study.best_trials`); these functions are the independent check the
-tests use, and what optuna does not offer publicly (its hypervolume is a private module).
+The front of a study (`results.StudyView.front`) is `non_dominated` over its feasible complete
+trials with finite values (optuna's `Study.best_trials` would keep a trial with an infinite
+one); the rest is what optuna does not offer publicly (its hypervolume is a private module).
 All functions take objective vectors with directions, and work on "minimize" copies inside.
 """
 
@@ -26,7 +27,7 @@ def non_dominated(points: Sequence[Sequence[float]], directions: Sequence[str]) 
     """Indices of the points no other point dominates (duplicates all stay)."""
     x = as_minimize(points, directions)
     return [
-        i for i in range(len(x)) if not any(dominates(x[j], x[i]) for j in range(len(x)) if j != i)
+        i for i in range(len(x)) if not np.any(np.all(x <= x[i], axis=1) & np.any(x < x[i], axis=1))
     ]
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,7 +12,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from dse.config import TrialConfig
 from dse.errors import ConfigError, StorageError, choose_from, option
-from dse.search.pareto import hypervolume, knee
+from dse.search.pareto import hypervolume, knee, non_dominated
 from dse.search.records import StudyRecord, TrialRecord
 from dse.search.robust import DEFAULT_RESAMPLES, nondominated_probability
 from dse.search.storage import open_storage
@@ -46,25 +47,65 @@ class StudyView:
     def trials(self) -> list[FrozenTrial]:
         return self.study.get_trials(deepcopy=False)
 
+    def complete(self) -> list[FrozenTrial]:
+        """The complete trials with finite objective values: the results. A value of ±inf
+        (stored by hand, or by a tool other than dse) is no result, and is left out."""
+        return [t for t in self.trials() if t.state == TrialState.COMPLETE and finite(t)]
+
+    def non_finite(self) -> list[FrozenTrial]:
+        """The complete trials left out of every result for a non-finite objective value."""
+        return [t for t in self.trials() if t.state == TrialState.COMPLETE and not finite(t)]
+
     def feasible(self) -> list[FrozenTrial]:
         """The complete trials that meet every constraint (the front is chosen among them)."""
-        return [
-            t
-            for t in self.trials()
-            if t.state == TrialState.COMPLETE and all(v <= 0 for v in t.constraints.values())
-        ]
+        return [t for t in self.complete() if meets_constraints(t)]
 
     def axes(self) -> list[str]:
         """The parameter names the study's trials set (its axes, sub-axes included), sorted."""
         return sorted({name for t in self.trials() for name in t.params})
 
     def front(self) -> list[FrozenTrial]:
-        """optuna's Pareto set (feasible complete trials), ordered by the first objective."""
-        return sorted(self.study.best_trials, key=lambda t: (t.values[0], t.number))
+        """The Pareto set of the feasible complete trials (optuna's `best_trials`, less the
+        trials with non-finite values), ordered by the first objective."""
+        feasible = self.feasible()
+        members = non_dominated([t.values for t in feasible], self.directions)
+        return sorted((feasible[i] for i in members), key=lambda t: (t.values[0], t.number))
+
+
+def finite(trial: FrozenTrial) -> bool:
+    return trial.values is not None and all(math.isfinite(v) for v in trial.values)
+
+
+def meets_constraints(trial: FrozenTrial) -> bool:
+    return all(v <= 0 for v in trial.constraints.values())
 
 
 def open_view(storage: str, study: str | None) -> StudyView:
     return StudyView(load_study(open_storage(storage, create=False), study))
+
+
+def check_front_objectives(view: StudyView) -> None:
+    """A front and its hypervolume need 2 or 3 objectives (a dse space has them)."""
+    count = len(view.directions)
+    if count not in (2, 3):
+        raise StorageError(
+            f"study {view.study.study_name!r} has {count} objective{'s' * (count != 1)}: "
+            "a Pareto front and its hypervolume need 2 or 3"
+        )
+
+
+def non_finite_note(view: StudyView) -> str | None:
+    """Which complete trials every result leaves out for a non-finite value, and why."""
+    left_out = view.non_finite()
+    if not left_out:
+        return None
+    which = []
+    for t in left_out:
+        values = objective_values(view, t).items()
+        which.append(
+            f"trial {t.number} " + ", ".join(f"{m}={v}" for m, v in values if not math.isfinite(v))
+        )
+    return f"left out of the front and the hypervolume, not finite: {'; '.join(which)}"
 
 
 def objective_values(view: StudyView, trial: FrozenTrial) -> dict[str, float]:
@@ -114,6 +155,13 @@ def pareto_rows(view: StudyView, robust: float | None = None) -> list[dict[str, 
         row["params"] = dict(t.params)
         rows.append(row)
     return rows
+
+
+def front_header(view: StudyView) -> list[str]:
+    """The columns of the front as a table (CSV), without members: number, the objectives,
+    a params_* column per axis. With repeats a front has each objective's std and
+    p_nondominated too, after the objectives."""
+    return ["number", *view.metric_names, *(f"params_{axis}" for axis in view.axes())]
 
 
 def trials_frame(view: StudyView) -> pd.DataFrame:
@@ -215,7 +263,7 @@ def reference_point(view: StudyView) -> list[float] | None:
     given = StudyRecord(view.study).reference_point
     if given:
         return [float(given[m]) for m in view.metric_names]
-    values = [t.values for t in view.trials() if t.state == TrialState.COMPLETE]
+    values = [t.values for t in view.complete()]
     if not values:
         return None
     return worst_plus_margin(values, view.directions)
@@ -267,7 +315,7 @@ def hypervolume_history(
     history, front, compute = [], [], 0.0
     for i, t in enumerate(finished, start=1):
         compute += TrialRecord(t).train_seconds()
-        if t.state == TrialState.COMPLETE and all(v <= 0 for v in t.constraints.values()):
+        if t.state == TrialState.COMPLETE and finite(t) and meets_constraints(t):
             front.append(t.values)
         volume = hypervolume(front, view.directions, ref) if front and ref else 0.0
         history.append(HypervolumePoint(i, t.number, t.state.name, compute, volume))
@@ -315,8 +363,11 @@ def hypervolume_summary(view: StudyView) -> HypervolumeSummary:
 def study_rows(storage: str) -> list[dict[str, Any]]:
     """Studies in a storage, with trial counts by state."""
     backend = open_storage(storage, create=False)
+    names = study_names(backend)
+    if not names:
+        raise StorageError(f"no studies in {storage} (run `dse run` first)")
     rows = []
-    for name in study_names(backend):
+    for name in names:
         study = optuna.load_study(study_name=name, storage=backend)
         trials = study.get_trials(deepcopy=False)
         count = {state: sum(t.state == state for t in trials) for state in TrialState}
@@ -326,10 +377,11 @@ def study_rows(storage: str) -> list[dict[str, Any]]:
                 "objectives": ", ".join(study.metric_names or []),
                 "trials": len(trials),
                 "complete": count[TrialState.COMPLETE],
+                "stopped": count[TrialState.PRUNED],  # by MO-ASHA
                 "failed": count[TrialState.FAIL],
                 "running": count[TrialState.RUNNING],
                 "waiting": count[TrialState.WAITING],
-                "pareto": len(study.best_trials),
+                "pareto": len(StudyView(study).front()),
             }
         )
     return rows

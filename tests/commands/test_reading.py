@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import warnings
 from contextlib import closing
 from pathlib import Path
 
@@ -128,3 +129,108 @@ def test_export_says_which_trial_it_took(old_db, workdir):
     )
     complete = _dse(*args, "--trial", "10")
     assert complete.stderr.startswith("trial 10: train_time_s 0.969, val_accuracy 0.08; on the")
+
+
+def _study(name: str, directions: list[str], names: list[str] | None = None) -> optuna.Study:
+    """A study made by optuna alone in results/dse.db (no dse config or metrics)."""
+    Path("results").mkdir(exist_ok=True)
+    study = optuna.create_study(
+        storage="sqlite:///results/dse.db", study_name=name, directions=directions
+    )
+    if names:
+        with warnings.catch_warnings():  # experimental in optuna, and dse's way to name them
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.set_metric_names(names)
+    return study
+
+
+def _add(study: optuna.Study, values: list[float] | None, state=None, **attrs) -> None:
+    state = state or optuna.trial.TrialState.COMPLETE
+    trial = optuna.trial.create_trial(
+        values=values,
+        state=state,
+        params={"x": 1},
+        user_attrs=attrs,
+        distributions={"x": optuna.distributions.IntDistribution(0, 3)},
+    )
+    study.add_trial(trial)
+
+
+def test_a_single_objective_study_has_no_front_to_show(workdir):
+    _add(_study("single", ["minimize"]), [0.5])
+    result = _dse("pareto", "--study", "single")
+    assert result.exit_code == 2 and result.stdout == ""
+    assert result.stderr == (
+        "error: study 'single' has 1 objective: a Pareto front and its hypervolume need 2 or 3\n"
+    )
+
+
+def test_non_finite_values_are_left_out_of_the_front_and_named(workdir):
+    study = _study("inf", ["minimize", "maximize"], ["train_time_s", "val_accuracy"])
+    for values in ([0.1, float("-inf")], [float("inf"), 0.9], [1.0, 0.5], [2.0, 0.6]):
+        _add(study, values)
+    result = _dse("pareto", "-f", "json")
+    assert result.exit_code == 0, result.stderr
+    assert [row["number"] for row in json.loads(result.stdout)] == [2, 3]
+    left_out, volume = result.stderr.splitlines()
+    assert left_out == (
+        "left out of the front and the hypervolume, not finite: "
+        "trial 0 val_accuracy=-inf; trial 1 train_time_s=inf"
+    )
+    # the reference point from the finite trials: (2.1, 0.49); the front's area 0.011 + 0.01
+    assert volume.startswith(
+        "hypervolume 0.021 (reference point train_time_s=2.1, val_accuracy=0.49"
+    )
+    studies = json.loads(_dse("studies", "-f", "json").stdout)
+    assert studies[0]["pareto"] == 2  # the same front in every command
+
+
+def test_studies_count_stopped_trials_so_the_columns_add_up(workdir):
+    study = _study("counted", ["minimize", "maximize"], ["train_time_s", "val_accuracy"])
+    _add(study, [1.0, 0.5])
+    _add(study, None, optuna.trial.TrialState.PRUNED)
+    _add(study, None, optuna.trial.TrialState.PRUNED)
+    _add(study, None, optuna.trial.TrialState.FAIL)
+    (row,) = json.loads(_dse("studies", "-f", "json").stdout)
+    assert row["stopped"] == 2 and row["complete"] == 1 and row["failed"] == 1
+    counted = ("complete", "stopped", "failed", "running", "waiting")
+    assert sum(row[c] for c in counted) == row["trials"] == 4
+    csv = _dse("studies", "-f", "csv").stdout
+    assert csv.splitlines()[0] == (
+        "study,objectives,trials,complete,stopped,failed,running,waiting,pareto"
+    )
+    assert "\r" not in csv  # every CSV ends its lines with LF
+
+
+def test_a_storage_without_studies_says_so(workdir):
+    Path("results").mkdir()
+    optuna.storages.RDBStorage("sqlite:///results/dse.db")  # optuna's tables, no study
+    result = _dse("studies")
+    assert result.exit_code == 2 and result.stdout == ""
+    assert result.stderr == (
+        "error: no studies in sqlite:///results/dse.db (run `dse run` first)\n"
+    )
+
+
+def test_trials_json_and_csv_carry_the_same_full_values(old_db):
+    args = ["trials", "--storage", old_db, "--study", "legacy-grid"]
+    rows = json.loads(_dse(*args, "-f", "json").stdout)
+    csv = _dse(*args, "-f", "csv").stdout
+    assert "\r" not in csv
+    header, *lines = csv.splitlines()
+    times = [line.split(",")[header.split(",").index("train_time_s")] for line in lines]
+    assert rows[0]["train_time_s"] == 0.6154157489999932 == float(times[0])
+    assert [str(row["train_time_s"] or "") for row in rows] == times
+
+
+def test_pareto_csv_is_lf_and_an_empty_front_still_has_its_header(old_db, workdir):
+    front = _dse("pareto", "--storage", old_db, "--study", "legacy-grid", "-f", "csv").stdout
+    assert front.startswith("number,train_time_s,val_accuracy,params_") and "\r" not in front
+    _add(
+        _study("fresh", ["minimize", "maximize"], ["train_time_s", "val_accuracy"]),
+        None,
+        optuna.trial.TrialState.FAIL,
+    )
+    empty = _dse("pareto", "--study", "fresh", "-f", "csv")
+    assert empty.exit_code == 0
+    assert empty.stdout == "number,train_time_s,val_accuracy,params_x\n"

@@ -36,3 +36,21 @@ def test_ctrl_c_of_a_resumed_run_names_its_file_and_the_options_given(workdir, m
         f"interrupted after epoch 2 of 2; resume with: dse train --resume {kept} "
         "--data-dir data --threads 1 --save m.pt"
     )
+
+
+def test_csv_is_one_table_and_progress_stays_off_stdout(workdir):
+    from typer.testing import CliRunner
+
+    from dse.cli import app
+
+    args = ["train", "--preset", "baseline", *(f"--set={s}" for s in TINY), "--threads", "1"]
+    table = CliRunner().invoke(app, args)
+    assert table.exit_code == 0, table.stderr
+    assert "epoch 1/2" in table.stderr and "epoch 1/2" not in table.stdout
+    csv = CliRunner().invoke(app, [*args, "--format", "csv"])
+    header, *rows = csv.stdout.splitlines()
+    assert header.startswith("epoch,batch_size,steps,") and len(rows) == 2
+    assert all(row.count(",") == header.count(",") for row in rows)
+    failed = CliRunner().invoke(app, [*args, "--data-dir", "/nonexistent"])
+    assert (failed.exit_code, failed.stdout) == (2, "")
+    assert failed.stderr == "error: --data-dir /nonexistent: no such directory\n"

@@ -53,3 +53,26 @@ def test_the_cnn_baseline_stands_in_a_search_space(digits_root, tmp_path, monkey
 def test_nothing_to_report():
     result = runner.invoke(app, ["report", "accuracy"])
     assert result.exit_code == 2 and "give --checkpoint FILE" in result.stderr
+
+
+def test_a_study_without_complete_trials_or_not_made_by_dse_is_one_line(tmp_path, monkeypatch):
+    import optuna
+
+    monkeypatch.chdir(tmp_path)
+    storage = "sqlite:///s.db"
+    failed = optuna.create_study(storage=storage, study_name="failed", directions=["minimize"] * 2)
+    failed.add_trial(optuna.trial.create_trial(state=optuna.trial.TrialState.FAIL))
+    plain = optuna.create_study(storage=storage, study_name="plain", directions=["minimize"] * 2)
+    plain.add_trial(optuna.trial.create_trial(values=[1.0, 0.5]))
+    for study, line in (
+        ("failed", "error: study 'failed' has no complete trial to report\n"),
+        (
+            "plain",
+            "error: study 'plain' was not made by dse: trial 0 has no recorded config or "
+            "accuracy\n",
+        ),
+    ):
+        args = ["report", "accuracy", "--storage", storage, "--study", study, "--out", "out"]
+        result = runner.invoke(app, args)
+        assert (result.exit_code, result.stdout, result.stderr) == (2, "", line)
+        assert not (tmp_path / "out").exists()
