@@ -20,6 +20,7 @@ from dse.data.datasets import INFO
 from dse.errors import ConfigError, DataError
 from dse.model import build_model
 from dse.train.result import TrialResult
+from dse.train.torch_files import load_weights, read_torch_file
 
 FORMAT = "dse-checkpoint-1"
 
@@ -62,13 +63,7 @@ class Checkpoint:
         model = build_model(
             self.config.model, (info.channels, info.crop, info.crop), info.n_classes
         )
-        try:
-            model.load_state_dict(self.state_dict)
-        except RuntimeError as exc:
-            first = str(exc).strip().splitlines()[0]
-            raise DataError(
-                f"{self.path}: weights do not fit the config's model: {first}"
-            ) from None
+        load_weights(model, self.state_dict, self.path)
         return model.to(device).eval()
 
 
@@ -85,13 +80,7 @@ def save_checkpoint(
 
 def load_checkpoint(path: str | Path) -> Checkpoint:
     path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: no such checkpoint file")
-    try:
-        raw = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch.load on foreign bytes raises many kinds (KeyError included)
-        reason = " ".join(str(exc).split())[:120] or type(exc).__name__
-        raise DataError(f"{path}: not a dse checkpoint (cannot be read: {reason})") from None
+    raw = read_torch_file(path)
     payload = CheckpointPayload.from_dict(raw)
     if payload is None:
         raise DataError(f"{path}: not a dse checkpoint (no '{FORMAT}' format tag)")

@@ -16,6 +16,7 @@ weights, Adam, every generator, each model's progress) through dse.train.resume.
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 
 import torch
 
@@ -27,6 +28,7 @@ from dse.train.faults import inject_oom, kill_if_due
 from dse.train.precision import autocast
 from dse.train.result import TrialResult
 from dse.train.resume import ResumeState, SeedCheckpoints, restore_rng, rng_states
+from dse.train.torch_files import load_weights
 from dse.train.trainer import (
     CHECK_EVERY,
     EpochTotals,
@@ -66,7 +68,7 @@ def train_fused(
     optimizer = build_optimizer(model, configs[0])  # the trainer's, over the stacked weights
     progress = [Progress() for _ in runs]
     if resumable is not None and resumable.start is not None:
-        _restore(runs, model, optimizer, progress, resumable.start)
+        _restore(runs, model, optimizer, progress, resumable.start, resumable.file.path)
     plan, config = runs[0].plan, configs[0]
 
     model.train()
@@ -109,9 +111,11 @@ def _restore(
     optimizer: torch.optim.Optimizer,
     progress: list[Progress],
     state: ResumeState,
+    path: Path,
 ) -> None:
-    """Continue the group from its checkpoint: weights, Adam, every RNG, each one's progress."""
-    model.load_state_dict(state.model)
+    """Continue the group from the checkpoint at `path`: weights, Adam, every RNG, each one's
+    progress."""
+    load_weights(model, state.model, path)
     optimizer.load_state_dict(state.optimizer)
     restore_rng(state.rng, runs[0].generator, runs[0].device)
     for k, (run, own) in enumerate(zip(runs, progress, strict=True)):

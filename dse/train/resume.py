@@ -33,6 +33,7 @@ import torch
 
 from dse.config import TrialConfig
 from dse.errors import ConfigError, DataError
+from dse.train.torch_files import read_torch_file
 
 FORMAT = "dse-resume-1"
 
@@ -128,13 +129,7 @@ def _fsync(path: str | Path, flags: int) -> None:
 
 def read_state(path: Path) -> ResumeState:
     """The checkpoint at `path`; anything else is a DataError naming the file."""
-    if not path.is_file():
-        raise DataError(f"{path}: no such checkpoint file")
-    try:
-        raw = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch.load on foreign bytes raises many kinds
-        reason = " ".join(str(exc).split())[:120] or type(exc).__name__
-        raise DataError(f"{path}: not a dse checkpoint (cannot be read: {reason})") from None
+    raw = read_torch_file(path)
     state = ResumeState.from_dict(raw)
     if state is None:
         saved = isinstance(raw, dict) and "state_dict" in raw

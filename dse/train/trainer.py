@@ -42,6 +42,7 @@ from dse.train.precision import autocast
 from dse.train.result import EpochRecord, TrialResult
 from dse.train.resume import ResumeState, SeedCheckpoints, restore_rng, rng_states
 from dse.train.schedules import TrainingPlan, make_plan
+from dse.train.torch_files import load_weights
 
 CHECK_EVERY = 50  # steps between finiteness checks (one host sync each)
 
@@ -148,7 +149,7 @@ def train(
     run = setup(config, device, data)
     progress = Progress()
     if resumable is not None and resumable.start is not None:
-        _restore(run, progress, resumable.start)
+        _restore(run, progress, resumable.start, resumable.file.path)
     observer.on_start(run.plan)
     if progress.history:
         observer.on_resume(progress.history)
@@ -272,9 +273,10 @@ def progress_state(progress: Progress, epoch: int) -> dict[str, Any]:
     }
 
 
-def _restore(run: Run, progress: Progress, state: ResumeState) -> None:
-    """Continue from a checkpoint: weights, Adam, every RNG, the plan's clock, the history."""
-    run.model.load_state_dict(state.model)
+def _restore(run: Run, progress: Progress, state: ResumeState, path: Path) -> None:
+    """Continue from the checkpoint at `path`: weights, Adam, every RNG, the plan's clock, the
+    history."""
+    load_weights(run.model, state.model, path)
     run.optimizer.load_state_dict(state.optimizer)
     restore_rng(state.rng, run.generator, run.device)
     restore_progress(progress, state.progress, state.model, state.epoch)
