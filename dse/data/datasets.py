@@ -36,6 +36,8 @@ INFO = {
     "smallnorb": DatasetInfo(n_classes=5, channels=2, stored_size=48, pad=0, crop=32),
 }
 
+NORB_SIDE = 96  # smallNORB's images as stored, before the resize to stored_size
+
 
 @dataclass(frozen=True)
 class Split:
@@ -64,8 +66,18 @@ def _check_pair(images: np.ndarray, labels: np.ndarray, paths: tuple[Path, Path]
         raise DataError(
             f"{paths[0]}: {images.shape[0]} images but {paths[1]} has {labels.shape[0]} labels"
         )
-    if labels.ndim != 1 or labels.size == 0 or labels.min() < 0 or labels.max() >= n_classes:
-        raise DataError(f"{paths[1]}: labels must be a list of integers in [0, {n_classes})")
+    if labels.ndim != 1 or labels.size == 0 or labels.dtype.kind not in "iu":
+        raise DataError(
+            f"{paths[1]}: labels must be a list of integers in [0, {n_classes}), "
+            f"found {labels.dtype.name} {list(labels.shape)}"
+        )
+    outside = np.flatnonzero((labels < 0) | (labels >= n_classes))
+    if outside.size:
+        first = int(outside[0])
+        raise DataError(
+            f"{paths[1]}: label {labels[first]} of sample {first} is not in [0, {n_classes}) "
+            f"({outside.size} labels outside it)"
+        )
 
 
 def _check_idx_images(path: Path, shape: tuple[int, ...], dtype: np.dtype, info: DatasetInfo):
@@ -77,9 +89,11 @@ def _check_idx_images(path: Path, shape: tuple[int, ...], dtype: np.dtype, info:
 
 
 def _check_norb_images(path: Path, shape: tuple[int, ...], dtype: np.dtype):
-    if len(shape) != 4 or shape[1] != 2 or dtype != np.uint8:
+    side = NORB_SIDE
+    if len(shape) != 4 or shape[1:] != (2, side, side) or dtype != np.uint8:
         raise DataError(
-            f"{path}: expected uint8 stereo pairs [N, 2, H, W], found {dtype} {list(shape)}"
+            f"{path}: expected uint8 stereo pairs [N, 2, {side}, {side}], "
+            f"found {dtype} {list(shape)}"
         )
 
 

@@ -122,11 +122,30 @@ def _local(folder: Path, remote: RemoteFile) -> Path | None:
     return None
 
 
+def _check_data_dir(dataset: str, data_dir: Path) -> None:
+    """A given data folder is used, not silently another folder's copy: it must be a folder,
+    and one that holds part of the dataset's files (itself or its dataset/ subfolder) must
+    hold them all."""
+    if data_dir.exists() and not data_dir.is_dir():
+        raise DataError(f"{option('data_dir')} {data_dir}: not a directory")
+    if not data_dir.is_dir():
+        raise DataError(f"{option('data_dir')} {data_dir}: no such directory")
+    for folder in (data_dir / dataset, data_dir):
+        found = {remote.name: _local(folder, remote) for remote in SOURCES[dataset].files.values()}
+        if all(found.values()):
+            return
+        if any(found.values()):
+            missing = ", ".join(name for name, path in found.items() if path is None)
+            raise DataError(
+                f"{option('data_dir')} {data_dir}: {folder} lacks {dataset}'s {missing}"
+            )
+
+
 def locate(dataset: str, data_dir: str | Path | None = None) -> dict[str, Path]:
     """Paths of the dataset's files by role, downloading into the cache when missing."""
     source = SOURCES[dataset]
-    if data_dir and not Path(data_dir).is_dir():  # not silently another folder's copy
-        raise DataError(f"{option('data_dir')} {data_dir}: no such directory")
+    if data_dir:
+        _check_data_dir(dataset, Path(data_dir))
     dirs = candidate_dirs(dataset, data_dir)
     for folder in dirs:
         found = {role: _local(folder, remote) for role, remote in source.files.items()}

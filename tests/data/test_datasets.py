@@ -87,3 +87,31 @@ def test_smallnorb_resize_is_a_2x2_mean(tmp_path):
     data = load_dataset(DatasetConfig(name="smallnorb", val_size=2), data_dir=tmp_path)
     expected = raw.astype(np.float64).reshape(4, 2, 48, 2, 48, 2).mean(axis=(3, 5))
     assert np.abs(data.test.images.numpy() - np.round(expected)).max() <= 1
+
+
+def test_labels_that_are_not_integers_are_refused(tmp_path):
+    folder = write_idx_dataset(tmp_path / "mnist", n_train=50, n_test=10)
+    labels = (np.arange(10) % 10).astype(np.float32) + 0.5
+    write_idx(folder / SOURCES["mnist"].files["test_labels"].name, labels)
+    with pytest.raises(DataError, match=r"labels must be .* \[0, 10\), found float32 \[10\]"):
+        load_dataset(DatasetConfig(val_size=5), data_dir=tmp_path)
+
+
+def test_a_label_out_of_range_is_named(tmp_path):
+    folder = write_idx_dataset(tmp_path / "mnist", n_train=50, n_test=10)
+    labels = np.arange(10, dtype=np.uint8)
+    labels[[3, 7]] = 12
+    write_idx(folder / SOURCES["mnist"].files["test_labels"].name, labels)
+    with pytest.raises(DataError, match=r"label 12 of sample 3 is not in \[0, 10\) \(2 labels"):
+        load_dataset(DatasetConfig(val_size=5), data_dir=tmp_path)
+
+
+@pytest.mark.parametrize("shape", [(2, 4, 4), (2, 96, 50)])
+def test_smallnorb_images_must_be_96x96_pairs(tmp_path, shape):
+    from dse.data.formats import write_norb
+
+    folder = write_norb_dataset(tmp_path / "smallnorb", n_train=12, n_test=4)
+    images = np.zeros((4, *shape), dtype=np.uint8)
+    write_norb(folder / SOURCES["smallnorb"].files["test_images"].name, images)
+    with pytest.raises(DataError, match=rf"pairs \[N, 2, 96, 96\], found uint8 \[4, {shape[0]}"):
+        load_dataset(DatasetConfig(name="smallnorb", val_size=2), data_dir=tmp_path)

@@ -84,3 +84,23 @@ def test_missing_data_dir_is_named(tmp_path, monkeypatch):
     monkeypatch.delenv("DSE_DATA_DIR", raising=False)
     with pytest.raises(DataError, match="data_dir .*nowhere: no such directory"):
         locate("mnist", tmp_path / "nowhere")
+
+
+def test_a_data_dir_that_is_a_file_says_so(tmp_path):
+    (tmp_path / "data").write_text("x")
+    with pytest.raises(DataError, match=r"data_dir .*data: not a directory$"):
+        locate("mnist", tmp_path / "data")
+
+
+@pytest.mark.parametrize("where", ["mnist", "."])
+def test_a_data_dir_missing_one_file_is_not_passed_over(tmp_path, monkeypatch, where):
+    """Not silently $DSE_DATA_DIR's copy when the folder given holds only part of the files."""
+    write_idx_dataset(tmp_path / "elsewhere" / "mnist", n_train=20, n_test=10)
+    monkeypatch.setenv("DSE_DATA_DIR", str(tmp_path / "elsewhere"))
+    folder = write_idx_dataset(tmp_path / "given" / where, n_train=20, n_test=10)
+    (folder / "t10k-labels-idx1-ubyte.gz").unlink()
+    with pytest.raises(DataError) as err:
+        locate("mnist", tmp_path / "given")
+    assert str(err.value) == (
+        f"data_dir {tmp_path / 'given'}: {folder} lacks mnist's t10k-labels-idx1-ubyte.gz"
+    )
