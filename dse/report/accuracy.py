@@ -31,16 +31,23 @@ class AccuracyRow:
 
 def from_checkpoint(path: str) -> AccuracyRow:
     loaded = load_checkpoint(path)
-    result = loaded.result
-    if "test_accuracy" not in result:
-        raise ConfigError(f"{path}: the checkpoint has no recorded test accuracy")
     return AccuracyRow(
         dataset=loaded.config.dataset.name,
         model=loaded.config.model.name,
-        test_accuracy=result["test_accuracy"],
-        val_accuracy=result["val_accuracy"],
+        test_accuracy=_recorded(path, loaded.result, "test_accuracy"),
+        val_accuracy=_recorded(path, loaded.result, "val_accuracy"),
         source=Path(path).name,
     )
+
+
+def _recorded(path: str, result: object, key: str) -> float:
+    """The checkpoint's recorded accuracy `key`: a number, or a ConfigError naming the file."""
+    value = result.get(key) if isinstance(result, dict) else None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        what = key.replace("_", " ")
+        found = "" if value is None else f" (found {value!r})"
+        raise ConfigError(f"{path}: the checkpoint has no recorded {what}{found}")
+    return float(value)
 
 
 def from_study(storage: str, study: str | None) -> list[AccuracyRow]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from typer.testing import CliRunner
 
 from dse.cli import app
@@ -76,3 +77,28 @@ def test_a_study_without_complete_trials_or_not_made_by_dse_is_one_line(tmp_path
         result = runner.invoke(app, args)
         assert (result.exit_code, result.stdout, result.stderr) == (2, "", line)
         assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    ("result", "message"),
+    [
+        ({"test_accuracy": 0.9}, "no recorded val accuracy"),
+        (
+            {"test_accuracy": "high", "val_accuracy": 0.9},
+            "no recorded test accuracy (found 'high')",
+        ),
+        ("nope", "no recorded test accuracy"),
+    ],
+)
+def test_a_checkpoint_without_both_accuracies_is_one_line(tmp_path, result, message):
+    import torch
+
+    from dse.train.checkpoint import FORMAT
+
+    path = tmp_path / "m.pt"
+    payload = {"format": FORMAT, "config": tiny_config().to_dict(), "state_dict": {}}
+    torch.save(payload | {"result": result}, path)
+    args = ["report", "accuracy", "--checkpoint", str(path), "--out", str(tmp_path / "out")]
+    out = runner.invoke(app, args)
+    assert out.exit_code == 2 and out.stderr == f"error: {path}: the checkpoint has {message}\n"
+    assert not (tmp_path / "out").exists()
