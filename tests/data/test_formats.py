@@ -6,7 +6,7 @@ import struct
 import numpy as np
 import pytest
 
-from dse.data.formats import read_idx, read_norb, write_idx, write_norb
+from dse.data.formats import check_header, read_idx, read_norb, write_idx, write_norb
 from dse.errors import DataError
 
 
@@ -84,3 +84,15 @@ def test_norb_truncated(tmp_path):
     (tmp_path / "d.mat").write_bytes(raw[:-1])
     with pytest.raises(DataError, match="smallNORB file truncated"):
         read_norb(tmp_path / "d.mat")
+
+
+@pytest.mark.parametrize("name", ["huge-idx3-ubyte", "huge-idx3-ubyte.gz"])
+def test_idx_dims_past_64_bits_are_counted_exactly(tmp_path, name):
+    """2**21 * 2**21 * 2**22 elements wrapped to 0 in int64: an empty file then passed as
+    complete and numpy's reshape failed."""
+    raw = bytes([0, 0, 0x08, 3]) + struct.pack(">3I", 2**21, 2**21, 2**22)
+    path = tmp_path / name
+    path.write_bytes(gzip.compress(raw) if name.endswith(".gz") else raw)
+    for read in (read_idx, lambda p: check_header(p, "idx")):
+        with pytest.raises(DataError, match=rf"truncated: .* \({2**64} bytes\), found 0 bytes"):
+            read(path)
