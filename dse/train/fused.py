@@ -27,7 +27,7 @@ from dse.model.stacked import StackedCapsNet
 from dse.train.faults import inject_oom, kill_if_due
 from dse.train.precision import autocast
 from dse.train.result import TrialResult
-from dse.train.resume import ResumeState, SeedCheckpoints, restore_rng, rng_states
+from dse.train.resume import ResumeState, SeedCheckpoints, restore_rng, restoring, rng_states
 from dse.train.torch_files import load_weights
 from dse.train.trainer import (
     CHECK_EVERY,
@@ -116,11 +116,15 @@ def _restore(
     """Continue the group from the checkpoint at `path`: weights, Adam, every RNG, each one's
     progress."""
     load_weights(model, state.model, path)
-    optimizer.load_state_dict(state.optimizer)
-    restore_rng(state.rng, runs[0].generator, runs[0].device)
+    with restoring(path, "optimizer state"):
+        optimizer.load_state_dict(state.optimizer)
+    with restoring(path, "random states"):
+        restore_rng(state.rng, runs[0].generator, runs[0].device)
     for k, (run, own) in enumerate(zip(runs, progress, strict=True)):
-        run.generator.set_state(state.rng[FUSED_KEY][k])
-        restore_progress(own, state.progress[FUSED_KEY][k], model.state_of(k), state.epoch)
+        with restoring(path, "random states"):
+            run.generator.set_state(state.rng[FUSED_KEY][k])
+        with restoring(path, "history"):
+            restore_progress(own, state.progress[FUSED_KEY][k], model.state_of(k), state.epoch)
         run.kill_at = None  # a fault of the first attempt: the retry resumes past it
 
 

@@ -24,6 +24,7 @@ import os
 import random
 import uuid
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -135,9 +136,26 @@ def read_state(path: Path) -> ResumeState:
         saved = isinstance(raw, dict) and "state_dict" in raw
         what = "holds only best weights (dse train --save)" if saved else f"no '{FORMAT}' tag"
         raise DataError(f"{path}: not a per-epoch checkpoint to resume from ({what})")
+    parts = {"optimizer": state.optimizer, "rng": state.rng, "progress": state.progress}
+    if not all(isinstance(part, dict) for part in parts.values()):
+        broken = next(name for name, part in parts.items() if not isinstance(part, dict))
+        raise DataError(f"{path}: a damaged per-epoch checkpoint: its {broken} is no mapping")
     if len(state.progress.get("history", [])) != state.epoch:
         raise DataError(f"{path}: its history does not end at its epoch {state.epoch}")
     return state
+
+
+@contextlib.contextmanager
+def restoring(path: Path, what: str) -> Iterator[None]:
+    """Restoring `what` from the checkpoint at `path`: a part of it not as the trainer wrote it
+    is a DataError naming the file, not a traceback from deep in torch or numpy."""
+    try:
+        yield
+    except (KeyError, IndexError, TypeError, ValueError, AttributeError, RuntimeError) as exc:
+        raise DataError(
+            f"{path}: a damaged per-epoch checkpoint: its {what} cannot be restored "
+            f"({type(exc).__name__})"
+        ) from None
 
 
 def _same_training(a: TrialConfig, b: TrialConfig) -> bool:

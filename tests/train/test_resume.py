@@ -156,3 +156,29 @@ def test_an_unwritable_checkpoint_is_a_warning_and_the_run_goes_on(digits_root, 
     with pytest.warns(UserWarning, match="cannot write the checkpoint"):
         result = train_seeds(tiny_config("epochs=2"), data_dir=digits_root, resume=resume)
     assert len(result.history) == 2 and resume.failed
+
+
+@pytest.mark.parametrize(
+    ("part", "value", "message"),
+    [
+        ("optimizer", {}, "its optimizer state cannot be restored (KeyError)"),
+        ("rng", {}, "its random states cannot be restored (KeyError)"),
+        ("progress", {"history": [{}]}, "its history cannot be restored (TypeError)"),
+    ],
+)
+def test_a_damaged_part_of_a_checkpoint_is_named(digits_root, tmp_path, part, value, message):
+    path = tmp_path / "run.pt"
+    with pytest.raises(Stop):
+        stop = StopAt(2, 1)
+        train_seeds(
+            tiny_config("epochs=2"), data_dir=digits_root, observer=stop, resume=ResumeFile(path)
+        )
+    saved = torch.load(path, weights_only=True)
+    torch.save(saved | {part: value}, path)
+    with pytest.raises(DataError) as err:
+        train_seeds(tiny_config("epochs=2"), data_dir=digits_root, resume=ResumeFile(path))
+    assert str(err.value) == f"{path}: a damaged per-epoch checkpoint: {message}"
+    torch.save(saved | {part: "x"}, path)
+    with pytest.raises(DataError) as err:
+        ResumeFile(path).config()  # what dse train --resume reads first
+    assert str(err.value) == f"{path}: a damaged per-epoch checkpoint: its {part} is no mapping"
