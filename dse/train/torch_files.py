@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import pickle
 import re
+import zipfile
 from pathlib import Path
 
 import torch
@@ -23,8 +24,10 @@ def read_torch_file(path: Path) -> object:
     """What torch.save wrote to `path`, read with torch's weights-only unpickler."""
     if path.is_dir():
         raise DataError(f"{path}: is a directory, not a checkpoint file")
-    if not path.is_file():
+    if not path.exists():
         raise DataError(f"{path}: no such checkpoint file")
+    if not path.is_file():
+        raise DataError(f"{path}: not a regular file, not a checkpoint file")
     try:
         with open(path, "rb") as f:
             head = f.read(len(ZIP_MAGIC))
@@ -35,14 +38,18 @@ def read_torch_file(path: Path) -> object:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch.load on foreign bytes raises many kinds (KeyError included)
-        raise DataError(f"{path}: not a dse checkpoint ({_why_unreadable(exc, head)})") from None
+        raise DataError(
+            f"{path}: not a dse checkpoint ({_why_unreadable(exc, path, head)})"
+        ) from None
 
 
-def _why_unreadable(exc: Exception, head: bytes) -> str:
+def _why_unreadable(exc: Exception, path: Path, head: bytes) -> str:
     """Why torch.load failed, in words: torch's messages run to paragraphs."""
     found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(exc))
     if isinstance(exc, pickle.UnpicklingError) and found:
         return f"holds Python objects ({found.group(1)}) beyond tensors and plain data"
+    if zipfile.is_zipfile(path):
+        return "a zip archive that torch.save did not write, or one damaged inside"
     if head == ZIP_MAGIC:
         return "the file is cut short or damaged: its zip archive cannot be read"
     return "not a file written by torch.save"

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import zipfile
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -28,6 +31,9 @@ def _damaged(tmp_path, kind: str):
     elif kind == "truncated":
         torch.save({"w": torch.zeros(1000)}, path)
         path.write_bytes(path.read_bytes()[:500])
+    elif kind == "zip":
+        with zipfile.ZipFile(path, "w") as archive:
+            archive.writestr("a.txt", "hi")
     elif kind == "numpy":
         torch.save({"w": np.zeros(3)}, path)
     return path
@@ -40,6 +46,7 @@ def _damaged(tmp_path, kind: str):
         ("empty", "not a dse checkpoint (the file is empty)"),
         ("text", "not a dse checkpoint (not a file written by torch.save)"),
         ("truncated", "not a dse checkpoint (the file is cut short or damaged"),
+        ("zip", "not a dse checkpoint (a zip archive that torch.save did not write, or one"),
         ("numpy", "not a dse checkpoint (holds Python objects (numpy."),
     ],
 )
@@ -105,3 +112,8 @@ def test_resume_from_a_checkpoint_edited_to_another_width(digits_root, tmp_path)
     assert result.exit_code == 2 and result.stdout == ""
     assert result.stderr.startswith(f"error: {path}: weights do not fit the config's model: ")
     assert result.stderr.count("\n") == 1 and path.read_bytes() == before
+
+
+def test_a_device_file_is_not_a_missing_file():
+    with pytest.raises(DataError, match=r"^/dev/null: not a regular file, not a checkpoint file$"):
+        read_torch_file(Path("/dev/null"))
