@@ -165,7 +165,8 @@ def _device_dataset(
     n = len(train_y)
     if config.val_size >= n:
         raise DataError(
-            f"dataset.val_size: {config.val_size} leaves no training data ({n} training samples)"
+            f"dataset.val_size: {config.val_size} leaves no training data ({n} training "
+            f"samples in {dict(files)['train_images']})"
         )
     rng = np.random.default_rng(config.split_seed)
     order = rng.permutation(n)

@@ -58,8 +58,12 @@ def test_image_label_count_mismatch(tmp_path):
 
 
 def test_val_size_too_large(digits_root):
-    with pytest.raises(DataError, match="dataset.val_size: 600 leaves no training data"):
+    with pytest.raises(DataError) as err:
         load_dataset(DatasetConfig(val_size=600), data_dir=digits_root)
+    assert str(err.value) == (  # the file too: dse evaluate takes val_size from a checkpoint
+        "dataset.val_size: 600 leaves no training data (600 training samples in "
+        f"{digits_root / 'mnist' / 'train-images-idx3-ubyte.gz'})"
+    )
 
 
 def test_missing_dataset_offline_names_files_and_places(tmp_path, monkeypatch):
