@@ -57,7 +57,7 @@ def _why_unreadable(exc: Exception, path: Path, head: bytes) -> str:
 
 def load_weights(model: nn.Module, weights: object, path: Path) -> None:
     """Load `weights` (a state_dict read from `path`) into `model`; a DataError names the first
-    tensor missing, extra or of another shape than the model's."""
+    tensor missing, extra, of another shape than the model's, or not finite."""
     if not isinstance(weights, dict) or not all(
         isinstance(v, torch.Tensor) for v in weights.values()
     ):
@@ -78,4 +78,7 @@ def load_weights(model: nn.Module, weights: object, path: Path) -> None:
                 break
     if problem is not None:
         raise DataError(f"{path}: weights do not fit the config's model: {problem}")
+    for name, tensor in weights.items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise DataError(f"{path}: its weights hold NaN or infinite values ({name})")
     model.load_state_dict(weights)

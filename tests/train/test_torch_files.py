@@ -72,6 +72,14 @@ def test_weights_that_do_not_fit_name_the_tensor(tmp_path, weights, message):
     assert message in str(e.value)
 
 
+def test_weights_that_are_not_finite_are_refused(tmp_path):
+    weights = {"weight": torch.zeros(3, 2), "bias": torch.tensor([0.0, float("nan"), 0.0])}
+    with pytest.raises(
+        DataError, match=r"m\.pt: its weights hold NaN or infinite values \(bias\)$"
+    ):
+        load_weights(nn.Linear(2, 3), weights, tmp_path / "m.pt")
+
+
 def test_weights_that_are_no_mapping_of_tensors_are_refused(tmp_path):
     for weights in ("nope", {"weight": 1}):
         with pytest.raises(DataError, match="its weights are not a mapping of names to tensors"):
