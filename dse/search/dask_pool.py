@@ -4,12 +4,9 @@ It implements records.Pool as the local WorkerPool does, so the runner's study l
 grid enqueued once, heartbeats, retry of a dead worker's trial) is one code path for both
 backends; the runner stays the only process that talks to the study.
 
-Why `Client.submit` and not joblib's dask backend: joblib's `Parallel` runs a batch of calls
-known up front and hands back their results. The runner is an ask/tell loop: the next trial
-is asked for when a slot frees, from a sampler that has seen the last result, and each trial
-must report where it runs and its epochs as they finish, and fail alone when its worker dies
-(joblib aborts the whole batch). `Client.submit(..., resources={"GPU": n})` is the call
-joblib's backend makes underneath; dse makes it itself, one future per trial.
+Why `Client.submit` and not joblib's dask backend: the runner is an ask/tell loop (the next
+trial asked for when a slot frees; each trial reports its epochs and fails alone when its
+worker dies), not a batch known up front; joblib's backend makes the same submit underneath.
 
 Placement. A trial asks for `resources={"GPU": gpus_per_trial}`; each Dask worker process
 declares the GPUs it owns (`dask worker tcp://HOST:8786 --nworkers 2 --resources GPU=1` on a
@@ -20,14 +17,13 @@ each trial trains on a claimed GPU that no other trial of the process is using. 
 (`gpus_per_trial` 0) ask for no resources: each worker thread runs one (start CPU workers
 with `--nthreads 1`), with the host's cores split over the trials the host runs at once.
 
-A worker that dies. Dask re-runs the task of a lost worker elsewhere. The task marks its
-first start with a distributed Event named after the task; a second start knows the first
-one's worker died and returns at once, so the runner records the trial FAIL and retries it
-as a new trial (once), exactly as for a local worker that died.
+A worker that dies. Dask re-runs the task of a lost worker elsewhere. The task marks its first
+start with a distributed Event named after the task; a second start knows the first one's
+worker died and returns at once: the trial is FAIL and retried once, as on a local worker.
 
-Messages. Trial starts (TrialStarted, with the worker, host and device) and finished epochs
-(EpochDone) travel as scheduler events on a topic of this run, as plain data (records.to_wire);
-results (TrialDone, TrialFailed) come back as the futures' values.
+Messages. Trial starts (TrialStarted: worker, host, device) and finished epochs (EpochDone)
+travel as scheduler events on a topic of this run, as plain data (records.to_wire); results
+(TrialDone, TrialFailed) come back as the futures' values.
 """
 
 from __future__ import annotations
@@ -61,6 +57,7 @@ from dse.search.workers import execute_trial
 
 MARKER = "marker"  # in an event: the task's start marker, beside the message's wire form
 CONNECT_TIMEOUT_S = 10
+HANDSHAKE_GRACE_S = 5  # beyond CONNECT_TIMEOUT_S, for the scheduler's handshake
 WORKERS_TIMEOUT_S = 30  # how long to wait for the first worker to join
 INFO_REFRESH_S = 1.0  # how often the cluster's capacity is re-read
 
@@ -81,6 +78,30 @@ class _Submitted:
     future: Any
     marker: str  # name of the Event the task sets when it first starts
     worker: str | None = None  # where it started
+
+
+def connect_client(distributed: Any, scheduler: str) -> Any:
+    """A Client of `scheduler`, or one line saying why none answered. Its timeout covers the
+    connection only: a server that is no scheduler (the dashboard's port) leaves the handshake
+    waiting for ever, or reads its reply as a frame of exabytes (MemoryError)."""
+    made: dict[str, Any] = {}
+
+    def make() -> None:
+        try:
+            made["client"] = distributed.Client(scheduler, timeout=CONNECT_TIMEOUT_S)
+        except (OSError, TimeoutError, ValueError, MemoryError) as exc:
+            made["error"] = exc
+
+    thread = threading.Thread(target=make, name="dse-dask-connect", daemon=True)
+    thread.start()
+    thread.join(CONNECT_TIMEOUT_S + HANDSHAKE_GRACE_S)
+    if "client" in made:
+        return made["client"]
+    error = made.get("error")
+    detail = " ".join(str(error).split()) or type(error).__name__
+    if error is None or isinstance(error, MemoryError):
+        detail = f"no Dask scheduler answered within {CONNECT_TIMEOUT_S + HANDSHAKE_GRACE_S}s"
+    raise DseError(f"{option('scheduler')} {scheduler}: cannot connect: {detail}")
 
 
 class DaskPool:
@@ -110,12 +131,7 @@ class DaskPool:
         datasets: set[str],
     ) -> DaskPool:
         """Connect, wait for a worker, and check every worker has the datasets."""
-        distributed = import_distributed()
-        try:
-            client = distributed.Client(scheduler, timeout=CONNECT_TIMEOUT_S)
-        except (OSError, TimeoutError, ValueError) as exc:
-            detail = " ".join(str(exc).split()) or type(exc).__name__
-            raise DseError(f"{option('scheduler')} {scheduler}: cannot connect: {detail}") from None
+        client = connect_client(import_distributed(), scheduler)
         try:
             try:
                 client.wait_for_workers(1, timeout=WORKERS_TIMEOUT_S)

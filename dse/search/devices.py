@@ -4,7 +4,7 @@
 each worker sees only its GPU (CUDA_VISIBLE_DEVICES is set before CUDA starts in it).
 Without `--gpus`, every GPU present gets a worker, or `--workers N` deals N workers over the
 GPUs in turn (2 on one GPU: two trials share it). Without GPUs (`--gpus cpu`, or none present)
-`--workers N` CPU workers split the cores.
+`--workers N` CPU workers split the cores (N at most the CPUs).
 """
 
 from __future__ import annotations
@@ -61,6 +61,11 @@ def plan_slots(gpus: str | None, workers: int | None, gpu_count: int, cores: int
         gpus = ",".join(str(i % gpu_count) for i in range(n)) if gpu_count else "cpu"
     if gpus.strip().lower() == "cpu":
         n = workers or 1
+        if n > cores:  # each worker a process with torch: more only contend (and fill memory)
+            raise ConfigError(
+                f"{option('workers')} {n}: choose 1 to {cores}, the CPUs here (CPU workers "
+                "split the cores; more would take turns on them and time the contention)"
+            )
         return [Slot(i, "cpu", max(1, cores // n)) for i in range(n)]
     items = [item.strip() for item in gpus.split(",")]
     for item in items:  # the syntax of the whole list first, then which GPUs exist

@@ -159,3 +159,30 @@ def test_missing_dask_extra_is_one_line_naming_it(tmp_path):
         "error: --backend dask needs Dask distributed: pip install 'dse[dask]'\n"
     )
     assert not (tmp_path / "results").exists()
+
+
+def test_a_server_that_is_no_scheduler_is_one_line_within_the_deadline(tmp_path, monkeypatch):
+    """A port that accepts but speaks no Dask (a server of another kind, the dashboard's port
+    8787): the Client's handshake waited for ever, deaf to SIGTERM; now one line, exit 2, no
+    database."""
+    pytest.importorskip("distributed")
+    from dse.search import dask_pool
+
+    monkeypatch.setattr(dask_pool, "CONNECT_TIMEOUT_S", 2)
+    monkeypatch.setattr(dask_pool, "HANDSHAKE_GRACE_S", 1)
+    silent = socket.socket()  # connections are accepted (the backlog) and never answered
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)
+    address = f"tcp://127.0.0.1:{silent.getsockname()[1]}"
+    space = _space(tmp_path, epochs=1, lrs="[0.001]")
+    storage = f"sqlite:///{tmp_path / 'x.db'}"
+    started = time.monotonic()
+    with silent:
+        args = ["--storage", storage, "--backend", "dask", "--scheduler", address]
+        result = runner.invoke(app, ["run", "--space", str(space), *args])
+    assert time.monotonic() - started < 30
+    assert result.exit_code == 2, result.output
+    assert result.output == (
+        f"error: --scheduler {address}: cannot connect: no Dask scheduler answered within 3s\n"
+    )
+    assert not (tmp_path / "x.db").exists()

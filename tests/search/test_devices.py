@@ -48,3 +48,13 @@ def test_workers_alone_on_a_gpu_host_are_dealt_over_the_gpus():
 def test_bad_gpu_lists(gpus, workers, message):
     with pytest.raises(ConfigError, match=re.escape(message)):
         plan_slots(gpus, workers, gpu_count=2, cores=8)
+
+
+def test_more_cpu_workers_than_cores_are_refused():
+    """`--workers 1000` on 2 cores started 1000 torch processes (the machine ran out of
+    memory); CPU workers split the cores, so at most one per core."""
+    assert len(plan_slots("cpu", 2, gpu_count=0, cores=2)) == 2
+    with pytest.raises(ConfigError, match=re.escape("workers 1000: choose 1 to 2, the CPUs")):
+        plan_slots(None, 1000, gpu_count=0, cores=2)
+    with pytest.raises(ConfigError, match=re.escape("workers 3: choose 1 to 2")):
+        plan_slots("cpu", 3, gpu_count=4, cores=2)
