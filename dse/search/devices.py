@@ -4,7 +4,7 @@
 each worker sees only its GPU (CUDA_VISIBLE_DEVICES is set before CUDA starts in it).
 Without `--gpus`, every GPU present gets a worker, or `--workers N` deals N workers over the
 GPUs in turn (2 on one GPU: two trials share it). Without GPUs (`--gpus cpu`, or none present)
-`--workers N` CPU workers split the cores (N at most the CPUs).
+`--workers N` CPU workers split the cores (N at most PER_CPU per CPU).
 """
 
 from __future__ import annotations
@@ -44,12 +44,24 @@ def cpu_count() -> int:
         return os.cpu_count() or 1
 
 
+# Threads or CPU workers per CPU at most. A few more than the CPUs is a user's choice (a
+# trial waiting on data or evaluation leaves its core idle); beyond this each only waits its
+# turn, and each CPU worker is a process holding its own torch (1000 on 2 cores filled memory).
+PER_CPU = 4
+
+
+def most_per_cpu(cores: int) -> int:
+    return PER_CPU * cores
+
+
 def check_threads(threads: int | None) -> None:
-    """Refuse more CPU threads than this process may run on: the extra threads only take
-    turns on the same cores, so every step runs slower and a timing measures contention."""
-    cores = cpu_count()
-    if threads is not None and not 1 <= threads <= cores:
-        raise ConfigError(f"{option('threads')} {threads}: choose 1 to {cores}, the CPUs here")
+    """Refuse more CPU threads than PER_CPU per CPU this process may run on."""
+    most = most_per_cpu(cpu_count())
+    if threads is not None and not 1 <= threads <= most:
+        raise ConfigError(
+            f"{option('threads')} {threads}: choose 1 to {most} ({PER_CPU} per CPU here; more "
+            "only take turns on the cores)"
+        )
 
 
 def plan_slots(gpus: str | None, workers: int | None, gpu_count: int, cores: int) -> list[Slot]:
@@ -61,10 +73,10 @@ def plan_slots(gpus: str | None, workers: int | None, gpu_count: int, cores: int
         gpus = ",".join(str(i % gpu_count) for i in range(n)) if gpu_count else "cpu"
     if gpus.strip().lower() == "cpu":
         n = workers or 1
-        if n > cores:  # each worker a process with torch: more only contend (and fill memory)
+        if n > most_per_cpu(cores):  # each worker a process with torch (see PER_CPU)
             raise ConfigError(
-                f"{option('workers')} {n}: choose 1 to {cores}, the CPUs here (CPU workers "
-                "split the cores; more would take turns on them and time the contention)"
+                f"{option('workers')} {n}: choose 1 to {most_per_cpu(cores)} ({PER_CPU} per CPU "
+                "here; CPU workers split the cores, more only take turns on them)"
             )
         return [Slot(i, "cpu", max(1, cores // n)) for i in range(n)]
     items = [item.strip() for item in gpus.split(",")]

@@ -52,9 +52,10 @@ def test_bad_gpu_lists(gpus, workers, message):
 
 def test_more_cpu_workers_than_cores_are_refused():
     """`--workers 1000` on 2 cores started 1000 torch processes (the machine ran out of
-    memory); CPU workers split the cores, so at most one per core."""
+    memory); CPU workers split the cores, so at most PER_CPU (4) per core."""
     assert len(plan_slots("cpu", 2, gpu_count=0, cores=2)) == 2
-    with pytest.raises(ConfigError, match=re.escape("workers 1000: choose 1 to 2, the CPUs")):
+    assert [s.threads for s in plan_slots("cpu", 8, gpu_count=0, cores=2)] == [1] * 8
+    with pytest.raises(ConfigError, match=re.escape("workers 1000: choose 1 to 8 (4 per CPU")):
         plan_slots(None, 1000, gpu_count=0, cores=2)
-    with pytest.raises(ConfigError, match=re.escape("workers 3: choose 1 to 2")):
-        plan_slots("cpu", 3, gpu_count=4, cores=2)
+    with pytest.raises(ConfigError, match=re.escape("workers 9: choose 1 to 8")):
+        plan_slots("cpu", 9, gpu_count=4, cores=2)
