@@ -194,8 +194,7 @@ def compare_axis(item: str) -> tuple[str, list[Any]]:
     if not raw.strip():
         raise ConfigError(f"{flag} {item}: no values given after '='")
     values = yamlio.loads(raw, source=f"{flag} {key}")
-    split = [v.strip() for v in str(values).split(",")]
-    options = values if isinstance(values, list) else split
+    options = values if isinstance(values, list) else [v.strip() for v in str(values).split(",")]
     if any(str(v) == "" for v in options):
         raise ConfigError(f"{flag} {item}: an empty value; expected KEY=V1,V2,...")
     texts = [str(v) for v in options]

@@ -27,8 +27,7 @@ from dse.model.stacked import StackedCapsNet
 from dse.train.faults import inject_oom, kill_if_due
 from dse.train.precision import autocast
 from dse.train.result import TrialResult
-from dse.train.resume import ResumeState, SeedCheckpoints, restore_rng, restoring, rng_states
-from dse.train.torch_files import load_weights
+from dse.train.resume import ResumeState, SeedCheckpoints, restore_training, restoring, rng_states
 from dse.train.trainer import (
     CHECK_EVERY,
     EpochTotals,
@@ -115,11 +114,7 @@ def _restore(
 ) -> None:
     """Continue the group from the checkpoint at `path`: weights, Adam, every RNG, each one's
     progress."""
-    load_weights(model, state.model, path)
-    with restoring(path, "optimizer state"):
-        optimizer.load_state_dict(state.optimizer)
-    with restoring(path, "random states"):
-        restore_rng(state.rng, runs[0].generator, runs[0].device)
+    restore_training(path, state, model, optimizer, runs[0].generator, runs[0].device)
     for k, (run, own) in enumerate(zip(runs, progress, strict=True)):
         with restoring(path, "random states"):
             run.generator.set_state(state.rng[FUSED_KEY][k])

@@ -34,7 +34,7 @@ import torch
 
 from dse.config import TrialConfig
 from dse.errors import ConfigError, DataError
-from dse.train.torch_files import read_torch_file
+from dse.train.torch_files import load_weights, read_torch_file
 
 FORMAT = "dse-resume-1"
 
@@ -156,6 +156,23 @@ def restoring(path: Path, what: str) -> Iterator[None]:
             f"{path}: a damaged per-epoch checkpoint: its {what} cannot be restored "
             f"({type(exc).__name__})"
         ) from None
+
+
+def restore_training(
+    path: Path,
+    state: ResumeState,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    generator: torch.Generator,
+    device: torch.device,
+) -> None:
+    """The weights, Adam's state and the random states of the checkpoint at `path` put back;
+    a part not as the trainer wrote it is a DataError naming the file."""
+    load_weights(model, state.model, path)
+    with restoring(path, "optimizer state"):
+        optimizer.load_state_dict(state.optimizer)
+    with restoring(path, "random states"):
+        restore_rng(state.rng, generator, device)
 
 
 def _same_training(a: TrialConfig, b: TrialConfig) -> bool:

@@ -40,9 +40,8 @@ from dse.train.environment import (
 from dse.train.faults import inject_oom, injected_kill, injected_oom_limit, kill_if_due
 from dse.train.precision import autocast
 from dse.train.result import EpochRecord, TrialResult
-from dse.train.resume import ResumeState, SeedCheckpoints, restore_rng, restoring, rng_states
+from dse.train.resume import ResumeState, SeedCheckpoints, restore_training, restoring, rng_states
 from dse.train.schedules import TrainingPlan, make_plan
-from dse.train.torch_files import load_weights
 
 CHECK_EVERY = 50  # steps between finiteness checks (one host sync each)
 
@@ -275,11 +274,7 @@ def progress_state(progress: Progress, epoch: int) -> dict[str, Any]:
 
 def _restore(run: Run, progress: Progress, state: ResumeState, path: Path) -> None:
     """Continue from the checkpoint at `path`: weights, Adam, RNGs, the plan's clock, history."""
-    load_weights(run.model, state.model, path)
-    with restoring(path, "optimizer state"):
-        run.optimizer.load_state_dict(state.optimizer)
-    with restoring(path, "random states"):
-        restore_rng(state.rng, run.generator, run.device)
+    restore_training(path, state, run.model, run.optimizer, run.generator, run.device)
     with restoring(path, "history"):
         restore_progress(progress, state.progress, state.model, state.epoch)
     run.kill_at = None  # a fault of the first attempt: the retry resumes past it
