@@ -297,6 +297,34 @@ def _check_sqlite_path(url: str, path: Path, create: bool) -> None:
             )
         return
     _check_writable(url, path)
+    if path.is_file() and path.stat().st_size > 0:
+        _check_results_database(url, path)
+
+
+def _check_results_database(url: str, path: Path) -> None:
+    """An existing SQLite file that `dse run` would add optuna's tables to (and switch to WAL):
+    refuse another program's database (tables, none of them optuna's) and a file that is not
+    a database, before anything is written to it."""
+    try:
+        with contextlib.closing(
+            sqlite3.connect(path.resolve().as_uri() + "?mode=ro", uri=True, timeout=5)
+        ) as db:
+            rows = db.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
+    except sqlite3.OperationalError as exc:
+        if "locked" in str(exc):  # a writer holds it: optuna's open waits, or says so
+            return
+        raise StorageError(f"{option('storage')} {shown_url(url)}: {exc}") from None
+    except sqlite3.DatabaseError as exc:
+        raise StorageError(
+            f"{option('storage')} {shown_url(url)}: not a results database ({exc})"
+        ) from None
+    tables = sorted(row[0] for row in rows)
+    if tables and "version_info" not in tables:
+        shown = ", ".join(tables[:5]) + (", ..." if len(tables) > 5 else "")
+        raise StorageError(
+            f"{option('storage')} {shown_url(url)}: not a results database (it holds another "
+            f"program's tables: {shown}); give a new file or a dse results database"
+        )
 
 
 def _check_writable(url: str, path: Path) -> None:

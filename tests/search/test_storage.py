@@ -118,6 +118,24 @@ def test_reading_commands_name_why_a_database_cannot_be_opened(workdir, command)
     assert {p.name: p.read_bytes() for p in workdir.iterdir() if p.is_file()} == before
 
 
+def test_run_leaves_another_programs_sqlite_file_as_it_was(workdir):
+    """`dse run` would have added optuna's tables to it and switched it to WAL."""
+    write_space(workdir)
+    _other_programs_database(workdir / "other.db")
+    (workdir / "notes.txt").write_text("a note, not a database\n" * 20)
+    before = {p.name: p.read_bytes() for p in workdir.iterdir() if p.is_file()}
+    _one_line_error(
+        ["run", "--space", "tiny.yaml", "--storage", "sqlite:///other.db"],
+        "--storage sqlite:///other.db: not a results database "
+        "(it holds another program's tables: notes)",
+    )
+    _one_line_error(
+        ["run", "--space", "tiny.yaml", "--storage", "sqlite:///notes.txt"],
+        "--storage sqlite:///notes.txt: not a results database (file is not a database)",
+    )
+    assert {p.name: p.read_bytes() for p in workdir.iterdir() if p.is_file()} == before
+
+
 @NEEDS_PSYCOPG
 @pytest.mark.parametrize("command", READING, ids=[c[0] for c in READING])
 def test_reading_commands_name_an_unreachable_server_without_its_password(workdir, command):
