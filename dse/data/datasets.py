@@ -156,6 +156,16 @@ def load_dataset(
     return _device_dataset(config, str(device), files)
 
 
+def _check_subset(key: str, wanted: int | None, available: int, path: Path) -> None:
+    """A subset larger than the split would be silently the whole split, and the trial's
+    stored config would claim samples it never saw."""
+    if wanted is not None and wanted > available:
+        left = " after dataset.val_size" if key == "train_subset" else ""
+        raise DataError(
+            f"dataset.{key}: {wanted} is more than the {available} samples{left} in {path}"
+        )
+
+
 @lru_cache(maxsize=2)
 def _device_dataset(
     config: DatasetConfig, device: str, files: tuple[tuple[str, Path], ...]
@@ -163,11 +173,14 @@ def _device_dataset(
     info = INFO[config.name]
     train_x, train_y, test_x, test_y = _read_arrays(config.name, files)
     n = len(train_y)
+    source = dict(files)
     if config.val_size >= n:
         raise DataError(
             f"dataset.val_size: {config.val_size} leaves no training data ({n} training "
-            f"samples in {dict(files)['train_images']})"
+            f"samples in {source['train_images']})"
         )
+    _check_subset("train_subset", config.train_subset, n - config.val_size, source["train_images"])
+    _check_subset("test_subset", config.test_subset, len(test_y), source["test_images"])
     rng = np.random.default_rng(config.split_seed)
     order = rng.permutation(n)
     val_idx, train_idx = order[: config.val_size], order[config.val_size :]

@@ -66,6 +66,26 @@ def test_val_size_too_large(digits_root):
     )
 
 
+@pytest.mark.parametrize(
+    "key, config, available, file",
+    [
+        ("train_subset", DatasetConfig(val_size=100, train_subset=501), 500, "train"),
+        ("test_subset", DatasetConfig(val_size=100, test_subset=201), 200, "t10k"),
+    ],
+)
+def test_a_subset_larger_than_its_split_is_refused(digits_root, key, config, available, file):
+    """Capped silently, the trial's stored config would claim samples it never trained on."""
+    with pytest.raises(DataError) as err:
+        load_dataset(config, data_dir=digits_root)
+    left = " after dataset.val_size" if key == "train_subset" else ""
+    assert str(err.value) == (
+        f"dataset.{key}: {available + 1} is more than the {available} samples{left} in "
+        f"{digits_root / 'mnist' / f'{file}-images-idx3-ubyte.gz'}"
+    )
+    exact = config.model_copy(update={key: available})
+    assert len(getattr(load_dataset(exact, data_dir=digits_root), key[:-7]).labels) == available
+
+
 def test_missing_dataset_offline_names_files_and_places(tmp_path, monkeypatch):
     monkeypatch.setenv("DSE_DATA_DIR", str(tmp_path))
     with pytest.raises(DataError) as err:
