@@ -100,7 +100,21 @@ class Grid:
         ran = [list(t.values) for t in self.by_key.values() if t.values is not None]
         self.reference = list(given) if given else worst_plus_margin(ran, self.directions)
         self.hypervolume = hypervolume(values, self.directions, self.reference) if values else 0.0
+        if not self.hypervolume > 0:
+            raise ConfigError(self.nothing_inside())
         self.compute_s = sum(t.compute_s for t in self.by_key.values())
+
+    def nothing_inside(self) -> str:
+        """The refusal of a grid whose feasible points all lie outside the reference point's box
+        (a space's reference_point better than every point in some objective): its hypervolume
+        is 0, and a share of 0 is not one."""
+        names = self.recording.metric_names
+        point = ", ".join(f"{n}={v:g}" for n, v in zip(names, self.reference, strict=True))
+        return (
+            f"study {self.recording.study}: no feasible point of the grid is better than its "
+            f"reference point ({point}) in every objective: the grid's hypervolume is 0, there "
+            "is nothing to measure a search against"
+        )
 
     def feasible(self, trial: RecordedTrial) -> bool:
         for constraint in self.space.constraints:

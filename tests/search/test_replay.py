@@ -315,6 +315,22 @@ def test_a_grid_without_a_feasible_point_is_refused(tmp_path, monkeypatch):
     )
 
 
+def test_a_reference_point_no_point_beats_is_refused(tmp_path, monkeypatch):
+    """A space's reference point better than every grid point in one objective (a budget set
+    for another machine): the grid's hypervolume is 0, and every share, the grid's own, read 0.
+    The replay refuses it instead of reporting the grid at hv_share 0."""
+    monkeypatch.chdir(tmp_path)
+    quick = _with_space(
+        synthetic_recording(), reference_point={"train_time_s": 1.0, "val_accuracy": 0.0}
+    )
+    save_record(quick, "quick.json.gz")
+    _one_line_error(
+        ["replay", "--record", "quick.json.gz", "--seeds", "2"],
+        "no feasible point of the grid is better than its reference point (train_time_s=1, "
+        "val_accuracy=0) in every objective",
+    )
+
+
 def test_share_intervals_stay_within_what_a_share_can_be():
     few = t_interval([1.0, 1.0, 0.4], SHARE)
     assert few.low == 0.0 and few.high == 1.0 and few.mean == pytest.approx(0.8)
