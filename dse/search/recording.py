@@ -101,6 +101,10 @@ class Recording:
             recording = cls(**data, trials=read)
         except TypeError as exc:
             raise ConfigError(f"{source}: a damaged dse record ({exc})") from None
+        if not (isinstance(recording.study, str) and recording.study.strip()):
+            raise ConfigError(
+                f"{source}: a damaged dse record (study {recording.study!r}: expected its name)"
+            )
         for trial in recording.trials:
             if not isinstance(trial.params, dict) or not isinstance(trial.config, dict):
                 raise ConfigError(

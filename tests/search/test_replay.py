@@ -252,6 +252,8 @@ def _with_epoch(recording: Recording, trial: int, index: int, **changes) -> Reco
         (lambda r: replace(r, directions=["minimize"]), "one direction"),
         (lambda r: replace(r, metric_names=["a"], directions=["minimize"]), "2 or 3 objectives"),
         (lambda r: _damaged(r, 3, config="zz"), "trial 3: params and config must be mappings"),
+        (lambda r: replace(r, study=5), "a damaged dse record (study 5: expected its name)"),
+        (lambda r: replace(r, study=""), "a damaged dse record (study '': expected its name)"),
     ],
 )
 def test_a_damaged_record_is_refused_in_one_line(tmp_path, monkeypatch, damage, message):
@@ -259,7 +261,8 @@ def test_a_damaged_record_is_refused_in_one_line(tmp_path, monkeypatch, damage, 
     compute with is checked, and named, before it is used."""
     monkeypatch.chdir(tmp_path)
     save_record(damage(synthetic_recording()), "damaged.json.gz")
-    _one_line_error(["replay", "--record", "damaged.json.gz", "--seeds", "2"], message)
+    replay = ["replay", "--record", "damaged.json.gz", "--seeds", "2"]
+    _one_line_error([*replay, "--plot", "--out", "fig"], message)  # the figure is named by study
 
 
 def _with_space(recording: Recording, **changes) -> Recording:
