@@ -52,15 +52,34 @@ def moasha_if_estimable(
     return left, f"{', '.join(rungs)} left out: {why}"
 
 
-def load_recording(storage: str | None, study: str | None, record: str | None) -> Recording:
-    """The record of a file (--record) or of a stored study (--storage, --study)."""
+def load_recording(
+    storage: str | None, study: str | None, record: str | None
+) -> tuple[Recording, list[str]]:
+    """The grid's record of a file (--record) or of a stored study (--storage, --study), and a
+    note if some of its trials are off that grid."""
     if record is not None:
         if storage is not None:
             raise ConfigError(f"give either {option('record')} or {option('storage')}, not both")
-        return complete_grid(load_record(record))
-    if storage is None:
+        whole = load_record(record)
+    elif storage is None:
         raise ConfigError(f"give {option('storage')} (and {option('study')}) or {option('record')}")
-    return record_study(storage, study)
+    else:
+        whole = record_study(storage, study, complete=False)
+    grid = complete_grid(whole)
+    return grid, _off_grid(whole, grid)
+
+
+def _off_grid(whole: Recording, grid: Recording) -> list[str]:
+    """A note for the trials that ran no point of the grid of the space the study was made
+    with (points an --extend added, under parameters of their own): the replay leaves them out."""
+    on = {trial.key for trial in grid.trials}
+    off = sum(trial.key not in on for trial in whole.trials)
+    if not off:
+        return []
+    return [
+        f"study {grid.study}: {off} trial(s) ran points off the grid of the space it was made "
+        f"with (as --extend adds); the replay covers that grid's {len(grid.trials)} points only"
+    ]
 
 
 def replay(
@@ -88,12 +107,12 @@ def replay(
         check_output_dir(out, "out")
     if save is not None:
         check_writable(save, "save_record")
-    recording = load_recording(storage, study, record)
+    recording, off_grid = load_recording(storage, study, record)
     chosen, dropped = moasha_if_estimable(recording, chosen, explicit=methods is not None)
     grid = Grid(recording)
     budget = budget or math.ceil(len(grid.grid) / 3)
     result = replay_methods(grid, chosen, seeds, workers, budget, early_stop)
-    notes = _notes(grid, result, chosen, budget, early_stop, workers)
+    notes = [*off_grid, *_notes(grid, result, chosen, budget, early_stop, workers)]
     if dropped:
         notes.append(dropped)
     if save is not None:

@@ -334,6 +334,27 @@ def test_a_reference_point_no_point_beats_is_refused(tmp_path, monkeypatch):
     )
 
 
+def test_trials_off_the_grid_are_named_not_replayed(tmp_path):
+    """Points an --extend added run under parameters of their own (optimizer.lr#2): they are no
+    point of the grid the study was made with, which the replay covers; a note says so."""
+    recording = synthetic_recording()
+    first = recording.trials[0]
+    params = {**first.params, "optimizer.lr#2": 0.01}
+    added = replace(first, number=len(recording.trials), params=params)
+    path = str(
+        save_record(replace(recording, trials=[*recording.trials, added]), tmp_path / "x.json")
+    )
+    result = runner.invoke(
+        app, ["replay", "--record", path, "--methods", "grid", "--format", "json"]
+    )
+    assert result.exit_code == 0, result.stderr
+    assert last_json(result)[0]["trials"] == 24
+    assert "study synthetic: 1 trial(s) ran points off the grid" in result.stderr
+    whole = str(save_record(recording, tmp_path / "whole.json"))
+    result = runner.invoke(app, ["replay", "--record", whole, "--methods", "grid"])
+    assert result.exit_code == 0 and "off the grid" not in result.stderr
+
+
 def test_share_intervals_stay_within_what_a_share_can_be():
     few = t_interval([1.0, 1.0, 0.4], SHARE)
     assert few.low == 0.0 and few.high == 1.0 and few.mean == pytest.approx(0.8)
