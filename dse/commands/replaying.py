@@ -98,7 +98,7 @@ def replay(
 ) -> Shown:
     """Replay each method `seeds` times over the recorded grid; `save` writes the record.
     `methods` None: DEFAULT_METHODS, less MO-ASHA where it cannot estimate the objectives."""
-    chosen = parse_methods(methods or ",".join(DEFAULT_METHODS))
+    chosen = parse_methods(",".join(DEFAULT_METHODS) if methods is None else methods)
     early_stop = EarlyStop(parse_rungs(rungs), check_eta(eta))
     for name, value in (("seeds", seeds), ("workers", workers), ("budget", budget or 1)):
         if value < 1:

@@ -202,6 +202,8 @@ def test_bad_input_is_refused_in_one_line(tmp_path, monkeypatch):
     _one_line_error(["replay", "--record", "junk.json.gz"], "not a dse record")
     _one_line_error(["replay", "--record", "none.json.gz"], "no such file")
     _one_line_error(["replay", "--record", "part.json.gz", "--methods", "grid,sobol"], "sobol")
+    # an empty list (an unset shell variable) is no list, not the default one
+    _one_line_error(["replay", "--record", "part.json.gz", "--methods", ""], "no method given")
 
 
 def _damaged(recording: Recording, trial: int, **changes) -> Recording:
