@@ -35,16 +35,22 @@ NON_NEGATIVE = (0.0, math.inf)  # counts
 def t_interval(
     samples: Sequence[float], within: tuple[float, float], level: float = CI_LEVEL
 ) -> Estimate:
-    """The mean and its two-sided t interval (one sample: the interval is the point), clipped
-    to the range the quantity can take: with few seeds a t interval of a share near 1 runs
-    past 1."""
+    """The mean and its two-sided t interval, clipped to the range the quantity can take: with
+    few seeds a t interval of a share near 1 runs past 1. One sample says nothing of the
+    spread (the t interval is unbounded): the interval is the whole range."""
     mean = statistics.fmean(samples)
+    low, high = within
     if len(samples) < 2:
-        return Estimate(mean, mean, mean)
+        return Estimate(mean, low, high)
     half = stats.t.ppf(0.5 + level / 2, len(samples) - 1) * statistics.stdev(samples)
     half /= math.sqrt(len(samples))
-    low, high = within
     return Estimate(mean, max(low, mean - half), min(high, mean + half))
+
+
+def exact(samples: Sequence[float]) -> Estimate:
+    """A method without randomness (grid): its one run is the value, the interval the point."""
+    mean = statistics.fmean(samples)
+    return Estimate(mean, mean, mean)
 
 
 def hv_at(run: SeedRun, compute_s: float) -> float:
@@ -89,18 +95,23 @@ class MethodSummary:
 
 def summarize(grid: Grid, method: str, runs: Sequence[SeedRun]) -> MethodSummary:
     whole_hv, whole_s = grid.hypervolume or 1.0, grid.compute_s or 1.0
+    counts = (0.0, float(len(grid.grid)))  # trials: each grid point at most once
+
+    def interval(samples: Sequence[float], within: tuple[float, float]) -> Estimate:
+        return exact(samples) if method == "grid" else t_interval(samples, within)
+
     curve = tuple(
-        (share, t_interval([hv_at(r, share * whole_s) / whole_hv for r in runs], SHARE))
+        (share, interval([hv_at(r, share * whole_s) / whole_hv for r in runs], SHARE))
         for share in CURVE_AT
     )
     stopped = [sum(t.stopped_at is not None for t in r.trials) for r in runs]
     return MethodSummary(
         method=method,
         seeds=len(runs),
-        hv_share=t_interval([r.hypervolume / whole_hv for r in runs], SHARE),
-        compute_share=t_interval([r.compute_s / whole_s for r in runs], SHARE),
-        trials=t_interval([len(r.trials) for r in runs], NON_NEGATIVE),
-        stopped=t_interval(stopped, NON_NEGATIVE),
+        hv_share=interval([r.hypervolume / whole_hv for r in runs], SHARE),
+        compute_share=interval([r.compute_s / whole_s for r in runs], SHARE),
+        trials=interval([len(r.trials) for r in runs], counts),
+        stopped=interval(stopped, counts),
         curve=curve,
     )
 

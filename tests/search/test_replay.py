@@ -27,7 +27,13 @@ from dse.search.recording import (
 )
 from dse.search.records import EpochPoint, TrialRecord
 from dse.search.replay import Grid, replay_method
-from dse.search.replay_summary import NON_NEGATIVE, SHARE, replay_methods, t_interval
+from dse.search.replay_summary import (
+    NON_NEGATIVE,
+    SHARE,
+    Estimate,
+    replay_methods,
+    t_interval,
+)
 from dse.search.results import worst_plus_margin
 from dse.search.runner import run_study
 from dse.space import load_space
@@ -368,6 +374,22 @@ def test_share_intervals_stay_within_what_a_share_can_be():
     result = replay_methods(grid, ["random"], 2, 1, 16, EarlyStop())
     (summary,) = result.summaries
     assert summary.compute_share.low > 0.2 and summary.compute_share.high == 1.0
+
+
+def test_one_seed_claims_no_certainty(tmp_path):
+    """--seeds 1: one random run says nothing of the spread over seeds, so its interval is all
+    a share (or a count of trials) can be, not the point; the grid, without randomness, keeps
+    the point. The JSON stays JSON (no Infinity)."""
+    path = str(save_record(synthetic_recording(), tmp_path / "grid.json.gz"))
+    args = ["replay", "--record", path, "--seeds", "1", "--methods", "grid,random", "--budget", "8"]
+    result = runner.invoke(app, [*args, "--format", "json"])
+    assert result.exit_code == 0, result.stderr
+    grid, random = last_json(result)
+    assert grid["hv_share_ci"] == [1.0, 1.0] and grid["trials_ci"] == [24.0, 24.0]
+    assert random["seeds"] == 1 and 0 < random["hv_share"] < 1
+    assert random["hv_share_ci"] == [0.0, 1.0] and random["compute_share_ci"] == [0.0, 1.0]
+    assert random["trials"] == 8 and random["trials_ci"] == [0.0, 24.0]
+    assert t_interval([0.4], SHARE) == Estimate(0.4, 0.0, 1.0)
 
 
 @pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux's /proc")
