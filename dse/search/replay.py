@@ -23,6 +23,7 @@ other costs changed which trial reached a rung first.
 from __future__ import annotations
 
 import heapq
+import math
 import random
 import warnings
 from dataclasses import dataclass, field
@@ -102,7 +103,9 @@ class Grid:
         self.hypervolume = hypervolume(values, self.directions, self.reference) if values else 0.0
         if not self.hypervolume > 0:
             raise ConfigError(self.nothing_inside())
-        self.compute_s = sum(t.compute_s for t in self.by_key.values())
+        # the epoch times a replay adds up, summed exactly (math.fsum: in any order, the same
+        # float), so a search that ran every epoch spends a share of exactly 1
+        self.compute_s = math.fsum(p.epoch_time_s for t in self.by_key.values() for p in t.curve)
 
     def nothing_inside(self) -> str:
         """The refusal of a grid whose feasible points all lie outside the reference point's box
@@ -190,6 +193,8 @@ class Simulation:
                 now, _, number = heapq.heappop(self.events)
                 self.epoch_done(now, number)
         self.run.trials = [self.replayed(n, r) for n, r in self.started.items()]
+        ran = (p.epoch_time_s for r in self.started.values() for p in r.curve)
+        self.run.compute_s = math.fsum(ran)  # as the grid's (the running sum's order differs)
         return self.run
 
     def fill(self, now: float) -> None:

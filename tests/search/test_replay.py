@@ -142,6 +142,18 @@ def test_shares_are_against_the_whole_grid():
     assert len({tuple(t.point for t in r.trials) for r in random_runs}) > 1  # seeds differ
 
 
+@pytest.mark.parametrize("workers", [1, 2, 5, 100])
+def test_the_grid_spends_exactly_the_grid(workers):
+    """The grid method runs every epoch of every point: its compute share is 1.0, not 1 plus
+    the rounding of adding the epoch times in another order (1.0000000000000027, past what a
+    share can be), whatever the workers."""
+    grid = Grid(synthetic_recording())
+    result = replay_methods(grid, ["grid"], 1, workers, None, EarlyStop())
+    (summary,) = result.summaries
+    assert summary.compute_share.mean == 1.0 and summary.hv_share.mean == 1.0
+    assert summary.curve[-1][1].mean == 1.0
+
+
 def test_replay_is_quick():
     """Five methods x 30 seeds on a 24-point grid: seconds, not minutes (TPE, NSGA-II in
     optuna are the slow part)."""
