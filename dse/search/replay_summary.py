@@ -70,20 +70,19 @@ class MethodSummary:
     curve: tuple[tuple[float, Estimate], ...]  # (compute share, hv share)
 
     def row(self) -> dict[str, Any]:
-        """The table's row and the JSON object (the curve is JSON only)."""
+        """The table's row and the JSON object (the curve is JSON only), at full precision:
+        the table rounds its cells; JSON readers compare shares (0.99996 is not 1.0, the whole
+        front)."""
         return {
             "method": self.method,
             "seeds": self.seeds,
-            "hv_share": round(self.hv_share.mean, 4),
-            "hv_share_ci": [round(self.hv_share.low, 4), round(self.hv_share.high, 4)],
-            "compute_share": round(self.compute_share.mean, 4),
-            "compute_share_ci": [
-                round(self.compute_share.low, 4),
-                round(self.compute_share.high, 4),
-            ],
-            "trials": round(self.trials.mean, 2),
-            "trials_ci": [round(self.trials.low, 2), round(self.trials.high, 2)],
-            "stopped": round(self.stopped.mean, 2),
+            "hv_share": self.hv_share.mean,
+            "hv_share_ci": [self.hv_share.low, self.hv_share.high],
+            "compute_share": self.compute_share.mean,
+            "compute_share_ci": [self.compute_share.low, self.compute_share.high],
+            "trials": self.trials.mean,
+            "trials_ci": [self.trials.low, self.trials.high],
+            "stopped": self.stopped.mean,
         }
 
     def curve_json(self) -> list[dict[str, float]]:

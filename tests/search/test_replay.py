@@ -154,6 +154,23 @@ def test_the_grid_spends_exactly_the_grid(workers):
     assert summary.curve[-1][1].mean == 1.0
 
 
+def test_json_rows_keep_full_precision(tmp_path):
+    """The JSON's shares are the means themselves (the table rounds its cells): rounded to 4
+    places, a mean of 0.99996 read 1.0, the whole front, and hv_share differed from the
+    curve's last point, which JSON gave in full."""
+    path = str(save_record(synthetic_recording(), tmp_path / "grid.json.gz"))
+    args = ["replay", "--record", path, "--seeds", "3", "--methods", "random", "--budget", "8"]
+    result = runner.invoke(app, [*args, "--format", "json"])
+    assert result.exit_code == 0, result.stderr
+    (row,) = last_json(result)
+    runs = replay_methods(Grid(synthetic_recording()), ["random"], 3, 2, 8, EarlyStop())
+    (summary,) = runs.summaries
+    assert row["hv_share"] == summary.hv_share.mean == row["hv_curve"][-1]["hv_share"]
+    assert row["compute_share_ci"] == [summary.compute_share.low, summary.compute_share.high]
+    table = runner.invoke(app, args)
+    assert table.exit_code == 0 and f"{summary.hv_share.mean:.4g}" in table.stdout
+
+
 def test_replay_is_quick():
     """Five methods x 30 seeds on a 24-point grid: seconds, not minutes (TPE, NSGA-II in
     optuna are the slow part)."""
