@@ -42,7 +42,7 @@ def t_interval(
     low, high = within
     if len(samples) < 2:
         return Estimate(mean, low, high)
-    half = stats.t.ppf(0.5 + level / 2, len(samples) - 1) * statistics.stdev(samples)
+    half = float(stats.t.ppf(0.5 + level / 2, len(samples) - 1)) * statistics.stdev(samples)
     half /= math.sqrt(len(samples))
     return Estimate(mean, max(low, mean - half), min(high, mean + half))
 

@@ -167,6 +167,7 @@ def test_json_rows_keep_full_precision(tmp_path):
     (summary,) = runs.summaries
     assert row["hv_share"] == summary.hv_share.mean == row["hv_curve"][-1]["hv_share"]
     assert row["compute_share_ci"] == [summary.compute_share.low, summary.compute_share.high]
+    assert all(type(v) is float for v in summary.row()["compute_share_ci"])  # not numpy's
     table = runner.invoke(app, args)
     assert table.exit_code == 0 and f"{summary.hv_share.mean:.4g}" in table.stdout
 
