@@ -1,5 +1,5 @@
 """A study's portable record: what a replay (replay.py) needs of a finished study, as one
-compressed JSON file (`dse record`, `dse replay --save-record FILE`, `dse replay --record FILE`).
+compressed JSON file (`dse replay --save-record FILE` writes it, `--record FILE` reads it).
 
 The record holds the space (the file as parsed: axes, objectives, constraints, reference point),
 the parameter distributions the study recorded, and each trial that ran: its number, params,
