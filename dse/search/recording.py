@@ -23,6 +23,7 @@ import optuna
 from optuna.distributions import distribution_to_json, json_to_distribution
 from optuna.trial import TrialState
 
+from dse.config import TrialConfig
 from dse.errors import ConfigError, DseError, option
 from dse.search.records import EpochPoint, StudyRecord, TrialRecord, param_key
 from dse.search.storage import close_storage, open_storage
@@ -30,6 +31,7 @@ from dse.search.study import load_study
 from dse.space import SearchSpace
 from dse.space.parse import parse_space
 from dse.train.result import current_metric
+from dse.train.schedules import epoch_batch_sizes
 
 FORMAT = "dse-record/1"
 
@@ -297,3 +299,23 @@ def check_trial(trial: RecordedTrial, metric_names: list[str], where: str) -> No
             )
         if not (_number(point.val_accuracy) and 0 <= point.val_accuracy <= 1):
             raise ConfigError(f"{epoch}: val_accuracy {point.val_accuracy!r} is not in [0, 1]")
+    check_config(trial, at)
+
+
+def check_config(trial: RecordedTrial, at: str) -> None:
+    """Its config as a replay reads it (MO-ASHA projects a trial's remaining epochs from its
+    config's batch sizes): a TrialConfig of its epochs that ran its curve's batch size in each
+    recorded epoch, else a one-line refusal."""
+    try:
+        config = TrialConfig.from_dict(trial.config, source="config")
+    except DseError as exc:
+        raise ConfigError(f"{at}: its config does not read ({exc})") from None
+    if config.epochs != trial.epochs:
+        raise ConfigError(f"{at}: its config runs {config.epochs} epochs, not {trial.epochs}")
+    planned = epoch_batch_sizes(config)
+    for point in trial.curve:
+        if planned[point.epoch - 1] != point.batch_size:
+            raise ConfigError(
+                f"{at}, epoch {point.epoch} of its curve: batch_size {point.batch_size} is not "
+                f"its config's ({planned[point.epoch - 1]})"
+            )

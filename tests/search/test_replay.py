@@ -291,6 +291,17 @@ def _with_epoch(recording: Recording, trial: int, index: int, **changes) -> Reco
         (lambda r: replace(r, metric_names=["a"], directions=["minimize"]), "2 or 3 objectives"),
         (lambda r: _damaged(r, 3, config="zz"), "trial 3: params and config must be mappings"),
         (lambda r: replace(r, study=5), "a damaged dse record (study 5: expected its name)"),
+        (lambda r: _damaged(r, 3, config={}), "trial 3: its config runs 30 epochs, not 16"),
+        (
+            lambda r: _damaged(r, 3, config={**r.trials[3].config, "epochs": "16"}),
+            "trial 3: its config does not read (config: epochs: Input should be a valid integer",
+        ),
+        (
+            lambda r: _damaged(
+                r, 3, config={**r.trials[3].config, "batch_schedule": {"batch_size": 7}}
+            ),
+            "trial 3, epoch 1 of its curve: batch_size 128 is not its config's (7)",
+        ),
         (lambda r: replace(r, study=""), "a damaged dse record (study '': expected its name)"),
     ],
 )
