@@ -172,6 +172,33 @@ def test_json_rows_keep_full_precision(tmp_path):
     assert table.exit_code == 0 and f"{summary.hv_share.mean:.4g}" in table.stdout
 
 
+def test_a_search_that_found_the_front_has_a_share_of_exactly_1():
+    """Three objectives, one point dominating the rest: every run that trained it found the
+    whole front, and its share is 1.0, not 0.9999999999999998 (the volume summed over other,
+    dominated points in another order), so `hv_share == 1` counts the seeds that found it."""
+    recording = synthetic_recording()
+    best = min(recording.trials, key=lambda t: t.values[0])
+    top = max(t.values[1] for t in recording.trials)
+    trials = [
+        replace(t, values=[*t.values, 1.0 if t is best else 2.0 + n / 7])
+        if t is not best
+        else replace(t, values=[t.values[0], top, 1.0])
+        for n, t in enumerate(recording.trials)
+    ]
+    trials = [replace(t, metrics={**t.metrics, "n_params": t.values[2]}) for t in trials]
+    recording = replace(
+        _with_space(recording, objectives={
+            "train_time_s": "minimize", "val_accuracy": "maximize", "n_params": "minimize"}),
+        metric_names=["train_time_s", "val_accuracy", "n_params"],
+        directions=["minimize", "maximize", "minimize"],
+        trials=trials,
+    )  # fmt: skip
+    grid = Grid(recording)
+    runs = [replay_method(grid, "random", seed, 2, budget=12) for seed in range(20)]
+    found = [r for r in runs if any(t.point == best.key for t in r.trials)]
+    assert found and all(r.hypervolume == grid.hypervolume for r in found)
+
+
 def test_replay_is_quick():
     """Five methods x 30 seeds on a 24-point grid: seconds, not minutes (TPE, NSGA-II in
     optuna are the slow part)."""
