@@ -36,20 +36,33 @@ def moasha_if_estimable(
     recording: Recording, methods: list[str], explicit: bool
 ) -> tuple[list[str], str | None]:
     """The methods to replay, and a note if MO-ASHA was left out: it ranks trials at a rung by
-    objectives estimated from their curves, which only some metrics allow (moasha.ESTIMABLE).
-    Asked for by name (`explicit`), it is refused in one line instead."""
+    objectives estimated from their curves, which only some metrics allow (moasha.ESTIMABLE),
+    and one curve per trial, which a trial of several seeds is not (`dse run` refuses early
+    stopping with repeats). Asked for by name (`explicit`), it is refused in one line instead."""
     rungs = [m for m in methods if m.startswith("moasha")]
-    unknown = [n for n in recording.metric_names if n not in ESTIMABLE]
-    if not rungs or not unknown:
+    why = _why_no_moasha(recording)
+    if not rungs or why is None:
         return methods, None
-    why = (
-        f"study {recording.study}: objective {unknown[0]} cannot be estimated at a rung "
-        f"(MO-ASHA estimates {', '.join(ESTIMABLE)})"
-    )
     left = [m for m in methods if m not in rungs]
     if explicit or not left:
         raise ConfigError(f"{option('methods')} {','.join(methods)}: {why}")
     return left, f"{', '.join(rungs)} left out: {why}"
+
+
+def _why_no_moasha(recording: Recording) -> str | None:
+    unknown = [n for n in recording.metric_names if n not in ESTIMABLE]
+    if unknown:
+        return (
+            f"study {recording.study}: objective {unknown[0]} cannot be estimated at a rung "
+            f"(MO-ASHA estimates {', '.join(ESTIMABLE)})"
+        )
+    repeats = max(trial.config.get("repeats", 1) for trial in recording.trials)
+    if repeats > 1:
+        return (
+            f"study {recording.study}: its trials trained {repeats} seeds each, and rungs compare "
+            "one training curve per trial (dse run refuses early stopping with repeats)"
+        )
+    return None
 
 
 def load_recording(

@@ -376,6 +376,23 @@ def test_moasha_is_left_out_or_refused_where_it_cannot_estimate_an_objective(tmp
     )
 
 
+def test_moasha_is_left_out_or_refused_on_a_study_of_repeats(tmp_path):
+    """`dse run` refuses early stopping with repeats (a trial's objectives are means over its
+    seeds, its curve the first seed's): the replay does not simulate it either, as for an
+    objective it cannot estimate."""
+    recording = synthetic_recording()
+    trials = [replace(t, config={**t.config, "repeats": 2}) for t in recording.trials]
+    path = str(save_record(replace(recording, trials=trials), tmp_path / "repeats.json.gz"))
+    result = runner.invoke(app, ["replay", "--record", path, "--seeds", "2", "--format", "json"])
+    assert result.exit_code == 0, result.stderr
+    assert [row["method"] for row in last_json(result)] == ["grid", "random", "nsga2", "tpe"]
+    assert "moasha left out: study synthetic: its trials trained 2 seeds each" in result.stderr
+    _one_line_error(
+        ["replay", "--record", path, "--methods", "grid,moasha-shuffled"],
+        "rungs compare one training curve per trial",
+    )
+
+
 def test_a_grid_without_a_feasible_point_is_refused(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     recording = _with_space(synthetic_recording(), constraints=["val_accuracy >= 0.999"])
