@@ -54,8 +54,10 @@ def exact(samples: Sequence[float]) -> Estimate:
 
 
 def hv_at(run: SeedRun, compute_s: float) -> float:
-    """The run's hypervolume once it had spent `compute_s` training seconds."""
-    reached = [hv for spent, hv in run.history if spent <= compute_s + 1e-9]
+    """The run's hypervolume once it had spent `compute_s` training seconds (to the rounding
+    of a running sum, relative: a grid of a million seconds is off by more than 1e-9)."""
+    slack = 1e-9 * max(1.0, compute_s)
+    reached = [hv for spent, hv in run.history if spent <= compute_s + slack]
     return reached[-1] if reached else 0.0
 
 

@@ -4,6 +4,7 @@ result for the same seed, the portable record, and one-line refusals of what can
 from __future__ import annotations
 
 import json
+import random
 import sqlite3
 import time
 from contextlib import closing
@@ -197,6 +198,32 @@ def test_a_search_that_found_the_front_has_a_share_of_exactly_1():
     runs = [replay_method(grid, "random", seed, 2, budget=12) for seed in range(20)]
     found = [r for r in runs if any(t.point == best.key for t in r.trials)]
     assert found and all(r.hypervolume == grid.hypervolume for r in found)
+
+
+def _scaled(recording: Recording, scale: float) -> Recording:
+    """Its epoch times `scale` times longer, each off by up to 10% (sums that round)."""
+    rng = random.Random(0)
+    trials = []
+    for trial in recording.trials:
+        curve, elapsed = [], 0.0
+        for point in trial.curve:
+            seconds = point.epoch_time_s * scale * rng.uniform(0.9, 1.1)
+            elapsed += seconds
+            curve.append(replace(point, epoch_time_s=seconds, elapsed_train_s=elapsed))
+        values = [elapsed, trial.values[1]]
+        metrics = {**trial.metrics, "train_time_s": elapsed}
+        trials.append(replace(trial, curve=curve, values=values, metrics=metrics))
+    return replace(recording, trials=trials)
+
+
+def test_the_grid_curve_reaches_1_on_a_long_grid():
+    """A grid of ~10^7 training seconds: the grid's running sum of epoch times is off its exact
+    total by ~1e-8 s, more than an absolute 1e-9; its curve still reads 1.0 at compute share 1
+    (it read 0.996, the last trial not counted)."""
+    grid = Grid(_scaled(synthetic_recording(epochs=30), 1e4))
+    assert grid.compute_s > 1e6
+    (summary,) = replay_methods(grid, ["grid"], 1, 1, None, EarlyStop()).summaries
+    assert summary.curve[-1][1].mean == 1.0
 
 
 def test_replay_is_quick():
@@ -469,11 +496,11 @@ def test_one_seed_claims_no_certainty(tmp_path):
     args = ["replay", "--record", path, "--seeds", "1", "--methods", "grid,random", "--budget", "8"]
     result = runner.invoke(app, [*args, "--format", "json"])
     assert result.exit_code == 0, result.stderr
-    grid, random = last_json(result)
+    grid, sampled = last_json(result)
     assert grid["hv_share_ci"] == [1.0, 1.0] and grid["trials_ci"] == [24.0, 24.0]
-    assert random["seeds"] == 1 and 0 < random["hv_share"] < 1
-    assert random["hv_share_ci"] == [0.0, 1.0] and random["compute_share_ci"] == [0.0, 1.0]
-    assert random["trials"] == 8 and random["trials_ci"] == [0.0, 24.0]
+    assert sampled["seeds"] == 1 and 0 < sampled["hv_share"] < 1
+    assert sampled["hv_share_ci"] == [0.0, 1.0] and sampled["compute_share_ci"] == [0.0, 1.0]
+    assert sampled["trials"] == 8 and sampled["trials_ci"] == [0.0, 24.0]
     assert t_interval([0.4], SHARE) == Estimate(0.4, 0.0, 1.0)
 
 
