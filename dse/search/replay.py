@@ -35,7 +35,7 @@ from dse.errors import ConfigError, DseError
 from dse.search.grid_order import spread_order
 from dse.search.moasha import EarlyStop, Peer, RungBook
 from dse.search.pareto import hypervolume, non_dominated
-from dse.search.recording import RecordedTrial, Recording
+from dse.search.recording import RecordedTrial, Recording, runnable
 from dse.search.records import Decision, EpochPoint, TrialRecord, param_key
 from dse.search.results import worst_plus_margin
 from dse.search.study import Counting, enqueue_missing, make_sampler
@@ -87,7 +87,9 @@ class Grid:
         for trial in recording.trials:
             self.by_key.setdefault(trial.key, trial)
         self.batch_sizes = {key: batch_sizes(t) for key, t in self.by_key.items()}
-        self.grid = self.space.grid() if self.space.finite else []
+        every = self.space.grid() if self.space.finite else []
+        self.grid = runnable(self.space, every)  # the points a run can train
+        self.every = every  # with the clashing combinations, as the runner orders them
         complete = [t for t in self.by_key.values() if t.values is not None and self.feasible(t)]
         if not complete:
             constraints = "; ".join(str(c) for c in self.space.constraints)
@@ -178,7 +180,8 @@ class Simulation:
                 order = list(grid.grid)
                 random.Random(seed).shuffle(order)
             else:
-                order = spread_order(grid.grid, seed)  # as the runner orders it (options.py)
+                # as the runner orders it (options.py), less the points it fails untrained
+                order = [p for p in spread_order(grid.every, seed) if p in grid.grid]
             enqueue_missing(self.study, space, order, origin="grid")
         enqueue_missing(self.study, space, list(space.points), origin="point")
         self.waiting = len(self.study.get_trials(deepcopy=False))

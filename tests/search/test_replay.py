@@ -420,6 +420,27 @@ def test_moasha_is_left_out_or_refused_on_a_study_of_repeats(tmp_path):
     )
 
 
+def test_a_grid_is_complete_without_its_clashing_combinations(tmp_path):
+    """A space with a budget may hold combinations that are no valid config (warm_adabatch LR
+    with a fixed batch): no run trains them (the runner fails them untrained), so a study that
+    ran every other point is a complete grid, and the grid replays its runnable points only
+    (it was refused: 'not a complete grid: 24 of 48 points ran in full')."""
+    recording = synthetic_recording()
+    axes = {**recording.space["axes"], "lr_policy.name": ["constant", "warm_adabatch"]}
+    trials = [
+        replace(t, params={**t.params, "lr_policy.name": "constant"}) for t in recording.trials
+    ]
+    space = {**recording.space, "axes": axes, "n_trials": 24}
+    path = str(save_record(replace(recording, space=space, trials=trials), tmp_path / "c.json"))
+    args = ["replay", "--record", path, "--seeds", "2", "--methods", "grid,random,moasha"]
+    result = runner.invoke(app, [*args, "--format", "json"])
+    assert result.exit_code == 0, result.stderr
+    rows = {row["method"]: row for row in last_json(result)}
+    assert rows["grid"]["trials"] == 24 and rows["grid"]["hv_share"] == 1.0
+    assert rows["grid"]["compute_share"] == 1.0 and rows["moasha"]["trials"] == 24
+    assert "grid: 24 points" in result.stderr
+
+
 def test_a_grid_without_a_feasible_point_is_refused(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     recording = _with_space(synthetic_recording(), constraints=["val_accuracy >= 0.999"])
