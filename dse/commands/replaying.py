@@ -36,31 +36,63 @@ def moasha_if_estimable(
     recording: Recording, methods: list[str], explicit: bool
 ) -> tuple[list[str], str | None]:
     """The methods to replay, and a note if MO-ASHA was left out: it ranks trials at a rung by
-    objectives estimated from their curves, which only some metrics allow (moasha.ESTIMABLE).
-    Asked for by name (`explicit`), it is refused in one line instead."""
+    objectives estimated from their curves, which only some metrics allow (moasha.ESTIMABLE),
+    and one curve per trial, which a trial of several seeds is not (`dse run` refuses early
+    stopping with repeats). Asked for by name (`explicit`), it is refused in one line instead."""
     rungs = [m for m in methods if m.startswith("moasha")]
-    unknown = [n for n in recording.metric_names if n not in ESTIMABLE]
-    if not rungs or not unknown:
+    why = _why_no_moasha(recording)
+    if not rungs or why is None:
         return methods, None
-    why = (
-        f"study {recording.study}: objective {unknown[0]} cannot be estimated at a rung "
-        f"(MO-ASHA estimates {', '.join(ESTIMABLE)})"
-    )
     left = [m for m in methods if m not in rungs]
     if explicit or not left:
         raise ConfigError(f"{option('methods')} {','.join(methods)}: {why}")
     return left, f"{', '.join(rungs)} left out: {why}"
 
 
-def load_recording(storage: str | None, study: str | None, record: str | None) -> Recording:
-    """The record of a file (--record) or of a stored study (--storage, --study)."""
+def _why_no_moasha(recording: Recording) -> str | None:
+    unknown = [n for n in recording.metric_names if n not in ESTIMABLE]
+    if unknown:
+        return (
+            f"study {recording.study}: objective {unknown[0]} cannot be estimated at a rung "
+            f"(MO-ASHA estimates {', '.join(ESTIMABLE)})"
+        )
+    repeats = max(trial.config.get("repeats", 1) for trial in recording.trials)
+    if repeats > 1:
+        return (
+            f"study {recording.study}: its trials trained {repeats} seeds each, and rungs compare "
+            "one training curve per trial (dse run refuses early stopping with repeats)"
+        )
+    return None
+
+
+def load_recording(
+    storage: str | None, study: str | None, record: str | None
+) -> tuple[Recording, list[str]]:
+    """The grid's record of a file (--record) or of a stored study (--storage, --study), and a
+    note if some of its trials are off that grid."""
     if record is not None:
         if storage is not None:
             raise ConfigError(f"give either {option('record')} or {option('storage')}, not both")
-        return complete_grid(load_record(record))
-    if storage is None:
+        whole = load_record(record)
+    elif storage is None:
         raise ConfigError(f"give {option('storage')} (and {option('study')}) or {option('record')}")
-    return record_study(storage, study)
+    else:
+        whole = record_study(storage, study, complete=False)
+    grid = complete_grid(whole)
+    return grid, _off_grid(whole, grid)
+
+
+def _off_grid(whole: Recording, grid: Recording) -> list[str]:
+    """A note for the trials that ran no point of the grid of the space the study was made
+    with (points an --extend added, under parameters of their own): the replay leaves them out."""
+    on = {trial.key for trial in grid.trials}
+    off = sum(trial.key not in on for trial in whole.trials)
+    if not off:
+        return []
+    return [
+        f"study {grid.study}: {off} trial(s) ran points off the grid of the space it was made "
+        f"with (as --extend adds); the replay covers that grid's {len(grid.trials)} points only"
+    ]
 
 
 def replay(
@@ -79,7 +111,7 @@ def replay(
 ) -> Shown:
     """Replay each method `seeds` times over the recorded grid; `save` writes the record.
     `methods` None: DEFAULT_METHODS, less MO-ASHA where it cannot estimate the objectives."""
-    chosen = parse_methods(methods or ",".join(DEFAULT_METHODS))
+    chosen = parse_methods(",".join(DEFAULT_METHODS) if methods is None else methods)
     early_stop = EarlyStop(parse_rungs(rungs), check_eta(eta))
     for name, value in (("seeds", seeds), ("workers", workers), ("budget", budget or 1)):
         if value < 1:
@@ -88,12 +120,12 @@ def replay(
         check_output_dir(out, "out")
     if save is not None:
         check_writable(save, "save_record")
-    recording = load_recording(storage, study, record)
+    recording, off_grid = load_recording(storage, study, record)
     chosen, dropped = moasha_if_estimable(recording, chosen, explicit=methods is not None)
     grid = Grid(recording)
     budget = budget or math.ceil(len(grid.grid) / 3)
     result = replay_methods(grid, chosen, seeds, workers, budget, early_stop)
-    notes = _notes(grid, result, chosen, budget, early_stop, workers)
+    notes = [*off_grid, *_notes(grid, result, chosen, budget, early_stop, workers)]
     if dropped:
         notes.append(dropped)
     if save is not None:

@@ -1,5 +1,5 @@
 """A study's portable record: what a replay (replay.py) needs of a finished study, as one
-compressed JSON file (`dse record`, `dse replay --save-record FILE`, `dse replay --record FILE`).
+compressed JSON file (`dse replay --save-record FILE` writes it, `--record FILE` reads it).
 
 The record holds the space (the file as parsed: axes, objectives, constraints, reference point),
 the parameter distributions the study recorded, and each trial that ran: its number, params,
@@ -23,6 +23,7 @@ import optuna
 from optuna.distributions import distribution_to_json, json_to_distribution
 from optuna.trial import TrialState
 
+from dse.config import TrialConfig
 from dse.errors import ConfigError, DseError, option
 from dse.search.records import EpochPoint, StudyRecord, TrialRecord, param_key
 from dse.search.storage import close_storage, open_storage
@@ -30,6 +31,7 @@ from dse.search.study import load_study
 from dse.space import SearchSpace
 from dse.space.parse import parse_space
 from dse.train.result import current_metric
+from dse.train.schedules import epoch_batch_sizes
 
 FORMAT = "dse-record/1"
 
@@ -101,6 +103,10 @@ class Recording:
             recording = cls(**data, trials=read)
         except TypeError as exc:
             raise ConfigError(f"{source}: a damaged dse record ({exc})") from None
+        if not (isinstance(recording.study, str) and recording.study.strip()):
+            raise ConfigError(
+                f"{source}: a damaged dse record (study {recording.study!r}: expected its name)"
+            )
         for trial in recording.trials:
             if not isinstance(trial.params, dict) or not isinstance(trial.config, dict):
                 raise ConfigError(
@@ -209,7 +215,7 @@ def complete_grid(recording: Recording) -> Recording:
     for trial in recording.trials:
         if trial.values is not None and trial.key not in by_key:
             by_key[trial.key] = trial
-    grid = [param_key(space.encoded(point)) for point in space.grid()]
+    grid = [param_key(space.encoded(point)) for point in runnable(space, space.grid())]
     missing = [key for key in grid if key not in by_key]
     if missing:
         raise ConfigError(
@@ -225,6 +231,20 @@ def complete_grid(recording: Recording) -> Recording:
             )
         check_trial(trial, space.metric_names, where)
     return replace(recording, trials=chosen)
+
+
+def runnable(space: SearchSpace, points: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The points that are valid configs: a space with a budget may hold combinations that
+    clash (warm_adabatch with a fixed batch), which no run trains (the runner fails them
+    untrained), so a complete grid does without them."""
+    kept = []
+    for point in points:
+        try:
+            space.config_for(point)
+        except DseError:
+            continue
+        kept.append(point)
+    return kept
 
 
 def check_objectives(recording: Recording, where: str) -> None:
@@ -293,3 +313,23 @@ def check_trial(trial: RecordedTrial, metric_names: list[str], where: str) -> No
             )
         if not (_number(point.val_accuracy) and 0 <= point.val_accuracy <= 1):
             raise ConfigError(f"{epoch}: val_accuracy {point.val_accuracy!r} is not in [0, 1]")
+    check_config(trial, at)
+
+
+def check_config(trial: RecordedTrial, at: str) -> None:
+    """Its config as a replay reads it (MO-ASHA projects a trial's remaining epochs from its
+    config's batch sizes): a TrialConfig of its epochs that ran its curve's batch size in each
+    recorded epoch, else a one-line refusal."""
+    try:
+        config = TrialConfig.from_dict(trial.config, source="config")
+    except DseError as exc:
+        raise ConfigError(f"{at}: its config does not read ({exc})") from None
+    if config.epochs != trial.epochs:
+        raise ConfigError(f"{at}: its config runs {config.epochs} epochs, not {trial.epochs}")
+    planned = epoch_batch_sizes(config)
+    for point in trial.curve:
+        if planned[point.epoch - 1] != point.batch_size:
+            raise ConfigError(
+                f"{at}, epoch {point.epoch} of its curve: batch_size {point.batch_size} is not "
+                f"its config's ({planned[point.epoch - 1]})"
+            )

@@ -23,6 +23,7 @@ other costs changed which trial reached a rung first.
 from __future__ import annotations
 
 import heapq
+import math
 import random
 import warnings
 from dataclasses import dataclass, field
@@ -33,8 +34,8 @@ from optuna.trial import TrialState
 from dse.errors import ConfigError, DseError
 from dse.search.grid_order import spread_order
 from dse.search.moasha import EarlyStop, Peer, RungBook
-from dse.search.pareto import hypervolume
-from dse.search.recording import RecordedTrial, Recording
+from dse.search.pareto import hypervolume, non_dominated
+from dse.search.recording import RecordedTrial, Recording, runnable
 from dse.search.records import Decision, EpochPoint, TrialRecord, param_key
 from dse.search.results import worst_plus_margin
 from dse.search.study import Counting, enqueue_missing, make_sampler
@@ -86,7 +87,9 @@ class Grid:
         for trial in recording.trials:
             self.by_key.setdefault(trial.key, trial)
         self.batch_sizes = {key: batch_sizes(t) for key, t in self.by_key.items()}
-        self.grid = self.space.grid() if self.space.finite else []
+        every = self.space.grid() if self.space.finite else []
+        self.grid = runnable(self.space, every)  # the points a run can train
+        self.every = every  # with the clashing combinations, as the runner orders them
         complete = [t for t in self.by_key.values() if t.values is not None and self.feasible(t)]
         if not complete:
             constraints = "; ".join(str(c) for c in self.space.constraints)
@@ -99,8 +102,31 @@ class Grid:
         # as `dse pareto` takes it: from every complete trial, feasible or not
         ran = [list(t.values) for t in self.by_key.values() if t.values is not None]
         self.reference = list(given) if given else worst_plus_margin(ran, self.directions)
-        self.hypervolume = hypervolume(values, self.directions, self.reference) if values else 0.0
-        self.compute_s = sum(t.compute_s for t in self.by_key.values())
+        self.hypervolume = self.volume(values) if values else 0.0
+        if not self.hypervolume > 0:
+            raise ConfigError(self.nothing_inside())
+        # the epoch times a replay adds up, summed exactly (math.fsum: in any order, the same
+        # float), so a search that ran every epoch spends a share of exactly 1
+        self.compute_s = math.fsum(p.epoch_time_s for t in self.by_key.values() for p in t.curve)
+
+    def volume(self, values: list[list[float]]) -> float:
+        """The hypervolume of the points' front, its distinct points in sorted order: a search
+        that found the grid's front has the grid's volume to the last bit (share 1.0, not
+        0.9999999999999998 from other dominated points in its sum)."""
+        front = sorted({tuple(values[i]) for i in non_dominated(values, self.directions)})
+        return hypervolume([list(p) for p in front], self.directions, self.reference)
+
+    def nothing_inside(self) -> str:
+        """The refusal of a grid whose feasible points all lie outside the reference point's box
+        (a space's reference_point better than every point in some objective): its hypervolume
+        is 0, and a share of 0 is not one."""
+        names = self.recording.metric_names
+        point = ", ".join(f"{n}={v:g}" for n, v in zip(names, self.reference, strict=True))
+        return (
+            f"study {self.recording.study}: no feasible point of the grid is better than its "
+            f"reference point ({point}) in every objective: the grid's hypervolume is 0, there "
+            "is nothing to measure a search against"
+        )
 
     def feasible(self, trial: RecordedTrial) -> bool:
         for constraint in self.space.constraints:
@@ -154,7 +180,8 @@ class Simulation:
                 order = list(grid.grid)
                 random.Random(seed).shuffle(order)
             else:
-                order = spread_order(grid.grid, seed)  # as the runner orders it (options.py)
+                # as the runner orders it (options.py), less the points it fails untrained
+                order = [p for p in spread_order(grid.every, seed) if p in grid.grid]
             enqueue_missing(self.study, space, order, origin="grid")
         enqueue_missing(self.study, space, list(space.points), origin="point")
         self.waiting = len(self.study.get_trials(deepcopy=False))
@@ -176,6 +203,8 @@ class Simulation:
                 now, _, number = heapq.heappop(self.events)
                 self.epoch_done(now, number)
         self.run.trials = [self.replayed(n, r) for n, r in self.started.items()]
+        ran = (p.epoch_time_s for r in self.started.values() for p in r.curve)
+        self.run.compute_s = math.fsum(ran)  # as the grid's (the running sum's order differs)
         return self.run
 
     def fill(self, now: float) -> None:
@@ -267,7 +296,7 @@ class Simulation:
         self.study.tell(running.trial, values)
         if self.grid.feasible(running.recorded):
             self.front.append(values)
-            hv = hypervolume(self.front, self.grid.directions, self.grid.reference)
+            hv = self.grid.volume(self.front)
             self.run.hypervolume = hv
         self.run.history.append((self.run.compute_s, self.run.hypervolume))
         self.finish(now)

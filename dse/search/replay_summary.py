@@ -35,21 +35,29 @@ NON_NEGATIVE = (0.0, math.inf)  # counts
 def t_interval(
     samples: Sequence[float], within: tuple[float, float], level: float = CI_LEVEL
 ) -> Estimate:
-    """The mean and its two-sided t interval (one sample: the interval is the point), clipped
-    to the range the quantity can take: with few seeds a t interval of a share near 1 runs
-    past 1."""
+    """The mean and its two-sided t interval, clipped to the range the quantity can take: with
+    few seeds a t interval of a share near 1 runs past 1. One sample says nothing of the
+    spread (the t interval is unbounded): the interval is the whole range."""
     mean = statistics.fmean(samples)
-    if len(samples) < 2:
-        return Estimate(mean, mean, mean)
-    half = stats.t.ppf(0.5 + level / 2, len(samples) - 1) * statistics.stdev(samples)
-    half /= math.sqrt(len(samples))
     low, high = within
+    if len(samples) < 2:
+        return Estimate(mean, low, high)
+    half = float(stats.t.ppf(0.5 + level / 2, len(samples) - 1)) * statistics.stdev(samples)
+    half /= math.sqrt(len(samples))
     return Estimate(mean, max(low, mean - half), min(high, mean + half))
 
 
+def exact(samples: Sequence[float]) -> Estimate:
+    """A method without randomness (grid): its one run is the value, the interval the point."""
+    mean = statistics.fmean(samples)
+    return Estimate(mean, mean, mean)
+
+
 def hv_at(run: SeedRun, compute_s: float) -> float:
-    """The run's hypervolume once it had spent `compute_s` training seconds."""
-    reached = [hv for spent, hv in run.history if spent <= compute_s + 1e-9]
+    """The run's hypervolume once it had spent `compute_s` training seconds (to the rounding
+    of a running sum, relative: a grid of a million seconds is off by more than 1e-9)."""
+    slack = 1e-9 * max(1.0, compute_s)
+    reached = [hv for spent, hv in run.history if spent <= compute_s + slack]
     return reached[-1] if reached else 0.0
 
 
@@ -64,20 +72,19 @@ class MethodSummary:
     curve: tuple[tuple[float, Estimate], ...]  # (compute share, hv share)
 
     def row(self) -> dict[str, Any]:
-        """The table's row and the JSON object (the curve is JSON only)."""
+        """The table's row and the JSON object (the curve is JSON only), at full precision:
+        the table rounds its cells; JSON readers compare shares (0.99996 is not 1.0, the whole
+        front)."""
         return {
             "method": self.method,
             "seeds": self.seeds,
-            "hv_share": round(self.hv_share.mean, 4),
-            "hv_share_ci": [round(self.hv_share.low, 4), round(self.hv_share.high, 4)],
-            "compute_share": round(self.compute_share.mean, 4),
-            "compute_share_ci": [
-                round(self.compute_share.low, 4),
-                round(self.compute_share.high, 4),
-            ],
-            "trials": round(self.trials.mean, 2),
-            "trials_ci": [round(self.trials.low, 2), round(self.trials.high, 2)],
-            "stopped": round(self.stopped.mean, 2),
+            "hv_share": self.hv_share.mean,
+            "hv_share_ci": [self.hv_share.low, self.hv_share.high],
+            "compute_share": self.compute_share.mean,
+            "compute_share_ci": [self.compute_share.low, self.compute_share.high],
+            "trials": self.trials.mean,
+            "trials_ci": [self.trials.low, self.trials.high],
+            "stopped": self.stopped.mean,
         }
 
     def curve_json(self) -> list[dict[str, float]]:
@@ -89,18 +96,23 @@ class MethodSummary:
 
 def summarize(grid: Grid, method: str, runs: Sequence[SeedRun]) -> MethodSummary:
     whole_hv, whole_s = grid.hypervolume or 1.0, grid.compute_s or 1.0
+    counts = (0.0, float(len(grid.grid)))  # trials: each grid point at most once
+
+    def interval(samples: Sequence[float], within: tuple[float, float]) -> Estimate:
+        return exact(samples) if method == "grid" else t_interval(samples, within)
+
     curve = tuple(
-        (share, t_interval([hv_at(r, share * whole_s) / whole_hv for r in runs], SHARE))
+        (share, interval([hv_at(r, share * whole_s) / whole_hv for r in runs], SHARE))
         for share in CURVE_AT
     )
     stopped = [sum(t.stopped_at is not None for t in r.trials) for r in runs]
     return MethodSummary(
         method=method,
         seeds=len(runs),
-        hv_share=t_interval([r.hypervolume / whole_hv for r in runs], SHARE),
-        compute_share=t_interval([r.compute_s / whole_s for r in runs], SHARE),
-        trials=t_interval([len(r.trials) for r in runs], NON_NEGATIVE),
-        stopped=t_interval(stopped, NON_NEGATIVE),
+        hv_share=interval([r.hypervolume / whole_hv for r in runs], SHARE),
+        compute_share=interval([r.compute_s / whole_s for r in runs], SHARE),
+        trials=interval([len(r.trials) for r in runs], counts),
+        stopped=interval(stopped, counts),
         curve=curve,
     )
 

@@ -4,6 +4,7 @@ result for the same seed, the portable record, and one-line refusals of what can
 from __future__ import annotations
 
 import json
+import random
 import sqlite3
 import time
 from contextlib import closing
@@ -27,7 +28,13 @@ from dse.search.recording import (
 )
 from dse.search.records import EpochPoint, TrialRecord
 from dse.search.replay import Grid, replay_method
-from dse.search.replay_summary import NON_NEGATIVE, SHARE, replay_methods, t_interval
+from dse.search.replay_summary import (
+    NON_NEGATIVE,
+    SHARE,
+    Estimate,
+    replay_methods,
+    t_interval,
+)
 from dse.search.results import worst_plus_margin
 from dse.search.runner import run_study
 from dse.space import load_space
@@ -136,6 +143,89 @@ def test_shares_are_against_the_whole_grid():
     assert len({tuple(t.point for t in r.trials) for r in random_runs}) > 1  # seeds differ
 
 
+@pytest.mark.parametrize("workers", [1, 2, 5, 100])
+def test_the_grid_spends_exactly_the_grid(workers):
+    """The grid method runs every epoch of every point: its compute share is 1.0, not 1 plus
+    the rounding of adding the epoch times in another order (1.0000000000000027, past what a
+    share can be), whatever the workers."""
+    grid = Grid(synthetic_recording())
+    result = replay_methods(grid, ["grid"], 1, workers, None, EarlyStop())
+    (summary,) = result.summaries
+    assert summary.compute_share.mean == 1.0 and summary.hv_share.mean == 1.0
+    assert summary.curve[-1][1].mean == 1.0
+
+
+def test_json_rows_keep_full_precision(tmp_path):
+    """The JSON's shares are the means themselves (the table rounds its cells): rounded to 4
+    places, a mean of 0.99996 read 1.0, the whole front, and hv_share differed from the
+    curve's last point, which JSON gave in full."""
+    path = str(save_record(synthetic_recording(), tmp_path / "grid.json.gz"))
+    args = ["replay", "--record", path, "--seeds", "3", "--methods", "random", "--budget", "8"]
+    result = runner.invoke(app, [*args, "--format", "json"])
+    assert result.exit_code == 0, result.stderr
+    (row,) = last_json(result)
+    runs = replay_methods(Grid(synthetic_recording()), ["random"], 3, 2, 8, EarlyStop())
+    (summary,) = runs.summaries
+    assert row["hv_share"] == summary.hv_share.mean == row["hv_curve"][-1]["hv_share"]
+    assert row["compute_share_ci"] == [summary.compute_share.low, summary.compute_share.high]
+    assert all(type(v) is float for v in summary.row()["compute_share_ci"])  # not numpy's
+    table = runner.invoke(app, args)
+    assert table.exit_code == 0 and f"{summary.hv_share.mean:.4g}" in table.stdout
+
+
+def test_a_search_that_found_the_front_has_a_share_of_exactly_1():
+    """Three objectives, one point dominating the rest: every run that trained it found the
+    whole front, and its share is 1.0, not 0.9999999999999998 (the volume summed over other,
+    dominated points in another order), so `hv_share == 1` counts the seeds that found it."""
+    recording = synthetic_recording()
+    best = min(recording.trials, key=lambda t: t.values[0])
+    top = max(t.values[1] for t in recording.trials)
+    trials = [
+        replace(t, values=[*t.values, 1.0 if t is best else 2.0 + n / 7])
+        if t is not best
+        else replace(t, values=[t.values[0], top, 1.0])
+        for n, t in enumerate(recording.trials)
+    ]
+    trials = [replace(t, metrics={**t.metrics, "n_params": t.values[2]}) for t in trials]
+    recording = replace(
+        _with_space(recording, objectives={
+            "train_time_s": "minimize", "val_accuracy": "maximize", "n_params": "minimize"}),
+        metric_names=["train_time_s", "val_accuracy", "n_params"],
+        directions=["minimize", "maximize", "minimize"],
+        trials=trials,
+    )  # fmt: skip
+    grid = Grid(recording)
+    runs = [replay_method(grid, "random", seed, 2, budget=12) for seed in range(20)]
+    found = [r for r in runs if any(t.point == best.key for t in r.trials)]
+    assert found and all(r.hypervolume == grid.hypervolume for r in found)
+
+
+def _scaled(recording: Recording, scale: float) -> Recording:
+    """Its epoch times `scale` times longer, each off by up to 10% (sums that round)."""
+    rng = random.Random(0)
+    trials = []
+    for trial in recording.trials:
+        curve, elapsed = [], 0.0
+        for point in trial.curve:
+            seconds = point.epoch_time_s * scale * rng.uniform(0.9, 1.1)
+            elapsed += seconds
+            curve.append(replace(point, epoch_time_s=seconds, elapsed_train_s=elapsed))
+        values = [elapsed, trial.values[1]]
+        metrics = {**trial.metrics, "train_time_s": elapsed}
+        trials.append(replace(trial, curve=curve, values=values, metrics=metrics))
+    return replace(recording, trials=trials)
+
+
+def test_the_grid_curve_reaches_1_on_a_long_grid():
+    """A grid of ~10^7 training seconds: the grid's running sum of epoch times is off its exact
+    total by ~1e-8 s, more than an absolute 1e-9; its curve still reads 1.0 at compute share 1
+    (it read 0.996, the last trial not counted)."""
+    grid = Grid(_scaled(synthetic_recording(epochs=30), 1e4))
+    assert grid.compute_s > 1e6
+    (summary,) = replay_methods(grid, ["grid"], 1, 1, None, EarlyStop()).summaries
+    assert summary.curve[-1][1].mean == 1.0
+
+
 def test_replay_is_quick():
     """Five methods x 30 seeds on a 24-point grid: seconds, not minutes (TPE, NSGA-II in
     optuna are the slow part)."""
@@ -202,6 +292,8 @@ def test_bad_input_is_refused_in_one_line(tmp_path, monkeypatch):
     _one_line_error(["replay", "--record", "junk.json.gz"], "not a dse record")
     _one_line_error(["replay", "--record", "none.json.gz"], "no such file")
     _one_line_error(["replay", "--record", "part.json.gz", "--methods", "grid,sobol"], "sobol")
+    # an empty list (an unset shell variable) is no list, not the default one
+    _one_line_error(["replay", "--record", "part.json.gz", "--methods", ""], "no method given")
 
 
 def _damaged(recording: Recording, trial: int, **changes) -> Recording:
@@ -252,6 +344,19 @@ def _with_epoch(recording: Recording, trial: int, index: int, **changes) -> Reco
         (lambda r: replace(r, directions=["minimize"]), "one direction"),
         (lambda r: replace(r, metric_names=["a"], directions=["minimize"]), "2 or 3 objectives"),
         (lambda r: _damaged(r, 3, config="zz"), "trial 3: params and config must be mappings"),
+        (lambda r: replace(r, study=5), "a damaged dse record (study 5: expected its name)"),
+        (lambda r: _damaged(r, 3, config={}), "trial 3: its config runs 30 epochs, not 16"),
+        (
+            lambda r: _damaged(r, 3, config={**r.trials[3].config, "epochs": "16"}),
+            "trial 3: its config does not read (config: epochs: Input should be a valid integer",
+        ),
+        (
+            lambda r: _damaged(
+                r, 3, config={**r.trials[3].config, "batch_schedule": {"batch_size": 7}}
+            ),
+            "trial 3, epoch 1 of its curve: batch_size 128 is not its config's (7)",
+        ),
+        (lambda r: replace(r, study=""), "a damaged dse record (study '': expected its name)"),
     ],
 )
 def test_a_damaged_record_is_refused_in_one_line(tmp_path, monkeypatch, damage, message):
@@ -259,7 +364,8 @@ def test_a_damaged_record_is_refused_in_one_line(tmp_path, monkeypatch, damage, 
     compute with is checked, and named, before it is used."""
     monkeypatch.chdir(tmp_path)
     save_record(damage(synthetic_recording()), "damaged.json.gz")
-    _one_line_error(["replay", "--record", "damaged.json.gz", "--seeds", "2"], message)
+    replay = ["replay", "--record", "damaged.json.gz", "--seeds", "2"]
+    _one_line_error([*replay, "--plot", "--out", "fig"], message)  # the figure is named by study
 
 
 def _with_space(recording: Recording, **changes) -> Recording:
@@ -297,6 +403,44 @@ def test_moasha_is_left_out_or_refused_where_it_cannot_estimate_an_objective(tmp
     )
 
 
+def test_moasha_is_left_out_or_refused_on_a_study_of_repeats(tmp_path):
+    """`dse run` refuses early stopping with repeats (a trial's objectives are means over its
+    seeds, its curve the first seed's): the replay does not simulate it either, as for an
+    objective it cannot estimate."""
+    recording = synthetic_recording()
+    trials = [replace(t, config={**t.config, "repeats": 2}) for t in recording.trials]
+    path = str(save_record(replace(recording, trials=trials), tmp_path / "repeats.json.gz"))
+    result = runner.invoke(app, ["replay", "--record", path, "--seeds", "2", "--format", "json"])
+    assert result.exit_code == 0, result.stderr
+    assert [row["method"] for row in last_json(result)] == ["grid", "random", "nsga2", "tpe"]
+    assert "moasha left out: study synthetic: its trials trained 2 seeds each" in result.stderr
+    _one_line_error(
+        ["replay", "--record", path, "--methods", "grid,moasha-shuffled"],
+        "rungs compare one training curve per trial",
+    )
+
+
+def test_a_grid_is_complete_without_its_clashing_combinations(tmp_path):
+    """A space with a budget may hold combinations that are no valid config (warm_adabatch LR
+    with a fixed batch): no run trains them (the runner fails them untrained), so a study that
+    ran every other point is a complete grid, and the grid replays its runnable points only
+    (it was refused: 'not a complete grid: 24 of 48 points ran in full')."""
+    recording = synthetic_recording()
+    axes = {**recording.space["axes"], "lr_policy.name": ["constant", "warm_adabatch"]}
+    trials = [
+        replace(t, params={**t.params, "lr_policy.name": "constant"}) for t in recording.trials
+    ]
+    space = {**recording.space, "axes": axes, "n_trials": 24}
+    path = str(save_record(replace(recording, space=space, trials=trials), tmp_path / "c.json"))
+    args = ["replay", "--record", path, "--seeds", "2", "--methods", "grid,random,moasha"]
+    result = runner.invoke(app, [*args, "--format", "json"])
+    assert result.exit_code == 0, result.stderr
+    rows = {row["method"]: row for row in last_json(result)}
+    assert rows["grid"]["trials"] == 24 and rows["grid"]["hv_share"] == 1.0
+    assert rows["grid"]["compute_share"] == 1.0 and rows["moasha"]["trials"] == 24
+    assert "grid: 24 points" in result.stderr
+
+
 def test_a_grid_without_a_feasible_point_is_refused(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     recording = _with_space(synthetic_recording(), constraints=["val_accuracy >= 0.999"])
@@ -315,6 +459,43 @@ def test_a_grid_without_a_feasible_point_is_refused(tmp_path, monkeypatch):
     )
 
 
+def test_a_reference_point_no_point_beats_is_refused(tmp_path, monkeypatch):
+    """A space's reference point better than every grid point in one objective (a budget set
+    for another machine): the grid's hypervolume is 0, and every share, the grid's own, read 0.
+    The replay refuses it instead of reporting the grid at hv_share 0."""
+    monkeypatch.chdir(tmp_path)
+    quick = _with_space(
+        synthetic_recording(), reference_point={"train_time_s": 1.0, "val_accuracy": 0.0}
+    )
+    save_record(quick, "quick.json.gz")
+    _one_line_error(
+        ["replay", "--record", "quick.json.gz", "--seeds", "2"],
+        "no feasible point of the grid is better than its reference point (train_time_s=1, "
+        "val_accuracy=0) in every objective",
+    )
+
+
+def test_trials_off_the_grid_are_named_not_replayed(tmp_path):
+    """Points an --extend added run under parameters of their own (optimizer.lr#2): they are no
+    point of the grid the study was made with, which the replay covers; a note says so."""
+    recording = synthetic_recording()
+    first = recording.trials[0]
+    params = {**first.params, "optimizer.lr#2": 0.01}
+    added = replace(first, number=len(recording.trials), params=params)
+    path = str(
+        save_record(replace(recording, trials=[*recording.trials, added]), tmp_path / "x.json")
+    )
+    result = runner.invoke(
+        app, ["replay", "--record", path, "--methods", "grid", "--format", "json"]
+    )
+    assert result.exit_code == 0, result.stderr
+    assert last_json(result)[0]["trials"] == 24
+    assert "study synthetic: 1 trial(s) ran points off the grid" in result.stderr
+    whole = str(save_record(recording, tmp_path / "whole.json"))
+    result = runner.invoke(app, ["replay", "--record", whole, "--methods", "grid"])
+    assert result.exit_code == 0 and "off the grid" not in result.stderr
+
+
 def test_share_intervals_stay_within_what_a_share_can_be():
     few = t_interval([1.0, 1.0, 0.4], SHARE)
     assert few.low == 0.0 and few.high == 1.0 and few.mean == pytest.approx(0.8)
@@ -326,6 +507,22 @@ def test_share_intervals_stay_within_what_a_share_can_be():
     result = replay_methods(grid, ["random"], 2, 1, 16, EarlyStop())
     (summary,) = result.summaries
     assert summary.compute_share.low > 0.2 and summary.compute_share.high == 1.0
+
+
+def test_one_seed_claims_no_certainty(tmp_path):
+    """--seeds 1: one random run says nothing of the spread over seeds, so its interval is all
+    a share (or a count of trials) can be, not the point; the grid, without randomness, keeps
+    the point. The JSON stays JSON (no Infinity)."""
+    path = str(save_record(synthetic_recording(), tmp_path / "grid.json.gz"))
+    args = ["replay", "--record", path, "--seeds", "1", "--methods", "grid,random", "--budget", "8"]
+    result = runner.invoke(app, [*args, "--format", "json"])
+    assert result.exit_code == 0, result.stderr
+    grid, sampled = last_json(result)
+    assert grid["hv_share_ci"] == [1.0, 1.0] and grid["trials_ci"] == [24.0, 24.0]
+    assert sampled["seeds"] == 1 and 0 < sampled["hv_share"] < 1
+    assert sampled["hv_share_ci"] == [0.0, 1.0] and sampled["compute_share_ci"] == [0.0, 1.0]
+    assert sampled["trials"] == 8 and sampled["trials_ci"] == [0.0, 24.0]
+    assert t_interval([0.4], SHARE) == Estimate(0.4, 0.0, 1.0)
 
 
 @pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux's /proc")

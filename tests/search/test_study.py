@@ -48,6 +48,14 @@ def test_another_space_is_refused_then_extends_the_study(workdir):
     assert all(t["params_optimizer.lr"] is None for t in after if t["number"] >= 4)
     stored = load_study("sqlite:///results/dse.db", "tiny").user_attrs["fingerprints"]
     assert [f["axes"]["optimizer.lr"] for f in stored] == [[0.001, 0.003], [0.001, 0.01]]
+    # a replay takes the grid the study was made with, and says what it leaves out
+    replay = runner.invoke(app, ["replay", "--storage", "sqlite:///results/dse.db", "--seeds",
+                                 "2", "--methods", "grid", "--format", "json"])  # fmt: skip
+    assert replay.exit_code == 0, replay.stderr
+    assert json.loads(replay.stdout.splitlines()[-1])[0]["trials"] == 4
+    assert "study tiny: 4 trial(s) ran points off the grid of the space it was made with" in (
+        replay.stderr
+    )
 
     space.write_text(space.read_text().replace("[0.001, 0.01]", "[0.001, 0.003]"))
     again = _run("--space", str(space))  # either space of the study resumes without --extend
