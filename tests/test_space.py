@@ -223,6 +223,11 @@ def test_a_space_written_with_the_old_metric_name_reads_as_today():
         ),
         ({"constraints": ["accuracy > 3"]}, "expected 'METRIC >= NUMBER'"),
         ({"constraints": ["acc >= 0.9"]}, "'acc' is not a metric"),
+        # characters of a number that make none: one line, not a float() traceback
+        ({"constraints": ["val_accuracy >= ."]}, "expected 'METRIC >= NUMBER'"),
+        ({"constraints": ["val_accuracy >= e"]}, "expected 'METRIC >= NUMBER'"),
+        ({"constraints": ["val_accuracy >= 1-2"]}, "expected 'METRIC >= NUMBER'"),
+        ({"constraints": ["train_time_s <= 1e999"]}, "the bound must be a finite number"),
         ({"base": {"preset": "nope"}}, "base.preset: unknown preset 'nope'"),
         ({"base": {"epochs": 0}}, "epochs: Input should be greater than or equal to 1"),
         (

@@ -42,7 +42,8 @@ from dse.space.model import DEFAULT_OBJECTIVES, PRESET_KEY, Constraint, SearchSp
 from dse.train.result import METRICS, current_metric, current_metrics
 
 _RANGE_KEYS = {"low", "high", "log", "step"}
-_CONSTRAINT = re.compile(r"^\s*([a-z_]+)\s*(>=|<=)\s*([-+0-9.eE]+)\s*$")
+_NUMBER = r"[-+]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?"
+_CONSTRAINT = re.compile(rf"^\s*([a-z_]+)\s*(>=|<=)\s*({_NUMBER})\s*$")
 
 
 # --- the file --------------------------------------------------------------------------------
@@ -215,6 +216,8 @@ def _parse_constraint(text: str, where: str) -> Constraint:
     if not match:
         raise ConfigError(f"{where}: {text!r}: expected 'METRIC >= NUMBER' or 'METRIC <= NUMBER'")
     metric, op, bound = match.groups()
+    if not math.isfinite(float(bound)):
+        raise ConfigError(f"{where}: {text!r}: the bound must be a finite number")
     metric = current_metric(metric)
     if metric not in METRICS:
         raise ConfigError(f"{where}: {metric!r} is not a metric; choose from {', '.join(METRICS)}")
