@@ -262,6 +262,36 @@ def test_a_space_written_with_the_old_metric_name_reads_as_today():
             {"axes": {"optimizer.lr": {"low": 1e-4, "high": 1e-2}}},
             "n_trials: required for a space with continuous ranges",
         ),
+        (  # a point's value on a range: a number, within it, on its steps
+            {
+                "axes": {"optimizer.lr": {"low": 1e-4, "high": 1e-2}},
+                "n_trials": 2,
+                "points": [{"optimizer.lr": "fast"}],
+            },
+            "points[0].optimizer.lr: 'fast' is not a number",
+        ),
+        (
+            {
+                "axes": {"optimizer.lr": {"low": 1e-4, "high": 1e-2}},
+                "n_trials": 2,
+                "points": [{"optimizer.lr": True}],
+            },
+            "points[0].optimizer.lr: True is not a number",
+        ),
+        (
+            {
+                "axes": {"model.conv_channels": {"low": 8, "high": 64, "step": 8}},
+                "points": [{"model.conv_channels": 12}],
+            },
+            "points[0].model.conv_channels: 12 is not 8 plus whole steps of 8",
+        ),
+        (
+            {
+                "axes": {"model.conv_channels": {"low": 8, "high": 64, "step": 8}},
+                "points": [{"model.conv_channels": 72}],
+            },
+            "points[0].model.conv_channels: 72 is outside [8, 64]",
+        ),
         (
             {"axes": {"optimizer.lr": [0.001, float("inf")]}},
             "optimizer.lr: Input should be a finite number",
