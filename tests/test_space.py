@@ -5,6 +5,7 @@ import pytest
 
 from dse.errors import ConfigError
 from dse.space import Choice, Range, load_space, parse_space, shipped_spaces
+from dse.space.axes import iter_grid
 
 
 def _space(**fields):
@@ -434,3 +435,16 @@ def test_fingerprint_differences_name_the_keys():
     other = space.with_repeats(2)
     assert space.fingerprint().differences(other.fingerprint()) == ["base.repeats"]
     assert space.fingerprint().differences(space.fingerprint()) == []
+
+
+def test_grid_size_counts_what_the_grid_lists():
+    space = load_space("full.yaml")
+    assert space.grid_size() == sum(1 for _ in iter_grid(space.axes)) == 7776
+    ranged = _space(
+        axes={
+            "optimizer.lr": {"low": 0.001, "high": 0.003, "step": 0.001},
+            "model.conv_channels": {"low": 8, "high": 24, "step": 8},
+            "lr_policy.name": {"constant": {}, "exp_decay": {"lr_policy.rate": [0.9, 0.96]}},
+        }
+    )
+    assert ranged.grid_size() == len(ranged.grid()) == 3 * 3 * 3

@@ -300,11 +300,7 @@ def parse_space(data: Any, source: str) -> SearchSpace:
     )
     space.config_for({})  # the base alone must be a valid config
     _check_values(space)
-    space = replace(space, points=_parse_points(space, spec.points))
-    if space.finite and spec.n_trials is None:
-        for values in space.grid():  # combinations can clash (e.g. warm_adabatch + fixed batch)
-            space.config_for(values)
-    return space
+    return replace(space, points=_parse_points(space, spec.points))
 
 
 # --- where spaces come from ------------------------------------------------------------------
