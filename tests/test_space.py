@@ -248,6 +248,14 @@ def test_a_space_written_with_the_old_metric_name_reads_as_today():
             {"axes": {"model.routing_iterations": [1, 1, 2]}},
             "axes.model.routing_iterations: 1 is listed twice",
         ),
+        (  # one value for the config, so its points would run twice
+            {"axes": {"lr_policy.name": ["warm_restarts"], "lr_policy.T_0": [1, 1.0, 2]}},
+            "axes.lr_policy.T_0: 1 and 1.0 are one value, listed twice",
+        ),
+        (
+            {"axes": {"model.recon_weight": [0, 0.0005, 0.0]}},
+            "axes.model.recon_weight: 0 and 0.0 are one value, listed twice",
+        ),
         (
             {"axes": {"model.routing_iterations": [1, 3]}, "points": [{"model.decoder": "full"}]},
             "points[0].model.decoder: not an axis",

@@ -71,10 +71,7 @@ def _parse_axis(key: str, spec: Any, where: str) -> Axis:
     if isinstance(spec, list):
         if not spec:
             raise ConfigError(f"{where}: axes.{key}: empty list of choices")
-        listed = [repr(value) for value in spec]
-        twice = next((v for v in listed if listed.count(v) > 1), None)
-        if twice is not None:
-            raise ConfigError(f"{where}: axes.{key}: {twice} is listed twice")
+        _check_distinct(key, spec, where)
         return Choice(key, tuple(spec))
     if (
         isinstance(spec, dict)
@@ -99,6 +96,24 @@ def _parse_axis(key: str, spec: Any, where: str) -> Axis:
             given[i] = tuple(_parse_axis(k, v, where) for k, v in sub.items())
         return Choice(key, tuple(spec), given)
     return Fixed(key, spec)
+
+
+def _same(a: Any, b: Any) -> bool:
+    """One value for a config: 1 and 1.0 (or [1, 16] and [1.0, 16]) are, true and 1 not."""
+    return a == b and isinstance(a, bool) == isinstance(b, bool)
+
+
+def _check_distinct(key: str, choices: list[Any], where: str) -> None:
+    """A choice listed twice would run its points twice."""
+    for i, value in enumerate(choices):
+        earlier = [w for w in choices[:i] if _same(w, value)]
+        if not earlier:
+            continue
+        if repr(earlier[0]) == repr(value):
+            raise ConfigError(f"{where}: axes.{key}: {value!r} is listed twice")
+        raise ConfigError(
+            f"{where}: axes.{key}: {earlier[0]!r} and {value!r} are one value, listed twice"
+        )
 
 
 def _parse_range(key: str, spec: dict[str, Any], where: str) -> Range:
