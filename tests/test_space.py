@@ -208,6 +208,14 @@ def test_a_space_written_with_the_old_metric_name_reads_as_today():
             "lr_policy.name: 'cosine' is not a valid choice; choose from 'constant', 'exp_decay'",
         ),
         ({"axes": {"model.foo": [1, 2]}}, "model.foo: unknown key"),
+        (  # a range with a misspelt or missing key: not read as choices named low, high, lg
+            {"axes": {"optimizer.lr": {"low": 1e-4, "high": 1e-2, "lg": True}}, "n_trials": 2},
+            "axes.optimizer.lr.lg: not a range key (low, high, log, step); did you mean log?",
+        ),
+        (
+            {"axes": {"optimizer.lr": {"low": 1e-4}}, "n_trials": 2},
+            "axes.optimizer.lr: a range needs low and high; high is missing",
+        ),
         (
             {"axes": {"model.routing_iterations": ["three"]}},
             "model.routing_iterations: Input should be a valid integer",

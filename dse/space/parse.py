@@ -35,7 +35,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from dse import yamlio
 from dse.config import describe_validation_error
-from dse.errors import ConfigError, option
+from dse.errors import ConfigError, nearest, option
 from dse.presets import PRESETS, preset
 from dse.space.axes import Axis, Choice, Fixed, Range, active_axes, encode, name_params
 from dse.space.model import DEFAULT_OBJECTIVES, PRESET_KEY, Constraint, SearchSpace
@@ -73,12 +73,7 @@ def _parse_axis(key: str, spec: Any, where: str) -> Axis:
             raise ConfigError(f"{where}: axes.{key}: empty list of choices")
         _check_distinct(key, spec, where)
         return Choice(key, tuple(spec))
-    if (
-        isinstance(spec, dict)
-        and spec
-        and set(spec) <= _RANGE_KEYS
-        and {"low", "high"} <= set(spec)
-    ):
+    if isinstance(spec, dict) and _range_like(spec):
         return _parse_range(key, spec, where)
     if isinstance(spec, dict) and set(spec) == {"value"}:  # a fixed list or mapping
         return Fixed(key, spec["value"])
@@ -116,7 +111,26 @@ def _check_distinct(key: str, choices: list[Any], where: str) -> None:
         )
 
 
+def _range_like(spec: dict[str, Any]) -> bool:
+    """A mapping with low or high and no axes under it: a range, maybe misspelt (choices map
+    to mappings of sub-axes, or nothing)."""
+    has_end = bool({"low", "high"} & set(spec))
+    return has_end and not any(sub is None or isinstance(sub, dict) for sub in spec.values())
+
+
 def _parse_range(key: str, spec: dict[str, Any], where: str) -> Range:
+    unknown = sorted(set(spec) - _RANGE_KEYS, key=str)
+    if unknown:
+        guess = nearest(str(unknown[0]), sorted(_RANGE_KEYS))
+        hint = f"; did you mean {guess}?" if guess else ""
+        raise ConfigError(
+            f"{where}: axes.{key}.{unknown[0]}: not a range key (low, high, log, step){hint}"
+        )
+    missing = [end for end in ("low", "high") if end not in spec]
+    if missing:
+        raise ConfigError(
+            f"{where}: axes.{key}: a range needs low and high; {missing[0]} is missing"
+        )
     low, high = spec["low"], spec["high"]
     step, log = spec.get("step"), spec.get("log", False)
     for name, value in (("low", low), ("high", high), ("step", step)):
