@@ -329,6 +329,14 @@ def test_a_space_written_with_the_old_metric_name_reads_as_today():
             {"reference_point": {"train_time_s": 100, "val_accuracy": "low"}},
             "reference_point.val_accuracy: Input should be a valid number",
         ),
+        (  # a NaN reference point made every hypervolume 0
+            {"reference_point": {"train_time_s": float("nan"), "val_accuracy": 0.0}},
+            "reference_point.train_time_s: Input should be a finite number",
+        ),
+        (
+            {"reference_point": {"train_time_s": float("inf"), "val_accuracy": 0.0}},
+            "reference_point.train_time_s: Input should be a finite number",
+        ),
     ],
 )
 def test_bad_spaces_name_file_and_key(fields, message):

@@ -50,7 +50,7 @@ _CONSTRAINT = re.compile(rf"^\s*([a-z_]+)\s*(>=|<=)\s*({_NUMBER})\s*$")
 
 
 class _SpaceFile(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
 
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
     description: str | None = None
