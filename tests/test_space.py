@@ -424,6 +424,12 @@ def test_datasets_are_the_base_the_points_and_every_dataset_choice():
         "mnist",
         "fashion_mnist",
     }
+    # the whole section as an axis: its choices name datasets too (they were missed, so the
+    # run checked no data for them, and a trial met the missing files mid-run)
+    sections = [{"name": "mnist"}, {"name": "fashion_mnist", "train_subset": 300}]
+    assert _space(axes={"dataset": sections}).datasets() == {"mnist", "fashion_mnist"}
+    fixed_section = {"constant": {}, "exp_decay": {"dataset": {"value": {"name": "smallnorb"}}}}
+    assert _space(axes={"lr_policy.name": fixed_section}).datasets() == {"mnist", "smallnorb"}
 
 
 def test_contains_and_parameter_names_a_study_can_take():

@@ -36,7 +36,7 @@ PRESET_KEY = "preset"
 # A grid run lists, checks and queues every point: past this many, it must be sampled.
 MAX_GRID_POINTS = 100_000
 DEFAULT_OBJECTIVES = {"train_time_s": "minimize", "val_accuracy": "maximize"}
-_DATASET_KEY = "dataset.name"
+_DATASET_KEYS = ("dataset.name", "dataset", PRESET_KEY)  # axes that can choose a dataset
 
 
 @dataclass(frozen=True)
@@ -178,12 +178,13 @@ class SearchSpace:
         names = {self.base_config().dataset.name}
         names.update(self.config_for(point).dataset.name for point in self.points)
         for axis in all_axes(self.axes):
-            if axis.key != _DATASET_KEY:
+            if axis.key not in _DATASET_KEYS:
                 continue
-            if isinstance(axis, Choice):
-                names.update(axis.values)
-            elif isinstance(axis, Fixed):  # under a choice (a top-level one is the base's)
-                names.add(axis.value)
+            values = axis.values if isinstance(axis, Choice) else ()
+            values = (axis.value,) if isinstance(axis, Fixed) else values
+            for value in values:  # `dataset: [{name: fashion_mnist}, ...]` names one too
+                config = self.config_for({axis.key: value}, combination=False)
+                names.add(config.dataset.name)
         return names
 
     def fingerprint(self) -> Fingerprint:
