@@ -208,6 +208,23 @@ def test_a_space_written_with_the_old_metric_name_reads_as_today():
             "lr_policy.name: 'cosine' is not a valid choice; choose from 'constant', 'exp_decay'",
         ),
         ({"axes": {"model.foo": [1, 2]}}, "model.foo: unknown key"),
+        (  # the top-level value overwrote the sub-axis' in every point: 8 and 16 never ran
+            {
+                "axes": {
+                    "batch_schedule.name": {
+                        "fixed": {},
+                        "adabatch": {"batch_schedule.batch_size": [8, 16]},
+                    },
+                    "batch_schedule.batch_size": [32, 64],
+                }
+            },
+            "axes.batch_schedule.name.adabatch.batch_schedule.batch_size: batch_schedule."
+            "batch_size is also an axis beside this choice",
+        ),
+        (
+            {"axes": {"lr_policy.name": {"constant": {"lr_policy.name": "exp_decay"}}}},
+            "axes.lr_policy.name.constant.lr_policy.name: lr_policy.name is also an axis",
+        ),
         (  # a range with a misspelt or missing key: not read as choices named low, high, lg
             {"axes": {"optimizer.lr": {"low": 1e-4, "high": 1e-2, "lg": True}}, "n_trials": 2},
             "axes.optimizer.lr.lg: not a range key (low, high, log, step); did you mean log?",
@@ -411,12 +428,16 @@ def test_datasets_are_the_base_the_points_and_every_dataset_choice():
     adabatch = {"fixed": {}, "adabatch": {"dataset.name": ["smallnorb"]}}  # two choices deep
     space = _space(
         axes={
-            "dataset.name": ["mnist", "fashion_mnist"],
+            "dataset.augment": [True, False],
             "lr_policy.name": {"constant": {"batch_schedule.name": adabatch}, "exp_decay": {}},
         },
+    )
+    assert space.datasets() == {"mnist", "smallnorb"}
+    space = _space(
+        axes={"dataset.name": ["mnist", "fashion_mnist"], "lr_policy.name": ["exp_decay"]},
         points=[{"dataset.name": "fashion_mnist", "lr_policy.name": "exp_decay"}],
     )
-    assert space.datasets() == {"mnist", "fashion_mnist", "smallnorb"}
+    assert space.datasets() == {"mnist", "fashion_mnist"}
     nested_only = _space(axes={"lr_policy.name": {"constant": {"dataset.name": ["smallnorb"]}}})
     assert nested_only.datasets() == {"mnist", "smallnorb"}
     fixed_under_a_choice = {"constant": {"dataset.name": "fashion_mnist"}, "exp_decay": {}}

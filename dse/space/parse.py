@@ -158,6 +158,25 @@ def _parse_range(key: str, spec: dict[str, Any], where: str) -> Range:
     return Range(key, float(low), float(high), integer, log, step)
 
 
+def _check_one_axis_per_key(
+    axes: tuple[Axis, ...], where: str, outer: frozenset[str] = frozenset()
+) -> None:
+    """A sub-axis may not repeat a key in force beside its choice (a top-level axis, its own
+    choice's key): one of the two values would be dropped from every point it meets."""
+    here = outer | {axis.key for axis in axes}
+    for axis in axes:
+        if not isinstance(axis, Choice):
+            continue
+        for i, sub in axis.given.items():
+            clash = next((s.key for s in sub if s.key in here), None)
+            if clash is not None:
+                raise ConfigError(
+                    f"{where}: axes.{axis.key}.{axis.values[i]}.{clash}: {clash} is also an "
+                    "axis beside this choice; give it under each choice, or at one level only"
+                )
+            _check_one_axis_per_key(sub, where, here)
+
+
 def _check_values(space: SearchSpace) -> None:
     """Build a config for every choice and range end, so bad values are caught before a run."""
 
@@ -305,6 +324,7 @@ def parse_space(data: Any, source: str) -> SearchSpace:
             f"choose from {', '.join(PRESETS)}"
         )
     axes = name_params(tuple(_parse_axis(key, value, source) for key, value in spec.axes.items()))
+    _check_one_axis_per_key(axes, source)
     base = spec.base if spec.repeats is None else {**spec.base, "repeats": spec.repeats}
     reference = None
     if spec.reference_point is not None:
