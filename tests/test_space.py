@@ -499,3 +499,21 @@ def test_grid_size_counts_what_the_grid_lists():
         }
     )
     assert ranged.grid_size() == len(ranged.grid()) == 3 * 3 * 3
+
+
+def test_choices_with_sub_axes_keep_their_type():
+    """Choices written as mapping keys (to give them sub-axes) are ints or booleans when the
+    key says so: they were read as strings, '3' is not an int."""
+    space = _space(
+        axes={
+            "model.routing_iterations": {1: {}, 3: {"model.class_dim": [8, 16]}},
+            "dataset.augment": {True: {}, False: {}},
+        }
+    )
+    configs = [space.config_for(point) for point in space.grid()]
+    assert [(c.model.routing_iterations, c.model.class_dim) for c in configs[::2]] == [
+        (1, 16),
+        (3, 8),
+        (3, 16),
+    ]
+    assert {c.dataset.augment for c in configs} == {True, False}

@@ -323,7 +323,9 @@ def parse_space(data: Any, source: str) -> SearchSpace:
             f"{source}: base.preset: unknown preset {spec.base[PRESET_KEY]!r}; "
             f"choose from {', '.join(PRESETS)}"
         )
-    axes = name_params(tuple(_parse_axis(key, value, source) for key, value in spec.axes.items()))
+    # As the file gives them: the JSON round trip above made choice keys strings (1 -> '1')
+    given = {str(key): value for key, value in data.get("axes", {}).items()}
+    axes = name_params(tuple(_parse_axis(key, value, source) for key, value in given.items()))
     _check_one_axis_per_key(axes, source)
     base = spec.base if spec.repeats is None else {**spec.base, "repeats": spec.repeats}
     reference = None
