@@ -243,6 +243,23 @@ def test_a_space_written_with_the_old_metric_name_reads_as_today():
             "objectives.accuracy: not a metric",
         ),
         ({"objectives": {"val_accuracy": "maximize"}}, "objectives: give 2 or 3 metrics, got 1"),
+        (  # params is n_params' old name: read as one objective, the last direction won
+            {
+                "objectives": {
+                    "train_time_s": "minimize",
+                    "params": "minimize",
+                    "n_params": "maximize",
+                }
+            },
+            "objectives: params and n_params are one metric (n_params)",
+        ),
+        (
+            {
+                "objectives": {"train_time_s": "minimize", "n_params": "minimize"},
+                "reference_point": {"train_time_s": 1, "n_params": 2, "params": 3},
+            },
+            "reference_point: n_params and params are one metric (n_params)",
+        ),
         (
             {"objectives": {"val_accuracy": "up", "train_time_s": "minimize"}},
             "objectives.val_accuracy",

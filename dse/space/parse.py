@@ -286,6 +286,17 @@ def _parse_constraint(text: str, where: str) -> Constraint:
     return Constraint(metric, op, float(bound))
 
 
+def _check_one_name_per_metric(given: dict[str, Any], where: str) -> None:
+    """A metric under its old name and its new one (params, n_params) would be one key after
+    renaming: the last one silently wins."""
+    seen: dict[str, str] = {}
+    for name in given:
+        today = current_metric(name)
+        if today in seen:
+            raise ConfigError(f"{where}: {seen[today]} and {name} are one metric ({today})")
+        seen[today] = name
+
+
 def _check_not_test(metric: str, where: str) -> None:
     """Selection never sees the test set: it is reported, never optimized or constrained."""
     if metric == "test_accuracy":
@@ -304,6 +315,8 @@ def parse_space(data: Any, source: str) -> SearchSpace:
         raise ConfigError(f"{source}: {describe_validation_error(exc, _SpaceFile)}") from None
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{source}: {exc}") from None
+    _check_one_name_per_metric(spec.objectives, f"{source}: objectives")
+    _check_one_name_per_metric(spec.reference_point or {}, f"{source}: reference_point")
     spec = spec.model_copy(  # an old space's metric names, as today's
         update={
             "objectives": current_metrics(spec.objectives),
