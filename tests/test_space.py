@@ -309,6 +309,13 @@ def test_a_space_written_with_the_old_metric_name_reads_as_today():
             },
             "points[0].model.routing_iterations: 2 is not one of the axis' choices",
         ),
+        (  # a fixed axis is no parameter: the point would run the fixed value, fp32
+            {
+                "axes": {"precision": "fp32", "model.routing_iterations": [1, 3]},
+                "points": [{"precision": "bf16", "model.routing_iterations": 3}],
+            },
+            "points[0].precision: 'bf16' is not the axis' value 'fp32'",
+        ),
         (
             {"axes": {"optimizer.lr": {"low": 1e-4, "high": 1e-2}}},
             "n_trials: required for a space with continuous ranges",

@@ -252,6 +252,8 @@ def _parse_points(space: SearchSpace, points: list[dict[str, Any]]) -> tuple[dic
                 raise ConfigError(f"{where}.{key}: not an axis of this space (or of its choices)")
             if isinstance(axis, Choice) and encode(value) not in [encode(v) for v in axis.values]:
                 raise ConfigError(f"{where}.{key}: {value!r} is not one of the axis' choices")
+            if isinstance(axis, Fixed) and not _same(encode(value), encode(axis.value)):
+                raise ConfigError(f"{where}.{key}: {value!r} is not the axis' value {axis.value!r}")
             if isinstance(axis, Range) and (why := _off_range(axis, value)):
                 raise ConfigError(f"{where}.{key}: {value!r} {why}")
         space.config_for(dict(point))
