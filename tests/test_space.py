@@ -5,6 +5,7 @@ import pytest
 
 from dse.errors import ConfigError
 from dse.space import Choice, Range, load_space, parse_space, shipped_spaces
+from dse.space.axes import iter_grid
 
 
 def _space(**fields):
@@ -207,6 +208,31 @@ def test_a_space_written_with_the_old_metric_name_reads_as_today():
             "lr_policy.name: 'cosine' is not a valid choice; choose from 'constant', 'exp_decay'",
         ),
         ({"axes": {"model.foo": [1, 2]}}, "model.foo: unknown key"),
+        (  # the top-level value overwrote the sub-axis' in every point: 8 and 16 never ran
+            {
+                "axes": {
+                    "batch_schedule.name": {
+                        "fixed": {},
+                        "adabatch": {"batch_schedule.batch_size": [8, 16]},
+                    },
+                    "batch_schedule.batch_size": [32, 64],
+                }
+            },
+            "axes.batch_schedule.name.adabatch.batch_schedule.batch_size: batch_schedule."
+            "batch_size is also an axis beside this choice",
+        ),
+        (
+            {"axes": {"lr_policy.name": {"constant": {"lr_policy.name": "exp_decay"}}}},
+            "axes.lr_policy.name.constant.lr_policy.name: lr_policy.name is also an axis",
+        ),
+        (  # a range with a misspelt or missing key: not read as choices named low, high, lg
+            {"axes": {"optimizer.lr": {"low": 1e-4, "high": 1e-2, "lg": True}}, "n_trials": 2},
+            "axes.optimizer.lr.lg: not a range key (low, high, log, step); did you mean log?",
+        ),
+        (
+            {"axes": {"optimizer.lr": {"low": 1e-4}}, "n_trials": 2},
+            "axes.optimizer.lr: a range needs low and high; high is missing",
+        ),
         (
             {"axes": {"model.routing_iterations": ["three"]}},
             "model.routing_iterations: Input should be a valid integer",
@@ -217,12 +243,34 @@ def test_a_space_written_with_the_old_metric_name_reads_as_today():
             "objectives.accuracy: not a metric",
         ),
         ({"objectives": {"val_accuracy": "maximize"}}, "objectives: give 2 or 3 metrics, got 1"),
+        (  # params is n_params' old name: read as one objective, the last direction won
+            {
+                "objectives": {
+                    "train_time_s": "minimize",
+                    "params": "minimize",
+                    "n_params": "maximize",
+                }
+            },
+            "objectives: params and n_params are one metric (n_params)",
+        ),
+        (
+            {
+                "objectives": {"train_time_s": "minimize", "n_params": "minimize"},
+                "reference_point": {"train_time_s": 1, "n_params": 2, "params": 3},
+            },
+            "reference_point: n_params and params are one metric (n_params)",
+        ),
         (
             {"objectives": {"val_accuracy": "up", "train_time_s": "minimize"}},
             "objectives.val_accuracy",
         ),
         ({"constraints": ["accuracy > 3"]}, "expected 'METRIC >= NUMBER'"),
         ({"constraints": ["acc >= 0.9"]}, "'acc' is not a metric"),
+        # characters of a number that make none: one line, not a float() traceback
+        ({"constraints": ["val_accuracy >= ."]}, "expected 'METRIC >= NUMBER'"),
+        ({"constraints": ["val_accuracy >= e"]}, "expected 'METRIC >= NUMBER'"),
+        ({"constraints": ["val_accuracy >= 1-2"]}, "expected 'METRIC >= NUMBER'"),
+        ({"constraints": ["train_time_s <= 1e999"]}, "the bound must be a finite number"),
         ({"base": {"preset": "nope"}}, "base.preset: unknown preset 'nope'"),
         ({"base": {"epochs": 0}}, "epochs: Input should be greater than or equal to 1"),
         (
@@ -242,6 +290,14 @@ def test_a_space_written_with_the_old_metric_name_reads_as_today():
             {"axes": {"model.routing_iterations": [1, 1, 2]}},
             "axes.model.routing_iterations: 1 is listed twice",
         ),
+        (  # one value for the config, so its points would run twice
+            {"axes": {"lr_policy.name": ["warm_restarts"], "lr_policy.T_0": [1, 1.0, 2]}},
+            "axes.lr_policy.T_0: 1 and 1.0 are one value, listed twice",
+        ),
+        (
+            {"axes": {"model.recon_weight": [0, 0.0005, 0.0]}},
+            "axes.model.recon_weight: 0 and 0.0 are one value, listed twice",
+        ),
         (
             {"axes": {"model.routing_iterations": [1, 3]}, "points": [{"model.decoder": "full"}]},
             "points[0].model.decoder: not an axis",
@@ -253,9 +309,46 @@ def test_a_space_written_with_the_old_metric_name_reads_as_today():
             },
             "points[0].model.routing_iterations: 2 is not one of the axis' choices",
         ),
+        (  # a fixed axis is no parameter: the point would run the fixed value, fp32
+            {
+                "axes": {"precision": "fp32", "model.routing_iterations": [1, 3]},
+                "points": [{"precision": "bf16", "model.routing_iterations": 3}],
+            },
+            "points[0].precision: 'bf16' is not the axis' value 'fp32'",
+        ),
         (
             {"axes": {"optimizer.lr": {"low": 1e-4, "high": 1e-2}}},
             "n_trials: required for a space with continuous ranges",
+        ),
+        (  # a point's value on a range: a number, within it, on its steps
+            {
+                "axes": {"optimizer.lr": {"low": 1e-4, "high": 1e-2}},
+                "n_trials": 2,
+                "points": [{"optimizer.lr": "fast"}],
+            },
+            "points[0].optimizer.lr: 'fast' is not a number",
+        ),
+        (
+            {
+                "axes": {"optimizer.lr": {"low": 1e-4, "high": 1e-2}},
+                "n_trials": 2,
+                "points": [{"optimizer.lr": True}],
+            },
+            "points[0].optimizer.lr: True is not a number",
+        ),
+        (
+            {
+                "axes": {"model.conv_channels": {"low": 8, "high": 64, "step": 8}},
+                "points": [{"model.conv_channels": 12}],
+            },
+            "points[0].model.conv_channels: 12 is not 8 plus whole steps of 8",
+        ),
+        (
+            {
+                "axes": {"model.conv_channels": {"low": 8, "high": 64, "step": 8}},
+                "points": [{"model.conv_channels": 72}],
+            },
+            "points[0].model.conv_channels: 72 is outside [8, 64]",
         ),
         (
             {"axes": {"optimizer.lr": [0.001, float("inf")]}},
@@ -276,6 +369,14 @@ def test_a_space_written_with_the_old_metric_name_reads_as_today():
         (
             {"reference_point": {"train_time_s": 100, "val_accuracy": "low"}},
             "reference_point.val_accuracy: Input should be a valid number",
+        ),
+        (  # a NaN reference point made every hypervolume 0
+            {"reference_point": {"train_time_s": float("nan"), "val_accuracy": 0.0}},
+            "reference_point.train_time_s: Input should be a finite number",
+        ),
+        (
+            {"reference_point": {"train_time_s": float("inf"), "val_accuracy": 0.0}},
+            "reference_point.train_time_s: Input should be a finite number",
         ),
     ],
 )
@@ -351,12 +452,16 @@ def test_datasets_are_the_base_the_points_and_every_dataset_choice():
     adabatch = {"fixed": {}, "adabatch": {"dataset.name": ["smallnorb"]}}  # two choices deep
     space = _space(
         axes={
-            "dataset.name": ["mnist", "fashion_mnist"],
+            "dataset.augment": [True, False],
             "lr_policy.name": {"constant": {"batch_schedule.name": adabatch}, "exp_decay": {}},
         },
+    )
+    assert space.datasets() == {"mnist", "smallnorb"}
+    space = _space(
+        axes={"dataset.name": ["mnist", "fashion_mnist"], "lr_policy.name": ["exp_decay"]},
         points=[{"dataset.name": "fashion_mnist", "lr_policy.name": "exp_decay"}],
     )
-    assert space.datasets() == {"mnist", "fashion_mnist", "smallnorb"}
+    assert space.datasets() == {"mnist", "fashion_mnist"}
     nested_only = _space(axes={"lr_policy.name": {"constant": {"dataset.name": ["smallnorb"]}}})
     assert nested_only.datasets() == {"mnist", "smallnorb"}
     fixed_under_a_choice = {"constant": {"dataset.name": "fashion_mnist"}, "exp_decay": {}}
@@ -364,6 +469,12 @@ def test_datasets_are_the_base_the_points_and_every_dataset_choice():
         "mnist",
         "fashion_mnist",
     }
+    # the whole section as an axis: its choices name datasets too (they were missed, so the
+    # run checked no data for them, and a trial met the missing files mid-run)
+    sections = [{"name": "mnist"}, {"name": "fashion_mnist", "train_subset": 300}]
+    assert _space(axes={"dataset": sections}).datasets() == {"mnist", "fashion_mnist"}
+    fixed_section = {"constant": {}, "exp_decay": {"dataset": {"value": {"name": "smallnorb"}}}}
+    assert _space(axes={"lr_policy.name": fixed_section}).datasets() == {"mnist", "smallnorb"}
 
 
 def test_contains_and_parameter_names_a_study_can_take():
@@ -399,3 +510,34 @@ def test_fingerprint_differences_name_the_keys():
     other = space.with_repeats(2)
     assert space.fingerprint().differences(other.fingerprint()) == ["base.repeats"]
     assert space.fingerprint().differences(space.fingerprint()) == []
+
+
+def test_grid_size_counts_what_the_grid_lists():
+    space = load_space("full.yaml")
+    assert space.grid_size() == sum(1 for _ in iter_grid(space.axes)) == 7776
+    ranged = _space(
+        axes={
+            "optimizer.lr": {"low": 0.001, "high": 0.003, "step": 0.001},
+            "model.conv_channels": {"low": 8, "high": 24, "step": 8},
+            "lr_policy.name": {"constant": {}, "exp_decay": {"lr_policy.rate": [0.9, 0.96]}},
+        }
+    )
+    assert ranged.grid_size() == len(ranged.grid()) == 3 * 3 * 3
+
+
+def test_choices_with_sub_axes_keep_their_type():
+    """Choices written as mapping keys (to give them sub-axes) are ints or booleans when the
+    key says so: they were read as strings, '3' is not an int."""
+    space = _space(
+        axes={
+            "model.routing_iterations": {1: {}, 3: {"model.class_dim": [8, 16]}},
+            "dataset.augment": {True: {}, False: {}},
+        }
+    )
+    configs = [space.config_for(point) for point in space.grid()]
+    assert [(c.model.routing_iterations, c.model.class_dim) for c in configs[::2]] == [
+        (1, 16),
+        (3, 8),
+        (3, 16),
+    ]
+    assert {c.dataset.augment for c in configs} == {True, False}

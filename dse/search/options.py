@@ -139,6 +139,8 @@ def plan_run(space: SearchSpace, options: RunOptions, gpu_count: int | None = No
             gpu_count = torch.cuda.device_count() if torch.cuda.is_available() else 0
         slots = plan_slots(options.gpus, options.workers, gpu_count, cpu_count())
     sampler = choose_sampler(space, options.sampler, options.n_trials)
+    if sampler == "grid":
+        space.check_grid()
     grid = spread_order(space.grid(), options.seed) if sampler == "grid" else None
     if grid is not None:  # kept whole: set-up queues its first missing points up to `planned`
         budget = options.n_trials or space.n_trials or len(grid)

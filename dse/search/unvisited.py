@@ -79,10 +79,11 @@ class Novelty:
 
     def repeat_of(self, trial: optuna.Trial, values: dict[str, Any]) -> int | None:
         """The trial that ran (or runs, or waits to run) the point `trial` holds (`values`,
-        decoded); None if none did, or the space is not finite (the study is not read). A
+        decoded); None if none did, or the space has no grid to list (continuous, or past
+        MAX_GRID_POINTS: repeats are as rare as there; the study is not read). A
         queued point is never one: points are queued only where none is present
         (study.enqueue_missing, after_repeat)."""
-        if not self.space.finite:
+        if not self.space.enumerable:
             return None
         present = present_points(self.counting.trials(self.study), besides=trial.number)
         return present.get(param_key(self.space.encoded(values)))

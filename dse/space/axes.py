@@ -67,6 +67,14 @@ class Range:
         return [self.low + k * self.step for k in range(n + 1)]
 
     @property
+    def size(self) -> int:
+        """len(points()), without listing them."""
+        if self.integer:
+            return len(range(int(self.low), int(self.high) + 1, int(self.step or 1)))
+        assert self.step is not None
+        return math.floor((self.high - self.low) / self.step + 1e-9) + 1
+
+    @property
     def finite(self) -> bool:
         return self.integer or self.step is not None
 
@@ -93,6 +101,17 @@ def axes_finite(axes: tuple[Axis, ...]) -> bool:
         if isinstance(axis, Choice) and not all(axes_finite(s) for s in axis.given.values()):
             return False
     return True
+
+
+def grid_count(axes: tuple[Axis, ...]) -> int:
+    """How many points iter_grid yields, counted without listing them."""
+    count = 1
+    for axis in axes:
+        if isinstance(axis, Range):
+            count *= axis.size
+        elif isinstance(axis, Choice):
+            count *= sum(grid_count(axis.given.get(i, ())) for i in range(len(axis.values)))
+    return count
 
 
 def iter_grid(axes: tuple[Axis, ...]) -> Iterator[dict[str, Any]]:

@@ -26,14 +26,17 @@ from dse.space.axes import (
     axes_finite,
     decode,
     encode,
+    grid_count,
     iter_grid,
     rename_incompatible,
     suggest_values,
 )
 
 PRESET_KEY = "preset"
+# A grid run lists, checks and queues every point: past this many, it must be sampled.
+MAX_GRID_POINTS = 100_000
 DEFAULT_OBJECTIVES = {"train_time_s": "minimize", "val_accuracy": "maximize"}
-_DATASET_KEY = "dataset.name"
+_DATASET_KEYS = ("dataset.name", "dataset", PRESET_KEY)  # axes that can choose a dataset
 
 
 @dataclass(frozen=True)
@@ -115,14 +118,31 @@ class SearchSpace:
     def finite(self) -> bool:
         return axes_finite(self.axes)
 
+    @property
+    def enumerable(self) -> bool:
+        """Whether the grid can be listed: finite, of at most MAX_GRID_POINTS points."""
+        return self.finite and (self.grid_size() or 0) <= MAX_GRID_POINTS
+
     def grid(self) -> list[dict[str, Any]]:
         """All combinations of the axes' values (decoded), in a stable order."""
         if not self.finite:
             raise ConfigError(f"{self.source}: the space has continuous ranges: it has no grid")
+        size = self.grid_size() or 0
+        if size > MAX_GRID_POINTS:
+            raise ConfigError(
+                f"{self.source}: a grid of {size:,} points, more than {MAX_GRID_POINTS:,} to "
+                f"run one by one: give n_trials (or {option('n_trials')}) to sample it"
+            )
         return list(iter_grid(self.axes))
 
     def grid_size(self) -> int | None:
-        return sum(1 for _ in iter_grid(self.axes)) if self.finite else None
+        return grid_count(self.axes) if self.finite else None
+
+    def check_grid(self) -> None:
+        """Every grid point must be a valid config (a combination can clash: warm_adabatch
+        with a fixed batch): checked before a grid run, which would run them all."""
+        for values in self.grid():
+            self.config_for(values)
 
     @property
     def metric_names(self) -> list[str]:
@@ -158,12 +178,13 @@ class SearchSpace:
         names = {self.base_config().dataset.name}
         names.update(self.config_for(point).dataset.name for point in self.points)
         for axis in all_axes(self.axes):
-            if axis.key != _DATASET_KEY:
+            if axis.key not in _DATASET_KEYS:
                 continue
-            if isinstance(axis, Choice):
-                names.update(axis.values)
-            elif isinstance(axis, Fixed):  # under a choice (a top-level one is the base's)
-                names.add(axis.value)
+            values = axis.values if isinstance(axis, Choice) else ()
+            values = (axis.value,) if isinstance(axis, Fixed) else values
+            for value in values:  # `dataset: [{name: fashion_mnist}, ...]` names one too
+                config = self.config_for({axis.key: value}, combination=False)
+                names.add(config.dataset.name)
         return names
 
     def fingerprint(self) -> Fingerprint:

@@ -35,21 +35,22 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from dse import yamlio
 from dse.config import describe_validation_error
-from dse.errors import ConfigError, option
+from dse.errors import ConfigError, nearest, option
 from dse.presets import PRESETS, preset
 from dse.space.axes import Axis, Choice, Fixed, Range, active_axes, encode, name_params
 from dse.space.model import DEFAULT_OBJECTIVES, PRESET_KEY, Constraint, SearchSpace
 from dse.train.result import METRICS, current_metric, current_metrics
 
 _RANGE_KEYS = {"low", "high", "log", "step"}
-_CONSTRAINT = re.compile(r"^\s*([a-z_]+)\s*(>=|<=)\s*([-+0-9.eE]+)\s*$")
+_NUMBER = r"[-+]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?"
+_CONSTRAINT = re.compile(rf"^\s*([a-z_]+)\s*(>=|<=)\s*({_NUMBER})\s*$")
 
 
 # --- the file --------------------------------------------------------------------------------
 
 
 class _SpaceFile(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
 
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
     description: str | None = None
@@ -70,17 +71,9 @@ def _parse_axis(key: str, spec: Any, where: str) -> Axis:
     if isinstance(spec, list):
         if not spec:
             raise ConfigError(f"{where}: axes.{key}: empty list of choices")
-        listed = [repr(value) for value in spec]
-        twice = next((v for v in listed if listed.count(v) > 1), None)
-        if twice is not None:
-            raise ConfigError(f"{where}: axes.{key}: {twice} is listed twice")
+        _check_distinct(key, spec, where)
         return Choice(key, tuple(spec))
-    if (
-        isinstance(spec, dict)
-        and spec
-        and set(spec) <= _RANGE_KEYS
-        and {"low", "high"} <= set(spec)
-    ):
+    if isinstance(spec, dict) and _range_like(spec):
         return _parse_range(key, spec, where)
     if isinstance(spec, dict) and set(spec) == {"value"}:  # a fixed list or mapping
         return Fixed(key, spec["value"])
@@ -100,7 +93,44 @@ def _parse_axis(key: str, spec: Any, where: str) -> Axis:
     return Fixed(key, spec)
 
 
+def _same(a: Any, b: Any) -> bool:
+    """One value for a config: 1 and 1.0 (or [1, 16] and [1.0, 16]) are, true and 1 not."""
+    return a == b and isinstance(a, bool) == isinstance(b, bool)
+
+
+def _check_distinct(key: str, choices: list[Any], where: str) -> None:
+    """A choice listed twice would run its points twice."""
+    for i, value in enumerate(choices):
+        earlier = [w for w in choices[:i] if _same(w, value)]
+        if not earlier:
+            continue
+        if repr(earlier[0]) == repr(value):
+            raise ConfigError(f"{where}: axes.{key}: {value!r} is listed twice")
+        raise ConfigError(
+            f"{where}: axes.{key}: {earlier[0]!r} and {value!r} are one value, listed twice"
+        )
+
+
+def _range_like(spec: dict[str, Any]) -> bool:
+    """A mapping with low or high and no axes under it: a range, maybe misspelt (choices map
+    to mappings of sub-axes, or nothing)."""
+    has_end = bool({"low", "high"} & set(spec))
+    return has_end and not any(sub is None or isinstance(sub, dict) for sub in spec.values())
+
+
 def _parse_range(key: str, spec: dict[str, Any], where: str) -> Range:
+    unknown = sorted(set(spec) - _RANGE_KEYS, key=str)
+    if unknown:
+        guess = nearest(str(unknown[0]), sorted(_RANGE_KEYS))
+        hint = f"; did you mean {guess}?" if guess else ""
+        raise ConfigError(
+            f"{where}: axes.{key}.{unknown[0]}: not a range key (low, high, log, step){hint}"
+        )
+    missing = [end for end in ("low", "high") if end not in spec]
+    if missing:
+        raise ConfigError(
+            f"{where}: axes.{key}: a range needs low and high; {missing[0]} is missing"
+        )
     low, high = spec["low"], spec["high"]
     step, log = spec.get("step"), spec.get("log", False)
     for name, value in (("low", low), ("high", high), ("step", step)):
@@ -126,6 +156,25 @@ def _parse_range(key: str, spec: dict[str, Any], where: str) -> Range:
             )
     integer = all(isinstance(v, int) for v in (low, high, step) if v is not None)
     return Range(key, float(low), float(high), integer, log, step)
+
+
+def _check_one_axis_per_key(
+    axes: tuple[Axis, ...], where: str, outer: frozenset[str] = frozenset()
+) -> None:
+    """A sub-axis may not repeat a key in force beside its choice (a top-level axis, its own
+    choice's key): one of the two values would be dropped from every point it meets."""
+    here = outer | {axis.key for axis in axes}
+    for axis in axes:
+        if not isinstance(axis, Choice):
+            continue
+        for i, sub in axis.given.items():
+            clash = next((s.key for s in sub if s.key in here), None)
+            if clash is not None:
+                raise ConfigError(
+                    f"{where}: axes.{axis.key}.{axis.values[i]}.{clash}: {clash} is also an "
+                    "axis beside this choice; give it under each choice, or at one level only"
+                )
+            _check_one_axis_per_key(sub, where, here)
 
 
 def _check_values(space: SearchSpace) -> None:
@@ -203,11 +252,26 @@ def _parse_points(space: SearchSpace, points: list[dict[str, Any]]) -> tuple[dic
                 raise ConfigError(f"{where}.{key}: not an axis of this space (or of its choices)")
             if isinstance(axis, Choice) and encode(value) not in [encode(v) for v in axis.values]:
                 raise ConfigError(f"{where}.{key}: {value!r} is not one of the axis' choices")
-            if isinstance(axis, Range) and not axis.low <= value <= axis.high:
-                raise ConfigError(f"{where}.{key}: {value!r} is outside [{axis.low}, {axis.high}]")
+            if isinstance(axis, Fixed) and not _same(encode(value), encode(axis.value)):
+                raise ConfigError(f"{where}.{key}: {value!r} is not the axis' value {axis.value!r}")
+            if isinstance(axis, Range) and (why := _off_range(axis, value)):
+                raise ConfigError(f"{where}.{key}: {value!r} {why}")
         space.config_for(dict(point))
         parsed.append(dict(point))
     return tuple(parsed)
+
+
+def _off_range(axis: Range, value: Any) -> str | None:
+    """Why a point's value is not one of the range's values (None: it is)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return "is not a number"
+    if not axis.low <= value <= axis.high:
+        return f"is outside [{axis.low:g}, {axis.high:g}]"
+    if axis.step is not None:
+        steps = (value - axis.low) / axis.step
+        if abs(steps - round(steps)) > 1e-9 * max(1.0, steps):
+            return f"is not {axis.low:g} plus whole steps of {axis.step:g}"
+    return None
 
 
 def _parse_constraint(text: str, where: str) -> Constraint:
@@ -215,11 +279,24 @@ def _parse_constraint(text: str, where: str) -> Constraint:
     if not match:
         raise ConfigError(f"{where}: {text!r}: expected 'METRIC >= NUMBER' or 'METRIC <= NUMBER'")
     metric, op, bound = match.groups()
+    if not math.isfinite(float(bound)):
+        raise ConfigError(f"{where}: {text!r}: the bound must be a finite number")
     metric = current_metric(metric)
     if metric not in METRICS:
         raise ConfigError(f"{where}: {metric!r} is not a metric; choose from {', '.join(METRICS)}")
     _check_not_test(metric, where)
     return Constraint(metric, op, float(bound))
+
+
+def _check_one_name_per_metric(given: dict[str, Any], where: str) -> None:
+    """A metric under its old name and its new one (params, n_params) would be one key after
+    renaming: the last one silently wins."""
+    seen: dict[str, str] = {}
+    for name in given:
+        today = current_metric(name)
+        if today in seen:
+            raise ConfigError(f"{where}: {seen[today]} and {name} are one metric ({today})")
+        seen[today] = name
 
 
 def _check_not_test(metric: str, where: str) -> None:
@@ -240,6 +317,8 @@ def parse_space(data: Any, source: str) -> SearchSpace:
         raise ConfigError(f"{source}: {describe_validation_error(exc, _SpaceFile)}") from None
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{source}: {exc}") from None
+    _check_one_name_per_metric(spec.objectives, f"{source}: objectives")
+    _check_one_name_per_metric(spec.reference_point or {}, f"{source}: reference_point")
     spec = spec.model_copy(  # an old space's metric names, as today's
         update={
             "objectives": current_metrics(spec.objectives),
@@ -259,7 +338,10 @@ def parse_space(data: Any, source: str) -> SearchSpace:
             f"{source}: base.preset: unknown preset {spec.base[PRESET_KEY]!r}; "
             f"choose from {', '.join(PRESETS)}"
         )
-    axes = name_params(tuple(_parse_axis(key, value, source) for key, value in spec.axes.items()))
+    # As the file gives them: the JSON round trip above made choice keys strings (1 -> '1')
+    given = {str(key): value for key, value in data.get("axes", {}).items()}
+    axes = name_params(tuple(_parse_axis(key, value, source) for key, value in given.items()))
+    _check_one_axis_per_key(axes, source)
     base = spec.base if spec.repeats is None else {**spec.base, "repeats": spec.repeats}
     reference = None
     if spec.reference_point is not None:
@@ -284,11 +366,7 @@ def parse_space(data: Any, source: str) -> SearchSpace:
     )
     space.config_for({})  # the base alone must be a valid config
     _check_values(space)
-    space = replace(space, points=_parse_points(space, spec.points))
-    if space.finite and spec.n_trials is None:
-        for values in space.grid():  # combinations can clash (e.g. warm_adabatch + fixed batch)
-            space.config_for(values)
-    return space
+    return replace(space, points=_parse_points(space, spec.points))
 
 
 # --- where spaces come from ------------------------------------------------------------------

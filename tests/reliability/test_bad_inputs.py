@@ -59,6 +59,7 @@ def workdir(tmp_path, monkeypatch, digits_root, bad_checkpoints):
         "badbase.yaml": GOOD_SPACE.replace("{epochs: 1}", "{epochs: 0}"),
         "continuous.yaml": "name: t\naxes: {optimizer.lr: {low: 0.001, high: 0.01}}\nn_trials: 2\n",
         "unknownkey.yaml": "modle: {}\n",
+        "huge.yaml": "name: t\naxes: {seed: {low: 0, high: 999999}}\n",
         "badsyntax.yaml": "epochs: [1,\n",
     }
     for name, text in spaces.items():
@@ -175,6 +176,7 @@ CASES = [
     (["run", "--space", "list.yaml"], "list.yaml: expected a mapping with name, base, axes"),
     (["run", "--space", "badbase.yaml"], "badbase.yaml: epochs: Input should be greater than"),
     (["run", "--space", "continuous.yaml", "--sampler", "grid"], "has continuous ranges"),
+    (["run", "--space", "huge.yaml"], "huge.yaml: a grid of 1,000,000 points, more than 100,000"),
     # config files and overrides
     (["train", "--config", "unknownkey.yaml"], "unknownkey.yaml: modle: unknown key"),
     (["train", "--config", "badsyntax.yaml"], "badsyntax.yaml:2: invalid YAML"),

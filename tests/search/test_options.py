@@ -8,7 +8,7 @@ import pytest
 from dse.errors import ConfigError
 from dse.search.moasha import EarlyStop
 from dse.search.options import RunOptions, plan_run
-from dse.space import load_space
+from dse.space import load_space, parse_space
 
 
 @pytest.mark.parametrize(
@@ -59,3 +59,33 @@ def test_a_plan_for_a_grid_and_for_a_budget():
     sampled = plan_run(space, RunOptions(sampler="random", n_trials=3), gpu_count=2)
     assert (sampled.sampler, sampled.planned, sampled.grid) == ("random", 3, None)
     assert [s.device for s in sampled.slots] == ["cuda:0", "cuda:1"]
+
+
+CLASH = {  # warm_adabatch needs adabatch: two of the grid's four points are no config
+    "model.routing_iterations": [1, 2],
+    "lr_policy.name": ["constant", "warm_adabatch"],
+    "batch_schedule.name": {
+        "fixed": {},
+        "adabatch": {"batch_schedule.milestones": {"value": [[1, 32]]}},
+    },
+}
+
+
+def test_a_clash_refuses_a_grid_run_but_not_a_sampled_one():
+    space = parse_space({"name": "t", "base": {"epochs": 1}, "axes": CLASH}, "t.yaml")
+    with pytest.raises(ConfigError, match="t.yaml: lr_policy warm_adabatch restarts at"):
+        plan_run(space, RunOptions(workers=1), gpu_count=0)
+    # sampled, an invalid draw is failed and drawn again (README): the space may run
+    sampled = plan_run(space, RunOptions(sampler="random", n_trials=3, workers=1), gpu_count=0)
+    assert (sampled.sampler, sampled.planned) == ("random", 3)
+
+
+def test_a_huge_grid_is_counted_and_refused_without_listing_it():
+    axes = {"seed": {"low": 0, "high": 10**9}, "model.routing_iterations": [1, 2, 3]}
+    space = parse_space({"name": "t", "base": {"epochs": 1}, "axes": axes}, "t.yaml")
+    assert space.grid_size() == 3 * (10**9 + 1)  # counted, not enumerated: this test is instant
+    with pytest.raises(ConfigError, match=r"t.yaml: a grid of 3,000,000,003 points, more than "):
+        plan_run(space, RunOptions(workers=1), gpu_count=0)
+    sampled = plan_run(space, RunOptions(n_trials=5, workers=1), gpu_count=0)
+    assert (sampled.sampler, sampled.planned, sampled.grid) == ("tpe", 5, None)
+    assert not space.enumerable
