@@ -78,6 +78,18 @@ class Range:
     def finite(self) -> bool:
         return self.integer or self.step is not None
 
+    def refuses(self, value: Any) -> str | None:
+        """Why a point's value is not one of the range's values (None: it is)."""
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return "is not a number"
+        if not self.low <= value <= self.high:
+            return f"is outside [{self.low:g}, {self.high:g}]"
+        if self.step is not None:
+            steps = (value - self.low) / self.step
+            if abs(steps - round(steps)) > 1e-9 * max(1.0, steps):
+                return f"is not {self.low:g} plus whole steps of {self.step:g}"
+        return None
+
 
 @dataclass(frozen=True)
 class Fixed:

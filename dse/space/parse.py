@@ -254,24 +254,11 @@ def _parse_points(space: SearchSpace, points: list[dict[str, Any]]) -> tuple[dic
                 raise ConfigError(f"{where}.{key}: {value!r} is not one of the axis' choices")
             if isinstance(axis, Fixed) and not _same(encode(value), encode(axis.value)):
                 raise ConfigError(f"{where}.{key}: {value!r} is not the axis' value {axis.value!r}")
-            if isinstance(axis, Range) and (why := _off_range(axis, value)):
+            if isinstance(axis, Range) and (why := axis.refuses(value)):
                 raise ConfigError(f"{where}.{key}: {value!r} {why}")
         space.config_for(dict(point))
         parsed.append(dict(point))
     return tuple(parsed)
-
-
-def _off_range(axis: Range, value: Any) -> str | None:
-    """Why a point's value is not one of the range's values (None: it is)."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return "is not a number"
-    if not axis.low <= value <= axis.high:
-        return f"is outside [{axis.low:g}, {axis.high:g}]"
-    if axis.step is not None:
-        steps = (value - axis.low) / axis.step
-        if abs(steps - round(steps)) > 1e-9 * max(1.0, steps):
-            return f"is not {axis.low:g} plus whole steps of {axis.step:g}"
-    return None
 
 
 def _parse_constraint(text: str, where: str) -> Constraint:
