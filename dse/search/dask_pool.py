@@ -299,7 +299,7 @@ def _find_datasets(datasets: list[str], data_dir: str | None) -> str | None:
         for name in datasets:
             locate(name, data_dir)
     except DataError as exc:
-        return str(exc)
+        return exc.args[0]  # as raised: the CLI names its inputs by their options
     return None
 
 

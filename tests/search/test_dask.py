@@ -242,3 +242,17 @@ def test_a_killed_scheduler_stops_the_run_with_one_line(data, tmp_path):
         "it and its workers, then the same dse run resumes the study"
     )
     assert "ClosedClientError" not in stderr and "FuturesCancelledError" not in stderr
+
+
+def test_a_data_dir_the_workers_lack_is_named_by_its_option(cluster, tmp_path):
+    """The workers' own check of the data, sent back as text, lost the option's CLI spelling:
+    `Dask worker ...: data_dir /x: ...` where every other line says `--data-dir`."""
+    _ready(cluster)
+    space = _space(tmp_path, epochs=1, lrs="[0.001]")
+    missing = tmp_path / "no-data"
+    args = ["run", "--space", str(space), "--storage", f"sqlite:///{tmp_path / 'runs.db'}"]
+    args += ["--backend", "dask", "--scheduler", cluster.scheduler_address]
+    result = runner.invoke(app, [*args, "--data-dir", str(missing)])
+    assert result.exit_code == 2, result.output
+    assert result.stderr.startswith("error: Dask worker tcp://")
+    assert f": --data-dir {missing}: " in result.stderr and ": data_dir " not in result.stderr
