@@ -29,18 +29,18 @@ travel as scheduler events on a topic of this run, as plain data (records.to_wir
 from __future__ import annotations
 
 import contextlib
-import os
 import queue
 import socket
-import tempfile
 import threading
 import time
 import uuid
+from concurrent.futures import CancelledError
 from dataclasses import dataclass, replace
 from typing import Any
 
 from dse.errors import ConfigError, DataError, DseError, option
 from dse.search.devices import Slot, cpu_count
+from dse.search.gpu_lease import GpuLease
 from dse.search.messages import (
     RungAnswer,
     TrialDone,
@@ -108,7 +108,7 @@ class DaskPool:
     """Trials as Dask futures; a slot is one trial the cluster can run at once."""
 
     def __init__(self, client: Any, gpus_per_trial: int, data_dir: str | None):
-        self.client = client
+        self.client, self.address = client, client.scheduler.address
         self.gpus_per_trial = gpus_per_trial
         self.data_dir = data_dir
         self.topic = f"dse-{uuid.uuid4().hex[:12]}"
@@ -167,10 +167,7 @@ class DaskPool:
         try:
             workers = self.client.scheduler_info()["workers"]
         except (OSError, TimeoutError) as exc:  # the scheduler went away
-            raise DseError(
-                f"the Dask scheduler {self.client.scheduler.address} is gone ({exc}); restart it "
-                "and its workers, then the same dse run resumes the study"
-            ) from None
+            raise self._gone(str(exc)) from None
         by_host: dict[str, int] = {}
         for info in workers.values():
             if self.gpus_per_trial > 0:
@@ -181,6 +178,12 @@ class DaskPool:
         self._capacity = sum(by_host.values())
         self._concurrency_by_host = by_host
         self._info_at = time.monotonic()
+
+    def _gone(self, why: str) -> DseError:
+        return DseError(
+            f"the Dask scheduler {self.address} is gone ({why}); restart it and its workers, "
+            "then the same dse run resumes the study"
+        )
 
     def idle(self) -> list[Slot]:
         self._refresh()
@@ -216,8 +219,13 @@ class DaskPool:
         distributed = import_distributed()
         futures = [s.future for s in self._submitted.values()]
         if futures:
-            with contextlib.suppress(TimeoutError, distributed.TimeoutError):
+            try:
                 distributed.wait(futures, timeout=timeout, return_when="FIRST_COMPLETED")
+            except (TimeoutError, distributed.TimeoutError):
+                pass
+            except CancelledError:  # every future, when the client lost the scheduler
+                if self.client.status != "running":
+                    raise self._gone("the connection to it was lost") from None
         else:
             time.sleep(timeout)
         messages = self._events()
@@ -269,9 +277,9 @@ class DaskPool:
 
     def close(self, abandon: bool = False) -> None:
         """Cancel the trials in flight (Dask stops them) and leave the cluster."""
-        for submitted in self._submitted.values():
-            submitted.future.cancel()
-        with contextlib.suppress(Exception):
+        with contextlib.suppress(Exception):  # a client that lost its scheduler is closed
+            for submitted in self._submitted.values():
+                submitted.future.cancel()
             self.client.unsubscribe_topic(self.topic)
         self.client.close()
 
@@ -291,65 +299,14 @@ def _find_datasets(datasets: list[str], data_dir: str | None) -> str | None:
         for name in datasets:
             locate(name, data_dir)
     except DataError as exc:
-        return str(exc)
+        return exc.args[0]  # as raised: the CLI names its inputs by their options
     return None
 
 
 # --- in the Dask worker process ---------------------------------------------------------------
 
 
-class _GpuLease:
-    """The GPUs this worker process owns (claimed once, by lock file) and which are in use."""
-
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.owned: list[int] = []
-        self.in_use: set[int] = set()
-        self._files: list[Any] = []
-
-    def take(self, count: int, declared: int) -> list[int]:
-        with self.lock:
-            if not self.owned:
-                self._claim(max(declared, count))
-            free = [g for g in self.owned if g not in self.in_use][:count]
-            if len(free) < count:
-                raise DseError(
-                    f"{socket.gethostname()}: no free GPU in this worker process "
-                    f"(owns {self.owned}, {len(self.in_use)} in use)"
-                )
-            self.in_use.update(free)
-            return free
-
-    def give_back(self, gpus: list[int]) -> None:
-        with self.lock:
-            self.in_use.difference_update(gpus)
-
-    def _claim(self, count: int) -> None:
-        import fcntl
-
-        import torch
-
-        visible = os.environ.get("CUDA_VISIBLE_DEVICES", "")
-        physical = [v.strip() for v in visible.split(",")] if visible else None
-        for index in range(torch.cuda.device_count()):
-            name = physical[index] if physical else str(index)
-            f = open(os.path.join(tempfile.gettempdir(), f"dse-gpu-{name}.lock"), "w")  # noqa: SIM115
-            try:
-                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError:
-                f.close()  # another worker process of this host owns it
-                continue
-            self._files.append(f)
-            self.owned.append(index)
-            if len(self.owned) == count:
-                return
-        raise DseError(
-            f"{socket.gethostname()}: {torch.cuda.device_count()} GPUs, not enough free for "
-            f"this worker process ({count} wanted): declare --resources GPU=1 per GPU"
-        )
-
-
-_gpus = _GpuLease()
+_gpus = GpuLease()  # the GPUs of this worker process
 
 
 @dataclass(frozen=True)

@@ -61,6 +61,17 @@ def record_heartbeats(study: optuna.Study, trials: list[optuna.Trial]) -> None:
         storage.record_heartbeat(trial._trial_id)
 
 
+def has_heartbeats(study: optuna.Study) -> bool:
+    """Whether the study's storage records heartbeats (a database does; a journal file not)."""
+    storage = rdb_storage(study._storage)
+    return storage is not None and storage.heartbeat_interval is not None
+
+
+def writable_trial(study: optuna.Study, trial: FrozenTrial) -> optuna.Trial:
+    """A trial another process started, to write to (as optuna's stale check does)."""
+    return optuna.Trial(study, trial._trial_id)
+
+
 def stale_trials(study: optuna.Study) -> list[tuple[optuna.Trial, float]]:
     """The running trials optuna's stale check would fail now, each with the seconds since
     its last heartbeat (by the database's clock, as optuna compares them); a trial that never

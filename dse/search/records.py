@@ -8,6 +8,7 @@ the stored format: studies written by earlier versions open with the same names.
 
 from __future__ import annotations
 
+import os
 import uuid
 from dataclasses import asdict
 from typing import Any
@@ -41,6 +42,7 @@ ORIGIN = "origin"  # enqueued as: "grid", "point" or "retry"
 POINT = "point"  # the params it was enqueued with (a queued trial has no params yet)
 RETRY_OF, RETRY_REASON, HALF_BATCH = "retry_of", "retry_reason", "half_batch"
 CREATION_TAG = "dse:creation"  # a system attribute: the tag a new trial is created with
+RUNNER = "runner_process"  # HOST:PID of the runner that started it (journals: no heartbeats)
 RESUME_KEY = "resume_key"  # names the trial's per-epoch checkpoint; its retries inherit it
 RESUMED_FROM_EPOCH = "resumed_from_epoch"  # complete epochs restored from the checkpoint
 RESUMED_SEED = "resumed_seed"  # repeats: the seed (index) it resumed in
@@ -144,8 +146,7 @@ class TrialRecord:
 
     @property
     def lost_train_s(self) -> float:
-        """Seconds this point's failed attempts (this one's included, if it failed) ran past
-        their last checkpoint, from the last epoch reported to the death seen: work redone."""
+        """Seconds this point's failed attempts (this one's too) ran past their last checkpoint."""
         return self.attrs.get(LOST_TRAIN_S, 0.0)
 
     @property
@@ -158,8 +159,7 @@ class TrialRecord:
         return self.attrs.get(RETRY_OF, self.trial.number)
 
     def is_final(self) -> bool:
-        """Finished for good: complete, pruned, or failed for a reason of its own (not retried,
-        not a sample that was not run)."""
+        """Finished for good: complete, pruned, or failed for its own reason (not retried, run)."""
         state = self.trial.state
         if state in (TrialState.COMPLETE, TrialState.PRUNED):
             return True
@@ -182,13 +182,11 @@ class TrialRecord:
         return self.attrs.get(POINT) or self.trial.params
 
     def point_key(self) -> str:
-        """The identity of the point the trial runs. A queued trial has no params until it
-        runs: its point is the one it was enqueued with (retries copy it)."""
+        """The identity of the point the trial runs (a queued trial's: the one it was queued)."""
         return param_key(self.point)
 
     def train_seconds(self) -> float:
-        """Training seconds spent: all of a finished or stopped run, or a failed run's epochs
-        up to its last reported one."""
+        """Training seconds spent: a finished or stopped run's, a failed one's reported epochs."""
         if self.metrics:
             return float(self.metrics["train_time_s"])
         curve = self.curve
@@ -202,6 +200,7 @@ class TrialRecord:
         """A trial handed to a worker; a retry drops its failed run's curve and decisions.
         Returns the name of its per-epoch checkpoint: a retry's is its failed run's."""
         self._set(CONFIG, config)
+        self._set(RUNNER, f"{os.uname().nodename}:{os.getpid()}")
         self.place(placement)
         for key, empty in ((CURVE, []), (RUNGS, {})):
             if key in self.attrs:
@@ -264,6 +263,10 @@ class TrialRecord:
             self.mark_retried()
 
     @property
+    def runner(self) -> str | None:
+        return self.attrs.get(RUNNER)
+
+    @property
     def ran_s(self) -> float | None:
         return self.attrs.get(RAN_S)
 
@@ -319,9 +322,7 @@ CALIBRATION = "calibration"  # the latest `dse calibrate` result run with it
 EARLY_STOP = "early_stop"  # the rule, rungs and eta of the latest run with early stopping
 REFERENCE_POINT = "reference_point"  # in SPACE: the hypervolume's reference point, if given
 FINGERPRINTS = "fingerprints"  # the spaces the study was run with (space.Fingerprint), oldest first
-STUDY_UID = (
-    "study_uid"  # a random id: names the study's checkpoint folder (unique across databases)
-)
+STUDY_UID = "study_uid"  # a random id: names the study's checkpoint folder
 
 
 # Keys that are also ordinary words of other formats (inputs named in errors, table columns,
@@ -353,8 +354,7 @@ class StudyRecord:
         return self.study.user_attrs.get(CALIBRATION)
 
     def fingerprints(self) -> list[Fingerprint]:
-        """The spaces the study was run with, oldest first. A study made before fingerprints
-        were stored has the one its stored space file and constraints describe."""
+        """The spaces the study was run with, oldest first (an older study: its stored one)."""
         stored = self.study.user_attrs.get(FINGERPRINTS)
         if stored:
             return [Fingerprint(**f).with_current_metrics(current_metric) for f in stored]

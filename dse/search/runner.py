@@ -230,6 +230,8 @@ class Runner:
             for message in self.pool.poll(POLL_S):
                 self._handle(message)
             for lost in self.pool.replace_dead():
+                if self.stop.received is not None:
+                    continue  # killed by the run's own signal (SIGTERM to the job): interrupted
                 flight = self.in_flight.pop(lost.number, None) if lost.number is not None else None
                 if flight is not None:
                     with _unless_failed_as_stale():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -13,10 +14,10 @@ import optuna
 from optuna.distributions import BaseDistribution
 from optuna.exceptions import UpdateFinishedTrialError
 from optuna.storages import RetryHeartbeatStaleTrialCallback
-from optuna.trial import FrozenTrial
+from optuna.trial import FrozenTrial, TrialState
 
 from dse.errors import ConfigError, DseError, StorageError, choose_from, option
-from dse.search.optuna_private import stale_trials
+from dse.search.optuna_private import has_heartbeats, stale_trials, writable_trial
 from dse.search.records import StudyRecord, TrialRecord, enqueue_point, param_key
 from dse.search.storage import STALE_RETRIES, creation_lock
 from dse.space import SearchSpace
@@ -217,7 +218,10 @@ def fail_stale(study: optuna.Study) -> None:
     """optuna's stale check (a trial without a heartbeat past the grace period is failed, and
     its point re-queued up to STALE_RETRIES times), after writing on each such trial why it
     failed and how long it ran (optuna would give it no reason, and the time until it was
-    marked as its duration)."""
+    marked as its duration). A journal file has no heartbeats: see fail_orphans."""
+    if not has_heartbeats(study):
+        fail_orphans(study)
+        return
     stale = stale_trials(study)
     if not stale:  # the usual case, every second of a run: one query, as optuna's check alone
         return
@@ -230,3 +234,37 @@ def fail_stale(study: optuna.Study) -> None:
         with contextlib.suppress(UpdateFinishedTrialError):  # its runner finished it meanwhile
             TrialRecord(trial).went_stale(silent_s, ran_s, retried=len(history) < STALE_RETRIES)
     optuna.storages.fail_stale_trials(study)
+
+
+def fail_orphans(study: optuna.Study) -> None:
+    """A RUNNING trial whose runner was a process of this host that has ended (killed, so it
+    could not record the trial) is failed with that reason, and its point queued again to
+    resume from its checkpoint. For storages without heartbeats (journal files), where
+    such a trial would otherwise stay RUNNING and every later run wait for it for ever."""
+    host = os.uname().nodename
+    for frozen in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        runner = TrialRecord(frozen).runner
+        if runner is None or not _ended_here(runner, host):
+            continue
+        record = TrialRecord(writable_trial(study, frozen))
+        try:
+            record.fail(f"stale: its runner {runner} is gone (killed or crashed)")
+            record.mark_retried()
+            study.tell(frozen.number, state=TrialState.FAIL)
+        except (UpdateFinishedTrialError, ValueError):
+            continue  # another runner failed it first, and queued it
+        record.enqueue_retry(study, record.retry_of, "runner gone")
+
+
+def _ended_here(runner: str, host: str) -> bool:
+    """Whether `runner` (HOST:PID) was a process of `host` that is no longer running."""
+    runner_host, _, pid = runner.rpartition(":")
+    if runner_host != host or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # alive, another user's
+        return False
+    return False

@@ -1,6 +1,7 @@
-"""Ctrl-C (SIGINT to the process group) and SIGTERM (to the runner, as a scheduler sends it):
-one line, exit 128 + the signal, trials in flight recorded FAIL as interrupted and queued
-again, the database closed; the same command then resumes without waiting for stale trials."""
+"""Ctrl-C (SIGINT to the process group) and SIGTERM (to the runner, or to the whole job's
+process group, as a scheduler sends it): one line, exit 128 + the signal, trials in flight
+recorded FAIL as interrupted and queued again, the database closed; the same command then
+resumes without waiting for stale trials."""
 
 from __future__ import annotations
 
@@ -51,7 +52,9 @@ def start_and_wait_for_two_training(space: Path, log: Path) -> subprocess.Popen:
 
 
 @pytest.mark.parametrize(
-    ("number", "to_group"), [(signal.SIGINT, True), (signal.SIGTERM, False)], ids=["int", "term"]
+    ("number", "to_group"),
+    [(signal.SIGINT, True), (signal.SIGTERM, False), (signal.SIGTERM, True)],
+    ids=["int", "term", "term-group"],  # term-group: a batch scheduler ending the whole job
 )
 def test_a_signal_stops_the_run_cleanly_and_the_same_command_resumes(workdir, number, to_group):
     space = write_space(workdir, epochs=6, lrs="[0.001]")  # 2 trials of some seconds

@@ -3,6 +3,7 @@ PostgreSQL server, real (tiny) training on synthetic digits."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -186,3 +187,72 @@ def test_a_server_that_is_no_scheduler_is_one_line_within_the_deadline(tmp_path,
         f"error: --scheduler {address}: cannot connect: no Dask scheduler answered within 3s\n"
     )
     assert not (tmp_path / "x.db").exists()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _started(command: list[str], log: Path) -> subprocess.Popen:
+    with log.open("w") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", *command], env=subprocess_env(), stdout=out, stderr=out,
+            start_new_session=True,
+        )  # fmt: skip
+
+
+def test_a_killed_scheduler_stops_the_run_with_one_line(data, tmp_path):
+    """The scheduler dies mid-trial: the client gives up reconnecting and cancels every future;
+    the run said so as a traceback (FuturesCancelledError, then ClosedClientError as it closed)."""
+    pytest.importorskip("distributed")
+    port = _free_port()
+    address = f"tcp://127.0.0.1:{port}"
+    serve = ["--host", "127.0.0.1", "--port", str(port), "--dashboard-address", ":0"]
+    scheduler = _started(["distributed.cli.dask_scheduler", *serve], tmp_path / "scheduler.log")
+    worker = _started(
+        ["distributed.cli.dask_worker", address, "--nthreads", "1", "--no-dashboard"],
+        tmp_path / "worker.log",
+    )
+    storage = f"sqlite:///{tmp_path / 'runs.db'}"
+    command = [sys.executable, "-m", "dse", "run", "--space", str(_space(tmp_path, 30, "[0.001]"))]
+    command += ["--storage", storage, "--data-dir", str(data), "--backend", "dask"]
+    run = subprocess.Popen(
+        [*command, "--scheduler", address, "-q"], env=subprocess_env(), stderr=subprocess.PIPE,
+        text=True, start_new_session=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and run.poll() is None:
+            time.sleep(0.3)
+            with contextlib.suppress(KeyError):  # the study is not made yet
+                trials = optuna.load_study(study_name="tiny", storage=storage).get_trials()
+                if any("dask_worker" in t.user_attrs for t in trials):
+                    break  # a trial is training on the worker
+        os.killpg(scheduler.pid, signal.SIGKILL)
+        _, stderr = run.communicate(timeout=60)
+    finally:
+        for process in (run, worker, scheduler):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+    assert run.returncode == 2, stderr
+    assert stderr.strip().splitlines()[-1] == (
+        f"error: the Dask scheduler {address} is gone (the connection to it was lost); restart "
+        "it and its workers, then the same dse run resumes the study"
+    )
+    assert "ClosedClientError" not in stderr and "FuturesCancelledError" not in stderr
+
+
+def test_a_data_dir_the_workers_lack_is_named_by_its_option(cluster, tmp_path):
+    """The workers' own check of the data, sent back as text, lost the option's CLI spelling:
+    `Dask worker ...: data_dir /x: ...` where every other line says `--data-dir`."""
+    _ready(cluster)
+    space = _space(tmp_path, epochs=1, lrs="[0.001]")
+    missing = tmp_path / "no-data"
+    args = ["run", "--space", str(space), "--storage", f"sqlite:///{tmp_path / 'runs.db'}"]
+    args += ["--backend", "dask", "--scheduler", cluster.scheduler_address]
+    result = runner.invoke(app, [*args, "--data-dir", str(missing)])
+    assert result.exit_code == 2, result.output
+    assert result.stderr.startswith("error: Dask worker tcp://")
+    assert f": --data-dir {missing}: " in result.stderr and ": data_dir " not in result.stderr

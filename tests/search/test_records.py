@@ -35,7 +35,7 @@ def test_a_finished_run_reads_back_under_the_stored_names():
     stored = _frozen(study, 0).user_attrs
     assert set(stored) == {
         "config", "slot", "device", "host", "curve", "rungs", "metrics", "history", "environment",
-        "resume_key",
+        "resume_key", "runner_process",
     }  # fmt: skip
     assert stored["environment"] == {"torch": "x", "wall_s": 4.0, "slot": "cpu#1", "device": "cpu"}
     assert stored["rungs"] == {

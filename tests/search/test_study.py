@@ -6,6 +6,7 @@ changed gets a parameter of its own name (`optimizer.lr#2`), and its points run 
 from __future__ import annotations
 
 import json
+import sys
 
 from typer.testing import CliRunner
 
@@ -77,3 +78,50 @@ def test_extend_adds_points_but_keeps_the_base(workdir):
     refused = _run("--space", str(space), "--extend")
     assert refused.exit_code == 2
     assert "--extend adds points" in refused.stderr and "(base.epochs differ)" in refused.stderr
+
+
+STARTS_A_TRIAL_AND_DIES = """
+import sys
+import optuna
+from dse.search.records import Placement, TrialRecord
+from dse.search.storage import open_storage
+study = optuna.load_study(study_name="orphans", storage=open_storage(sys.argv[1], False))
+trial = study.ask({"x": optuna.distributions.FloatDistribution(0, 1)})
+TrialRecord(trial).start({}, Placement("cpu#0", "cpu"))
+"""
+
+
+def test_a_journal_trial_whose_runner_died_is_failed_and_queued_again(tmp_path):
+    """A journal file has no heartbeats: a runner killed mid-trial left it RUNNING, and every
+    later `dse run` of the study waited for it for ever. Its runner's process is gone from
+    this host, so the next runner fails it with that reason and queues its point again."""
+    import subprocess
+
+    import optuna
+    from optuna.trial import TrialState
+
+    from dse.search.forms import Placement
+    from dse.search.records import TrialRecord
+    from dse.search.storage import open_storage
+    from dse.search.study import fail_stale
+    from tests.conftest import subprocess_env
+
+    url = str(tmp_path / "runs.journal")
+    study = optuna.create_study(study_name="orphans", storage=open_storage(url, True))
+    dead = subprocess.run(
+        [sys.executable, "-c", STARTS_A_TRIAL_AND_DIES, url], env=subprocess_env(), timeout=60
+    )
+    assert dead.returncode == 0
+    ours = study.ask({"x": optuna.distributions.FloatDistribution(0, 1)})
+    TrialRecord(ours).start({}, Placement("cpu#0", "cpu"))  # this process: alive
+
+    fail_stale(study)
+    fail_stale(study)  # once only: the retry is queued once
+    trials = study.get_trials()
+    orphan = TrialRecord(trials[0])
+    assert trials[0].state == TrialState.FAIL
+    assert orphan.error is not None and orphan.error.startswith("stale: its runner ")
+    assert trials[1].state == TrialState.RUNNING  # its runner is this test
+    retries = [t for t in trials if t.state == TrialState.WAITING]
+    assert len(retries) == 1 and TrialRecord(retries[0]).retry_of == 0
+    assert TrialRecord(retries[0]).point == trials[0].params
