@@ -8,7 +8,6 @@ the stored format: studies written by earlier versions open with the same names.
 
 from __future__ import annotations
 
-import os
 import uuid
 from dataclasses import asdict
 from typing import Any
@@ -18,6 +17,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from dse.config import TrialConfig
 from dse.search.forms import Decision, EpochPoint, Placement, param_key
+from dse.search.processes import this_runner
 from dse.space.model import Fingerprint
 from dse.train.result import EpochRecord, TrialResult, current_metric, current_metrics
 
@@ -200,7 +200,7 @@ class TrialRecord:
         """A trial handed to a worker; a retry drops its failed run's curve and decisions.
         Returns the name of its per-epoch checkpoint: a retry's is its failed run's."""
         self._set(CONFIG, config)
-        self._set(RUNNER, f"{os.uname().nodename}:{os.getpid()}")
+        self._set(RUNNER, this_runner())
         self.place(placement)
         for key, empty in ((CURVE, []), (RUNGS, {})):
             if key in self.attrs:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import os
 import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from dse.errors import ConfigError, DseError, StorageError, choose_from, option
 from dse.search.optuna_private import has_heartbeats, stale_trials, writable_trial
+from dse.search.processes import has_ended
 from dse.search.records import StudyRecord, TrialRecord, enqueue_point, param_key
 from dse.search.storage import STALE_RETRIES, creation_lock
 from dse.space import SearchSpace
@@ -241,10 +241,9 @@ def fail_orphans(study: optuna.Study) -> None:
     could not record the trial) is failed with that reason, and its point queued again to
     resume from its checkpoint. For storages without heartbeats (journal files), where
     such a trial would otherwise stay RUNNING and every later run wait for it for ever."""
-    host = os.uname().nodename
     for frozen in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         runner = TrialRecord(frozen).runner
-        if runner is None or not _ended_here(runner, host):
+        if runner is None or not has_ended(runner):
             continue
         record = TrialRecord(writable_trial(study, frozen))
         try:
@@ -255,16 +254,3 @@ def fail_orphans(study: optuna.Study) -> None:
             continue  # another runner failed it first, and queued it
         record.enqueue_retry(study, record.retry_of, "runner gone")
 
-
-def _ended_here(runner: str, host: str) -> bool:
-    """Whether `runner` (HOST:PID) was a process of `host` that is no longer running."""
-    runner_host, _, pid = runner.rpartition(":")
-    if runner_host != host or not pid.isdigit():
-        return False
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:  # alive, another user's
-        return False
-    return False
