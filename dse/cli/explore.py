@@ -223,7 +223,7 @@ def replay(
         typer.Option(
             "--methods",
             metavar="LIST",
-            help="Among grid,random,nsga2,tpe,gp,moasha,moasha-shuffled "
+            help="Among grid,random,nsga2,tpe,gp,moasha,moasha-shuffled,moasha-oracle "
             f"(default: {','.join(commands.REPLAY_METHODS)}; moasha only where it can "
             "estimate the objectives at a rung).",
         ),

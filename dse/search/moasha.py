@@ -51,7 +51,7 @@ from __future__ import annotations
 
 import math
 import statistics
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -250,10 +250,30 @@ class RungBook:
     against the records of the study's other trials at that rung (so a resumed or shared
     study ranks against every decision stored before)."""
 
-    def __init__(self, early_stop: EarlyStop, metric_names: Sequence[str], directions: list[str]):
+    def __init__(
+        self,
+        early_stop: EarlyStop,
+        metric_names: Sequence[str],
+        directions: list[str],
+        known: Callable[[int], tuple[float, ...]] | None = None,
+    ):
+        """`known`: a trial's objectives by its number, in place of the rung's estimates (a
+        replay's what-if: the rule with perfect foresight); None in live runs."""
         self.early_stop = early_stop
         self.metric_names = list(metric_names)
         self.directions = directions
+        self.known = known
+
+    def _values(
+        self,
+        number: int,
+        curve: Sequence[EpochPoint],
+        batch_sizes: Sequence[int],
+        curves: Sequence[Sequence[EpochPoint]],
+    ) -> tuple[float, ...]:
+        if self.known is not None:
+            return self.known(number)
+        return rung_values(self.metric_names, curve, batch_sizes, curves)
 
     def rungs_for(self, epochs: int) -> tuple[int, ...]:
         """The rungs a run of `epochs` epochs waits at (none at its last epoch)."""
@@ -290,11 +310,9 @@ class RungBook:
                 # past the rung with no decision there: it ran before early stopping was
                 # turned on, under other rungs, or ended at the rung. It counts with what the
                 # rule would have estimated for it at the rung.
-                estimate = rung_values(
-                    self.metric_names, peer.curve[:rung], peer.batch_sizes, curves
-                )
+                estimate = self._values(peer.number, peer.curve[:rung], peer.batch_sizes, curves)
                 earlier.append(RungRecord(peer.number, estimate))
-        values = rung_values(self.metric_names, curve, batch_sizes, curves)
+        values = self._values(number, curve, batch_sizes, curves)
         newcomer = RungRecord(number, values)
         late = self.early_stop.late(rung, len(batch_sizes))
         return decide(rung, newcomer, earlier, self.directions, self.early_stop.eta, late)

@@ -43,10 +43,12 @@ from dse.search.unvisited import Novelty, Outcome, repeat_error
 from dse.space import SearchSpace
 from dse.train.schedules import epoch_batch_sizes
 
-METHODS = ("grid", "random", "nsga2", "tpe", "gp", "moasha", "moasha-shuffled")
-GRID_METHODS = ("grid", "moasha", "moasha-shuffled")  # every grid point, queued
-# moasha-shuffled: a replay-only what-if, MO-ASHA with the grid queued in an order shuffled by
+METHODS = ("grid", "random", "nsga2", "tpe", "gp", "moasha", "moasha-shuffled", "moasha-oracle")
+GRID_METHODS = ("grid", "moasha", "moasha-shuffled", "moasha-oracle")  # every point, queued
+# Replay-only what-ifs. moasha-shuffled: MO-ASHA with the grid queued in an order shuffled by
 # the seed (a live run queues it space-filling, grid_order.py): what the order is worth.
+# moasha-oracle: MO-ASHA ranking each trial at a rung by its final objectives, as if its early
+# curve told them: what the rule loses by itself, apart from what early estimates cost.
 MAX_INVALID_SAMPLES = 50  # as the runner: sampled points in a row that are not valid configs
 
 
@@ -186,7 +188,8 @@ class Simulation:
         enqueue_missing(self.study, space, list(space.points), origin="point")
         self.waiting = len(self.study.get_trials(deepcopy=False))
         stop = early_stop if method.startswith("moasha") else None
-        self.book = RungBook(stop, space.metric_names, grid.directions) if stop else None
+        known = self.final_values if method == "moasha-oracle" else None
+        self.book = RungBook(stop, space.metric_names, grid.directions, known) if stop else None
         self.run = SeedRun(method, seed)
         self.started: dict[int, Running] = {}  # by replay trial number, in order
         self.in_flight = 0
@@ -305,6 +308,9 @@ class Simulation:
         self.in_flight -= 1
         self.finished += 1
         self.fill(now)
+
+    def final_values(self, number: int) -> tuple[float, ...]:
+        return tuple(self.started[number].recorded.values or ())
 
     def peers(self, number: int, rung: int) -> list[Peer]:
         """The other started trials as the runner's study holds them now."""

@@ -26,7 +26,7 @@ from dse.search.recording import (
     record_study,
     save_record,
 )
-from dse.search.records import EpochPoint, TrialRecord
+from dse.search.records import EpochPoint, TrialRecord, param_key
 from dse.search.replay import Grid, replay_method
 from dse.search.replay_summary import (
     NON_NEGATIVE,
@@ -117,7 +117,9 @@ def test_replayed_moasha_takes_the_live_runs_decisions(workdir):
     }
 
 
-@pytest.mark.parametrize("method", ["random", "tpe", "nsga2", "moasha", "moasha-shuffled"])
+@pytest.mark.parametrize(
+    "method", ["random", "tpe", "nsga2", "moasha", "moasha-shuffled", "moasha-oracle"]
+)
 def test_the_same_seed_replays_the_same(method):
     grid = Grid(synthetic_recording())
     first = replay_method(grid, method, 7, 2, budget=8)
@@ -127,6 +129,20 @@ def test_the_same_seed_replays_the_same(method):
     ]
     assert decisions_of(first) == decisions_of(again)
     assert (first.hypervolume, first.compute_s) == (again.hypervolume, again.compute_s)
+
+
+def test_the_oracle_ranks_each_trial_by_its_final_objectives():
+    """moasha-oracle: the rule as if every early curve told its run's end. Its decisions carry
+    the recorded final values (moasha's, the rung's estimates), and it queues the same order."""
+    grid = Grid(synthetic_recording())
+    final = {param_key(t.params): tuple(t.values) for t in grid.recording.trials}
+    oracle = replay_method(grid, "moasha-oracle", 3, 2)
+    plain = replay_method(grid, "moasha", 3, 2)
+    decided = [(t.point, d) for t in oracle.trials for d in t.decisions]
+    assert decided and all(d.values == final[point] for point, d in decided)
+    assert any(d.values != final[t.point] for t in plain.trials for d in t.decisions)
+    assert [t.point for t in oracle.trials][:2] == [t.point for t in plain.trials][:2]
+    assert any(t.stopped_at for t in oracle.trials)
 
 
 def test_shares_are_against_the_whole_grid():
