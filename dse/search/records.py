@@ -186,9 +186,9 @@ class TrialRecord:
         return param_key(self.point)
 
     def train_seconds(self) -> float:
-        """Training seconds spent: a finished or stopped run's, a failed one's reported epochs."""
+        """Seconds trained: a finished or stopped run's (all seeds), a failed one's epochs."""
         if self.metrics:
-            return float(self.metrics["train_time_s"])
+            return TrialResult.seconds_spent(self.per_seed) or float(self.metrics["train_time_s"])
         curve = self.curve
         return curve[-1].elapsed_train_s if curve else 0.0
 

@@ -134,8 +134,8 @@ def robustness(view: StudyView, resamples: int = DEFAULT_RESAMPLES) -> dict[int,
 def pareto_rows(view: StudyView, robust: float | None = None) -> list[dict[str, Any]]:
     """One object per front member: number, objective values by metric name, params.
 
-    With repeats also each objective's std over the seeds and `p_nondominated`; `robust` keeps
-    only members whose probability is at least that.
+    With repeats also each objective's std over the seeds (None where the seeds give none) and
+    `p_nondominated`; `robust` keeps only members whose probability is at least that.
     """
     chance = robustness(view)
     if robust is not None and not chance:
@@ -148,7 +148,8 @@ def pareto_rows(view: StudyView, robust: float | None = None) -> list[dict[str, 
         row: dict[str, Any] = {"number": t.number, **objective_values(view, t)}
         if chance:
             std = TrialRecord(t).seed_std
-            row.update({f"{m}_std": std.get(m, 0.0) for m in view.metric_names})
+            # None where the seeds give no std (costs of fused seeds: one standalone run)
+            row.update({f"{m}_std": std.get(m) for m in view.metric_names})
             row["p_nondominated"] = chance[t.number]
             if robust is not None and chance[t.number] < robust:
                 continue

@@ -113,6 +113,14 @@ class TrialResult:
             seed_std={m: std for m, (_, std) in stats.items() if not np.isnan(std)},
         )
 
+    @staticmethod
+    def seconds_spent(per_seed: list[dict[str, Any]]) -> float:
+        """Training seconds all the seeds of a result spent (its per_seed): each standalone
+        seed's, and a fused group's once (every fused seed reports the group's time)."""
+        alone = sum(seed["train_time_s"] for seed in per_seed if not seed.get("fused"))
+        fused = [seed["train_time_s"] for seed in per_seed if seed.get("fused")]
+        return alone + max(fused, default=0.0)
+
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrialResult:
         result = cls(**data)  # history still as dicts: read each back into its record

@@ -4,7 +4,8 @@ Written by hand rather than with torch's schedulers because a batch-size schedul
 number of steps per epoch vary: the policies here take (global step, fractional epoch) and so
 stay exact across batch-size changes. one_cycle equals torch's OneCycleLR(three_phase=True,
 anneal_strategy="linear", cycle_momentum=False) and warm_restarts equals
-CosineAnnealingWarmRestarts stepped with fractional epochs; the tests check both.
+CosineAnnealingWarmRestarts stepped with fractional epochs (except at a restart that float
+rounding puts a hair later, where torch keeps the old period's lr_min); the tests check both.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from dse.config import (
 
 ONE_CYCLE_PEAK = 0.45  # share of the steps spent rising to lr_max (and as many falling back)
 ONE_CYCLE_FINAL_DIV = 10.0  # the last 10% anneal from lr_min to lr_min / 10
+RESTART_SLACK = 1e-9  # periods: a step rounded just below a restart still starts the period
 
 
 def batch_size_at(schedule: BatchScheduleConfig, epoch: int) -> int:
@@ -64,15 +66,21 @@ def one_cycle_lr(policy: OneCycleLR, step: int, total_steps: int) -> float:
     raise AssertionError("unreachable")
 
 
+def sgdr_period(t0: float, mult: float, epoch_pos: float) -> tuple[float, float]:
+    """(start, length) in epochs of the SGDR period holding `epoch_pos`. A step at a restart
+    starts the new period although `pos % T_0` or the log of the period count rounds below it
+    (0.9 % 0.3 is 0.3 - 6e-17; log3(243) is 4.9999...)."""
+    if mult == 1:
+        n = math.floor(epoch_pos / t0 + RESTART_SLACK)
+        return n * t0, t0
+    n = math.floor(math.log(epoch_pos / t0 * (mult - 1) + 1, mult) + RESTART_SLACK)
+    return t0 * (mult**n - 1) / (mult - 1), t0 * mult**n
+
+
 def warm_restarts_lr(policy: WarmRestartsLR, epoch_pos: float) -> float:
     """SGDR: the period number and the position in it, for T_mult = 1 and T_mult > 1."""
-    t0, mult = policy.T_0, policy.T_mult
-    if mult == 1:
-        t_cur, t_i = epoch_pos % t0, t0
-    else:
-        n = int(math.log(epoch_pos / t0 * (mult - 1) + 1, mult))
-        t_cur, t_i = epoch_pos - t0 * (mult**n - 1) / (mult - 1), t0 * mult**n
-    return cosine(policy.lr_max, policy.lr_min, t_cur / t_i)
+    start, length = sgdr_period(policy.T_0, policy.T_mult, epoch_pos)
+    return cosine(policy.lr_max, policy.lr_min, max(epoch_pos - start, 0.0) / length)
 
 
 def warm_adabatch_lr(

@@ -61,6 +61,18 @@ def test_repeats_and_a_dask_placement_are_stored_too():
     assert _frozen(study, 0).user_attrs["dask_worker"] == "w-3"
 
 
+def test_the_training_seconds_of_repeats_count_every_seed_and_a_fused_group_once():
+    study = _study()
+    alone, fused = study.ask(), study.ask()
+    seeds = [{"seed": 0, "train_time_s": 2.0}, {"seed": 1, "train_time_s": 4.0}]
+    TrialRecord(alone).finish(replace(RESULT, train_time_s=3.0, per_seed=seeds), 1.0, PLACED)
+    group = [{**seed, "train_time_s": 5.0, "fused": True} for seed in ({"seed": 2}, {"seed": 3})]
+    fused_seeds = [{**seeds[0], "fused": False}, *group]
+    TrialRecord(fused).finish(replace(RESULT, train_time_s=2.0, per_seed=fused_seeds), 1.0, PLACED)
+    assert TrialRecord(_frozen(study, 0)).train_seconds() == 6.0  # not the mean, 3.0
+    assert TrialRecord(_frozen(study, 1)).train_seconds() == 7.0  # the first seed, the group once
+
+
 def test_how_failures_retries_and_withdrawals_count():
     study = _study()
     failed = study.ask({"x": optuna.distributions.IntDistribution(0, 9)})

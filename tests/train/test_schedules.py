@@ -5,8 +5,9 @@ import math
 import pytest
 import torch
 
+from dse.config import WarmRestartsLR
 from dse.presets import preset
-from dse.train.schedules import batch_size_at, make_plan
+from dse.train.schedules import batch_size_at, make_plan, warm_restarts_lr
 
 
 def _plan(name: str, *sets: str, n_train: int = 1000):
@@ -133,3 +134,15 @@ def test_warm_adabatch_restarts_exactly_where_the_batch_size_changes():
     assert plan.lr(63, 1, 31) == pytest.approx(1e-3, rel=0.01)  # close to lr0 before the switch
     assert plan.lr(64, 2, 0) == pytest.approx(1e-2)
     assert plan.lr(64 + 8, 3, 0) == pytest.approx(1e-3 + 9e-3 * (1 + math.cos(math.pi / 2)) / 2)
+
+
+@pytest.mark.parametrize(
+    ("t0", "mult", "restarts"),
+    [(0.1, 1, [0.3, 0.5, 0.6, 0.7, 0.9]), (1, 3, [121.0]), (1, 1.5, [13.1875, 32.171875])],
+)
+def test_warm_restarts_restart_at_float_rounded_period_starts(t0, mult, restarts):
+    # 0.9 % 0.1 and log3(243) round below the restart: its step must still get lr_max
+    policy = WarmRestartsLR(T_0=t0, T_mult=mult)
+    for pos in restarts:
+        assert warm_restarts_lr(policy, pos) == pytest.approx(1e-3, rel=1e-9)
+        assert warm_restarts_lr(policy, pos - 1e-6) == pytest.approx(1e-4, rel=1e-3)
