@@ -253,4 +253,3 @@ def fail_orphans(study: optuna.Study) -> None:
         except (UpdateFinishedTrialError, ValueError):
             continue  # another runner failed it first, and queued it
         record.enqueue_retry(study, record.retry_of, "runner gone")
-
