@@ -182,8 +182,9 @@ def orderings(rows: list[dict[str, Any]]) -> list[Ordering]:
         for a, b in combinations(usable, 2):
             if a[theirs] == b[theirs]:
                 continue  # the paper ties them: no order to reproduce
+            # A tie of ours does not reproduce the paper's order, whichever way round it is.
             pairs += 1
-            if (a[ours] < b[ours]) == (a[theirs] < b[theirs]):
+            if a[ours] != b[ours] and (a[ours] < b[ours]) == (a[theirs] < b[theirs]):
                 agree += 1
             else:
                 first, second = (a, b) if a[theirs] < b[theirs] else (b, a)

@@ -82,3 +82,16 @@ def test_reproduce_without_paper_presets_is_an_error(tmp_path, monkeypatch):
         ["reproduce", "--space", "smoke", "--no-run", "--storage", f"sqlite:///{tmp_path}/none.db"],
     )
     assert result.exit_code == 2 and result.stderr.startswith("error: --storage")
+
+
+def test_a_tie_of_ours_agrees_with_no_order_of_the_papers():
+    """Equal measured accuracies reproduce neither order, whichever preset comes first."""
+    names = ["baseline", "exp_decay", "weight_sharing"]  # paper: ws < baseline < exp_decay
+    rows = report_rows({n: _measured(8.0, 10.0) for n in names})
+    accuracy = next(o for o in orderings(rows) if o.measure == "test accuracy")
+    assert (accuracy.agree, accuracy.pairs) == (0, 3)
+    assert accuracy.disagreements == [
+        "Baseline < ExpDecay",
+        "WeightSharing < Baseline",
+        "WeightSharing < ExpDecay",
+    ]
