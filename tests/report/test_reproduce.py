@@ -95,3 +95,11 @@ def test_a_tie_of_ours_agrees_with_no_order_of_the_papers():
         "WeightSharing < Baseline",
         "WeightSharing < ExpDecay",
     ]
+
+
+def test_the_papers_numbers_are_shown_as_the_paper_gives_them():
+    from dse.report.reproduce import markdown
+
+    rows = report_rows({n: _measured(99.0, 10.0) for n in ("baseline", "exp_decay")})
+    text = markdown(rows, "s")
+    assert "| 99.366 |" in text and "| 99.404 |" in text  # not 99.37, 99.4
