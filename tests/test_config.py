@@ -113,6 +113,8 @@ def test_switching_a_tagged_section_starts_it_afresh():
         ("foo.bar=1", "set foo.bar: foo: unknown key$"),
         ("modle.routing_iterations=1", "modle: unknown key; did you mean model"),
         ("epoch=1", "epoch: unknown key; did you mean epochs?"),
+        ("model.foo=1", "model.foo: unknown key$"),  # not model.dropout: a key alike in prefix
+        ("model.conv_chanels=1", "model.conv_chanels: unknown key; did you mean model.conv_ch"),
         ("epochs.x=1", "'epochs' is a value, not a section"),
         (
             "model.routing_iterations=0",
