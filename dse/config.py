@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import (
     BaseModel,
@@ -35,6 +35,7 @@ class _Section(BaseModel):
 # --- dataset ---------------------------------------------------------------------------------
 
 DatasetName = Literal["mnist", "fashion_mnist", "smallnorb"]
+DATASETS: tuple[str, ...] = get_args(DatasetName)
 
 
 class DatasetConfig(_Section):
