@@ -7,6 +7,7 @@ from __future__ import annotations
 import types
 import typing
 from dataclasses import dataclass
+from typing import Any
 
 from pydantic import BaseModel
 
@@ -76,3 +77,11 @@ def _nearest_key(keys: dict[str, list[Owner]], key: str, chosen: str | None) -> 
     fits = [n for n, owners in siblings.items() if not owners or chosen in {o.name for o in owners}]
     guess = nearest(leaf, fits) or nearest(leaf, list(siblings))
     return f"{parent}.{guess}" if guess and parent else guess
+
+
+def of_choice(model: type[BaseModel], section: str, name: str, values: dict[str, Any]) -> dict:
+    """Those of `values` (keys of the tagged `section`, by their last part) that its choice
+    `name` has too."""
+    keys = known_keys(model)
+    owners = {k: keys.get(f"{section}.{k}", []) for k in values}
+    return {k: v for k, v in values.items() if any(o.name == name for o in owners[k])}
