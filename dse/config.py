@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import (
     BaseModel,
@@ -22,7 +22,7 @@ from pydantic import (
 )
 
 from dse import yamlio
-from dse.config_keys import explain_unknown
+from dse.config_keys import explain_unknown, of_choice
 from dse.errors import ConfigError, option
 
 
@@ -35,6 +35,7 @@ class _Section(BaseModel):
 # --- dataset ---------------------------------------------------------------------------------
 
 DatasetName = Literal["mnist", "fashion_mnist", "smallnorb"]
+DATASETS: tuple[str, ...] = get_args(DatasetName)
 
 
 class DatasetConfig(_Section):
@@ -299,9 +300,11 @@ def set_values(
     """Set dotted keys of a nested config dict (copied); `where(key)` prefixes error messages.
 
     Setting the `name` of a tagged section to a new value starts that section afresh, so
-    keys of the old choice do not leak into the new one.
+    keys of the old choice do not leak into the new one; those `pairs` set before it that the
+    new choice has too are kept (`lr_policy.T_0=2` before `lr_policy.name=warm_restarts`).
     """
     data = json.loads(json.dumps(data))
+    given: dict[str, dict[str, Any]] = {section: {} for section in _TAGGED_SECTIONS}
     for key, value in pairs:
         parts = key.split(".")
         node = data
@@ -318,6 +321,9 @@ def set_values(
         renamed = len(parts) == 2 and parts[0] in _TAGGED_SECTIONS and leaf == "name"
         if renamed and node.get("name") != value:
             node.clear()
+            node.update(of_choice(TrialConfig, parts[0], value, given[parts[0]]))
+        elif len(parts) == 2 and parts[0] in _TAGGED_SECTIONS:
+            given[parts[0]][leaf] = value
         node[leaf] = value
     return data
 

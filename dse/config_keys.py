@@ -7,6 +7,7 @@ from __future__ import annotations
 import types
 import typing
 from dataclasses import dataclass
+from typing import Any
 
 from pydantic import BaseModel
 
@@ -59,5 +60,28 @@ def explain_unknown(model: type[BaseModel], key: str, chosen: str | None = None)
         which = names if len(owners) == 1 else f"one of {names}"
         where = f"not a key of {section}.name {chosen}" if chosen else "unknown key here"
         return f"{where}; it belongs to {section}.name {names} (set {section}.name to {which})"
-    guess = nearest(key, [k for k in keys if not key.startswith(f"{k}.")])  # not its section
+    guess = _nearest_key(keys, key, chosen)
     return f"unknown key; did you mean {guess}?" if guess else "unknown key"
+
+
+def _nearest_key(keys: dict[str, list[Owner]], key: str, chosen: str | None) -> str | None:
+    """The known key a typo most likely meant: a key of the same section, compared by its last
+    part (the shared `model.` prefix makes any two keys look alike), one of the current choice
+    first; a section not known compares the whole key."""
+    parent, _, leaf = key.rpartition(".")
+    siblings = {
+        k.rpartition(".")[2]: owners for k, owners in keys.items() if k.rpartition(".")[0] == parent
+    }
+    if not siblings:
+        return nearest(key, [k for k in keys if not key.startswith(f"{k}.")])  # not its section
+    fits = [n for n, owners in siblings.items() if not owners or chosen in {o.name for o in owners}]
+    guess = nearest(leaf, fits) or nearest(leaf, list(siblings))
+    return f"{parent}.{guess}" if guess and parent else guess
+
+
+def of_choice(model: type[BaseModel], section: str, name: str, values: dict[str, Any]) -> dict:
+    """Those of `values` (keys of the tagged `section`, by their last part) that its choice
+    `name` has too."""
+    keys = known_keys(model)
+    owners = {k: keys.get(f"{section}.{k}", []) for k in values}
+    return {k: v for k, v in values.items() if any(o.name == name for o in owners[k])}

@@ -207,11 +207,19 @@ def _numeric(rows: list[dict[str, Any]], column: str) -> bool:
     return bool(present) and all(isinstance(v, int | float) for v in present)
 
 
+def _float_cell(value: float) -> str:
+    """4 significant digits, or as given when it has at most 3 decimals (a number already
+    rounded, such as the paper's 99.366: not shown as 99.37)."""
+    if abs(value) >= 1e5:
+        return f"{value:,.0f}"
+    return f"{value:.6g}" if round(value, 3) == value else f"{value:.4g}"
+
+
 def _cell(value: Any) -> str:
     if value is None:
         return "-"
     if isinstance(value, float):
-        return f"{value:.4g}" if abs(value) < 1e5 else f"{value:,.0f}"
+        return _float_cell(value)
     if isinstance(value, int) and not isinstance(value, bool):
         return f"{value:,}"
     return str(value)

@@ -106,6 +106,16 @@ def test_switching_a_tagged_section_starts_it_afresh():
     assert cnn.model.name == "cnn_baseline" and cnn.model.fc_units == 1024
 
 
+def test_keys_given_before_a_new_name_are_kept_where_the_new_choice_has_them():
+    given = ["lr_policy.T_0=2", "batch_schedule.milestones=[[1, 16]]", "model.conv_channels=8"]
+    config = preset("warm_adabatch").with_overrides(
+        [*given, "lr_policy.name=warm_restarts", "model.name=cnn_baseline"]
+    )
+    assert config.lr_policy.T_0 == 2 and config.batch_schedule.milestones == ((1, 16),)
+    assert config.lr_policy.lr_max == 1e-3  # the preset's 1e-2, of warm_adabatch: not kept
+    assert config.model.conv1_channels == 32  # a CapsNet key, of the old choice: dropped
+
+
 @pytest.mark.parametrize(
     ("override", "message"),
     [
@@ -113,6 +123,8 @@ def test_switching_a_tagged_section_starts_it_afresh():
         ("foo.bar=1", "set foo.bar: foo: unknown key$"),
         ("modle.routing_iterations=1", "modle: unknown key; did you mean model"),
         ("epoch=1", "epoch: unknown key; did you mean epochs?"),
+        ("model.foo=1", "model.foo: unknown key$"),  # not model.dropout: a key alike in prefix
+        ("model.conv_chanels=1", "model.conv_chanels: unknown key; did you mean model.conv_ch"),
         ("epochs.x=1", "'epochs' is a value, not a section"),
         (
             "model.routing_iterations=0",

@@ -27,3 +27,10 @@ def test_markdown_table_has_every_rows_keys():
     lines = markdown_table(ROWS).splitlines()
     assert lines[0] == "| number | val_accuracy | params_optimizer.lr | params_optimizer.lr#2 |"
     assert lines[3] == "| 5 | 0.8 |  | 0.01 |"
+
+
+def test_a_float_of_3_decimals_is_shown_whole_others_to_4_digits():
+    from dse.output import markdown_table
+
+    row = {"given": 99.454, "measured": 2.62144, "big": 123456.7, "small": 1.5e-7}
+    assert markdown_table([row]).splitlines()[-1] == "| 99.454 | 2.621 | 123,457 | 1.5e-07 |"

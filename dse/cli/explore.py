@@ -199,13 +199,18 @@ def reproduce(
     out: Annotated[
         str, typer.Option("--out", metavar="DIR", help="Folder for the HTML page.")
     ] = "results",
+    dataset: Annotated[
+        str | None,
+        choice("--dataset", commands.DATASETS, "Its trials on this dataset only (of several)."),
+    ] = None,
     format: FormatOpt = Format.table,
 ) -> None:
     """The paper's table beside this study's: accuracy, time and their changes vs baseline."""
     options = commands.RunOptions(
         storage=storage, study_name=study, gpus=gpus, workers=workers, data_dir=data_dir
     )
-    Output(format).show(commands.reproduce(space, options, run_first=run, out=out))
+    shown = commands.reproduce(space, options, run_first=run, out=out, dataset=dataset)
+    Output(format).show(shown)
 
 
 def replay(

@@ -32,7 +32,12 @@ def train(
     device: DeviceOpt = "cpu",
     data_dir: DataDirOpt = None,
     save: Annotated[
-        str | None, typer.Option("--save", metavar="FILE", help="Write the best weights here.")
+        str | None,
+        typer.Option(
+            "--save",
+            metavar="FILE",
+            help="Write the best weights here (repeats: the first seed's).",
+        ),
     ] = None,
     threads: ThreadsOpt = None,
     resume: Annotated[

@@ -1,7 +1,7 @@
 """The command layer: each job of the CLI as a function of plain arguments that returns what
 it shows (output.Shown). The CLI parses and prints; Python callers get the same jobs."""
 
-from dse.commands.exploring import EARLY_STOP_RULES, early_stop_from, reproduce, run
+from dse.commands.exploring import DATASETS, EARLY_STOP_RULES, early_stop_from, reproduce, run
 from dse.commands.figures import accuracy_report, inspect
 from dse.commands.measuring import MODES, PROFILE_VIEWS, bench, calibrate, profile
 from dse.commands.reading import export, pareto, spaces, studies, trials
@@ -19,6 +19,7 @@ from dse.train.memory import out_of_memory_error
 __all__ = [
     "BACKENDS",
     "CALIBRATION_PATH",
+    "DATASETS",
     "DEFAULT_OUTAGE_LIMIT_S",
     "DEFAULT_STORAGE",
     "EARLY_STOP_RULES",

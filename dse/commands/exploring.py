@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from dse.commands.paths import check_output_dir
+from dse.config import DATASETS
 from dse.errors import ConfigError, choose_from, option
 from dse.output import Rows, Shown, csv_text, file_stem
 from dse.search.moasha import DEFAULT_ETA, DEFAULT_RUNGS, EarlyStop, check_eta, parse_rungs
@@ -98,24 +99,29 @@ def reproduce(
     options: RunOptions | None = None,
     run_first: bool = True,
     out: str = "results",
+    dataset: str | None = None,
 ) -> Shown:
     """The paper's table beside this study's: accuracy, time and their changes vs baseline
-    (runs or resumes the study first unless `run_first` is False)."""
+    (runs or resumes the study first unless `run_first` is False); `dataset`: the one whose
+    trials to show, in a study over several."""
     from dse.progress import LineReporter
     from dse.report import reproduce as paper
     from dse.search.results import open_view
 
     options = options or RunOptions()
     check_output_dir(out, "out")
+    if dataset is not None and dataset not in DATASETS:
+        raise ConfigError(choose_from(option("dataset"), dataset, DATASETS))
     loaded = load_space(space)
     name = options.study_name or loaded.name
     if run_first:
         run_study(loaded, replace(options, study_name=name), LineReporter())
     view = open_view(options.storage, name)
-    rows = paper.report_rows(paper.measured_by_preset(view))
+    rows = paper.report_rows(paper.measured_by_preset(view, dataset))
     if not rows:
+        on = f" on {dataset}" if dataset else ""
         raise ConfigError(
-            f"study {name}: no complete trials with a `preset` parameter of the paper's eight"
+            f"study {name}: no complete trials{on} with a `preset` parameter of the paper's eight"
         )
     page = paper.write_html(rows, name, Path(out) / f"reproduce-{file_stem(name)}.html")
     return Shown(

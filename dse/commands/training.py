@@ -61,8 +61,20 @@ def train(
         tables=[Rows(history, "history"), Rows(metrics, "result")],
         data=result.to_dict(),
         csv=csv_text(history),  # one table: the history (its metrics: table or json)
-        footer=f"saved {save}" if save else None,
+        footer=_saved_line(save, result) if save else None,
         notes=[f"checkpoint kept: {file.path}"] if keep_checkpoints else [],
+    )
+
+
+def _saved_line(save: str, result: Any) -> str:
+    """Where the weights went; with repeats, whose they are: the first seed's, whose test
+    accuracy (what dse evaluate finds) is not the seeds' mean shown above."""
+    if not result.per_seed:
+        return f"saved {save}"
+    first = result.per_seed[0]
+    return (
+        f"saved {save}: seed {first['seed']}'s weights (test_accuracy {first['test_accuracy']}; "
+        f"above, the mean of {len(result.per_seed)} seeds)"
     )
 
 

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 from optuna.trial import TrialState
 
+from dse.errors import ConfigError, option
 from dse.search.records import TrialRecord
 from dse.search.results import StudyView
 
@@ -87,13 +88,23 @@ class Measured:
     n_params: int
 
 
-def measured_by_preset(view: StudyView) -> dict[str, Measured]:
-    """The complete trials of each preset (the `preset` parameter), averaged."""
+def measured_by_preset(view: StudyView, dataset: str | None = None) -> dict[str, Measured]:
+    """The complete trials of each preset (the `preset` parameter), averaged; those of
+    `dataset` only when given, which a study over several datasets needs."""
     groups: dict[str, list[Any]] = {}
+    datasets = set()
     for trial in view.trials():
         name = trial.params.get("preset")
         if trial.state == TrialState.COMPLETE and name in LABELS:
-            groups.setdefault(name, []).append(trial)
+            config = TrialRecord(trial).trial_config()
+            datasets.add(config.dataset.name if config else "?")
+            if dataset is None or (config and config.dataset.name == dataset):
+                groups.setdefault(name, []).append(trial)
+    if dataset is None and len(datasets) > 1:  # averaged together, beside one column of the paper
+        raise ConfigError(
+            f"study {view.study.study_name}: its trials ran on {', '.join(sorted(datasets))}; "
+            f"the paper's table is one dataset's: choose one with {option('dataset')}"
+        )
     measured = {}
     for name, trials in groups.items():
         records = [TrialRecord(t) for t in trials]
@@ -182,8 +193,9 @@ def orderings(rows: list[dict[str, Any]]) -> list[Ordering]:
         for a, b in combinations(usable, 2):
             if a[theirs] == b[theirs]:
                 continue  # the paper ties them: no order to reproduce
+            # A tie of ours does not reproduce the paper's order, whichever way round it is.
             pairs += 1
-            if (a[ours] < b[ours]) == (a[theirs] < b[theirs]):
+            if a[ours] != b[ours] and (a[ours] < b[ours]) == (a[theirs] < b[theirs]):
                 agree += 1
             else:
                 first, second = (a, b) if a[theirs] < b[theirs] else (b, a)

@@ -20,6 +20,7 @@ from dse.data.datasets import INFO
 from dse.errors import ConfigError, DataError
 from dse.model import build_model
 from dse.train.result import TrialResult
+from dse.train.resume import FORMAT as RESUME_FORMAT
 from dse.train.torch_files import load_weights, read_torch_file
 
 FORMAT = "dse-checkpoint-1"
@@ -78,12 +79,19 @@ def save_checkpoint(
     os.replace(tmp, path)
 
 
+def _what_instead(raw: object) -> str:
+    """Why a torch file read is no saved-weights checkpoint, in words."""
+    if isinstance(raw, dict) and raw.get("format") == RESUME_FORMAT:
+        return "a per-epoch checkpoint, to go on with by dse train --resume; saved weights: --save"
+    return f"no '{FORMAT}' format tag"
+
+
 def load_checkpoint(path: str | Path) -> Checkpoint:
     path = Path(path)
     raw = read_torch_file(path)
     payload = CheckpointPayload.from_dict(raw)
     if payload is None:
-        raise DataError(f"{path}: not a dse checkpoint (no '{FORMAT}' format tag)")
+        raise DataError(f"{path}: not a dse checkpoint ({_what_instead(raw)})")
     try:
         config = TrialConfig.from_dict(payload.config, source=f"{path}: config")
     except ConfigError as exc:

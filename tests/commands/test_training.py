@@ -54,3 +54,14 @@ def test_csv_is_one_table_and_progress_stays_off_stdout(workdir):
     failed = CliRunner().invoke(app, [*args, "--data-dir", "/nonexistent"])
     assert (failed.exit_code, failed.stdout) == (2, "")
     assert failed.stderr == "error: --data-dir /nonexistent: no such directory\n"
+
+
+def test_save_with_repeats_says_whose_weights_it_holds(workdir):
+    """The file holds the first seed's weights: its test accuracy, not the seeds' mean."""
+    shown = commands.train(None, "baseline", [*TINY, "epochs=1", "repeats=2"], save="m.pt")
+    first = shown.data["per_seed"][0]
+    assert shown.footer == (
+        f"saved m.pt: seed 0's weights (test_accuracy {first['test_accuracy']}; "
+        "above, the mean of 2 seeds)"
+    )
+    assert commands.evaluate("m.pt").data["accuracy"] == first["test_accuracy"]

@@ -82,3 +82,47 @@ def test_reproduce_without_paper_presets_is_an_error(tmp_path, monkeypatch):
         ["reproduce", "--space", "smoke", "--no-run", "--storage", f"sqlite:///{tmp_path}/none.db"],
     )
     assert result.exit_code == 2 and result.stderr.startswith("error: --storage")
+
+
+def test_a_tie_of_ours_agrees_with_no_order_of_the_papers():
+    """Equal measured accuracies reproduce neither order, whichever preset comes first."""
+    names = ["baseline", "exp_decay", "weight_sharing"]  # paper: ws < baseline < exp_decay
+    rows = report_rows({n: _measured(8.0, 10.0) for n in names})
+    accuracy = next(o for o in orderings(rows) if o.measure == "test accuracy")
+    assert (accuracy.agree, accuracy.pairs) == (0, 3)
+    assert accuracy.disagreements == [
+        "Baseline < ExpDecay",
+        "WeightSharing < Baseline",
+        "WeightSharing < ExpDecay",
+    ]
+
+
+def test_the_papers_numbers_are_shown_as_the_paper_gives_them():
+    from dse.report.reproduce import markdown
+
+    rows = report_rows({n: _measured(99.0, 10.0) for n in ("baseline", "exp_decay")})
+    text = markdown(rows, "s")
+    assert "| 99.366 |" in text and "| 99.404 |" in text  # not 99.37, 99.4
+
+
+def test_a_study_over_two_datasets_shows_one_chosen_not_both_averaged(workdir):
+    from dse.data.synthetic import write_idx_dataset
+
+    write_idx_dataset(workdir / "data" / "fashion_mnist", n_train=400, n_test=100)
+    (workdir / "mixed.yaml").write_text(
+        "name: mixed\nbase: {epochs: 1, eval_batch_size: 100, dataset: {val_size: 100, "
+        "test_subset: 100}, model: {conv_channels: 8, primary_types: 2, primary_dim: 4, "
+        "class_dim: 4}, batch_schedule: {batch_size: 50}}\n"
+        "axes:\n  preset: [baseline]\n  dataset.name: [mnist, fashion_mnist]\n"
+    )
+    args = ["reproduce", "--space", "mixed.yaml", "--storage", f"sqlite:///{workdir}/r.db"]
+    result = runner.invoke(app, [*args, "--workers", "1"])
+    assert result.exit_code == 2
+    assert result.stderr.splitlines()[-1] == (
+        "error: study mixed: its trials ran on fashion_mnist, mnist; "
+        "the paper's table is one dataset's: choose one with --dataset"
+    )
+    chosen = last_json(
+        runner.invoke(app, [*args, "--no-run", "--dataset", "fashion_mnist", "-f", "json"])
+    )
+    assert chosen["rows"][0]["trials"] == 1 and chosen["rows"][0]["paper_acc_%"] == 90.99

@@ -47,3 +47,17 @@ def test_the_file_format_is_a_plain_tagged_dict(tmp_path):
     loaded = load_checkpoint(tmp_path / "old.pt")
     assert loaded.config == config and loaded.result == {}
     assert loaded.model().state_dict().keys() == state.keys()
+
+
+def test_a_per_epoch_checkpoint_is_named_as_one(digits_root, tmp_path):
+    """evaluate on the file `--keep-checkpoints` leaves: said what it is, not 'foreign'."""
+    import pytest
+
+    from dse.errors import DataError
+    from dse.train.resume import ResumeFile
+    from dse.train.seeds import train_seeds
+
+    file = ResumeFile(tmp_path / "run.pt", resume=False, keep=True)
+    train_seeds(tiny_config(), "cpu", digits_root, resume=file)
+    with pytest.raises(DataError, match="run.pt: not a dse checkpoint \\(a per-epoch checkpoint"):
+        load_checkpoint(tmp_path / "run.pt")
