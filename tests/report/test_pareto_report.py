@@ -9,7 +9,7 @@ from optuna.trial import TrialState
 
 from dse import commands
 from dse.errors import ConfigError
-from dse.report.front import pareto_figure, staircase
+from dse.report.front import pareto_figure, pareto_figure_3d, staircase
 from dse.report.panels import curves_figure, hypervolume_figure, whole_step
 from dse.report.pareto_report import write_report
 from dse.search.pareto import hypervolume
@@ -313,3 +313,15 @@ def test_a_study_name_with_a_slash_or_space_writes_inside_the_folder(tmp_path):
     files = write_report(view, tmp_path / "out", png=False)
     assert files.html == tmp_path / "out" / ".._team_a_run_1-pareto.html"
     assert files.html.is_file()
+
+
+def test_a_study_name_with_markup_is_shown_as_written_in_the_figures(tmp_path):
+    """Plotly reads `<b>`, `<br>` in titles and hover labels as markup: a study named
+    `<b>lr</b> <br>` showed as a bold `lr` on two lines."""
+    view = _study(
+        tmp_path,
+        objectives={"train_time_s": "minimize", "val_accuracy": "maximize", "params": "minimize"},
+        name="<b>lr</b> <br> & co",
+    )
+    for figure in (pareto_figure(view), pareto_figure_3d(view)):
+        assert figure.layout.title.text.startswith("&lt;b&gt;lr&lt;/b&gt; &lt;br&gt; &amp; co: ")
