@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import optuna
 import pytest
 from optuna.distributions import CategoricalDistribution, FloatDistribution
@@ -325,3 +327,22 @@ def test_a_study_name_with_markup_is_shown_as_written_in_the_figures(tmp_path):
     )
     for figure in (pareto_figure(view), pareto_figure_3d(view)):
         assert figure.layout.title.text.startswith("&lt;b&gt;lr&lt;/b&gt; &lt;br&gt; &amp; co: ")
+
+
+def test_a_report_cut_short_leaves_the_previous_page_whole(tmp_path, monkeypatch):
+    """The page was written in place: a full disk or Ctrl-C while writing left half a page
+    where the last report was."""
+    view = _study(tmp_path)
+    files = write_report(view, tmp_path / "out", png=False)
+    before = files.html.read_text()
+
+    def half(self: Path, text: str, encoding: str | None = None) -> int:
+        with open(self, "w", encoding=encoding) as f:
+            f.write(text[:100])
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(Path, "write_text", half)
+    with pytest.raises(OSError):
+        write_report(view, tmp_path / "out", png=False)
+    assert files.html.read_text() == before
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [files.html.name]
