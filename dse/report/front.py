@@ -5,6 +5,7 @@ view for three objectives.
 
 from __future__ import annotations
 
+import html
 from dataclasses import dataclass
 
 import plotly.graph_objects as go
@@ -21,6 +22,12 @@ PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#b
 NOT_SET = "#c7c7c7"  # trials that do not set the axis (a sub-axis of another choice)
 
 
+def plain(text: object) -> str:
+    """Free text (a study's name, a parameter's value) as plotly shows it: its titles, legends
+    and hover labels read `<b>`, `<br>` and the like as markup, and drop what they do not know."""
+    return html.escape(str(text), quote=False)
+
+
 def hover(view: StudyView, trial: FrozenTrial, chance: dict[int, float] | None = None) -> str:
     """A trial's objectives (± std over seeds), P(non-dominated), params and device."""
     values = objective_values(view, trial)
@@ -34,7 +41,7 @@ def hover(view: StudyView, trial: FrozenTrial, chance: dict[int, float] | None =
     ]
     if chance and trial.number in chance:
         lines.append(f"P(non-dominated over seeds): {chance[trial.number]:.2f}")
-    lines += [f"{k}: {v}" for k, v in trial.params.items()]
+    lines += [f"{plain(k)}: {plain(v)}" for k, v in trial.params.items()]
     if record.device:
         lines.append(f"device: {record.device}")
     return "<br>".join(lines)
@@ -144,7 +151,9 @@ def _trial_traces(
             group = [t for t in trials if label[t.number] == level]
             if group:  # a value's colour stays the same whichever values are drawn
                 colour_k = PALETTE[k % len(PALETTE)]
-                traces.append(scatter(group, f"{colour.axis} = {level}", {"color": colour_k}))
+                traces.append(
+                    scatter(group, f"{colour.axis} = {plain(level)}", {"color": colour_k})
+                )
     if unset:
         traces.append(scatter(unset, f"{colour.axis} not set", {"color": NOT_SET}))
     return traces
@@ -191,7 +200,9 @@ def pareto_figure(view: StudyView, color_by: str | None = None) -> go.Figure:
         )
     coloured = f"other trials coloured by {colour.axis} ({colour.why})" if colour else ""
     fig.update_layout(
-        title={"text": f"{view.study.study_name}: {names[0]} vs {names[1]}<br><sup>{coloured}"},
+        title={
+            "text": f"{plain(view.study.study_name)}: {names[0]} vs {names[1]}<br><sup>{coloured}"
+        },
         xaxis_title=f"{names[0]} ({view.directions[0]})",
         yaxis_title=f"{names[1]} ({view.directions[1]})",
         legend_title_text=f"colour: {colour.axis}" if colour else None,
@@ -223,7 +234,7 @@ def pareto_figure_3d(view: StudyView) -> go.Figure:
             )
         )
     fig.update_layout(
-        title=f"{view.study.study_name}: three objectives",
+        title=f"{plain(view.study.study_name)}: three objectives",
         scene={"xaxis_title": names[0], "yaxis_title": names[1], "zaxis_title": names[2]},
         template="plotly_white",
     )

@@ -17,6 +17,7 @@ import plotly.graph_objects as go
 
 from dse.output import file_stem
 from dse.report.front import check_color_by, pareto_figure, pareto_figure_3d
+from dse.report.pages import publish
 from dse.report.panels import curves_figure, effects_figure, hypervolume_figure
 from dse.search.results import StudyView, robustness
 
@@ -106,7 +107,7 @@ def write_report(
         f"{_front_table(view)}{''.join(parts)}</body></html>"
     )
     html_path = out_dir / f"{file_stem(name)}-pareto.html"
-    html_path.write_text(page, encoding="utf-8")
+    publish(html_path, page)
     if not png:
         return ReportFiles(html_path, None, "not asked for")
     png_path = out_dir / f"{file_stem(name)}-pareto.png"

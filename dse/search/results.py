@@ -12,7 +12,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from dse.config import TrialConfig
 from dse.errors import ConfigError, StorageError, choose_from, option
-from dse.search.pareto import hypervolume, knee, non_dominated
+from dse.search.pareto import GrowingFront, knee, non_dominated
 from dse.search.records import StudyRecord, TrialRecord
 from dse.search.robust import DEFAULT_RESAMPLES, nondominated_probability
 from dse.search.storage import open_storage
@@ -313,12 +313,13 @@ def hypervolume_history(
         (t for t in view.trials() if t.state in FINISHED and not TrialRecord(t).never_ran),
         key=lambda t: (t.datetime_complete or t.datetime_start, t.number),
     )
-    history, front, compute = [], [], 0.0
+    history, compute, volume = [], 0.0, 0.0
+    front = GrowingFront(view.directions, ref) if ref else None
     for i, t in enumerate(finished, start=1):
         compute += TrialRecord(t).train_seconds()
-        if t.state == TrialState.COMPLETE and finite(t) and meets_constraints(t):
-            front.append(t.values)
-        volume = hypervolume(front, view.directions, ref) if front and ref else 0.0
+        counts = t.state == TrialState.COMPLETE and finite(t) and meets_constraints(t)
+        if front is not None and counts:
+            volume = front.add(t.values)
         history.append(HypervolumePoint(i, t.number, t.state.name, compute, volume))
     return history
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import optuna
 import pytest
 from optuna.distributions import CategoricalDistribution, FloatDistribution
@@ -9,7 +11,7 @@ from optuna.trial import TrialState
 
 from dse import commands
 from dse.errors import ConfigError
-from dse.report.front import pareto_figure, staircase
+from dse.report.front import pareto_figure, pareto_figure_3d, staircase
 from dse.report.panels import curves_figure, hypervolume_figure, whole_step
 from dse.report.pareto_report import write_report
 from dse.search.pareto import hypervolume
@@ -313,3 +315,34 @@ def test_a_study_name_with_a_slash_or_space_writes_inside_the_folder(tmp_path):
     files = write_report(view, tmp_path / "out", png=False)
     assert files.html == tmp_path / "out" / ".._team_a_run_1-pareto.html"
     assert files.html.is_file()
+
+
+def test_a_study_name_with_markup_is_shown_as_written_in_the_figures(tmp_path):
+    """Plotly reads `<b>`, `<br>` in titles and hover labels as markup: a study named
+    `<b>lr</b> <br>` showed as a bold `lr` on two lines."""
+    view = _study(
+        tmp_path,
+        objectives={"train_time_s": "minimize", "val_accuracy": "maximize", "params": "minimize"},
+        name="<b>lr</b> <br> & co",
+    )
+    for figure in (pareto_figure(view), pareto_figure_3d(view)):
+        assert figure.layout.title.text.startswith("&lt;b&gt;lr&lt;/b&gt; &lt;br&gt; &amp; co: ")
+
+
+def test_a_report_cut_short_leaves_the_previous_page_whole(tmp_path, monkeypatch):
+    """The page was written in place: a full disk or Ctrl-C while writing left half a page
+    where the last report was."""
+    view = _study(tmp_path)
+    files = write_report(view, tmp_path / "out", png=False)
+    before = files.html.read_text()
+
+    def half(self: Path, text: str, encoding: str | None = None) -> int:
+        with open(self, "w", encoding=encoding) as f:
+            f.write(text[:100])
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(Path, "write_text", half)
+    with pytest.raises(OSError):
+        write_report(view, tmp_path / "out", png=False)
+    assert files.html.read_text() == before
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [files.html.name]

@@ -5,7 +5,7 @@ import itertools
 import numpy as np
 import pytest
 
-from dse.search.pareto import hypervolume, knee, non_dominated
+from dse.search.pareto import GrowingFront, hypervolume, knee, non_dominated
 
 MIN_MAX = ["minimize", "maximize"]
 
@@ -56,3 +56,13 @@ def test_hypervolume_3d_against_a_grid_count():
 def test_knee_is_the_balanced_point():
     front = [(1.0, 0.80), (2.0, 0.97), (10.0, 0.99)]
     assert knee(front, MIN_MAX) == 1
+
+
+@pytest.mark.parametrize("directions", [MIN_MAX, ["minimize", "maximize", "minimize"]])
+def test_a_growing_front_has_the_hypervolume_of_every_point_added(directions):
+    rng = np.random.default_rng(2)
+    points = rng.integers(0, 6, size=(80, len(directions))).astype(float)  # ties, duplicates
+    reference = [7.0 if d == "minimize" else -1.0 for d in directions]
+    front = GrowingFront(directions, reference)
+    for k, point in enumerate(points, start=1):
+        assert front.add(point) == pytest.approx(hypervolume(points[:k], directions, reference))

@@ -1,3 +1,5 @@
+import time
+
 import numpy as np
 import pytest
 
@@ -46,3 +48,27 @@ def test_a_trade_off_front_stays_certain_and_a_noisy_neighbour_does_not():
     assert p[0] == 1.0 and p[1] == 1.0
     # c is on the front only when its both resampled seeds are the good one (1/4).
     assert p[2] == pytest.approx(0.25, abs=0.04)
+
+
+def test_the_two_objective_mask_is_the_pairwise_one_with_ties_and_duplicates():
+    rng = np.random.default_rng(3)
+    for _ in range(100):
+        x = rng.integers(0, 5, size=(30, 2)).astype(float)
+        no_worse = np.all(x[:, None, :] <= x[None, :, :], axis=2)
+        better = np.any(x[:, None, :] < x[None, :, :], axis=2)
+        assert (non_dominated_mask(x) == ~np.any(no_worse & better, axis=0)).all()
+
+
+def test_a_thousand_trials_with_repeats_resample_in_seconds():
+    """Was a minute (every replicate drew each trial's seeds in Python and compared every
+    pair of trials); `dse pareto --plot` resamples three times."""
+    rng = np.random.default_rng(0)
+    times = rng.uniform(1, 100, 1000)
+    seeds = [
+        [(t + rng.normal(0, 2), 0.5 + t / 250 + rng.normal(0, 0.02)) for _ in range(3)]
+        for t in times
+    ]
+    started = time.perf_counter()
+    p = nondominated_probability(seeds, DIRECTIONS)
+    assert time.perf_counter() - started < 3.0
+    assert len(p) == 1000 and 0 < sum(x > 0 for x in p) < 1000 and max(p) > 0.5
