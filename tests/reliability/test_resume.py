@@ -116,7 +116,14 @@ def test_ctrl_c_in_dse_train_leaves_a_checkpoint_that_resumes_to_the_same_number
     log = workdir / "train.stderr"
     with log.open("w") as err:  # its own session: Ctrl-C reaches it alone, from Python
         run = subprocess.Popen(
-            command, env=env, stdout=subprocess.DEVNULL, stderr=err, start_new_session=True
+            command,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+            start_new_session=True,
+            # as from a terminal: a suite started in the background (`cmd &`, nohup) ignores
+            # SIGINT, the child would inherit that, and Python leaves an ignored SIGINT ignored
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
         )
     deadline = time.monotonic() + 120
     while not CHECKPOINT.exists() and run.poll() is None and time.monotonic() < deadline:
