@@ -215,7 +215,7 @@ def complete_grid(recording: Recording) -> Recording:
     for trial in recording.trials:
         if trial.values is not None and trial.key not in by_key:
             by_key[trial.key] = trial
-    grid = [param_key(space.encoded(point)) for point in runnable(space, space.grid())]
+    grid = [param_key(space.encoded(point)) for point in space.runnable(space.grid())]
     missing = [key for key in grid if key not in by_key]
     if missing:
         raise ConfigError(
@@ -231,20 +231,6 @@ def complete_grid(recording: Recording) -> Recording:
             )
         check_trial(trial, space.metric_names, where)
     return replace(recording, trials=chosen)
-
-
-def runnable(space: SearchSpace, points: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The points that are valid configs: a space with a budget may hold combinations that
-    clash (warm_adabatch with a fixed batch), which no run trains (the runner fails them
-    untrained), so a complete grid does without them."""
-    kept = []
-    for point in points:
-        try:
-            space.config_for(point)
-        except DseError:
-            continue
-        kept.append(point)
-    return kept
 
 
 def check_objectives(recording: Recording, where: str) -> None:

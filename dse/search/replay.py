@@ -35,7 +35,7 @@ from dse.errors import ConfigError, DseError
 from dse.search.grid_order import spread_order
 from dse.search.moasha import EarlyStop, Peer, RungBook
 from dse.search.pareto import hypervolume, non_dominated
-from dse.search.recording import RecordedTrial, Recording, runnable
+from dse.search.recording import RecordedTrial, Recording
 from dse.search.records import Decision, EpochPoint, TrialRecord, param_key
 from dse.search.results import worst_plus_margin
 from dse.search.study import Counting, enqueue_missing, make_sampler
@@ -90,7 +90,7 @@ class Grid:
             self.by_key.setdefault(trial.key, trial)
         self.batch_sizes = {key: batch_sizes(t) for key, t in self.by_key.items()}
         every = self.space.grid() if self.space.finite else []
-        self.grid = runnable(self.space, every)  # the points a run can train
+        self.grid = self.space.runnable(every)  # the points a run can train
         self.every = every  # with the clashing combinations, as the runner orders them
         complete = [t for t in self.by_key.values() if t.values is not None and self.feasible(t)]
         if not complete:

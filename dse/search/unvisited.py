@@ -25,7 +25,6 @@ from typing import Any
 
 import optuna
 
-from dse.errors import DseError
 from dse.search.records import enqueue_point, param_key
 from dse.search.study import Counting, present_points
 from dse.space import SearchSpace
@@ -44,14 +43,7 @@ class Outcome(Enum):
 def valid_points(space: SearchSpace) -> list[dict[str, Any]]:
     """The finite space's points that are valid configs, encoded (as optuna params), in grid
     order: what unvisited_point draws from (computed once per run: each is a config check)."""
-    points = []
-    for point in space.grid():
-        try:
-            space.config_for(point)
-        except DseError:  # a combination the config rejects is no point to run
-            continue
-        points.append(space.encoded(point))
-    return points
+    return [space.encoded(point) for point in space.runnable(space.grid())]
 
 
 def unvisited_point(

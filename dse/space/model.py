@@ -14,7 +14,7 @@ from typing import Any
 import optuna
 
 from dse.config import TrialConfig, set_values
-from dse.errors import ConfigError, option
+from dse.errors import ConfigError, DseError, option
 from dse.presets import preset
 from dse.space.axes import (
     Axis,
@@ -143,6 +143,18 @@ class SearchSpace:
         with a fixed batch): checked before a grid run, which would run them all."""
         for values in self.grid():
             self.config_for(values)
+
+    def runnable(self, points: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The points that are valid configs, in their order: a combination can clash
+        (warm_adabatch with a fixed batch), and no run trains it (the runner fails it)."""
+        kept = []
+        for point in points:
+            try:
+                self.config_for(point)
+            except DseError:
+                continue
+            kept.append(point)
+        return kept
 
     @property
     def metric_names(self) -> list[str]:
