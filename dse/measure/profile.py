@@ -32,6 +32,7 @@ from dse.config import TrialConfig
 from dse.measure.bench import StepRunner
 from dse.measure.quiet import native_stderr_silenced
 from dse.train.environment import synchronize
+from dse.train.precision import autocast
 
 STEP_SCOPES = ("loss", "optimizer")
 BACKWARD_PREFIX = "autograd::engine::evaluate_function: "
@@ -100,11 +101,12 @@ def profile_steps(
     def step() -> None:
         if mode == "test":
             model.eval()
-            with torch.no_grad():
+            with torch.no_grad(), autocast(config, device):
                 model(x, reconstruct=False)  # what evaluation runs
             return
         model.train()
-        out = model(x, y)
+        with autocast(config, device):  # precision=bf16 profiles the bf16 step training runs
+            out = model(x, y)
         with record_function("loss"):
             loss = model.loss(out, x, y)["loss"]
         runner.optimizer.zero_grad(set_to_none=True)

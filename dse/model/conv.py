@@ -14,8 +14,8 @@ batch 128): PrimaryCaps' weight gradient 326 ms this way against 606 ms (forward
 conv1's 26 ms against 429 ms. The input gradient is oneDNN's own (torch.nn.grad.conv2d_input):
 a GEMM plus an 81-tap scatter-add, written here before, was 0.75-0.85x its time there but
 1.6-2.5x on an AVX-512 Xeon (PrimaryCaps' whole backward at batch 128, CPU seconds: 1.54 with
-oneDNN's input gradient, 2.54 with the scatter-add). CUDA tensors (cuDNN has no such gap),
-autocast and no-grad calls take the plain path.
+oneDNN's input gradient, 2.54 with the scatter-add). CUDA tensors (cuDNN has no such gap)
+and no-grad calls take the plain path; under CPU autocast the same choice is made in bf16.
 
 Which weight gradient is faster depends on the CPU and the layer, so it is timed, not assumed
 (`weight_grad_kernel`: once per machine and shape, recorded; dse.model.kernel_choice). On a
@@ -115,15 +115,23 @@ def weight_grad_kernel(x: torch.Tensor, weight: torch.Tensor, stride: int, group
 def conv2d_cpu(
     x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, stride: int, groups: int = 1
 ) -> torch.Tensor:
-    """F.conv2d (no padding); on a CPU, training in fp32 eagerly, its weight gradient by the
-    kernel chosen for this machine (weight_grad_kernel). Other calls take F.conv2d as it is."""
+    """F.conv2d (no padding); on a CPU, training eagerly, its weight gradient by the kernel
+    chosen for this machine (weight_grad_kernel). Under CPU autocast it runs in the autocast
+    dtype as F.conv2d would, the same choice made for that dtype (on an AMX Xeon oneDNN's bf16
+    weight gradient takes 1.9x the time of the bf16 forward convolution; computed as a forward
+    convolution, 1.0-1.3x). Other calls take F.conv2d as it is."""
     plain = (
-        x.device.type != "cpu"
-        or not torch.is_grad_enabled()
-        or torch.is_autocast_enabled(x.device.type)
-        or torch.compiler.is_compiling()
+        x.device.type != "cpu" or not torch.is_grad_enabled() or torch.compiler.is_compiling()
     )
-    if plain or weight_grad_kernel(x, weight, stride, groups) == ONEDNN:
+    if plain:
+        return F.conv2d(x, weight, bias, stride=stride, groups=groups)
+    if torch.is_autocast_enabled("cpu"):  # the casts autocast would make, differentiable
+        dtype = torch.get_autocast_dtype("cpu")
+        x, weight = x.to(dtype), weight.to(dtype)
+        bias = None if bias is None else bias.to(dtype)
+        with torch.autocast("cpu", enabled=False):
+            return conv2d_cpu(x, weight, bias, stride, groups)
+    if weight_grad_kernel(x, weight, stride, groups) == ONEDNN:
         return F.conv2d(x, weight, bias, stride=stride, groups=groups)
     return conv2d_weight_grad_as_forward(x, weight, bias, stride, groups)
 
