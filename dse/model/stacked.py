@@ -26,7 +26,7 @@ from dse.model.capsnet import (
     single_iteration,
 )
 from dse.model.conv import conv2d_cpu
-from dse.model.routing import route
+from dse.model.routing import fp32_routing, route
 
 
 def grouped_conv(
@@ -98,7 +98,11 @@ class StackedCapsNet(nn.Module):
         u = out.view(b, k, types, dim, *out.shape[2:]).permute(1, 0, 2, 4, 5, 3)  # [K,B,T,h,w,d]
         u = self.squash(u.reshape(k, b, -1, dim))  # [K, B, N, d]
         one_pass = self.config.routing_iterations == 1
-        v = self.single_pass(u) if one_pass else self.routed(u)  # [K, B, J, D]
+        if one_pass:
+            v = self.single_pass(u)  # [K, B, J, D]
+        else:
+            with fp32_routing(u) as u:
+                v = self.routed(u)  # [K, B, J, D]
         lengths = (v * v).sum(-1).add(EPS).sqrt()  # [K, B, J]
         recon = None
         if self.decoder_mode is not None and reconstruct:
@@ -139,7 +143,7 @@ class StackedCapsNet(nn.Module):
             u_hat = u_hat.permute(0, 2, 4, 3, 1, 5)  # [K, B, J, P, G, D]
         else:
             u_hat = u_hat.permute(0, 2, 4, 1, 3, 5)  # [K, B, J, G, P, D]
-        return u_hat.reshape(k * b, j, n, dd)
+        return u_hat.reshape(k * b, j, n, dd).contiguous()  # as ClassCaps.predictions
 
     def decode(self, v: torch.Tensor, selected: torch.Tensor) -> torch.Tensor:
         """Decoder: v [K, B, J, D], selected [K, B] -> [K, B, C*H*W], Linear layers as baddbmm."""
