@@ -120,9 +120,7 @@ def conv2d_cpu(
     dtype as F.conv2d would, the same choice made for that dtype (on an AMX Xeon oneDNN's bf16
     weight gradient takes 1.9x the time of the bf16 forward convolution; computed as a forward
     convolution, 1.0-1.3x). Other calls take F.conv2d as it is."""
-    plain = (
-        x.device.type != "cpu" or not torch.is_grad_enabled() or torch.compiler.is_compiling()
-    )
+    plain = x.device.type != "cpu" or not torch.is_grad_enabled() or torch.compiler.is_compiling()
     if plain:
         return F.conv2d(x, weight, bias, stride=stride, groups=groups)
     if torch.is_autocast_enabled("cpu"):  # the casts autocast would make, differentiable

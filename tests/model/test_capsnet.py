@@ -91,7 +91,24 @@ def test_predictions_match_the_explicit_product(mode, stride):
     caps = ClassCaps(n_in, 8, 10, 16, 3, Sharing.of(mode, n_in, types, stride), bias=False)
     u = torch.randn(5, n_in, 8)
     expected = torch.einsum("bnd,ndk->bnk", u, _expanded_weight(caps)).view(5, n_in, 10, 16)
-    assert torch.allclose(caps.predictions(u), expected.permute(0, 2, 1, 3), atol=1e-5)
+    u_hat = caps.predictions(u)
+    assert torch.allclose(u_hat, expected.permute(0, 2, 1, 3), atol=1e-5)
+    assert u_hat.is_contiguous()  # routing's batched products read it row by row
+
+
+def test_routing_runs_in_fp32_under_cpu_bf16_autocast():
+    """u_hat and routing in fp32 (fp32_routing), the rest of the model in bf16: the class
+    capsules equal the fp32 model's on the same primary capsules."""
+    torch.manual_seed(0)
+    model = build_model(CapsNetConfig(conv_channels=16, primary_types=4), (1, 28, 28), 10)
+    u = torch.randn(3, model.class_caps.n_in, 8).to(torch.bfloat16)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        v = model.class_caps(u)
+    assert v.dtype == torch.float32
+    torch.testing.assert_close(v, model.class_caps(u.float()))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        scores = model(torch.rand(3, 1, 28, 28), torch.tensor([0, 1, 2])).scores
+    assert scores.dtype == torch.float32
 
 
 def test_fastrcaps_uses_w_of_i_mod_groups():

@@ -37,3 +37,28 @@ def test_conv_without_input_grad_and_without_grad(monkeypatch):
     assert conv.weight.grad.shape == (4, 1, 3, 3)
     with torch.no_grad():
         torch.testing.assert_close(conv(x), out.detach())
+
+
+@pytest.mark.parametrize("kernel", ["onednn", AS_FORWARD])
+def test_conv_under_bf16_autocast_matches_autocast_conv(kernel, monkeypatch):
+    """Under CPU autocast the layer runs in bf16 as nn.Conv2d would, with fp32 gradients for
+    the fp32 parameters, by either weight-gradient kernel."""
+    monkeypatch.setenv(ENV, kernel)
+    torch.manual_seed(0)
+    fast = Conv2d(3, 8, kernel_size=5, stride=2)
+    plain = nn.Conv2d(3, 8, kernel_size=5, stride=2)
+    plain.load_state_dict(fast.state_dict())
+    x = torch.rand(4, 3, 20, 20, requires_grad=True)
+    x_plain = x.detach().clone().requires_grad_(True)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out, expected = fast(x), plain(x_plain)
+    assert out.dtype == expected.dtype == torch.bfloat16
+    torch.testing.assert_close(out, expected)
+    grad = torch.randn_like(out)
+    out.backward(grad)
+    expected.backward(grad)
+    assert fast.weight.grad.dtype == fast.bias.grad.dtype == x.grad.dtype == torch.float32
+    # bf16 products (8 mantissa bits), summed in another order: within bf16's rounding
+    for mine, theirs in [(fast.weight.grad, plain.weight.grad), (x.grad, x_plain.grad)]:
+        torch.testing.assert_close(mine, theirs, rtol=2e-2, atol=2e-2 * theirs.abs().max().item())
+    torch.testing.assert_close(fast.bias.grad, plain.bias.grad, rtol=1e-2, atol=1e-2)
