@@ -1,30 +1,36 @@
-"""A convolution whose weight gradient is computed as a forward convolution (on CPUs).
+"""A convolution whose gradients are computed by the kernels fastest on this CPU.
 
-oneDNN's forward convolution runs near the matmul ceiling here, but its backward-weights
-kernels do not: for CapsNet's PrimaryCaps (256 -> 256 channels, 9x9, stride 2, 20x20 -> 6x6)
-it takes 1.8x the forward's time for the same FLOPs, and for conv1 (one input channel) about
-15x. The weight gradient is itself a convolution with the batch and channel roles swapped:
+oneDNN's forward convolution runs near the matmul ceiling, but its backward kernels often do
+not. Two rewrites into faster convolutions, each timed against oneDNN's own once per machine
+and shape (dse.model.kernel_choice) and taken where it wins:
+
+Weight gradient as a forward convolution (`as_forward`). For CapsNet's PrimaryCaps (256 -> 256
+channels, 9x9, stride 2, 20x20 -> 6x6) oneDNN's backward-weights takes 1.8x the forward's time
+for the same FLOPs, and for conv1 (one input channel) about 15x. The weight gradient is itself
+a convolution with the batch and channel roles swapped:
 
     grad_w[o, c, ki, kj] = sum_{b,i,j} grad_out[b, o, i, j] * x[b, c, s*i + ki, s*j + kj]
                          = conv2d(x^T [C, B, H', W'], grad_out^T [O, B, h, w], dilation=s)
 
-(x^T: x with its first two dimensions swapped, cropped to the rows and columns the
-gradient reads), which oneDNN runs at its forward speed. Side by side on that machine (2 threads,
-batch 128): PrimaryCaps' weight gradient 326 ms this way against 606 ms (forward: 333 ms);
-conv1's 26 ms against 429 ms. The input gradient is oneDNN's own (torch.nn.grad.conv2d_input):
-a GEMM plus an 81-tap scatter-add, written here before, was 0.75-0.85x its time there but
-1.6-2.5x on an AVX-512 Xeon (PrimaryCaps' whole backward at batch 128, CPU seconds: 1.54 with
-oneDNN's input gradient, 2.54 with the scatter-add). CUDA tensors (cuDNN has no such gap)
-and no-grad calls take the plain path; under CPU autocast the same choice is made in bf16.
+(x^T: x with its first two dimensions swapped, cropped to the rows and columns the gradient
+reads), which oneDNN runs at its forward speed. Side by side (2 threads, batch 128):
+PrimaryCaps' weight gradient 326 ms this way against 606 ms on an AVX2 EPYC; in bf16 on an AMX
+Xeon 40-79 ms against 150.
 
-Which weight gradient is faster depends on the CPU and the layer, so it is timed, not assumed
-(`weight_grad_kernel`: once per machine and shape, recorded; dse.model.kernel_choice). On a
-2-core AVX-512 Xeon oneDNN's backward was as fast or faster for narrow layers (one layer's
-convolution and backward, oneDNN's time over the hand-written path's: 1 -> 16 channels
+Input gradient by phases (`phases`, strided convolutions). Input row s*m + p (phase p) meets
+only kernel rows p, p+s, ..., so the phase's gradient is the stride-1 input gradient of
+grad_out through the sub-kernel weight[:, :, p::s, q::s]: s*s stride-1 problems, which oneDNN
+runs faster than its strided one. PrimaryCaps at batch 128 on an AMX Xeon: bf16 85 ms against
+143, fp32 208 against 246. (A GEMM plus an 81-tap scatter-add, written here before, was
+1.6-2.5x slower than oneDNN on an AVX-512 Xeon.)
+
+On a 2-core AVX-512 Xeon oneDNN's weight gradient was as fast or faster for narrow layers (one
+layer's convolution and backward, oneDNN's time over the hand-written path's: 1 -> 16 channels
 0.57-0.60, 16 -> 16 stride 2 0.41-0.94, 32 -> 64 0.72-0.86) and slower for wide ones; on a
-2-core AVX2 EPYC its weight gradient was slower for every layer (alone, oneDNN's time over the
-forward convolution's, 2 threads: 1 -> 32 channels at batch 64 6.5x, 32 -> 64 stride 2 1.3x,
-16 -> 16 stride 2 at batch 32 1.1x, PrimaryCaps at batch 128 2.3x).
+2-core AVX2 EPYC it was slower for every layer (alone, oneDNN's time over the forward
+convolution's, 2 threads: 1 -> 32 channels at batch 64 6.5x, 32 -> 64 stride 2 1.3x, 16 -> 16
+stride 2 at batch 32 1.1x, PrimaryCaps at batch 128 2.3x). CUDA tensors (cuDNN has no such
+gap) and no-grad calls take the plain path; under CPU autocast the choice is made for bf16.
 """
 
 from __future__ import annotations
@@ -40,9 +46,10 @@ from dse.model.kernel_choice import choose
 
 class _Conv2dFunction(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x, weight, bias, stride, groups):
+    def forward(ctx, x, weight, bias, stride, groups, input_kernel, weight_kernel):
         ctx.save_for_backward(x, weight)
         ctx.stride, ctx.groups, ctx.has_bias = stride, groups, bias is not None
+        ctx.input_kernel, ctx.weight_kernel = input_kernel, weight_kernel
         return F.conv2d(x, weight, bias, stride=stride, groups=groups)
 
     @staticmethod
@@ -52,12 +59,51 @@ class _Conv2dFunction(torch.autograd.Function):
         grad_out = grad_out.contiguous()
         grad_x = grad_w = grad_b = None
         if ctx.needs_input_grad[0]:
-            grad_x = torch.nn.grad.conv2d_input(x.shape, weight, grad_out, stride=s, groups=k)
+            if ctx.input_kernel == PHASES:
+                grad_x = _input_grad_by_phases(x.shape, weight, grad_out, s, k)
+            else:
+                grad_x = torch.nn.grad.conv2d_input(x.shape, weight, grad_out, stride=s, groups=k)
         if ctx.needs_input_grad[1]:
-            grad_w = _weight_grad(x, grad_out, weight.shape, s, k)
+            if ctx.weight_kernel == AS_FORWARD:
+                grad_w = _weight_grad(x, grad_out, weight.shape, s, k)
+            else:
+                grad_w = torch.nn.grad.conv2d_weight(x, weight.shape, grad_out, stride=s, groups=k)
         if ctx.has_bias and ctx.needs_input_grad[2]:
             grad_b = grad_out.sum((0, 2, 3))
-        return grad_x, grad_w, grad_b, None, None
+        return grad_x, grad_w, grad_b, None, None, None, None
+
+
+def _input_grad_by_phases(
+    shape: torch.Size, weight: torch.Tensor, grad_out: torch.Tensor, s: int, k: int
+) -> torch.Tensor:
+    """The input gradient of a stride-s convolution as s*s stride-1 ones (the module doc):
+    input rows p, p+s, ... (phase p) meet only the kernel rows p, p+s, ..., so their gradient
+    is the stride-1 input gradient of grad_out through that sub-kernel."""
+    h, w = grad_out.shape[2:]
+
+    def reach(out_size: int, kernel_size: int, phase: int) -> int:
+        """How many of the phase's rows (columns) some kernel tap reads."""
+        taps = max(0, -(-(kernel_size - phase) // s))
+        return out_size + taps - 1 if taps else 0
+
+    rows = [reach(h, weight.shape[2], p) for p in range(s)]
+    cols = [reach(w, weight.shape[3], q) for q in range(s)]
+    grad_x = grad_out.new_empty(shape)
+    for p in range(s):  # rows and columns past the kernel's reach: no gradient
+        grad_x[:, :, p + s * rows[p] :: s, :] = 0
+        grad_x[:, :, :, p + s * cols[p] :: s] = 0
+    for p in range(s):
+        for q in range(s):
+            if rows[p] and cols[q]:
+                part = torch.nn.grad.conv2d_input(
+                    (shape[0], shape[1], rows[p], cols[q]),
+                    weight[:, :, p::s, q::s].contiguous(),
+                    grad_out,
+                    stride=1,
+                    groups=k,
+                )
+                grad_x[:, :, p : p + s * rows[p] : s, q : q + s * cols[q] : s] = part
+    return grad_x
 
 
 def _weight_grad(
@@ -78,29 +124,17 @@ def _weight_grad(
     return F.conv2d(used, grads, dilation=s, groups=k).transpose(0, 1)  # [C, K*O] -> [K*O, C]
 
 
-def conv2d_weight_grad_as_forward(
-    x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, stride: int, groups: int
-) -> torch.Tensor:
-    """F.conv2d (no padding) whose weight gradient runs as a forward convolution (CPU)."""
-    return _Conv2dFunction.apply(x, weight, bias, stride, groups)
-
-
-ONEDNN, AS_FORWARD = "onednn", "as_forward"  # the weight gradient's kernels
+ONEDNN, AS_FORWARD, PHASES = "onednn", "as_forward", "phases"  # the backward's kernels
+KERNELS = (ONEDNN, AS_FORWARD, PHASES)
 
 
 def weight_grad_kernel(x: torch.Tensor, weight: torch.Tensor, stride: int, groups: int) -> str:
     """Which kernel computes this convolution's weight gradient fastest on this machine:
     oneDNN's or the forward convolution (timed once per machine and shape, dse.model.kernel_choice).
     """
-    key = (
-        f"conv2d weight grad: x {list(x.shape)} w {list(weight.shape)} stride {stride} "
-        f"groups {groups} {x.dtype} threads {torch.get_num_threads()}"
-    )
 
     def candidates() -> dict[str, Callable[[], object]]:
-        inputs, size = x.detach(), weight.shape
-        h, w = ((n - k) // stride + 1 for n, k in zip(x.shape[2:], size[2:], strict=True))
-        grad_out = torch.randn(x.shape[0], size[0], h, w, dtype=x.dtype, device=x.device)
+        inputs, size, grad_out = x.detach(), weight.shape, _random_grad_out(x, weight, stride)
         return {
             ONEDNN: lambda: torch.nn.grad.conv2d_weight(
                 inputs, size, grad_out, stride=stride, groups=groups
@@ -109,17 +143,50 @@ def weight_grad_kernel(x: torch.Tensor, weight: torch.Tensor, stride: int, group
         }
 
     with torch.no_grad():
-        return choose(key, (ONEDNN, AS_FORWARD), candidates)
+        key = f"conv2d weight grad: {_shape_key(x, weight, stride, groups)}"
+        return choose(key, (ONEDNN, AS_FORWARD), candidates, KERNELS)
+
+
+def input_grad_kernel(x: torch.Tensor, weight: torch.Tensor, stride: int, groups: int) -> str:
+    """Which kernel computes this convolution's input gradient fastest on this machine:
+    oneDNN's, or stride*stride stride-1 ones (strided convolutions only; timed once per
+    machine and shape)."""
+    if stride == 1 or not x.requires_grad:
+        return ONEDNN
+
+    def candidates() -> dict[str, Callable[[], object]]:
+        kernel, shape, grad_out = weight.detach(), x.shape, _random_grad_out(x, weight, stride)
+        return {
+            ONEDNN: lambda: torch.nn.grad.conv2d_input(
+                shape, kernel, grad_out, stride=stride, groups=groups
+            ),
+            PHASES: lambda: _input_grad_by_phases(shape, kernel, grad_out, stride, groups),
+        }
+
+    with torch.no_grad():
+        key = f"conv2d input grad: {_shape_key(x, weight, stride, groups)}"
+        return choose(key, (ONEDNN, PHASES), candidates, KERNELS)
+
+
+def _shape_key(x: torch.Tensor, weight: torch.Tensor, stride: int, groups: int) -> str:
+    return (
+        f"x {list(x.shape)} w {list(weight.shape)} stride {stride} groups {groups} {x.dtype} "
+        f"threads {torch.get_num_threads()}"
+    )
+
+
+def _random_grad_out(x: torch.Tensor, weight: torch.Tensor, stride: int) -> torch.Tensor:
+    h, w = ((n - k) // stride + 1 for n, k in zip(x.shape[2:], weight.shape[2:], strict=True))
+    return torch.randn(x.shape[0], weight.shape[0], h, w, dtype=x.dtype, device=x.device)
 
 
 def conv2d_cpu(
     x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, stride: int, groups: int = 1
 ) -> torch.Tensor:
-    """F.conv2d (no padding); on a CPU, training eagerly, its weight gradient by the kernel
-    chosen for this machine (weight_grad_kernel). Under CPU autocast it runs in the autocast
-    dtype as F.conv2d would, the same choice made for that dtype (on an AMX Xeon oneDNN's bf16
-    weight gradient takes 1.9x the time of the bf16 forward convolution; computed as a forward
-    convolution, 1.0-1.3x). Other calls take F.conv2d as it is."""
+    """F.conv2d (no padding); on a CPU, training eagerly, its input and weight gradients by
+    the kernels chosen for this machine (input_grad_kernel, weight_grad_kernel). Under CPU
+    autocast it runs in the autocast dtype as F.conv2d would, the choices made for that dtype.
+    Other calls take F.conv2d as it is."""
     plain = x.device.type != "cpu" or not torch.is_grad_enabled() or torch.compiler.is_compiling()
     if plain:
         return F.conv2d(x, weight, bias, stride=stride, groups=groups)
@@ -129,9 +196,11 @@ def conv2d_cpu(
         bias = None if bias is None else bias.to(dtype)
         with torch.autocast("cpu", enabled=False):
             return conv2d_cpu(x, weight, bias, stride, groups)
-    if weight_grad_kernel(x, weight, stride, groups) == ONEDNN:
+    input_kernel = input_grad_kernel(x, weight, stride, groups)
+    weight_kernel = weight_grad_kernel(x, weight, stride, groups)
+    if input_kernel == weight_kernel == ONEDNN:
         return F.conv2d(x, weight, bias, stride=stride, groups=groups)
-    return conv2d_weight_grad_as_forward(x, weight, bias, stride, groups)
+    return _Conv2dFunction.apply(x, weight, bias, stride, groups, input_kernel, weight_kernel)
 
 
 class Conv2d(nn.Conv2d):

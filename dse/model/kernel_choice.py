@@ -10,7 +10,8 @@ ones; the lowest time counts) and the fastest is recorded in `$DSE_CACHE_DIR` (e
 version). A process reads the file once, so a trial retrained, resumed or repeated later on
 the machine runs the same kernels and gets the same numbers, bit for bit. Two processes timing
 one shape at once record it once: the first to write wins, the other takes its choice.
-`DSE_KERNELS=<candidate>` (e.g. onednn, as_forward) forces one wherever it is a candidate.
+`DSE_KERNELS=<candidate>[,<candidate>...]` (e.g. onednn, or as_forward,phases) forces them
+wherever they are candidates.
 The seconds spent timing are counted (`timing_seconds`), so a trial's clock can leave them out:
 they are this machine's set-up, not the trial's training.
 """
@@ -70,16 +71,24 @@ def choices_file() -> Path:
 
 
 def choose(
-    key: str, names: tuple[str, ...], candidates: Callable[[], dict[str, Callable[[], object]]]
+    key: str,
+    names: tuple[str, ...],
+    candidates: Callable[[], dict[str, Callable[[], object]]],
+    known: tuple[str, ...] = (),
 ) -> str:
     """Which of `names` computes `key`'s work here: forced (ENV), recorded, or timed now and
     recorded. `candidates()` (called only to time them) gives each name's kernel, run once per
-    call."""
-    forced = os.environ.get(ENV)
+    call. ENV may name several kernels, comma-separated: the first of `names` among them is
+    taken; one that is neither in `names` nor `known` (other choices' kernels) is refused."""
+    forced = [name.strip() for name in os.environ.get(ENV, "").split(",") if name.strip()]
     if forced:
-        if forced not in names:
-            raise ConfigError(f"{ENV}={forced}: expected one of {', '.join(names)}")
-        return forced
+        unknown = [name for name in forced if name not in names + known]
+        if unknown:
+            expected = ", ".join(dict.fromkeys(names + known))
+            raise ConfigError(f"{ENV}={unknown[0]}: expected one of {expected}")
+        hits = [name for name in forced if name in names]
+        if hits:
+            return hits[0]
     # Called on every training step (each convolution's forward): one lookup when recorded.
     recorded = _machine_choices().get(key)
     if recorded is not None:

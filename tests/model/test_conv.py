@@ -2,15 +2,18 @@ import pytest
 import torch
 from torch import nn
 
-from dse.model.conv import AS_FORWARD, Conv2d
+from dse.model.conv import AS_FORWARD, PHASES, Conv2d
 from dse.model.kernel_choice import ENV
 
 
 @pytest.mark.parametrize(
-    ("c_in", "stride", "size"), [(1, 1, (20, 17)), (3, 2, (20, 20)), (2, 2, (19, 22))]
+    ("c_in", "stride", "size"),
+    [(1, 1, (20, 17)), (3, 2, (20, 20)), (2, 2, (19, 22)), (2, 3, (17, 20)), (2, 4, (13, 13))],
 )
 def test_conv_gradients_equal_torch(c_in, stride, size, monkeypatch):
-    monkeypatch.setenv(ENV, AS_FORWARD)  # the hand-written backward, whatever is faster here
+    """The hand-written gradients (whatever is faster here), strides whose phases see
+    different numbers of taps (5 over stride 3: 2, 2, 1) and rows no tap reads included."""
+    monkeypatch.setenv(ENV, f"{AS_FORWARD},{PHASES}")
     torch.manual_seed(0)
     fast = Conv2d(c_in, 8, kernel_size=5, stride=stride).double()
     plain = nn.Conv2d(c_in, 8, kernel_size=5, stride=stride).double()
@@ -39,7 +42,7 @@ def test_conv_without_input_grad_and_without_grad(monkeypatch):
         torch.testing.assert_close(conv(x), out.detach())
 
 
-@pytest.mark.parametrize("kernel", ["onednn", AS_FORWARD])
+@pytest.mark.parametrize("kernel", ["onednn", AS_FORWARD, f"{AS_FORWARD},{PHASES}"])
 def test_conv_under_bf16_autocast_matches_autocast_conv(kernel, monkeypatch):
     """Under CPU autocast the layer runs in bf16 as nn.Conv2d would, with fp32 gradients for
     the fp32 parameters, by either weight-gradient kernel."""

@@ -10,7 +10,7 @@ import torch
 
 from dse.errors import ConfigError
 from dse.model import kernel_choice
-from dse.model.conv import AS_FORWARD, ONEDNN, Conv2d
+from dse.model.conv import AS_FORWARD, KERNELS, ONEDNN, PHASES, Conv2d
 from dse.model.kernel_choice import ENV, choices_file, choose, machine_identity
 from tests.conftest import subprocess_env
 
@@ -78,6 +78,36 @@ def test_a_forced_kernel_is_not_timed_and_a_wrong_one_is_one_line(monkeypatch):
     monkeypatch.setenv(ENV, "fastest")
     with pytest.raises(ConfigError, match=f"{ENV}=fastest: expected one of slow, fast"):
         choose("key e", NAMES, _timed_pair([]))
+
+
+def test_several_forced_kernels_each_apply_where_they_are_candidates(monkeypatch):
+    """DSE_KERNELS=a,b: each choice takes the forced one among its own candidates; a choice
+    with none of them among its candidates is timed; a name no choice knows is refused."""
+    monkeypatch.setenv(ENV, "slow,other")
+    assert choose("key g", NAMES, _timed_pair([]), known=("other",)) == "slow"
+    assert choose("key h", ("other", "more"), _timed_pair([]), known=NAMES) == "other"
+    calls: list[str] = []
+    monkeypatch.setenv(ENV, "other")
+    assert choose("key i", NAMES, _timed_pair(calls), known=("other",)) == "fast" and calls
+    monkeypatch.setenv(ENV, "slow,bogus")
+    with pytest.raises(ConfigError, match=f"{ENV}=bogus: expected one of slow, fast, other"):
+        choose("key j", NAMES, _timed_pair([]), known=("other",))
+
+
+def test_a_strided_convolution_takes_its_forced_input_gradient_kernel(monkeypatch):
+    conv = Conv2d(3, 4, kernel_size=3, stride=2)
+    x = torch.rand(2, 3, 9, 9, requires_grad=True)
+    for forced, backward in [
+        (ONEDNN, "ConvolutionBackward0"),
+        (f"{PHASES},{ONEDNN}", "_Conv2dFunctionBackward"),  # input: phases; weight: oneDNN
+    ]:
+        monkeypatch.setenv(ENV, forced)
+        assert type(conv(x).grad_fn).__name__ == backward
+    monkeypatch.setenv(ENV, "onednn,as_fast")
+    with pytest.raises(ConfigError, match=f"{ENV}=as_fast: expected one of ") as refused:
+        conv(x)
+    assert set(str(refused.value).split("of ")[1].split(", ")) == set(KERNELS)
+    assert not choices_file().exists()  # forced: nothing timed, nothing recorded
 
 
 def test_an_unwritable_cache_warns_once_and_still_chooses(monkeypatch, tmp_path):
