@@ -44,6 +44,18 @@ def test_layer_view_sums_to_the_measured_step(tmp_path):
     assert header == ["name", "calls", "self_ms", "total_ms", "self_bytes", "share"]
 
 
+def test_a_bf16_config_profiles_the_autocast_step():
+    """precision=bf16 profiles the step training runs: autocast's casts to bf16 are in it."""
+    import torch
+
+    def casts(precision: str) -> float:
+        config = preset("baseline").with_overrides([*TINY, f"precision={precision}"])
+        ops = profile_steps(config, torch.device("cpu"), batch=8, steps=1, warmup=1).ops
+        return sum(row.calls for row in ops if row.name == "aten::_to_copy")
+
+    assert casts("bf16") >= casts("fp32") + 5  # conv1, primary caps and decoder weights at least
+
+
 def test_profile_cli_json_columns(tmp_path):
     args = ["profile", *each("--set", TINY), "--batch", "8", "--steps", "1", "--warmup", "1"]
     result, rows = invoke_json([*args, "--out", str(tmp_path)])
