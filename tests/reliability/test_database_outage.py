@@ -49,8 +49,13 @@ def _points(trials) -> list[tuple]:
     return sorted(tuple(sorted(t.params.items())) for t in trials)
 
 
-def _wait_for(url: str, ready: Callable[[list], bool], timeout: float = 120) -> None:
+def _wait_for(
+    url: str, ready: Callable[[list], bool], run: subprocess.Popen, timeout: float = 120
+) -> None:
+    """Polls the study until `ready`; fails saying why when the run ended first or time ran
+    out (the states seen last), so a failure on a busy machine can be read."""
     deadline = time.monotonic() + timeout
+    seen: list[str] = []
     while time.monotonic() < deadline:
         time.sleep(0.3)
         try:
@@ -59,7 +64,11 @@ def _wait_for(url: str, ready: Callable[[list], bool], timeout: float = 120) -> 
             continue
         if ready(trials):
             return
-    pytest.fail("the study never got there")
+        seen = [f"{t.number}:{t.state.name}" for t in trials]
+        if run.poll() is not None:
+            _, stderr = run.communicate()
+            pytest.fail(f"dse run ended (exit {run.returncode}) first; trials {seen}; {stderr}")
+    pytest.fail(f"the study never got there; trials seen last: {seen}")
 
 
 def _complete(trials) -> list:
@@ -93,7 +102,7 @@ def start_run():
 def _restart_mid_study(server, url: str, run: subprocess.Popen) -> tuple[datetime, str]:
     """Once a trial is complete and two are training, stop the server for OUTAGE_S and start
     it again; returns when it came back and what the run wrote on stderr."""
-    _wait_for(url, lambda t: len(_complete(t)) >= 1 and len(_training(t)) == 2)
+    _wait_for(url, lambda t: len(_complete(t)) >= 1 and len(_training(t)) == 2, run)
     server.pause()
     time.sleep(OUTAGE_S)
     server.resume()
@@ -162,7 +171,7 @@ def test_a_database_down_past_the_limit_ends_the_run_in_one_line_and_the_study_r
     space = write_space(workdir, epochs=EPOCHS, lrs="[0.001, 0.002]")  # 4 points
     args = ["--space", str(space), "--storage", url, "--workers", "2", "--db-outage-limit", "5"]
     run = start_run(*args)
-    _wait_for(url, lambda t: len(_complete(t)) >= 1 and len(_training(t)) >= 1)
+    _wait_for(url, lambda t: len(_complete(t)) >= 1 and len(_training(t)) >= 1, run)
     server.pause()
     stopped = time.monotonic()
     try:
