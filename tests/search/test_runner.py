@@ -170,7 +170,10 @@ def test_moasha_stops_trials_at_rungs_and_a_resumed_study_keeps_its_records(work
 
     space = write_space(workdir, epochs=3, lrs="[0.0001, 0.001, 0.003]")
     args = ["run", "--space", str(space), "--workers", "2", "--quiet"]
-    args += ["--sampler", "grid", "--early-stop", "moasha", "--rungs", "1,2", "--eta", "3"]
+    # eta 10: a rung keeps floor(n/10) + 1 = one of up to 9 arrivals, so some trial is
+    # stopped whatever the live times (with eta 3 and a time objective, a worse trial that
+    # happened to run faster was on the front, and on a fast CPU none was stopped)
+    args += ["--sampler", "grid", "--early-stop", "moasha", "--rungs", "1,2", "--eta", "10"]
     first = runner.invoke(app, [*args, "--n-trials", "3"])
     assert first.exit_code == 0, first.stderr
     storage = "sqlite:///results/dse.db"
@@ -185,7 +188,7 @@ def test_moasha_stops_trials_at_rungs_and_a_resumed_study_keeps_its_records(work
         TrialState.COMPLETE,
         TrialState.PRUNED,
     }
-    assert study.user_attrs["early_stop"] == {"rule": "moasha", "rungs": [1, 2], "eta": 3.0}
+    assert study.user_attrs["early_stop"] == {"rule": "moasha", "rungs": [1, 2], "eta": 10.0}
     for number, rungs in before.items():  # the first run's records, untouched
         assert trials[number].user_attrs["rungs"] == rungs
     for rung in ("1", "2"):
@@ -202,7 +205,7 @@ def test_moasha_stops_trials_at_rungs_and_a_resumed_study_keeps_its_records(work
         ]
         for i, t in enumerate(at_rung):
             stored = t.user_attrs["rungs"][rung]
-            again = decide(int(rung), records[i], records[:i], study_directions(study), eta=3)
+            again = decide(int(rung), records[i], records[:i], study_directions(study), eta=10)
             assert (again.proceed, again.position) == (stored["proceed"], stored["position"])
     assert len([t for t in trials if "1" in t.user_attrs["rungs"]]) == 6
 
