@@ -35,6 +35,7 @@ gap) and no-grad calls take the plain path; under CPU autocast the choice is mad
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 import torch
@@ -59,15 +60,9 @@ class _Conv2dFunction(torch.autograd.Function):
         grad_out = grad_out.contiguous()
         grad_x = grad_w = grad_b = None
         if ctx.needs_input_grad[0]:
-            if ctx.input_kernel == PHASES:
-                grad_x = _input_grad_by_phases(x.shape, weight, grad_out, s, k)
-            else:
-                grad_x = torch.nn.grad.conv2d_input(x.shape, weight, grad_out, stride=s, groups=k)
+            grad_x = input_grad(ctx.input_kernel, x, weight, grad_out, s, k)
         if ctx.needs_input_grad[1]:
-            if ctx.weight_kernel == AS_FORWARD:
-                grad_w = _weight_grad(x, grad_out, weight.shape, s, k)
-            else:
-                grad_w = torch.nn.grad.conv2d_weight(x, weight.shape, grad_out, stride=s, groups=k)
+            grad_w = weight_grad(ctx.weight_kernel, x, weight, grad_out, s, k)
         if ctx.has_bias and ctx.needs_input_grad[2]:
             grad_b = grad_out.sum((0, 2, 3))
         return grad_x, grad_w, grad_b, None, None, None, None
@@ -128,23 +123,29 @@ ONEDNN, AS_FORWARD, PHASES = "onednn", "as_forward", "phases"  # the backward's 
 KERNELS = (ONEDNN, AS_FORWARD, PHASES)
 
 
+def input_grad(
+    kernel: str, x: torch.Tensor, weight: torch.Tensor, grad_out: torch.Tensor, s: int, k: int
+) -> torch.Tensor:
+    """The convolution's input gradient by `kernel` (ONEDNN or PHASES)."""
+    if kernel == PHASES:
+        return _input_grad_by_phases(x.shape, weight, grad_out, s, k)
+    return torch.nn.grad.conv2d_input(x.shape, weight, grad_out, stride=s, groups=k)
+
+
+def weight_grad(
+    kernel: str, x: torch.Tensor, weight: torch.Tensor, grad_out: torch.Tensor, s: int, k: int
+) -> torch.Tensor:
+    """The convolution's weight gradient by `kernel` (ONEDNN or AS_FORWARD)."""
+    if kernel == AS_FORWARD:
+        return _weight_grad(x, grad_out, weight.shape, s, k)
+    return torch.nn.grad.conv2d_weight(x, weight.shape, grad_out, stride=s, groups=k)
+
+
 def weight_grad_kernel(x: torch.Tensor, weight: torch.Tensor, stride: int, groups: int) -> str:
     """Which kernel computes this convolution's weight gradient fastest on this machine:
     oneDNN's or the forward convolution (timed once per machine and shape, dse.model.kernel_choice).
     """
-
-    def candidates() -> dict[str, Callable[[], object]]:
-        inputs, size, grad_out = x.detach(), weight.shape, _random_grad_out(x, weight, stride)
-        return {
-            ONEDNN: lambda: torch.nn.grad.conv2d_weight(
-                inputs, size, grad_out, stride=stride, groups=groups
-            ),
-            AS_FORWARD: lambda: _weight_grad(inputs, grad_out, size, stride, groups),
-        }
-
-    with torch.no_grad():
-        key = f"conv2d weight grad: {_shape_key(x, weight, stride, groups)}"
-        return choose(key, (ONEDNN, AS_FORWARD), candidates, KERNELS)
+    return _timed_choice("weight", (ONEDNN, AS_FORWARD), weight_grad, x, weight, stride, groups)
 
 
 def input_grad_kernel(x: torch.Tensor, weight: torch.Tensor, stride: int, groups: int) -> str:
@@ -153,19 +154,33 @@ def input_grad_kernel(x: torch.Tensor, weight: torch.Tensor, stride: int, groups
     machine and shape)."""
     if stride == 1 or not x.requires_grad:
         return ONEDNN
+    return _timed_choice("input", (ONEDNN, PHASES), input_grad, x, weight, stride, groups)
+
+
+def _timed_choice(
+    gradient: str,
+    names: tuple[str, ...],
+    compute: Callable[..., torch.Tensor],
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    stride: int,
+    groups: int,
+) -> str:
+    """choose() among `names`, each run as compute(name, x, weight, grad_out, stride, groups)
+    on a random grad_out of the convolution's output shape."""
 
     def candidates() -> dict[str, Callable[[], object]]:
-        kernel, shape, grad_out = weight.detach(), x.shape, _random_grad_out(x, weight, stride)
+        inputs, kernel = x.detach(), weight.detach()
+        h, w = ((n - k) // stride + 1 for n, k in zip(x.shape[2:], weight.shape[2:], strict=True))
+        grad_out = torch.randn(x.shape[0], weight.shape[0], h, w, dtype=x.dtype, device=x.device)
         return {
-            ONEDNN: lambda: torch.nn.grad.conv2d_input(
-                shape, kernel, grad_out, stride=stride, groups=groups
-            ),
-            PHASES: lambda: _input_grad_by_phases(shape, kernel, grad_out, stride, groups),
+            name: functools.partial(compute, name, inputs, kernel, grad_out, stride, groups)
+            for name in names
         }
 
     with torch.no_grad():
-        key = f"conv2d input grad: {_shape_key(x, weight, stride, groups)}"
-        return choose(key, (ONEDNN, PHASES), candidates, KERNELS)
+        key = f"conv2d {gradient} grad: {_shape_key(x, weight, stride, groups)}"
+        return choose(key, names, candidates, KERNELS)
 
 
 def _shape_key(x: torch.Tensor, weight: torch.Tensor, stride: int, groups: int) -> str:
@@ -173,11 +188,6 @@ def _shape_key(x: torch.Tensor, weight: torch.Tensor, stride: int, groups: int) 
         f"x {list(x.shape)} w {list(weight.shape)} stride {stride} groups {groups} {x.dtype} "
         f"threads {torch.get_num_threads()}"
     )
-
-
-def _random_grad_out(x: torch.Tensor, weight: torch.Tensor, stride: int) -> torch.Tensor:
-    h, w = ((n - k) // stride + 1 for n, k in zip(x.shape[2:], weight.shape[2:], strict=True))
-    return torch.randn(x.shape[0], weight.shape[0], h, w, dtype=x.dtype, device=x.device)
 
 
 def conv2d_cpu(
