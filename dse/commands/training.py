@@ -57,6 +57,8 @@ def train(
         for record in result.history
     ]
     metrics = [{"metric": k, "value": v} for k, v in result.metrics().items()]
+    if result.config.get("compile"):  # set-up seconds, apart from train_time_s
+        metrics.append({"metric": "compile_s", "value": result.compile_s})
     return Shown(
         tables=[Rows(history, "history"), Rows(metrics, "result")],
         data=result.to_dict(),

@@ -26,9 +26,9 @@ from dse.model import build_model, summarize
 from dse.model.costs import TRAIN_FLOPS_FACTOR
 from dse.model.stacked import StackedCapsNet
 from dse.train.allocator import tune_malloc
+from dse.train.compiled import compile_seconds, forward_loss
 from dse.train.environment import bf16_hardware, synchronize
 from dse.train.fused import can_fuse
-from dse.train.precision import autocast
 from dse.train.trainer import build_optimizer
 
 
@@ -43,7 +43,7 @@ class StepTiming:
     peak_mem_mb: float  # peak tensor memory of one step (CUDA: allocator; CPU: profiler)
     ratio: float = 1.0  # samples/s relative to the first variant
     process_rss_mb: float = 0.0  # peak resident set of the benchmarking process (all variants)
-    compile_s: float = 0.0  # torch.compile's first step less a compiled step (0: not compiled)
+    compile_s: float = 0.0  # torch.compile's seconds compiling at the first step (0: eager)
     models: int = 1  # models stepped at once: K for a fused variant (dse.train.fused)
     samples_per_s_per_model: float = 0.0  # samples_per_s / models: each fused seed's pace
 
@@ -81,9 +81,9 @@ class StepRunner:
         self.x = torch.rand(*lead, *shape, device=device)
         self.y = torch.randint(0, info.n_classes, lead, device=device)
         self.times: list[float] = []
-        self.forward_loss = torch.compile(self._forward_loss) if compiled else self._forward_loss
+        self.step_loss = forward_loss(self.model, config, device, compiled=compiled)
         self.compiled = compiled
-        self.first_step_s = 0.0
+        self.compile_s = 0.0  # torch.compile's seconds in the first step
 
     def step(self) -> float:
         """Seconds of one training step: CUDA events on a GPU, the wall clock on a CPU."""
@@ -99,13 +99,8 @@ class StepRunner:
         self._step()
         return time.perf_counter() - start
 
-    def _forward_loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        with autocast(self.config, self.device):
-            out = self.model(x, y)
-        return self.model.loss(out, x, y)["loss"].sum()  # fused: each model's own gradient
-
     def _step(self) -> None:
-        loss = self.forward_loss(self.x, self.y)
+        loss = self.step_loss(self.x, self.y)["loss"].sum()  # fused: each model's own gradient
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
@@ -245,7 +240,9 @@ def run_bench(
             for name, config in variants.items()
         ]
     for runner in runners:  # the first step: torch.compile compiles here, the others warm up
-        runner.first_step_s = runner.step()
+        compiled_before = compile_seconds()
+        runner.step()
+        runner.compile_s = compile_seconds() - compiled_before
     for _ in range(warmup):
         for runner in runners:
             runner.step()
@@ -268,7 +265,7 @@ def run_bench(
                 gflops=gflops,
                 ceiling_share=gflops / ceilings[runner.config.precision],
                 peak_mem_mb=runner.peak_memory_mb(),
-                compile_s=max(0.0, runner.first_step_s - median) if runner.compiled else 0.0,
+                compile_s=runner.compile_s,
                 models=runner.models,
                 samples_per_s_per_model=batch / median,
             )

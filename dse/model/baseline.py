@@ -10,10 +10,10 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.profiler import record_function
 
 from dse.config import CnnConfig
 from dse.model.costs import LayerCost, conv_flops, linear_flops
+from dse.model.scopes import layer_scope
 
 
 @dataclass
@@ -40,13 +40,13 @@ class CnnBaseline(nn.Module):
         self, x: torch.Tensor, labels: torch.Tensor | None = None, reconstruct: bool = True
     ) -> CnnOutput:
         """labels and reconstruct: the CapsNet's interface (a CNN has no decoder)."""
-        with record_function("conv1"):
+        with layer_scope("conv1"):
             h = F.max_pool2d(F.relu(self.conv1(x)), 2)  # [B, 32, H/2, W/2]
-        with record_function("conv2"):
+        with layer_scope("conv2"):
             h = F.max_pool2d(F.relu(self.conv2(h)), 2)  # [B, 64, H/4, W/4]
-        with record_function("fc1"):
+        with layer_scope("fc1"):
             h = self.dropout(F.relu(self.fc1(h.flatten(1))))  # [B, 1024]
-        with record_function("fc2"):
+        with layer_scope("fc2"):
             return CnnOutput(scores=self.fc2(h))
 
     def loss(

@@ -15,30 +15,14 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.profiler import record_function
 
 from dse.config import CapsNetConfig
 from dse.model.conv import Conv2d
 from dse.model.costs import LayerCost, conv_flops, linear_flops
 from dse.model.losses import margin_loss, reconstruction_loss
 from dse.model.routing import fp32_routing, route
-
-EPS = 1e-8  # inside sqrt(|s|^2 + eps): a finite gradient where s = 0
-
-
-def squash(s: torch.Tensor, dim: int = -1) -> torch.Tensor:
-    """v = s |s| / (1 + |s|^2)."""
-    sq = (s * s).sum(dim, keepdim=True)
-    return s * (sq.add(EPS).sqrt() / (1.0 + sq))
-
-
-def squash_approx(s: torch.Tensor, dim: int = -1) -> torch.Tensor:
-    """FasTrCaps' cheap squash: s / 2 where |s| <= 2, else s / |s|."""
-    norm = (s * s).sum(dim, keepdim=True).add(EPS).sqrt()
-    return s * torch.where(norm <= 2.0, 0.5, 1.0 / norm)
-
-
-SQUASH = {"exact": squash, "approx": squash_approx}
+from dse.model.scopes import layer_scope
+from dse.model.squash import EPS, SQUASH, squash
 
 
 class PrimaryCaps(nn.Module):
@@ -158,7 +142,8 @@ class ClassCaps(nn.Module):
     def forward(self, u: torch.Tensor) -> torch.Tensor:
         if self.iterations == 1:
             return self.single_pass(u)
-        with fp32_routing(u) as u:
+        u, precision = fp32_routing(u)
+        with precision:
             return self.route(self.predictions(u))[0]
 
     def flops(self) -> tuple[int, int]:
@@ -261,23 +246,24 @@ class CapsNet(nn.Module):
         reconstruct=False skips the decoder (evaluation needs only the scores).
         """
         # Named scopes: `dse profile --by layer` attributes forward and backward time to them.
-        with record_function("conv1"):
+        with layer_scope("conv1"):
             h = F.relu(self.conv1(x), inplace=True)  # [B, 256, 20, 20]
-        with record_function("primary_caps"):
+        with layer_scope("primary_caps"):
             u = self.primary(h)  # [B, N, d]
         if self.class_caps.iterations == 1:
-            with record_function("class_caps.routing"):  # no u_hat to form
+            with layer_scope("class_caps.routing"):  # no u_hat to form
                 v = self.class_caps.single_pass(u)  # [B, J, D]
         else:
-            with fp32_routing(u) as u:
-                with record_function("class_caps.u_hat"):
+            u, precision = fp32_routing(u)
+            with precision:
+                with layer_scope("class_caps.u_hat"):
                     u_hat = self.class_caps.predictions(u)  # [B, J, N, D]
-                with record_function("class_caps.routing"):
+                with layer_scope("class_caps.routing"):
                     v = self.class_caps.route(u_hat)[0]  # [B, J, D]
         lengths = (v * v).sum(-1).add(EPS).sqrt()  # [B, J]
         recon = None
         if self.decoder is not None and reconstruct:
-            with record_function("decoder"):
+            with layer_scope("decoder"):
                 selected = labels if labels is not None else lengths.argmax(1)
                 recon = self.decoder(v, selected)
         return CapsNetOutput(scores=lengths, reconstruction=recon)

@@ -19,11 +19,13 @@ it costs more than it saves (measured side by side, `python bench/step_throughpu
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 
 import torch
 import torch.nn.functional as F
+
+from dse.model.squash import squash_vjp
 
 
 def route_autograd(
@@ -84,7 +86,7 @@ class _DynamicRouting(torch.autograd.Function):
                 gv = gv + (ga.unsqueeze(2).to(dtype) @ u_hat).squeeze(2)
                 lefts.append(ga)
                 rights.append(vs[it])
-            gs = _squash_vjp(ctx.squash_fn, ss[it], gv)  # [B, J, D]
+            gs = squash_vjp(ctx.squash_fn, ss[it], gv)  # [B, J, D]
             if ctx.has_bias:
                 gb = gs.sum_to_size(ctx.bias_shape)
                 grad_bias = gb if grad_bias is None else grad_bias + gb
@@ -107,14 +109,6 @@ class _DynamicRouting(torch.autograd.Function):
         return grad_u_hat, grad_bias, None, None
 
 
-def _squash_vjp(squash_fn: Callable, s: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
-    """The squash's backward on the small s [B, J, D], by autograd."""
-    with torch.enable_grad():
-        s = s.detach().requires_grad_(True)
-        (grad_s,) = torch.autograd.grad(squash_fn(s), s, grad.to(s.dtype))
-    return grad_s
-
-
 def route(
     u_hat: torch.Tensor, iterations: int, bias: torch.Tensor | None, squash_fn: Callable
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -125,17 +119,18 @@ def route(
     return _DynamicRouting.apply(u_hat, bias, iterations, squash_fn)
 
 
-@contextmanager
-def fp32_routing(u: torch.Tensor) -> Iterator[torch.Tensor]:
+def fp32_routing(u: torch.Tensor) -> tuple[torch.Tensor, AbstractContextManager]:
     """The primary capsules u, and a context for forming u_hat and routing over it: under CPU
     autocast both run in fp32 (u converted, autocast off). oneDNN's bf16 batched products copy
     u_hat into each transposed layout they read (15 ms a copy at quick.yaml's width, batch 64),
     and routing does a few FLOPs per byte, so bf16 buys nothing there (side by side, CPU time of
     a training step at that width: 89 ms in fp32, 119 ms in bf16); forming u_hat in fp32 (a few
     MFLOPs) spares the bf16 u_hat's conversion, a copy of 94 MB for the standard model at batch
-    128. Elsewhere u as it is, nothing changed."""
+    128. Elsewhere u as it is, nothing changed.
+
+    A pair, not a generator context manager: torch.compile traces autocast and nullcontext
+    but breaks its graph at a generator's `with` (4 breaks in quick.yaml's model).
+    """
     if u.device.type == "cpu" and torch.is_autocast_enabled("cpu"):
-        with torch.autocast("cpu", enabled=False):
-            yield u.float()
-    else:
-        yield u
+        return u.float(), torch.autocast("cpu", enabled=False)
+    return u, nullcontext()

@@ -18,8 +18,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from dse.model.capsnet import (
-    EPS,
-    SQUASH,
     CapsNet,
     CapsNetOutput,
     capsnet_loss,
@@ -27,6 +25,7 @@ from dse.model.capsnet import (
 )
 from dse.model.conv import conv2d_cpu
 from dse.model.routing import fp32_routing, route
+from dse.model.squash import EPS, SQUASH
 
 
 def grouped_conv(
@@ -101,7 +100,8 @@ class StackedCapsNet(nn.Module):
         if one_pass:
             v = self.single_pass(u)  # [K, B, J, D]
         else:
-            with fp32_routing(u) as u:
+            u, precision = fp32_routing(u)
+            with precision:
                 v = self.routed(u)  # [K, B, J, D]
         lengths = (v * v).sum(-1).add(EPS).sqrt()  # [K, B, J]
         recon = None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
@@ -58,6 +59,8 @@ class TrialResult:
     peak_mem_mb: float  # CUDA: peak allocated; CPU: the process's peak resident set
     train_gflops: float  # analytic: 3 x forward FLOPs x samples processed
     samples_per_s: float
+    # torch.compile's seconds (config.compile): set-up, not in train_time_s (dse.train.compiled)
+    compile_s: float = 0.0
     history: list[EpochRecord] = field(default_factory=list)
     environment: dict[str, Any] = field(default_factory=dict)
     # With repeats > 1: each seed's metrics (seed first), and the metrics' std over the seeds;
@@ -109,6 +112,7 @@ class TrialResult:
             config=config,
             **{**{m: mean for m, (mean, _) in stats.items()}, "n_params": first.n_params},
             samples_per_s=samples_per_s,
+            compile_s=math.fsum(r.compile_s for r in results),  # every seed's compiling
             per_seed=per_seed,
             seed_std={m: std for m, (_, std) in stats.items() if not np.isnan(std)},
         )

@@ -30,6 +30,7 @@ from dse.model import ModelSummary, build_model, kernel_choice, summarize
 from dse.model.costs import TRAIN_FLOPS_FACTOR
 from dse.train.allocator import tune_malloc
 from dse.train.checkpoint import save_checkpoint
+from dse.train.compiled import ForwardLoss, compile_seconds, forward_loss
 from dse.train.environment import (
     device_name,
     environment,
@@ -112,6 +113,7 @@ class EpochTotals:
     checked: int = 0  # steps already checked for finiteness
     lrs: list[float] = field(default_factory=list)  # the LR of each step
     time_s: float = 0.0  # the epoch's training steps, device-synchronized
+    compile_s: float = 0.0  # torch.compile's compilations meanwhile (left out of time_s)
 
 
 def check_finite(totals: EpochTotals, upto: int, epoch: int) -> None:
@@ -158,6 +160,7 @@ def train(
         totals = _train_epoch(run, data, epoch, progress.step, observer)
         progress.step += run.plan.steps[epoch]
         progress.train_time += totals.time_s
+        progress.compile_time += totals.compile_s
         progress.samples_seen += len(data.train)
 
         val_accuracy = evaluate(run.model, data.val, data.info.crop, config, device)
@@ -214,6 +217,7 @@ class Run:
     optimizer: torch.optim.Optimizer
     generator: torch.Generator
     plan: TrainingPlan
+    step_loss: ForwardLoss  # (x, labels) -> loss parts: the forward, compiled if the config says
     oom_limit: int | None  # DSE_FAULT_OOM_ABOVE_BATCH, when set
     kill_at: tuple[int, int] | None  # DSE_FAULT_KILL_AT (epoch, step), when set
 
@@ -239,8 +243,9 @@ def setup(config: TrialConfig, device: torch.device, data: DeviceDataset) -> Run
     optimizer = build_optimizer(model, config)
     generator = torch.Generator(device=device).manual_seed(config.seed)
     plan = make_plan(config, len(data.train))
+    step_loss = forward_loss(model, config, device)
     faults = injected_oom_limit(), injected_kill()
-    return Run(config, device, model, summary, optimizer, generator, plan, *faults)
+    return Run(config, device, model, summary, optimizer, generator, plan, step_loss, *faults)
 
 
 @dataclass
@@ -249,6 +254,7 @@ class Progress:
 
     history: list[EpochRecord] = field(default_factory=list)
     train_time: float = 0.0
+    compile_time: float = 0.0  # torch.compile's seconds (config.compile), not in train_time
     best: tuple[float, int, float] = (-1.0, 0, 0.0)  # (val accuracy, epoch, train time at its end)
     best_state: dict[str, torch.Tensor] | None = None
     samples_seen: int = 0
@@ -265,6 +271,7 @@ def progress_state(progress: Progress, epoch: int) -> dict[str, Any]:
     return {
         "history": [asdict(record) for record in progress.history],
         "train_time": progress.train_time,
+        "compile_time": progress.compile_time,
         "best": list(progress.best),
         "best_state": None if best_is_current else progress.best_state,
         "samples_seen": progress.samples_seen,
@@ -286,6 +293,7 @@ def restore_progress(
     """The progress of a checkpoint (progress_state's dict); `weights`: the model's there."""
     progress.history = [EpochRecord(**record) for record in saved["history"]]
     progress.train_time = saved["train_time"]
+    progress.compile_time = saved.get("compile_time", 0.0)  # absent in older checkpoints
     val_accuracy, best_epoch, time_at_best = saved["best"]
     progress.best = (val_accuracy, best_epoch, time_at_best)
     best_state = saved["best_state"]
@@ -297,19 +305,23 @@ def restore_progress(
 
 
 class StepsClock:
-    """An epoch's training-step time: between two device synchronizations, less the seconds
-    spent timing kernels for this machine meanwhile (set-up, once per machine and shape:
-    dse.model.kernel_choice)."""
+    """An epoch's training-step time: between two device synchronizations, less the set-up
+    done meanwhile: timing kernels for this machine (once per machine and shape:
+    dse.model.kernel_choice) and compiling (dse.train.compiled: `compiled_seconds`)."""
 
     def __init__(self, device: torch.device):
         self.device = device
         synchronize(device)
         self.start, self.timing_start = time.perf_counter(), kernel_choice.timing_seconds()
+        self.compile_start = compile_seconds()
+
+    def compiled_seconds(self) -> float:
+        return compile_seconds() - self.compile_start
 
     def seconds(self) -> float:
         synchronize(self.device)
         timing = kernel_choice.timing_seconds() - self.timing_start
-        return time.perf_counter() - self.start - timing
+        return time.perf_counter() - self.start - timing - self.compiled_seconds()
 
 
 def _train_epoch(
@@ -317,7 +329,7 @@ def _train_epoch(
 ) -> EpochTotals:
     """One epoch of training steps: shuffle, then per batch crop, set the LR, step; timed
     between two device synchronizations."""
-    config, device, model, optimizer = run.config, run.device, run.model, run.optimizer
+    config, device, optimizer = run.config, run.device, run.optimizer
     crop, pad = data.info.crop, data.info.pad
     batch_size, n_steps = run.plan.batch_sizes[epoch], run.plan.steps[epoch]
     inject_oom(run.oom_limit, batch_size, epoch)
@@ -338,9 +350,7 @@ def _train_epoch(
             group["lr"] = lr
         totals.lrs.append(lr)
 
-        with autocast(config, device):
-            out = model(x, y)
-        parts = model.loss(out, x, y)
+        parts = run.step_loss(x, y)
         optimizer.zero_grad(set_to_none=True)
         parts["loss"].backward()
         optimizer.step()
@@ -355,6 +365,7 @@ def _train_epoch(
         observer.on_step(epoch, i)
     check_finite(totals, n_steps, epoch)
     totals.time_s = clock.seconds()
+    totals.compile_s = clock.compiled_seconds()
     return totals
 
 
@@ -380,6 +391,7 @@ def trial_result(run: Run, progress: Progress, test_accuracy: float) -> TrialRes
     return TrialResult(
         config=run.config.to_dict(),
         train_time_s=train_time,
+        compile_s=progress.compile_time,
         time_to_best_s=progress.best[2],
         best_epoch=progress.best[1],
         val_accuracy=progress.best[0],

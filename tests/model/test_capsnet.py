@@ -6,7 +6,8 @@ import torch
 from dse.config import CapsNetConfig
 from dse.errors import ConfigError
 from dse.model import build_model, summarize
-from dse.model.capsnet import ClassCaps, PrimaryCaps, Sharing, squash, squash_approx
+from dse.model.capsnet import ClassCaps, PrimaryCaps, Sharing
+from dse.model.squash import squash, squash_approx
 
 STANDARD = 8_215_568
 

@@ -3,8 +3,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from dse.model.capsnet import squash, squash_approx
 from dse.model.routing import route, route_autograd
+from dse.model.squash import squash, squash_approx
 
 
 @pytest.mark.parametrize("iterations", [1, 2, 3, 5])

@@ -171,3 +171,16 @@ def test_a_studys_record():
     assert study.user_attrs["constraints"] == ["val_accuracy >= 0.1"]
     uid = record.uid()  # made once, then read back
     assert len(uid) == 8 and StudyRecord(study).uid() == uid
+
+
+def test_compile_seconds_are_stored_apart_from_the_training_time():
+    study = _study()
+    compiled, eager = study.ask(), study.ask()
+    TrialRecord(compiled).finish(replace(RESULT, compile_s=6.5), wall_s=9.0, placement=PLACED)
+    TrialRecord(eager).finish(RESULT, wall_s=2.0, placement=PLACED)
+    study.tell(compiled, [1.5, 0.5])
+    study.tell(eager, [1.5, 0.5])
+    read = TrialRecord(_frozen(study, 0))
+    assert read.compile_s == 6.5 and read.metrics["train_time_s"] == 1.5
+    assert TrialRecord(_frozen(study, 1)).compile_s == 0.0
+    assert "compile_s" not in _frozen(study, 1).user_attrs  # an eager trial's record as before

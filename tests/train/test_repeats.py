@@ -1,12 +1,16 @@
 """repeats: one trial trains k seeds; the metrics are their means, each seed's values kept.
 (Three or more seeds of a CapsNet train fused after the first: tests/train/test_fused.py.)"""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
+from dse.train.result import TrialResult
 from dse.train.seeds import train_seeds
 from dse.train.trainer import train
 from tests.conftest import tiny_config
+from tests.search.test_messages import RESULT
 
 
 def test_repeats_train_consecutive_seeds_and_report_means(digits_root):
@@ -28,3 +32,9 @@ def test_repeats_train_consecutive_seeds_and_report_means(digits_root):
 def test_train_refuses_a_repeats_config():
     with pytest.raises(ValueError, match="train_seeds"):
         train(tiny_config("repeats=2"))
+
+
+def test_the_seeds_compile_seconds_add_up():
+    """Each seed compiles (the first of a shape) or loads compiled code: all of it is set-up."""
+    seeds = [replace(RESULT, config={"seed": s}, compile_s=t) for s, t in ((0, 4.0), (1, 1.5))]
+    assert TrialResult.mean_of(seeds, {"seed": 0, "repeats": 2}).compile_s == 5.5
