@@ -20,7 +20,9 @@ the CPU has no bf16 unit and bf16 steps take minutes) measured with the code of 
 (a temporary worktree) and with this checkout, in alternating rounds (REF then this, this then
 REF, ...), each round a fresh process per side, so drift of the machine hits both alike; the
 medians over rounds and their ratio ("speed-up"). Both sides run the rows through
-`dse.measure.bench.run_bench`.
+`dse.measure.bench.run_bench`. `--now-set KEY=VALUE` applies to this checkout's side only:
+`--now-set compile=true` measures the compiled step (which REF's code may not know) against
+REF's eager one, the first, compiling step left out as a warm-up.
 
 Prints a markdown table and, on the last line, the same rows as JSON; with --out also writes
 step_throughput.md and .json there. `--set` applies to every row (CI runs it with small widths).
@@ -134,14 +136,16 @@ def run_side(tree: Path, rows: list, args: argparse.Namespace) -> dict[str, dict
 
 def against(args: argparse.Namespace) -> list[dict]:
     """The size rows with REF's code and with this checkout's, rounds alternating."""
-    rows = size_rows(args.sets, args.precisions.split(","))
+    precisions = args.precisions.split(",")
+    rows = size_rows(args.sets, precisions)
+    rows_now = size_rows([*args.sets, *args.now_sets], precisions)  # named as `rows`
     with checkout_of(ROOT, args.against) as ref_tree:
         assert ref_tree is not None
         results: dict[str, list[dict]] = {"ref": [], "now": []}
         for round_ in range(args.rounds):
-            sides = [("ref", ref_tree), ("now", ROOT)]
-            for side, tree in sides if round_ % 2 == 0 else sides[::-1]:
-                results[side].append(run_side(tree, rows, args))
+            sides = [("ref", ref_tree, rows), ("now", ROOT, rows_now)]
+            for side, tree, measured in sides if round_ % 2 == 0 else sides[::-1]:
+                results[side].append(run_side(tree, measured, args))
     table = []
     for name, _, _ in rows:
         ref = statistics.median(r[name]["samples_per_s"] for r in results["ref"])
@@ -197,12 +201,21 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--only", nargs="+", choices=list(VARIANTS), help="Run these variants.")
     parser.add_argument("--set", dest="sets", action="append", default=[], help="KEY=VALUE.")
+    parser.add_argument(
+        "--now-set",
+        dest="now_sets",
+        action="append",
+        default=[],
+        help="KEY=VALUE for this checkout's side of --against only (compile=true).",
+    )
     parser.add_argument("--sizes", action="store_true", help="The three model sizes instead.")
     parser.add_argument("--against", metavar="REF", help="Also measure git commit REF's code.")
     parser.add_argument("--rounds", type=int, default=3, help="Alternating rounds (--against).")
     parser.add_argument("--precisions", default="fp32,bf16", help="Rows of --against.")
     parser.add_argument("--out", default=None, help="Folder for step_throughput.md/.json.")
     args = parser.parse_args()
+    if args.now_sets and not args.against:
+        parser.error("--now-set applies to this checkout's side of --against: give --against")
     import torch
 
     from dse.output import print_table_and_json

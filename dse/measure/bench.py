@@ -81,8 +81,9 @@ class StepRunner:
         self.x = torch.rand(*lead, *shape, device=device)
         self.y = torch.randint(0, info.n_classes, lead, device=device)
         self.times: list[float] = []
-        self.step_loss = forward_loss(self.model, config, device, compiled=compiled)
-        self.compiled = compiled
+        # Asked for, or the config's own setting; fused models train eagerly (dse.train.fused).
+        self.compiled = (compiled or config.compile) and models == 1
+        self.step_loss = forward_loss(self.model, config, device, compiled=self.compiled)
         self.compile_s = 0.0  # torch.compile's seconds in the first step
 
     def step(self) -> float:

@@ -60,7 +60,9 @@ def train_fused(
 ) -> list[TrialResult]:
     """Train the configs (one CapsNet config, one seed each) as one fused model; each one's
     TrialResult. With `resumable`: resume the group from its state when it has one, and write
-    the group's state after each epoch."""
+    the group's state after each epoch. Eagerly, whatever config.compile says: inductor
+    failed on the stacked model (torch 2.13, CPU: a symbolic batch size in its grouped
+    convolutions)."""
     prepare_device(configs[0], device)
     runs = [setup(config, device, data) for config in configs]  # seeded as standalone runs
     model = StackedCapsNet([run.model for run in runs]).to(device)
