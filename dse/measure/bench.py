@@ -83,7 +83,9 @@ class StepRunner:
         self.times: list[float] = []
         # Asked for, or the config's own setting; fused models train eagerly (dse.train.fused).
         self.compiled = (compiled or config.compile) and models == 1
-        self.step_loss = forward_loss(self.model, config, device, compiled=self.compiled)
+        self.step_loss = forward_loss(
+            self.model, config, device, compiled=self.compiled, batch_sizes=(batch,)
+        )
         self.compile_s = 0.0  # torch.compile's seconds in the first step
 
     def step(self) -> float:

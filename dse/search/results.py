@@ -167,7 +167,8 @@ def front_header(view: StudyView) -> list[str]:
 
 def trials_frame(view: StudyView) -> pd.DataFrame:
     """number, state, a column per metric (an objective's std over the seeds beside it, with
-    repeats), params_* columns, then where it ran, why it failed."""
+    repeats), params_* columns, then where it ran, how long, its compile seconds (compiled
+    trials), why it failed."""
     trials = view.trials()
     repeats = any(TrialRecord(t).seed_std for t in trials)
     metrics = [
@@ -186,6 +187,7 @@ def trials_frame(view: StudyView) -> pd.DataFrame:
         row["host"] = record.host
         duration = t.duration.total_seconds() if t.duration else None
         row["duration_s"] = record.ran_s if record.ran_s is not None else duration
+        row["compile_s"] = record.compile_s or None  # compiled trials only (config compile)
         row["stopped_at"] = record.stopped_at
         row["error"] = record.error
         rows.append(row)

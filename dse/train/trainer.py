@@ -243,7 +243,7 @@ def setup(config: TrialConfig, device: torch.device, data: DeviceDataset) -> Run
     optimizer = build_optimizer(model, config)
     generator = torch.Generator(device=device).manual_seed(config.seed)
     plan = make_plan(config, len(data.train))
-    step_loss = forward_loss(model, config, device)
+    step_loss = forward_loss(model, config, device, batch_sizes=plan.batch_sizes)
     faults = injected_oom_limit(), injected_kill()
     return Run(config, device, model, summary, optimizer, generator, plan, step_loss, *faults)
 

@@ -37,13 +37,18 @@ def test_forward_loss_compiles_only_on_request():
     eager = forward_loss(model, config, torch.device("cpu"))
     assert set(eager(x, y)) == {"loss", "margin", "reconstruction"}
     assert not hasattr(eager, "_torchdynamo_orig_callable")
-    compiled = forward_loss(model, config.with_overrides(["compile=true"]), torch.device("cpu"))
+    config = config.with_overrides(["compile=true"])
+    compiled = forward_loss(model, config, torch.device("cpu"), batch_sizes=(4,))
     got, want = compiled(x, y), eager(x, y)
     assert torch.allclose(got["loss"], want["loss"], rtol=1e-5)
+    # A batch of another size (an epoch's smaller last one) runs eagerly: nothing compiles.
+    before = compile_seconds()
+    assert torch.equal(compiled(x[:3], y[:3])["loss"], eager(x[:3], y[:3])["loss"])
+    assert compile_seconds() == before
 
 
 def test_a_compiled_trial_reports_its_compile_time_apart(digits_root):
-    # Batch 70 leaves a smaller last batch (500 / 70): a second shape, compiled again.
+    # Batch 70 leaves a smaller last batch (500 / 70), which runs eagerly.
     sets = ("epochs=2", "batch_schedule.batch_size=70", "optimizer.lr=3e-3")
     eager = train(tiny_config(*sets), data_dir=digits_root)
     compiled = train(tiny_config(*sets, "compile=true"), data_dir=digits_root)
