@@ -197,8 +197,7 @@ def conv2d_cpu(
     the kernels chosen for this machine (input_grad_kernel, weight_grad_kernel). Under CPU
     autocast it runs in the autocast dtype as F.conv2d would, the choices made for that dtype.
     Other calls take F.conv2d as it is."""
-    plain = x.device.type != "cpu" or not torch.is_grad_enabled() or torch.compiler.is_compiling()
-    if plain:
+    if x.device.type != "cpu" or not torch.is_grad_enabled():
         return F.conv2d(x, weight, bias, stride=stride, groups=groups)
     if torch.is_autocast_enabled("cpu"):  # the casts autocast would make, differentiable
         dtype = torch.get_autocast_dtype("cpu")
@@ -206,11 +205,38 @@ def conv2d_cpu(
         bias = None if bias is None else bias.to(dtype)
         with torch.autocast("cpu", enabled=False):
             return conv2d_cpu(x, weight, bias, stride, groups)
-    input_kernel = input_grad_kernel(x, weight, stride, groups)
-    weight_kernel = weight_grad_kernel(x, weight, stride, groups)
+    if torch.compiler.is_compiling():  # chosen while tracing: constants of the graph
+        input_kernel, weight_kernel = _kernels_for_shapes(
+            tuple(x.shape), tuple(weight.shape), stride, groups, str(x.dtype), x.requires_grad
+        )
+    else:
+        input_kernel = input_grad_kernel(x, weight, stride, groups)
+        weight_kernel = weight_grad_kernel(x, weight, stride, groups)
     if input_kernel == weight_kernel == ONEDNN:
         return F.conv2d(x, weight, bias, stride=stride, groups=groups)
     return _Conv2dFunction.apply(x, weight, bias, stride, groups, input_kernel, weight_kernel)
+
+
+@torch.compiler.assume_constant_result
+def _kernels_for_shapes(
+    x_shape: tuple[int, ...],
+    weight_shape: tuple[int, ...],
+    stride: int,
+    groups: int,
+    dtype: str,
+    input_needs_grad: bool,
+) -> tuple[str, str]:
+    """(input gradient kernel, weight gradient kernel) of a convolution of these shapes, as
+    conv2d_cpu chooses them, for torch.compile to take as constants when it traces (static
+    shapes: one graph per batch size, dse.train.compiled). Timing, where nothing is recorded
+    yet, runs on random tensors of the shapes."""
+    real_dtype = getattr(torch, dtype.removeprefix("torch."))
+    x = torch.randn(x_shape, dtype=real_dtype).requires_grad_(input_needs_grad)
+    weight = torch.randn(weight_shape, dtype=real_dtype)
+    return (
+        input_grad_kernel(x, weight, stride, groups),
+        weight_grad_kernel(x, weight, stride, groups),
+    )
 
 
 class Conv2d(nn.Conv2d):

@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from dse.config import TrialConfig
+from dse.model import kernel_choice
 from dse.train.precision import autocast
 
 LossParts = dict[str, torch.Tensor]
@@ -32,12 +33,14 @@ ForwardLoss = Callable[[torch.Tensor, torch.Tensor], LossParts]
 
 class _CompileClock:
     """Seconds spent in torch.compile's compilations in this process (dynamo's callbacks
-    run at the start and end of each outermost compilation, a lazily compiled backward too)."""
+    run at the start and end of each outermost compilation, a lazily compiled backward too),
+    less the kernel timing done while tracing (dse.model.conv chooses kernels then): that is
+    counted by kernel_choice.timing_seconds already."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.total = 0.0
-        self.started: float | None = None
+        self.started: tuple[float, float] | None = None  # (wall clock, kernel timing) at start
 
     def install(self) -> None:
         """Register the callbacks, again after torch.compiler.reset() (which clears them)."""
@@ -49,11 +52,13 @@ class _CompileClock:
                 callback_handler.register_end_callback(self._end)
 
     def _start(self, _args: object) -> None:
-        self.started = time.perf_counter()
+        self.started = time.perf_counter(), kernel_choice.timing_seconds()
 
     def _end(self, _args: object) -> None:
         if self.started is not None:
-            self.total += time.perf_counter() - self.started
+            wall, timing = self.started
+            kernel_timing = kernel_choice.timing_seconds() - timing
+            self.total += time.perf_counter() - wall - kernel_timing
             self.started = None
 
 

@@ -65,3 +65,30 @@ def test_conv_under_bf16_autocast_matches_autocast_conv(kernel, monkeypatch):
     for mine, theirs in [(fast.weight.grad, plain.weight.grad), (x.grad, x_plain.grad)]:
         torch.testing.assert_close(mine, theirs, rtol=2e-2, atol=2e-2 * theirs.abs().max().item())
     torch.testing.assert_close(fast.bias.grad, plain.bias.grad, rtol=1e-2, atol=1e-2)
+
+
+def test_a_compiled_conv_runs_the_chosen_kernels(monkeypatch):
+    """Under torch.compile the kernels are chosen while tracing (static shapes: constants of
+    the graph) and the hand-written backward is traced into it, in one graph; the gradients
+    are the plain convolution's."""
+    from dse.model import conv
+
+    monkeypatch.setenv(ENV, f"{AS_FORWARD},{PHASES}")
+    chosen = []  # the choices made while tracing (real Python then, not traced)
+    for name in ("input_grad_kernel", "weight_grad_kernel"):
+        real = getattr(conv, name)
+        spy = lambda *args, real=real: chosen.append(real(*args)) or chosen[-1]  # noqa: E731
+        monkeypatch.setattr(conv, name, spy)
+    torch.compiler.reset()
+    torch.manual_seed(0)
+    fast = Conv2d(3, 8, kernel_size=5, stride=2)
+    plain = nn.Conv2d(3, 8, kernel_size=5, stride=2)
+    plain.load_state_dict(fast.state_dict())
+    x = torch.rand(4, 3, 20, 20, requires_grad=True)
+    x_plain = x.detach().clone().requires_grad_(True)
+    compiled = torch.compile(lambda x: (fast(x) ** 2).sum(), fullgraph=True)  # no eager part
+    compiled(x).backward()
+    (plain(x_plain) ** 2).sum().backward()
+    assert chosen == [PHASES, AS_FORWARD]
+    torch.testing.assert_close(fast.weight.grad, plain.weight.grad, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(x.grad, x_plain.grad, rtol=1e-4, atol=1e-5)
