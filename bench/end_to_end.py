@@ -1,7 +1,7 @@
 """End to end: a whole `dse run` with this checkout's code, optionally beside another commit's.
 
     python bench/end_to_end.py [--space efficiency.yaml] [--workers 2] [--set KEY=VALUE ...]
-        [--against REF] [--rounds 1] [--out results/bench]
+        [--against REF [--now-set KEY=VALUE ...]] [--rounds 1] [--out results/bench]
 
 Each side runs `python -m dse run --space SPACE --workers W` into its own SQLite study in a
 temporary folder (the space resolved here, so both sides train the same points), timed from
@@ -10,6 +10,8 @@ trials complete. With --against REF, the other commit's code runs from a tempora
 sides alternating per round (REF first in odd rounds) so drift of the machine hits both; the
 table gives the medians, their ratio, and for each grid point matched by its parameters the
 largest difference in val_accuracy and test_accuracy between the sides (last round's runs).
+`--now-set` overrides the base for this checkout's side only (`--now-set compile=true`: the
+compiled trials against REF's eager ones; REF's code may not know the key).
 
 Prints a markdown table and, on the last line, the same rows as JSON; with --out also writes
 end_to_end.md and .json there.
@@ -57,12 +59,15 @@ def read_study(url: str) -> dict[str, dict[str, float]]:
     return {json.dumps(t.params, sort_keys=True): TrialRecord(t).metrics for t in complete}
 
 
-def run_side(tree: Path, space: str, args: argparse.Namespace, folder: Path) -> SideRun:
-    """`dse run` with `tree`'s code, in `folder`; exits the bench if the run fails."""
+def run_side(
+    tree: Path, space: str, args: argparse.Namespace, folder: Path, sets: list[str]
+) -> SideRun:
+    """`dse run` with `tree`'s code and the base overrides `sets`, in `folder`; exits the
+    bench if the run fails."""
     url = f"sqlite:///{folder / 'study.db'}"
     command = [sys.executable, "-m", "dse", "run", "--space", space]
     command += ["--workers", str(args.workers), "--storage", url]
-    for item in args.sets:
+    for item in sets:
         command += ["--set", item]
     start = time.perf_counter()
     done = subprocess.run(command, cwd=folder, env=code_env(tree), capture_output=True, text=True)
@@ -91,9 +96,18 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--set", dest="sets", action="append", default=[], help="KEY=VALUE.")
     parser.add_argument("--against", metavar="REF", help="Also run git commit REF's code.")
+    parser.add_argument(
+        "--now-set",
+        dest="now_sets",
+        action="append",
+        default=[],
+        help="KEY=VALUE for this checkout's side only (with --against).",
+    )
     parser.add_argument("--rounds", type=int, default=1, help="Alternating rounds.")
     parser.add_argument("--out", default=None, help="Folder for end_to_end.md/.json.")
     args = parser.parse_args()
+    if args.now_sets and not args.against:
+        parser.error("--now-set applies to this checkout's side of --against: give --against")
     from dse.output import print_table_and_json
 
     space = resolve_space(args.space)
@@ -102,12 +116,13 @@ def main() -> None:
         tempfile.TemporaryDirectory(prefix="dse-e2e-") as scratch,
         checkout_of(ROOT, args.against) as ref_tree,
     ):
-        sides = [("ref", ref_tree), ("now", ROOT)] if ref_tree else [("now", ROOT)]
+        now = ("now", ROOT, [*args.sets, *args.now_sets])
+        sides = [("ref", ref_tree, args.sets), now] if ref_tree else [now]
         for round_ in range(args.rounds):
-            for side, tree in sides if round_ % 2 == 0 else sides[::-1]:
+            for side, tree, sets in sides if round_ % 2 == 0 else sides[::-1]:
                 folder = Path(scratch) / f"{side}-{round_}"
                 folder.mkdir()
-                runs[side].append(run_side(tree, space, args, folder))
+                runs[side].append(run_side(tree, space, args, folder, sets))
                 last = runs[side][-1]
                 print(f"round {round_ + 1} {side}: {last.wall_s:.1f} s", file=sys.stderr)
 
