@@ -184,3 +184,15 @@ def test_checkpoint_cost_reports_both_cases(tmp_path):
     assert result.stdout.startswith("CPU flags ")
     assert json.loads((tmp_path / "checkpoint_cost.json").read_text()) == rows
     assert list((tmp_path / "ckpt").iterdir()) == []  # the file it wrote is removed
+
+
+@pytest.mark.parametrize("script", ["step_throughput.py", "end_to_end.py"])
+def test_now_set_needs_a_commit_to_compare_with(script):
+    result = subprocess.run(
+        [sys.executable, f"bench/{script}", "--now-set", "compile=true"],
+        cwd=ROOT, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert "--now-set applies to this checkout's side of --against: give --against" in (
+        result.stderr
+    )
