@@ -59,16 +59,35 @@ def read_study(url: str) -> dict[str, dict[str, float]]:
     return {json.dumps(t.params, sort_keys=True): TrialRecord(t).metrics for t in complete}
 
 
+def space_with(space: str, sets: list[str], folder: Path) -> str:
+    """The space to run: as given, or with `sets` (KEY=VALUE) applied to its base, written
+    into `folder` (dse run takes no overrides)."""
+    if not sets:
+        return space
+    from dse import yamlio
+    from dse.config import parse_override
+    from dse.space.parse import find_space_file
+
+    data = yamlio.load_file(find_space_file(space))
+    for key, value in map(parse_override, sets):
+        *parents, last = key.split(".")
+        node = data.setdefault("base", {})
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[last] = value
+    path = folder / "space.yaml"
+    path.write_text(yamlio.dumps(data))
+    return str(path)
+
+
 def run_side(
     tree: Path, space: str, args: argparse.Namespace, folder: Path, sets: list[str]
 ) -> SideRun:
     """`dse run` with `tree`'s code and the base overrides `sets`, in `folder`; exits the
     bench if the run fails."""
     url = f"sqlite:///{folder / 'study.db'}"
-    command = [sys.executable, "-m", "dse", "run", "--space", space]
+    command = [sys.executable, "-m", "dse", "run", "--space", space_with(space, sets, folder)]
     command += ["--workers", str(args.workers), "--storage", url]
-    for item in sets:
-        command += ["--set", item]
     start = time.perf_counter()
     done = subprocess.run(command, cwd=folder, env=code_env(tree), capture_output=True, text=True)
     wall = time.perf_counter() - start
