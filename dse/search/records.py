@@ -46,7 +46,6 @@ RUNNER = "runner_process"  # HOST:PID of the runner that started it (journals: n
 RESUME_KEY = "resume_key"  # names the trial's per-epoch checkpoint; its retries inherit it
 RESUMED_FROM_EPOCH = "resumed_from_epoch"  # complete epochs restored from the checkpoint
 RESUMED_SEED = "resumed_seed"  # repeats: the seed (index) it resumed in
-COMPILE_S = "compile_s"  # torch.compile's seconds (config compile: true), not in train_time_s
 LOST_TRAIN_S = "lost_train_s"  # seconds the point's failed attempts ran past their last checkpoint
 
 
@@ -146,11 +145,6 @@ class TrialRecord:
         return self.attrs.get(RESUMED_FROM_EPOCH)
 
     @property
-    def compile_s(self) -> float:
-        """Seconds torch.compile took in the run that finished it (0: not compiled)."""
-        return self.attrs.get(COMPILE_S, 0.0)
-
-    @property
     def lost_train_s(self) -> float:
         """Seconds this point's failed attempts (this one's too) ran past their last checkpoint."""
         return self.attrs.get(LOST_TRAIN_S, 0.0)
@@ -240,8 +234,6 @@ class TrialRecord:
         if result.per_seed:
             self._set(PER_SEED, result.per_seed)
             self._set(SEED_STD, result.seed_std)
-        if result.compile_s:
-            self._set(COMPILE_S, result.compile_s)
         if result.resumed_from_epoch is not None:
             self._set(RESUMED_FROM_EPOCH, result.resumed_from_epoch)
         if result.resumed_seed is not None:

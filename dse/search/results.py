@@ -187,7 +187,8 @@ def trials_frame(view: StudyView) -> pd.DataFrame:
         row["host"] = record.host
         duration = t.duration.total_seconds() if t.duration else None
         row["duration_s"] = record.ran_s if record.ran_s is not None else duration
-        row["compile_s"] = record.compile_s or None  # compiled trials only (config compile)
+        compiled = math.fsum(epoch.compile_s for epoch in record.history)
+        row["compile_s"] = compiled or None  # compiled trials only (config compile)
         row["stopped_at"] = record.stopped_at
         row["error"] = record.error
         rows.append(row)

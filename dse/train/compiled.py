@@ -27,6 +27,7 @@ from torch import nn
 from dse.config import TrialConfig
 from dse.model import kernel_choice
 from dse.train.precision import autocast
+from dse.train.torch_private import on_compilations
 
 LossParts = dict[str, torch.Tensor]
 ForwardLoss = Callable[[torch.Tensor, torch.Tensor], LossParts]
@@ -45,12 +46,8 @@ class _CompileClock:
 
     def install(self) -> None:
         """Register the callbacks, again after torch.compiler.reset() (which clears them)."""
-        from torch._dynamo.callback import callback_handler
-
         with self.lock:
-            if self._start not in callback_handler.start_callbacks:
-                callback_handler.register_start_callback(self._start)
-                callback_handler.register_end_callback(self._end)
+            on_compilations(self._start, self._end)
 
     def _start(self, _args: object) -> None:
         self.started = time.perf_counter(), kernel_choice.timing_seconds()

@@ -24,6 +24,7 @@ from dse.config import TrialConfig
 from dse.data.batching import center_crops, random_crops, to_float
 from dse.data.datasets import DeviceDataset, Split
 from dse.model.stacked import StackedCapsNet
+from dse.train.clock import StepsClock
 from dse.train.faults import inject_oom, kill_if_due
 from dse.train.precision import autocast
 from dse.train.result import TrialResult
@@ -33,7 +34,6 @@ from dse.train.trainer import (
     EpochTotals,
     Progress,
     Run,
-    StepsClock,
     build_optimizer,
     check_finite,
     epoch_record,

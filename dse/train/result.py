@@ -45,6 +45,7 @@ class EpochRecord:
     loss_parts: dict[str, float]  # margin, reconstruction (CapsNet) or cross_entropy (CNN)
     val_accuracy: float
     epoch_time_s: float  # training steps only, device-synchronized (kernel timing left out)
+    compile_s: float = 0.0  # torch.compile's seconds meanwhile (config compile), left out too
 
 
 @dataclass(frozen=True)
@@ -59,7 +60,8 @@ class TrialResult:
     peak_mem_mb: float  # CUDA: peak allocated; CPU: the process's peak resident set
     train_gflops: float  # analytic: 3 x forward FLOPs x samples processed
     samples_per_s: float
-    # torch.compile's seconds (config.compile): set-up, not in train_time_s (dse.train.compiled)
+    # torch.compile's seconds (config.compile; its epochs' compile_s): set-up, not in
+    # train_time_s (dse.train.compiled)
     compile_s: float = 0.0
     history: list[EpochRecord] = field(default_factory=list)
     environment: dict[str, Any] = field(default_factory=dict)

@@ -13,7 +13,7 @@ when it has one, and writes the state after each epoch (before the observer hear
 
 from __future__ import annotations
 
-import time
+import math
 import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -26,17 +26,17 @@ from dse.config import TrialConfig
 from dse.data.batching import center_crops, random_crops, to_float
 from dse.data.datasets import DeviceDataset, Split, load_dataset
 from dse.errors import ConfigError, NonFiniteLossError, option
-from dse.model import ModelSummary, build_model, kernel_choice, summarize
+from dse.model import ModelSummary, build_model, summarize
 from dse.model.costs import TRAIN_FLOPS_FACTOR
 from dse.train.allocator import tune_malloc
 from dse.train.checkpoint import save_checkpoint
-from dse.train.compiled import ForwardLoss, compile_seconds, forward_loss
+from dse.train.clock import StepsClock
+from dse.train.compiled import ForwardLoss, forward_loss
 from dse.train.environment import (
     device_name,
     environment,
     native_bf16,
     peak_memory_mb,
-    synchronize,
 )
 from dse.train.faults import inject_oom, injected_kill, injected_oom_limit, kill_if_due
 from dse.train.precision import autocast
@@ -160,7 +160,6 @@ def train(
         totals = _train_epoch(run, data, epoch, progress.step, observer)
         progress.step += run.plan.steps[epoch]
         progress.train_time += totals.time_s
-        progress.compile_time += totals.compile_s
         progress.samples_seen += len(data.train)
 
         val_accuracy = evaluate(run.model, data.val, data.info.crop, config, device)
@@ -254,7 +253,6 @@ class Progress:
 
     history: list[EpochRecord] = field(default_factory=list)
     train_time: float = 0.0
-    compile_time: float = 0.0  # torch.compile's seconds (config.compile), not in train_time
     best: tuple[float, int, float] = (-1.0, 0, 0.0)  # (val accuracy, epoch, train time at its end)
     best_state: dict[str, torch.Tensor] | None = None
     samples_seen: int = 0
@@ -271,7 +269,6 @@ def progress_state(progress: Progress, epoch: int) -> dict[str, Any]:
     return {
         "history": [asdict(record) for record in progress.history],
         "train_time": progress.train_time,
-        "compile_time": progress.compile_time,
         "best": list(progress.best),
         "best_state": None if best_is_current else progress.best_state,
         "samples_seen": progress.samples_seen,
@@ -293,7 +290,6 @@ def restore_progress(
     """The progress of a checkpoint (progress_state's dict); `weights`: the model's there."""
     progress.history = [EpochRecord(**record) for record in saved["history"]]
     progress.train_time = saved["train_time"]
-    progress.compile_time = saved.get("compile_time", 0.0)  # absent in older checkpoints
     val_accuracy, best_epoch, time_at_best = saved["best"]
     progress.best = (val_accuracy, best_epoch, time_at_best)
     best_state = saved["best_state"]
@@ -302,26 +298,6 @@ def restore_progress(
     progress.best_state = best_state
     progress.samples_seen, progress.step = saved["samples_seen"], saved["step"]
     progress.resumed_from = epoch
-
-
-class StepsClock:
-    """An epoch's training-step time: between two device synchronizations, less the set-up
-    done meanwhile: timing kernels for this machine (once per machine and shape:
-    dse.model.kernel_choice) and compiling (dse.train.compiled: `compiled_seconds`)."""
-
-    def __init__(self, device: torch.device):
-        self.device = device
-        synchronize(device)
-        self.start, self.timing_start = time.perf_counter(), kernel_choice.timing_seconds()
-        self.compile_start = compile_seconds()
-
-    def compiled_seconds(self) -> float:
-        return compile_seconds() - self.compile_start
-
-    def seconds(self) -> float:
-        synchronize(self.device)
-        timing = kernel_choice.timing_seconds() - self.timing_start
-        return time.perf_counter() - self.start - timing - self.compiled_seconds()
 
 
 def _train_epoch(
@@ -383,6 +359,7 @@ def epoch_record(
         loss_parts={k: v.item() / n for k, v in totals.parts.items() if k != "loss"},
         val_accuracy=val_accuracy,
         epoch_time_s=totals.time_s,
+        compile_s=totals.compile_s,
     )
 
 
@@ -391,7 +368,7 @@ def trial_result(run: Run, progress: Progress, test_accuracy: float) -> TrialRes
     return TrialResult(
         config=run.config.to_dict(),
         train_time_s=train_time,
-        compile_s=progress.compile_time,
+        compile_s=math.fsum(record.compile_s for record in progress.history),
         time_to_best_s=progress.best[2],
         best_epoch=progress.best[1],
         val_accuracy=progress.best[0],

@@ -9,9 +9,10 @@ import torch
 from dse.config import TrialConfig
 from dse.errors import ConfigError
 from dse.model import build_model, kernel_choice, summarize
+from dse.train.clock import StepsClock
 from dse.train.result import TrialResult
 from dse.train.schedules import make_plan
-from dse.train.trainer import Observer, StepsClock, resolve_device, train
+from dse.train.trainer import Observer, resolve_device, train
 from tests.conftest import REAL_MNIST, tiny_config
 
 

@@ -1,0 +1,20 @@
+"""The `dse` command: the CLI, with Ctrl-C while it loads ending in one line too.
+
+Loading the CLI's modules takes a second or more (numpy, optuna, pandas); a Ctrl-C then would
+otherwise end in a traceback of the import under way.
+"""
+
+from __future__ import annotations
+
+import sys
+
+INTERRUPTED_EXIT = 130  # the shell's convention for SIGINT
+
+
+def main() -> None:
+    try:
+        from dse.cli import main as cli_main
+    except KeyboardInterrupt:
+        sys.stderr.write("interrupted while starting: nothing was done\n")
+        sys.exit(INTERRUPTED_EXIT)
+    cli_main()
