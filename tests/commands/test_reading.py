@@ -73,7 +73,8 @@ def test_columns_picks_the_table_and_names_parameters_without_their_prefix(old_d
     assert typo.stderr.startswith("error: --columns val_acuracy: choose from number, state,")
     assert typo.stderr.endswith("(did you mean val_accuracy?)\n")
     every = json.loads(_dse(*args, "--columns", "number", "--format", "json").stdout)
-    assert len(every[0]) == 19  # json (and csv) keep every column
+    assert len(every[0]) == 20  # json (and csv) keep every column
+    assert every[0]["compile_s"] is None  # an old study's trials did not compile
 
 
 def test_one_name_per_meaning(old_db):
