@@ -54,9 +54,13 @@ def _space(folder: Path, epochs: int, lrs: str) -> Path:
 
 
 def _ready(cluster) -> None:
-    """Both workers up (a test before may have killed one; its nanny restarts it)."""
+    """Both workers up (a test before may have killed one; its nanny restarts it), each with
+    the trainer imported: a fresh worker's first trial spends seconds importing torch, and on
+    a loaded machine the other worker's trial could end meanwhile (the worker-kill test then
+    never saw both training, once in a full clean-clone run)."""
     with __import__("distributed").Client(cluster.scheduler_address) as client:
         client.wait_for_workers(2, timeout=120)
+        client.run(lambda: __import__("dse.train.trainer") and None)
 
 
 def _grid(space: Path) -> list[tuple]:
