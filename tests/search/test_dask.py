@@ -55,9 +55,8 @@ def _space(folder: Path, epochs: int, lrs: str) -> Path:
 
 def _ready(cluster) -> None:
     """Both workers up (a test before may have killed one; its nanny restarts it), each with
-    the trainer imported: a fresh worker's first trial spends seconds importing torch, and on
-    a loaded machine the other worker's trial could end meanwhile (the worker-kill test then
-    never saw both training, once in a full clean-clone run)."""
+    the trainer imported: a fresh worker's first trial would spend seconds importing torch
+    while the other worker's trial runs (the worker-kill test needs both training at once)."""
     with __import__("distributed").Client(cluster.scheduler_address) as client:
         client.wait_for_workers(2, timeout=120)
         client.run(lambda: __import__("dse.train.trainer") and None)
@@ -101,7 +100,10 @@ def test_a_killed_dask_worker_fails_its_trial_and_it_is_retried_elsewhere(
     cluster, data, tmp_path, pg_url
 ):
     _ready(cluster)
-    space = _space(tmp_path, epochs=12, lrs="[0.001]")
+    # Long enough that both trials are seen training at once: at 12 epochs a fast machine ran
+    # them in a few seconds and the polling below missed it (twice in full clean-clone runs).
+    epochs = 30
+    space = _space(tmp_path, epochs=epochs, lrs="[0.001]")
     command = [sys.executable, "-m", "dse", "run", "--space", str(space), "--storage", pg_url]
     command += ["--data-dir", str(data), "--backend", "dask"]
     command += ["--checkpoint-dir", str(tmp_path / "checkpoints")]  # every worker reaches it
@@ -113,6 +115,8 @@ def test_a_killed_dask_worker_fails_its_trial_and_it_is_retried_elsewhere(
         deadline = time.monotonic() + 300
         while victim is None and time.monotonic() < deadline:
             time.sleep(0.3)
+            if run.poll() is not None:  # ended before both workers trained: say why
+                raise AssertionError(f"the run ended ({run.returncode}): {run.stderr.read()}")
             try:
                 trials = optuna.load_study(study_name="tiny", storage=pg_url).get_trials()
             except KeyError:  # not created yet
@@ -140,7 +144,7 @@ def test_a_killed_dask_worker_fails_its_trial_and_it_is_retried_elsewhere(
     assert retry.state == TrialState.COMPLETE and retry.params == died.params
     # resumed from the dead worker's checkpoint, at least at the epochs it reported
     assert retry.user_attrs["resumed_from_epoch"] >= len(died.user_attrs["curve"]) >= 2
-    assert len(retry.user_attrs["history"]) == 12 and retry.user_attrs["lost_train_s"] > 0
+    assert len(retry.user_attrs["history"]) == epochs and retry.user_attrs["lost_train_s"] > 0
     assert list((tmp_path / "checkpoints").rglob("*.pt")) == []  # removed once complete
     assert retry.user_attrs["slot"] != died.user_attrs["slot"]  # another worker process
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
