@@ -42,17 +42,23 @@ def test_conv_without_input_grad_and_without_grad(monkeypatch):
         torch.testing.assert_close(conv(x), out.detach())
 
 
-@pytest.mark.parametrize("kernel", ["onednn", AS_FORWARD, f"{AS_FORWARD},{PHASES}"])
-def test_conv_under_bf16_autocast_matches_autocast_conv(kernel, monkeypatch):
-    """Under CPU autocast the layer runs in bf16 as nn.Conv2d would, with fp32 gradients for
-    the fp32 parameters, by either weight-gradient kernel."""
-    monkeypatch.setenv(ENV, kernel)
+def _twin_strided_convs() -> tuple[Conv2d, nn.Conv2d, torch.Tensor, torch.Tensor]:
+    """A Conv2d (3 -> 8, 5x5, stride 2) and an nn.Conv2d with its weights, and one input for
+    each (equal values, separate gradients)."""
     torch.manual_seed(0)
     fast = Conv2d(3, 8, kernel_size=5, stride=2)
     plain = nn.Conv2d(3, 8, kernel_size=5, stride=2)
     plain.load_state_dict(fast.state_dict())
     x = torch.rand(4, 3, 20, 20, requires_grad=True)
-    x_plain = x.detach().clone().requires_grad_(True)
+    return fast, plain, x, x.detach().clone().requires_grad_(True)
+
+
+@pytest.mark.parametrize("kernel", ["onednn", AS_FORWARD, f"{AS_FORWARD},{PHASES}"])
+def test_conv_under_bf16_autocast_matches_autocast_conv(kernel, monkeypatch):
+    """Under CPU autocast the layer runs in bf16 as nn.Conv2d would, with fp32 gradients for
+    the fp32 parameters, by either weight-gradient kernel."""
+    monkeypatch.setenv(ENV, kernel)
+    fast, plain, x, x_plain = _twin_strided_convs()
     with torch.autocast("cpu", dtype=torch.bfloat16):
         out, expected = fast(x), plain(x_plain)
     assert out.dtype == expected.dtype == torch.bfloat16
@@ -80,12 +86,7 @@ def test_a_compiled_conv_runs_the_chosen_kernels(monkeypatch):
         spy = lambda *args, real=real: chosen.append(real(*args)) or chosen[-1]  # noqa: E731
         monkeypatch.setattr(conv, name, spy)
     torch.compiler.reset()
-    torch.manual_seed(0)
-    fast = Conv2d(3, 8, kernel_size=5, stride=2)
-    plain = nn.Conv2d(3, 8, kernel_size=5, stride=2)
-    plain.load_state_dict(fast.state_dict())
-    x = torch.rand(4, 3, 20, 20, requires_grad=True)
-    x_plain = x.detach().clone().requires_grad_(True)
+    fast, plain, x, x_plain = _twin_strided_convs()
     compiled = torch.compile(lambda x: (fast(x) ** 2).sum(), fullgraph=True)  # no eager part
     compiled(x).backward()
     (plain(x_plain) ** 2).sum().backward()
