@@ -29,7 +29,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from worktree import checkout_of, code_env
+from worktree import add_now_set, check_now_set, checkout_of, code_env
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -115,18 +115,11 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--set", dest="sets", action="append", default=[], help="KEY=VALUE.")
     parser.add_argument("--against", metavar="REF", help="Also run git commit REF's code.")
-    parser.add_argument(
-        "--now-set",
-        dest="now_sets",
-        action="append",
-        default=[],
-        help="KEY=VALUE for this checkout's side only (with --against).",
-    )
+    add_now_set(parser)
     parser.add_argument("--rounds", type=int, default=1, help="Alternating rounds.")
     parser.add_argument("--out", default=None, help="Folder for end_to_end.md/.json.")
     args = parser.parse_args()
-    if args.now_sets and not args.against:
-        parser.error("--now-set applies to this checkout's side of --against: give --against")
+    check_now_set(parser, args)
     from dse.output import print_table_and_json
 
     space = resolve_space(args.space)

@@ -37,7 +37,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from worktree import checkout_of, code_env
+from worktree import add_now_set, check_now_set, checkout_of, code_env
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -201,21 +201,14 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--only", nargs="+", choices=list(VARIANTS), help="Run these variants.")
     parser.add_argument("--set", dest="sets", action="append", default=[], help="KEY=VALUE.")
-    parser.add_argument(
-        "--now-set",
-        dest="now_sets",
-        action="append",
-        default=[],
-        help="KEY=VALUE for this checkout's side of --against only (compile=true).",
-    )
+    add_now_set(parser)
     parser.add_argument("--sizes", action="store_true", help="The three model sizes instead.")
     parser.add_argument("--against", metavar="REF", help="Also measure git commit REF's code.")
     parser.add_argument("--rounds", type=int, default=3, help="Alternating rounds (--against).")
     parser.add_argument("--precisions", default="fp32,bf16", help="Rows of --against.")
     parser.add_argument("--out", default=None, help="Folder for step_throughput.md/.json.")
     args = parser.parse_args()
-    if args.now_sets and not args.against:
-        parser.error("--now-set applies to this checkout's side of --against: give --against")
+    check_now_set(parser, args)
     import torch
 
     from dse.output import print_table_and_json

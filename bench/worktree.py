@@ -1,7 +1,9 @@
-"""Another commit's code beside this checkout's, for benchmarks that compare the two."""
+"""Another commit's code beside this checkout's, for benchmarks that compare the two, and the
+--now-set option they share (overrides for this checkout's side only)."""
 
 from __future__ import annotations
 
+import argparse
 import os
 import subprocess
 import tempfile
@@ -38,3 +40,21 @@ def code_env(tree: Path) -> dict[str, str]:
     """This environment with `tree` first on PYTHONPATH, so `python -m dse` runs its code."""
     path = [str(tree), os.environ.get("PYTHONPATH", "")]
     return {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in path if p)}
+
+
+def add_now_set(parser: argparse.ArgumentParser) -> None:
+    """--now-set KEY=VALUE (repeatable): overrides for this checkout's side of --against only
+    (compile=true, which REF's code may not know)."""
+    parser.add_argument(
+        "--now-set",
+        dest="now_sets",
+        action="append",
+        default=[],
+        help="KEY=VALUE for this checkout's side of --against only (compile=true).",
+    )
+
+
+def check_now_set(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """--now-set without --against has no side to apply to: a usage error (exit 2)."""
+    if args.now_sets and not args.against:
+        parser.error("--now-set applies to this checkout's side of --against: give --against")
