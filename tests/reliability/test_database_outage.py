@@ -30,7 +30,10 @@ from dse.search.records import TrialRecord
 from dse.space import load_space
 from tests.conftest import dse_command, write_idx_dataset, write_space
 
-EPOCHS = 4  # a tiny trial of 4 epochs trains for a few seconds on 2 cores
+# A tiny trial trains ~0.06 s an epoch on a fast 2-core VM (4 epochs took 0.4 s a trial: the
+# study could end before the server stopped). 40 epochs last seconds, so each outage below
+# lands while trials train and points are left to ask for.
+EPOCHS = 40
 OUTAGE_S = 12  # longer than the grace period (10 s): heartbeats stop for longer than it
 NOBODY = "postgresql+psycopg://dse@127.0.0.1:9/nobody"  # the discard port: nothing listens
 

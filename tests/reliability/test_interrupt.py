@@ -57,7 +57,7 @@ def start_and_wait_for_two_training(space: Path, log: Path) -> subprocess.Popen:
     ids=["int", "term", "term-group"],  # term-group: a batch scheduler ending the whole job
 )
 def test_a_signal_stops_the_run_cleanly_and_the_same_command_resumes(workdir, number, to_group):
-    space = write_space(workdir, epochs=6, lrs="[0.001]")  # 2 trials of some seconds
+    space = write_space(workdir, epochs=40, lrs="[0.001]")  # 2 trials of seconds (6 epochs: 0.4 s)
     log = workdir / "run.stderr"
     run = start_and_wait_for_two_training(space, log)
     started = time.monotonic()

@@ -157,7 +157,7 @@ def test_a_killed_runner_trial_goes_stale_and_the_other_runner_retries_it(
     workdir, pg_url, start_runner
 ):
     """kill -9 one of two runners mid-trial: heartbeats stop, the survivor finishes the grid."""
-    space = write_space(workdir, epochs=6, lrs="[0.001, 0.002]")
+    space = write_space(workdir, epochs=40, lrs="[0.001, 0.002]")  # trials of seconds
     survivor, victim = start_runner(space, pg_url), start_runner(space, pg_url)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
