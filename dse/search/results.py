@@ -15,7 +15,7 @@ from dse.errors import ConfigError, StorageError, choose_from, option
 from dse.search.pareto import GrowingFront, knee, non_dominated
 from dse.search.records import StudyRecord, TrialRecord
 from dse.search.robust import DEFAULT_RESAMPLES, nondominated_probability
-from dse.search.storage import open_storage
+from dse.search.storage import DEFAULT_OUTAGE_LIMIT_S, open_storage
 from dse.search.study import load_study, study_names
 from dse.train.result import METRICS, current_metric
 
@@ -80,8 +80,16 @@ def meets_constraints(trial: FrozenTrial) -> bool:
     return all(v <= 0 for v in trial.constraints.values())
 
 
-def open_view(storage: str, study: str | None) -> StudyView:
-    return StudyView(load_study(open_storage(storage, create=False), study))
+def open_view(
+    storage: str,
+    study: str | None,
+    outage_limit: float = DEFAULT_OUTAGE_LIMIT_S,
+    open_wait_s: float = 0.0,
+) -> StudyView:
+    """A study to read; a database server that does not answer yet is waited for up to
+    `open_wait_s`, and one that goes away while it is read up to `outage_limit`."""
+    opened = open_storage(storage, False, outage_limit, open_wait_s)
+    return StudyView(load_study(opened, study))
 
 
 def check_front_objectives(view: StudyView) -> None:

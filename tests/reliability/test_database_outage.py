@@ -3,7 +3,8 @@
 PostgreSQL is stopped (`pg_ctl stop -m fast`, as for a restart) while two workers train, on a
 server of this module's own; the runner waits, every trial is recorded once. Down longer than
 `--db-outage-limit`, the run ends in one line and the same command finishes the study. A server
-down as the run starts is waited for (30 s at most; Ctrl-C ends the wait). A SQLite database
+down as the run starts, or as it ends and reads the front, is waited for (30 s at most; Ctrl-C
+ends the wait). A SQLite database
 whose disk fills up ends the run in one line, and nothing is half-written.
 """
 
@@ -212,6 +213,40 @@ def test_a_database_down_past_the_limit_ends_the_run_in_one_line_and_the_study_r
     assert {TrialRecord(t).point_key() for t in left} <= {
         TrialRecord(t).point_key() for t in complete
     }  # the trials the outage stopped were run again
+
+
+def test_a_database_restarting_as_the_run_ends_is_waited_for_to_show_the_front(
+    workdir, restartable_postgres, monkeypatch
+):
+    """Every trial is stored, then the server restarts before the front is read (what ended a
+    run in "cannot open the database" once): the front is read once it is back."""
+    from dse.commands import exploring
+    from dse.search.options import RunOptions
+    from dse.search.outage import DatabaseOutage
+
+    server = restartable_postgres
+    url = server.create_database("ending")
+    space = write_space(workdir, epochs=1, lrs="[0.001]")  # 2 points
+    real_run_study = exploring.run_study
+    resumed = threading.Timer(3, server.resume)
+
+    def run_then_restart(*args, **kwargs):
+        summary = real_run_study(*args, **kwargs)
+        server.pause()  # down as the run ends, back 3 s later
+        resumed.start()
+        return summary
+
+    monkeypatch.setattr(exploring, "run_study", run_then_restart)
+    started = time.monotonic()
+    try:
+        with pytest.warns(DatabaseOutage, match=r"is unreachable \(.*retrying for up to 30 s"):
+            shown = exploring.run(str(space), RunOptions(storage=url, gpus="cpu"), live=False)
+    finally:
+        resumed.join()
+    assert shown.preface[0].startswith("study tiny: 2 complete, 0 failed of 2 planned")
+    (front,) = shown.tables
+    assert 1 <= len(front.rows) <= 2
+    assert time.monotonic() - started >= 3
 
 
 def test_a_database_restarting_as_the_run_starts_is_waited_for(
