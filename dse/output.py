@@ -22,6 +22,7 @@ from rich.console import Console
 from rich.table import Table
 
 from dse.errors import as_cli
+from dse.files import publish
 
 
 def file_stem(name: str) -> str:
@@ -161,9 +162,10 @@ def write_table_files(folder: str | Path, stem: str, rows: list[dict[str, Any]])
     out = Path(folder)
     out.mkdir(parents=True, exist_ok=True)
     md, js = out / f"{stem}.md", out / f"{stem}.json"
-    md.write_text(markdown_table(rows) + "\n")
-    js.write_text(json.dumps(rows, indent=2, default=str) + "\n")
-    return [md, js]
+    return [
+        publish(md, markdown_table(rows) + "\n"),
+        publish(js, json.dumps(rows, indent=2, default=str) + "\n"),
+    ]
 
 
 def print_table_and_json(rows: list[dict[str, Any]], folder: str | None, stem: str) -> None:

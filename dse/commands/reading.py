@@ -8,6 +8,7 @@ from pathlib import Path
 from dse.commands.exploring import front_shown
 from dse.commands.paths import check_output_dir, check_writable
 from dse.errors import ConfigError, choose_from, option
+from dse.files import publish
 from dse.output import Rows, Shown
 from dse.search.storage import DEFAULT_STORAGE
 
@@ -145,7 +146,7 @@ def export(
     text = results.exported_config(chosen).to_yaml()
     notes = [results.describe_choice(view, chosen, pick)]
     if out:
-        Path(out).write_text(text, encoding="utf-8")
+        publish(out, text)
         notes.append(f"trial {chosen.number} -> {out}")
     return Shown(text=None if out else text, notes=notes)
 

@@ -22,6 +22,7 @@ import numpy as np
 from dse import yamlio
 from dse.config import TrialConfig
 from dse.errors import ConfigError, option
+from dse.files import publish
 
 DEFAULT_PATH = "results/calibration.json"
 
@@ -83,7 +84,7 @@ class Calibration:
     def save(self, path: str | Path) -> None:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+        publish(path, json.dumps(self.to_dict(), indent=2) + "\n")
 
 
 def load_calibration(path: str | Path) -> dict[str, Any]:

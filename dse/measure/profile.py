@@ -29,6 +29,7 @@ from torch.autograd import DeviceType
 from torch.profiler import ProfilerActivity, profile, record_function
 
 from dse.config import TrialConfig
+from dse.files import publish
 from dse.measure.bench import StepRunner
 from dse.measure.quiet import native_stderr_silenced
 from dse.train.environment import synchronize
@@ -209,6 +210,7 @@ def _write(result: ProfileResult, prof, out_dir: Path) -> None:
     result.trace = out_dir / f"trace-{result.mode}.json"
     prof.export_chrome_trace(str(result.trace))
     result.ops_csv = out_dir / f"profile-{result.mode}-ops.csv"
-    pd.DataFrame([r.__dict__ for r in result.ops]).to_csv(result.ops_csv, index=False)
+    publish(result.ops_csv, pd.DataFrame([r.__dict__ for r in result.ops]).to_csv(index=False))
     result.layers_csv = out_dir / f"profile-{result.mode}-layers.csv"
-    pd.DataFrame([r.__dict__ for r in result.layers]).to_csv(result.layers_csv, index=False)
+    layers = pd.DataFrame([r.__dict__ for r in result.layers])
+    publish(result.layers_csv, layers.to_csv(index=False))

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import plotly.graph_objects as go
 
+from dse.files import publish
 from dse.output import file_stem
 from dse.report.front import check_color_by, pareto_figure, pareto_figure_3d
-from dse.report.pages import publish
 from dse.report.panels import curves_figure, effects_figure, hypervolume_figure
 from dse.search.results import StudyView, robustness
 
@@ -122,7 +122,8 @@ def _write_png(fig: go.Figure, path: Path) -> str | None:
     except ImportError:
         return "kaleido is not installed (pip install kaleido)"
     try:
-        fig.write_image(path, width=1000, height=650)
+        png = fig.to_image(format="png", width=1000, height=650)
     except Exception as exc:  # no browser for kaleido, or it failed to start
         return f"kaleido could not render ({' '.join(str(exc).split())[:160]})"
+    publish(path, png)
     return None

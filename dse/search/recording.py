@@ -25,6 +25,7 @@ from optuna.trial import TrialState
 
 from dse.config import TrialConfig
 from dse.errors import ConfigError, DseError, option
+from dse.files import publish
 from dse.search.records import EpochPoint, StudyRecord, TrialRecord, param_key
 from dse.search.storage import close_storage, open_storage
 from dse.search.study import load_study
@@ -122,11 +123,9 @@ def save_record(recording: Recording, path: str | Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     text = json.dumps(recording.to_json(), separators=(",", ":"))
     if path.suffix != ".gz":
-        path.write_text(text, encoding="utf-8")
-        return path
-    with gzip.open(path, "wt", encoding="utf-8", compresslevel=9) as out:
-        out.write(text)
-    return path
+        return publish(path, text)
+    # mtime 0: the same record compresses to the same bytes (shipped records diff cleanly)
+    return publish(path, gzip.compress(text.encode("utf-8"), compresslevel=9, mtime=0))
 
 
 def load_record(path: str | Path) -> Recording:

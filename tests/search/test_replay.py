@@ -254,6 +254,8 @@ def test_replay_is_quick():
 def test_a_record_file_round_trips_and_replays_by_the_cli(tmp_path):
     path = save_record(synthetic_recording(), tmp_path / "grid.json.gz")
     assert load_record(path) == synthetic_recording()
+    again = save_record(synthetic_recording(), tmp_path / "again.json.gz")
+    assert again.read_bytes() == path.read_bytes()  # no timestamp: a record diffs cleanly
     result = runner.invoke(
         app, ["replay", "--record", str(path), "--seeds", "3", "--methods", "grid,moasha",
               "--plot", "--out", str(tmp_path / "fig"), "--format", "json"],

@@ -1,0 +1,28 @@
+"""Files written for a user whole or not at all.
+
+Each is written to a temporary file beside it and renamed over it: a write cut short (a full
+disk, Ctrl-C, a killed process) leaves the previous file as it was, not half of a new one, and
+a reader (a `dse run` loading its calibration, a retrain reading an exported config) never
+meets a torn file.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def publish(path: str | Path, data: str | bytes) -> Path:
+    """Write `data` (text as UTF-8, or bytes) to `path` through a temporary file beside it,
+    renamed over it; returns the path."""
+    path = Path(path)
+    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    try:
+        if isinstance(data, bytes):
+            partial.write_bytes(data)
+        else:
+            partial.write_text(data, encoding="utf-8")
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
+    return path
