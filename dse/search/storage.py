@@ -290,6 +290,8 @@ def creation_lock(url: str) -> Iterator[None]:
 
 
 def _check_sqlite_path(url: str, path: Path, create: bool) -> None:
+    if path.is_dir():
+        raise StorageError(f"{option('storage')} {url}: {path} is a folder, not a database file")
     if not create:
         if not path.is_file():
             raise StorageError(

@@ -42,6 +42,7 @@ def workdir(tmp_path, monkeypatch, digits_root, bad_checkpoints):
         "name: t\naxes: {lr_policy.name: [constant, cosine]}\n"
     )
     (tmp_path / "config.yaml").write_text("epochs: three\n")
+    (tmp_path / "afolder").mkdir()
     (tmp_path / "objectives.yaml").write_text(
         GOOD_SPACE + "objectives: {params: minimize, val_accuracy: maximize}\n"
     )
@@ -161,6 +162,11 @@ CASES = [
     ),
     (["pareto"], "no results database at results/dse.db"),
     (["trials", "--storage", "sqlite:///other.db"], "no results database at other.db"),
+    (["trials", "--storage", "sqlite:///afolder"], "afolder is a folder, not a database file"),
+    (
+        ["run", "--space", "good.yaml", "--storage", "sqlite:///afolder"],
+        "--storage sqlite:///afolder: afolder is a folder, not a database file",
+    ),
     (["studies", "--storage", "journal.log"], "no journal file at journal.log"),
     (["export", "--trial", "1", "--pick", "knee"], "give exactly one of --trial N or --pick"),
     (["export", "--pick", "best"], "--pick best: choose from knee, fastest, most-accurate"),
