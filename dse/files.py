@@ -9,19 +9,24 @@ meets a torn file.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 
 def publish(path: str | Path, data: str | bytes) -> Path:
-    """Write `data` (text as UTF-8, or bytes) to `path` through a temporary file beside it,
-    renamed over it; returns the path."""
+    """Write `data` (text as UTF-8, or bytes) to `path` whole or not at all; returns the path."""
+    if isinstance(data, bytes):
+        return publish_with(path, lambda partial: partial.write_bytes(data))
+    return publish_with(path, lambda partial: partial.write_text(data, encoding="utf-8"))
+
+
+def publish_with(path: str | Path, write: Callable[[Path], object]) -> Path:
+    """`write(partial)` writes the file (a library that takes a file name) to a temporary
+    path beside `path`, then renamed over it; returns the path."""
     path = Path(path)
     partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
     try:
-        if isinstance(data, bytes):
-            partial.write_bytes(data)
-        else:
-            partial.write_text(data, encoding="utf-8")
+        write(partial)
         os.replace(partial, path)
     finally:
         partial.unlink(missing_ok=True)

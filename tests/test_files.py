@@ -2,7 +2,7 @@
 
 import pytest
 
-from dse.files import publish
+from dse.files import publish, publish_with
 
 
 def _left_over(folder):
@@ -32,3 +32,18 @@ def test_a_folder_that_is_not_there_is_the_callers_to_make(tmp_path):
     with pytest.raises(FileNotFoundError):
         publish(tmp_path / "missing" / "out.yaml", "x: 1\n")
     assert not (tmp_path / "missing").exists()
+
+
+def test_a_library_writing_by_file_name_writes_whole_or_not_at_all(tmp_path):
+    """publish_with: the writer (a profiler's trace export, say) gets the temporary path."""
+    path = publish_with(tmp_path / "trace.json", lambda p: p.write_text('{"events": []}'))
+    assert path.read_text() == '{"events": []}'
+
+    def cut_short(partial):
+        partial.write_text('{"events": [')  # half written, then the writer fails
+        raise OSError(28, "No space left on device")
+
+    with pytest.raises(OSError, match="No space left"):
+        publish_with(path, cut_short)
+    assert path.read_text() == '{"events": []}'
+    assert _left_over(tmp_path) == []

@@ -29,7 +29,7 @@ from torch.autograd import DeviceType
 from torch.profiler import ProfilerActivity, profile, record_function
 
 from dse.config import TrialConfig
-from dse.files import publish
+from dse.files import publish, publish_with
 from dse.measure.bench import StepRunner
 from dse.measure.quiet import native_stderr_silenced
 from dse.train.environment import synchronize
@@ -208,7 +208,7 @@ def _write(result: ProfileResult, prof, out_dir: Path) -> None:
 
     out_dir.mkdir(parents=True, exist_ok=True)
     result.trace = out_dir / f"trace-{result.mode}.json"
-    prof.export_chrome_trace(str(result.trace))
+    publish_with(result.trace, lambda partial: prof.export_chrome_trace(str(partial)))
     result.ops_csv = out_dir / f"profile-{result.mode}-ops.csv"
     publish(result.ops_csv, pd.DataFrame([r.__dict__ for r in result.ops]).to_csv(index=False))
     result.layers_csv = out_dir / f"profile-{result.mode}-layers.csv"
