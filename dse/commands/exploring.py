@@ -14,7 +14,6 @@ from dse.search.moasha import DEFAULT_ETA, DEFAULT_RUNGS, EarlyStop, check_eta, 
 from dse.search.options import RunOptions
 from dse.search.recorder import RunSummary
 from dse.search.runner import run_study
-from dse.search.storage import OPEN_WAIT_S
 from dse.space import load_space
 
 EARLY_STOP_RULES = ("moasha",)
@@ -76,16 +75,10 @@ def run(
     if calibration:
         options = replace(options, calibration=load_calibration(calibration))
     summary = run_study(loaded, options, LiveReporter() if live else LineReporter())
-    view = open_view(options.storage, summary.study, *_waits(options))
+    view = open_view(options.storage, summary.study, options.db_outage_limit, options.open_wait_s)
     shown = front_shown(pareto_rows(view), f"Pareto front of {summary.study}", front_header(view))
     shown.preface = summary_lines(summary)
     return shown
-
-
-def _waits(options: RunOptions) -> tuple[float, float]:
-    """(outage limit, open wait) for reading the study a run has written: a database server
-    restarting as the run ends is waited for as it is while the run goes on."""
-    return options.db_outage_limit, min(OPEN_WAIT_S, options.db_outage_limit)
 
 
 def summary_lines(summary: RunSummary) -> list[str]:
@@ -123,7 +116,7 @@ def reproduce(
     name = options.study_name or loaded.name
     if run_first:
         run_study(loaded, replace(options, study_name=name), LineReporter())
-    view = open_view(options.storage, name, *_waits(options))
+    view = open_view(options.storage, name, options.db_outage_limit, options.open_wait_s)
     rows = paper.report_rows(paper.measured_by_preset(view, dataset))
     if not rows:
         on = f" on {dataset}" if dataset else ""

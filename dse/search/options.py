@@ -15,7 +15,7 @@ from dse.search.devices import Slot, cpu_count, plan_slots
 from dse.search.grid_order import spread_order
 from dse.search.moasha import EarlyStop
 from dse.search.outage import DEFAULT_OUTAGE_LIMIT_S
-from dse.search.storage import DEFAULT_STORAGE, journal_path, sqlite_path
+from dse.search.storage import DEFAULT_STORAGE, OPEN_WAIT_S, journal_path, sqlite_path
 from dse.search.study import SAMPLERS
 from dse.space import SearchSpace
 
@@ -44,6 +44,12 @@ class RunOptions:
     db_outage_limit: float = DEFAULT_OUTAGE_LIMIT_S  # seconds the database may stay unreachable
     checkpoint_dir: str | None = None  # per-epoch trial checkpoints; default: beside the database
     keep_checkpoints: bool = False  # keep a trial's checkpoint after it ends
+
+    @property
+    def open_wait_s(self) -> float:
+        """How long a database server that does not answer yet (restarting) is waited for as
+        the run starts, and as it ends and reads the front: briefly, never past the limit."""
+        return min(OPEN_WAIT_S, self.db_outage_limit)
 
     def validate(self, space: SearchSpace) -> None:
         """Every combination of options that cannot run, before anything starts (and, for

@@ -71,7 +71,7 @@ from dse.search.recorder import (
 from dse.search.records import EpochPoint, Placement, StudyRecord, TrialRecord
 from dse.search.resilient import watch_signals
 from dse.search.signals import StopSignals
-from dse.search.storage import OPEN_WAIT_S, close_storage, open_storage
+from dse.search.storage import close_storage, open_storage
 from dse.search.study import Counting, fail_stale, finished_count
 from dse.search.study_setup import set_up_study
 from dse.search.unvisited import Novelty, Outcome
@@ -106,8 +106,7 @@ def run_study(
             _check_local_data(options, plan)
         storage = runner = None
         try:
-            # a database server restarting as the run starts is waited for, briefly
-            wait_s, stopped = min(OPEN_WAIT_S, options.db_outage_limit), lambda: stop.received
+            wait_s, stopped = options.open_wait_s, lambda: stop.received
             with setup_lock(options.storage, wait_s, stopped):
                 storage = open_storage(
                     options.storage, True, options.db_outage_limit, wait_s, stopped
