@@ -122,6 +122,12 @@ axes:
 """
 
 
+# Epochs of a tiny trial that still trains for seconds: ~0.06 s an epoch on a fast 2-core VM
+# (at 4-6 epochs a trial took 0.4 s, and a study could end before a test stopped its database
+# or signalled its runner). For tests that act while trials are training.
+LONG_TRIAL_EPOCHS = 40
+
+
 def write_space(
     folder: Path, name: str = "tiny", epochs: int = 1, lrs: str = "[0.001, 0.003]"
 ) -> Path:

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from optuna.trial import TrialState
 
-from tests.conftest import dse_command, load_study, write_space
+from tests.conftest import LONG_TRIAL_EPOCHS, dse_command, load_study, write_space
 
 STORAGE = "sqlite:///results/dse.db"
 DB = Path("results/dse.db")
@@ -134,7 +134,7 @@ def test_kill_9_of_the_runner_then_the_same_command_completes(workdir):
 
 
 def test_a_killed_worker_is_replaced_and_its_trial_retried(workdir):
-    space = write_space(workdir, epochs=40, lrs="[0.001]")
+    space = write_space(workdir, epochs=LONG_TRIAL_EPOCHS, lrs="[0.001]")
     log = workdir / "run.stderr"
     run = _start(space, log)
     _, workers = _wait_for(

@@ -29,12 +29,9 @@ from typer.testing import CliRunner
 from dse.cli import app
 from dse.search.records import TrialRecord
 from dse.space import load_space
-from tests.conftest import dse_command, write_idx_dataset, write_space
+from tests.conftest import LONG_TRIAL_EPOCHS, dse_command, write_idx_dataset, write_space
 
-# A tiny trial trains ~0.06 s an epoch on a fast 2-core VM (4 epochs took 0.4 s a trial: the
-# study could end before the server stopped). 40 epochs last seconds, so each outage below
-# lands while trials train and points are left to ask for.
-EPOCHS = 40
+EPOCHS = LONG_TRIAL_EPOCHS  # each outage below lands while trials train, points left to ask
 OUTAGE_S = 12  # longer than the grace period (10 s): heartbeats stop for longer than it
 NOBODY = "postgresql+psycopg://dse@127.0.0.1:9/nobody"  # the discard port: nothing listens
 

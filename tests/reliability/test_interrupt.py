@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from optuna.trial import TrialState
 
-from tests.conftest import dse_command, load_study, write_space
+from tests.conftest import LONG_TRIAL_EPOCHS, dse_command, load_study, write_space
 
 DB = Path("results/dse.db")
 
@@ -57,7 +57,7 @@ def start_and_wait_for_two_training(space: Path, log: Path) -> subprocess.Popen:
     ids=["int", "term", "term-group"],  # term-group: a batch scheduler ending the whole job
 )
 def test_a_signal_stops_the_run_cleanly_and_the_same_command_resumes(workdir, number, to_group):
-    space = write_space(workdir, epochs=40, lrs="[0.001]")  # 2 trials of seconds (6 epochs: 0.4 s)
+    space = write_space(workdir, epochs=LONG_TRIAL_EPOCHS, lrs="[0.001]")  # 2 trials of seconds
     log = workdir / "run.stderr"
     run = start_and_wait_for_two_training(space, log)
     started = time.monotonic()

@@ -22,7 +22,7 @@ from typer.testing import CliRunner
 from dse.cli import app
 from dse.search.records import TrialRecord
 from dse.space import load_space
-from tests.conftest import dse_command, write_space
+from tests.conftest import LONG_TRIAL_EPOCHS, dse_command, write_space
 
 runner = CliRunner()
 
@@ -157,7 +157,7 @@ def test_a_killed_runner_trial_goes_stale_and_the_other_runner_retries_it(
     workdir, pg_url, start_runner
 ):
     """kill -9 one of two runners mid-trial: heartbeats stop, the survivor finishes the grid."""
-    space = write_space(workdir, epochs=40, lrs="[0.001, 0.002]")  # trials of seconds
+    space = write_space(workdir, epochs=LONG_TRIAL_EPOCHS, lrs="[0.001, 0.002]")
     survivor, victim = start_runner(space, pg_url), start_runner(space, pg_url)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
