@@ -9,7 +9,8 @@ from pathlib import Path
 from dse.commands.paths import check_output_dir, check_writable
 from dse.errors import ConfigError, option
 from dse.output import Rows, Shown, file_stem
-from dse.search.moasha import DEFAULT_ETA, ESTIMABLE, EarlyStop, check_eta, parse_rungs
+from dse.search.estimates import ESTIMABLE
+from dse.search.moasha import DEFAULT_ETA, EarlyStop, check_eta, parse_rungs
 from dse.search.recording import Recording, complete_grid, load_record, record_study, save_record
 from dse.search.replay import METHODS, Grid
 from dse.search.replay_summary import CI_METHOD, ReplayResult, replay_methods

@@ -10,8 +10,8 @@ A replay runs the search as `dse run` would, on a simulated clock:
   order (grid_order.py), as the runner queues them (study.enqueue_missing); a sampled point
   that is not a valid config is failed and drawn again, as live;
 - MO-ASHA decides with the runner's code (moasha.RungBook.rank), fed what the runner feeds it:
-  the trial's curve so far, its batch size per epoch, and every other started trial's curve up
-  to now and its decision at the rung, if it reached the rung before;
+  the trial's curve so far, its batch size per epoch and parameters, and every other started
+  trial's curve up to now, its batch sizes, parameters and whether it completed;
 - a trial's objectives are the record's: its final values when it completes (told to the
   study), the rung's estimates when it is stopped (told PRUNED, as live).
 
@@ -284,7 +284,8 @@ class Simulation:
                 number,
                 running.curve,
                 self.grid.batch_sizes[running.key],
-                self.peers(number, epoch),
+                self.peers(number),
+                running.recorded.params,
             )
             running.decisions[epoch] = decision
             if not decision.proceed:
@@ -312,10 +313,16 @@ class Simulation:
     def final_values(self, number: int) -> tuple[float, ...]:
         return tuple(self.started[number].recorded.values or ())
 
-    def peers(self, number: int, rung: int) -> list[Peer]:
+    def peers(self, number: int) -> list[Peer]:
         """The other started trials as the runner's study holds them now."""
         return [
-            Peer(n, r.curve, r.decisions.get(rung), self.grid.batch_sizes[r.key])
+            Peer(
+                n,
+                r.curve,
+                self.grid.batch_sizes[r.key],
+                r.recorded.params,
+                complete=r.stopped_at is None and len(r.curve) == r.recorded.epochs,
+            )
             for n, r in self.started.items()
             if n != number
         ]

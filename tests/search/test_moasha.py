@@ -6,9 +6,11 @@ from __future__ import annotations
 import heapq
 from dataclasses import dataclass, replace
 
+import numpy as np
 import pytest
 
 from dse.errors import ConfigError
+from dse.search.gains import Finished, GainModel
 from dse.search.moasha import (
     EarlyStop,
     EpochPoint,
@@ -17,11 +19,12 @@ from dse.search.moasha import (
     RungRecord,
     decide,
     parse_rungs,
-    projected_train_time,
+    rung_fronts,
     rung_order,
     rung_values,
 )
 from dse.search.options import RunOptions
+from dse.search.pareto import dominates
 from dse.search.records import TrialRecord
 from dse.search.runner import run_study
 from dse.space import load_space
@@ -70,6 +73,26 @@ def test_three_objectives_fronts_then_epsilon_net():
             assert decision.cutoff == 4 // eta + 1
 
 
+def test_fronts_of_many_records_match_pairwise_dominance():
+    """The vectorised sort against the definition, on 400 records with ties and duplicates in
+    3 objectives: each front is what no remaining record dominates, in trial order."""
+    rng = np.random.default_rng(0)
+    values = rng.integers(0, 6, size=(400, 3)).astype(float)
+    directions = ["minimize", "maximize", "minimize"]
+    records = [RungRecord(i, tuple(v)) for i, v in enumerate(values)]
+    fronts = rung_fronts(records, directions)
+    x = values * np.array([1.0, -1.0, 1.0])
+    remaining = list(range(len(x)))
+    for front in fronts:
+        expected = [i for i in remaining if not any(dominates(x[j], x[i]) for j in remaining)]
+        assert sorted(front) == expected
+        remaining = [i for i in remaining if i not in expected]
+    assert not remaining and len(fronts) > 3
+    # within a front: the best first objective first (ties: lower number), then the farthest
+    first = fronts[0]
+    assert first[0] == min(first, key=lambda i: (x[i, 0], i))
+
+
 def test_a_late_rung_lets_its_first_front_go_on():
     """Where stopping saves less than a 1/eta share of the run, a newcomer no record dominates
     goes on behind the cutoff; a dominated one is still stopped, and other rungs are as before."""
@@ -91,11 +114,10 @@ def test_a_late_rung_lets_its_first_front_go_on():
         return [EpochPoint(e, 32, epoch_time, epoch_time * e, accuracy) for e in range(1, 10)]
 
     book = RungBook(stop, ["train_time_s", "val_accuracy"], TIME_ACC)
-    peer = Peer(0, curve(1.0, 0.947), None, (32,) * 10)
+    peer = Peer(0, curve(1.0, 0.947), (32,) * 10)
     for epochs, proceed in ((10, True), (16, False)):
-        decision = book.rank(
-            9, 1, curve(1.5, 0.968), (32,) * epochs, [replace(peer, batch_sizes=(32,) * epochs)]
-        )
+        peers = [replace(peer, batch_sizes=(32,) * epochs)]
+        decision = book.rank(9, 1, curve(1.5, 0.968), (32,) * epochs, peers, {})
         assert (decision.proceed, decision.position, decision.of) == (proceed, 2, 2)
 
 
@@ -177,58 +199,6 @@ def test_the_same_curves_in_another_order_decide_otherwise():
     assert decisions == [(0, 1, True), (1, 1, False)]
 
 
-# --- objectives at a rung ---------------------------------------------------------------------
-
-
-def _points(times: list[float], batches: list[int], accuracy: list[float]) -> list[EpochPoint]:
-    elapsed, points = 0.0, []
-    for e, (t, b, a) in enumerate(zip(times, batches, accuracy, strict=True), start=1):
-        elapsed += t
-        points.append(EpochPoint(e, b, t, elapsed, a))
-    return points
-
-
-def test_projected_time_follows_the_batch_schedule():
-    plan = [16, 16, 16, 64, 64]  # adabatch: batch 16 for 3 epochs, then 64
-    early = _points([10, 12], [16, 16], [0.5, 0.6])
-    # epoch 3 at batch 16: 11 (the mean); epochs 4-5 at 64, not measured yet: 16's time
-    assert projected_train_time(early, plan) == pytest.approx(22 + 11 + 11 + 11)
-    late = _points([10, 12, 11, 4], [16, 16, 16, 64], [0.5, 0.6, 0.7, 0.8])
-    assert projected_train_time(late, plan) == pytest.approx(37 + 4)
-    assert projected_train_time(late[:5], plan[:4]) == pytest.approx(37)  # nothing left
-    values = rung_values(["time_to_best_s", "val_accuracy", "train_time_s"], late[:2], plan)
-    assert values == pytest.approx((55, 0.6, 55))
-    dipped = _points([1, 1], [8, 8], [0.7, 0.6])
-    assert rung_values(["val_accuracy"], dipped, [8] * 4) == (0.7,)  # the best so far
-
-
-def test_a_batch_size_not_run_yet_is_scaled_by_the_studys_other_curves():
-    plan = [16, 16, 16, 64, 64]
-    early = _points([10, 12], [16, 16], [0.5, 0.6])
-    # trials that ran both sizes: the median of their ratios (0.4, 0.5, 0.9 -> 0.5)
-    paired = [
-        _points([10, 10, 4], [16, 16, 64], [0.1] * 3),
-        _points([8, 4], [16, 64], [0.1] * 2),
-        _points([10, 9], [16, 64], [0.1] * 2),
-        _points([3, 3], [128, 128], [0.1] * 2),  # other sizes: no say
-    ]
-    assert projected_train_time(early, plan, paired) == pytest.approx(22 + 11 + 2 * 11 * 0.5)
-    # nobody ran both: the ratio of mean epoch times at each size over all curves (3 / 12)
-    unpaired = [_points([12, 12], [16, 16], [0.1] * 2), _points([2, 4], [64, 64], [0.1] * 2)]
-    assert projected_train_time(early, plan, unpaired) == pytest.approx(22 + 11 + 2 * 11 * 0.25)
-    values = rung_values(["val_accuracy", "train_time_s"], early, plan, unpaired)
-    assert values == pytest.approx((0.6, 38.5))
-    # nobody ran 64 at all: unscaled, as without other curves
-    alone = [_points([12], [16], [0.1])]
-    assert projected_train_time(early, plan, alone) == projected_train_time(early, plan)
-
-
-def test_nearest_measured_batch_size_by_ratio():
-    points = _points([8, 2], [16, 128], [0.1, 0.2])
-    assert projected_train_time(points, [16, 128, 32]) == pytest.approx(10 + 8)  # 32 nearer 16
-    assert projected_train_time(points, [16, 128, 100]) == pytest.approx(10 + 2)
-
-
 def test_settings_are_checked():
     assert parse_rungs("1,3,9") == (1, 3, 9)
     for bad in ("1,x", "3,1", "0,2", "1,1"):
@@ -241,8 +211,9 @@ def test_settings_are_checked():
 
 def test_trials_run_before_early_stopping_was_on_count_at_its_rungs(workdir):
     """A study of 3 trials run in full without early stopping, resumed with MO-ASHA: the next
-    trial is ranked at rung 1 against those 3 (their estimates from their curves at epoch 1),
-    not taken as the rung's first arrival."""
+    trial is ranked at rung 1 against those 3 (their estimates from their curves at epoch 1,
+    the accuracy plus the gain the complete trials show after it), not taken as the rung's
+    first arrival."""
     space = load_space(str(write_space(workdir, epochs=2, lrs="[0.0003, 0.001, 0.003]")))
     plain = RunOptions(storage="sqlite:///m.db", sampler="grid", n_trials=3, workers=1)
     run_study(space, plain)
@@ -252,9 +223,17 @@ def test_trials_run_before_early_stopping_was_on_count_at_its_rungs(workdir):
     (decision,) = TrialRecord(trials[3]).decisions()
     assert decision.rung == 1 and decision.of == 4 and decision.cutoff == 2
     names = space.metric_names
-    earlier = [
-        RungRecord(r.number, rung_values(names, r.curve[:1], (50, 50)))
-        for r in map(TrialRecord, trials[:3])
-    ]
+    accuracy = names.index("val_accuracy")
+    done = [Finished(t.params, [p.val_accuracy for p in TrialRecord(t).curve]) for t in trials[:3]]
+    gains = GainModel(1, done, [t.params for t in trials])
+    earlier = []
+    for trial in trials[:3]:
+        values = list(rung_values(names, TrialRecord(trial).curve[:1], (50, 50)))
+        values[accuracy] += gains.gain(trial.params, values[accuracy])
+        earlier.append(RungRecord(trial.number, tuple(values)))
+    assert any(
+        e.values != rung_values(names, TrialRecord(t).curve[:1], (50, 50))
+        for e, t in zip(earlier, trials, strict=False)
+    )
     expected = decide(1, RungRecord(3, decision.values), earlier, space.directions, 3.0)
     assert (decision.position, decision.proceed) == (expected.position, expected.proceed)

@@ -165,9 +165,10 @@ def test_sampled_study_with_a_budget_and_a_journal_file(workdir):
 
 
 def test_moasha_stops_trials_at_rungs_and_a_resumed_study_keeps_its_records(workdir):
-    """Half a grid, then the rest: every decision reproducible from the records before it."""
-    from dse.search.moasha import RungRecord, decide
-
+    """Half a grid, then the rest: the second run ranks against the first run's trials, and
+    every stored decision is the rule's (a trial goes on where its position is within the
+    cutoff). Which position it had depends on every curve as it stood then (moasha.py); the
+    replay's fidelity test (test_replay.py) reproduces each decision from them."""
     space = write_space(workdir, epochs=3, lrs="[0.0001, 0.001, 0.003]")
     args = ["run", "--space", str(space), "--workers", "2", "--quiet"]
     # eta 10: a rung keeps floor(n/10) + 1 = one of up to 9 arrivals, so some trial is
@@ -200,13 +201,11 @@ def test_moasha_stops_trials_at_rungs_and_a_resumed_study_keeps_its_records(work
         assert [t.user_attrs["rungs"][rung]["of"] for t in at_rung] == list(
             range(1, len(at_rung) + 1)
         )
-        records = [
-            RungRecord(t.number, tuple(t.user_attrs["rungs"][rung]["values"])) for t in at_rung
-        ]
-        for i, t in enumerate(at_rung):
+        for t in at_rung:
             stored = t.user_attrs["rungs"][rung]
-            again = decide(int(rung), records[i], records[:i], study_directions(study), eta=10)
-            assert (again.proceed, again.position) == (stored["proceed"], stored["position"])
+            assert stored["cutoff"] == stored["of"] // 10 + 1
+            assert stored["proceed"] == (stored["position"] <= stored["cutoff"])
+            assert 1 <= stored["position"] <= stored["of"]
     assert len([t for t in trials if "1" in t.user_attrs["rungs"]]) == 6
 
     pruned = [t for t in trials if t.state == TrialState.PRUNED]
@@ -225,7 +224,3 @@ def test_moasha_stops_trials_at_rungs_and_a_resumed_study_keeps_its_records(work
     numbers = {row["number"] for row in json.loads(front.stdout)}
     assert numbers and not numbers & {t.number for t in pruned}
     assert {t.number for t in study.best_trials} == numbers
-
-
-def study_directions(study: optuna.Study) -> list[str]:
-    return [d.name.lower() for d in study.directions]
