@@ -54,7 +54,7 @@ class GainModel:
     def __init__(self, rung: int, finished: Sequence[Finished], queried: Sequence[Mapping]):
         """`queried`: the parameters the model will be asked about (their values count towards
         a parameter's levels, so a sampled parameter is left out as soon as it is one)."""
-        past = [f for f in finished if len(f.accuracies) > rung]
+        past = [f for f in finished if len(f.accuracies) > rung and np.isfinite(f.accuracies).all()]
         self.weights: np.ndarray | None = None
         self.columns: list[tuple[str, str]] = []
         if not past:

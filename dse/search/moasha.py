@@ -273,8 +273,9 @@ class RungBook:
         # the batch size ratios the time projections read, each computed once for all records
         scale = functools.cache(lambda measured, wanted: size_scale(curves, measured, wanted))
         reached = [p for p in peers if len(p.curve) >= rung]
-        finished = [Finished(p.params, [e.val_accuracy for e in p.curve]) for p in peers]
-        finished = [f for f, p in zip(finished, peers, strict=True) if p.complete]
+        finished = [
+            Finished(p.params, [e.val_accuracy for e in p.curve]) for p in peers if p.complete
+        ]
         gains = GainModel(rung, finished, [params] + [p.params for p in reached])
         # Every trial that reached the rung is estimated now, from its curve up to the rung, as
         # the newcomer is: the projected times take in every curve run since its own decision

@@ -15,6 +15,9 @@ def test_no_complete_trial_past_the_rung_expects_no_gain():
     assert GainModel(1, [], [{"lr": "a"}]).gain({"lr": "a"}, 0.5) == 0.0
     ended_at_the_rung = [Finished({"lr": "a"}, [0.3])]
     assert GainModel(1, ended_at_the_rung, [{"lr": "a"}]).gain({"lr": "a"}, 0.5) == 0.0
+    # a curve with a value that is not a number tells nothing (and spoils no one's estimate)
+    broken = [Finished({"lr": "a"}, [0.3, float("nan")]), Finished({"lr": "b"}, [0.3, 0.5])]
+    assert GainModel(1, broken, []).gain({"lr": "a"}, 0.5) == pytest.approx(0.2)
 
 
 def test_effects_are_pulled_towards_the_mean_by_the_ridge():
