@@ -13,7 +13,8 @@ ridge regression, `RIDGE` pulling an effect seen in few trials towards the mean)
 expected gain is the fit at its parameter values. A value no complete trial has contributes
 nothing; with no complete trial the gain is 0 (the plain MO-ASHA estimate). Parameters with more
 than `MAX_LEVELS` distinct values among the trials (continuous ones, sampled) are left out: a
-value seen once says nothing about another.
+value seen once says nothing about another; with no parameter left the gain is 0 (one mean gain
+for every trial would change no order, only crowd the best at the 1.0 a gain is clipped to).
 
 A complete trial is ranked at a rung by the same estimate as the others (its accuracy at the rung
 plus the fitted gain), not by its known end: a fit pulled towards the mean errs alike for every
@@ -69,6 +70,8 @@ class GainModel:
             if len(levels[name]) <= MAX_LEVELS
             for level in sorted(levels[name])
         ]
+        if not self.columns:
+            return  # the mean alone would lift every trial alike: no gain changes no order
         x = np.array([self._features(f.params) for f in past])
         y = np.array([max(f.accuracies) - max(f.accuracies[:rung]) for f in past])
         penalty = np.full(x.shape[1], RIDGE)

@@ -60,13 +60,20 @@ def test_a_gain_stays_between_nothing_and_a_perfect_score():
 
 def test_a_sampled_parameter_is_not_a_factor():
     """Continuous values never repeat: past MAX_LEVELS distinct values the parameter is left
-    out and the trials' mean gain remains."""
+    out; with nothing left, no gain (the mean for everyone would only crowd the best at 1.0)."""
     done = [Finished({"lr": 0.001 * (i + 1)}, [0.5, 0.5 + 0.01 * i]) for i in range(MAX_LEVELS)]
-    mean = sum(0.01 * i for i in range(MAX_LEVELS)) / MAX_LEVELS
-    model = GainModel(1, done, [{"lr": 0.5}])
-    assert model.gain({"lr": 0.001}, 0.5) == pytest.approx(mean)
+    assert GainModel(1, done, [{"lr": 0.5}]).gain({"lr": 0.001}, 0.5) == 0.0
     fewer = GainModel(1, done, [])  # 32 levels: still a factor
-    assert fewer.gain({"lr": 0.001}, 0.5) < mean
+    assert 0 < fewer.gain({"lr": 0.001}, 0.5) < fewer.gain({"lr": 0.032}, 0.5)
+    mixed = [
+        Finished({**f.params, "decoder": ("small", "none")[i % 2]}, f.accuracies)
+        for i, f in enumerate(done)
+    ]
+    model = GainModel(1, mixed, [{"lr": 0.5, "decoder": "none"}])  # lr left out, decoder kept
+    none = [0.01 * i for i in range(1, MAX_LEVELS, 2)]
+    assert model.gain({"lr": 0.5, "decoder": "none"}, 0.5) == pytest.approx(
+        sum(none) / len(none), abs=0.01
+    )
 
 
 def _curve(epoch_time: float, accuracies: list[float]) -> list[EpochPoint]:
