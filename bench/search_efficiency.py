@@ -73,7 +73,7 @@ def run_method(method: str, args: argparse.Namespace, budget: int) -> tuple[str,
         seed=args.seed,
         workers=args.workers,
         data_dir=args.data_dir,
-        early_stop=EarlyStop(parse_rungs(args.rungs), args.eta) if method == "moasha" else None,
+        early_stop=early_stop_of(args) if method == "moasha" else None,
     )
     print(f"--- {method}", flush=True)
     summary = run_study(space, options, LineReporter())
@@ -152,10 +152,15 @@ def method_row(
     return row
 
 
+def early_stop_of(args) -> EarlyStop:
+    """--rungs and --eta; no --rungs: successive halving's for each run."""
+    return EarlyStop(parse_rungs(args.rungs) if args.rungs else None, args.eta)
+
+
 def replay_report(recording: Recording, methods: list[str], args, budget: int) -> dict:
     """Each method replayed with --seeds seeds on the record: a markdown table, and the rows."""
     grid = Grid(recording)
-    early_stop = EarlyStop(parse_rungs(args.rungs), args.eta)
+    early_stop = early_stop_of(args)
     result = replay_methods(grid, methods, args.seeds, args.workers, budget, early_stop)
     rows = [s.row() for s in result.summaries]
     print(
@@ -206,7 +211,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--methods", default=",".join(METHODS))
     parser.add_argument("--budget", type=int, default=None, help="trials of random/nsga2/tpe")
-    parser.add_argument("--rungs", default="1,3,9")
+    parser.add_argument("--rungs", default=None, help="default: successive halving's")
     parser.add_argument("--eta", type=float, default=3.0)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--data-dir", default=None)
@@ -238,7 +243,8 @@ def main() -> None:
     names = views[methods[0]].metric_names
     print(
         f"\nspace {space.name}: grid of {space.grid_size()}, {args.workers} workers; budget "
-        f"{budget} trials for random/nsga2/tpe; moasha rungs {args.rungs}, eta {args.eta:g}"
+        f"{budget} trials for random/nsga2/tpe; moasha rungs "
+        f"{early_stop_of(args).describe()}, eta {args.eta:g}"
     )
     print(
         "reference point: "

@@ -23,14 +23,14 @@ from typer.core import TyperCommand, TyperGroup
 
 from dse import commands
 from dse.cli import explore, single
-from dse.errors import DseError
+from dse.errors import DseError, as_cli
 
 EXPLORE = "Explore a space"
 ONE_CONFIG = "One configuration"
 
 
 def _one_line_warning(message, category, filename, lineno, line=None) -> str:
-    return f"warning: {message}\n"
+    return f"warning: {as_cli(str(message))}\n"  # inputs named by their options, as errors are
 
 
 class _FlagsAsFlags:

@@ -241,7 +241,7 @@ def replay(
     workers: Annotated[
         int, typer.Option("--workers", min=1, help="Virtual workers, as in dse run.")
     ] = 2,
-    rungs: RungsOpt = "1,3,9",
+    rungs: RungsOpt = None,
     eta: EtaOpt = 3.0,
     plot: Annotated[
         bool, typer.Option("--plot", help="Write the HTML figure: hypervolume vs compute.")

@@ -94,7 +94,10 @@ EarlyStopOpt = Annotated[
 RungsOpt = Annotated[
     str | None,
     typer.Option(
-        "--rungs", metavar="EPOCHS", help="Epochs at which MO-ASHA decides (default 1,3,9)."
+        "--rungs",
+        metavar="EPOCHS",
+        help="Epochs at which MO-ASHA decides, like 1,3,9 (default: successive halving's for "
+        "each run: 1, eta, eta^2 ... while eta times the rung fits in the run).",
     ),
 ]
 EtaOpt = Annotated[

@@ -10,7 +10,7 @@ from dse.commands.paths import check_output_dir
 from dse.config import DATASETS
 from dse.errors import ConfigError, choose_from, option
 from dse.output import Rows, Shown, csv_text, file_stem
-from dse.search.moasha import DEFAULT_ETA, DEFAULT_RUNGS, EarlyStop, check_eta, parse_rungs
+from dse.search.moasha import DEFAULT_ETA, EarlyStop, check_eta, parse_rungs
 from dse.search.options import RunOptions
 from dse.search.recorder import RunSummary
 from dse.search.runner import run_study
@@ -30,7 +30,7 @@ def early_stop_from(rule: str | None, rungs: str | None = None, eta: float | Non
     if rule not in EARLY_STOP_RULES:
         raise ConfigError(choose_from(option("early_stop"), rule, EARLY_STOP_RULES))
     return EarlyStop(
-        parse_rungs(rungs) if rungs is not None else DEFAULT_RUNGS,
+        parse_rungs(rungs) if rungs is not None else None,
         check_eta(eta) if eta is not None else DEFAULT_ETA,
     )
 

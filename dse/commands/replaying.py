@@ -104,7 +104,7 @@ def replay(
     budget: int | None = None,
     seeds: int = 30,
     workers: int = 2,
-    rungs: str = "1,3,9",
+    rungs: str | None = None,
     eta: float = DEFAULT_ETA,
     plot: bool = False,
     out: str = "results",
@@ -113,7 +113,7 @@ def replay(
     """Replay each method `seeds` times over the recorded grid; `save` writes the record.
     `methods` None: DEFAULT_METHODS, less MO-ASHA where it cannot estimate the objectives."""
     chosen = parse_methods(",".join(DEFAULT_METHODS) if methods is None else methods)
-    early_stop = EarlyStop(parse_rungs(rungs), check_eta(eta))
+    early_stop = EarlyStop(parse_rungs(rungs) if rungs else None, check_eta(eta))
     for name, value in (("seeds", seeds), ("workers", workers), ("budget", budget or 1)):
         if value < 1:
             raise ConfigError(f"{option(name)} {value}: must be 1 or more")
@@ -155,12 +155,11 @@ def _notes(
 ) -> list[str]:
     names = grid.recording.metric_names
     reference = ", ".join(f"{n}={v:.4g}" for n, v in zip(names, grid.reference, strict=True))
-    rungs = ",".join(map(str, early_stop.rungs))
     return [
         f"grid: {len(grid.grid)} points, {grid.compute_s:.0f} training seconds, hypervolume "
         f"{grid.hypervolume:.5g} (reference point {reference})",
-        f"{workers} virtual workers; random/nsga2/tpe/gp: {budget} trials; moasha: rungs {rungs}, "
-        f"eta {early_stop.eta:g}; intervals: 95%, {CI_METHOD}",
+        f"{workers} virtual workers; random/nsga2/tpe/gp: {budget} trials; moasha: rungs "
+        f"{early_stop.describe(grid.epochs)}, eta {early_stop.eta:g}; intervals: 95%, {CI_METHOD}",
         f"replayed in {result.wall_s:.1f} s",
         *(_idle_rungs(grid, early_stop) if any(m.startswith("moasha") for m in methods) else []),
     ]
@@ -169,7 +168,14 @@ def _notes(
 def _idle_rungs(grid: Grid, early_stop: EarlyStop) -> list[str]:
     """A note when some rungs are at or past every trial's last epoch: MO-ASHA decides
     nothing there (as live)."""
-    last = max(trial.epochs for trial in grid.recording.trials)
+    last = grid.epochs
+    if early_stop.rungs is None:
+        if early_stop.rungs_for(last):
+            return []
+        return [
+            f"successive halving has no rung for runs of {last} epochs with eta "
+            f"{early_stop.eta:g}, so MO-ASHA stops nothing (pass {option('rungs')})"
+        ]
     idle = [r for r in early_stop.rungs if r >= last]
     if not idle:
         return []

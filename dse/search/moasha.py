@@ -69,20 +69,50 @@ from dse.search.gains import Finished, GainModel
 from dse.search.records import Decision, EpochPoint, TrialRecord
 from dse.train.schedules import epoch_batch_sizes
 
-DEFAULT_RUNGS = (1, 3, 9)
 DEFAULT_ETA = 3.0
+
+
+def halving_rungs(epochs: int, eta: float) -> tuple[int, ...]:
+    """Successive halving's rungs for a run of `epochs`: 1, eta, eta^2, ... (whole epochs), each
+    while eta times it still fits in the run, so the trials a rung lets on run eta times as
+    long before the next decision (Hyperband's largest bracket, Li et al. 2018): 1,3 for runs of
+    9 to 26 epochs with eta 3, 1,3,9 for 27 to 80, 1 for 3 to 8."""
+    rungs: list[int] = []
+    power = 0
+    while True:
+        rung = math.floor(eta**power + 1e-9)
+        if rung * eta > epochs + 1e-9:
+            return tuple(rungs)
+        if not rungs or rung > rungs[-1]:
+            rungs.append(rung)
+        power += 1
 
 
 @dataclass(frozen=True)
 class EarlyStop:
-    """`dse run --early-stop moasha --rungs 1,3,9 --eta 3`."""
+    """`dse run --early-stop moasha [--rungs 1,3,9] [--eta 3]`; rungs None: each run's
+    successive-halving rungs (halving_rungs)."""
 
-    rungs: tuple[int, ...] = DEFAULT_RUNGS
+    rungs: tuple[int, ...] | None = None
     eta: float = DEFAULT_ETA
+
+    def rungs_for(self, epochs: int) -> tuple[int, ...]:
+        """The rungs a run of `epochs` epochs waits at (none at its last epoch)."""
+        rungs = halving_rungs(epochs, self.eta) if self.rungs is None else self.rungs
+        return tuple(r for r in rungs if r < epochs)
 
     def decides_at(self, epoch: int, epochs: int) -> bool:
         """A rung decides only before the last epoch (a finished trial has nothing to stop)."""
-        return epoch in self.rungs and epoch < epochs
+        return epoch in self.rungs_for(epochs)
+
+    def describe(self, epochs: int | None = None) -> str:
+        """'1,3,9', or the rungs of a run of `epochs` (if known) and where they come from."""
+        if self.rungs is not None:
+            return ",".join(map(str, self.rungs))
+        if epochs is None:
+            return "successive halving's for each run"
+        rungs = ",".join(map(str, self.rungs_for(epochs))) or "none"
+        return f"{rungs} (successive halving's for {epochs} epochs)"
 
     def late(self, rung: int, epochs: int) -> bool:
         """Stopping at `rung` saves less than a 1/eta share of the run's epochs."""
@@ -242,7 +272,7 @@ class RungBook:
 
     def rungs_for(self, epochs: int) -> tuple[int, ...]:
         """The rungs a run of `epochs` epochs waits at (none at its last epoch)."""
-        return tuple(r for r in self.early_stop.rungs if r < epochs)
+        return self.early_stop.rungs_for(epochs)
 
     def decide(
         self,

@@ -4,6 +4,7 @@ of the run it resolves to: the sampler, the trial budget, the grid, the base con
 from __future__ import annotations
 
 import contextlib
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from dse.search.outage import DEFAULT_OUTAGE_LIMIT_S
 from dse.search.storage import DEFAULT_STORAGE, OPEN_WAIT_S, journal_path, sqlite_path
 from dse.search.study import SAMPLERS
 from dse.space import SearchSpace
+from dse.space.axes import all_axes
 
 BACKENDS = ("local", "dask")
 
@@ -76,6 +78,24 @@ class RunOptions:
                     f"{space.source}: {option('early_stop')} with repeats: rungs compare one "
                     "training curve per trial; use one or the other"
                 )
+            self._warn_if_no_rung(space)
+
+    def _warn_if_no_rung(self, space: SearchSpace) -> None:
+        """Successive halving's rungs need eta times the first (epoch 1) to fit in the run:
+        runs shorter than eta epochs (2 with eta 3) are never stopped, unless --rungs says."""
+        stop = self.early_stop
+        if stop is None or stop.rungs is not None:
+            return
+        if any(axis.key == "epochs" for axis in all_axes(space.axes)):
+            return  # each run's own length decides
+        epochs = space.base_config().epochs
+        if not stop.rungs_for(epochs):
+            warnings.warn(
+                f"{option('early_stop')} moasha: runs of {epochs} epochs have no rung with eta "
+                f"{stop.eta:g} (successive halving's need {stop.eta:g} x the rung to fit in the "
+                f"run), so no trial is stopped; pass {option('rungs')} 1 to decide after epoch 1",
+                stacklevel=2,
+            )
 
     def _check_backend(self) -> None:
         if self.backend not in BACKENDS:

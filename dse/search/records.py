@@ -319,15 +319,14 @@ class TrialRecord:
 SPACE = "space"  # the space file as parsed (YAML data)
 CONSTRAINTS = "constraints"  # the space's constraints, as text
 CALIBRATION = "calibration"  # the latest `dse calibrate` result run with it
-EARLY_STOP = "early_stop"  # the rule, rungs and eta of the latest run with early stopping
+EARLY_STOP = "early_stop"  # rule, rungs ("halving": each run's), eta of the last such run
 REFERENCE_POINT = "reference_point"  # in SPACE: the hypervolume's reference point, if given
 FINGERPRINTS = "fingerprints"  # the spaces the study was run with (space.Fingerprint), oldest first
 STUDY_UID = "study_uid"  # a random id: names the study's checkpoint folder
 
 
-# Keys that are also ordinary words of other formats (inputs named in errors, table columns,
-# titles): tests/test_architecture.py checks them where stored attributes are looked up. No
-# other key of a trial or a study appears as a string anywhere but in this module.
+# Keys that are also ordinary words elsewhere (inputs in errors, columns, titles), checked by
+# tests/test_architecture.py where attributes are read; other keys appear only in this module.
 SHARED_WORDS = frozenset(
     {CONFIG, DEVICE, SLOT, HOST, HISTORY, ERROR, POINT, RUNGS, STOPPED_AT, WALL_S}
     | {SPACE, CALIBRATION, EARLY_STOP, REFERENCE_POINT}
@@ -396,5 +395,6 @@ class StudyRecord:
             self.study.set_user_attr(STUDY_UID, stored)
         return stored
 
-    def set_early_stop(self, rungs: tuple[int, ...], eta: float) -> None:
-        self.study.set_user_attr(EARLY_STOP, {"rule": "moasha", "rungs": list(rungs), "eta": eta})
+    def set_early_stop(self, rungs: tuple[int, ...] | None, eta: float) -> None:
+        stored = "halving" if rungs is None else list(rungs)  # None: each run's (moasha.py)
+        self.study.set_user_attr(EARLY_STOP, {"rule": "moasha", "rungs": stored, "eta": eta})

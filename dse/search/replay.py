@@ -92,6 +92,7 @@ class Grid:
         every = self.space.grid() if self.space.finite else []
         self.grid = self.space.runnable(every)  # the points a run can train
         self.every = every  # with the clashing combinations, as the runner orders them
+        self.epochs = max((t.epochs for t in recording.trials), default=0)  # the longest run's
         complete = [t for t in self.by_key.values() if t.values is not None and self.feasible(t)]
         if not complete:
             constraints = "; ".join(str(c) for c in self.space.constraints)

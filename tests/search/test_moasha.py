@@ -18,6 +18,7 @@ from dse.search.moasha import (
     RungBook,
     RungRecord,
     decide,
+    halving_rungs,
     parse_rungs,
     rung_fronts,
     rung_order,
@@ -207,6 +208,20 @@ def test_settings_are_checked():
     with pytest.raises(ConfigError, match="objectives.n_params: early_stop moasha cannot"):
         EarlyStop().check(["train_time_s", "n_params"], "s.yaml")
     assert EarlyStop((1, 3, 9)).decides_at(3, 9) and not EarlyStop((1, 3, 9)).decides_at(9, 9)
+
+
+def test_default_rungs_are_successive_halvings_for_the_run():
+    """Without --rungs: 1, eta, eta^2 ... each while eta times it fits in the run."""
+    default = EarlyStop()
+    assert [default.rungs_for(e) for e in (2, 3, 8, 9, 16, 26, 27, 80, 81)] == [
+        (), (1,), (1,), (1, 3), (1, 3), (1, 3), (1, 3, 9), (1, 3, 9), (1, 3, 9, 27)
+    ]  # fmt: skip
+    assert halving_rungs(16, 2) == (1, 2, 4, 8) and halving_rungs(16, 2.5) == (1, 2, 6)
+    assert halving_rungs(10, 4) == (1,)
+    assert default.decides_at(3, 16) and not default.decides_at(9, 16)
+    assert EarlyStop((1, 3, 9)).rungs_for(16) == (1, 3, 9)  # given rungs stay as given
+    assert default.describe(16) == "1,3 (successive halving's for 16 epochs)"
+    assert EarlyStop((1, 3, 9)).describe(16) == "1,3,9"
 
 
 def test_trials_run_before_early_stopping_was_on_count_at_its_rungs(workdir):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from dse.errors import ConfigError
+from dse.errors import ConfigError, as_cli
 from dse.search.moasha import EarlyStop
 from dse.search.options import RunOptions, plan_run
 from dse.space import load_space, parse_space
@@ -89,3 +89,19 @@ def test_a_huge_grid_is_counted_and_refused_without_listing_it():
     sampled = plan_run(space, RunOptions(n_trials=5, workers=1), gpu_count=0)
     assert (sampled.sampler, sampled.planned, sampled.grid) == ("tpe", 5, None)
     assert not space.enumerable
+
+
+def test_early_stopping_without_a_rung_for_the_run_is_named(recwarn):
+    """Successive halving's rungs need eta x epoch 1 to fit: smoke.yaml's 1-epoch runs have
+    none, so MO-ASHA would stop nothing, and the run says so (given rungs are taken as given)."""
+    plan_run(load_space("smoke"), RunOptions(early_stop=EarlyStop()), gpu_count=0)
+    (warning,) = [w for w in recwarn if "no rung" in str(w.message)]
+    assert as_cli(str(warning.message)) == (
+        "--early-stop moasha: runs of 1 epochs have no rung with eta 3 (successive halving's "
+        "need 3 x the rung to fit in the run), so no trial is stopped; pass --rungs 1 to decide "
+        "after epoch 1"
+    )
+    recwarn.clear()
+    plan_run(load_space("quick"), RunOptions(early_stop=EarlyStop()), gpu_count=0)  # 3 epochs: 1
+    plan_run(load_space("smoke"), RunOptions(early_stop=EarlyStop((1,))), gpu_count=0)
+    assert not [w for w in recwarn if "no rung" in str(w.message)]

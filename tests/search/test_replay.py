@@ -284,6 +284,12 @@ def test_rungs_past_the_last_epoch_are_named(tmp_path):
     assert "rungs 16,40: at or past the trials' last epoch (16)" in result.stderr
     result = runner.invoke(app, [*args, "--rungs", "1,3,9"])
     assert result.exit_code == 0 and "past the trials' last epoch" not in result.stderr
+    result = runner.invoke(app, args)  # successive halving's for 16 epochs: 1,3
+    assert result.exit_code == 0 and "moasha: rungs 1,3 (successive halving's" in result.stderr
+    short = save_record(synthetic_recording(epochs=2), tmp_path / "short.json.gz")
+    result = runner.invoke(app, ["replay", "--record", str(short), "--seeds", "2"])
+    assert result.exit_code == 0, result.stderr
+    assert "successive halving has no rung for runs of 2 epochs with eta 3" in result.stderr
 
 
 def _one_line_error(args: list[str], message: str) -> None:
