@@ -176,22 +176,27 @@ def _epsilon_net(scaled: np.ndarray, front: list[int], numbers: list[int]) -> li
     first = min(range(len(front)), key=lambda k: (points[k, 0], trial[k]))
     order, left = [first], np.ones(len(front), dtype=bool)
     left[first] = False
-    gaps = np.linalg.norm(points - points[first], axis=1)  # to the nearest point placed
+    gaps = _distances(points, first)  # to the nearest point placed
     while left.any():
         candidates = np.flatnonzero(left)
         farthest = candidates[gaps[candidates] == gaps[candidates].max()]
         chosen = int(farthest[np.argmin(trial[farthest])])
         order.append(chosen)
         left[chosen] = False
-        gaps = np.minimum(gaps, np.linalg.norm(points - points[chosen], axis=1))
+        gaps = np.minimum(gaps, _distances(points, chosen))
     return [front[k] for k in order]
+
+
+def _distances(points: np.ndarray, k: int) -> np.ndarray:
+    """Each point's distance to point k; a value that is not a number puts a point last."""
+    return np.nan_to_num(np.linalg.norm(points - points[k], axis=1), nan=-np.inf)
 
 
 def rung_fronts(records: Sequence[RungRecord], directions: Sequence[str]) -> list[list[int]]:
     """Trial numbers of a rung's records by front, best first (epsilon-net within each)."""
     signs = np.array([1.0 if d == "minimize" else -1.0 for d in directions])
     x = np.array([r.values for r in records], dtype=float).reshape(-1, len(directions)) * signs
-    low, high = x.min(axis=0), x.max(axis=0)
+    low, high = np.nanmin(x, axis=0), np.nanmax(x, axis=0)  # NaN: placed last (_distances)
     scaled = (x - low) / np.where(high > low, high - low, 1.0)
     numbers = [r.number for r in records]
     return [[numbers[i] for i in _epsilon_net(scaled, front, numbers)] for front in _fronts(x)]

@@ -94,6 +94,17 @@ def test_fronts_of_many_records_match_pairwise_dominance():
     assert first[0] == min(first, key=lambda i: (x[i, 0], i))
 
 
+def test_a_record_that_is_not_a_number_is_ranked_not_crashed_on():
+    """A NaN objective dominates nothing and is dominated by nothing: it sits in the first
+    front, placed after every comparable point."""
+    records = [
+        RungRecord(0, (1.0, 0.5)),
+        RungRecord(1, (2.0, float("nan"))),
+        RungRecord(2, (3, 0.9)),
+    ]
+    assert rung_order(records, TIME_ACC) == [0, 2, 1]
+
+
 def test_a_late_rung_lets_its_first_front_go_on():
     """Where stopping saves less than a 1/eta share of the run, a newcomer no record dominates
     goes on behind the cutoff; a dominated one is still stopped, and other rungs are as before."""
