@@ -46,6 +46,9 @@ class Finished:
 
 
 def _level(value: Any) -> str:
+    """A parameter's value as a level's name (lists and dicts as their JSON)."""
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return f"{type(value).__name__}:{value!r}"  # many calls per decision: no JSON encoder
     return json.dumps(value, sort_keys=True, default=str)
 
 
@@ -79,10 +82,8 @@ class GainModel:
         self.weights = np.linalg.solve(x.T @ x + np.diag(penalty), x.T @ y)
 
     def _features(self, params: Mapping[str, Any]) -> list[float]:
-        features = [1.0]
-        for name, level in self.columns:
-            features.append(1.0 if name in params and _level(params[name]) == level else 0.0)
-        return features
+        levels = {name: _level(value) for name, value in params.items()}
+        return [1.0] + [1.0 if levels.get(name) == level else 0.0 for name, level in self.columns]
 
     def gain(self, params: Mapping[str, Any], best_so_far: float) -> float:
         """The expected gain, between 0 (a best so far is a floor) and what is left up to 1."""

@@ -189,7 +189,8 @@ def _epsilon_net(scaled: np.ndarray, front: list[int], numbers: list[int]) -> li
 
 def _distances(points: np.ndarray, k: int) -> np.ndarray:
     """Each point's distance to point k; a value that is not a number puts a point last."""
-    return np.nan_to_num(np.linalg.norm(points - points[k], axis=1), nan=-np.inf)
+    distances = np.linalg.norm(points - points[k], axis=1)
+    return np.where(np.isnan(distances), -np.inf, distances)
 
 
 def rung_fronts(records: Sequence[RungRecord], directions: Sequence[str]) -> list[list[int]]:
