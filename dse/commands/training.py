@@ -152,10 +152,11 @@ def _resume_line(
     file: Any, config: TrialConfig | None, resume: str | None, given: dict[str, Any]
 ) -> str:
     """Where an interrupted run stands, and the command that resumes it."""
-    if file is not None and file.saved is not None and config is not None:
+    latest = file.latest() if file is not None else None
+    if latest is not None and config is not None:
         from dse.train.seeds import first_fused
 
-        seed, epoch = file.saved
+        seed, epoch = latest
         where = f"after epoch {epoch} of {config.epochs}"
         fused = first_fused(config, given.get("device") or "cpu")
         if fused is not None and seed >= fused:

@@ -190,6 +190,7 @@ class ResumeFile:
     resume: bool = True  # resume from the file when it is there (False: start afresh over it)
     keep: bool = False  # keep the file after the run completes
     saved: tuple[int, int] | None = None  # (seed index, epoch) of the file, once known
+    writing: tuple[int, int] | None = None  # (seed index, epoch) being written now
     failed: bool = False  # a write failed: the run goes on without checkpoints
     _state: ResumeState | None = field(default=None, repr=False)
 
@@ -229,15 +230,27 @@ class ResumeFile:
         if self.failed:
             return
         self._state = None  # the loaded state is no longer the file's
+        self.writing = (state.seed_index, state.epoch)
         try:
             write_atomic(self.path, state.to_dict())
         except OSError as exc:
-            self.failed = True
+            self.failed, self.writing = True, None
             reason = exc.strerror or type(exc).__name__
             message = f"{self.path}: cannot write the checkpoint ({reason}): going on without"
             warnings.warn(message, stacklevel=2)
             return
-        self.saved = (state.seed_index, state.epoch)
+        self.saved, self.writing = self.writing, None  # a Ctrl-C before here: see latest()
+
+    def latest(self) -> tuple[int, int] | None:
+        """(seed index, epoch) of the newest whole file: `saved`, or the one being written when
+        Ctrl-C came after its rename over the file (while its folder was synced, say): the file
+        on disk says which."""
+        if self.writing is not None and self.path.is_file():
+            with contextlib.suppress(DataError, OSError):
+                on_disk = read_state(self.path)
+                if (on_disk.seed_index, on_disk.epoch) == self.writing:
+                    return self.writing
+        return self.saved
 
     def finish(self) -> None:
         """The run completed: remove the file, unless kept."""

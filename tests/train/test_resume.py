@@ -182,3 +182,33 @@ def test_a_damaged_part_of_a_checkpoint_is_named(digits_root, tmp_path, part, va
     with pytest.raises(DataError) as err:
         ResumeFile(path).config()  # what dse train --resume reads first
     assert str(err.value) == f"{path}: a damaged per-epoch checkpoint: its {part} is no mapping"
+
+
+@pytest.mark.parametrize(("synced", "latest"), [("folder", (0, 2)), ("file", (0, 1))])
+def test_ctrl_c_while_a_checkpoint_is_written_names_the_file_on_disk(
+    digits_root, tmp_path, monkeypatch, synced, latest
+):
+    """Ctrl-C during epoch 2's write: once the file is renamed into place (while its folder is
+    synced) the run stands after epoch 2; before the rename (while the temp file is synced), the
+    file on disk is still epoch 1's. `latest()` says which, from the file itself."""
+    import os
+
+    from dse.train import resume
+
+    real_fsync, calls = resume._fsync, []
+
+    def interrupted(path, flags):  # Ctrl-C arrives during epoch 2's sync of the file or folder
+        is_folder = bool(flags & getattr(os, "O_DIRECTORY", 0)) or os.path.isdir(path)
+        calls.append(is_folder)
+        if calls.count(is_folder) == 2 and is_folder == (synced == "folder"):
+            raise KeyboardInterrupt
+        real_fsync(path, flags)
+
+    monkeypatch.setattr(resume, "_fsync", interrupted)
+    file = ResumeFile(tmp_path / "run.pt", keep=True)
+    with pytest.raises(KeyboardInterrupt):
+        train_seeds(tiny_config("epochs=3"), data_dir=digits_root, resume=file)
+    assert file.saved == (0, 1) and file.latest() == latest
+    on_disk = read_state(tmp_path / "run.pt")
+    assert (on_disk.seed_index, on_disk.epoch) == latest
+    assert [p.name for p in tmp_path.iterdir()] == ["run.pt"]  # no temp file left behind
