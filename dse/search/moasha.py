@@ -78,14 +78,11 @@ def halving_rungs(epochs: int, eta: float) -> tuple[int, ...]:
     long before the next decision (Hyperband's largest bracket, Li et al. 2018): 1,3 for runs of
     9 to 26 epochs with eta 3, 1,3,9 for 27 to 80, 1 for 3 to 8."""
     rungs: list[int] = []
-    power = 0
-    while True:
-        rung = math.floor(eta**power + 1e-9)
-        if rung * eta > epochs + 1e-9:
-            return tuple(rungs)
-        if not rungs or rung > rungs[-1]:
-            rungs.append(rung)
-        power += 1
+    power = 1.0
+    while eta > 1 and math.floor(power + 1e-9) * eta <= epochs + 1e-9:
+        rungs.append(math.floor(power + 1e-9))
+        power *= eta
+    return tuple(sorted(set(rungs)))
 
 
 @dataclass(frozen=True)
@@ -309,8 +306,11 @@ class RungBook:
         # the batch size ratios the time projections read, each computed once for all records
         scale = functools.cache(lambda measured, wanted: size_scale(curves, measured, wanted))
         reached = [p for p in peers if len(p.curve) >= rung]
+        learns = self.known is None and "val_accuracy" in self.metric_names
         finished = [
-            Finished(p.params, [e.val_accuracy for e in p.curve]) for p in peers if p.complete
+            Finished(p.params, [e.val_accuracy for e in p.curve])
+            for p in peers
+            if p.complete and learns
         ]
         gains = GainModel(rung, finished, [params] + [p.params for p in reached])
         # Every trial that reached the rung is estimated now, from its curve up to the rung, as
