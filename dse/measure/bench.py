@@ -27,6 +27,7 @@ from dse.model.costs import TRAIN_FLOPS_FACTOR
 from dse.model.stacked import StackedCapsNet
 from dse.train.allocator import tune_malloc
 from dse.train.compiled import compile_seconds, forward_loss
+from dse.train.denormals import flush_denormals
 from dse.train.environment import bf16_hardware, synchronize
 from dse.train.fused import can_fuse
 from dse.train.trainer import build_optimizer
@@ -227,6 +228,7 @@ def run_bench(
     `fused` K > 1: each CapsNet variant also as K models fused, a row of its own."""
     if device.type == "cpu":
         tune_malloc()
+        flush_denormals()  # as in training (dse.train.denormals)
     else:
         torch.backends.cudnn.benchmark = True  # as in training: cuDNN picks its fastest kernels
     runners = [StepRunner(name, config, device, batch) for name, config in variants.items()]

@@ -14,6 +14,7 @@ import torch
 
 import dse
 from dse.train.allocator import tune_malloc
+from dse.train.denormals import flush_denormals
 
 
 @lru_cache(maxsize=1)
@@ -90,6 +91,7 @@ def environment(device: torch.device, seed: int) -> dict[str, Any]:
         "threads": torch.get_num_threads(),
         "native_bf16": native_bf16(device),
         "malloc_tuned": device.type == "cpu" and tune_malloc(),
+        "denormals_flushed": device.type == "cpu" and flush_denormals(),
         "git_commit": git_commit(),
         "dse": dse.__version__,
         "seed": seed,

@@ -32,6 +32,7 @@ from dse.train.allocator import tune_malloc
 from dse.train.checkpoint import save_checkpoint
 from dse.train.clock import StepsClock
 from dse.train.compiled import ForwardLoss, forward_loss
+from dse.train.denormals import flush_denormals
 from dse.train.environment import (
     device_name,
     environment,
@@ -190,7 +191,8 @@ def train(
 
 
 def prepare_device(config: TrialConfig, device: torch.device) -> None:
-    """Warn about emulated bf16; CUDA: cuDNN autotuning and fresh peak-memory statistics."""
+    """Warn about emulated bf16; CUDA: cuDNN autotuning and fresh peak-memory statistics; CPU:
+    the allocator's tuning and denormals flushed to zero."""
     if config.precision == "bf16" and not native_bf16(device):
         warnings.warn(
             f"precision bf16 on {device_name(device)}: no native bf16 here (AVX512-BF16/AMX), "
@@ -203,6 +205,7 @@ def prepare_device(config: TrialConfig, device: torch.device) -> None:
         torch.cuda.reset_peak_memory_stats(device)
     else:
         tune_malloc()
+        flush_denormals()  # on the thread that trains: the mode is a thread's
 
 
 @dataclass

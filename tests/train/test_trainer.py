@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import dataclasses
+import platform
 import time
 
 import pytest
@@ -36,6 +37,7 @@ def test_records_every_metric(digits_root):
     env = result.environment
     assert env["device"] == "cpu" and env["torch"] == torch.__version__ and env["seed"] == 0
     assert env["threads"] == torch.get_num_threads()
+    assert env["denormals_flushed"] is (platform.machine() in ("x86_64", "AMD64"))
     assert TrialConfig.from_dict(result.config) == config
     assert TrialResult.from_dict(result.to_dict()) == result
 
