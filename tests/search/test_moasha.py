@@ -21,7 +21,6 @@ from dse.search.moasha import (
     decide,
     halving_rungs,
     parse_rungs,
-    ranks_by_matrix,
     rung_fronts,
     rung_order,
     rung_values,
@@ -94,30 +93,6 @@ def test_fronts_of_many_records_match_pairwise_dominance():
     # within a front: the best first objective first (ties: lower number), then the farthest
     first = fronts[0]
     assert first[0] == min(first, key=lambda i: (x[i, 0], i))
-
-
-@pytest.mark.parametrize("levels", [3, 8, None])  # integer levels (ties, duplicates) or floats
-def test_fronts_in_two_objectives_match_pairwise_dominance(levels):
-    """The two-objective sort (by bisection) against the definition, and against the matrix
-    sort of any number of objectives, on 500 records with ties and duplicates."""
-    rng = np.random.default_rng(levels or 0)
-    values = (
-        rng.integers(0, levels, size=(500, 2)).astype(float) if levels else rng.random((500, 2))
-    )
-    directions = ["minimize", "maximize"]
-    records = [RungRecord(i, tuple(v)) for i, v in enumerate(values)]
-    fronts = rung_fronts(records, directions)
-    x = values * np.array([1.0, -1.0])
-    remaining = list(range(len(x)))
-    for front in fronts:
-        expected = [i for i in remaining if not any(dominates(x[j], x[i]) for j in remaining)]
-        assert sorted(front) == expected
-        remaining = [i for i in remaining if i not in expected]
-    assert not remaining and len(fronts) > 2
-    by_matrix = ranks_by_matrix(x)
-    assert [sorted(front) for front in fronts] == [
-        [int(i) for i in np.flatnonzero(by_matrix == k)] for k in range(len(fronts))
-    ]
 
 
 def test_a_decision_among_many_records_is_quick():

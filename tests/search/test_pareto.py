@@ -5,7 +5,15 @@ import itertools
 import numpy as np
 import pytest
 
-from dse.search.pareto import GrowingFront, hypervolume, knee, non_dominated
+from dse.search.pareto import (
+    GrowingFront,
+    dominates,
+    hypervolume,
+    knee,
+    non_dominated,
+    ranks_by_matrix,
+    sorted_fronts,
+)
 
 MIN_MAX = ["minimize", "maximize"]
 
@@ -66,3 +74,29 @@ def test_a_growing_front_has_the_hypervolume_of_every_point_added(directions):
     front = GrowingFront(directions, reference)
     for k, point in enumerate(points, start=1):
         assert front.add(point) == pytest.approx(hypervolume(points[:k], directions, reference))
+
+
+@pytest.mark.parametrize("levels", [3, 8, None])  # integer levels (ties, duplicates) or floats
+def test_sorted_fronts_in_two_objectives_match_pairwise_dominance(levels):
+    """The two-objective sort (by bisection) against the definition, and against the matrix
+    sort of any number of objectives, on 500 points with ties and duplicates."""
+    rng = np.random.default_rng(levels or 0)
+    size = (500, 2)
+    x = rng.integers(0, levels, size=size).astype(float) if levels else rng.random(size)
+    fronts = sorted_fronts(x)
+    remaining = list(range(len(x)))
+    for front in fronts:
+        expected = [i for i in remaining if not any(dominates(x[j], x[i]) for j in remaining)]
+        assert front == expected  # in index order
+        remaining = [i for i in remaining if i not in expected]
+    assert not remaining and len(fronts) > 2
+    by_matrix = ranks_by_matrix(x)
+    assert fronts == [[int(i) for i in np.flatnonzero(by_matrix == k)] for k in range(len(fronts))]
+
+
+def test_sorted_fronts_put_a_point_that_is_not_a_number_first_and_sort_the_rest():
+    x = np.array([[2.0, 2.0], [1.0, np.nan], [1.0, 1.0], [3.0, 3.0], [np.nan, np.nan]])
+    assert sorted_fronts(x) == [[1, 2, 4], [0], [3]]
+    three = np.array([[1.0, 1.0, 1.0], [np.nan, 0.0, 0.0], [2.0, 2.0, 2.0]])
+    assert sorted_fronts(three) == [[0, 1], [2]]
+    assert sorted_fronts(np.zeros((0, 2))) == []
