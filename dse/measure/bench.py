@@ -214,6 +214,16 @@ class BenchReport:
     bf16: str = ""  # what bf16 matmuls run on here (environment.bf16_hardware)
 
 
+def as_in_training(device: torch.device) -> None:
+    """The process set as training sets it (trainer.prepare_device): on a CPU the allocator's
+    tuning and denormals flushed to zero, on a GPU cuDNN choosing its fastest kernels."""
+    if device.type == "cpu":
+        tune_malloc()
+        flush_denormals()
+    else:
+        torch.backends.cudnn.benchmark = True
+
+
 def run_bench(
     variants: dict[str, TrialConfig],
     device: torch.device,
@@ -226,11 +236,7 @@ def run_bench(
     """Median step time of each variant, stepping them in turn, plus ceiling and memory;
     `compiled`: each variant also under torch.compile, a row of its own with its compile time;
     `fused` K > 1: each CapsNet variant also as K models fused, a row of its own."""
-    if device.type == "cpu":
-        tune_malloc()
-        flush_denormals()  # as in training (dse.train.denormals)
-    else:
-        torch.backends.cudnn.benchmark = True  # as in training: cuDNN picks its fastest kernels
+    as_in_training(device)
     runners = [StepRunner(name, config, device, batch) for name, config in variants.items()]
     if fused > 1:
         runners += [
