@@ -158,6 +158,26 @@ def _hv2(x: np.ndarray, ref: np.ndarray) -> float:
     return float(area)
 
 
+class FrontSet:
+    """The non-dominated set of points added one at a time, duplicates all kept (as
+    `non_dominated` keeps them): a study's front kept up to date as its trials finish, each new
+    point checked against the members only, not every trial read again."""
+
+    def __init__(self, directions: Sequence[str]):
+        self.directions = list(directions)
+        self.members = np.empty((0, len(directions)))  # minimize copies
+
+    def add(self, point: Sequence[float]) -> None:
+        x = as_minimize([point], self.directions)[0]
+        if np.any(np.all(self.members <= x, axis=1) & np.any(self.members < x, axis=1)):
+            return
+        dominated = np.all(x <= self.members, axis=1) & np.any(x < self.members, axis=1)
+        self.members = np.vstack([self.members[~dominated], x])
+
+    def __len__(self) -> int:
+        return len(self.members)
+
+
 class GrowingFront:
     """The hypervolume of points added one at a time (a study's trials as they finished): a
     point some member weakly dominates adds no volume and is dropped, so the volume is

@@ -11,7 +11,9 @@ from optuna.trial import FrozenTrial, TrialState
 
 from dse.search.devices import Slot
 from dse.search.messages import TrialDone, TrialFailed
+from dse.search.pareto import FrontSet
 from dse.search.records import TrialRecord
+from dse.search.results import finite, meets_constraints
 from dse.search.study import Counting, finished_count
 from dse.search.unvisited import repeat_error
 from dse.space import SearchSpace
@@ -75,6 +77,8 @@ class Recorder:
         self.study, self.space, self.counting = study, space, counting
         self.retry_oom, self.reporter = retry_oom, reporter
         self.deaths: dict[int, int] = {}  # worker deaths by the first run's trial number
+        self.front = FrontSet(space.directions)  # the study's, as `dse pareto` takes it
+        self.in_front_count: set[int] = set()  # complete trials the front has taken in
 
     def done(self, trial: optuna.Trial, message: TrialDone) -> None:
         """A finished run: its values, or PRUNED with its values kept when stopped early."""
@@ -147,7 +151,18 @@ class Recorder:
         trials = self.study.get_trials(deepcopy=False)
         frozen = next(t for t in trials if t.number == number)
         done = finished_count(self.counting.trials(self.study))
-        self.reporter.trial_finished(frozen, done, len(self.study.best_trials))
+        self.reporter.trial_finished(frozen, done, self.pareto_size(trials))
+
+    def pareto_size(self, trials: list[FrozenTrial]) -> int:
+        """The size of the study's front as `dse pareto` reads it (its feasible complete trials
+        with finite values; other runners' too), taking in the trials completed since the last
+        call: `study.best_trials` sorted every trial again at each finish (0.24 s at 10,000)."""
+        for trial in trials:
+            if trial.state == TrialState.COMPLETE and trial.number not in self.in_front_count:
+                self.in_front_count.add(trial.number)
+                if finite(trial) and meets_constraints(trial):
+                    self.front.add(trial.values)
+        return len(self.front)
 
     def summary(self, storage: str, planned: int, elapsed: float) -> RunSummary:
         """What this run's trials came to (in an extended study: the run's own points')."""
@@ -164,7 +179,7 @@ class Recorder:
             complete=sum(t.state == TrialState.COMPLETE for t in trials),
             stopped=sum(t.state == TrialState.PRUNED for t in trials),
             failed=len(failures),
-            pareto_size=len(self.study.best_trials),
+            pareto_size=self.pareto_size(self.study.get_trials(deepcopy=False)),
             elapsed_s=elapsed,
             failures=failures,
         )

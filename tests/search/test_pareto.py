@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from dse.search.pareto import (
+    FrontSet,
     GrowingFront,
     dominates,
     hypervolume,
@@ -100,3 +101,13 @@ def test_sorted_fronts_put_a_point_that_is_not_a_number_first_and_sort_the_rest(
     three = np.array([[1.0, 1.0, 1.0], [np.nan, 0.0, 0.0], [2.0, 2.0, 2.0]])
     assert sorted_fronts(three) == [[0, 1], [2]]
     assert sorted_fronts(np.zeros((0, 2))) == []
+
+
+def test_a_front_set_grown_point_by_point_is_the_front_of_the_points_so_far():
+    rng = np.random.default_rng(3)
+    points = rng.integers(0, 6, size=(300, 2)).astype(float).tolist()  # ties, duplicates
+    directions = ["minimize", "maximize"]
+    front = FrontSet(directions)
+    for n, point in enumerate(points, start=1):
+        front.add(point)
+        assert len(front) == len(non_dominated(points[:n], directions))

@@ -1,0 +1,55 @@
+"""The run's Pareto size (progress lines and summary), kept as trials finish: the front
+`dse pareto` reads, not optuna's best_trials."""
+
+from __future__ import annotations
+
+import math
+import random
+
+import optuna
+from optuna.distributions import FloatDistribution
+from optuna.trial import TrialState, create_trial
+
+from dse.search.recorder import Recorder, SilentReporter
+from dse.search.results import StudyView
+from dse.search.study import Counting
+from dse.space import load_space
+
+
+def _trial(values, state=TrialState.COMPLETE, violation: float | None = None):
+    return create_trial(
+        params={"x": random.random()},
+        distributions={"x": FloatDistribution(0, 1)},
+        values=values if state == TrialState.COMPLETE else None,
+        state=state,
+        system_attrs={} if violation is None else {"constraints": [violation]},
+    )
+
+
+def test_the_pareto_size_is_the_front_dse_pareto_reads_as_trials_finish():
+    """Duplicates on the front all count, a trial that breaks a constraint or has an infinite
+    value does not (optuna's best_trials counted the infinite one), pruned trials never; after
+    each finished trial the kept count equals the front read from scratch."""
+    random.seed(0)
+    space = load_space("smoke.yaml")  # train_time_s minimize, val_accuracy maximize
+    study = optuna.create_study(directions=space.directions)
+    recorder = Recorder(study, space, Counting(space, extended=False), False, SilentReporter())
+    trials = [
+        _trial([10.0, 0.90]),
+        _trial([10.0, 0.90]),  # a duplicate: both on the front
+        _trial([5.0, 0.99], violation=1.0),  # would dominate both, but is infeasible
+        _trial([math.inf, 0.999]),  # not a result
+        _trial(None, state=TrialState.PRUNED),
+        _trial([20.0, 0.95]),
+        _trial([8.0, 0.92]),  # dominates the two first
+    ]
+    trials += [_trial([random.uniform(1, 30), random.uniform(0.8, 1.0)]) for _ in range(40)]
+    sizes, optuna_sizes = [], []
+    for trial in trials:
+        study.add_trial(trial)
+        size = recorder.pareto_size(study.get_trials(deepcopy=False))
+        assert size == len(StudyView(study).front())
+        sizes.append(size)
+        optuna_sizes.append(len(study.best_trials))
+    assert sizes[:7] == [1, 2, 2, 2, 2, 3, 2]
+    assert optuna_sizes[:4] == [1, 2, 2, 3]  # optuna's front takes in the infinite value
