@@ -44,10 +44,9 @@ def sorted_fronts(x: np.ndarray) -> list[list[int]]:
     """Non-dominated sorting (minimization; MO-ASHA's rungs, moasha.py): indices by front, each
     front in index order. A point with an objective that is not a number dominates nothing and
     nothing dominates it: it is on the first front. A rung of a big study holds thousands of
-    records, so two
-    objectives (the common case) are sorted in O(n log n), more by a dominance matrix built in
-    blocks of rows (`bench/rung_decisions.py`: 10,000 records took 35 s a decision as one
-    matrix peeled front by front)."""
+    records, so two objectives (the common case) are sorted in O(n log n), more by a dominance
+    matrix built in blocks of rows (`bench/rung_decisions.py`: 10,000 records took 35 s a
+    decision as one matrix peeled front by front)."""
     comparable = ~np.isnan(x).any(axis=1)
     where = np.flatnonzero(comparable)
     ranks = ranks_by_bisection(x[where]) if x.shape[1] == 2 else ranks_by_matrix(x[where])
