@@ -187,12 +187,13 @@ def evaluate(
     from dse.data.datasets import load_dataset
     from dse.train.checkpoint import load_checkpoint
     from dse.train.trainer import evaluate as accuracy_on
-    from dse.train.trainer import resolve_device
+    from dse.train.trainer import prepare_device, resolve_device
 
     if split not in SPLITS:
         raise ConfigError(choose_from(option("split"), split, SPLITS))
     loaded = load_checkpoint(checkpoint)
     torch_device = resolve_device(device)
+    prepare_device(loaded.config, torch_device)  # the arithmetic the trial evaluated in
     model = loaded.model(torch_device)
     data = load_dataset(loaded.config.dataset, torch_device, data_dir)
     part = data.test if split == "test" else data.val
