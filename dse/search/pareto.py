@@ -19,9 +19,15 @@ def as_minimize(points: Sequence[Sequence[float]], directions: Sequence[str]) ->
     return np.asarray(points, dtype=float).reshape(-1, len(directions)) * signs
 
 
+def dominance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Whether a dominates b (minimization: no worse in every objective, better in one), for
+    objective vectors along the last axis, broadcast over the others."""
+    return np.all(a <= b, axis=-1) & np.any(a < b, axis=-1)
+
+
 def dominates(a: np.ndarray, b: np.ndarray) -> bool:
     """a dominates b (minimization): no worse in every objective, better in one."""
-    return bool(np.all(a <= b) and np.any(a < b))
+    return bool(dominance(np.asarray(a), np.asarray(b)))
 
 
 def non_dominated(points: Sequence[Sequence[float]], directions: Sequence[str]) -> list[int]:
@@ -35,7 +41,7 @@ def non_dominated(points: Sequence[Sequence[float]], directions: Sequence[str]) 
     members: list[int] = []
     for i in np.lexsort(x.T[::-1]):
         found = x[members]
-        if not np.any(np.all(found <= x[i], axis=1) & np.any(found < x[i], axis=1)):
+        if not np.any(dominance(found, x[i])):
             members.append(int(i))
     return sorted(members)
 
@@ -95,8 +101,7 @@ def ranks_by_matrix(x: np.ndarray) -> np.ndarray:
     dominates = np.zeros((n, n), dtype=bool)  # [j, i]: j dominates i
     for start in range(0, n, ROWS_AT_ONCE):
         rows = x[start : start + ROWS_AT_ONCE, None, :]
-        no_worse = (rows <= x[None, :, :]).all(axis=2)
-        dominates[start : start + ROWS_AT_ONCE] = no_worse & (rows < x[None, :, :]).any(axis=2)
+        dominates[start : start + ROWS_AT_ONCE] = dominance(rows, x[None, :, :])
     dominators = dominates.sum(axis=0)
     ranks = np.full(n, -1)
     front, k = np.flatnonzero(dominators == 0), 0
@@ -168,10 +173,9 @@ class FrontSet:
 
     def add(self, point: Sequence[float]) -> None:
         x = as_minimize([point], self.directions)[0]
-        if np.any(np.all(self.members <= x, axis=1) & np.any(self.members < x, axis=1)):
+        if np.any(dominance(self.members, x)):
             return
-        dominated = np.all(x <= self.members, axis=1) & np.any(x < self.members, axis=1)
-        self.members = np.vstack([self.members[~dominated], x])
+        self.members = np.vstack([self.members[~dominance(x, self.members)], x])
 
     def __len__(self) -> int:
         return len(self.members)
