@@ -25,12 +25,10 @@ from dse.measure.quiet import native_stderr_silenced
 from dse.model import build_model, summarize
 from dse.model.costs import TRAIN_FLOPS_FACTOR
 from dse.model.stacked import StackedCapsNet
-from dse.train.allocator import tune_malloc
 from dse.train.compiled import compile_seconds, forward_loss
-from dse.train.denormals import flush_denormals
 from dse.train.environment import bf16_hardware, synchronize
 from dse.train.fused import can_fuse
-from dse.train.trainer import build_optimizer
+from dse.train.trainer import build_optimizer, set_up_for_speed
 
 
 @dataclass
@@ -214,16 +212,6 @@ class BenchReport:
     bf16: str = ""  # what bf16 matmuls run on here (environment.bf16_hardware)
 
 
-def as_in_training(device: torch.device) -> None:
-    """The process set as training sets it (trainer.prepare_device): on a CPU the allocator's
-    tuning and denormals flushed to zero, on a GPU cuDNN choosing its fastest kernels."""
-    if device.type == "cpu":
-        tune_malloc()
-        flush_denormals()
-    else:
-        torch.backends.cudnn.benchmark = True
-
-
 def run_bench(
     variants: dict[str, TrialConfig],
     device: torch.device,
@@ -236,7 +224,7 @@ def run_bench(
     """Median step time of each variant, stepping them in turn, plus ceiling and memory;
     `compiled`: each variant also under torch.compile, a row of its own with its compile time;
     `fused` K > 1: each CapsNet variant also as K models fused, a row of its own."""
-    as_in_training(device)
+    set_up_for_speed(device)
     runners = [StepRunner(name, config, device, batch) for name, config in variants.items()]
     if fused > 1:
         runners += [

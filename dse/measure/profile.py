@@ -30,10 +30,11 @@ from torch.profiler import ProfilerActivity, profile, record_function
 
 from dse.config import TrialConfig
 from dse.files import publish, publish_with
-from dse.measure.bench import StepRunner, as_in_training
+from dse.measure.bench import StepRunner
 from dse.measure.quiet import native_stderr_silenced
 from dse.train.environment import synchronize
 from dse.train.precision import autocast
+from dse.train.trainer import set_up_for_speed
 
 STEP_SCOPES = ("loss", "optimizer")
 BACKWARD_PREFIX = "autograd::engine::evaluate_function: "
@@ -96,7 +97,7 @@ def profile_steps(
     mode: str = "train",
     out_dir: Path | None = None,
 ) -> ProfileResult:
-    as_in_training(device)
+    set_up_for_speed(device)
     runner = StepRunner(config.name or "profile", config, device, batch)
     model, x, y = runner.model, runner.x, runner.y
 

@@ -199,13 +199,21 @@ def prepare_device(config: TrialConfig, device: torch.device) -> None:
             "so bf16 matmuls are emulated and far slower than fp32",
             stacklevel=3,  # the caller of train
         )
+    set_up_for_speed(device)
     if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True
         torch.cuda.init()  # a fresh worker has no allocator yet: resetting its stats would raise
         torch.cuda.reset_peak_memory_stats(device)
+
+
+def set_up_for_speed(device: torch.device) -> None:
+    """What training sets for speed, and `dse bench` and `dse profile` as training does: on a
+    CPU the allocator's tuning and denormals flushed to zero (on the calling thread: the mode
+    is a thread's), on a GPU cuDNN choosing its fastest kernels."""
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
     else:
         tune_malloc()
-        flush_denormals()  # on the thread that trains: the mode is a thread's
+        flush_denormals()
 
 
 @dataclass
