@@ -8,6 +8,7 @@ JSON is printed as a single line, so `... --format json | tail -1` is always par
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import os
@@ -19,16 +20,24 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from dse.errors import as_cli
 from dse.files import publish
 
+MAX_STEM = 100  # file systems take 255 bytes a name; optuna takes study names of 512
+
 
 def file_stem(name: str) -> str:
     """A study's or run's name as a file name: runs of characters other than letters, digits,
-    `.`, `_` and `-` (a `/`, a space) become one `_`, so the file lands where it was asked for."""
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", name)
+    `.`, `_` and `-` (a `/`, a space) become one `_`, so the file lands where it was asked for.
+    A name longer than MAX_STEM keeps its start and a hash of the whole (names stay apart)."""
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", name)
+    if len(stem) <= MAX_STEM:
+        return stem
+    digest = hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()[:12]
+    return f"{stem[: MAX_STEM - 13]}-{digest}"
 
 
 class Format(str, Enum):
@@ -106,12 +115,15 @@ class Output:
         elif self.format is Format.csv:
             sys.stdout.write(csv_text(rows))
         else:
-            table = Table(title=title, title_justify="left")
+            # names and values are text, not rich markup: a study named "[/]" prints as such
+            table = Table(title=escape(title) if title else title, title_justify="left")
             header = columns(rows)
             for column in header:
-                table.add_column(column, justify="right" if _numeric(rows, column) else "left")
+                table.add_column(
+                    escape(column), justify="right" if _numeric(rows, column) else "left"
+                )
             for row in rows:
-                table.add_row(*(_cell(row.get(column, "")) for column in header))
+                table.add_row(*(escape(_cell(row.get(column, ""))) for column in header))
             self.console.print(table)
 
     def text(self, text: str) -> None:

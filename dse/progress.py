@@ -11,6 +11,7 @@ from typing import Any
 from optuna.trial import FrozenTrial, TrialState
 from rich.console import Console, Group
 from rich.live import Live
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -61,7 +62,7 @@ class TrainingProgress(Observer):
 
     def _title(self, epoch: int) -> str:
         batch = self.plan.batch_sizes[epoch]
-        return f"{self.label} epoch {epoch + 1}/{self.epochs} (batch {batch})"
+        return f"{escape(self.label)} epoch {epoch + 1}/{self.epochs} (batch {batch})"
 
     def on_step(self, epoch: int, step_in_epoch: int) -> None:
         self.progress.advance(self.task)
@@ -222,7 +223,7 @@ class LiveReporter:
                 val,
                 f"{now - trial.started:.0f}s",
                 clock_text(self.eta.trial_left(trial, now)),
-                trial.params,
+                escape(trial.params),
             )
         return Group(self.progress, table)
 
@@ -237,7 +238,11 @@ class LiveReporter:
         self.planned, self.done = planned, done
         self.eta = EtaModel(slots=len(slots), history_s_per_epoch=seconds_per_epoch)
         self.progress.update(
-            self.task, description=f"study {study}", total=planned, completed=done, visible=True
+            self.task,
+            description=f"study {escape(study)}",
+            total=planned,
+            completed=done,
+            visible=True,
         )
         self.live.start()
 
@@ -259,7 +264,7 @@ class LiveReporter:
         self.running.pop(trial.number, None)
         self.done = done
         self.progress.update(self.task, completed=done, pareto=pareto_size)
-        self.live.console.print(describe_trial(trial))
+        self.live.console.print(escape(describe_trial(trial)))  # an error is text
 
     def stop(self) -> None:
         self.live.stop()

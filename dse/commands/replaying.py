@@ -75,6 +75,10 @@ def load_recording(
         if storage is not None:
             raise ConfigError(f"give either {option('record')} or {option('storage')}, not both")
         whole = load_record(record)
+        if study is not None and study != whole.study:
+            raise ConfigError(
+                f"{option('study')} {study}: the record {record} holds study {whole.study}"
+            )
     elif storage is None:
         raise ConfigError(f"give {option('storage')} (and {option('study')}) or {option('record')}")
     else:
@@ -158,8 +162,9 @@ def _notes(
     return [
         f"grid: {len(grid.grid)} points, {grid.compute_s:.0f} training seconds, hypervolume "
         f"{grid.hypervolume:.5g} (reference point {reference})",
-        f"{workers} virtual workers; random/nsga2/tpe/gp: {budget} trials; moasha: rungs "
-        f"{early_stop.describe(grid.epochs)}, eta {early_stop.eta:g}; intervals: 95%, {CI_METHOD}",
+        f"{workers} virtual workers; random/nsga2/tpe/gp: {min(budget, len(grid.grid))} trials "
+        f"(each point at most once); moasha: rungs {early_stop.describe(grid.epochs)}, "
+        f"eta {early_stop.eta:.12g}; intervals: 95%, {CI_METHOD}",
         f"replayed in {result.wall_s:.1f} s",
         *(_idle_rungs(grid, early_stop) if any(m.startswith("moasha") for m in methods) else []),
     ]
@@ -174,7 +179,7 @@ def _idle_rungs(grid: Grid, early_stop: EarlyStop) -> list[str]:
             return []
         return [
             f"successive halving has no rung for runs of {last} epochs with eta "
-            f"{early_stop.eta:g}, so MO-ASHA stops nothing (pass {option('rungs')})"
+            f"{early_stop.eta:.12g}, so MO-ASHA stops nothing (pass {option('rungs')})"
         ]
     idle = [r for r in early_stop.rungs if r >= last]
     if not idle:

@@ -37,14 +37,14 @@ def _mean_times(curve: Sequence[EpochPoint]) -> dict[int, float]:
 def size_scale(others: Sequence[Sequence[EpochPoint]], measured: int, wanted: int) -> float:
     """Epoch time at batch `wanted` over epoch time at batch `measured`, from other curves."""
     means = [_mean_times(curve) for curve in others]
-    paired = [m[wanted] / m[measured] for m in means if wanted in m and measured in m]
+    paired = [m[wanted] / m[measured] for m in means if wanted in m and m.get(measured, 0) > 0]
     if paired:
         return statistics.median(paired)
     at = {
         size: [p.epoch_time_s for curve in others for p in curve if p.batch_size == size]
         for size in (measured, wanted)
     }
-    if at[measured] and at[wanted]:
+    if at[measured] and at[wanted] and statistics.fmean(at[measured]) > 0:
         return statistics.fmean(at[wanted]) / statistics.fmean(at[measured])
     return 1.0
 

@@ -79,11 +79,15 @@ def halving_rungs(epochs: int, eta: float) -> tuple[int, ...]:
     long before the next decision (Hyperband's largest bracket, Li et al. 2018): 1,3 for runs of
     9 to 26 epochs with eta 3, 1,3,9 for 27 to 80, 1 for 3 to 8."""
     rungs: list[int] = []
-    power = 1.0
-    while eta > 1 and math.floor(power + 1e-9) * eta <= epochs + 1e-9:
-        rungs.append(math.floor(power + 1e-9))
-        power *= eta
-    return tuple(sorted(set(rungs)))
+    k = 0
+    while eta > 1:
+        rung = math.floor(eta**k + 1e-9)
+        if rung * eta > epochs + 1e-9:
+            break
+        rungs.append(rung)
+        # the next power that reaches a new whole epoch (an eta close to 1 has many per epoch)
+        k = max(k + 1, math.ceil(math.log(rung + 1) / math.log(eta) - 1e-9))
+    return tuple(rungs)
 
 
 @dataclass(frozen=True)

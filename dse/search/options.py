@@ -92,8 +92,9 @@ class RunOptions:
         if not stop.rungs_for(epochs):
             warnings.warn(
                 f"{option('early_stop')} moasha: runs of {epochs} epochs have no rung with eta "
-                f"{stop.eta:g} (successive halving's need {stop.eta:g} x the rung to fit in the "
-                f"run), so no trial is stopped; pass {option('rungs')} 1 to decide after epoch 1",
+                f"{stop.eta:.12g} (successive halving's need {stop.eta:.12g} x the rung to fit in "
+                f"the run), so no trial is stopped; pass {option('rungs')} 1 to decide after "
+                "epoch 1",
                 stacklevel=2,
             )
 

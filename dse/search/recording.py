@@ -139,7 +139,7 @@ def load_record(path: str | Path) -> Recording:
         raw = path.read_bytes()
         text = gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw
         data = json.loads(text)
-    except (OSError, ValueError, EOFError) as exc:
+    except (OSError, ValueError, EOFError, RecursionError) as exc:
         raise ConfigError(f"{option('record')} {path}: not readable ({exc})") from None
     return Recording.from_json(data, f"{option('record')} {path}")
 
@@ -223,6 +223,16 @@ def complete_grid(recording: Recording) -> Recording:
         )
     chosen = [by_key[key] for key in grid]
     for trial in chosen:
+        epochs = (
+            trial.config.get("epochs", len(trial.curve)) if isinstance(trial.config, dict) else None
+        )
+        if not _count(epochs):
+            raise ConfigError(
+                f"{where}: trial {trial.number}: its config's epochs {epochs!r} is not a "
+                "positive whole number"
+            )
+        if not isinstance(trial.curve, list):
+            raise ConfigError(f"{where}: trial {trial.number}: its curve is not a list of epochs")
         if len(trial.curve) < trial.epochs:
             raise ConfigError(
                 f"{where}: trial {trial.number} has no per-epoch history ({len(trial.curve)} of "
@@ -259,6 +269,11 @@ def _number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
+def _count(value: Any) -> bool:
+    """A positive whole number (an int, not a bool or a float)."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
 def check_trial(trial: RecordedTrial, metric_names: list[str], where: str) -> None:
     """A grid point's record as a replay reads it: a config; its objective values, finite and
     in range (every metric is >= 0, an accuracy <= 1) and equal to its metrics of those names;
@@ -282,15 +297,20 @@ def check_trial(trial: RecordedTrial, metric_names: list[str], where: str) -> No
     elapsed = 0.0
     for index, point in enumerate(trial.curve, start=1):
         epoch = f"{at}, epoch {index} of its curve"
-        if point.epoch != index:
+        if not (_count(point.epoch) and point.epoch == index):
             raise ConfigError(f"{epoch}: numbered {point.epoch!r} (epochs count 1, 2, ...)")
         if not (isinstance(point.batch_size, int) and point.batch_size >= 1):
             raise ConfigError(f"{epoch}: batch_size {point.batch_size!r} is not a positive integer")
         for name in ("epoch_time_s", "elapsed_train_s"):
             seconds = getattr(point, name)
-            if not (_number(seconds) and seconds >= 0):
-                raise ConfigError(f"{epoch}: {name} {seconds!r} is not a number of seconds")
+            # an epoch takes time: a zero would make the grid's compute, and shares of it, 0
+            if not (_number(seconds) and seconds > 0):
+                raise ConfigError(
+                    f"{epoch}: {name} {seconds!r} is not a positive number of seconds"
+                )
         elapsed += point.epoch_time_s
+        if not math.isfinite(elapsed):
+            raise ConfigError(f"{epoch}: epoch times 1..{index} add up past any number")
         if not math.isclose(point.elapsed_train_s, elapsed, rel_tol=1e-3, abs_tol=1e-3):
             raise ConfigError(
                 f"{epoch}: elapsed_train_s {point.elapsed_train_s} is not the sum of epoch "
@@ -299,6 +319,28 @@ def check_trial(trial: RecordedTrial, metric_names: list[str], where: str) -> No
         if not (_number(point.val_accuracy) and 0 <= point.val_accuracy <= 1):
             raise ConfigError(f"{epoch}: val_accuracy {point.val_accuracy!r} is not in [0, 1]")
     check_config(trial, at)
+    check_against_curve(trial, metric_names, at)
+
+
+def check_against_curve(trial: RecordedTrial, metric_names: list[str], at: str) -> None:
+    """Objectives a run reads off its curve, as it reads them (trainer.py): train_time_s is the
+    last epoch's elapsed training time, val_accuracy the best epoch's accuracy, time_to_best_s
+    the elapsed time at the first best epoch. A trial of several seeds reports their mean
+    accuracy, not its curve's: it is not checked."""
+    if trial.config.get("repeats", 1) != 1 or not trial.curve:
+        return
+    best = max(range(len(trial.curve)), key=lambda i: (trial.curve[i].val_accuracy, -i))
+    read = {
+        "train_time_s": trial.curve[-1].elapsed_train_s,
+        "val_accuracy": trial.curve[best].val_accuracy,
+        "time_to_best_s": trial.curve[best].elapsed_train_s,
+    }
+    for name, value in zip(metric_names, trial.values or (), strict=False):
+        expected = read.get(name)
+        if expected is not None and not math.isclose(value, expected, rel_tol=1e-3, abs_tol=1e-6):
+            raise ConfigError(
+                f"{at}: objective {name} {value} is not what its curve gives ({expected:.6g})"
+            )
 
 
 def check_config(trial: RecordedTrial, at: str) -> None:

@@ -110,7 +110,14 @@ class Grid:
             raise ConfigError(self.nothing_inside())
         # the epoch times a replay adds up, summed exactly (math.fsum: in any order, the same
         # float), so a search that ran every epoch spends a share of exactly 1
-        self.compute_s = math.fsum(p.epoch_time_s for t in self.by_key.values() for p in t.curve)
+        try:
+            self.compute_s = math.fsum(
+                p.epoch_time_s for t in self.by_key.values() for p in t.curve
+            )
+        except OverflowError:
+            raise ConfigError(
+                f"study {recording.study}: its epoch times add up past any number of seconds"
+            ) from None
 
     def volume(self, values: list[list[float]]) -> float:
         """The hypervolume of the points' front, its distinct points in sorted order: a search
@@ -133,10 +140,16 @@ class Grid:
 
     def feasible(self, trial: RecordedTrial) -> bool:
         for constraint in self.space.constraints:
+            at = f"study {self.recording.study}: trial {trial.number}"
             if constraint.metric not in trial.metrics:
                 raise ConfigError(
-                    f"study {self.recording.study}: trial {trial.number} has no "
-                    f"{constraint.metric}, which its constraint {constraint} reads"
+                    f"{at} has no {constraint.metric}, which its constraint {constraint} reads"
+                )
+            value = trial.metrics[constraint.metric]
+            if not isinstance(value, int | float) or isinstance(value, bool):
+                raise ConfigError(
+                    f"{at}: {constraint.metric} {value!r} is not a number (its constraint "
+                    f"{constraint} reads it)"
                 )
         return all(c.violation(trial.metrics) <= 0 for c in self.space.constraints)
 

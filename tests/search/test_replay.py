@@ -342,7 +342,7 @@ def _with_epoch(recording: Recording, trial: int, index: int, **changes) -> Reco
         (lambda r: _with_epoch(r, 3, 2, val_accuracy=-1.0), "val_accuracy -1.0 is not in [0, 1]"),
         (lambda r: _with_epoch(r, 3, 2, epoch=7), "numbered 7"),
         (lambda r: _with_epoch(r, 3, 2, epoch="3"), "numbered '3'"),
-        (lambda r: _with_epoch(r, 3, 2, elapsed_train_s=0.0), "not the sum of epoch times 1..3"),
+        (lambda r: _with_epoch(r, 3, 2, elapsed_train_s=0.01), "not the sum of epoch times 1..3"),
         (lambda r: _with_epoch(r, 3, 1, elapsed_train_s=99.0), "not the sum of epoch times 1..2"),
         (lambda r: _damaged(r, 3, values=[-1.0, 0.5]), "objective train_time_s -1.0 is out of"),
         (
@@ -372,7 +372,30 @@ def _with_epoch(recording: Recording, trial: int, index: int, **changes) -> Reco
         (lambda r: _damaged(r, 3, config={}), "trial 3: its config runs 30 epochs, not 16"),
         (
             lambda r: _damaged(r, 3, config={**r.trials[3].config, "epochs": "16"}),
-            "trial 3: its config does not read (config: epochs: Input should be a valid integer",
+            "trial 3: its config's epochs '16' is not a positive whole number",
+        ),
+        (
+            lambda r: _damaged(r, 3, config={**r.trials[3].config, "epochs": float("inf")}),
+            "trial 3: its config's epochs inf is not a positive whole number",
+        ),
+        (
+            lambda r: _damaged(r, 3, config={**r.trials[3].config, "epochs": None}),
+            "trial 3: its config's epochs None is not a positive whole number",
+        ),
+        (lambda r: _with_epoch(r, 3, 2, epoch=3.0), "epoch 3 of its curve: numbered 3.0"),
+        (lambda r: _with_epoch(r, 3, 0, epoch_time_s=0.0), "epoch_time_s 0.0 is not a positive"),
+        (lambda r: _scaled(r, 1e305), "its epoch times add up past any number of seconds"),
+        (
+            lambda r: _damaged(r, 3, values=[1.0, r.trials[3].values[1]], metrics={}),
+            "trial 3: objective train_time_s 1.0 is not what its curve gives",
+        ),
+        (
+            lambda r: _damaged(r, 3, values=[r.trials[3].values[0], 0.999]),
+            "trial 3: objective val_accuracy 0.999 is not what its curve gives",
+        ),
+        (
+            lambda r: _damaged(_with_memory(r), 3, metrics={"peak_mem_mb": "x"}),
+            "trial 3: peak_mem_mb 'x' is not a number (its constraint",
         ),
         (
             lambda r: _damaged(
@@ -394,6 +417,12 @@ def test_a_damaged_record_is_refused_in_one_line(tmp_path, monkeypatch, damage, 
 
 def _with_space(recording: Recording, **changes) -> Recording:
     return replace(recording, space={**recording.space, **changes})
+
+
+def _with_memory(recording: Recording) -> Recording:
+    """Constrained by peak memory, which each trial's metrics hold."""
+    trials = [replace(t, metrics={**t.metrics, "peak_mem_mb": 100.0}) for t in recording.trials]
+    return _with_space(replace(recording, trials=trials), constraints=["peak_mem_mb <= 1e9"])
 
 
 def test_moasha_is_left_out_or_refused_where_it_cannot_estimate_an_objective(tmp_path):
@@ -614,3 +643,31 @@ def test_a_record_missing_fields_or_saved_plain(tmp_path, monkeypatch):
     shown = runner.invoke(app, args)
     assert shown.exit_code == 0, shown.stderr
     assert (tmp_path / "fig" / "replay_.._team_a_grid.html").is_file()
+
+
+def test_names_and_rates_users_give_are_taken_as_they_are(tmp_path, monkeypatch):
+    """A study named like rich markup prints as its name; one too long for a file name names
+    its figure by its start and a hash; an eta barely above 1 makes a rung of every epoch
+    at once (not one power of eta at a time); --study must name the record's study."""
+    monkeypatch.chdir(tmp_path)
+    save_record(replace(synthetic_recording(), study="[/]"), "markup.json.gz")
+    result = runner.invoke(app, ["replay", "--record", "markup.json.gz", "--seeds", "2"])
+    assert result.exit_code == 0, result.stderr
+    assert "replay of study [/]" in result.stdout
+    long = "x" * 300
+    save_record(replace(synthetic_recording(), study=long), "long.json.gz")
+    args = ["replay", "--record", "long.json.gz", "--seeds", "2", "--methods", "grid"]
+    result = runner.invoke(app, [*args, "--plot", "--out", "fig"])
+    assert result.exit_code == 0, result.stderr
+    (figure,) = Path("fig").iterdir()
+    assert figure.name.startswith("replay_xxx") and len(figure.name) <= 120
+    started = time.perf_counter()
+    args = ["replay", "--record", "markup.json.gz", "--seeds", "1", "--methods", "moasha"]
+    result = runner.invoke(app, [*args, "--eta", "1.0000001", "--format", "json"])
+    assert result.exit_code == 0, result.stderr
+    assert time.perf_counter() - started < 30
+    assert "eta 1.0000001" in result.stderr
+    _one_line_error(
+        ["replay", "--record", "markup.json.gz", "--study", "other"],
+        "--study other: the record markup.json.gz holds study [/]",
+    )
