@@ -12,6 +12,10 @@ INTERRUPTED_EXIT = 130  # the shell's convention for SIGINT
 
 
 def main() -> None:
+    if sys.stdout is None or sys.stderr is None:  # `dse ... >&-`: Python gives None
+        if sys.stderr is not None:
+            sys.stderr.write("error: stdout is closed: nowhere to write the output\n")
+        sys.exit(2)
     try:
         from dse.cli import main as cli_main
     except KeyboardInterrupt:

@@ -12,6 +12,8 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
+from dse.errors import ConfigError
+
 
 def publish(path: str | Path, data: str | bytes) -> Path:
     """Write `data` (text as UTF-8, or bytes) to `path` whole or not at all; returns the path."""
@@ -22,12 +24,24 @@ def publish(path: str | Path, data: str | bytes) -> Path:
 
 def publish_with(path: str | Path, write: Callable[[Path], object]) -> Path:
     """`write(partial)` writes the file (a library that takes a file name) to a temporary
-    path beside `path`, then renamed over it; returns the path."""
+    path beside `path`, then renamed over it; returns the path. Through a symbolic link, the
+    file it points to is replaced (the link stays); a device or a pipe is refused
+    (check_regular), which a rename would replace by a plain file."""
     path = Path(path)
-    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    target = Path(os.path.realpath(path))
+    check_regular(path)
+    partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
     try:
         write(partial)
-        os.replace(partial, path)
+        os.replace(partial, target)
     finally:
         partial.unlink(missing_ok=True)
     return path
+
+
+def check_regular(path: str | Path) -> None:
+    """A path to write a file at must name a file or nothing yet (through links), not a
+    device, a pipe or a socket (/dev/null, /dev/stdout)."""
+    target = Path(os.path.realpath(path))
+    if target.exists() and not target.is_file() and not target.is_dir():
+        raise ConfigError(f"{path}: not a regular file (a device, a pipe or a socket)")

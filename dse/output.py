@@ -23,7 +23,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from dse.errors import as_cli
+from dse.errors import ConfigError, as_cli
 from dse.files import publish
 
 MAX_STEM = 100  # file systems take 255 bytes a name; optuna takes study names of 512
@@ -130,6 +130,19 @@ class Output:
         sys.stdout.write(text if text.endswith("\n") else text + "\n")
 
     def show(self, shown: Shown) -> None:
+        """The command's result on stdout, its notes on stderr. A stdout that takes no more
+        (a full disk) is one line naming it; a closed pipe (`| head`) ends the output quietly."""
+        try:
+            self._show(shown)
+            sys.stdout.flush()
+        except BrokenPipeError:
+            raise
+        except OSError as exc:
+            # what is still buffered goes nowhere, not into a second error at exit
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            raise ConfigError(f"stdout: the output could not be written ({exc.strerror})") from None
+
+    def _show(self, shown: Shown) -> None:
         for line in shown.preface:
             note(as_cli(line))
         if self.format is Format.json and (shown.data is not None or shown.tables):

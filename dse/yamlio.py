@@ -58,15 +58,45 @@ _Loader.add_constructor(
 )
 
 
+# Aliases share one object per anchor, so a few hundred bytes of nested aliases (a "billion
+# laughs" file) load small and expand to gigabytes when read out as values. A config or a space
+# is hundreds of values; past this many, counting every alias expanded, it is not one.
+MAX_VALUES = 1_000_000
+
+
 def loads(text: str, source: str = "<string>") -> Any:
-    """Parse YAML text; a syntax error becomes a ConfigError naming the source and line."""
+    """Parse YAML text; a syntax error becomes a ConfigError naming the source and line, and
+    so does a document of more than MAX_VALUES values once its aliases are expanded."""
     try:
-        return yaml.load(text, Loader=_Loader)
+        data = yaml.load(text, Loader=_Loader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{source}:{mark.line + 1}" if mark is not None else source
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise ConfigError(f"{where}: invalid YAML: {problem}") from None
+    if not _within_values(data, MAX_VALUES):
+        raise ConfigError(
+            f"{source}: more than {MAX_VALUES:,} values once its aliases (*name) are expanded: "
+            "not a config or a search space"
+        )
+    return data
+
+
+def _within_values(data: Any, limit: int) -> bool:
+    """Whether `data` holds at most `limit` values, counting a shared (aliased) one each time
+    it is reached; stops counting at the limit."""
+    count, stack = 0, [data]
+    while stack:
+        value = stack.pop()
+        count += 1
+        if count > limit:
+            return False
+        if isinstance(value, dict):
+            stack.extend(value.keys())
+            stack.extend(value.values())
+        elif isinstance(value, list):
+            stack.extend(value)
+    return True
 
 
 # A config or a search space is a few KB; a file past this is not one (and /dev/zero, or a

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
+from dse import commands
 from dse.cli import app
 from dse.config import TrialConfig
 from dse.presets import preset
@@ -127,6 +131,11 @@ def test_train_table(digits_root):
             ["train", "--save", "/nonexistent/dir/m.pt"],
             "--save /nonexistent/dir/m.pt: directory /nonexistent/dir does not exist",
         ),
+        (
+            ["train", "--save", "/dev/null"],
+            "--save /dev/null: not a regular file (a device, a pipe or a socket)",
+        ),
+        (["run", "--space", "/tmp"], "--space /tmp: is a directory, not a space file"),
     ],
 )
 def test_user_errors_exit_2_with_one_line(args, message):
@@ -154,6 +163,52 @@ def test_invalid_yaml_config_names_file_and_line(tmp_path):
     assert (
         result.exit_code == 2 and "bad.yaml:" in result.stderr and "invalid YAML" in result.stderr
     )
+
+
+def test_a_yaml_alias_bomb_is_refused_before_it_expands(tmp_path):
+    """Nine levels of nine aliases: 700 bytes that read out as 387 million values."""
+    lines = ["name: x", "a0: &a0 [1, 1, 1, 1, 1, 1, 1, 1, 1]"]
+    for level in range(1, 9):
+        lines.append(f"a{level}: &a{level} [{', '.join([f'*a{level - 1}'] * 9)}]")
+    (tmp_path / "bomb.yaml").write_text("\n".join(lines) + "\n")
+    started = time.perf_counter()
+    for command in (["run", "--space"], ["train", "--config"]):
+        result = runner.invoke(app, [*command, str(tmp_path / "bomb.yaml")])
+        assert result.exit_code == 2, result.output
+        assert "more than 1,000,000 values once its aliases (*name) are expanded" in result.stderr
+    assert time.perf_counter() - started < 30
+
+
+def test_output_that_cannot_be_written_is_one_line(tmp_path):
+    """A full disk under stdout (/dev/full), a closed stdout: one line on stderr, exit 2."""
+    args = [sys.executable, "-m", "dse", "config", "show", "--preset", "baseline"]
+    with open("/dev/full", "w") as full:
+        result = subprocess.run(args, stdout=full, stderr=subprocess.PIPE, text=True)
+    assert result.returncode == 2
+    assert result.stderr == (
+        "error: stdout: the output could not be written (No space left on device)\n"
+    )
+    result = subprocess.run(
+        args,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: os.close(1),
+    )
+    assert result.returncode == 2
+    assert result.stderr == "error: stdout is closed: nowhere to write the output\n"
+
+
+def test_a_ctrl_c_no_command_caught_is_one_line(monkeypatch):
+    """A Ctrl-C between the imports and a command's own handler (typer answers 130 alone)."""
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(commands, "studies", interrupted)
+    result = runner.invoke(app, ["studies", "--storage", "sqlite:///none.db"])
+    assert result.exit_code == 130
+    assert result.stderr == "interrupted: the command stopped before it finished\n"
 
 
 def test_debug_variable_shows_the_traceback(monkeypatch):

@@ -1,7 +1,10 @@
 """Files written whole or not at all (dse.files.publish)."""
 
+from pathlib import Path
+
 import pytest
 
+from dse.errors import ConfigError
 from dse.files import publish, publish_with
 
 
@@ -47,3 +50,19 @@ def test_a_library_writing_by_file_name_writes_whole_or_not_at_all(tmp_path):
         publish_with(path, cut_short)
     assert path.read_text() == '{"events": []}'
     assert _left_over(tmp_path) == []
+
+
+def test_a_link_is_written_through_and_a_device_is_refused(tmp_path):
+    """Renamed over, a symbolic link would become a plain file and its target keep the old
+    content; /dev/null would become a file too (as root)."""
+    (tmp_path / "real").mkdir()
+    target = tmp_path / "real" / "config.yaml"
+    target.write_text("epochs: 1\n")
+    link = tmp_path / "link.yaml"
+    link.symlink_to(target)
+    assert publish(link, "epochs: 2\n") == link
+    assert link.is_symlink() and target.read_text() == "epochs: 2\n"
+    assert _left_over(tmp_path) == [] and _left_over(tmp_path / "real") == []
+    with pytest.raises(ConfigError, match="/dev/null: not a regular file"):
+        publish("/dev/null", "epochs: 3\n")
+    assert Path("/dev/null").is_char_device()

@@ -23,6 +23,7 @@ from typer.core import TyperCommand, TyperGroup
 
 from dse import commands
 from dse.cli import explore, single
+from dse.entry import INTERRUPTED_EXIT
 from dse.errors import DseError, as_cli
 
 EXPLORE = "Explore a space"
@@ -82,6 +83,8 @@ class OneLineErrors(Group):
             if error is None:
                 raise
             _fail(error, exc)
+        if code == INTERRUPTED_EXIT:  # typer's answer to a Ctrl-C no command caught itself
+            sys.stderr.write("interrupted: the command stopped before it finished\n")
         sys.exit(code if isinstance(code, int) else 0)
 
 

@@ -18,6 +18,10 @@ def check_writable(path: str | Path, name: str) -> None:
         raise ConfigError(f"{option(name)} {path}: directory {parent} does not exist")
     if target.is_dir():
         raise ConfigError(f"{option(name)} {path}: is a directory")
+    if target.exists() and not target.is_file():
+        raise ConfigError(
+            f"{option(name)} {path}: not a regular file (a device, a pipe or a socket)"
+        )
     if target.exists() and not os.access(target, os.W_OK):
         raise ConfigError(f"{option(name)} {path}: not writable")
     _probe(parent, name, path)

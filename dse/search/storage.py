@@ -135,6 +135,11 @@ def open_storage(
             f"{option('storage')} {given}: an in-memory database holds nothing to read; "
             "give the results database's file (sqlite:///PATH.db)"
         )
+    if in_memory(parsed):  # each worker process opening it would get a database of its own
+        raise StorageError(
+            f"{option('storage')} {given}: an in-memory database lives in one process, and a "
+            "run's workers and later commands share its results: give a file (sqlite:///PATH.db)"
+        )
     engine_kwargs = _engine_kwargs(url)
     path = sqlite_path(url)
     if path is not None:

@@ -370,6 +370,8 @@ def find_space_file(name: str) -> Path:
     path = Path(name)
     if path.is_file():
         return path
+    if path.is_dir():
+        raise ConfigError(f"{option('space')} {name}: is a directory, not a space file")
     shipped = shipped_spaces()
     for candidate in (path.name, f"{path.name}.yaml"):
         if candidate in shipped:

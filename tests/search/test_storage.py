@@ -118,6 +118,17 @@ def test_reading_commands_name_why_a_database_cannot_be_opened(workdir, command)
     assert {p.name: p.read_bytes() for p in workdir.iterdir() if p.is_file()} == before
 
 
+def test_run_refuses_an_in_memory_database(workdir):
+    """Each worker process would open a database of its own, and nothing would be kept."""
+    write_space(workdir)
+    for memory in ("sqlite://", "sqlite:///:memory:"):
+        _one_line_error(
+            ["run", "--space", "tiny.yaml", "--storage", memory],
+            f"--storage {memory}: an in-memory database lives in one process",
+        )
+    assert not list(workdir.glob("*.db"))
+
+
 def test_run_leaves_another_programs_sqlite_file_as_it_was(workdir):
     """`dse run` would have added optuna's tables to it and switched it to WAL."""
     write_space(workdir)
