@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 
-INTERRUPTED_EXIT = 130  # the shell's convention for SIGINT
+from dse.errors import INTERRUPTED_EXIT  # a small module: nothing heavy loads before the try
 
 
 def main() -> None:

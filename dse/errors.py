@@ -12,6 +12,8 @@ import difflib
 import re
 from collections.abc import Iterable
 
+INTERRUPTED_EXIT = 130  # the shell's convention for SIGINT (128 + 2)
+
 _OPTION = re.compile("⟨([a-z_]+)⟩")
 
 

@@ -23,8 +23,7 @@ from typer.core import TyperCommand, TyperGroup
 
 from dse import commands
 from dse.cli import explore, single
-from dse.entry import INTERRUPTED_EXIT
-from dse.errors import DseError, as_cli
+from dse.errors import INTERRUPTED_EXIT, DseError, as_cli
 
 EXPLORE = "Explore a space"
 ONE_CONFIG = "One configuration"

@@ -14,6 +14,8 @@ def check_writable(path: str | Path, name: str) -> None:
     """Fail before any work when the output file of input `name` cannot be written."""
     target = Path(path).resolve()
     parent = target.parent
+    if parent.exists() and not parent.is_dir():
+        raise ConfigError(f"{option(name)} {path}: {parent} is not a directory")
     if not parent.is_dir():
         raise ConfigError(f"{option(name)} {path}: directory {parent} does not exist")
     if target.is_dir():
