@@ -15,7 +15,7 @@ from dse.config import TrialConfig
 from dse.errors import ConfigError, Interrupted, choose_from, option
 from dse.output import Rows, Shown, csv_text, file_stem
 from dse.presets import preset, preset_names, resolve_config
-from dse.search.devices import check_threads
+from dse.search.devices import check_threads, cpu_count, idle_cpus
 
 
 def train(
@@ -140,6 +140,16 @@ def _train_run(
         check_writable(save, "save")
     if threads:
         torch.set_num_threads(threads)
+    elif torch_device.type == "cpu":
+        cores = cpu_count()
+        idle = idle_cpus(cores)
+        if idle < min(cores, torch.get_num_threads()):
+            warnings.warn(
+                f"{cores - idle} of {cores} CPUs are busy with other programs: training with "
+                f"{idle} thread(s) (a thread on a busy CPU holds up every step; --threads sets it)",
+                stacklevel=2,
+            )
+            torch.set_num_threads(idle)
     if not progress:
         return train_seeds(config, torch_device, data_dir, checkpoint=save, resume=file)
     from dse.progress import TrainingProgress

@@ -10,7 +10,9 @@ GPUs in turn (2 on one GPU: two trials share it). Without GPUs (`--gpus cpu`, or
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass
+from pathlib import Path
 
 from dse.errors import ConfigError, option
 
@@ -44,6 +46,44 @@ def cpu_count() -> int:
         return os.cpu_count() or 1
 
 
+def busy_cpus(sample_s: float = 0.25) -> float:
+    """How many of this process's CPUs other programs keep busy now: the non-idle share of each
+    over `sample_s`, summed (Linux /proc/stat; elsewhere 0). Read before a run's workers start,
+    it is other programs' load."""
+    try:
+        allowed = os.sched_getaffinity(0)
+        first = _cpu_times(allowed)
+        time.sleep(sample_s)
+        second = _cpu_times(allowed)
+    except (AttributeError, OSError, ValueError):
+        return 0.0
+    busy = 0.0
+    for cpu, (idle, total) in second.items():
+        idle_before, total_before = first.get(cpu, (idle, total))
+        if total > total_before:
+            busy += 1 - (idle - idle_before) / (total - total_before)
+    return busy
+
+
+def _cpu_times(allowed: set[int]) -> dict[int, tuple[int, int]]:
+    """(idle, total) clock ticks of each allowed CPU since boot (idle includes iowait)."""
+    times = {}
+    for line in Path("/proc/stat").read_text().splitlines():
+        name, *fields = line.split()
+        if name.startswith("cpu") and name[3:].isdigit() and int(name[3:]) in allowed:
+            ticks = [int(f) for f in fields[:8]]  # user nice system idle iowait irq softirq steal
+            times[int(name[3:])] = (ticks[3] + ticks[4], sum(ticks))
+    return times
+
+
+def idle_cpus(cores: int) -> int:
+    """The CPUs of `cores` that other programs leave idle (at least 1): a torch thread on a
+    busy CPU holds up every parallel op of a step until the scheduler gives it a turn. Measured
+    here (a CapsNet on 2 cores, one busy with another program), 2 threads took 2.6x as long as
+    1 thread; on idle cores 2 threads took 0.58x."""
+    return max(1, min(cores, cores - round(busy_cpus())))
+
+
 # Threads or CPU workers per CPU at most. A few more than the CPUs is a user's choice (a
 # trial waiting on data or evaluation leaves its core idle); beyond this each only waits its
 # turn, and each CPU worker is a process holding its own torch (1000 on 2 cores filled memory).
@@ -64,8 +104,12 @@ def check_threads(threads: int | None) -> None:
         )
 
 
-def plan_slots(gpus: str | None, workers: int | None, gpu_count: int, cores: int) -> list[Slot]:
-    """Slots for `gpus` (None: every GPU present, else CPU) and `workers` (at least 1)."""
+def plan_slots(
+    gpus: str | None, workers: int | None, gpu_count: int, cores: int, idle: int | None = None
+) -> list[Slot]:
+    """Slots for `gpus` (None: every GPU present, else CPU) and `workers` (at least 1); the
+    workers' torch threads split the `idle` cores (default: all `cores`)."""
+    split = idle or cores
     if workers is not None and workers < 1:
         raise ConfigError(f"{option('workers')} {workers}: must be at least 1")
     if gpus is None:  # every GPU present; --workers N alone deals N workers over them in turn
@@ -78,7 +122,7 @@ def plan_slots(gpus: str | None, workers: int | None, gpu_count: int, cores: int
                 f"{option('workers')} {n}: choose 1 to {most_per_cpu(cores)} ({PER_CPU} per CPU "
                 "here; CPU workers split the cores, more only take turns on them)"
             )
-        return [Slot(i, "cpu", max(1, cores // n)) for i in range(n)]
+        return [Slot(i, "cpu", max(1, split // n)) for i in range(n)]
     items = [item.strip() for item in gpus.split(",")]
     for item in items:  # the syntax of the whole list first, then which GPUs exist
         if not item.isdigit():
@@ -96,5 +140,5 @@ def plan_slots(gpus: str | None, workers: int | None, gpu_count: int, cores: int
             f"{option('workers')} {workers} with {option('gpus')} {gpus}: "
             "GPU runs get one worker per listed GPU"
         )
-    threads = max(1, cores // len(indices))
+    threads = max(1, split // len(indices))
     return [Slot(i, f"cuda:{gpu}", threads) for i, gpu in enumerate(indices)]

@@ -1,11 +1,21 @@
 from __future__ import annotations
 
+import contextlib
+import os
 import re
+import subprocess
+import sys
+import time
 
 import pytest
+from typer.testing import CliRunner
 
+from dse.cli import app
 from dse.errors import ConfigError
-from dse.search.devices import plan_slots
+from dse.search.devices import busy_cpus, cpu_count, idle_cpus, plan_slots
+from tests.conftest import load_study, write_space
+
+runner = CliRunner()
 
 
 def test_one_worker_per_listed_gpu_a_gpu_listed_twice_runs_two():
@@ -59,3 +69,43 @@ def test_more_cpu_workers_than_cores_are_refused():
         plan_slots(None, 1000, gpu_count=0, cores=2)
     with pytest.raises(ConfigError, match=re.escape("workers 9: choose 1 to 8")):
         plan_slots("cpu", 9, gpu_count=4, cores=2)
+
+
+def test_threads_split_the_idle_cores():
+    """With 3 of 8 cores busy elsewhere, 2 CPU workers split the 5 idle ones; the limit on
+    workers still counts every core."""
+    assert [s.threads for s in plan_slots("cpu", 2, gpu_count=0, cores=8, idle=5)] == [2, 2]
+    assert [s.threads for s in plan_slots("0", None, gpu_count=1, cores=8, idle=3)] == [3]
+    assert len(plan_slots("cpu", 32, gpu_count=0, cores=8, idle=1)) == 32
+
+
+@contextlib.contextmanager
+def _busy_loop_on(cpu: int):
+    """Another program keeping one CPU busy (pytest takes the warnings of in-process runs)."""
+    loop = subprocess.Popen(
+        [sys.executable, "-c", "while True: pass"],
+        preexec_fn=lambda: os.sched_setaffinity(0, {cpu}),
+    )
+    try:
+        time.sleep(0.5)  # started and spinning
+        yield
+    finally:
+        loop.kill()
+        loop.wait()
+
+
+@pytest.mark.skipif(cpu_count() < 2, reason="needs 2 CPUs: one busy, one idle")
+def test_a_cpu_another_program_keeps_busy_is_counted_and_left_to_it(workdir, recwarn):
+    """Measured on 2 cores, one busy elsewhere: a CapsNet step with 2 threads took 2.6x as
+    long as with 1 (every parallel op waits for the thread on the busy core)."""
+    cores = cpu_count()
+    with _busy_loop_on(min(os.sched_getaffinity(0))):
+        assert busy_cpus() >= 0.7
+        assert idle_cpus(cores) <= cores - 1
+        space = write_space(workdir)
+        result = runner.invoke(app, ["run", "--space", str(space), "--workers", "1", "--quiet"])
+    assert result.exit_code == 0, result.stderr
+    (warning,) = [w for w in recwarn if "busy with other programs" in str(w.message)]
+    assert f"of {cores} CPUs are busy with other programs" in str(warning.message)
+    trials = load_study("sqlite:///results/dse.db", "tiny").get_trials()
+    assert {t.user_attrs["environment"]["threads"] for t in trials} <= set(range(1, cores))
