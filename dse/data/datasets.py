@@ -126,12 +126,38 @@ def _read_arrays(name: str, files: tuple[tuple[str, Path], ...]):
     return (*train, *test)
 
 
-def check_files(name: str, data_dir: str | Path | None = None) -> None:
+@dataclass(frozen=True)
+class SplitSizes:
+    """How many samples a dataset's files hold, and where."""
+
+    train: int
+    test: int
+    train_images: Path
+    test_images: Path
+
+    def check(self, config: DatasetConfig) -> None:
+        """The section's val_size, train_subset and test_subset fit these files, else a
+        DataError naming the key (a subset larger than its split would silently be all of it,
+        and the trial's stored config claim samples it never saw)."""
+        if config.val_size >= self.train:
+            raise DataError(
+                f"dataset.val_size: {config.val_size} leaves no training data ({self.train} "
+                f"training samples in {self.train_images})"
+            )
+        _check_subset(
+            "train_subset", config.train_subset, self.train - config.val_size, self.train_images
+        )
+        _check_subset("test_subset", config.test_subset, self.test, self.test_images)
+
+
+def check_files(name: str, data_dir: str | Path | None = None) -> SplitSizes:
     """Find the dataset's files and check them as `load_dataset` would, reading only the
-    image headers (and the small label files): `dse run` calls it before it writes anything."""
+    image headers (and the small label files): `dse run` calls it before it writes anything.
+    Returns how many samples they hold."""
     paths = locate(name, data_dir)
     info = INFO[name]
     kind, reader = ("norb", read_norb) if name == "smallnorb" else ("idx", read_idx)
+    counts: dict[str, int] = {}
     for split in ("train", "test"):
         images_path, labels_path = paths[f"{split}_images"], paths[f"{split}_labels"]
         shape, dtype = check_header(images_path, kind)
@@ -141,6 +167,8 @@ def check_files(name: str, data_dir: str | Path | None = None) -> None:
             _check_norb_images(images_path, shape, dtype)
         labels = reader(labels_path)
         _check_pair(np.empty((shape[0], 0)), labels, (images_path, labels_path), info.n_classes)
+        counts[split] = shape[0]
+    return SplitSizes(counts["train"], counts["test"], paths["train_images"], paths["test_images"])
 
 
 def load_dataset(
@@ -174,13 +202,7 @@ def _device_dataset(
     train_x, train_y, test_x, test_y = _read_arrays(config.name, files)
     n = len(train_y)
     source = dict(files)
-    if config.val_size >= n:
-        raise DataError(
-            f"dataset.val_size: {config.val_size} leaves no training data ({n} training "
-            f"samples in {source['train_images']})"
-        )
-    _check_subset("train_subset", config.train_subset, n - config.val_size, source["train_images"])
-    _check_subset("test_subset", config.test_subset, len(test_y), source["test_images"])
+    SplitSizes(n, len(test_y), source["train_images"], source["test_images"]).check(config)
     rng = np.random.default_rng(config.split_seed)
     order = rng.permutation(n)
     val_idx, train_idx = order[: config.val_size], order[config.val_size :]

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dse.config import TrialConfig
+from dse.config import DatasetConfig, TrialConfig
 from dse.errors import ConfigError, choose_from, option
 from dse.output import file_stem
 from dse.search.devices import Slot, cpu_count, idle_cpus, plan_slots
@@ -150,6 +150,7 @@ class RunPlan:
     grid: list[dict[str, Any]] | None  # sampler grid: the whole grid, in queue order
     base: TrialConfig  # the space's base config (no axis chosen)
     datasets: set[str]  # every dataset a trial may train on
+    dataset_configs: list[DatasetConfig]  # the dataset sections trials may run (checked first)
     slots: list[Slot]  # the local workers' device slots (backend dask: the cluster decides)
 
 
@@ -190,6 +191,7 @@ def plan_run(space: SearchSpace, options: RunOptions, gpu_count: int | None = No
         grid=grid,
         base=space.base_config(),
         datasets=space.datasets(),
+        dataset_configs=space.dataset_configs(),
         slots=slots,
     )
 

@@ -141,8 +141,9 @@ def _check_local_data(options: RunOptions, plan: RunPlan) -> None:
     """Local workers train here: the datasets must be here."""
     from dse.data.datasets import check_files  # imports torch
 
-    for dataset in sorted(plan.datasets):
-        check_files(dataset, options.data_dir)
+    sizes = {dataset: check_files(dataset, options.data_dir) for dataset in sorted(plan.datasets)}
+    for config in plan.dataset_configs:  # a subset larger than the files: refused, not failed
+        sizes[config.name].check(config)
 
 
 @dataclass

@@ -13,7 +13,7 @@ from typing import Any
 
 import optuna
 
-from dse.config import TrialConfig, set_values
+from dse.config import DatasetConfig, TrialConfig, set_values
 from dse.errors import ConfigError, DseError, option
 from dse.presets import preset
 from dse.space.axes import (
@@ -187,17 +187,31 @@ class SearchSpace:
 
     def datasets(self) -> set[str]:
         """The datasets the space's trials may use: the base's, the points', the axes' values."""
-        names = {self.base_config().dataset.name}
-        names.update(self.config_for(point).dataset.name for point in self.points)
+        return {config.name for config in self.dataset_configs()}
+
+    def dataset_configs(self) -> list[DatasetConfig]:
+        """The dataset sections the space's trials may run: the base's, the points', and the
+        base with each value of an axis under `dataset` or choosing a preset (a range: its
+        ends) -- what `dse run` checks against the files before it starts."""
+        configs = [self.base_config().dataset]
+        configs += [self.config_for(point).dataset for point in self.points]
         for axis in all_axes(self.axes):
-            if axis.key not in _DATASET_KEYS:
+            if axis.key not in _DATASET_KEYS and not axis.key.startswith("dataset."):
                 continue
-            values = axis.values if isinstance(axis, Choice) else ()
-            values = (axis.value,) if isinstance(axis, Fixed) else values
+            values: tuple[Any, ...] = ()
+            if isinstance(axis, Choice):
+                values = tuple(axis.values)
+            elif isinstance(axis, Fixed):
+                values = (axis.value,)
+            elif isinstance(axis, Range):
+                values = (axis.low, axis.high)
+                values = tuple(int(v) for v in values) if axis.integer else values
             for value in values:  # `dataset: [{name: fashion_mnist}, ...]` names one too
-                config = self.config_for({axis.key: value}, combination=False)
-                names.add(config.dataset.name)
-        return names
+                try:
+                    configs.append(self.config_for({axis.key: value}, combination=False).dataset)
+                except DseError:  # a value that needs another axis': its points are checked
+                    continue
+        return configs
 
     def fingerprint(self) -> Fingerprint:
         return Fingerprint(

@@ -228,3 +228,32 @@ def test_moasha_stops_trials_at_rungs_and_a_resumed_study_keeps_its_records(work
     numbers = {row["number"] for row in json.loads(front.stdout)}
     assert numbers and not numbers & {t.number for t in pruned}
     assert {t.number for t in study.best_trials} == numbers
+
+
+@pytest.mark.parametrize(
+    ("base", "axes", "message"),
+    [
+        (
+            "{val_size: 100, train_subset: 100000000}",
+            "",
+            "dataset.train_subset: 100000000 is more than the 300 samples after dataset.val_size",
+        ),
+        ("{val_size: 400}", "", "dataset.val_size: 400 leaves no training data (400 training"),
+        (
+            "{val_size: 100}",
+            "  dataset.test_subset: {low: 10, high: 500}\n",
+            "dataset.test_subset: 500 is more than the 100 samples in",
+        ),
+    ],
+)
+def test_subsets_larger_than_the_data_are_refused_before_the_run(workdir, base, axes, message):
+    """The data (400 training, 100 test images) is read before anything is written: a subset
+    it cannot give would fail every trial, or every trial that draws it."""
+    space = TINY_SPACE.format(name="tiny", epochs=1, lrs="[0.001]")
+    space = space.replace("dataset: {val_size: 100, test_subset: 100}", f"dataset: {base}")
+    (workdir / "tiny.yaml").write_text(space + axes)
+    result = runner.invoke(app, ["run", "--space", "tiny.yaml", "--quiet"])
+    assert result.exit_code == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], result.stderr
+    assert not (workdir / "results").exists()
