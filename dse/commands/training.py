@@ -45,7 +45,7 @@ def train(
         file, resolved = _checkpoint_file(
             config, preset_name, overrides, resume, checkpoint_dir, keep_checkpoints
         )
-        result = _train_run(resolved, file, device, data_dir, save, threads, progress)
+        result, busy = _train_run(resolved, file, device, data_dir, save, threads, progress)
     except KeyboardInterrupt:
         line = _resume_line(file, resolved, resume, given)
         raise Interrupted(line, signal.SIGINT) from None
@@ -64,7 +64,10 @@ def train(
         data=result.to_dict(),
         csv=csv_text(history),  # one table: the history (its metrics: table or json)
         footer=_saved_line(save, result) if save else None,
-        notes=[f"checkpoint kept: {file.path}"] if keep_checkpoints else [],
+        notes=[
+            *([f"checkpoint kept: {file.path}"] if keep_checkpoints else []),
+            *([busy] if busy else []),
+        ],
     )
 
 
@@ -128,8 +131,9 @@ def _train_run(
     save: str | None,
     threads: int | None,
     progress: bool,
-) -> Any:
-    """Train `config` with its per-epoch checkpoint `file` (a ResumeFile): a TrialResult."""
+) -> tuple[Any, str | None]:
+    """Train `config` with its per-epoch checkpoint `file` (a ResumeFile): a TrialResult, and a
+    line if busy CPUs left it fewer threads."""
     import torch
 
     from dse.train.seeds import train_seeds
@@ -140,22 +144,22 @@ def _train_run(
         check_writable(save, "save")
     if threads:
         torch.set_num_threads(threads)
-    elif torch_device.type == "cpu":
+    busy = None  # said after the result: an error stays one line
+    if not threads and torch_device.type == "cpu":
         cores = cpu_count()
         idle = idle_cpus(cores)
         if idle < min(cores, torch.get_num_threads()):
-            warnings.warn(
-                f"{cores - idle} of {cores} CPUs are busy with other programs: training with "
-                f"{idle} thread(s) (a thread on a busy CPU holds up every step; --threads sets it)",
-                stacklevel=2,
-            )
             torch.set_num_threads(idle)
+            busy = (
+                f"trained with {idle} thread(s): {cores - idle} of {cores} CPUs were busy with "
+                f"other programs when it started ({option('threads')} sets it)"
+            )
     if not progress:
-        return train_seeds(config, torch_device, data_dir, checkpoint=save, resume=file)
+        return train_seeds(config, torch_device, data_dir, checkpoint=save, resume=file), busy
     from dse.progress import TrainingProgress
 
     with TrainingProgress(config.name or "train") as observer:
-        return train_seeds(config, torch_device, data_dir, observer, save, resume=file)
+        return train_seeds(config, torch_device, data_dir, observer, save, resume=file), busy
 
 
 def _resume_line(

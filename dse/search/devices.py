@@ -9,9 +9,10 @@ GPUs in turn (2 on one GPU: two trials share it). Without GPUs (`--gpus cpu`, or
 
 from __future__ import annotations
 
+import math
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from dse.errors import ConfigError, option
@@ -80,8 +81,22 @@ def idle_cpus(cores: int) -> int:
     """The CPUs of `cores` that other programs leave idle (at least 1): a torch thread on a
     busy CPU holds up every parallel op of a step until the scheduler gives it a turn. Measured
     here (a CapsNet on 2 cores, one busy with another program), 2 threads took 2.6x as long as
-    1 thread; on idle cores 2 threads took 0.58x."""
-    return max(1, min(cores, cores - round(busy_cpus())))
+    1 thread; on idle cores 2 threads took 0.58x. A CPU counts as busy at 3/4 of its time."""
+    return max(1, min(cores, cores - math.floor(busy_cpus() + 0.25)))
+
+
+def leave_busy_cpus(slots: list[Slot], cores: int) -> tuple[list[Slot], str | None]:
+    """The slots with their torch threads split over the CPUs other programs leave idle now,
+    and a line saying so when some are busy (measured as the workers are about to start)."""
+    idle = idle_cpus(cores)
+    if idle >= cores or not slots:
+        return slots, None
+    threads = max(1, idle // len(slots))
+    fewer = [replace(s, threads=min(s.threads, threads)) for s in slots]
+    return fewer, (
+        f"{cores - idle} of {cores} CPUs are busy with other programs: the workers' torch "
+        f"threads split the {idle} idle one(s) (a thread on a busy CPU holds up every step)"
+    )
 
 
 # Threads or CPU workers per CPU at most. A few more than the CPUs is a user's choice (a
@@ -104,12 +119,9 @@ def check_threads(threads: int | None) -> None:
         )
 
 
-def plan_slots(
-    gpus: str | None, workers: int | None, gpu_count: int, cores: int, idle: int | None = None
-) -> list[Slot]:
+def plan_slots(gpus: str | None, workers: int | None, gpu_count: int, cores: int) -> list[Slot]:
     """Slots for `gpus` (None: every GPU present, else CPU) and `workers` (at least 1); the
-    workers' torch threads split the `idle` cores (default: all `cores`)."""
-    split = idle or cores
+    workers' torch threads split the cores (leave_busy_cpus: those other programs leave idle)."""
     if workers is not None and workers < 1:
         raise ConfigError(f"{option('workers')} {workers}: must be at least 1")
     if gpus is None:  # every GPU present; --workers N alone deals N workers over them in turn
@@ -122,7 +134,7 @@ def plan_slots(
                 f"{option('workers')} {n}: choose 1 to {most_per_cpu(cores)} ({PER_CPU} per CPU "
                 "here; CPU workers split the cores, more only take turns on them)"
             )
-        return [Slot(i, "cpu", max(1, split // n)) for i in range(n)]
+        return [Slot(i, "cpu", max(1, cores // n)) for i in range(n)]
     items = [item.strip() for item in gpus.split(",")]
     for item in items:  # the syntax of the whole list first, then which GPUs exist
         if not item.isdigit():
@@ -140,5 +152,5 @@ def plan_slots(
             f"{option('workers')} {workers} with {option('gpus')} {gpus}: "
             "GPU runs get one worker per listed GPU"
         )
-    threads = max(1, split // len(indices))
+    threads = max(1, cores // len(indices))
     return [Slot(i, f"cuda:{gpu}", threads) for i, gpu in enumerate(indices)]

@@ -12,7 +12,7 @@ from typing import Any
 from dse.config import DatasetConfig, TrialConfig
 from dse.errors import ConfigError, choose_from, option
 from dse.output import file_stem
-from dse.search.devices import Slot, cpu_count, idle_cpus, plan_slots
+from dse.search.devices import Slot, cpu_count, plan_slots
 from dse.search.grid_order import spread_order
 from dse.search.moasha import EarlyStop
 from dse.search.outage import DEFAULT_OUTAGE_LIMIT_S
@@ -165,16 +165,7 @@ def plan_run(space: SearchSpace, options: RunOptions, gpu_count: int | None = No
             import torch
 
             gpu_count = torch.cuda.device_count() if torch.cuda.is_available() else 0
-        cores = cpu_count()
-        idle = idle_cpus(cores)
-        if idle < cores:
-            warnings.warn(
-                f"{cores - idle} of {cores} CPUs are busy with other programs: the workers' "
-                f"torch threads split the {idle} idle one(s) (a thread on a busy CPU holds up "
-                "every step)",
-                stacklevel=2,
-            )
-        slots = plan_slots(options.gpus, options.workers, gpu_count, cores, idle)
+        slots = plan_slots(options.gpus, options.workers, gpu_count, cpu_count())
     sampler = choose_sampler(space, options.sampler, options.n_trials)
     if sampler == "grid":
         space.check_grid()

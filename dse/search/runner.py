@@ -45,7 +45,7 @@ from optuna.exceptions import UpdateFinishedTrialError
 from optuna.trial import TrialState
 
 from dse.errors import ConfigError, DseError, Interrupted
-from dse.search.devices import Slot
+from dse.search.devices import Slot, cpu_count, leave_busy_cpus
 from dse.search.locks import setup_lock
 from dse.search.messages import (
     EpochDone,
@@ -116,7 +116,11 @@ def run_study(
             if pool is None:
                 from dse.search.workers import WorkerPool
 
-                pool = WorkerPool(plan.slots, options.data_dir)
+                # measured now, every check passed: a refused run says one line, no more
+                slots, busy = leave_busy_cpus(plan.slots, cpu_count())
+                if busy:
+                    warnings.warn(busy, stacklevel=2)
+                pool = WorkerPool(slots, options.data_dir)
             runner = Runner(space, options, plan, study, pool, reporter or SilentReporter())
             return runner.run(stop)
         finally:

@@ -71,14 +71,6 @@ def test_more_cpu_workers_than_cores_are_refused():
         plan_slots("cpu", 9, gpu_count=4, cores=2)
 
 
-def test_threads_split_the_idle_cores():
-    """With 3 of 8 cores busy elsewhere, 2 CPU workers split the 5 idle ones; the limit on
-    workers still counts every core."""
-    assert [s.threads for s in plan_slots("cpu", 2, gpu_count=0, cores=8, idle=5)] == [2, 2]
-    assert [s.threads for s in plan_slots("0", None, gpu_count=1, cores=8, idle=3)] == [3]
-    assert len(plan_slots("cpu", 32, gpu_count=0, cores=8, idle=1)) == 32
-
-
 @contextlib.contextmanager
 def _busy_loop_on(cpu: int):
     """Another program keeping one CPU busy (pytest takes the warnings of in-process runs)."""
