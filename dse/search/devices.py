@@ -47,15 +47,15 @@ def cpu_count() -> int:
         return os.cpu_count() or 1
 
 
-def busy_cpus(sample_s: float = 0.25) -> float:
+def busy_cpus(sample_s: float = 0.1) -> float:
     """How many of this process's CPUs other programs keep busy now: the non-idle share of each
     over `sample_s`, summed (Linux /proc/stat; elsewhere 0). Read before a run's workers start,
     it is other programs' load."""
     try:
         allowed = os.sched_getaffinity(0)
-        first = _cpu_times(allowed)
+        first, own_before, started = _cpu_times(allowed), _own_cpu_s(), time.monotonic()
         time.sleep(sample_s)
-        second = _cpu_times(allowed)
+        second, own_after, ended = _cpu_times(allowed), _own_cpu_s(), time.monotonic()
     except (AttributeError, OSError, ValueError):
         return 0.0
     busy = 0.0
@@ -63,7 +63,15 @@ def busy_cpus(sample_s: float = 0.25) -> float:
         idle_before, total_before = first.get(cpu, (idle, total))
         if total > total_before:
             busy += 1 - (idle - idle_before) / (total - total_before)
-    return busy
+    # this process's own threads (torch's pool still spinning after its last op) are not others'
+    own = (own_after - own_before) / max(ended - started, 1e-9)
+    return max(0.0, busy - own)
+
+
+def _own_cpu_s() -> float:
+    """CPU seconds this process (all its threads) has run."""
+    times = os.times()
+    return times.user + times.system
 
 
 def _cpu_times(allowed: set[int]) -> dict[int, tuple[int, int]]:
