@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import enum
 import random
+import re
 import sqlite3
 import time
 import warnings
@@ -105,13 +106,21 @@ def database_words(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
+# scheme://user:PASSWORD@host..., the password running to the last @ (an unescaped @ in it)
+_CREDENTIALS = re.compile(r"^([A-Za-z][\w+.-]*://[^:/@]*:)[^/]*@")
+
+
 def shown_url(url: str) -> str:
-    """A storage URL as messages show it: without its password."""
+    """A storage URL as messages show it: without its password, also where the URL does not
+    parse (a bad port) or its password holds an unescaped @."""
     import sqlalchemy
 
+    masked = _CREDENTIALS.sub(r"\1***@", url)
+    if masked != url:  # by hand: SQLAlchemy splits a password at its first @, or fails whole
+        return masked
     try:
         return sqlalchemy.engine.make_url(url).render_as_string(hide_password=True)
-    except Exception:  # not a SQLAlchemy URL: nothing to hide
+    except Exception:  # not a SQLAlchemy URL; no password in it
         return url
 
 

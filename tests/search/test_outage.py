@@ -78,6 +78,15 @@ def test_passwords_are_not_shown():
         "postgresql+psycopg://dse:***@db:5432/results"
     )
     assert shown_url("sqlite:///results/dse.db") == "sqlite:///results/dse.db"
+    # a URL that does not parse (its port), or a password with an unescaped @
+    for url in (
+        "postgresql://pg:s3cretPW@127.0.0.1:abc/dse",
+        "postgresql://pg:s3cretPW@[::1:55432/dse",
+        "postgresql://pg:p@ssWORD@127.0.0.1/dse",
+    ):
+        shown = shown_url(url)
+        assert shown.startswith("postgresql://pg:***@") and "s3cret" not in shown, shown
+        assert "ssWORD" not in shown, shown
 
 
 def failing(times: int, error: Exception):
