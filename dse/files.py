@@ -28,8 +28,7 @@ def publish_with(path: str | Path, write: Callable[[Path], object]) -> Path:
     file it points to is replaced (the link stays); a device or a pipe is refused
     (check_regular), which a rename would replace by a plain file."""
     path = Path(path)
-    target = Path(os.path.realpath(path))
-    check_regular(path)
+    target = check_regular(path)
     partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
     try:
         write(partial)
@@ -39,9 +38,10 @@ def publish_with(path: str | Path, write: Callable[[Path], object]) -> Path:
     return path
 
 
-def check_regular(path: str | Path) -> None:
-    """A path to write a file at must name a file or nothing yet (through links), not a
+def check_regular(path: str | Path) -> Path:
+    """The file a path to write at names (through links): a file or nothing yet, not a
     device, a pipe or a socket (/dev/null, /dev/stdout)."""
     target = Path(os.path.realpath(path))
     if target.exists() and not target.is_file() and not target.is_dir():
         raise ConfigError(f"{path}: not a regular file (a device, a pipe or a socket)")
+    return target

@@ -175,14 +175,15 @@ def plan_run(space: SearchSpace, options: RunOptions, gpu_count: int | None = No
         planned = min(budget, len(grid))
     else:
         planned = space.planned_trials(options.n_trials)
+    dataset_configs = space.dataset_configs()  # each point's config made once, names and all
     return RunPlan(
         study_name=options.study_name or space.name,
         sampler=sampler,
         planned=planned,
         grid=grid,
         base=space.base_config(),
-        datasets=space.datasets(),
-        dataset_configs=space.dataset_configs(),
+        datasets={config.name for config in dataset_configs},
+        dataset_configs=dataset_configs,
         slots=slots,
     )
 
