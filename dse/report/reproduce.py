@@ -134,7 +134,8 @@ def _reduction(time_s: float, baseline_s: float) -> float:
 
 
 def report_rows(measured: dict[str, Measured]) -> list[dict[str, Any]]:
-    """One row per preset, in the paper's order: ours, then the paper's, relative to baseline."""
+    """One row per preset, in the paper's order: ours, then the paper's, relative to baseline.
+    Every number in full (JSON and CSV carry them so); `shown_rows` rounds them for reading."""
     base = measured.get("baseline")
     dataset = next(iter(measured.values())).dataset if measured else "mnist"
     paper = PAPER.get(dataset, {})
@@ -146,29 +147,51 @@ def report_rows(measured: dict[str, Measured]) -> list[dict[str, Any]]:
         row: dict[str, Any] = {
             "config": LABELS[name],
             "trials": m.trials,
-            "test_acc_%": round(m.test_accuracy, 2),
-            "acc_change_pts": round(m.test_accuracy - base.test_accuracy, 2) if base else None,
-            "time_s": round(m.train_time_s, 1),
-            "time_reduction_%": round(_reduction(m.train_time_s, base.train_time_s), 1)
-            if base
-            else None,
-            "paper_way_time_s": round(m.paper_way_time_s, 1),
-            "paper_way_reduction_%": round(_reduction(m.paper_way_time_s, base.paper_way_time_s), 1)
+            "test_acc_%": m.test_accuracy,
+            "acc_change_pts": m.test_accuracy - base.test_accuracy if base else None,
+            "time_s": m.train_time_s,
+            "time_reduction_%": _reduction(m.train_time_s, base.train_time_s) if base else None,
+            "paper_way_time_s": m.paper_way_time_s,
+            "paper_way_reduction_%": _reduction(m.paper_way_time_s, base.paper_way_time_s)
             if base
             else None,
             "n_params": m.n_params,
             "paper_acc_%": p.accuracy if p else None,
+            # the paper gives 3 decimals: this is their difference exactly, less float noise
             "paper_acc_change_pts": round(p.accuracy - paper["baseline"].accuracy, 3)
             if p
             else None,
             "paper_time_s": p.time_s if p else None,
-            "paper_time_reduction_%": round(_reduction(p.time_s, paper["baseline"].time_s), 1)
-            if p
-            else None,
+            "paper_time_reduction_%": _reduction(p.time_s, paper["baseline"].time_s) if p else None,
             "paper_n_params": p.n_params if p else None,
         }
         rows.append(row)
     return rows
+
+
+# Decimals each column is read with (the table, the page, the orderings).
+SHOWN_DECIMALS = {
+    "test_acc_%": 2,
+    "acc_change_pts": 2,
+    "time_s": 1,
+    "time_reduction_%": 1,
+    "paper_way_time_s": 1,
+    "paper_way_reduction_%": 1,
+    "paper_time_reduction_%": 1,
+}
+
+
+def shown_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows of `report_rows` rounded as the table shows them."""
+    return [
+        {
+            key: round(value, SHOWN_DECIMALS[key])
+            if key in SHOWN_DECIMALS and value is not None
+            else value
+            for key, value in row.items()
+        }
+        for row in rows
+    ]
 
 
 @dataclass(frozen=True)
@@ -180,8 +203,10 @@ class Ordering:
 
 
 def orderings(rows: list[dict[str, Any]]) -> list[Ordering]:
-    """For time (ours measured, ours the paper's way) and accuracy: pairs ordered as the paper's."""
+    """For time (ours measured, ours the paper's way) and accuracy: pairs ordered as the paper's.
+    Ours are compared as the table shows them: a difference below its decimals is no order."""
     result = []
+    rows = shown_rows(rows)
     measures = (
         ("time (measured)", "time_s", "paper_time_s"),
         ("time (paper's way)", "paper_way_time_s", "paper_time_s"),
@@ -207,7 +232,7 @@ def orderings(rows: list[dict[str, Any]]) -> list[Ordering]:
 def markdown(rows: list[dict[str, Any]], study: str) -> str:
     from dse.output import markdown_table
 
-    lines = [f"## {study}: the paper's table, reproduced", "", markdown_table(rows), ""]
+    lines = [f"## {study}: the paper's table, reproduced", "", markdown_table(shown_rows(rows)), ""]
     if rows and rows[0]["paper_acc_%"] is None:
         lines.append("(the paper has no numbers for this dataset)")
         return "\n".join(lines)
@@ -226,6 +251,7 @@ def write_html(rows: list[dict[str, Any]], study: str, path: Path) -> Path:
 
     from dse.report.pages import write_page
 
+    rows = shown_rows(rows)
     names = [r["config"] for r in rows]
     fig = make_subplots(
         rows=3,

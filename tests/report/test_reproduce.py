@@ -29,7 +29,7 @@ def test_rows_relative_to_baseline_beside_the_papers():
     assert wab["time_reduction_%"] == 60.0 and wab["acc_change_pts"] == pytest.approx(0.2)
     assert wab["paper_way_time_s"] == 20.0 and wab["paper_way_reduction_%"] == 60.0
     assert wab["paper_acc_%"] == 99.454 and wab["paper_time_s"] == 2400
-    assert wab["paper_time_reduction_%"] == round(100 * (1 - 2400 / 8700), 1)  # 72.4
+    assert wab["paper_time_reduction_%"] == 100 * (1 - 2400 / 8700)  # 72.41..., in full
     assert wab["paper_acc_change_pts"] == round(99.454 - 99.366, 3)
     assert rows[2]["paper_n_params"] == 6_719_920 and rows[0]["paper_n_params"] == 8_227_248
 
@@ -95,6 +95,18 @@ def test_a_tie_of_ours_agrees_with_no_order_of_the_papers():
         "WeightSharing < Baseline",
         "WeightSharing < ExpDecay",
     ]
+
+
+def test_json_and_csv_carry_every_number_in_full_the_table_rounds(capsys):
+    from dse.output import Format, Output, Rows, Shown
+    from dse.report.reproduce import markdown
+
+    rows = report_rows({"baseline": _measured(99.123456, 0.524), "exp_decay": _measured(99.0, 0.3)})
+    assert rows[0]["time_s"] == 0.524 and rows[0]["test_acc_%"] == 99.123456
+    assert rows[1]["time_reduction_%"] == pytest.approx(100 * (1 - 0.3 / 0.524), abs=1e-12)
+    assert "| 0.5 |" in markdown(rows, "s") and "| 99.12 |" in markdown(rows, "s")
+    Output(Format.csv).show(Shown(tables=[Rows(rows)], text=markdown(rows, "s")))
+    assert ",0.524,0.0,0.262," in capsys.readouterr().out  # time_s, reduction, paper way
 
 
 def test_the_papers_numbers_are_shown_as_the_paper_gives_them():
