@@ -189,6 +189,15 @@ BatchScheduleConfig = Annotated[FixedBatch | AdaBatch, Field(discriminator="name
 SEED_MIN, SEED_MAX = -(2**63), 2**64 - 1  # what torch.manual_seed accepts
 
 
+def seeds_overflow(seed: int, count: int) -> str | None:
+    """Why seeds seed .. seed+count-1 (repeats, calibration runs, fused models) do not all fit
+    torch's range, or None when they do."""
+    last = seed + count - 1
+    if last > SEED_MAX:
+        return f"the last seed {last} is above {SEED_MAX}, the largest torch takes"
+    return None
+
+
 class TrialConfig(_Section):
     """Everything one training run depends on. Same config, same CPU: same numbers."""
 
@@ -213,12 +222,9 @@ class TrialConfig(_Section):
 
     @model_validator(mode="after")
     def _seeds_fit(self) -> TrialConfig:
-        last = self.seed + self.repeats - 1
-        if last > SEED_MAX:
-            raise ValueError(
-                f"seed {self.seed} with repeats {self.repeats}: the last seed {last} is "
-                f"above {SEED_MAX}, the largest torch takes"
-            )
+        why = seeds_overflow(self.seed, self.repeats)
+        if why:
+            raise ValueError(f"seed {self.seed} with repeats {self.repeats}: {why}")
         return self
 
     @model_validator(mode="after")

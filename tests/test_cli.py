@@ -284,6 +284,10 @@ def test_bench_fuses_seeds_on_request_and_reports_each_models_pace():
     for bad, message in [
         (["--fused", "1"], "--fused 1: fuses at least 2 models"),
         (["--fused", "2", "--set", "model.name=cnn_baseline"], "only CapsNet seeds train fused"),
+        (
+            ["--fused", "2", "--set", f"seed={2**64 - 1}"],
+            f"error: --fused 2 with seed {2**64 - 1}: the last seed {2**64} is above {2**64 - 1}",
+        ),
     ]:
         refused = runner.invoke(app, ["bench", *bad])
         assert refused.exit_code == 2 and message in refused.stderr, refused.stderr

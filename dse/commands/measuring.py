@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from dse.commands.paths import check_output_dir, check_writable
+from dse.config import seeds_overflow
 from dse.errors import ConfigError, choose_from, option
 from dse.output import Rows, Shown, note
 from dse.presets import resolve_config
@@ -49,6 +50,12 @@ def bench(
                 f"{option('fused')} {fused}: model.name is {base.model.name}; "
                 "only CapsNet seeds train fused"
             )
+        overflow = [
+            (v.seed, why) for v in variants.values() if (why := seeds_overflow(v.seed, fused))
+        ]
+        if overflow:  # fused model k is seeded seed+k
+            seed, why = overflow[0]
+            raise ConfigError(f"{option('fused')} {fused} with seed {seed}: {why}")
     if threads:
         torch.set_num_threads(threads)
     report = run_bench(variants, torch_device, batch, steps, warmup, compiled, fused or 1)
@@ -115,10 +122,11 @@ def calibrate(
 ) -> Shown:
     """Train one configuration `runs` times: the CV of epoch time and the spread of accuracy;
     the calibration is written to `out` (`dse run` stores it with the study)."""
-    from dse.measure.calibrate import DEFAULT_PATH, run_calibration
+    from dse.measure.calibrate import DEFAULT_PATH, check_runs, run_calibration
 
     out = out or DEFAULT_PATH
     base = resolve_config(config, preset_name, overrides)
+    check_runs(base, runs)
     if out != DEFAULT_PATH or Path(out).parent.is_dir():
         check_writable(out, "out")  # a folder, a missing or read-only one: refused, as --save
     else:

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from dse import yamlio
-from dse.config import TrialConfig
+from dse.config import TrialConfig, seeds_overflow
 from dse.errors import ConfigError, option
 from dse.files import publish
 
@@ -103,6 +103,15 @@ def load_calibration(path: str | Path) -> dict[str, Any]:
     return data
 
 
+def check_runs(config: TrialConfig, runs: int) -> None:
+    """Refuse, before anything trains, runs whose seeds leave torch's range: run i trains
+    seeds seed+i .. seed+i+repeats-1."""
+    why = seeds_overflow(config.seed, runs + config.repeats - 1)
+    if why:
+        repeats = f" and repeats {config.repeats}" if config.repeats > 1 else ""
+        raise ConfigError(f"{option('runs')} {runs} with seed {config.seed}{repeats}: {why}")
+
+
 def run_calibration(
     config: TrialConfig,
     runs: int,
@@ -116,6 +125,7 @@ def run_calibration(
     from dse.train.seeds import train_seeds
     from dse.train.trainer import resolve_device
 
+    check_runs(config, runs)
     torch_device = resolve_device(device)
     data = load_dataset(config.dataset, torch_device, data_dir)
     seeds = [config.seed + i for i in range(runs)]

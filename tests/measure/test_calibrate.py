@@ -177,6 +177,26 @@ def test_calibrate_checks_its_output_before_training(tmp_path, out, message):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["folder"]
 
 
+@pytest.mark.parametrize(
+    ("sets", "message"),
+    [
+        ([f"seed={2**64 - 1}"], f"--runs 2 with seed {2**64 - 1}: the last seed {2**64} is above"),
+        (
+            [f"seed={2**64 - 2}", "repeats=2"],
+            f"--runs 2 with seed {2**64 - 2} and repeats 2: the last seed {2**64} is above",
+        ),
+    ],
+)
+def test_calibrate_refuses_seeds_past_torchs_range_before_training(workdir, sets, message):
+    """Run i trains seed+i (and its repeats): the last must fit, checked before run 1."""
+    result = runner.invoke(app, ["calibrate", *each("--set", sets), "--runs", "2"])
+    assert result.exit_code == 2, result.stderr
+    assert result.stderr.strip().splitlines() == [
+        f"error: {message} {2**64 - 1}, the largest torch takes"
+    ]
+    assert not (workdir / "results" / "calibration.json").exists()
+
+
 @pytest.mark.parametrize("content", [bytes(range(128, 256)), "épsilon: 1".encode("latin-1")])
 def test_calibration_not_utf8_is_one_line_and_creates_nothing(tmp_path, content):
     bad = tmp_path / "garbage.yaml"
