@@ -35,8 +35,9 @@ def train(
 
     After each epoch the run writes its checkpoint (`checkpoint_dir`, default
     results/checkpoints, as train-NAME.pt), removed once it completes unless
-    `keep_checkpoints`. `resume`: a checkpoint to go on from, with its configuration. Ctrl-C
-    leaves the checkpoint and raises Interrupted, its line the command that resumes."""
+    `keep_checkpoints`. `resume`: a checkpoint to go on from, with its configuration; it is
+    the user's file, so it is kept (and rewritten after each epoch). Ctrl-C leaves the
+    checkpoint and raises Interrupted, its line the command that resumes."""
     check_threads(threads)
     given = {"device": device if device != "cpu" else None, "data_dir": data_dir}
     given |= {"threads": threads, "save": save, "keep_checkpoints": keep_checkpoints}
@@ -64,11 +65,20 @@ def train(
         data=result.to_dict(),
         csv=csv_text(history),  # one table: the history (its metrics: table or json)
         footer=_saved_line(save, result) if save else None,
-        notes=[
-            *([f"checkpoint kept: {file.path}"] if keep_checkpoints else []),
-            *([busy] if busy else []),
-        ],
+        notes=_train_notes(file, resolved, resume, busy),
     )
+
+
+def _train_notes(file: Any, config: TrialConfig, resume: str | None, busy: str | None) -> list[str]:
+    """After the result: a resumed checkpoint that was already complete (nothing trained, the
+    result is the checkpoint's), whether the checkpoint is kept, busy CPUs."""
+    if resume is not None and file.trained == 0:
+        seeds = f" of {config.repeats} seeds" if config.repeats > 1 else ""
+        done = f"{config.epochs} of {config.epochs} epochs{seeds}"
+        return [
+            f"{resume}: already complete ({done}): nothing trained; the result is the checkpoint's"
+        ]
+    return [*([f"checkpoint kept: {file.path}"] if file.keep else []), *([busy] if busy else [])]
 
 
 def _saved_line(save: str, result: Any) -> str:
@@ -107,7 +117,8 @@ def _checkpoint_file(
                 f"{option('resume')} {resume}: goes on with the checkpoint's configuration, "
                 f"in its file (no {option(extra[0])})"
             )
-        file = ResumeFile(Path(resume), keep=keep)
+        # The user named this file: dse removes only the checkpoints it made itself.
+        file = ResumeFile(Path(resume), keep=True)
         return file, file.config()
     resolved = resolve_config(config, preset_name, overrides)
     folder = checkpoint_dir or DEFAULT_CHECKPOINT_DIR

@@ -192,6 +192,7 @@ class ResumeFile:
     saved: tuple[int, int] | None = None  # (seed index, epoch) of the file, once known
     writing: tuple[int, int] | None = None  # (seed index, epoch) being written now
     failed: bool = False  # a write failed: the run goes on without checkpoints
+    trained: int = 0  # epochs this process completed (each one writes the file, or tries to)
     _state: ResumeState | None = field(default=None, repr=False)
 
     def config(self) -> TrialConfig:
@@ -227,6 +228,7 @@ class ResumeFile:
     def write(self, state: ResumeState) -> None:
         """Write the state after an epoch; a failure (disk full, no permission) is a warning
         and the run goes on without checkpoints."""
+        self.trained += 1
         if self.failed:
             return
         self._state = None  # the loaded state is no longer the file's

@@ -65,3 +65,28 @@ def test_save_with_repeats_says_whose_weights_it_holds(workdir):
         "above, the mean of 2 seeds)"
     )
     assert commands.evaluate("m.pt").data["accuracy"] == first["test_accuracy"]
+
+
+def test_a_resumed_file_is_the_users_kept_and_a_complete_one_trains_nothing(workdir, monkeypatch):
+    """--resume FILE never removes FILE (only checkpoints dse made are cleaned up); resuming it
+    once complete says so instead of reporting it as trained."""
+    write = ResumeFile.write
+
+    def stop_after_epoch_1(self, state):
+        write(self, state)
+        if state.epoch == 1:
+            raise KeyboardInterrupt
+
+    with monkeypatch.context() as patched, pytest.raises(Interrupted):
+        patched.setattr(ResumeFile, "write", stop_after_epoch_1)
+        commands.train(None, "baseline", TINY, threads=1)
+    kept = "results/checkpoints/train-baseline.pt"
+    resumed = commands.train(None, None, [], threads=1, resume=kept)
+    assert resumed.data["resumed_from_epoch"] == 1 and len(resumed.data["history"]) == 2
+    assert resumed.notes == [f"checkpoint kept: {kept}"]
+    assert ResumeFile(workdir / kept).latest() is None and ResumeFile(workdir / kept).config()
+    again = commands.train(None, None, [], threads=1, resume=kept)
+    assert again.notes == [
+        f"{kept}: already complete (2 of 2 epochs): nothing trained; the result is the checkpoint's"
+    ]
+    assert again.data["history"] == resumed.data["history"] and (workdir / kept).is_file()
