@@ -12,6 +12,7 @@ from dse.errors import ConfigError, choose_from, option
 from dse.output import Rows, Shown, note
 from dse.presets import resolve_config
 from dse.search.devices import check_threads
+from dse.search.signals import interrupted_in_one_line
 
 
 def bench(
@@ -58,7 +59,8 @@ def bench(
             raise ConfigError(f"{option('fused')} {fused} with seed {seed}: {why}")
     if threads:
         torch.set_num_threads(threads)
-    report = run_bench(variants, torch_device, batch, steps, warmup, compiled, fused or 1)
+    with interrupted_in_one_line(lambda: "interrupted before the benchmark finished"):
+        report = run_bench(variants, torch_device, batch, steps, warmup, compiled, fused or 1)
     preface = []
     if header:
         ceilings = ", ".join(f"{k} {v:.0f} GFLOP/s" for k, v in report.ceilings.items())
@@ -99,7 +101,8 @@ def profile(
     resolved = resolve_config(config, preset_name, overrides)
     torch_device = resolve_device(device)
     check_output_dir(out, "out")
-    result = profile_steps(resolved, torch_device, batch, steps, warmup, mode, Path(out))
+    with interrupted_in_one_line(lambda: "interrupted before the profile finished"):
+        result = profile_steps(resolved, torch_device, batch, steps, warmup, mode, Path(out))
     rows = [asdict(r) for r in (result.ops[:top] if by == "op" else result.layers)]
     notes = [
         f"measured step {result.step_ms:.1f} ms under the profiler; layers sum to "
@@ -132,13 +135,20 @@ def calibrate(
     else:
         check_output_dir(Path(out).parent, "out")  # results/ is made, as by every command
 
+    done = [0]  # runs finished, for the line of an interruption
+
     def on_run(i: int, result: dict[str, Any]) -> None:
+        done[0] = i + 1
         note(
             f"run {i + 1}/{runs}: seed {result['config']['seed']}, train "
             f"{result['train_time_s']:.1f} s, val_accuracy {result['val_accuracy']:.4f}"
         )
 
-    result = run_calibration(base, runs, device, data_dir, on_run)
+    def stopped() -> str:
+        return f"interrupted after {done[0]} of {runs} runs: {out} not written"
+
+    with interrupted_in_one_line(stopped):
+        result = run_calibration(base, runs, device, data_dir, on_run)
     result.save(out)
     rows = [
         {"measure": "epoch time CV", "value": result.epoch_time_cv},

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import shlex
-import signal
 import warnings
 from dataclasses import asdict
 from pathlib import Path
@@ -16,6 +15,7 @@ from dse.errors import ConfigError, Interrupted, choose_from, option
 from dse.output import Rows, Shown, csv_text, file_stem
 from dse.presets import preset, preset_names, resolve_config
 from dse.search.devices import check_threads, cpu_count, idle_cpus
+from dse.search.signals import signal_of, sigterm_as_interrupt
 
 
 def train(
@@ -36,20 +36,22 @@ def train(
     After each epoch the run writes its checkpoint (`checkpoint_dir`, default
     results/checkpoints, as train-NAME.pt), removed once it completes unless
     `keep_checkpoints`. `resume`: a checkpoint to go on from, with its configuration; it is
-    the user's file, so it is kept (and rewritten after each epoch). Ctrl-C leaves the
-    checkpoint and raises Interrupted, its line the command that resumes."""
+    the user's file, so it is kept (and rewritten after each epoch). Ctrl-C (or SIGTERM)
+    leaves the checkpoint and raises Interrupted, its line the command that resumes."""
     check_threads(threads)
     given = {"device": device if device != "cpu" else None, "data_dir": data_dir}
     given |= {"threads": threads, "save": save, "keep_checkpoints": keep_checkpoints}
     file = resolved = None
-    try:  # Ctrl-C from the first moment on (importing torch takes seconds)
-        file, resolved = _checkpoint_file(
-            config, preset_name, overrides, resume, checkpoint_dir, keep_checkpoints
-        )
-        result, busy = _train_run(resolved, file, device, data_dir, save, threads, progress)
-    except KeyboardInterrupt:
-        line = _resume_line(file, resolved, resume, given)
-        raise Interrupted(line, signal.SIGINT) from None
+    # Ctrl-C or SIGTERM from the first moment on (importing torch takes seconds)
+    with sigterm_as_interrupt():
+        try:
+            file, resolved = _checkpoint_file(
+                config, preset_name, overrides, resume, checkpoint_dir, keep_checkpoints
+            )
+            result, busy = _train_run(resolved, file, device, data_dir, save, threads, progress)
+        except KeyboardInterrupt as exc:
+            line = _resume_line(file, resolved, resume, given)
+            raise Interrupted(line, signal_of(exc)) from None
     if checkpoint_dir is None and resume is None:  # the default folder, if nothing else is in it
         with contextlib.suppress(OSError):
             file.path.parent.rmdir()

@@ -1,6 +1,6 @@
 """Trials and `dse train` resume from their last complete epoch: a worker killed in the last
-epoch of a trial, and `dse train` stopped by Ctrl-C, end with the numbers of a run never
-stopped; checkpoints are removed when a run completes, unless kept."""
+epoch of a trial, and `dse train` stopped by Ctrl-C (or SIGTERM), end with the numbers of a
+run never stopped; checkpoints dse made are removed when a run completes, unless kept."""
 
 from __future__ import annotations
 
@@ -152,6 +152,29 @@ def test_ctrl_c_in_dse_train_leaves_a_checkpoint_that_resumes_to_the_same_number
         reference["test_accuracy"],
     )
     assert CHECKPOINT.exists()  # the file the user named: never removed by dse
+
+
+def test_sigterm_to_dse_train_is_one_line_exit_143_and_keeps_the_checkpoint(workdir):
+    """As a scheduler ends a job: not a silent death, but Ctrl-C's line and its checkpoint."""
+    command, env = dse_command("train", *TINY, "--format", "json")
+    log = workdir / "train.stderr"
+    with log.open("w") as err:
+        run = subprocess.Popen(
+            command, env=env, stdout=subprocess.DEVNULL, stderr=err, start_new_session=True
+        )
+    deadline = time.monotonic() + 120
+    while not CHECKPOINT.exists() and run.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    run.send_signal(signal.SIGTERM)
+    run.wait(timeout=60)
+    lines = log.read_text().strip().splitlines()
+    assert run.returncode == 128 + signal.SIGTERM, lines
+    assert len(lines) == 1 and re.fullmatch(
+        rf"interrupted after epoch \d+ of {EPOCHS}; resume with: "
+        r"dse train --resume results/checkpoints/train-baseline.pt --threads 1",
+        lines[0],
+    ), lines
+    assert CHECKPOINT.exists()
 
 
 def test_resume_refuses_a_config_and_a_file_that_is_no_checkpoint(workdir):

@@ -1,0 +1,72 @@
+"""bench, profile and calibrate's command layer: what a signal leaves (one line, 128 + it)."""
+
+from __future__ import annotations
+
+import signal
+
+import pytest
+from typer.testing import CliRunner
+
+from dse.cli import app
+from tests.conftest import each
+
+runner = CliRunner()
+TINY = [
+    "epochs=1",
+    "dataset.val_size=100",
+    "dataset.test_subset=100",
+    "model.conv_channels=8",
+    "model.primary_types=2",
+    "model.primary_dim=4",
+    "model.class_dim=4",
+    "batch_schedule.batch_size=50",
+    "eval_batch_size=100",
+]
+
+
+def _signalled(number: int):
+    """A stand-in for the measuring that gets `number`, as from `kill` or Ctrl-C."""
+
+    def measure(*args, **kwargs):
+        # never the default action here: it would end the test run, not the command
+        assert signal.getsignal(signal.SIGTERM) not in (signal.SIG_DFL, signal.SIG_IGN, None)
+        signal.raise_signal(number)
+
+    return measure
+
+
+@pytest.mark.parametrize("number", [signal.SIGTERM, signal.SIGINT])
+@pytest.mark.parametrize(
+    ("command", "measure", "line"),
+    [
+        ("bench", "dse.measure.bench.run_bench", "interrupted before the benchmark finished"),
+        ("profile", "dse.measure.profile.profile_steps", "interrupted before the profile finished"),
+    ],
+)
+def test_a_signal_while_measuring_is_one_line(workdir, monkeypatch, number, command, measure, line):
+    monkeypatch.setattr(measure, _signalled(number))
+    result = runner.invoke(app, [command, *each("--set", TINY)])
+    assert result.exit_code == 128 + number, result.stderr
+    assert result.stderr.splitlines() == [line]
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # put back as it was
+
+
+def test_sigterm_during_calibration_says_how_far_it_got_and_writes_nothing(workdir, monkeypatch):
+    from dse.train import seeds
+
+    train_seeds = seeds.train_seeds
+    calls = []
+
+    def second_run_terminated(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            _signalled(signal.SIGTERM)()
+        return train_seeds(*args, **kwargs)
+
+    monkeypatch.setattr(seeds, "train_seeds", second_run_terminated)
+    result = runner.invoke(app, ["calibrate", *each("--set", TINY), "--runs", "3"])
+    assert result.exit_code == 143, result.stderr
+    assert result.stderr.splitlines()[-1] == (
+        "interrupted after 1 of 3 runs: results/calibration.json not written"
+    )
+    assert not (workdir / "results" / "calibration.json").exists()
