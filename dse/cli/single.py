@@ -155,13 +155,15 @@ def calibrate(
             "--out", metavar="FILE", help="Where to write the calibration (dse run reads it)."
         ),
     ] = commands.CALIBRATION_PATH,
+    threads: ThreadsOpt = None,
     format: FormatOpt = Format.table,
 ) -> None:
     """Train one configuration N times: the CV of epoch time and the spread of accuracy."""
     wrote = format is not Format.json
-    Output(format).show(
-        commands.calibrate(config, preset, set_ or [], runs, device, data_dir, out, wrote)
+    shown = commands.calibrate(
+        config, preset, set_ or [], runs, device, data_dir, out, wrote, threads=threads
     )
+    Output(format).show(shown)
 
 
 def evaluate(
@@ -231,10 +233,11 @@ def profile(
     out: Annotated[
         str, typer.Option("--out", metavar="DIR", help="Folder for the CSV and the trace.")
     ] = "results/profile",
+    threads: ThreadsOpt = None,
     format: FormatOpt = Format.table,
 ) -> None:
     """Op-by-op (or layer-by-layer) time and memory of a training or test step."""
     shown = commands.profile(
-        config, preset, set_ or [], device, steps, warmup, batch, mode, by, top, out
+        config, preset, set_ or [], device, steps, warmup, batch, mode, by, top, out, threads
     )
     Output(format).show(shown)

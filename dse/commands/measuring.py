@@ -11,7 +11,7 @@ from dse.config import seeds_overflow
 from dse.errors import ConfigError, choose_from, option
 from dse.output import Rows, Shown, note
 from dse.presets import resolve_config
-from dse.search.devices import check_threads
+from dse.search.devices import check_threads, set_torch_threads
 from dse.search.signals import interrupted_in_one_line
 
 
@@ -33,8 +33,6 @@ def bench(
     `header`: a line with the device, threads and ceilings before the table; `compiled`: each
     variant also under torch.compile (its compile time in compile_s); `fused` K: each CapsNet
     variant also as K seeds fused (samples/s in all and per model)."""
-    import torch
-
     from dse.measure.bench import run_bench, variants_from
     from dse.train.fused import can_fuse
     from dse.train.trainer import resolve_device
@@ -57,8 +55,7 @@ def bench(
         if overflow:  # fused model k is seeded seed+k
             seed, why = overflow[0]
             raise ConfigError(f"{option('fused')} {fused} with seed {seed}: {why}")
-    if threads:
-        torch.set_num_threads(threads)
+    busy = set_torch_threads(threads, torch_device.type, "measured")
     with interrupted_in_one_line(lambda: "interrupted before the benchmark finished"):
         report = run_bench(variants, torch_device, batch, steps, warmup, compiled, fused or 1)
     preface = []
@@ -70,7 +67,8 @@ def bench(
             f"bf16 runs on: {report.bf16}"
         )
     rows = [asdict(t) for t in report.timings]
-    return Shown(tables=[Rows(rows, "training step")], preface=preface)
+    notes = [busy] if busy else []
+    return Shown(tables=[Rows(rows, "training step")], preface=preface, notes=notes)
 
 
 MODES = ("train", "test")
@@ -89,8 +87,10 @@ def profile(
     by: str = "op",
     top: int = 15,
     out: str = "results/profile",
+    threads: int | None = None,
 ) -> Shown:
-    """Op-by-op (or layer-by-layer) time and memory of a training or test step."""
+    """Op-by-op (or layer-by-layer) time and memory of a training or test step; `threads`:
+    torch's (default: the CPUs other programs leave idle)."""
     from dse.measure.profile import profile_steps
     from dse.train.trainer import resolve_device
 
@@ -99,8 +99,10 @@ def profile(
     if by not in PROFILE_VIEWS:
         raise ConfigError(choose_from(option("by"), by, PROFILE_VIEWS))
     resolved = resolve_config(config, preset_name, overrides)
+    check_threads(threads)
     torch_device = resolve_device(device)
     check_output_dir(out, "out")
+    busy = set_torch_threads(threads, torch_device.type, "profiled")
     with interrupted_in_one_line(lambda: "interrupted before the profile finished"):
         result = profile_steps(resolved, torch_device, batch, steps, warmup, mode, Path(out))
     rows = [asdict(r) for r in (result.ops[:top] if by == "op" else result.layers)]
@@ -109,6 +111,7 @@ def profile(
         f"{result.layer_sum_ms:.1f} ms ({result.layer_sum_ms / result.step_ms:.0%})",
         f"table: {result.ops_csv} and {result.layers_csv}",
         f"trace: {result.trace} (open in ui.perfetto.dev or TensorBoard)",
+        *([busy] if busy else []),
     ]
     return Shown(tables=[Rows(rows, f"{mode} step by {by}")], notes=notes)
 
@@ -122,14 +125,18 @@ def calibrate(
     data_dir: str | None = None,
     out: str | None = None,
     wrote_note: bool = True,
+    threads: int | None = None,
 ) -> Shown:
     """Train one configuration `runs` times: the CV of epoch time and the spread of accuracy;
-    the calibration is written to `out` (`dse run` stores it with the study)."""
+    the calibration is written to `out` (`dse run` stores it with the study). `threads`:
+    torch's (default: the CPUs other programs leave idle)."""
     from dse.measure.calibrate import DEFAULT_PATH, check_runs, run_calibration
+    from dse.train.trainer import resolve_device
 
     out = out or DEFAULT_PATH
     base = resolve_config(config, preset_name, overrides)
     check_runs(base, runs)
+    check_threads(threads)
     if out != DEFAULT_PATH or Path(out).parent.is_dir():
         check_writable(out, "out")  # a folder, a missing or read-only one: refused, as --save
     else:
@@ -147,6 +154,7 @@ def calibrate(
     def stopped() -> str:
         return f"interrupted after {done[0]} of {runs} runs: {out} not written"
 
+    busy = set_torch_threads(threads, resolve_device(device).type, "trained")
     with interrupted_in_one_line(stopped):
         result = run_calibration(base, runs, device, data_dir, on_run)
     result.save(out)
@@ -159,5 +167,5 @@ def calibrate(
         {"measure": "val accuracy spread", "value": result.val_accuracy_spread},
     ]
     title = f"calibration of {result.config} on {result.device}"
-    notes = [f"wrote {out}"] if wrote_note else []
+    notes = [*([f"wrote {out}"] if wrote_note else []), *([busy] if busy else [])]
     return Shown(tables=[Rows(rows, title)], data=result.to_dict(), notes=notes)

@@ -14,7 +14,7 @@ from dse.config import TrialConfig
 from dse.errors import ConfigError, Interrupted, choose_from, option
 from dse.output import Rows, Shown, csv_text, file_stem
 from dse.presets import preset, preset_names, resolve_config
-from dse.search.devices import check_threads, cpu_count, idle_cpus
+from dse.search.devices import check_threads, set_torch_threads
 from dse.search.signals import signal_of, sigterm_as_interrupt
 
 
@@ -146,27 +146,14 @@ def _train_run(
     progress: bool,
 ) -> tuple[Any, str | None]:
     """Train `config` with its per-epoch checkpoint `file` (a ResumeFile): a TrialResult, and a
-    line if busy CPUs left it fewer threads."""
-    import torch
-
+    line if busy CPUs left it fewer threads (or slow the threads given)."""
     from dse.train.seeds import train_seeds
     from dse.train.trainer import resolve_device
 
     torch_device = resolve_device(device)
     if save:
         check_writable(save, "save")
-    if threads:
-        torch.set_num_threads(threads)
-    busy = None  # said after the result: an error stays one line
-    if not threads and torch_device.type == "cpu":
-        cores = cpu_count()
-        idle = idle_cpus(cores)
-        if idle < min(cores, torch.get_num_threads()):
-            torch.set_num_threads(idle)
-            busy = (
-                f"trained with {idle} thread(s): {cores - idle} of {cores} CPUs were busy with "
-                f"other programs when it started ({option('threads')} sets it)"
-            )
+    busy = set_torch_threads(threads, torch_device.type, "trained")
     if not progress:
         return train_seeds(config, torch_device, data_dir, checkpoint=save, resume=file), busy
     from dse.progress import TrainingProgress

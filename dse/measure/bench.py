@@ -45,6 +45,8 @@ class StepTiming:
     compile_s: float = 0.0  # torch.compile's seconds compiling at the first step (0: eager)
     models: int = 1  # models stepped at once: K for a fused variant (dse.train.fused)
     samples_per_s_per_model: float = 0.0  # samples_per_s / models: each fused seed's pace
+    threads: int = 0  # torch's CPU threads the steps ran with
+    ceiling_gflops: float = 0.0  # the matmul ceiling of ceiling_share (the variant's precision)
 
 
 class StepRunner:
@@ -252,9 +254,11 @@ def run_bench(
     dtypes = {"fp32": torch.float32, "bf16": torch.bfloat16}
     ceilings = {p: matmul_ceiling_gflops(device, dtypes[p]) for p in sorted(precisions)}
     timings = []
+    threads = torch.get_num_threads()
     for runner in runners:
         median = statistics.median(runner.times)
         gflops = runner.flops / median / 1e9
+        ceiling = ceilings[runner.config.precision]
         timings.append(
             StepTiming(
                 name=runner.name,
@@ -262,11 +266,13 @@ def run_bench(
                 ms_per_step=median * 1e3,
                 samples_per_s=batch * runner.models / median,
                 gflops=gflops,
-                ceiling_share=gflops / ceilings[runner.config.precision],
+                ceiling_share=gflops / ceiling,
                 peak_mem_mb=runner.peak_memory_mb(),
                 compile_s=runner.compile_s,
                 models=runner.models,
                 samples_per_s_per_model=batch / median,
+                threads=threads,
+                ceiling_gflops=ceiling,
             )
         )
     for timing in timings:
@@ -274,5 +280,4 @@ def run_bench(
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     for timing in timings:
         timing.process_rss_mb = rss
-    threads = torch.get_num_threads()
     return BenchReport(str(device), threads, batch, ceilings, rss, timings, bf16_hardware(device))

@@ -93,6 +93,41 @@ def idle_cpus(cores: int) -> int:
     return max(1, min(cores, cores - math.floor(busy_cpus() + 0.25)))
 
 
+def cpu_threads(threads: int | None, default: int, did: str) -> tuple[int, str | None]:
+    """The torch threads of one command on this CPU (train, bench, profile, calibrate) and a
+    line for after its result. Without `threads`: `default` (torch's), or the CPUs other
+    programs leave idle when they are fewer, and the line says so (`did`: what the command did
+    with them, "trained"). With `threads` more than the idle CPUs: those, and a warning that
+    the timings are slowed by the other programs (up to the idle CPUs, the threads have them)."""
+    cores = cpu_count()
+    idle = idle_cpus(cores)
+    busy = f"{cores - idle} of {cores} CPUs were busy with other programs when it started"
+    if threads:
+        if threads <= idle:
+            return threads, None
+        return threads, (
+            f"warning: {busy}: the timings with {option('threads')} {threads} are slowed by them "
+            f"(without it, {idle} thread(s) on the idle ones)"
+        )
+    if idle >= min(cores, default):
+        return default, None
+    return idle, f"{did} with {idle} thread(s): {busy} ({option('threads')} sets it)"
+
+
+def set_torch_threads(threads: int | None, device_type: str, did: str) -> str | None:
+    """Set this process's torch threads for one command on a device of `device_type` (on a
+    CPU: cpu_threads; elsewhere `threads` when given) and return its line for after the
+    result, if any (said then: an error before it stays one line)."""
+    import torch
+
+    line = None
+    if device_type == "cpu":
+        threads, line = cpu_threads(threads, torch.get_num_threads(), did)
+    if threads:
+        torch.set_num_threads(threads)
+    return line
+
+
 def leave_busy_cpus(slots: list[Slot], cores: int) -> tuple[list[Slot], str | None]:
     """The slots with their torch threads split over the CPUs other programs leave idle now,
     and a line saying so when some are busy (measured as the workers are about to start)."""

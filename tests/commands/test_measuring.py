@@ -8,7 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from dse.cli import app
-from tests.conftest import each
+from tests.conftest import each, last_json
 
 runner = CliRunner()
 TINY = [
@@ -70,3 +70,68 @@ def test_sigterm_during_calibration_says_how_far_it_got_and_writes_nothing(workd
         "interrupted after 1 of 3 runs: results/calibration.json not written"
     )
     assert not (workdir / "results" / "calibration.json").exists()
+
+
+@pytest.fixture
+def two_cpus_one_busy(monkeypatch):
+    """2 CPUs, another program keeping one busy; torch's default 2 threads (restored after)."""
+    import torch
+
+    monkeypatch.setattr("dse.search.devices.cpu_count", lambda: 2)
+    monkeypatch.setattr("dse.search.devices.busy_cpus", lambda: 1.0)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    yield
+    torch.set_num_threads(threads)
+
+
+BUSY = "1 of 2 CPUs were busy with other programs when it started"
+BENCH = ["bench", *each("--set", TINY), "--batch", "4", "--steps", "1", "--warmup", "0"]
+
+
+def test_bench_leaves_busy_cpus_and_its_rows_say_the_threads_and_the_ceiling(
+    workdir, two_cpus_one_busy
+):
+    result = runner.invoke(app, [*BENCH, "--format", "json"])
+    assert result.exit_code == 0, result.stderr
+    (row,) = last_json(result)
+    assert row["threads"] == 1 and row["ceiling_gflops"] > 0
+    assert row["ceiling_share"] == pytest.approx(row["gflops"] / row["ceiling_gflops"])
+    assert result.stderr.splitlines() == [f"measured with 1 thread(s): {BUSY} (--threads sets it)"]
+
+
+@pytest.mark.parametrize(
+    ("command", "args"),
+    [
+        ("bench", BENCH[1:]),
+        ("profile", [*each("--set", TINY), "--batch", "4", "--steps", "1", "--warmup", "0"]),
+        ("calibrate", [*each("--set", TINY), "--runs", "2"]),
+    ],
+)
+def test_threads_given_on_busy_cpus_warn_that_timings_are_slowed(
+    workdir, two_cpus_one_busy, command, args
+):
+    result = runner.invoke(app, [command, *args, "--threads", "2", "--format", "json"])
+    assert result.exit_code == 0, result.stderr
+    assert result.stderr.splitlines()[-1] == (
+        f"warning: {BUSY}: the timings with --threads 2 are slowed by them "
+        "(without it, 1 thread(s) on the idle ones)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("command", "args", "did"),
+    [
+        ("profile", ["--batch", "4", "--steps", "1", "--warmup", "0"], "profiled"),
+        ("calibrate", ["--runs", "2"], "trained"),
+    ],
+)
+def test_profile_and_calibrate_use_the_idle_cpus_and_say_so(
+    workdir, two_cpus_one_busy, command, args, did
+):
+    import torch
+
+    result = runner.invoke(app, [command, *each("--set", TINY), *args, "--format", "json"])
+    assert result.exit_code == 0, result.stderr
+    assert result.stderr.splitlines()[-1] == f"{did} with 1 thread(s): {BUSY} (--threads sets it)"
+    assert torch.get_num_threads() == 1

@@ -11,8 +11,8 @@ import pytest
 from typer.testing import CliRunner
 
 from dse.cli import app
-from dse.errors import ConfigError
-from dse.search.devices import busy_cpus, cpu_count, idle_cpus, plan_slots
+from dse.errors import ConfigError, as_cli
+from dse.search.devices import busy_cpus, cpu_count, cpu_threads, idle_cpus, plan_slots
 from tests.conftest import load_study, write_space
 
 runner = CliRunner()
@@ -69,6 +69,41 @@ def test_more_cpu_workers_than_cores_are_refused():
         plan_slots(None, 1000, gpu_count=0, cores=2)
     with pytest.raises(ConfigError, match=re.escape("workers 9: choose 1 to 8")):
         plan_slots("cpu", 9, gpu_count=4, cores=2)
+
+
+@pytest.mark.parametrize(
+    ("busy", "threads", "default", "expected"),
+    [
+        (0.0, None, 4, (4, None)),  # nothing busy: torch's default
+        (0.0, 2, 4, (2, None)),
+        (1.0, None, 1, (1, None)),  # one thread has the idle CPUs to itself
+        (1.0, 3, 4, (3, None)),  # 3 idle of 4: the threads given have idle CPUs
+        (
+            2.0,
+            None,
+            4,
+            (2, "trained with 2 thread(s): 2 of 4 CPUs were busy with other programs when it "
+             "started (--threads sets it)"),
+        ),
+        (
+            2.0,
+            3,
+            4,
+            (3, "warning: 2 of 4 CPUs were busy with other programs when it started: the "
+             "timings with --threads 3 are slowed by them (without it, 2 thread(s) on the idle "
+             "ones)"),
+        ),
+    ],
+)  # fmt: skip
+def test_a_commands_threads_leave_busy_cpus_or_warn_when_given(
+    monkeypatch, busy, threads, default, expected
+):
+    """Without --threads, the CPUs other programs leave idle (a line says so); with more
+    threads than those, a warning that the timings suffer (4 CPUs, `busy` of them busy)."""
+    monkeypatch.setattr("dse.search.devices.cpu_count", lambda: 4)
+    monkeypatch.setattr("dse.search.devices.busy_cpus", lambda: busy)
+    used, line = cpu_threads(threads, default, "trained")
+    assert (used, as_cli(line) if line else None) == expected
 
 
 @contextlib.contextmanager
