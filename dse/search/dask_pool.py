@@ -29,6 +29,8 @@ travel as scheduler events on a topic of this run, as plain data (records.to_wir
 from __future__ import annotations
 
 import contextlib
+import logging
+import os
 import queue
 import socket
 import threading
@@ -60,6 +62,8 @@ CONNECT_TIMEOUT_S = 10
 HANDSHAKE_GRACE_S = 5  # beyond CONNECT_TIMEOUT_S, for the scheduler's handshake
 WORKERS_TIMEOUT_S = 30  # how long to wait for the first worker to join
 INFO_REFRESH_S = 1.0  # how often the cluster's capacity is re-read
+CONNECT_ERRORS = (OSError, TimeoutError, ValueError, MemoryError)  # no scheduler answered
+CLIENT_LOGGERS = ("distributed", "tornado")  # the client's own and its event loop's
 
 
 def import_distributed() -> Any:
@@ -80,17 +84,31 @@ class _Submitted:
     worker: str | None = None  # where it started
 
 
+def quiet_client_logs() -> None:
+    """Silence the client side's Dask logs in this process: a lost scheduler logged each
+    reconnect and a 30-line traceback on the user's stderr, where dse says it in one line.
+    The workers log in their own processes as before; DSE_DEBUG=1 keeps these too. For the
+    rest of the process: a client that is let go may still log as it winds down."""
+    if os.environ.get("DSE_DEBUG") == "1":
+        return
+    made = [name for name in logging.root.manager.loggerDict if "." in name]
+    for name in [*CLIENT_LOGGERS, *made]:  # the families' later loggers inherit their level
+        if name.split(".")[0] in CLIENT_LOGGERS:
+            logging.getLogger(name).setLevel(logging.CRITICAL + 1)
+
+
 def connect_client(distributed: Any, scheduler: str) -> Any:
     """A Client of `scheduler`, or one line saying why none answered. Its timeout covers the
     connection only: a server that is no scheduler (the dashboard's port) leaves the handshake
     waiting for ever, or reads its reply as a frame of exabytes (MemoryError)."""
     made: dict[str, Any] = {}
+    quiet_client_logs()
 
     def make() -> None:
         try:
             made["client"] = distributed.Client(scheduler, timeout=CONNECT_TIMEOUT_S)
-        except (OSError, TimeoutError, ValueError, MemoryError) as exc:
-            made["error"] = exc
+        except BaseException as exc:  # judged below; one raised as the process
+            made["error"] = exc  # exits (the handshake given up on) prints no traceback
 
     thread = threading.Thread(target=make, name="dse-dask-connect", daemon=True)
     thread.start()
@@ -98,6 +116,8 @@ def connect_client(distributed: Any, scheduler: str) -> Any:
     if "client" in made:
         return made["client"]
     error = made.get("error")
+    if error is not None and not isinstance(error, CONNECT_ERRORS):
+        raise error  # a bug: raised here, where it is seen
     detail = " ".join(str(error).split()) or type(error).__name__
     if error is None or isinstance(error, MemoryError):
         detail = f"no Dask scheduler answered within {CONNECT_TIMEOUT_S + HANDSHAKE_GRACE_S}s"
