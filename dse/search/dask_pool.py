@@ -15,7 +15,8 @@ them). The first trial in a worker process claims that many of the host's GPUs w
 file per GPU (held until the process exits), so two worker processes never share a GPU, and
 each trial trains on a claimed GPU that no other trial of the process is using. CPU trials
 (`gpus_per_trial` 0) ask for no resources: each worker thread runs one (start CPU workers
-with `--nthreads 1`), with the host's cores split over the trials the host runs at once.
+with `--nthreads 1`), with the host's cores split over the trials the host runs at once
+(counted by the worker as each trial starts: trial_threads).
 
 A worker that dies. Dask re-runs the task of a lost worker elsewhere. The task marks its first
 start with a distributed Event named after the task; a second start knows the first one's
@@ -188,13 +189,7 @@ class DaskPool:
             workers = self.client.scheduler_info()["workers"]
         except (OSError, TimeoutError) as exc:  # the scheduler went away
             raise self._gone(str(exc)) from None
-        by_host: dict[str, int] = {}
-        for info in workers.values():
-            if self.gpus_per_trial > 0:
-                room = int(info.get("resources", {}).get("GPU", 0) // self.gpus_per_trial)
-            else:
-                room = int(info.get("nthreads", 1))
-            by_host[info["host"]] = by_host.get(info["host"], 0) + room
+        by_host = concurrency_by_host(workers, self.gpus_per_trial)
         self._capacity = sum(by_host.values())
         self._concurrency_by_host = by_host
         self._info_at = time.monotonic()
@@ -304,6 +299,18 @@ class DaskPool:
         self.client.close()
 
 
+def concurrency_by_host(workers: dict[str, Any], gpus_per_trial: int) -> dict[str, int]:
+    """How many trials each host's Dask workers run at once (`workers`: scheduler_info's)."""
+    by_host: dict[str, int] = {}
+    for info in workers.values():
+        if gpus_per_trial > 0:
+            room = int(info.get("resources", {}).get("GPU", 0) // gpus_per_trial)
+        else:
+            room = int(info.get("nthreads", 1))
+        by_host[info["host"]] = by_host.get(info["host"], 0) + room
+    return by_host
+
+
 def _check_data(client: Any, datasets: set[str], data_dir: str | None) -> None:
     """Every worker must find the datasets (they train; the submitting host may have none)."""
     problems = client.run(_find_datasets, sorted(datasets), data_dir)
@@ -329,6 +336,22 @@ def _find_datasets(datasets: list[str], data_dir: str | None) -> str | None:
 _gpus = GpuLease()  # the GPUs of this worker process
 
 
+def trial_threads(worker: Any, gpus_per_trial: int, at_submit: dict[str, int]) -> int:
+    """Torch threads for a trial starting now: the host's cores over the trials its workers
+    run at once, as the scheduler counts them now (a worker restarting when the trial was
+    submitted is back by now: counted then, two trials took every core each), and never
+    fewer than at submit (a worker away now comes back)."""
+    from distributed import get_client
+
+    host = worker.address.split("://")[-1].rsplit(":", 1)[0]
+    try:
+        workers = get_client().scheduler_info()["workers"]
+    except (OSError, TimeoutError):  # the scheduler went away: the pool says so
+        workers = {}
+    now = concurrency_by_host(workers, gpus_per_trial).get(host, 1)
+    return max(1, cpu_count() // max(1, now, at_submit.get(host, 1)))
+
+
 @dataclass(frozen=True)
 class FirstWorkerLost:
     """A task started a second time: the worker of its first start died mid-trial."""
@@ -338,11 +361,12 @@ def run_trial(
     task: TrialTask,
     data_dir: str | None,
     gpus_per_trial: int,
-    concurrency_by_host: dict[str, int],
+    at_submit: dict[str, int],
     topic: str,
     marker: str,
 ) -> TrialDone | TrialFailed | FirstWorkerLost:
-    """The Dask task of one trial (slot_index -1: the pool knows the slot)."""
+    """The Dask task of one trial (slot_index -1: the pool knows the slot; `at_submit`: the
+    trials each host ran at once when it was submitted)."""
     import torch
     from distributed import Event, get_worker
 
@@ -352,8 +376,7 @@ def run_trial(
         return FirstWorkerLost()
     first_start.set()
 
-    host_ip = worker.address.split("://")[-1].rsplit(":", 1)[0]
-    torch.set_num_threads(max(1, cpu_count() // max(1, concurrency_by_host.get(host_ip, 1))))
+    torch.set_num_threads(trial_threads(worker, gpus_per_trial, at_submit))
     gpus: list[int] = []
     if gpus_per_trial > 0:
         declared = int(worker.state.total_resources.get("GPU", gpus_per_trial))

@@ -89,6 +89,26 @@ def test_a_study_runs_on_two_dask_workers_into_postgresql(cluster, data, tmp_pat
     assert "[8/8] trial" in result.stderr  # progress on the submitting side
 
 
+def test_a_trial_counts_its_host_s_trials_as_it_starts_not_as_it_was_submitted(cluster):
+    """A trial submitted while one of a host's two workers was away (killed, its nanny
+    restarting it) kept the threads chosen then: every core, beside the other worker's trial
+    once it was back. Now the worker counts the host's trials as the trial starts."""
+    _ready(cluster)
+    with __import__("distributed").Client(cluster.scheduler_address) as client:
+        host = next(iter(client.scheduler_info()["workers"].values()))["host"]
+
+        def on_a_worker() -> tuple[int, int]:
+            from distributed import get_worker
+
+            from dse.search.dask_pool import trial_threads
+            from dse.search.devices import cpu_count
+
+            return trial_threads(get_worker(), 0, {host: 1}), cpu_count()
+
+        threads, cores = client.submit(on_a_worker, pure=False).result(timeout=60)
+    assert threads == max(1, cores // 2)  # two workers of one thread each on the host
+
+
 def _nanny_pid(cluster, address: str) -> int:
     for nanny in cluster.workers.values():
         if nanny.worker_address == address:
