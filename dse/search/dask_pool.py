@@ -15,7 +15,8 @@ them). The first trial in a worker process claims that many of the host's GPUs w
 file per GPU (held until the process exits), so two worker processes never share a GPU, and
 each trial trains on a claimed GPU that no other trial of the process is using. CPU trials
 (`gpus_per_trial` 0) ask for no resources: each worker thread runs one (start CPU workers
-with `--nthreads 1`), with the host's cores split over the trials the host runs at once.
+with `--nthreads 1`), with the host's cores split over the trials the host runs at once
+(counted by the worker as each trial starts: trial_threads).
 
 A worker that dies. Dask re-runs the task of a lost worker elsewhere. The task marks its first
 start with a distributed Event named after the task; a second start knows the first one's
@@ -29,6 +30,8 @@ travel as scheduler events on a topic of this run, as plain data (records.to_wir
 from __future__ import annotations
 
 import contextlib
+import logging
+import os
 import queue
 import socket
 import threading
@@ -60,6 +63,8 @@ CONNECT_TIMEOUT_S = 10
 HANDSHAKE_GRACE_S = 5  # beyond CONNECT_TIMEOUT_S, for the scheduler's handshake
 WORKERS_TIMEOUT_S = 30  # how long to wait for the first worker to join
 INFO_REFRESH_S = 1.0  # how often the cluster's capacity is re-read
+CONNECT_ERRORS = (OSError, TimeoutError, ValueError, MemoryError)  # no scheduler answered
+CLIENT_LOGGERS = ("distributed", "tornado")  # the client's own and its event loop's
 
 
 def import_distributed() -> Any:
@@ -80,17 +85,31 @@ class _Submitted:
     worker: str | None = None  # where it started
 
 
+def quiet_client_logs() -> None:
+    """Silence the client side's Dask logs in this process: a lost scheduler logged each
+    reconnect and a 30-line traceback on the user's stderr, where dse says it in one line.
+    The workers log in their own processes as before; DSE_DEBUG=1 keeps these too. For the
+    rest of the process: a client that is let go may still log as it winds down."""
+    if os.environ.get("DSE_DEBUG") == "1":
+        return
+    made = [name for name in logging.root.manager.loggerDict if "." in name]
+    for name in [*CLIENT_LOGGERS, *made]:  # the families' later loggers inherit their level
+        if name.split(".")[0] in CLIENT_LOGGERS:
+            logging.getLogger(name).setLevel(logging.CRITICAL + 1)
+
+
 def connect_client(distributed: Any, scheduler: str) -> Any:
     """A Client of `scheduler`, or one line saying why none answered. Its timeout covers the
     connection only: a server that is no scheduler (the dashboard's port) leaves the handshake
     waiting for ever, or reads its reply as a frame of exabytes (MemoryError)."""
     made: dict[str, Any] = {}
+    quiet_client_logs()
 
     def make() -> None:
         try:
             made["client"] = distributed.Client(scheduler, timeout=CONNECT_TIMEOUT_S)
-        except (OSError, TimeoutError, ValueError, MemoryError) as exc:
-            made["error"] = exc
+        except BaseException as exc:  # judged below; one raised as the process
+            made["error"] = exc  # exits (the handshake given up on) prints no traceback
 
     thread = threading.Thread(target=make, name="dse-dask-connect", daemon=True)
     thread.start()
@@ -98,6 +117,8 @@ def connect_client(distributed: Any, scheduler: str) -> Any:
     if "client" in made:
         return made["client"]
     error = made.get("error")
+    if error is not None and not isinstance(error, CONNECT_ERRORS):
+        raise error  # a bug: raised here, where it is seen
     detail = " ".join(str(error).split()) or type(error).__name__
     if error is None or isinstance(error, MemoryError):
         detail = f"no Dask scheduler answered within {CONNECT_TIMEOUT_S + HANDSHAKE_GRACE_S}s"
@@ -168,13 +189,7 @@ class DaskPool:
             workers = self.client.scheduler_info()["workers"]
         except (OSError, TimeoutError) as exc:  # the scheduler went away
             raise self._gone(str(exc)) from None
-        by_host: dict[str, int] = {}
-        for info in workers.values():
-            if self.gpus_per_trial > 0:
-                room = int(info.get("resources", {}).get("GPU", 0) // self.gpus_per_trial)
-            else:
-                room = int(info.get("nthreads", 1))
-            by_host[info["host"]] = by_host.get(info["host"], 0) + room
+        by_host = concurrency_by_host(workers, self.gpus_per_trial)
         self._capacity = sum(by_host.values())
         self._concurrency_by_host = by_host
         self._info_at = time.monotonic()
@@ -284,6 +299,18 @@ class DaskPool:
         self.client.close()
 
 
+def concurrency_by_host(workers: dict[str, Any], gpus_per_trial: int) -> dict[str, int]:
+    """How many trials each host's Dask workers run at once (`workers`: scheduler_info's)."""
+    by_host: dict[str, int] = {}
+    for info in workers.values():
+        if gpus_per_trial > 0:
+            room = int(info.get("resources", {}).get("GPU", 0) // gpus_per_trial)
+        else:
+            room = int(info.get("nthreads", 1))
+        by_host[info["host"]] = by_host.get(info["host"], 0) + room
+    return by_host
+
+
 def _check_data(client: Any, datasets: set[str], data_dir: str | None) -> None:
     """Every worker must find the datasets (they train; the submitting host may have none)."""
     problems = client.run(_find_datasets, sorted(datasets), data_dir)
@@ -309,6 +336,22 @@ def _find_datasets(datasets: list[str], data_dir: str | None) -> str | None:
 _gpus = GpuLease()  # the GPUs of this worker process
 
 
+def trial_threads(worker: Any, gpus_per_trial: int, at_submit: dict[str, int]) -> int:
+    """Torch threads for a trial starting now: the host's cores over the trials its workers
+    run at once, as the scheduler counts them now (a worker restarting when the trial was
+    submitted is back by now: counted then, two trials took every core each), and never
+    fewer than at submit (a worker away now comes back)."""
+    from distributed import get_client
+
+    host = worker.address.split("://")[-1].rsplit(":", 1)[0]
+    try:
+        workers = get_client().scheduler_info()["workers"]
+    except (OSError, TimeoutError):  # the scheduler went away: the pool says so
+        workers = {}
+    now = concurrency_by_host(workers, gpus_per_trial).get(host, 1)
+    return max(1, cpu_count() // max(1, now, at_submit.get(host, 1)))
+
+
 @dataclass(frozen=True)
 class FirstWorkerLost:
     """A task started a second time: the worker of its first start died mid-trial."""
@@ -318,11 +361,12 @@ def run_trial(
     task: TrialTask,
     data_dir: str | None,
     gpus_per_trial: int,
-    concurrency_by_host: dict[str, int],
+    at_submit: dict[str, int],
     topic: str,
     marker: str,
 ) -> TrialDone | TrialFailed | FirstWorkerLost:
-    """The Dask task of one trial (slot_index -1: the pool knows the slot)."""
+    """The Dask task of one trial (slot_index -1: the pool knows the slot; `at_submit`: the
+    trials each host ran at once when it was submitted)."""
     import torch
     from distributed import Event, get_worker
 
@@ -332,8 +376,7 @@ def run_trial(
         return FirstWorkerLost()
     first_start.set()
 
-    host_ip = worker.address.split("://")[-1].rsplit(":", 1)[0]
-    torch.set_num_threads(max(1, cpu_count() // max(1, concurrency_by_host.get(host_ip, 1))))
+    torch.set_num_threads(trial_threads(worker, gpus_per_trial, at_submit))
     gpus: list[int] = []
     if gpus_per_trial > 0:
         declared = int(worker.state.total_resources.get("GPU", gpus_per_trial))

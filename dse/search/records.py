@@ -250,11 +250,8 @@ class TrialRecord:
 
     def went_stale(self, silent_s: float, ran_s: float, retried: bool) -> None:
         """No heartbeat for `silent_s` seconds: its runner or worker is gone; it ran `ran_s`."""
-        self._set(
-            ERROR,
-            f"stale: no heartbeat for {silent_s:.0f} s (its runner or worker was "
-            "killed, crashed or stalled)",
-        )
+        why = "its runner or worker was killed, crashed or stalled"
+        self._set(ERROR, f"stale: no heartbeat for {silent_s:.0f} s ({why})")
         self._set(RAN_S, ran_s)
         curve = self.curve
         last_checkpoint_s = (curve[-1].at_s or 0.0) if curve else 0.0
@@ -306,11 +303,8 @@ class TrialRecord:
         if half_batch or self.half_batch:
             attrs[HALF_BATCH] = True
         if not half_batch:
-            inherited = (
-                (RESUME_KEY, self.resume_key),
-                (LOST_TRAIN_S, self.attrs.get(LOST_TRAIN_S)),
-            )
-            attrs.update({key: value for key, value in inherited if value is not None})
+            inherited = {RESUME_KEY: self.resume_key, LOST_TRAIN_S: self.attrs.get(LOST_TRAIN_S)}
+            attrs.update({key: value for key, value in inherited.items() if value is not None})
         study.enqueue_trial(self.trial.params, user_attrs=attrs)
 
 
@@ -323,7 +317,7 @@ EARLY_STOP = "early_stop"  # rule, rungs ("halving": each run's), eta of the las
 REFERENCE_POINT = "reference_point"  # in SPACE: the hypervolume's reference point, if given
 FINGERPRINTS = "fingerprints"  # the spaces the study was run with (space.Fingerprint), oldest first
 STUDY_UID = "study_uid"  # a random id: names the study's checkpoint folder
-
+RUNNERS_JOINED = "runners_joined"  # how many runs have joined the study: the next one's index
 
 # Keys that are also ordinary words elsewhere (inputs in errors, columns, titles), checked by
 # tests/test_architecture.py where attributes are read; other keys appear only in this module.
@@ -394,6 +388,12 @@ class StudyRecord:
             stored = uuid.uuid4().hex[:8]
             self.study.set_user_attr(STUDY_UID, stored)
         return stored
+
+    def join(self) -> int:
+        """This run's index among the study's runs, 0 for its first (under the set-up lock)."""
+        joined = self.study.user_attrs.get(RUNNERS_JOINED, 0)
+        self.study.set_user_attr(RUNNERS_JOINED, joined + 1)
+        return joined
 
     def set_early_stop(self, rungs: tuple[int, ...] | None, eta: float) -> None:
         stored = "halving" if rungs is None else list(rungs)  # None: each run's (moasha.py)

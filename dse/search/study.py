@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import random
 import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -154,6 +155,14 @@ def make_sampler(name: str, seed: int, budget: int | None = None) -> optuna.samp
             seed=seed, n_startup_trials=startup, warn_independent_sampling=False
         )
     raise ConfigError(choose_from(option("sampler"), name, SAMPLERS))
+
+
+def runner_seed(seed: int, runner: int) -> int:
+    """The sampler seed of the study's `runner`-th run: several runs of one study with the same
+    seed would otherwise propose the same points; its first run keeps `seed` (reproducible)."""
+    if runner == 0:
+        return seed
+    return random.Random(f"{seed}:runner {runner}").getrandbits(32)
 
 
 def enqueue_missing(

@@ -13,6 +13,7 @@ from dse.search.study import (
     fail_stale,
     make_sampler,
     recorded_distributions,
+    runner_seed,
 )
 from dse.space import SearchSpace
 
@@ -26,6 +27,10 @@ def set_up_study(
     study = create_study(storage, plan.study_name, space, sampler, options.extend)
     space = space.with_param_names(recorded_distributions(study))
     record = StudyRecord(study)
+    runner = record.join()  # each run its own index, taken under the lock
+    if runner > 0:  # another run's seed: not the points the runs before it proposed
+        seed = runner_seed(options.seed, runner)
+        study.sampler = make_sampler(plan.sampler, seed, plan.planned)
     if options.calibration is not None:  # the latest measured noise, for pareto
         record.set_calibration(options.calibration)
     record.uid()  # made here, under the lock, if the study has none yet

@@ -16,7 +16,8 @@ from collections import Counter
 
 from optuna.trial import TrialState
 
-from tests.conftest import dse_command, load_study
+from dse.search.records import TrialRecord
+from tests.conftest import dse_command, load_study, write_space
 
 PROCESSES = 8
 TRIALS = 400
@@ -62,3 +63,22 @@ def test_eight_runners_share_one_sqlite_study_of_400_trials(workdir):
     assert complete == TRIALS  # all, and not one more
     withdrawn = [t for t in trials if t.user_attrs.get("withdrawn")]
     assert all(t.state == TrialState.FAIL for t in withdrawn)  # asked past the budget: not run
+
+
+def test_two_runners_of_one_command_train_no_point_twice(workdir):
+    """The same `dse run` twice at once on a space with a continuous axis: both sampled with
+    --seed 0 and trained each of their points twice. Each takes its own index from the study."""
+    write_space(workdir, name="c", epochs=20, lrs="{low: 1.0e-4, high: 1.0e-2, log: true}")
+    command, env = dse_command(
+        "run", "--space", "c.yaml", "--sampler", "tpe", "--seed", "0", "--n-trials", "6",
+        "--workers", "1", "-q",
+    )  # fmt: skip
+    runs = [subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True) for _ in "ab"]
+    outputs = [run.communicate(timeout=300)[1] for run in runs]
+    assert [run.returncode for run in runs] == [0, 0], outputs
+    trials = load_study("sqlite:///results/dse.db", "c").get_trials()
+    complete = [t for t in trials if t.state == TrialState.COMPLETE]
+    points = {tuple(sorted(t.params.items())) for t in complete}
+    assert len(complete) == 6 and len(points) == 6
+    runners = {TrialRecord(t).runner.rpartition(":")[2] for t in complete}
+    assert runners == {str(run.pid) for run in runs}  # both trained, at once

@@ -164,6 +164,30 @@ def test_sampled_study_with_a_budget_and_a_journal_file(workdir):
     assert len(rows) == 3 and all(r["state"] == "COMPLETE" for r in rows)
 
 
+def test_a_run_joining_a_study_proposes_new_points_and_the_first_keeps_its_seed(workdir):
+    """Two runs of one sampled study with the same --seed proposed the same points (a second
+    runner beside the first, or the same command again, trained them twice). Each run after a
+    study's first samples with a seed of its own; the first run's points are the seed's."""
+    from dse.search.study import make_sampler
+
+    write_space(workdir, name="c", lrs="{low: 1.0e-4, high: 1.0e-2, log: true}")
+    args = ["run", "--space", "c.yaml", "--sampler", "random", "--seed", "3", "-q"]
+    for budget in ("2", "4"):  # the second run adds 2 trials to the study's 2
+        result = runner.invoke(app, [*args, "--n-trials", budget])
+        assert result.exit_code == 0, result.stderr
+    trials = load_study("sqlite:///results/dse.db", "c").get_trials()
+    points = [tuple(sorted(t.params.items())) for t in trials]
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * 4 and len(set(points)) == 4
+
+    space = load_space("c.yaml")  # the points --seed 3 alone proposes, as before runs joined
+    alone = optuna.create_study(directions=space.directions, sampler=make_sampler("random", 3))
+    for _ in range(2):
+        trial = alone.ask()
+        space.suggest(trial)
+        alone.tell(trial, [1.0, 1.0])
+    assert points[:2] == [tuple(sorted(t.params.items())) for t in alone.trials]
+
+
 def test_moasha_stops_trials_at_rungs_and_a_resumed_study_keeps_its_records(workdir):
     """Half a grid, then the rest: the second run ranks against the first run's trials, and
     every stored decision is the rule's (a trial goes on where its position is within the

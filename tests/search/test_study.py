@@ -125,3 +125,13 @@ def test_a_journal_trial_whose_runner_died_is_failed_and_queued_again(tmp_path):
     retries = [t for t in trials if t.state == TrialState.WAITING]
     assert len(retries) == 1 and TrialRecord(retries[0]).retry_of == 0
     assert TrialRecord(retries[0]).point == trials[0].params
+
+
+def test_a_runner_seed_is_the_seed_for_a_study_s_first_run_and_distinct_after():
+    from dse.search.study import runner_seed
+
+    assert runner_seed(7, 0) == 7  # the first run samples as --seed always did
+    seeds = [runner_seed(7, runner) for runner in range(1, 6)]
+    assert len(set(seeds) | {7}) == 6 and all(0 <= s < 2**32 for s in seeds)
+    assert seeds == [runner_seed(7, runner) for runner in range(1, 6)]  # reproducible
+    assert runner_seed(8, 1) != runner_seed(7, 1)
