@@ -209,7 +209,7 @@ def test_a_storage_without_studies_says_so(workdir):
     result = _dse("studies")
     assert result.exit_code == 2 and result.stdout == ""
     assert result.stderr == (
-        "error: no studies in sqlite:///results/dse.db (run `dse run` first)\n"
+        "error: --storage sqlite:///results/dse.db: no studies in it yet (run `dse run` first)\n"
     )
 
 
