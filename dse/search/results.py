@@ -373,14 +373,15 @@ def hypervolume_summary(view: StudyView) -> HypervolumeSummary:
 
 
 def study_rows(storage: str) -> list[dict[str, Any]]:
-    """Studies in a storage, with trial counts by state."""
+    """Studies in a storage, with trial counts by state; `skipped`: samples not trained
+    (repeats of a point the study has run, invalid configs), not counted as failed."""
     backend = open_to_read(storage)
-    names = study_names(backend)
     rows = []
-    for name in names:
+    for name in study_names(backend):
         study = optuna.load_study(study_name=name, storage=backend)
         trials = study.get_trials(deepcopy=False)
         count = {state: sum(t.state == state for t in trials) for state in TrialState}
+        skipped = sum(t.state == TrialState.FAIL and TrialRecord(t).never_ran for t in trials)
         rows.append(
             {
                 "study": name,
@@ -388,7 +389,8 @@ def study_rows(storage: str) -> list[dict[str, Any]]:
                 "trials": len(trials),
                 "complete": count[TrialState.COMPLETE],
                 "stopped": count[TrialState.PRUNED],  # by MO-ASHA
-                "failed": count[TrialState.FAIL],
+                "failed": count[TrialState.FAIL] - skipped,
+                "skipped": skipped,
                 "running": count[TrialState.RUNNING],
                 "waiting": count[TrialState.WAITING],
                 "pareto": len(StudyView(study).front()),
