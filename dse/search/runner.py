@@ -327,7 +327,7 @@ class Runner:
             key = TrialRecord(trial).start(as_dict, placement)
             rungs = self.rung_book.rungs_for(config.epochs) if self.rung_book else ()
             batch_sizes = epoch_batch_sizes(config)
-            checkpoint = f"{self.checkpoints}/{key}.pt"  # a retry's is its failed run's
+            checkpoint = f"{self.checkpoints.path}/{key}.pt"  # a retry's is its failed run's
             keep = self.options.keep_checkpoints
             self.pool.submit(slot, TrialTask(trial.number, as_dict, rungs, checkpoint, keep))
             self.in_flight[trial.number] = InFlight(trial, slot, batch_sizes)
