@@ -82,9 +82,17 @@ class RunOptions:
 
     def _warn_if_no_rung(self, space: SearchSpace) -> None:
         """Successive halving's rungs need eta times the first (epoch 1) to fit in the run:
-        runs shorter than eta epochs (2 with eta 3) are never stopped, unless --rungs says."""
+        runs shorter than eta epochs (2 with eta 3) are never stopped, unless --rungs says.
+        Given rungs at or past the longest run's last epoch never decide: named, not refused
+        (a space may have runs of several lengths, and the others decide)."""
         stop = self.early_stop
-        if stop is None or stop.rungs is not None:
+        if stop is None:
+            return
+        if stop.rungs is not None:
+            lengths = space.run_lengths()
+            note = stop.idle_rungs_note(max(lengths), longest=len(lengths) > 1)
+            if note:
+                warnings.warn(note, stacklevel=2)
             return
         if any(axis.key == "epochs" for axis in all_axes(space.axes)):
             return  # each run's own length decides
