@@ -374,8 +374,10 @@ def describe_validation_error(exc: ValidationError, model: type[BaseModel] | Non
         msg = "missing key 'name'"
     elif kind == "value_error":
         msg = msg.removeprefix("Value error, ")
+    elif kind == "missing":  # pydantic's words: "Field required"
+        msg = "missing (a required key)"
     else:
-        msg = f"{msg} (got {err.get('input')!r})" if "input" in err and kind != "missing" else msg
+        msg = f"{msg} (got {err.get('input')!r})" if "input" in err else msg
     return f"{key}: {msg}" if key else msg
 
 

@@ -72,7 +72,8 @@ class Rows:
 class Shown:
     """What a command shows. stdout: `text` instead of tables where given (table format),
     `data` as JSON (default: the first table's rows), `csv` instead of the tables' own CSV,
-    `footer` after the tables (not in JSON). stderr: `preface` before the data, `notes` after."""
+    `footer` after the tables (not in JSON). stderr: `preface` before the data, `notes` after.
+    `exit_code`: what the CLI exits with once it has shown them (1: the job ran, but failed)."""
 
     tables: list[Rows] = field(default_factory=list)
     data: Any = None
@@ -81,6 +82,7 @@ class Shown:
     footer: str | None = None
     preface: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    exit_code: int = 0
 
 
 class Output:

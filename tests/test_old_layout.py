@@ -64,13 +64,16 @@ EXPORT_NOTES = {
 
 
 def _with_stopped(stdout: str) -> str:
-    """The studies' rows with `stopped` after `complete`: the trials no other column counts."""
+    """The studies' rows with `stopped` after `complete`: the trials no other column counts;
+    and `skipped` after `failed` (samples never trained: the old study has none, its code
+    recorded no repeats)."""
     rows = []
     for row in json.loads(stdout):
         counted = sum(row[c] for c in ("complete", "failed", "running", "waiting"))
         before = {k: row[k] for k in ("study", "objectives", "trials", "complete")}
-        after = {k: row[k] for k in ("failed", "running", "waiting", "pareto")}
-        rows.append(before | {"stopped": row["trials"] - counted} | after)
+        after = {k: row[k] for k in ("running", "waiting", "pareto")}
+        stopped = {"stopped": row["trials"] - counted, "failed": row["failed"], "skipped": 0}
+        rows.append(before | stopped | after)
     return json.dumps(rows) + "\n"
 
 

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import math
+
 import optuna
 import pytest
 
@@ -233,6 +235,18 @@ def test_a_space_written_with_the_old_metric_name_reads_as_today():
             {"axes": {"optimizer.lr": {"low": 1e-4}}, "n_trials": 2},
             "axes.optimizer.lr: a range needs low and high; high is missing",
         ),
+        (  # YAML's .inf: the message was `model.routing_iterations: ... (got 4.0)`
+            {"axes": {"model.routing_iterations": {"low": 4, "high": math.inf}}, "n_trials": 2},
+            "t.yaml: axes.model.routing_iterations.high: expected a finite number, got inf",
+        ),
+        (
+            {"axes": {"optimizer.lr": {"low": -math.inf, "high": 0.1}}, "n_trials": 2},
+            "t.yaml: axes.optimizer.lr.low: expected a finite number, got -inf",
+        ),
+        (
+            {"axes": {"optimizer.lr": {"low": 0.1, "high": 0.2, "step": math.nan}}},
+            "t.yaml: axes.optimizer.lr.step: expected a finite number, got nan",
+        ),
         (
             {"axes": {"model.routing_iterations": ["three"]}},
             "model.routing_iterations: Input should be a valid integer",
@@ -386,6 +400,18 @@ def test_bad_spaces_name_file_and_key(fields, message):
         space.planned_trials()
     assert str(err.value).startswith("t.yaml") and message in str(err.value), str(err.value)
     assert "\n" not in str(err.value)
+
+
+def test_an_empty_mapping_names_the_file_and_the_missing_key(tmp_path):
+    """A space file holding `{}`: one line naming the file and the one key a space needs
+    (pydantic's words were `name: Field required`); an empty file says it is empty."""
+    (tmp_path / "e.yaml").write_text("{}\n")
+    with pytest.raises(ConfigError) as err:
+        load_space(str(tmp_path / "e.yaml"))
+    assert str(err.value) == f"{tmp_path / 'e.yaml'}: name: missing (a required key)"
+    (tmp_path / "e.yaml").write_text("")
+    with pytest.raises(ConfigError, match="e.yaml: the file is empty$"):
+        load_space(str(tmp_path / "e.yaml"))
 
 
 def test_space_files(tmp_path):

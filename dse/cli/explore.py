@@ -103,7 +103,10 @@ def run(
         keep_checkpoints=keep_checkpoints,
     )
     live = not quiet and format is Format.table
-    Output(format).show(commands.run(space, options, repeats, calibration, live))
+    shown = commands.run(space, options, repeats, calibration, live)
+    Output(format).show(shown)
+    if shown.exit_code:
+        raise typer.Exit(shown.exit_code)
 
 
 def pareto(

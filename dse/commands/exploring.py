@@ -78,6 +78,9 @@ def run(
     view = open_view(options.storage, summary.study, options.db_outage_limit, options.open_wait_s)
     shown = front_shown(pareto_rows(view), f"Pareto front of {summary.study}", front_header(view))
     shown.preface = summary_lines(summary)
+    if summary.every_start_failed:
+        shown.notes.append(all_failed_line(summary))
+        shown.exit_code = 1
     return shown
 
 
@@ -92,6 +95,22 @@ def summary_lines(summary: RunSummary) -> list[str]:
     if summary.exhausted:
         head += "; every point of the space has run, so no more were sampled"
     return [head, *(f"  {failure[:200]}" for failure in summary.failures[:5])]
+
+
+def all_failed_line(summary: RunSummary) -> str:
+    """The last line of a run whose every trial failed: how many, and where the errors are."""
+    from dse.search.outage import shown_url
+    from dse.search.storage import DEFAULT_STORAGE
+
+    storage = (
+        "" if summary.storage == DEFAULT_STORAGE else f" --storage {shown_url(summary.storage)}"
+    )
+    first = f"; the first: {summary.first_failure[:200]}" if summary.first_failure else ""
+    return (
+        f"error: every trial this run started failed ({summary.started_failed} of "
+        f"{summary.started}){first}; each one's error: "
+        f"dse trials{storage} --study {summary.study} --columns number,error"
+    )
 
 
 def reproduce(

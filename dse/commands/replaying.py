@@ -181,13 +181,8 @@ def _idle_rungs(grid: Grid, early_stop: EarlyStop) -> list[str]:
             f"successive halving has no rung for runs of {last} epochs with eta "
             f"{early_stop.eta:.12g}, so MO-ASHA stops nothing (pass {option('rungs')})"
         ]
-    idle = [r for r in early_stop.rungs if r >= last]
-    if not idle:
-        return []
-    return [
-        f"rungs {','.join(map(str, idle))}: at or past the trials' last epoch ({last}), "
-        "so MO-ASHA decides nothing there"
-    ]
+    note = early_stop.idle_rungs_note(last)
+    return [note] if note else []
 
 
 def _table_row(row: dict) -> dict:

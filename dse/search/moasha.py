@@ -120,6 +120,18 @@ class EarlyStop:
         """Stopping at `rung` saves less than a 1/eta share of the run's epochs."""
         return rung < epochs and (epochs - rung) * self.eta < epochs
 
+    def idle_rungs_note(self, last: int, longest: bool = False) -> str | None:
+        """A note naming the given rungs at or past the trials' last epoch (`longest`: of
+        the longest trials), where MO-ASHA decides nothing; None when every rung may decide."""
+        idle = [rung for rung in self.rungs or () if rung >= last]
+        if not idle:
+            return None
+        return (
+            f"{option('rungs')} {','.join(map(str, idle))}: at or past the "
+            f"{'longest ' if longest else ''}trials' last epoch ({last}), so MO-ASHA decides "
+            "nothing there"
+        )
+
     def check(self, metric_names: Sequence[str], source: str) -> None:
         for metric in metric_names:
             if metric not in ESTIMABLE:

@@ -82,9 +82,17 @@ class RunOptions:
 
     def _warn_if_no_rung(self, space: SearchSpace) -> None:
         """Successive halving's rungs need eta times the first (epoch 1) to fit in the run:
-        runs shorter than eta epochs (2 with eta 3) are never stopped, unless --rungs says."""
+        runs shorter than eta epochs (2 with eta 3) are never stopped, unless --rungs says.
+        Given rungs at or past the longest run's last epoch never decide: named, not refused
+        (a space may have runs of several lengths, and the others decide)."""
         stop = self.early_stop
-        if stop is None or stop.rungs is not None:
+        if stop is None:
+            return
+        if stop.rungs is not None:
+            lengths = space.run_lengths()
+            note = stop.idle_rungs_note(max(lengths), longest=len(lengths) > 1)
+            if note:
+                warnings.warn(note, stacklevel=2)
             return
         if any(axis.key == "epochs" for axis in all_axes(space.axes)):
             return  # each run's own length decides
@@ -188,7 +196,18 @@ def plan_run(space: SearchSpace, options: RunOptions, gpu_count: int | None = No
     )
 
 
-def checkpoint_folder(options: RunOptions, study_name: str, study_uid: str) -> str:
+@dataclass(frozen=True)
+class CheckpointFolder:
+    """Where a study's per-epoch trial checkpoints go (`path`), and the folders of that path
+    missing before the run (`made`, deepest first): its first checkpoint makes them, and the
+    run's tidying removes them again when they are left empty (no empty results/ is left
+    beside a PostgreSQL storage)."""
+
+    path: str
+    made: tuple[Path, ...] = ()
+
+
+def checkpoint_folder(options: RunOptions, study_name: str, study_uid: str) -> CheckpointFolder:
     """The folder of the study's per-epoch trial checkpoints: `checkpoint_dir`, by default a
     `checkpoints` folder beside a SQLite or journal file (else results/checkpoints), then one
     folder per study (its name and its random id: two databases never share one). Local
@@ -201,15 +220,17 @@ def checkpoint_folder(options: RunOptions, study_name: str, study_uid: str) -> s
         root = database.parent / "checkpoints" if database else Path("results/checkpoints")
     if options.backend == "local":
         root = root.resolve()
-    return str(root / f"{file_stem(study_name)}-{study_uid}")
+    path = root / f"{file_stem(study_name)}-{study_uid}"
+    return CheckpointFolder(str(path), tuple(p for p in (path, *path.parents) if not p.exists()))
 
 
-def tidy_checkpoints(options: RunOptions, folder: str) -> None:
+def tidy_checkpoints(options: RunOptions, folder: CheckpointFolder) -> None:
     """After a run on local workers (none is left writing): the study's checkpoint folder,
-    and the default `checkpoints` folder above it, removed if empty."""
+    the default `checkpoints` folder above it, and the folders the run made, removed if empty."""
     if options.backend != "local":
         return
-    path = Path(folder)
-    for empty in (path, path.parent) if options.checkpoint_dir is None else (path,):
+    path = Path(folder.path)
+    default = [path, path.parent] if options.checkpoint_dir is None else [path]
+    for empty in dict.fromkeys([*default, *folder.made]):  # deepest first
         with contextlib.suppress(OSError):  # not empty: kept checkpoints, trials to resume
             empty.rmdir()

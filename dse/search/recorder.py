@@ -3,6 +3,7 @@ summary at the end. Every write goes through TrialRecord (records.py)."""
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -61,6 +62,14 @@ class RunSummary:
     failures: list[str] = field(default_factory=list)
     stopped: int = 0  # stopped early at a rung (PRUNED)
     exhausted: bool = False  # every valid point of the finite space ran: nothing left to sample
+    started: int = 0  # trials this run started (retries included)
+    started_failed: int = 0  # of them, those that failed
+    first_failure: str = ""  # the first of this run's failures, as `failures` gives it
+
+    @property
+    def every_start_failed(self) -> bool:
+        """This run started trials and not one of them completed or stopped early."""
+        return self.started > 0 and self.started_failed == self.started
 
 
 class Recorder:
@@ -164,14 +173,17 @@ class Recorder:
                     self.front.add(trial.values)
         return len(self.front)
 
-    def summary(self, storage: str, planned: int, elapsed: float) -> RunSummary:
-        """What this run's trials came to (in an extended study: the run's own points')."""
+    def summary(
+        self, storage: str, planned: int, elapsed: float, started: Collection[int] = ()
+    ) -> RunSummary:
+        """What this run's trials came to (in an extended study: the run's own points');
+        `started`: the numbers of the trials this run started."""
         trials = self.counting.trials(self.study)
+        ours = [t for t in self.study.get_trials(deepcopy=False) if t.number in started]
         failures = [
-            f"trial {t.number}: {TrialRecord(t).error}"
-            for t in trials
-            if t.state == TrialState.FAIL and TrialRecord(t).is_final()
+            failure(t) for t in trials if t.state == TrialState.FAIL and TrialRecord(t).is_final()
         ]
+        ours_failed = [t for t in ours if t.state == TrialState.FAIL]
         return RunSummary(
             study=self.study.study_name,
             storage=storage,
@@ -182,7 +194,14 @@ class Recorder:
             pareto_size=self.pareto_size(self.study.get_trials(deepcopy=False)),
             elapsed_s=elapsed,
             failures=failures,
+            started=len(ours),
+            started_failed=len(ours_failed),
+            first_failure=failure(ours_failed[0]) if ours_failed else "",
         )
+
+
+def failure(trial: FrozenTrial) -> str:
+    return f"trial {trial.number}: {TrialRecord(trial).error}"
 
 
 def seconds_per_epoch(trials: list[FrozenTrial]) -> float | None:

@@ -27,8 +27,8 @@ from dse.config import TrialConfig
 from dse.errors import ConfigError, DseError, option
 from dse.files import publish
 from dse.search.records import EpochPoint, StudyRecord, TrialRecord, param_key
-from dse.search.storage import close_storage, open_storage
-from dse.search.study import load_study
+from dse.search.storage import close_storage
+from dse.search.study import load_study, open_to_read
 from dse.space import SearchSpace
 from dse.space.parse import parse_space
 from dse.train.result import current_metric
@@ -147,7 +147,7 @@ def load_record(path: str | Path) -> Recording:
 def record_study(storage: str, study_name: str | None, complete: bool = True) -> Recording:
     """The record of a stored study; with `complete`, a grid whose every point ran in full with
     its per-epoch curve, else refused (ConfigError)."""
-    opened = open_storage(storage, create=False)
+    opened = open_to_read(storage)
     try:
         study = load_study(opened, study_name)
         return recording_of(study, complete)

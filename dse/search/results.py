@@ -15,8 +15,8 @@ from dse.errors import ConfigError, StorageError, choose_from, option
 from dse.search.pareto import GrowingFront, knee, non_dominated
 from dse.search.records import StudyRecord, TrialRecord
 from dse.search.robust import DEFAULT_RESAMPLES, nondominated_probability
-from dse.search.storage import DEFAULT_OUTAGE_LIMIT_S, open_storage
-from dse.search.study import load_study, study_names
+from dse.search.storage import DEFAULT_OUTAGE_LIMIT_S
+from dse.search.study import load_study, open_to_read, study_names
 from dse.train.result import METRICS, current_metric
 
 PICKS = ("knee", "fastest", "most-accurate")
@@ -88,8 +88,7 @@ def open_view(
 ) -> StudyView:
     """A study to read; a database server that does not answer yet is waited for up to
     `open_wait_s`, and one that goes away while it is read up to `outage_limit`."""
-    opened = open_storage(storage, False, outage_limit, open_wait_s)
-    return StudyView(load_study(opened, study))
+    return StudyView(load_study(open_to_read(storage, outage_limit, open_wait_s), study))
 
 
 def check_front_objectives(view: StudyView) -> None:
@@ -374,16 +373,15 @@ def hypervolume_summary(view: StudyView) -> HypervolumeSummary:
 
 
 def study_rows(storage: str) -> list[dict[str, Any]]:
-    """Studies in a storage, with trial counts by state."""
-    backend = open_storage(storage, create=False)
-    names = study_names(backend)
-    if not names:
-        raise StorageError(f"no studies in {storage} (run `dse run` first)")
+    """Studies in a storage, with trial counts by state; `skipped`: samples not trained
+    (repeats of a point the study has run, invalid configs), not counted as failed."""
+    backend = open_to_read(storage)
     rows = []
-    for name in names:
+    for name in study_names(backend):
         study = optuna.load_study(study_name=name, storage=backend)
         trials = study.get_trials(deepcopy=False)
         count = {state: sum(t.state == state for t in trials) for state in TrialState}
+        skipped = sum(t.state == TrialState.FAIL and TrialRecord(t).never_ran for t in trials)
         rows.append(
             {
                 "study": name,
@@ -391,7 +389,8 @@ def study_rows(storage: str) -> list[dict[str, Any]]:
                 "trials": len(trials),
                 "complete": count[TrialState.COMPLETE],
                 "stopped": count[TrialState.PRUNED],  # by MO-ASHA
-                "failed": count[TrialState.FAIL],
+                "failed": count[TrialState.FAIL] - skipped,
+                "skipped": skipped,
                 "running": count[TrialState.RUNNING],
                 "waiting": count[TrialState.WAITING],
                 "pareto": len(StudyView(study).front()),

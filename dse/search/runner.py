@@ -188,6 +188,7 @@ class Runner:
             else None
         )
         self.in_flight: dict[int, InFlight] = {}
+        self.started: set[int] = set()  # the trials this run started (retries included)
         self.invalid_in_a_row = 0
         self.novelty = Novelty(study, self.counting, options.seed)  # no point trained twice
         self.checkpoints = checkpoint_folder(options, study.study_name, StudyRecord(study).uid())
@@ -208,7 +209,9 @@ class Runner:
         if self.stop.received is not None:
             self._interrupt(self.stop.received)
         elapsed = time.monotonic() - start
-        summary = self.recorder.summary(self.options.storage, self.plan.planned, elapsed)
+        summary = self.recorder.summary(
+            self.options.storage, self.plan.planned, elapsed, self.started
+        )
         return replace(summary, exhausted=self.novelty.exhausted)
 
     def _loop(self) -> None:
@@ -280,6 +283,7 @@ class Runner:
             outcome = self._dispatch(slot, trial)
             if outcome == Outcome.STARTED:
                 self.invalid_in_a_row = 0
+                self.started.add(trial.number)
                 self.novelty.started()
                 continue
             if sampled:
@@ -323,7 +327,7 @@ class Runner:
             key = TrialRecord(trial).start(as_dict, placement)
             rungs = self.rung_book.rungs_for(config.epochs) if self.rung_book else ()
             batch_sizes = epoch_batch_sizes(config)
-            checkpoint = f"{self.checkpoints}/{key}.pt"  # a retry's is its failed run's
+            checkpoint = f"{self.checkpoints.path}/{key}.pt"  # a retry's is its failed run's
             keep = self.options.keep_checkpoints
             self.pool.submit(slot, TrialTask(trial.number, as_dict, rungs, checkpoint, keep))
             self.in_flight[trial.number] = InFlight(trial, slot, batch_sizes)

@@ -18,9 +18,10 @@ from optuna.trial import FrozenTrial, TrialState
 
 from dse.errors import ConfigError, DseError, StorageError, choose_from, option
 from dse.search.optuna_private import has_heartbeats, stale_trials, writable_trial
+from dse.search.outage import DEFAULT_OUTAGE_LIMIT_S, shown_url
 from dse.search.processes import has_ended
 from dse.search.records import StudyRecord, TrialRecord, enqueue_point, param_key
-from dse.search.storage import STALE_RETRIES, creation_lock
+from dse.search.storage import STALE_RETRIES, close_storage, creation_lock, open_storage
 from dse.space import SearchSpace
 from dse.train.result import current_metric
 
@@ -36,6 +37,20 @@ def study_names(storage: optuna.storages.BaseStorage) -> list[str]:
         raise
     except Exception as exc:  # a database without optuna's tables
         raise StorageError(f"the storage holds no dse results ({type(exc).__name__})") from None
+
+
+def open_to_read(
+    url: str, outage_limit: float = DEFAULT_OUTAGE_LIMIT_S, open_wait_s: float = 0.0
+) -> optuna.storages.BaseStorage:
+    """A storage to read studies from, nothing created in it; one without a study (an empty
+    journal file, a database whose run was never started) is one line naming it."""
+    opened = open_storage(url, False, outage_limit, open_wait_s)
+    if not study_names(opened):
+        close_storage(opened)
+        raise StorageError(
+            f"{option('storage')} {shown_url(url)}: no studies in it yet (run `dse run` first)"
+        )
+    return opened
 
 
 def load_study(storage: optuna.storages.BaseStorage, name: str | None) -> optuna.Study:

@@ -196,21 +196,38 @@ class SearchSpace:
         configs = [self.base_config().dataset]
         configs += [self.config_for(point).dataset for point in self.points]
         for axis in all_axes(self.axes):
-            if axis.key not in _DATASET_KEYS and not axis.key.startswith("dataset."):
+            if axis.key in _DATASET_KEYS or axis.key.startswith("dataset."):
+                # `dataset: [{name: fashion_mnist}, ...]` names one too
+                configs += [c.dataset for c in self._configs_along(axis)]
+        return configs
+
+    def run_lengths(self) -> set[int]:
+        """The epochs the space's trials may run: the base's, the points', and each value of
+        an `epochs` axis (a range: its ends)."""
+        lengths = {self.base_config().epochs}
+        lengths |= {self.config_for(point).epochs for point in self.points}
+        for axis in all_axes(self.axes):
+            if axis.key == "epochs":
+                lengths |= {c.epochs for c in self._configs_along(axis)}
+        return lengths
+
+    def _configs_along(self, axis: Axis) -> list[TrialConfig]:
+        """The base with each value of `axis` (a range: its ends); a value that needs another
+        axis' is left out (its points are checked)."""
+        values: tuple[Any, ...] = ()
+        if isinstance(axis, Choice):
+            values = tuple(axis.values)
+        elif isinstance(axis, Fixed):
+            values = (axis.value,)
+        elif isinstance(axis, Range):
+            values = (axis.low, axis.high)
+            values = tuple(int(v) for v in values) if axis.integer else values
+        configs = []
+        for value in values:
+            try:
+                configs.append(self.config_for({axis.key: value}, combination=False))
+            except DseError:
                 continue
-            values: tuple[Any, ...] = ()
-            if isinstance(axis, Choice):
-                values = tuple(axis.values)
-            elif isinstance(axis, Fixed):
-                values = (axis.value,)
-            elif isinstance(axis, Range):
-                values = (axis.low, axis.high)
-                values = tuple(int(v) for v in values) if axis.integer else values
-            for value in values:  # `dataset: [{name: fashion_mnist}, ...]` names one too
-                try:
-                    configs.append(self.config_for({axis.key: value}, combination=False).dataset)
-                except DseError:  # a value that needs another axis': its points are checked
-                    continue
         return configs
 
     def fingerprint(self) -> Fingerprint:

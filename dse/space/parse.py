@@ -136,6 +136,8 @@ def _parse_range(key: str, spec: dict[str, Any], where: str) -> Range:
     for name, value in (("low", low), ("high", high), ("step", step)):
         if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
             raise ConfigError(f"{where}: axes.{key}.{name}: expected a number, got {value!r}")
+        if value is not None and not math.isfinite(value):  # .inf, .nan: no range to sample
+            raise ConfigError(f"{where}: axes.{key}.{name}: expected a finite number, got {value}")
     if not isinstance(log, bool):
         raise ConfigError(f"{where}: axes.{key}.log: expected true or false, got {log!r}")
     if low > high:

@@ -21,7 +21,7 @@ from dse.errors import ConfigError, DataError
 from dse.model import build_model
 from dse.train.result import TrialResult
 from dse.train.resume import FORMAT as RESUME_FORMAT
-from dse.train.torch_files import load_weights, read_torch_file
+from dse.train.torch_files import format_mismatch, load_weights, read_torch_file
 
 FORMAT = "dse-checkpoint-1"
 
@@ -83,7 +83,7 @@ def _what_instead(raw: object) -> str:
     """Why a torch file read is no saved-weights checkpoint, in words."""
     if isinstance(raw, dict) and raw.get("format") == RESUME_FORMAT:
         return "a per-epoch checkpoint, to go on with by dse train --resume; saved weights: --save"
-    return f"no '{FORMAT}' format tag"
+    return format_mismatch(raw, CheckpointPayload, FORMAT)
 
 
 def load_checkpoint(path: str | Path) -> Checkpoint:

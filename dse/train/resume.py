@@ -34,7 +34,7 @@ import torch
 
 from dse.config import TrialConfig
 from dse.errors import ConfigError, DataError
-from dse.train.torch_files import load_weights, read_torch_file
+from dse.train.torch_files import format_mismatch, load_weights, read_torch_file
 
 FORMAT = "dse-resume-1"
 
@@ -134,7 +134,8 @@ def read_state(path: Path) -> ResumeState:
     state = ResumeState.from_dict(raw)
     if state is None:
         saved = isinstance(raw, dict) and "state_dict" in raw
-        what = "holds only best weights (dse train --save)" if saved else f"no '{FORMAT}' tag"
+        mismatch = format_mismatch(raw, ResumeState, FORMAT)
+        what = "holds only best weights (dse train --save)" if saved else mismatch
         raise DataError(f"{path}: not a per-epoch checkpoint to resume from ({what})")
     parts = {"optimizer": state.optimizer, "rng": state.rng, "progress": state.progress}
     if not all(isinstance(part, dict) for part in parts.values()):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import pickle
 import re
 import zipfile
+from dataclasses import MISSING, fields
 from pathlib import Path
 
 import torch
@@ -18,6 +19,21 @@ from torch import nn
 from dse.errors import DataError
 
 ZIP_MAGIC = b"PK\x03\x04"  # torch.save writes a zip archive
+
+
+def format_mismatch(raw: object, payload: type, tag: str) -> str:
+    """Why `raw` (read from a torch file) is not the dataclass `payload` tagged `tag`, in
+    words: no tag, another format's tag, or the tag and the fields it lacks."""
+    if not isinstance(raw, dict) or "format" not in raw:
+        return f"no '{tag}' format tag"
+    if raw["format"] != tag:
+        return f"its format tag is {raw['format']!r}, not '{tag}'"
+    missing = [
+        f.name
+        for f in fields(payload)
+        if f.name not in raw and f.default is MISSING and f.default_factory is MISSING
+    ]
+    return f"its '{tag}' format tag, but no {', '.join(missing) or 'valid fields'}"
 
 
 def read_torch_file(path: Path) -> object:

@@ -17,6 +17,8 @@ import pytest
 from typer.testing import CliRunner
 
 from dse.cli import app
+from dse.search.records import TrialRecord
+from dse.search.unvisited import repeat_error
 from tests.conftest import write_space
 
 FIXTURES = Path(__file__).parents[1] / "fixtures"
@@ -194,13 +196,29 @@ def test_studies_count_stopped_trials_so_the_columns_add_up(workdir):
     _add(study, None, optuna.trial.TrialState.FAIL)
     (row,) = json.loads(_dse("studies", "-f", "json").stdout)
     assert row["stopped"] == 2 and row["complete"] == 1 and row["failed"] == 1
-    counted = ("complete", "stopped", "failed", "running", "waiting")
+    counted = ("complete", "stopped", "failed", "skipped", "running", "waiting")
     assert sum(row[c] for c in counted) == row["trials"] == 4
     csv = _dse("studies", "-f", "csv").stdout
     assert csv.splitlines()[0] == (
-        "study,objectives,trials,complete,stopped,failed,running,waiting,pareto"
+        "study,objectives,trials,complete,stopped,failed,skipped,running,waiting,pareto"
     )
     assert "\r" not in csv  # every CSV ends its lines with LF
+
+
+def test_studies_count_repeat_draws_and_invalid_samples_apart_from_failures(workdir):
+    """A sampler's repeat of a point the study has run, and a sampled point that is no valid
+    config, are told FAIL untrained: `dse studies` used to count them failed (here
+    failed 3); they are `skipped`, and `failed` is the one trial that ran and failed."""
+    study = _study("draws", ["minimize", "maximize"], ["train_time_s", "val_accuracy"])
+    _add(study, [1.0, 0.5])
+    _add(study, None, optuna.trial.TrialState.FAIL)  # ran and failed
+    distributions = {"x": optuna.distributions.IntDistribution(0, 3)}
+    for why in (repeat_error(0), "ConfigError: not a valid config"):
+        trial = study.ask(distributions)
+        TrialRecord(trial).mark_invalid(why)
+        study.tell(trial, state=optuna.trial.TrialState.FAIL)
+    (row,) = json.loads(_dse("studies", "-f", "json").stdout)
+    assert (row["trials"], row["complete"], row["failed"], row["skipped"]) == (4, 1, 1, 2)
 
 
 def test_a_storage_without_studies_says_so(workdir):
@@ -209,7 +227,7 @@ def test_a_storage_without_studies_says_so(workdir):
     result = _dse("studies")
     assert result.exit_code == 2 and result.stdout == ""
     assert result.stderr == (
-        "error: no studies in sqlite:///results/dse.db (run `dse run` first)\n"
+        "error: --storage sqlite:///results/dse.db: no studies in it yet (run `dse run` first)\n"
     )
 
 

@@ -44,6 +44,7 @@ def test_diverging_trial_is_recorded_failed_and_the_study_goes_on(workdir):
         assert found and 1 <= int(found.group(1)) <= steps, t.user_attrs["error"]
     assert sum(t.state == TrialState.COMPLETE for t in trials) == 2
     assert "2 failed" in result.stderr
+    assert "every trial" not in result.stderr  # some failed, some completed: exit 0
 
 
 def test_the_oom_hook_raises_torchs_error_type(digits_root, monkeypatch):
@@ -61,7 +62,7 @@ def _oom_space(workdir):
 def test_out_of_memory_is_recorded_failed_with_its_reason(workdir, monkeypatch):
     monkeypatch.setenv(FAULT_OOM_ENV, "30")  # inherited by the spawned workers
     result = runner.invoke(app, ["run", "--space", str(_oom_space(workdir)), "--quiet"])
-    assert result.exit_code == 0, result.stderr
+    assert result.exit_code == 1, result.stderr  # every trial it started failed
     trials = load_study(STORAGE, "tiny").get_trials()
     assert [t.state for t in trials] == [TrialState.FAIL] * 2
     for t in trials:
@@ -71,6 +72,11 @@ def test_out_of_memory_is_recorded_failed_with_its_reason(workdir, monkeypatch):
         )
         assert "retried" not in t.user_attrs
     assert "0 complete, 2 failed of 2 planned" in result.stderr
+    assert result.stderr.splitlines()[-1] == (
+        "error: every trial this run started failed (2 of 2); the first: trial 0: out of "
+        "memory: simulated out of memory (DSE_FAULT_OOM_ABOVE_BATCH=30): batch of 50 at epoch 1, "
+        "step 1; each one's error: dse trials --study tiny --columns number,error"
+    )
 
 
 def test_retry_oom_reruns_once_at_half_the_batch_linked_to_the_original(workdir, monkeypatch):
@@ -98,7 +104,8 @@ def test_retry_oom_retries_only_once(workdir, monkeypatch):
     monkeypatch.setenv(FAULT_OOM_ENV, "10")  # half of 50 does not fit either
     args = ["run", "--space", str(_oom_space(workdir)), "--retry-oom", "--quiet"]
     result = runner.invoke(app, args)
-    assert result.exit_code == 0, result.stderr
+    assert result.exit_code == 1, result.stderr  # the retries failed too
+    assert "every trial this run started failed (4 of 4)" in result.stderr.splitlines()[-1]
     trials = load_study(STORAGE, "tiny").get_trials()
     assert [t.state for t in trials] == [TrialState.FAIL] * 4
     retries = [t for t in trials if "retry_of" in t.user_attrs]

@@ -3,11 +3,13 @@ library's inputs; plan_run resolves sampler, budget, grid and slots."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from dse.errors import ConfigError, as_cli
 from dse.search.moasha import EarlyStop
-from dse.search.options import RunOptions, plan_run
+from dse.search.options import RunOptions, checkpoint_folder, plan_run, tidy_checkpoints
 from dse.space import load_space, parse_space
 
 
@@ -105,3 +107,50 @@ def test_early_stopping_without_a_rung_for_the_run_is_named(recwarn):
     plan_run(load_space("quick"), RunOptions(early_stop=EarlyStop()), gpu_count=0)  # 3 epochs: 1
     plan_run(load_space("smoke"), RunOptions(early_stop=EarlyStop((1,))), gpu_count=0)
     assert not [w for w in recwarn if "no rung" in str(w.message)]
+
+
+def test_given_rungs_that_never_decide_are_named_not_refused(recwarn):
+    """--rungs 1,50 on 1-epoch runs said nothing: no run reaches 50, and a run decides nothing
+    at its last epoch, so neither rung ever decides. One warning names them; in a space of
+    several run lengths, the rungs past the longest."""
+
+    def idle_warnings(axes: dict, rungs: tuple[int, ...]) -> list[str]:
+        recwarn.clear()
+        space = parse_space({"name": "s", "base": {"epochs": 1}, "axes": axes}, "s.yaml")
+        plan_run(space, RunOptions(early_stop=EarlyStop(rungs)), gpu_count=0)
+        return [as_cli(str(w.message)) for w in recwarn if "decides nothing" in str(w.message)]
+
+    one_epoch = {"optimizer.lr": [0.001, 0.01]}
+    assert idle_warnings(one_epoch, (1, 50)) == [
+        "--rungs 1,50: at or past the trials' last epoch (1), so MO-ASHA decides nothing there"
+    ]
+    lengths = {"epochs": [1, 60]}
+    assert idle_warnings(lengths, (1, 50)) == []  # the 60-epoch runs decide at both
+    assert idle_warnings(lengths, (1, 60, 70)) == [
+        "--rungs 60,70: at or past the longest trials' last epoch (60), so MO-ASHA decides "
+        "nothing there"
+    ]
+    ranged = {"epochs": {"low": 2, "high": 9}}
+    assert idle_warnings(ranged, (3, 9)) == [
+        "--rungs 9: at or past the longest trials' last epoch (9), so MO-ASHA decides nothing there"
+    ]
+
+
+@pytest.mark.parametrize("results_before", [False, True])
+def test_a_run_leaves_no_folder_it_made_for_checkpoints_empty(
+    tmp_path, monkeypatch, results_before
+):
+    """Beside a PostgreSQL storage checkpoints go to results/checkpoints/STUDY-ID: the run's
+    first checkpoint makes results/, and tidying removed only the two folders below it, so an
+    empty results/ was left. A results/ there before the run stays."""
+    monkeypatch.chdir(tmp_path)
+    if results_before:
+        (tmp_path / "results").mkdir()
+    options = RunOptions(storage="postgresql://u@db.example/dse")
+    folder = checkpoint_folder(options, "tiny", "abc")
+    assert folder.path == str(tmp_path / "results" / "checkpoints" / "tiny-abc")
+    Path(folder.path).mkdir(parents=True)  # a worker writing its first checkpoint
+    (Path(folder.path) / "trial-0.pt").write_bytes(b"x")
+    (Path(folder.path) / "trial-0.pt").unlink()  # removed as its trial completed
+    tidy_checkpoints(options, folder)
+    assert sorted(p.name for p in tmp_path.iterdir()) == (["results"] if results_before else [])

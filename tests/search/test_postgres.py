@@ -75,7 +75,7 @@ def test_every_command_on_a_postgresql_study(workdir, pg_url):
     trials = _trials(pg_url)
     assert [t.state for t in trials] == [TrialState.COMPLETE] * 4
     assert _points(trials) == _grid(space)
-    assert not list(workdir.glob("results/*"))  # nothing local: the results are in PostgreSQL
+    assert not (workdir / "results").exists()  # nothing local: the results are in PostgreSQL
 
     plain = pg_url.replace("postgresql+psycopg://", "postgresql://")  # the same database
     rows = json.loads(runner.invoke(app, ["trials", "--storage", plain, "-f", "json"]).stdout)
@@ -101,6 +101,29 @@ def test_a_missing_study_and_an_unreachable_server_are_one_line_errors(pg_url):
     line = unreachable.stderr.strip()
     assert line.startswith("error: --storage postgresql://nobody@127.0.0.1:1/none: cannot open")
     assert len(line.splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    "command", [["studies"], ["trials"], ["pareto"], ["export", "--pick", "knee"]]
+)
+def test_reading_a_db_without_dse_tables(pg_url, command):
+    """A database `dse run` never wrote to: one line naming it (its password masked), exit 2,
+    and no table made in it (optuna's own words were `relation "version_info" does not
+    exist`)."""
+    import psycopg
+
+    url = pg_url.replace("postgres@", "postgres:secret@")  # the server trusts any password
+    result = runner.invoke(app, [*command, "--storage", url])
+    assert result.exit_code == 2 and not result.stdout
+    shown = url.replace(":secret@", ":***@")
+    assert result.stderr == (
+        f"error: --storage {shown}: not a results database (no dse studies, none of optuna's "
+        "tables; `dse run` makes them)\n"
+    )
+    plain = pg_url.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(plain) as connection:
+        tables = connection.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+        assert tables.fetchall() == []
 
 
 SETUP = textwrap.dedent(

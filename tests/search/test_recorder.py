@@ -53,3 +53,24 @@ def test_the_pareto_size_is_the_front_dse_pareto_reads_as_trials_finish():
         optuna_sizes.append(len(study.best_trials))
     assert sizes[:7] == [1, 2, 2, 2, 2, 3, 2]
     assert optuna_sizes[:4] == [1, 2, 2, 3]  # optuna's front takes in the infinite value
+
+
+def test_a_run_every_trial_of_which_failed_is_told_from_one_with_a_success():
+    """Only the trials this run started count: an earlier run's complete trial does not make
+    this run's failures a success; one complete (or stopped early) trial of its own does."""
+    space = load_space("smoke.yaml")
+    study = optuna.create_study(directions=space.directions)
+    recorder = Recorder(study, space, Counting(space, extended=False), False, SilentReporter())
+    for trial in [
+        _trial([10.0, 0.9]),
+        _trial(None, TrialState.FAIL),
+        _trial(None, TrialState.FAIL),
+    ]:
+        study.add_trial(trial)  # trial 0: an earlier run's; 1 and 2: this run's
+
+    failed = recorder.summary("sqlite:///x.db", 3, 1.0, started={1, 2})
+    assert (failed.started, failed.started_failed, failed.every_start_failed) == (2, 2, True)
+    assert failed.first_failure.startswith("trial 1: ")
+    study.add_trial(_trial(None, TrialState.PRUNED))
+    assert not recorder.summary("sqlite:///x.db", 4, 1.0, started={1, 2, 3}).every_start_failed
+    assert not recorder.summary("sqlite:///x.db", 3, 1.0, started=set()).every_start_failed

@@ -109,11 +109,37 @@ def test_reading_commands_name_why_a_database_cannot_be_opened(workdir, command)
     _one_line_error([*command, "--storage", "sqlite:///some.yaml"], "file is not a database")
     _one_line_error(
         [*command, "--storage", "sqlite:///other.db"],
-        "--storage sqlite:///other.db: not a results database (no such table: version_info)",
+        "--storage sqlite:///other.db: not a results database "
+        "(it holds another program's tables: notes)",
     )
     for memory in ("sqlite://", "sqlite:///:memory:"):
         _one_line_error(
             [*command, "--storage", memory], "an in-memory database holds nothing to read"
+        )
+    assert {p.name: p.read_bytes() for p in workdir.iterdir() if p.is_file()} == before
+
+
+@pytest.mark.parametrize("command", READING, ids=[c[0] for c in READING])
+def test_reading_a_file_that_holds_no_results_says_so_and_leaves_it(workdir, command):
+    """An empty file, random bytes, an SQLite database without tables, an empty journal:
+    one line naming the file, exit 2, and the file as it was (no tables made, no WAL files)."""
+    (workdir / "empty.db").write_bytes(b"")
+    (workdir / "random.db").write_bytes(bytes(range(256)) * 16)
+    with sqlite3.connect(workdir / "tableless.db") as db:
+        db.execute("CREATE TABLE gone (x INT)")
+        db.execute("DROP TABLE gone")
+    (workdir / "empty.log").write_bytes(b"")
+    before = {p.name: p.read_bytes() for p in workdir.iterdir() if p.is_file()}
+    no_tables = "no dse studies, none of optuna's tables; `dse run` makes them"
+    expected = {
+        "sqlite:///empty.db": f"not a results database (an empty file: {no_tables})",
+        "sqlite:///random.db": "not a results database (file is not a database)",
+        "sqlite:///tableless.db": f"not a results database ({no_tables})",
+        "empty.log": "no studies in it yet (run `dse run` first)",
+    }
+    for url, message in expected.items():
+        assert _one_line_error([*command, "--storage", url], message) == (
+            f"error: --storage {url}: {message}"
         )
     assert {p.name: p.read_bytes() for p in workdir.iterdir() if p.is_file()} == before
 

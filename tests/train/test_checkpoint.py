@@ -61,3 +61,24 @@ def test_a_per_epoch_checkpoint_is_named_as_one(digits_root, tmp_path):
     train_seeds(tiny_config(), "cpu", digits_root, resume=file)
     with pytest.raises(DataError, match="run.pt: not a dse checkpoint \\(a per-epoch checkpoint"):
         load_checkpoint(tmp_path / "run.pt")
+
+
+def test_a_tagged_file_that_lacks_a_field_names_it(tmp_path):
+    """The format tag with no config said "no 'dse-checkpoint-1' format tag": the tag is
+    there, the config is what is missing."""
+    import pytest
+    import torch
+
+    from dse.errors import DataError
+
+    torch.save({"format": "dse-checkpoint-1", "state_dict": {}}, tmp_path / "noconfig.pt")
+    torch.save({"format": "dse-checkpoint-7", "config": {}}, tmp_path / "other.pt")
+    torch.save({"weights": {}}, tmp_path / "plain.pt")
+    for name, why in (
+        ("noconfig", "its 'dse-checkpoint-1' format tag, but no config"),
+        ("other", "its format tag is 'dse-checkpoint-7', not 'dse-checkpoint-1'"),
+        ("plain", "no 'dse-checkpoint-1' format tag"),
+    ):
+        with pytest.raises(DataError) as error:
+            load_checkpoint(tmp_path / f"{name}.pt")
+        assert str(error.value) == f"{tmp_path / name}.pt: not a dse checkpoint ({why})"

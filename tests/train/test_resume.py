@@ -212,3 +212,13 @@ def test_ctrl_c_while_a_checkpoint_is_written_names_the_file_on_disk(
     on_disk = read_state(tmp_path / "run.pt")
     assert (on_disk.seed_index, on_disk.epoch) == latest
     assert [p.name for p in tmp_path.iterdir()] == ["run.pt"]  # no temp file left behind
+
+
+def test_a_tagged_per_epoch_checkpoint_that_lacks_fields_names_them(tmp_path):
+    torch.save({"format": "dse-resume-1", "config": {}, "epoch": 1}, tmp_path / "part.pt")
+    with pytest.raises(DataError) as error:
+        read_state(tmp_path / "part.pt")
+    assert str(error.value) == (
+        f"{tmp_path / 'part.pt'}: not a per-epoch checkpoint to resume from (its 'dse-resume-1' "
+        "format tag, but no seed_index, finished, model, optimizer, rng, progress)"
+    )
