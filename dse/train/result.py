@@ -57,7 +57,7 @@ class TrialResult:
     val_accuracy: float  # best over the epochs: the selection metric
     test_accuracy: float  # of the best-validation weights; reported, never used to select
     n_params: int  # the model's trainable parameters
-    peak_mem_mb: float  # CUDA: peak allocated; CPU: the process's peak resident set
+    peak_mem_mb: float  # CUDA: peak allocated; CPU: the peak resident set during this run
     train_gflops: float  # analytic: 3 x forward FLOPs x samples processed
     samples_per_s: float
     # torch.compile's seconds (config.compile; its epochs' compile_s): set-up, not in
