@@ -191,6 +191,7 @@ class Simulation:
         sampler = make_sampler("grid" if on_grid else method, seed, self.planned)
         self.study = optuna.create_study(directions=grid.directions, sampler=sampler)
         self.novelty = Novelty(self.study, Counting(space, extended=False), seed)  # as live
+        enqueue_missing(self.study, space, list(space.points), origin="point")  # as live
         if on_grid:
             if method == "moasha-shuffled":
                 order = list(grid.grid)
@@ -199,7 +200,6 @@ class Simulation:
                 # as the runner orders it (options.py), less the points it fails untrained
                 order = [p for p in spread_order(grid.every, seed) if p in grid.grid]
             enqueue_missing(self.study, space, order, origin="grid")
-        enqueue_missing(self.study, space, list(space.points), origin="point")
         self.waiting = len(self.study.get_trials(deepcopy=False))
         stop = early_stop if method.startswith("moasha") else None
         known = self.final_values if method == "moasha-oracle" else None
