@@ -17,7 +17,7 @@ from dse.search.records import StudyRecord, TrialRecord
 from dse.search.robust import DEFAULT_RESAMPLES, nondominated_probability
 from dse.search.storage import DEFAULT_OUTAGE_LIMIT_S, open_storage
 from dse.search.study import load_study, study_names
-from dse.train.result import METRICS, current_metric
+from dse.train.result import COUNT_METRICS, METRICS, current_metric
 
 PICKS = ("knee", "fastest", "most-accurate")
 
@@ -117,7 +117,9 @@ def non_finite_note(view: StudyView) -> str | None:
 
 
 def objective_values(view: StudyView, trial: FrozenTrial) -> dict[str, float]:
-    return dict(zip(view.metric_names, trial.values, strict=True))
+    """The trial's objectives by metric name; a count as the integer `dse trials` shows."""
+    pairs = zip(view.metric_names, trial.values, strict=True)
+    return {m: int(v) if m in COUNT_METRICS and math.isfinite(v) else v for m, v in pairs}
 
 
 def seed_values(view: StudyView, trial: FrozenTrial) -> list[list[float]]:
@@ -247,11 +249,17 @@ def describe_choice(view: StudyView, trial: FrozenTrial, how: str | None = None)
         if record.stopped_at is not None:
             why = f" (stopped early at epoch {record.stopped_at})"
         return f"warning: trial {trial.number} is {trial.state.name}{why}, not a complete result"
-    values = ", ".join(f"{m} {v:.4g}" for m, v in objective_values(view, trial).items())
+    values = ", ".join(
+        f"{m} {v:,}" if isinstance(v, int) else f"{m} {v:.4g}"
+        for m, v in objective_values(view, trial).items()
+    )
     if how is not None:
         size = len(view.front())
         return f"trial {trial.number}: {PICK_LABELS[how]} of the front's {size} ({values})"
     on_front = trial.number in {t.number for t in view.front()}
+    failed = [name for name, excess in trial.constraints.items() if excess > 0]
+    if failed:
+        return f"trial {trial.number}: {values}; infeasible ({', '.join(failed)} fails)"
     return f"trial {trial.number}: {values}; {'on' if on_front else 'not on'} the front"
 
 

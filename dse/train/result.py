@@ -16,6 +16,8 @@ METRICS = (
     "peak_mem_mb",
     "train_gflops",
 )
+# Counts: integers, though optuna stores an objective's value as a float.
+COUNT_METRICS = ("n_params",)
 # What a run costs: a fused seed (dse.train.fused) trains with others in one model, so its
 # costs are its group's, and a trial with fused seeds reports those of its standalone seed.
 COST_METRICS = ("train_time_s", "time_to_best_s", "peak_mem_mb")

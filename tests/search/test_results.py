@@ -12,7 +12,13 @@ import optuna
 import pytest
 
 from dse.search.pareto import hypervolume
-from dse.search.results import StudyView, hypervolume_history, pareto_rows, reference_point
+from dse.search.results import (
+    StudyView,
+    describe_choice,
+    hypervolume_history,
+    pareto_rows,
+    reference_point,
+)
 
 DIRECTIONS = ["minimize", "maximize"]
 
@@ -72,3 +78,33 @@ def test_a_std_the_seeds_do_not_give_is_none_not_zero():
     assert [row["number"] for row in rows] == [0, 1]
     assert all(row["train_time_s_std"] is None for row in rows)
     assert all(row["val_accuracy_std"] == 0.01 for row in rows)
+
+
+def _params_study() -> StudyView:
+    """n_params against val_accuracy; trial 2 fails its constraint."""
+    study = optuna.create_study(directions=["minimize", "maximize"])
+    study.set_metric_names(["n_params", "val_accuracy"])
+    for n_params, accuracy, excess in ((17368, 0.47, -0.1), (3274634, 0.75, -0.4), (100, 0.2, 0.1)):
+        study.add_trial(
+            optuna.create_trial(
+                values=[n_params, accuracy], constraints={"val_accuracy >= 0.3": excess}
+            )
+        )
+    return StudyView(study)
+
+
+def test_a_count_objective_reads_as_the_integer_it_is():
+    # optuna stores values as floats: the front printed 17368 beside 3,274,634 in one column,
+    # and 17368.0 in CSV and JSON where `dse trials` has 17368
+    view = _params_study()
+    rows = pareto_rows(view)
+    assert [(row["number"], row["n_params"]) for row in rows] == [(0, 17368), (1, 3274634)]
+    assert all(type(row["n_params"]) is int for row in rows)
+    line = describe_choice(view, view.trials()[1])
+    assert line == "trial 1: n_params 3,274,634, val_accuracy 0.75; on the front"
+
+
+def test_an_infeasible_trial_says_which_constraint_it_fails():
+    view = _params_study()
+    line = describe_choice(view, view.trials()[2])
+    assert line == "trial 2: n_params 100, val_accuracy 0.2; infeasible (val_accuracy >= 0.3 fails)"
