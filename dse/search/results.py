@@ -191,7 +191,8 @@ def trials_frame(view: StudyView) -> pd.DataFrame:
         values = record.metrics | {f"{m}_std": v for m, v in record.seed_std.items()}
         row.update({m: values.get(m) for m in metrics})
         row.update({f"params_{k}": v for k, v in t.params.items()})
-        row["feasible"] = all(v <= 0 for v in t.constraints.values()) if t.constraints else True
+        # judged on complete trials only: a stopped or failed one has no final metrics to meet
+        row["feasible"] = meets_constraints(t) if t.state == TrialState.COMPLETE else None
         row["device"] = record.device
         row["slot"] = record.slot
         row["host"] = record.host

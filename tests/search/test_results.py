@@ -9,6 +9,7 @@ import time
 
 import numpy as np
 import optuna
+import pandas as pd
 import pytest
 
 from dse.search.pareto import hypervolume
@@ -18,6 +19,7 @@ from dse.search.results import (
     hypervolume_history,
     pareto_rows,
     reference_point,
+    trials_frame,
 )
 
 DIRECTIONS = ["minimize", "maximize"]
@@ -108,3 +110,15 @@ def test_an_infeasible_trial_says_which_constraint_it_fails():
     view = _params_study()
     line = describe_choice(view, view.trials()[2])
     assert line == "trial 2: n_params 100, val_accuracy 0.2; infeasible (val_accuracy >= 0.3 fails)"
+
+
+def test_only_a_complete_trial_is_judged_feasible():
+    # a trial stopped early (or failed) has no constraint values: it read as feasible, True,
+    # beside its own val_accuracy 0.075 under `val_accuracy >= 0.3`
+    view = _params_study()
+    view.study.add_trial(
+        optuna.create_trial(state=optuna.trial.TrialState.PRUNED, intermediate_values={1: 0.1})
+    )
+    view.study.add_trial(optuna.create_trial(state=optuna.trial.TrialState.FAIL))
+    frame = trials_frame(view)
+    assert [None if pd.isna(v) else v for v in frame["feasible"]] == [True, True, False, None, None]
