@@ -196,12 +196,35 @@ def _check_values(space: SearchSpace) -> None:
                         f"{space.source}: axes.preset: unknown preset {value!r}; "
                         f"choose from {', '.join(PRESETS)}"
                     )
-                space.config_for({**context, axis.key: value}, combination=False)
+                if isinstance(axis, Range) and not axis.integer:
+                    _check_float_range_end(space, axis, context, value)
+                else:
+                    space.config_for({**context, axis.key: value}, combination=False)
             if isinstance(axis, Choice):
                 for i, sub in axis.given.items():
                     walk(sub, {**context, axis.key: axis.values[i]})
 
     walk(space.axes, {})
+
+
+def _check_float_range_end(
+    space: SearchSpace, axis: Range, context: dict[str, Any], value: float
+) -> None:
+    """Check a float range's end; a range with a float end or step samples floats: for a key
+    that takes integers, say so (the config's own error named only the end, as if 2.0 were
+    the mistake)."""
+    try:
+        space.config_for({**context, axis.key: value}, combination=False)
+    except ConfigError:
+        if not float(value).is_integer():  # 0.5, or inf: the config's error says it
+            raise
+        space.config_for({**context, axis.key: int(value)}, combination=False)  # else: as is
+        step = f", step {axis.step:g}" if axis.step is not None else ""
+        raise ConfigError(
+            f"{space.source}: axes.{axis.key}: {axis.key} takes integers, but this range "
+            f"(low {axis.low:g}, high {axis.high:g}{step}) gives floats; give low, high and "
+            "step as integers"
+        ) from None
 
 
 def _get(data: dict[str, Any], key: str) -> Any:
