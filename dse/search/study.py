@@ -107,13 +107,19 @@ def _check_same_space(study: optuna.Study, space: SearchSpace, extend: bool) -> 
         return
     differences = record.fingerprints()[-1].differences(fingerprint)
     differ = ", ".join(differences)
-    if not extend:
+    extendable = all(d.startswith("axes") for d in differences)
+    if not extend and extendable:
         raise ConfigError(
             f"study {study.study_name!r} was run with another space ({differ} differ): use "
             f"another {option('study')}, or {option('extend')} to add this space's points to "
             "it (only they count toward this run's budget)"
         )
-    if any(not d.startswith("axes") for d in differences):
+    if not extend:  # --extend would be refused below: the base, objectives, constraints stay
+        raise ConfigError(
+            f"study {study.study_name!r} was run with another space ({differ} differ): use "
+            f"another {option('study')}"
+        )
+    if not extendable:
         raise ConfigError(
             f"study {study.study_name!r}: {option('extend')} adds points, so the base, "
             f"objectives and constraints must stay ({differ} differ): use another "
