@@ -12,11 +12,13 @@ import optuna
 import pandas as pd
 import pytest
 
+from dse.config import TrialConfig
 from dse.search.pareto import hypervolume
+from dse.search.records import CONFIG, HALF_BATCH
 from dse.search.results import (
     StudyView,
-    describe_choice,
     hypervolume_history,
+    params_as_run,
     pareto_rows,
     reference_point,
     trials_frame,
@@ -98,18 +100,9 @@ def _params_study() -> StudyView:
 def test_a_count_objective_reads_as_the_integer_it_is():
     # optuna stores values as floats: the front printed 17368 beside 3,274,634 in one column,
     # and 17368.0 in CSV and JSON where `dse trials` has 17368
-    view = _params_study()
-    rows = pareto_rows(view)
+    rows = pareto_rows(_params_study())
     assert [(row["number"], row["n_params"]) for row in rows] == [(0, 17368), (1, 3274634)]
     assert all(type(row["n_params"]) is int for row in rows)
-    line = describe_choice(view, view.trials()[1])
-    assert line == "trial 1: n_params 3,274,634, val_accuracy 0.75; on the front"
-
-
-def test_an_infeasible_trial_says_which_constraint_it_fails():
-    view = _params_study()
-    line = describe_choice(view, view.trials()[2])
-    assert line == "trial 2: n_params 100, val_accuracy 0.2; infeasible (val_accuracy >= 0.3 fails)"
 
 
 def test_only_a_complete_trial_is_judged_feasible():
@@ -122,3 +115,28 @@ def test_only_a_complete_trial_is_judged_feasible():
     view.study.add_trial(optuna.create_trial(state=optuna.trial.TrialState.FAIL))
     frame = trials_frame(view)
     assert [None if pd.isna(v) else v for v in frame["feasible"]] == [True, True, False, None, None]
+
+
+def test_a_half_batch_retry_shows_the_batch_it_ran():
+    # --retry-oom runs the point again at half the batch, under the point's params: the front
+    # showed batch 50 for a run of 25
+    study = optuna.create_study(directions=["minimize", "maximize"])
+    study.set_metric_names(["train_time_s", "val_accuracy"])
+    choices = optuna.distributions.CategoricalDistribution([25, 50])
+    ran = TrialConfig().with_overrides(["batch_schedule.batch_size=25"]).to_dict()
+    study.add_trial(
+        optuna.create_trial(
+            values=[1.0, 0.9],
+            params={"batch_schedule.batch_size@fixed": 50, "epochs": 2},
+            distributions={
+                "batch_schedule.batch_size@fixed": choices,
+                "epochs": optuna.distributions.CategoricalDistribution([1, 2]),
+            },
+            user_attrs={HALF_BATCH: True, CONFIG: ran},
+        )
+    )
+    view = StudyView(study)
+    expected = {"batch_schedule.batch_size@fixed": 25, "epochs": 2}
+    assert params_as_run(view.trials()[0]) == expected
+    assert pareto_rows(view)[0]["params"] == expected
+    assert trials_frame(view)["params_batch_schedule.batch_size@fixed"].tolist() == [25]
