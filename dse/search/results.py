@@ -345,6 +345,9 @@ def study_rows(storage: str) -> list[dict[str, Any]]:
         study = optuna.load_study(study_name=name, storage=backend)
         trials = study.get_trials(deepcopy=False)
         count = {state: sum(t.state == state for t in trials) for state in TrialState}
+        # failed for good, as `dse run` counts them; the other FAIL records are attempts
+        # retried (their retry counts) and samples never trained (repeats, invalid points)
+        failed = sum(t.state == TrialState.FAIL and TrialRecord(t).is_final() for t in trials)
         rows.append(
             {
                 "study": name,
@@ -352,7 +355,8 @@ def study_rows(storage: str) -> list[dict[str, Any]]:
                 "trials": len(trials),
                 "complete": count[TrialState.COMPLETE],
                 "stopped": count[TrialState.PRUNED],  # by MO-ASHA
-                "failed": count[TrialState.FAIL],
+                "failed": failed,
+                "uncounted": count[TrialState.FAIL] - failed,
                 "running": count[TrialState.RUNNING],
                 "waiting": count[TrialState.WAITING],
                 "pareto": len(StudyView(study).front()),

@@ -191,14 +191,19 @@ def test_studies_count_stopped_trials_so_the_columns_add_up(workdir):
     _add(study, [1.0, 0.5])
     _add(study, None, optuna.trial.TrialState.PRUNED)
     _add(study, None, optuna.trial.TrialState.PRUNED)
-    _add(study, None, optuna.trial.TrialState.FAIL)
+    _add(study, None, optuna.trial.TrialState.FAIL, error="out of memory: ...")
+    # a FAIL record dse run does not count as failed (it said 0 failed where studies said 1):
+    # an attempt retried, a repeat never trained
+    _add(study, None, optuna.trial.TrialState.FAIL, error="worker died", retried=True)
+    _add(study, None, optuna.trial.TrialState.FAIL, error="repeat: trial 0 ...", invalid=True)
     (row,) = json.loads(_dse("studies", "-f", "json").stdout)
     assert row["stopped"] == 2 and row["complete"] == 1 and row["failed"] == 1
-    counted = ("complete", "stopped", "failed", "running", "waiting")
-    assert sum(row[c] for c in counted) == row["trials"] == 4
+    assert row["uncounted"] == 2
+    counted = ("complete", "stopped", "failed", "uncounted", "running", "waiting")
+    assert sum(row[c] for c in counted) == row["trials"] == 6
     csv = _dse("studies", "-f", "csv").stdout
     assert csv.splitlines()[0] == (
-        "study,objectives,trials,complete,stopped,failed,running,waiting,pareto"
+        "study,objectives,trials,complete,stopped,failed,uncounted,running,waiting,pareto"
     )
     assert "\r" not in csv  # every CSV ends its lines with LF
 
