@@ -368,6 +368,11 @@ def test_a_space_written_with_the_old_metric_name_reads_as_today():
             "axes.model.primary_types: model.primary_types takes integers, but this range "
             "(low 2, high 8, step 0.5) gives floats; give low, high and step as integers",
         ),
+        (  # nested as in base: it read as choices of a key `model` ("expected a mapping of
+            # axes under this choice")
+            {"axes": {"model": {"routing_iterations": [1, 3]}}},
+            "axes.model: a section, not a key: axes name dotted keys (model.routing_iterations: ",
+        ),
         (
             {"axes": {"model.primary_types": {"low": 0.5, "high": 8}}, "n_trials": 2},
             "model.primary_types: Input should be a valid integer (got 0.5)",

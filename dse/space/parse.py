@@ -34,7 +34,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from dse import yamlio
-from dse.config import describe_validation_error
+from dse.config import TrialConfig, describe_validation_error
+from dse.config_keys import known_keys
 from dse.errors import ConfigError, nearest, option
 from dse.presets import PRESETS, preset
 from dse.space.axes import Axis, Choice, Fixed, Range, active_axes, encode, name_params
@@ -81,6 +82,7 @@ def _parse_axis(key: str, spec: Any, where: str) -> Axis:
     if isinstance(spec, dict):
         if not spec:
             raise ConfigError(f"{where}: axes.{key}: empty mapping of choices")
+        _check_not_a_section(key, spec, where)
         given: dict[int, tuple[Axis, ...]] = {}
         for i, (choice, sub) in enumerate(spec.items()):
             if sub is None or sub == {}:
@@ -92,6 +94,17 @@ def _parse_axis(key: str, spec: Any, where: str) -> Axis:
             given[i] = tuple(_parse_axis(k, v, where) for k, v in sub.items())
         return Choice(key, tuple(spec), given)
     return Fixed(key, spec)
+
+
+def _check_not_a_section(key: str, spec: dict[str, Any], where: str) -> None:
+    """`model: {routing_iterations: [1, 3]}` under axes reads as choices of a key `model`:
+    axes name dotted keys, so say that (it said "expected a mapping of axes under this
+    choice")."""
+    if any(known.startswith(f"{key}.") for known in known_keys(TrialConfig)):
+        first = next(iter(spec))
+        raise ConfigError(
+            f"{where}: axes.{key}: a section, not a key: axes name dotted keys ({key}.{first}: ...)"
+        )
 
 
 def _same(a: Any, b: Any) -> bool:
