@@ -186,6 +186,23 @@ def enqueue_missing(
         held += 1
 
 
+def completed_on_grid(
+    points: list[dict[str, Any]], grid: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """Each point that leaves axes to be sampled, as the first grid point (in queue order) that
+    agrees with it: a grid run's sampler would complete it to a grid point the grid queues too,
+    so it ran as a repeat of that later grid trial, not first (and took a budget place)."""
+    completed: list[dict[str, Any]] = []
+    for point in points:
+        match = (
+            g
+            for g in grid
+            if g not in completed and all(k in g and g[k] == v for k, v in point.items())
+        )
+        completed.append(next(match, point))
+    return completed
+
+
 def present_points(trials: Iterable[FrozenTrial], besides: int | None = None) -> dict[str, int]:
     """The points finished or pending (running or queued) among `trials`, by key, each with
     the first trial that ran it; trial `besides` left out (the one being checked)."""

@@ -8,6 +8,7 @@ import optuna
 from dse.search.options import RunOptions, RunPlan
 from dse.search.records import StudyRecord
 from dse.search.study import (
+    completed_on_grid,
     create_study,
     enqueue_missing,
     fail_stale,
@@ -35,7 +36,10 @@ def set_up_study(
         record.set_early_stop(options.early_stop.rungs, options.early_stop.eta)
     # The space's points first (they "run first"), then the grid up to the budget, counting
     # the points it holds: queued after the grid, the points in it were skipped as present.
-    enqueue_missing(study, space, list(space.points), origin="point")
+    points = list(space.points)
+    if plan.grid is not None:
+        points = completed_on_grid(points, plan.grid)
+    enqueue_missing(study, space, points, origin="point")
     if plan.grid is not None:
         enqueue_missing(study, space, plan.grid, origin="grid", up_to=plan.planned)
     return study, space
