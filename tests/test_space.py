@@ -376,6 +376,21 @@ def test_a_space_written_with_the_old_metric_name_reads_as_today():
             {"axes": {"optimizer.lr": {"low": 1e-4, "high": float("inf")}}, "n_trials": 4},
             "optimizer.lr",
         ),
+        (  # the config's error named the low end alone: "Input should be a valid integer
+            # (got 2.0)", as if 2 were the mistake, not the step
+            {"axes": {"model.primary_types": {"low": 2, "high": 8, "step": 0.5}}},
+            "axes.model.primary_types: model.primary_types takes integers, but this range "
+            "(low 2, high 8, step 0.5) gives floats; give low, high and step as integers",
+        ),
+        (  # nested as in base: it read as choices of a key `model` ("expected a mapping of
+            # axes under this choice")
+            {"axes": {"model": {"routing_iterations": [1, 3]}}},
+            "axes.model: a section, not a key: axes name dotted keys (model.routing_iterations: ",
+        ),
+        (
+            {"axes": {"model.primary_types": {"low": 0.5, "high": 8}}, "n_trials": 2},
+            "model.primary_types: Input should be a valid integer (got 0.5)",
+        ),
         (
             {"reference_point": {"train_time_s": 100}},
             "reference_point: give a value for each objective (train_time_s, val_accuracy)",

@@ -11,7 +11,7 @@ from dse.commands.training import SPLITS, evaluate, presets, show_config, summar
 from dse.measure.calibrate import DEFAULT_PATH as CALIBRATION_PATH
 from dse.search.options import BACKENDS, RunOptions
 from dse.search.outage import DEFAULT_OUTAGE_LIMIT_S
-from dse.search.results import PICKS
+from dse.search.picks import PICKS
 from dse.search.storage import DEFAULT_STORAGE
 from dse.search.study import SAMPLERS
 from dse.train.memory import out_of_memory_error

@@ -130,21 +130,21 @@ def export(
 ) -> Shown:
     """The complete TrialConfig of a trial (by number, or picked from the front), as YAML to
     retrain it; written to `out` if given."""
-    from dse.search import results
+    from dse.search import picks, results
 
     if (trial is None) == (pick is None):
         raise ConfigError(
             f"give exactly one of {option('trial')} N or {option('pick')} "
             "knee|fastest|most-accurate"
         )
-    if pick is not None and pick not in results.PICKS:
-        raise ConfigError(choose_from(option("pick"), pick, results.PICKS))
+    if pick is not None and pick not in picks.PICKS:
+        raise ConfigError(choose_from(option("pick"), pick, picks.PICKS))
     if out:
         check_writable(out, "out")
     view = results.open_view(storage, study)
-    chosen = results.trial_by_number(view, trial) if trial is not None else results.pick(view, pick)
-    text = results.exported_config(chosen).to_yaml()
-    notes = [results.describe_choice(view, chosen, pick)]
+    chosen = picks.trial_by_number(view, trial) if trial is not None else picks.pick(view, pick)
+    text = picks.exported_config(chosen).to_yaml()
+    notes = [picks.describe_choice(view, chosen, pick)]
     if out:
         publish(out, text)
         notes.append(f"trial {chosen.number} -> {out}")

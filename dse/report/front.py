@@ -14,7 +14,13 @@ from optuna.trial import FrozenTrial
 from dse.errors import ConfigError, option
 from dse.report.effects import Levels, Point, explained, levels, most_explaining
 from dse.search.records import TrialRecord
-from dse.search.results import StudyView, objective_values, reference_point, robustness
+from dse.search.results import (
+    StudyView,
+    objective_values,
+    params_as_run,
+    reference_point,
+    robustness,
+)
 
 FRONT_RED = "#d62728"
 # Discrete colours of an axis' values: plotly's D3 palette without the front's red and grey.
@@ -41,7 +47,7 @@ def hover(view: StudyView, trial: FrozenTrial, chance: dict[int, float] | None =
     ]
     if chance and trial.number in chance:
         lines.append(f"P(non-dominated over seeds): {chance[trial.number]:.2f}")
-    lines += [f"{plain(k)}: {plain(v)}" for k, v in trial.params.items()]
+    lines += [f"{plain(k)}: {plain(v)}" for k, v in params_as_run(trial).items()]
     if record.device:
         lines.append(f"device: {record.device}")
     return "<br>".join(lines)
@@ -73,7 +79,7 @@ def colouring(view: StudyView, color_by: str | None = None) -> Colouring | None:
     among the feasible complete trials; None when no axis varies there."""
     check_color_by(view, color_by)
     feasible = view.feasible()
-    points = [Point(dict(t.params), tuple(t.values)) for t in feasible]
+    points = [Point(params_as_run(t), tuple(t.values)) for t in feasible]
     if color_by is not None:
         return Colouring(color_by, "chosen", levels(points, color_by), feasible)
     axis = most_explaining(points)
@@ -143,7 +149,7 @@ def _trial_traces(
     if colour.levels.split:  # many numeric values: a colour scale over the raw values
         valued = [t for t in trials if label[t.number] is not None]
         bar = {"title": {"text": colour.axis, "side": "right"}, "len": 0.6}
-        values = [t.params[colour.axis] for t in valued]
+        values = [params_as_run(t)[colour.axis] for t in valued]
         marker = {"color": values, "colorscale": "Viridis", "colorbar": bar, "showscale": True}
         traces.append(scatter(valued, colour.axis, marker))
     else:

@@ -10,7 +10,13 @@ from plotly.subplots import make_subplots
 from dse.report.effects import Effect, Point, effects
 from dse.report.front import PALETTE
 from dse.search.records import TrialRecord
-from dse.search.results import StudyView, hypervolume_history, ran_on_gpu, reference_from
+from dse.search.results import (
+    StudyView,
+    hypervolume_history,
+    params_as_run,
+    ran_on_gpu,
+    reference_from,
+)
 
 # Bars that favour the objective are green, the others orange; pale when the difference is
 # within two standard errors (or has none: a side with a single trial).
@@ -39,7 +45,7 @@ def effects_figure(view: StudyView) -> go.Figure | None:
     (those that set the axis otherwise), ±1 standard error. None when no axis varies."""
     names, directions = view.metric_names, view.directions
     feasible = view.feasible()
-    found = effects([Point(dict(t.params), tuple(t.values)) for t in feasible], names)
+    found = effects([Point(params_as_run(t), tuple(t.values)) for t in feasible], names)
     if not found:
         return None
     titles = [

@@ -19,7 +19,7 @@ from dse.files import publish
 from dse.output import file_stem
 from dse.report.front import check_color_by, pareto_figure, pareto_figure_3d
 from dse.report.panels import curves_figure, effects_figure, hypervolume_figure
-from dse.search.results import StudyView, robustness
+from dse.search.results import StudyView, params_as_run, robustness
 
 
 @dataclass(frozen=True)
@@ -38,7 +38,7 @@ def _front_table(view: StudyView) -> str:
         values = "".join(f"<td>{v:.4g}</td>" for v in t.values)
         if chance:
             values += f"<td>{chance[t.number]:.2f}</td>"
-        params = html.escape(", ".join(f"{k}={v}" for k, v in t.params.items()))
+        params = html.escape(", ".join(f"{k}={v}" for k, v in params_as_run(t).items()))
         rows.append(f"<tr><td>{t.number}</td>{values}<td>{params}</td></tr>")
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
 

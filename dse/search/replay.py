@@ -38,7 +38,7 @@ from dse.search.pareto import hypervolume, non_dominated
 from dse.search.recording import RecordedTrial, Recording
 from dse.search.records import Decision, EpochPoint, TrialRecord, param_key
 from dse.search.results import worst_plus_margin
-from dse.search.study import Counting, enqueue_missing, make_sampler
+from dse.search.study import Counting, completed_on_grid, enqueue_missing, make_sampler
 from dse.search.unvisited import Novelty, Outcome, repeat_error
 from dse.space import SearchSpace
 from dse.train.schedules import epoch_batch_sizes
@@ -198,8 +198,11 @@ class Simulation:
             else:
                 # as the runner orders it (options.py), less the points it fails untrained
                 order = [p for p in spread_order(grid.every, seed) if p in grid.grid]
+            points = completed_on_grid(list(space.points), order)  # as live: points first
+            enqueue_missing(self.study, space, points, origin="point")
             enqueue_missing(self.study, space, order, origin="grid")
-        enqueue_missing(self.study, space, list(space.points), origin="point")
+        else:
+            enqueue_missing(self.study, space, list(space.points), origin="point")
         self.waiting = len(self.study.get_trials(deepcopy=False))
         stop = early_stop if method.startswith("moasha") else None
         known = self.final_values if method == "moasha-oracle" else None

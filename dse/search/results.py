@@ -1,4 +1,5 @@
-"""Reading a study: trial tables, the Pareto set, picks, exported configs, hypervolume history."""
+"""Reading a study: trial tables, the Pareto set, hypervolume history (picks and exported
+configs: picks.py)."""
 
 from __future__ import annotations
 
@@ -10,16 +11,13 @@ import optuna
 import pandas as pd
 from optuna.trial import FrozenTrial, TrialState
 
-from dse.config import TrialConfig
-from dse.errors import ConfigError, StorageError, choose_from, option
-from dse.search.pareto import GrowingFront, knee, non_dominated
+from dse.errors import ConfigError, StorageError, option
+from dse.search.pareto import GrowingFront, non_dominated
 from dse.search.records import StudyRecord, TrialRecord
 from dse.search.robust import DEFAULT_RESAMPLES, nondominated_probability
 from dse.search.storage import DEFAULT_OUTAGE_LIMIT_S
 from dse.search.study import load_study, open_to_read, study_names
-from dse.train.result import METRICS, current_metric
-
-PICKS = ("knee", "fastest", "most-accurate")
+from dse.train.result import COUNT_METRICS, METRICS, current_metric
 
 
 @dataclass(frozen=True)
@@ -115,8 +113,25 @@ def non_finite_note(view: StudyView) -> str | None:
     return f"left out of the front and the hypervolume, not finite: {'; '.join(which)}"
 
 
+def params_as_run(trial: FrozenTrial) -> dict[str, Any]:
+    """The trial's params; a `--retry-oom` retry ran its point at half the batch, so its batch
+    schedule's params are read from the config it ran (the front showed batch 50 for a run of
+    25, beside the run of 25 it repeats)."""
+    params = dict(trial.params)
+    record = TrialRecord(trial)
+    if record.half_batch and record.config is not None:
+        for name in params:
+            key = name.split("@")[0].split("#")[0]  # the config key of `KEY@choice`, `KEY#2`
+            section, _, field = key.partition(".")
+            if section == "batch_schedule" and field in record.config[section]:
+                params[name] = record.config[section][field]
+    return params
+
+
 def objective_values(view: StudyView, trial: FrozenTrial) -> dict[str, float]:
-    return dict(zip(view.metric_names, trial.values, strict=True))
+    """The trial's objectives by metric name; a count as the integer `dse trials` shows."""
+    pairs = zip(view.metric_names, trial.values, strict=True)
+    return {m: int(v) if m in COUNT_METRICS and math.isfinite(v) else v for m, v in pairs}
 
 
 def seed_values(view: StudyView, trial: FrozenTrial) -> list[list[float]]:
@@ -160,7 +175,7 @@ def pareto_rows(view: StudyView, robust: float | None = None) -> list[dict[str, 
             row["p_nondominated"] = chance[t.number]
             if robust is not None and chance[t.number] < robust:
                 continue
-        row["params"] = dict(t.params)
+        row["params"] = params_as_run(t)
         rows.append(row)
     return rows
 
@@ -187,8 +202,9 @@ def trials_frame(view: StudyView) -> pd.DataFrame:
         row: dict[str, Any] = {"number": t.number, "state": t.state.name}
         values = record.metrics | {f"{m}_std": v for m, v in record.seed_std.items()}
         row.update({m: values.get(m) for m in metrics})
-        row.update({f"params_{k}": v for k, v in t.params.items()})
-        row["feasible"] = all(v <= 0 for v in t.constraints.values()) if t.constraints else True
+        row.update({f"params_{k}": v for k, v in params_as_run(t).items()})
+        # judged on complete trials only: a stopped or failed one has no final metrics to meet
+        row["feasible"] = meets_constraints(t) if t.state == TrialState.COMPLETE else None
         row["device"] = record.device
         row["slot"] = record.slot
         row["host"] = record.host
@@ -206,61 +222,6 @@ def trials_frame(view: StudyView) -> pd.DataFrame:
     params = sorted(c for c in frame.columns if c.startswith("params_"))
     rest = [c for c in frame.columns if c not in params and c not in ("number", "state", *metrics)]
     return frame[["number", "state", *metrics, *params, *rest]]
-
-
-def pick(view: StudyView, how: str) -> FrozenTrial:
-    """A front member: the knee, the fastest (train_time_s) or the most accurate (val_accuracy)."""
-    front = view.front()
-    if not front:
-        raise StorageError(
-            f"study {view.study.study_name!r} has no complete feasible trial to pick"
-        )
-    if how == "knee":
-        return front[knee([t.values for t in front], view.directions)]
-    metric = {"fastest": "train_time_s", "most-accurate": "val_accuracy"}.get(how)
-    if metric is None:
-        raise ConfigError(choose_from(option("pick"), how, PICKS))
-    sign = -1 if how == "most-accurate" else 1
-    return min(front, key=lambda t: (sign * TrialRecord(t).metrics[metric], t.number))
-
-
-def trial_by_number(view: StudyView, number: int) -> FrozenTrial:
-    for t in view.trials():
-        if t.number == number:
-            return t
-    raise StorageError(
-        f"{option('trial')} {number}: study {view.study.study_name!r} has no such trial "
-        f"(numbers 0..{len(view.trials()) - 1})"
-    )
-
-
-PICK_LABELS = {"knee": "the knee", "fastest": "the fastest", "most-accurate": "the most accurate"}
-
-
-def describe_choice(view: StudyView, trial: FrozenTrial, how: str | None = None) -> str:
-    """Which trial an export took and what it is worth: a line for the user; a warning for a
-    trial that did not complete (its config ran, but gave no result to trust)."""
-    if trial.state != TrialState.COMPLETE:
-        record = TrialRecord(trial)
-        why = f" ({record.error})" if record.error else ""
-        if record.stopped_at is not None:
-            why = f" (stopped early at epoch {record.stopped_at})"
-        return f"warning: trial {trial.number} is {trial.state.name}{why}, not a complete result"
-    values = ", ".join(f"{m} {v:.4g}" for m, v in objective_values(view, trial).items())
-    if how is not None:
-        size = len(view.front())
-        return f"trial {trial.number}: {PICK_LABELS[how]} of the front's {size} ({values})"
-    on_front = trial.number in {t.number for t in view.front()}
-    return f"trial {trial.number}: {values}; {'on' if on_front else 'not on'} the front"
-
-
-def exported_config(trial: FrozenTrial) -> TrialConfig:
-    config = TrialRecord(trial).config
-    if config is None:
-        raise StorageError(
-            f"trial {trial.number} has no recorded config (state {trial.state.name})"
-        )
-    return TrialConfig.from_dict(config, source=f"trial {trial.number}")
 
 
 REFERENCE_RULE = "worst observed value of each objective (complete trials) + 10% of its range"
@@ -373,15 +334,18 @@ def hypervolume_summary(view: StudyView) -> HypervolumeSummary:
 
 
 def study_rows(storage: str) -> list[dict[str, Any]]:
-    """Studies in a storage, with trial counts by state; `skipped`: samples not trained
-    (repeats of a point the study has run, invalid configs), not counted as failed."""
+    """Studies in a storage, with trial counts by state; `uncounted`: FAIL records `dse run`
+    does not count as failed (attempts retried, samples never trained: repeats, invalid
+    configs)."""
     backend = open_to_read(storage)
     rows = []
     for name in study_names(backend):
         study = optuna.load_study(study_name=name, storage=backend)
         trials = study.get_trials(deepcopy=False)
         count = {state: sum(t.state == state for t in trials) for state in TrialState}
-        skipped = sum(t.state == TrialState.FAIL and TrialRecord(t).never_ran for t in trials)
+        # failed for good, as `dse run` counts them; the other FAIL records are attempts
+        # retried (their retry counts) and samples never trained (repeats, invalid points)
+        failed = sum(t.state == TrialState.FAIL and TrialRecord(t).is_final() for t in trials)
         rows.append(
             {
                 "study": name,
@@ -389,8 +353,8 @@ def study_rows(storage: str) -> list[dict[str, Any]]:
                 "trials": len(trials),
                 "complete": count[TrialState.COMPLETE],
                 "stopped": count[TrialState.PRUNED],  # by MO-ASHA
-                "failed": count[TrialState.FAIL] - skipped,
-                "skipped": skipped,
+                "failed": failed,
+                "uncounted": count[TrialState.FAIL] - failed,
                 "running": count[TrialState.RUNNING],
                 "waiting": count[TrialState.WAITING],
                 "pareto": len(StudyView(study).front()),

@@ -123,13 +123,19 @@ def _check_same_space(study: optuna.Study, space: SearchSpace, extend: bool) -> 
         return
     differences = record.fingerprints()[-1].differences(fingerprint)
     differ = ", ".join(differences)
-    if not extend:
+    extendable = all(d.startswith("axes") for d in differences)
+    if not extend and extendable:
         raise ConfigError(
             f"study {study.study_name!r} was run with another space ({differ} differ): use "
             f"another {option('study')}, or {option('extend')} to add this space's points to "
             "it (only they count toward this run's budget)"
         )
-    if any(not d.startswith("axes") for d in differences):
+    if not extend:  # --extend would be refused below: the base, objectives, constraints stay
+        raise ConfigError(
+            f"study {study.study_name!r} was run with another space ({differ} differ): use "
+            f"another {option('study')}"
+        )
+    if not extendable:
         raise ConfigError(
             f"study {study.study_name!r}: {option('extend')} adds points, so the base, "
             f"objectives and constraints must stay ({differ} differ): use another "
@@ -202,6 +208,23 @@ def enqueue_missing(
         enqueue_point(study, space.encoded(point), origin)
         present.add(key)
         held += 1
+
+
+def completed_on_grid(
+    points: list[dict[str, Any]], grid: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """Each point that leaves axes to be sampled, as the first grid point (in queue order) that
+    agrees with it: a grid run's sampler would complete it to a grid point the grid queues too,
+    so it ran as a repeat of that later grid trial, not first (and took a budget place)."""
+    completed: list[dict[str, Any]] = []
+    for point in points:
+        match = (
+            g
+            for g in grid
+            if g not in completed and all(k in g and g[k] == v for k, v in point.items())
+        )
+        completed.append(next(match, point))
+    return completed
 
 
 def present_points(trials: Iterable[FrozenTrial], besides: int | None = None) -> dict[str, int]:

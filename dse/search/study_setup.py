@@ -8,6 +8,7 @@ import optuna
 from dse.search.options import RunOptions, RunPlan
 from dse.search.records import StudyRecord
 from dse.search.study import (
+    completed_on_grid,
     create_study,
     enqueue_missing,
     fail_stale,
@@ -21,8 +22,9 @@ from dse.space import SearchSpace
 def set_up_study(
     storage: optuna.storages.BaseStorage, space: SearchSpace, options: RunOptions, plan: RunPlan
 ) -> tuple[optuna.Study, SearchSpace]:
-    """Create or load the study and queue its missing grid points (under the set-up lock);
-    returns it with the space named as the study can take it (SearchSpace.with_param_names)."""
+    """Create or load the study and queue its missing points, then grid points (under the
+    set-up lock); returns it with the space named as the study can take it
+    (SearchSpace.with_param_names)."""
     sampler = make_sampler(plan.sampler, options.seed, plan.planned)
     study = create_study(storage, plan.study_name, space, sampler, options.extend)
     space = space.with_param_names(recorded_distributions(study))
@@ -37,7 +39,12 @@ def set_up_study(
     fail_stale(study)
     if options.early_stop is not None:
         record.set_early_stop(options.early_stop.rungs, options.early_stop.eta)
+    # The space's points first (they "run first"), then the grid up to the budget, counting
+    # the points it holds: queued after the grid, the points in it were skipped as present.
+    points = list(space.points)
+    if plan.grid is not None:
+        points = completed_on_grid(points, plan.grid)
+    enqueue_missing(study, space, points, origin="point")
     if plan.grid is not None:
         enqueue_missing(study, space, plan.grid, origin="grid", up_to=plan.planned)
-    enqueue_missing(study, space, list(space.points), origin="point")
     return study, space

@@ -34,10 +34,12 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from dse import yamlio
-from dse.config import describe_validation_error
+from dse.config import TrialConfig, describe_validation_error
+from dse.config_keys import known_keys
 from dse.errors import ConfigError, nearest, option
 from dse.presets import PRESETS, preset
 from dse.space.axes import Axis, Choice, Fixed, Range, active_axes, encode, name_params
+from dse.space.checks import check_one_axis_per_key, check_values
 from dse.space.model import DEFAULT_OBJECTIVES, PRESET_KEY, Constraint, SearchSpace
 from dse.train.result import METRICS, current_metric, current_metrics
 
@@ -80,6 +82,7 @@ def _parse_axis(key: str, spec: Any, where: str) -> Axis:
     if isinstance(spec, dict):
         if not spec:
             raise ConfigError(f"{where}: axes.{key}: empty mapping of choices")
+        _check_not_a_section(key, spec, where)
         given: dict[int, tuple[Axis, ...]] = {}
         for i, (choice, sub) in enumerate(spec.items()):
             if sub is None or sub == {}:
@@ -91,6 +94,17 @@ def _parse_axis(key: str, spec: Any, where: str) -> Axis:
             given[i] = tuple(_parse_axis(k, v, where) for k, v in sub.items())
         return Choice(key, tuple(spec), given)
     return Fixed(key, spec)
+
+
+def _check_not_a_section(key: str, spec: dict[str, Any], where: str) -> None:
+    """`model: {routing_iterations: [1, 3]}` under axes reads as choices of a key `model`:
+    axes name dotted keys, so say that (it said "expected a mapping of axes under this
+    choice")."""
+    if any(known.startswith(f"{key}.") for known in known_keys(TrialConfig)):
+        first = next(iter(spec))
+        raise ConfigError(
+            f"{where}: axes.{key}: a section, not a key: axes name dotted keys ({key}.{first}: ...)"
+        )
 
 
 def _same(a: Any, b: Any) -> bool:
@@ -158,52 +172,6 @@ def _parse_range(key: str, spec: dict[str, Any], where: str) -> Range:
             )
     integer = all(isinstance(v, int) for v in (low, high, step) if v is not None)
     return Range(key, float(low), float(high), integer, log, step)
-
-
-def _check_one_axis_per_key(
-    axes: tuple[Axis, ...], where: str, outer: frozenset[str] = frozenset()
-) -> None:
-    """A sub-axis may not repeat a key in force beside its choice (a top-level axis, its own
-    choice's key): one of the two values would be dropped from every point it meets."""
-    here = outer | {axis.key for axis in axes}
-    for axis in axes:
-        if not isinstance(axis, Choice):
-            continue
-        for i, sub in axis.given.items():
-            clash = next((s.key for s in sub if s.key in here), None)
-            if clash is not None:
-                raise ConfigError(
-                    f"{where}: axes.{axis.key}.{axis.values[i]}.{clash}: {clash} is also an "
-                    "axis beside this choice; give it under each choice, or at one level only"
-                )
-            _check_one_axis_per_key(sub, where, here)
-
-
-def _check_values(space: SearchSpace) -> None:
-    """Build a config for every choice and range end, so bad values are caught before a run."""
-
-    def walk(axes: tuple[Axis, ...], context: dict[str, Any]) -> None:
-        for axis in axes:
-            if isinstance(axis, Fixed):
-                candidates = [axis.value]
-            elif isinstance(axis, Range):
-                candidates = (
-                    [int(axis.low), int(axis.high)] if axis.integer else [axis.low, axis.high]
-                )
-            else:
-                candidates = list(axis.values)
-            for value in candidates:
-                if axis.key == PRESET_KEY and value not in PRESETS:
-                    raise ConfigError(
-                        f"{space.source}: axes.preset: unknown preset {value!r}; "
-                        f"choose from {', '.join(PRESETS)}"
-                    )
-                space.config_for({**context, axis.key: value}, combination=False)
-            if isinstance(axis, Choice):
-                for i, sub in axis.given.items():
-                    walk(sub, {**context, axis.key: axis.values[i]})
-
-    walk(space.axes, {})
 
 
 def _get(data: dict[str, Any], key: str) -> Any:
@@ -330,7 +298,7 @@ def parse_space(data: Any, source: str) -> SearchSpace:
     # As the file gives them: the JSON round trip above made choice keys strings (1 -> '1')
     given = {str(key): value for key, value in data.get("axes", {}).items()}
     axes = name_params(tuple(_parse_axis(key, value, source) for key, value in given.items()))
-    _check_one_axis_per_key(axes, source)
+    check_one_axis_per_key(axes, source)
     base = spec.base if spec.repeats is None else {**spec.base, "repeats": spec.repeats}
     reference = None
     if spec.reference_point is not None:
@@ -354,7 +322,7 @@ def parse_space(data: Any, source: str) -> SearchSpace:
         reference_point=reference,
     )
     space.config_for({})  # the base alone must be a valid config
-    _check_values(space)
+    check_values(space)
     return replace(space, points=_parse_points(space, spec.points))
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import platform
 import resource
 import socket
@@ -13,7 +14,7 @@ from typing import Any
 import torch
 
 import dse
-from dse.train.allocator import tune_malloc
+from dse.train.allocator import release_freed, tune_malloc
 from dse.train.denormals import flush_denormals
 
 
@@ -96,6 +97,20 @@ def environment(device: torch.device, seed: int) -> dict[str, Any]:
         "dse": dse.__version__,
         "seed": seed,
     }
+
+
+def reset_peak_memory(device: torch.device) -> None:
+    """Start a run's peak memory afresh: a worker trains trial after trial in one process, and
+    the process's peak resident set would otherwise carry the largest earlier trial's."""
+    if device.type == "cuda":
+        torch.cuda.init()  # a fresh worker has no allocator yet: resetting its stats would raise
+        torch.cuda.reset_peak_memory_stats(device)
+        return
+    release_freed()
+    # Linux: "5" resets the peak resident set (VmHWM, what ru_maxrss reads) to the current one;
+    # elsewhere, or with /proc read-only, the peak stays the process's since it started.
+    with contextlib.suppress(OSError):
+        Path("/proc/self/clear_refs").write_text("5")
 
 
 def peak_memory_mb(device: torch.device) -> float:

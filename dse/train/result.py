@@ -16,6 +16,8 @@ METRICS = (
     "peak_mem_mb",
     "train_gflops",
 )
+# Counts: integers, though optuna stores an objective's value as a float.
+COUNT_METRICS = ("n_params",)
 # What a run costs: a fused seed (dse.train.fused) trains with others in one model, so its
 # costs are its group's, and a trial with fused seeds reports those of its standalone seed.
 COST_METRICS = ("train_time_s", "time_to_best_s", "peak_mem_mb")
@@ -57,7 +59,7 @@ class TrialResult:
     val_accuracy: float  # best over the epochs: the selection metric
     test_accuracy: float  # of the best-validation weights; reported, never used to select
     n_params: int  # the model's trainable parameters
-    peak_mem_mb: float  # CUDA: peak allocated; CPU: the process's peak resident set
+    peak_mem_mb: float  # CUDA: peak allocated; CPU: the peak resident set during this run
     train_gflops: float  # analytic: 3 x forward FLOPs x samples processed
     samples_per_s: float
     # torch.compile's seconds (config.compile; its epochs' compile_s): set-up, not in

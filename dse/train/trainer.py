@@ -38,6 +38,7 @@ from dse.train.environment import (
     environment,
     native_bf16,
     peak_memory_mb,
+    reset_peak_memory,
 )
 from dse.train.faults import inject_oom, injected_kill, injected_oom_limit, kill_if_due
 from dse.train.precision import autocast
@@ -191,8 +192,8 @@ def train(
 
 
 def prepare_device(config: TrialConfig, device: torch.device) -> None:
-    """Warn about emulated bf16; CUDA: cuDNN autotuning and fresh peak-memory statistics; CPU:
-    the allocator's tuning and denormals flushed to zero."""
+    """Warn about emulated bf16; CUDA: cuDNN autotuning; CPU: the allocator's tuning and
+    denormals flushed to zero; either: the run's peak memory measured afresh."""
     if config.precision == "bf16" and not native_bf16(device):
         warnings.warn(
             f"precision bf16 on {device_name(device)}: no native bf16 here (AVX512-BF16/AMX), "
@@ -200,9 +201,7 @@ def prepare_device(config: TrialConfig, device: torch.device) -> None:
             stacklevel=3,  # the caller of train
         )
     set_up_for_speed(device)
-    if device.type == "cuda":
-        torch.cuda.init()  # a fresh worker has no allocator yet: resetting its stats would raise
-        torch.cuda.reset_peak_memory_stats(device)
+    reset_peak_memory(device)
 
 
 def set_up_for_speed(device: torch.device) -> None:

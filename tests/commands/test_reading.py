@@ -193,14 +193,19 @@ def test_studies_count_stopped_trials_so_the_columns_add_up(workdir):
     _add(study, [1.0, 0.5])
     _add(study, None, optuna.trial.TrialState.PRUNED)
     _add(study, None, optuna.trial.TrialState.PRUNED)
-    _add(study, None, optuna.trial.TrialState.FAIL)
+    _add(study, None, optuna.trial.TrialState.FAIL, error="out of memory: ...")
+    # a FAIL record dse run does not count as failed (it said 0 failed where studies said 1):
+    # an attempt retried, a repeat never trained
+    _add(study, None, optuna.trial.TrialState.FAIL, error="worker died", retried=True)
+    _add(study, None, optuna.trial.TrialState.FAIL, error="repeat: trial 0 ...", invalid=True)
     (row,) = json.loads(_dse("studies", "-f", "json").stdout)
     assert row["stopped"] == 2 and row["complete"] == 1 and row["failed"] == 1
-    counted = ("complete", "stopped", "failed", "skipped", "running", "waiting")
-    assert sum(row[c] for c in counted) == row["trials"] == 4
+    assert row["uncounted"] == 2
+    counted = ("complete", "stopped", "failed", "uncounted", "running", "waiting")
+    assert sum(row[c] for c in counted) == row["trials"] == 6
     csv = _dse("studies", "-f", "csv").stdout
     assert csv.splitlines()[0] == (
-        "study,objectives,trials,complete,stopped,failed,skipped,running,waiting,pareto"
+        "study,objectives,trials,complete,stopped,failed,uncounted,running,waiting,pareto"
     )
     assert "\r" not in csv  # every CSV ends its lines with LF
 
@@ -208,7 +213,7 @@ def test_studies_count_stopped_trials_so_the_columns_add_up(workdir):
 def test_studies_count_repeat_draws_and_invalid_samples_apart_from_failures(workdir):
     """A sampler's repeat of a point the study has run, and a sampled point that is no valid
     config, are told FAIL untrained: `dse studies` used to count them failed (here
-    failed 3); they are `skipped`, and `failed` is the one trial that ran and failed."""
+    failed 3); they are `uncounted`, and `failed` is the one trial that ran and failed."""
     study = _study("draws", ["minimize", "maximize"], ["train_time_s", "val_accuracy"])
     _add(study, [1.0, 0.5])
     _add(study, None, optuna.trial.TrialState.FAIL)  # ran and failed
@@ -218,7 +223,7 @@ def test_studies_count_repeat_draws_and_invalid_samples_apart_from_failures(work
         TrialRecord(trial).mark_invalid(why)
         study.tell(trial, state=optuna.trial.TrialState.FAIL)
     (row,) = json.loads(_dse("studies", "-f", "json").stdout)
-    assert (row["trials"], row["complete"], row["failed"], row["skipped"]) == (4, 1, 1, 2)
+    assert (row["trials"], row["complete"], row["failed"], row["uncounted"]) == (4, 1, 1, 2)
 
 
 def test_a_storage_without_studies_says_so(workdir):

@@ -9,10 +9,20 @@ import time
 
 import numpy as np
 import optuna
+import pandas as pd
 import pytest
 
+from dse.config import TrialConfig
 from dse.search.pareto import hypervolume
-from dse.search.results import StudyView, hypervolume_history, pareto_rows, reference_point
+from dse.search.records import CONFIG, HALF_BATCH
+from dse.search.results import (
+    StudyView,
+    hypervolume_history,
+    params_as_run,
+    pareto_rows,
+    reference_point,
+    trials_frame,
+)
 
 DIRECTIONS = ["minimize", "maximize"]
 
@@ -72,3 +82,61 @@ def test_a_std_the_seeds_do_not_give_is_none_not_zero():
     assert [row["number"] for row in rows] == [0, 1]
     assert all(row["train_time_s_std"] is None for row in rows)
     assert all(row["val_accuracy_std"] == 0.01 for row in rows)
+
+
+def _params_study() -> StudyView:
+    """n_params against val_accuracy; trial 2 fails its constraint."""
+    study = optuna.create_study(directions=["minimize", "maximize"])
+    study.set_metric_names(["n_params", "val_accuracy"])
+    for n_params, accuracy, excess in ((17368, 0.47, -0.1), (3274634, 0.75, -0.4), (100, 0.2, 0.1)):
+        study.add_trial(
+            optuna.create_trial(
+                values=[n_params, accuracy], constraints={"val_accuracy >= 0.3": excess}
+            )
+        )
+    return StudyView(study)
+
+
+def test_a_count_objective_reads_as_the_integer_it_is():
+    # optuna stores values as floats: the front printed 17368 beside 3,274,634 in one column,
+    # and 17368.0 in CSV and JSON where `dse trials` has 17368
+    rows = pareto_rows(_params_study())
+    assert [(row["number"], row["n_params"]) for row in rows] == [(0, 17368), (1, 3274634)]
+    assert all(type(row["n_params"]) is int for row in rows)
+
+
+def test_only_a_complete_trial_is_judged_feasible():
+    # a trial stopped early (or failed) has no constraint values: it read as feasible, True,
+    # beside its own val_accuracy 0.075 under `val_accuracy >= 0.3`
+    view = _params_study()
+    view.study.add_trial(
+        optuna.create_trial(state=optuna.trial.TrialState.PRUNED, intermediate_values={1: 0.1})
+    )
+    view.study.add_trial(optuna.create_trial(state=optuna.trial.TrialState.FAIL))
+    frame = trials_frame(view)
+    assert [None if pd.isna(v) else v for v in frame["feasible"]] == [True, True, False, None, None]
+
+
+def test_a_half_batch_retry_shows_the_batch_it_ran():
+    # --retry-oom runs the point again at half the batch, under the point's params: the front
+    # showed batch 50 for a run of 25
+    study = optuna.create_study(directions=["minimize", "maximize"])
+    study.set_metric_names(["train_time_s", "val_accuracy"])
+    choices = optuna.distributions.CategoricalDistribution([25, 50])
+    ran = TrialConfig().with_overrides(["batch_schedule.batch_size=25"]).to_dict()
+    study.add_trial(
+        optuna.create_trial(
+            values=[1.0, 0.9],
+            params={"batch_schedule.batch_size@fixed": 50, "epochs": 2},
+            distributions={
+                "batch_schedule.batch_size@fixed": choices,
+                "epochs": optuna.distributions.CategoricalDistribution([1, 2]),
+            },
+            user_attrs={HALF_BATCH: True, CONFIG: ran},
+        )
+    )
+    view = StudyView(study)
+    expected = {"batch_schedule.batch_size@fixed": 25, "epochs": 2}
+    assert params_as_run(view.trials()[0]) == expected
+    assert pareto_rows(view)[0]["params"] == expected
+    assert trials_frame(view)["params_batch_schedule.batch_size@fixed"].tolist() == [25]

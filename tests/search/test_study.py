@@ -69,6 +69,8 @@ def test_repeats_change_the_space(workdir):
     assert _run("--space", str(space)).exit_code == 0
     refused = _run("--space", str(space), "--repeats", "2")
     assert refused.exit_code == 2 and "(base.repeats differ)" in refused.stderr
+    # --extend keeps the base, so the line does not offer it (it offered it, then refused it)
+    assert refused.stderr.strip().endswith("differ): use another --study")
 
 
 def test_extend_adds_points_but_keeps_the_base(workdir):

@@ -42,6 +42,21 @@ def test_records_every_metric(digits_root):
     assert TrialResult.from_dict(result.to_dict()) == result
 
 
+@pytest.mark.skipif(platform.system() != "Linux", reason="the peak is reset through /proc")
+def test_peak_memory_is_the_runs_own_not_an_earlier_runs(digits_root, one_thread):
+    # A worker trains trial after trial in one process: a small trial after a large one read
+    # the process's peak resident set, the large one's (862 MB against 385 MB run first).
+    small = tiny_config("dataset.train_subset=200", "model.decoder=none")
+    large = tiny_config(
+        "dataset.train_subset=200", "model.primary_types=32", "model.class_dim=16"
+    ).with_overrides(["batch_schedule.batch_size=200", "eval_batch_size=200"])
+    first = train(small, data_dir=digits_root).peak_mem_mb
+    peak = train(large, data_dir=digits_root).peak_mem_mb
+    again = train(small, data_dir=digits_root).peak_mem_mb
+    assert peak > first + 100
+    assert again < peak - 100
+
+
 def test_history_follows_the_batch_and_lr_schedule(digits_root):
     config = tiny_config(
         "epochs=3",

@@ -1,0 +1,75 @@
+"""The trial `dse export` takes (a front member picked, or one by number), its config, and the
+line that says what it is worth."""
+
+from __future__ import annotations
+
+from optuna.trial import FrozenTrial, TrialState
+
+from dse.config import TrialConfig
+from dse.errors import ConfigError, StorageError, choose_from, option
+from dse.search.pareto import knee
+from dse.search.records import TrialRecord
+from dse.search.results import StudyView, objective_values
+
+PICKS = ("knee", "fastest", "most-accurate")
+
+
+def pick(view: StudyView, how: str) -> FrozenTrial:
+    """A front member: the knee, the fastest (train_time_s) or the most accurate (val_accuracy)."""
+    front = view.front()
+    if not front:
+        raise StorageError(
+            f"study {view.study.study_name!r} has no complete feasible trial to pick"
+        )
+    if how == "knee":
+        return front[knee([t.values for t in front], view.directions)]
+    metric = {"fastest": "train_time_s", "most-accurate": "val_accuracy"}.get(how)
+    if metric is None:
+        raise ConfigError(choose_from(option("pick"), how, PICKS))
+    sign = -1 if how == "most-accurate" else 1
+    return min(front, key=lambda t: (sign * TrialRecord(t).metrics[metric], t.number))
+
+
+def trial_by_number(view: StudyView, number: int) -> FrozenTrial:
+    for t in view.trials():
+        if t.number == number:
+            return t
+    raise StorageError(
+        f"{option('trial')} {number}: study {view.study.study_name!r} has no such trial "
+        f"(numbers 0..{len(view.trials()) - 1})"
+    )
+
+
+PICK_LABELS = {"knee": "the knee", "fastest": "the fastest", "most-accurate": "the most accurate"}
+
+
+def describe_choice(view: StudyView, trial: FrozenTrial, how: str | None = None) -> str:
+    """Which trial an export took and what it is worth: a line for the user; a warning for a
+    trial that did not complete (its config ran, but gave no result to trust)."""
+    if trial.state != TrialState.COMPLETE:
+        record = TrialRecord(trial)
+        why = f" ({record.error})" if record.error else ""
+        if record.stopped_at is not None:
+            why = f" (stopped early at epoch {record.stopped_at})"
+        return f"warning: trial {trial.number} is {trial.state.name}{why}, not a complete result"
+    values = ", ".join(
+        f"{m} {v:,}" if isinstance(v, int) else f"{m} {v:.4g}"
+        for m, v in objective_values(view, trial).items()
+    )
+    if how is not None:
+        size = len(view.front())
+        return f"trial {trial.number}: {PICK_LABELS[how]} of the front's {size} ({values})"
+    on_front = trial.number in {t.number for t in view.front()}
+    failed = [name for name, excess in trial.constraints.items() if excess > 0]
+    if failed:
+        return f"trial {trial.number}: {values}; infeasible ({', '.join(failed)} fails)"
+    return f"trial {trial.number}: {values}; {'on' if on_front else 'not on'} the front"
+
+
+def exported_config(trial: FrozenTrial) -> TrialConfig:
+    config = TrialRecord(trial).config
+    if config is None:
+        raise StorageError(
+            f"trial {trial.number} has no recorded config (state {trial.state.name})"
+        )
+    return TrialConfig.from_dict(config, source=f"trial {trial.number}")
