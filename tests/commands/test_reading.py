@@ -216,7 +216,7 @@ def test_studies_count_repeat_draws_and_invalid_samples_apart_from_failures(work
     failed 3); they are `uncounted`, and `failed` is the one trial that ran and failed."""
     study = _study("draws", ["minimize", "maximize"], ["train_time_s", "val_accuracy"])
     _add(study, [1.0, 0.5])
-    _add(study, None, optuna.trial.TrialState.FAIL)  # ran and failed
+    _add(study, None, optuna.trial.TrialState.FAIL, error="out of memory: ...")  # ran, failed
     distributions = {"x": optuna.distributions.IntDistribution(0, 3)}
     for why in (repeat_error(0), "ConfigError: not a valid config"):
         trial = study.ask(distributions)
