@@ -12,7 +12,7 @@ from dse.output import Rows, Shown, file_stem
 from dse.search.estimates import ESTIMABLE
 from dse.search.moasha import DEFAULT_ETA, EarlyStop, check_eta, parse_rungs
 from dse.search.recording import Recording, complete_grid, load_record, record_study, save_record
-from dse.search.replay import METHODS, Grid
+from dse.search.replay import GRID_METHODS, METHODS, Grid
 from dse.search.replay_summary import CI_METHOD, ReplayResult, replay_methods
 
 DEFAULT_METHODS = ("grid", "random", "nsga2", "tpe", "moasha")
@@ -159,12 +159,19 @@ def _notes(
 ) -> list[str]:
     names = grid.recording.metric_names
     reference = ", ".join(f"{n}={v:.4g}" for n, v in zip(names, grid.reference, strict=True))
+    # say only what the methods that ran were given
+    sampled = [m for m in methods if m not in GRID_METHODS]
+    given = [f"{workers} virtual workers"]
+    if sampled:
+        trials = min(budget, len(grid.grid))
+        given.append(f"{'/'.join(sampled)}: {trials} trials (each point at most once)")
+    if any(m.startswith("moasha") for m in methods):
+        rungs = early_stop.describe(grid.epochs)
+        given.append(f"moasha: rungs {rungs}, eta {early_stop.eta:.12g}")
     return [
         f"grid: {len(grid.grid)} points, {grid.compute_s:.0f} training seconds, hypervolume "
         f"{grid.hypervolume:.5g} (reference point {reference})",
-        f"{workers} virtual workers; random/nsga2/tpe/gp: {min(budget, len(grid.grid))} trials "
-        f"(each point at most once); moasha: rungs {early_stop.describe(grid.epochs)}, "
-        f"eta {early_stop.eta:.12g}; intervals: 95%, {CI_METHOD}",
+        f"{'; '.join(given)}; intervals: 95%, {CI_METHOD}",
         f"replayed in {result.wall_s:.1f} s",
         *(_idle_rungs(grid, early_stop) if any(m.startswith("moasha") for m in methods) else []),
     ]

@@ -313,9 +313,10 @@ class HypervolumeSummary:
             if self.gpu
             else f"{self.compute_s:.0f} training seconds"
         )
+        trials = "1 trial" if self.finished == 1 else f"{self.finished} trials"
         return (
             f"hypervolume {self.hypervolume:.6g} (reference point {ref}: {self.reference_from}); "
-            f"{self.finished} trials finished, {spent}"
+            f"{trials} finished, {spent}"
         )
 
 

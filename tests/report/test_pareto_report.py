@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import optuna
@@ -101,6 +102,8 @@ def test_pruned_trials_add_compute_not_volume_and_a_given_reference_wins(tmp_pat
         "val_accuracy=0.5: the space file); 7 trials finished, 100 training seconds"
     )
     assert 6 not in [row["number"] for row in pareto_rows(view)]
+    one = replace(summary, finished=1).describe(view.metric_names)
+    assert "; 1 trial finished, 100 training seconds" in one  # not '1 trials'
 
 
 @needs_chromium

@@ -275,6 +275,20 @@ def test_a_record_file_round_trips_and_replays_by_the_cli(tmp_path):
     assert (tmp_path / "fig" / "replay_synthetic.html").is_file()
 
 
+def test_the_notes_name_only_what_the_methods_run_were_given(tmp_path):
+    """The footnote said 'random/nsga2/tpe/gp: N trials' and moasha's rungs whatever ran."""
+    path = save_record(synthetic_recording(), tmp_path / "grid.json.gz")
+    args = ["replay", "--record", str(path), "--seeds", "2", "--budget", "5"]
+    result = runner.invoke(app, [*args, "--methods", "grid,tpe,random"])
+    assert result.exit_code == 0, result.stderr
+    assert "2 virtual workers; tpe/random: 5 trials (each point at most once); " in result.stderr
+    assert "moasha" not in result.stderr and "gp" not in result.stderr
+    result = runner.invoke(app, [*args, "--methods", "moasha"])
+    assert result.exit_code == 0, result.stderr
+    assert "2 virtual workers; moasha: rungs " in result.stderr
+    assert "trials (each point" not in result.stderr
+
+
 def test_rungs_past_the_last_epoch_are_named(tmp_path):
     """Live runs decide nothing at a rung at or past a trial's last epoch; the replay says so."""
     path = save_record(synthetic_recording(epochs=16), tmp_path / "grid.json.gz")
