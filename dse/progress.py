@@ -23,6 +23,7 @@ from rich.table import Table
 
 from dse.search.devices import Slot
 from dse.search.records import TrialRecord
+from dse.search.results import failed_constraints, named_values, values_text
 from dse.train.result import EpochRecord
 from dse.train.schedules import TrainingPlan
 from dse.train.trainer import Observer
@@ -81,14 +82,15 @@ class TrainingProgress(Observer):
 # --- a study being run ------------------------------------------------------------------------
 
 
-def describe_trial(trial: FrozenTrial) -> str:
+def describe_trial(trial: FrozenTrial, objectives: list[str]) -> str:
+    """A finished trial in one line: a complete one with the study's own objectives (and the
+    constraints it fails), a stopped one with its rank at the rung, a failed one with its error."""
     record = TrialRecord(trial)
     if trial.state == TrialState.COMPLETE:
-        metrics = record.metrics
-        return (
-            f"trial {trial.number} complete: val_accuracy {metrics.get('val_accuracy', 0):.4f}, "
-            f"train_time_s {metrics.get('train_time_s', 0):.1f} on {record.slot}"
-        )
+        values = values_text(named_values(objectives, trial.values))
+        line = f"trial {trial.number} complete: {values} on {record.slot}"
+        failed = failed_constraints(trial)
+        return f"{line}; infeasible ({', '.join(failed)} fails)" if failed else line
     if trial.state == TrialState.PRUNED:
         stopped = record.stopped_at
         decision = record.decision(stopped) if stopped is not None else None
@@ -106,6 +108,7 @@ class LineReporter:
 
     def __init__(self) -> None:
         self.planned = 0
+        self.objectives: list[str] = []
 
     def start(
         self,
@@ -113,9 +116,10 @@ class LineReporter:
         planned: int,
         done: int,
         slots: list[Slot],
+        objectives: list[str],
         seconds_per_epoch: float | None = None,
     ) -> None:
-        self.planned = planned
+        self.planned, self.objectives = planned, objectives
         workers = ", ".join(s.label for s in slots)
         sys.stderr.write(f"study {study}: {done}/{planned} done; workers {workers}\n")
 
@@ -125,9 +129,8 @@ class LineReporter:
     def trial_epoch(self, number: int, epoch: int, epochs: int, val_accuracy: float) -> None: ...
 
     def trial_finished(self, trial, done: int, pareto_size: int) -> None:
-        sys.stderr.write(
-            f"[{done}/{self.planned}] {describe_trial(trial)}; Pareto size {pareto_size}\n"
-        )
+        line = describe_trial(trial, self.objectives)
+        sys.stderr.write(f"[{done}/{self.planned}] {line}; Pareto size {pareto_size}\n")
 
     def stop(self) -> None: ...
 
@@ -198,6 +201,7 @@ class LiveReporter:
         self.running: dict[int, Running] = {}
         self.eta = EtaModel()
         self.planned = self.done = 0
+        self.objectives: list[str] = []
         self.task = self.progress.add_task("study", total=0, eta="?", pareto="-", visible=False)
         self.live = Live(
             get_renderable=self.renderable,
@@ -233,9 +237,10 @@ class LiveReporter:
         planned: int,
         done: int,
         slots: list[Slot],
+        objectives: list[str],
         seconds_per_epoch: float | None = None,
     ) -> None:
-        self.planned, self.done = planned, done
+        self.planned, self.done, self.objectives = planned, done, objectives
         self.eta = EtaModel(slots=len(slots), history_s_per_epoch=seconds_per_epoch)
         self.progress.update(
             self.task,
@@ -264,7 +269,7 @@ class LiveReporter:
         self.running.pop(trial.number, None)
         self.done = done
         self.progress.update(self.task, completed=done, pareto=pareto_size)
-        self.live.console.print(escape(describe_trial(trial)))  # an error is text
+        self.live.console.print(escape(describe_trial(trial, self.objectives)))  # an error is text
 
     def stop(self) -> None:
         self.live.stop()

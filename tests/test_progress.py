@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import io
 
+import optuna
 from rich.console import Console
 
-from dse.progress import EtaModel, LiveReporter, Running, clock_text
+from dse.progress import EtaModel, LineReporter, LiveReporter, Running, clock_text, describe_trial
 from dse.search.devices import Slot
+from dse.search.records import Placement, TrialRecord
 
 
 class FakeClock:
@@ -29,7 +31,7 @@ def test_the_view_ticks_and_estimates_from_epochs_seen():
     clock = FakeClock()
     reporter = LiveReporter(Console(file=io.StringIO()), clock)
     slots = [Slot(0, "cpu", 1), Slot(1, "cpu", 1)]
-    reporter.start("s", planned=4, done=0, slots=slots)
+    reporter.start("s", planned=4, done=0, slots=slots, objectives=["val_accuracy"])
     reporter.trial_started(0, slots[0], {"model.routing_iterations": 1}, epochs=4)
     reporter.trial_started(1, slots[1], {"model.routing_iterations": 3}, epochs=4)
     before = shown(reporter)
@@ -53,3 +55,39 @@ def test_a_resumed_study_estimates_from_its_history():
     model.trial_epochs.append(2)
     assert model.trial_left(trial, now=1.0) == 9.0  # 2 epochs of 5 s, 1 s in
     assert model.study_left([trial], not_started=3, now=1.0) == 9.0 + 3 * 2 * 5.0
+
+
+def finished(study, values: list[float], violation: float | None = None):
+    trial = study.ask()
+    TrialRecord(trial).start({}, Placement("cpu#0", "cpu"))
+    if violation is not None:
+        trial.set_constraint("peak_mem_mb <= 100", violation)
+    study.tell(trial, values)
+    return study.trials[-1]
+
+
+def test_a_finished_trial_shows_the_study_s_own_objectives():
+    """A study minimizing n_params and peak_mem_mb: its line shows them (a count as an int),
+    not val_accuracy and train_time_s; an infeasible one names the constraint it fails."""
+    study = optuna.create_study(directions=["minimize", "minimize"])
+    objectives = ["n_params", "peak_mem_mb"]
+    feasible = finished(study, [12345.0, 80.5], violation=-19.5)
+    assert describe_trial(feasible, objectives) == (
+        "trial 0 complete: n_params 12,345, peak_mem_mb 80.5 on cpu#0"
+    )
+    over = finished(study, [99999.0, 120.25], violation=20.25)
+    assert describe_trial(over, objectives) == (
+        "trial 1 complete: n_params 99,999, peak_mem_mb 120.2 on cpu#0; "
+        "infeasible (peak_mem_mb <= 100 fails)"
+    )
+
+
+def test_the_quiet_line_of_the_default_study(capsys):
+    """train_time_s and val_accuracy, as before, with the run's count and the Pareto size."""
+    study = optuna.create_study(directions=["minimize", "maximize"])
+    reporter = LineReporter()
+    reporter.start("s", 4, 0, [Slot(0, "cpu", 1)], ["train_time_s", "val_accuracy"])
+    reporter.trial_finished(finished(study, [12.34, 0.98125]), done=1, pareto_size=1)
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        "[1/4] trial 0 complete: train_time_s 12.34, val_accuracy 0.9812 on cpu#0; Pareto size 1"
+    )

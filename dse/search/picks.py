@@ -9,7 +9,7 @@ from dse.config import TrialConfig
 from dse.errors import ConfigError, StorageError, choose_from, option
 from dse.search.pareto import knee
 from dse.search.records import TrialRecord
-from dse.search.results import StudyView, objective_values
+from dse.search.results import StudyView, failed_constraints, objective_values, values_text
 
 PICKS = ("knee", "fastest", "most-accurate")
 
@@ -52,15 +52,12 @@ def describe_choice(view: StudyView, trial: FrozenTrial, how: str | None = None)
         if record.stopped_at is not None:
             why = f" (stopped early at epoch {record.stopped_at})"
         return f"warning: trial {trial.number} is {trial.state.name}{why}, not a complete result"
-    values = ", ".join(
-        f"{m} {v:,}" if isinstance(v, int) else f"{m} {v:.4g}"
-        for m, v in objective_values(view, trial).items()
-    )
+    values = values_text(objective_values(view, trial))
     if how is not None:
         size = len(view.front())
         return f"trial {trial.number}: {PICK_LABELS[how]} of the front's {size} ({values})"
     on_front = trial.number in {t.number for t in view.front()}
-    failed = [name for name, excess in trial.constraints.items() if excess > 0]
+    failed = failed_constraints(trial)
     if failed:
         return f"trial {trial.number}: {values}; infeasible ({', '.join(failed)} fails)"
     return f"trial {trial.number}: {values}; {'on' if on_front else 'not on'} the front"

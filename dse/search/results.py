@@ -130,8 +130,25 @@ def params_as_run(trial: FrozenTrial) -> dict[str, Any]:
 
 def objective_values(view: StudyView, trial: FrozenTrial) -> dict[str, float]:
     """The trial's objectives by metric name; a count as the integer `dse trials` shows."""
-    pairs = zip(view.metric_names, trial.values, strict=True)
+    return named_values(view.metric_names, trial.values)
+
+
+def named_values(names: list[str], values: list[float]) -> dict[str, float]:
+    """Values by metric name; a count as the integer `dse trials` shows."""
+    pairs = zip(names, values, strict=True)
     return {m: int(v) if m in COUNT_METRICS and math.isfinite(v) else v for m, v in pairs}
+
+
+def values_text(values: dict[str, float]) -> str:
+    """`n_params 12,345, val_accuracy 0.9812`: the line a user reads, ints as ints."""
+    return ", ".join(
+        f"{m} {v:,}" if isinstance(v, int) else f"{m} {v:.4g}" for m, v in values.items()
+    )
+
+
+def failed_constraints(trial: FrozenTrial) -> list[str]:
+    """The constraints (as the space file writes them) a complete trial does not meet."""
+    return [name for name, excess in trial.constraints.items() if excess > 0]
 
 
 def seed_values(view: StudyView, trial: FrozenTrial) -> list[list[float]]:

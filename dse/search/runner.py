@@ -201,7 +201,14 @@ class Runner:
         trials = self.counting.trials(self.study)
         history = seconds_per_epoch(trials)
         done = finished_count(trials)
-        self.reporter.start(self.plan.study_name, self.plan.planned, done, self.pool.slots, history)
+        self.reporter.start(
+            self.plan.study_name,
+            self.plan.planned,
+            done,
+            self.pool.slots,
+            list(self.space.metric_names),
+            history,
+        )
         try:
             self._loop()
         finally:

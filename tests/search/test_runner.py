@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from pathlib import Path
 
 import optuna
@@ -281,3 +282,20 @@ def test_subsets_larger_than_the_data_are_refused_before_the_run(workdir, base, 
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0], result.stderr
     assert not (workdir / "results").exists()
+
+
+def test_the_quiet_line_shows_the_study_s_objectives_and_a_failed_constraint(workdir):
+    """A study minimizing n_params and peak_mem_mb: each finished trial's line shows them,
+    not val_accuracy and train_time_s, and says the trial fails the constraint."""
+    text = TINY_SPACE.format(name="small", epochs=1, lrs="[0.001]")
+    text += "objectives: {n_params: minimize, peak_mem_mb: minimize}\n"
+    text += "constraints: ['n_params <= 10']\n"
+    space = workdir / "small.yaml"
+    space.write_text(text)
+    result = runner.invoke(app, ["run", "--space", str(space), "--gpus", "cpu", "--quiet"])
+    assert result.exit_code == 0, result.stderr
+    lines = [line for line in result.stderr.splitlines() if " complete: " in line]
+    assert len(lines) == 2, result.stderr
+    for line in lines:
+        assert re.search(r"complete: n_params [\d,]+, peak_mem_mb [\d.]+ on cpu#0", line), line
+        assert "infeasible (n_params <= 10 fails)" in line and "val_accuracy" not in line
