@@ -23,10 +23,12 @@ from typer.core import TyperCommand, TyperGroup
 
 from dse import commands
 from dse.cli import explore, single
-from dse.errors import INTERRUPTED_EXIT, DseError, as_cli
+from dse.errors import INTERRUPTED_EXIT, DseError, Interrupted, as_cli
+from dse.search.signals import signal_of, sigterm_as_interrupt
 
 EXPLORE = "Explore a space"
 ONE_CONFIG = "One configuration"
+STOPPED = "interrupted: the command stopped before it finished"  # a signal, no better line
 
 
 def _one_line_warning(message, category, filename, lineno, line=None) -> str:
@@ -65,7 +67,8 @@ class OneLineErrors(Group):
         if not standalone_mode:  # the caller handles every exception itself
             return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         try:
-            code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+            with sigterm_as_interrupt():  # every command: SIGTERM ends it as Ctrl-C does
+                code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         except DseError as exc:
             _fail(exc, exc)
         except typer.TyperException as exc:  # typer's click exceptions derive from it
@@ -82,9 +85,17 @@ class OneLineErrors(Group):
             if error is None:
                 raise
             _fail(error, exc)
-        if code == INTERRUPTED_EXIT:  # typer's answer to a Ctrl-C no command caught itself
-            sys.stderr.write("interrupted: the command stopped before it finished\n")
+        if code == INTERRUPTED_EXIT:  # typer's answer to a Ctrl-C while it parsed the command
+            sys.stderr.write(f"{STOPPED}\n")
         sys.exit(code if isinstance(code, int) else 0)
+
+    def invoke(self, ctx):
+        """Ctrl-C or SIGTERM that no command turned into a line of its own (train's says where
+        its checkpoint is, run's how to resume): one line and exit code 130 or 143."""
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt as exc:
+            raise Interrupted(STOPPED, signal_of(exc)) from None
 
 
 def _fail(error: DseError, raised: BaseException) -> None:
