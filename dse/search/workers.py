@@ -148,14 +148,33 @@ def execute_trial(
         return TrialFailed(slot_index, task.number, kind, message)
 
 
-def worker_main(slot: Slot, tasks: Any, results: Any, data_dir: str | None, parent: int) -> None:
-    """Entry point of a worker process: TrialTasks (and RungAnswers) in, messages out."""
+CAUSE_CHARS = 500  # the most of a dead worker's exception its trial's error shows
+
+
+def worker_main(
+    slot: Slot, tasks: Any, results: Any, data_dir: str | None, parent: int, cause: Any
+) -> None:
+    """Entry point of a worker process: TrialTasks (and RungAnswers) in, messages out. An
+    exception that ends it (it cannot load, say) is left in `cause` for the runner to record,
+    then raised: its traceback still goes to the run's stderr."""
+    try:
+        _serve(slot, tasks, results, data_dir, parent)
+    except BaseException as exc:
+        text = " ".join(f"{type(exc).__name__}: {exc}".split())
+        cause.value = text.encode("utf-8", "replace")[: CAUSE_CHARS - 1]
+        raise
+
+
+def _serve(slot: Slot, tasks: Any, results: Any, data_dir: str | None, parent: int) -> None:
     _die_with_parent(parent)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # as it started (_sigint_ignored)
     os.environ.update(slot.environment())
     import torch
 
+    from dse.train.faults import fail_worker_start_if_set
+
     torch.set_num_threads(slot.threads)
+    fail_worker_start_if_set()
 
     def ask() -> RungAnswer:
         """Wait for the runner's answer at a rung."""
@@ -180,7 +199,14 @@ class _Worker:
     slot: Slot
     process: Any
     tasks: Any
+    cause: Any  # the exception that ended the process, as worker_main leaves it (bytes)
     busy: int | None = None  # trial number in progress
+
+    def death(self) -> str:
+        """Why the process ended: its exit code, and the exception it raised, if any."""
+        cause = self.cause.value.decode("utf-8", "replace")
+        code = f"exit code {self.process.exitcode}"
+        return f"{code}: {cause}" if cause else code
 
 
 @dataclass
@@ -199,15 +225,16 @@ class WorkerPool:
 
     def _start(self, slot: Slot) -> None:
         tasks = self._ctx.Queue()
+        cause = self._ctx.Array("c", CAUSE_CHARS)
         process = self._ctx.Process(
             target=worker_main,
-            args=(slot, tasks, self.results, self.data_dir, os.getpid()),
+            args=(slot, tasks, self.results, self.data_dir, os.getpid(), cause),
             name=f"dse-worker-{slot.label}",
             daemon=True,
         )
         with _sigint_ignored():  # inherited: the worker ignores Ctrl-C from its first moment
             process.start()
-        self._workers[slot.index] = _Worker(slot, process, tasks)
+        self._workers[slot.index] = _Worker(slot, process, tasks, cause)
 
     def idle(self) -> list[Slot]:
         return [w.slot for w in self._workers.values() if w.busy is None and w.process.is_alive()]
@@ -245,8 +272,7 @@ class WorkerPool:
         dead = []
         for worker in list(self._workers.values()):
             if not worker.process.is_alive():
-                reason = f"exit code {worker.process.exitcode}"
-                dead.append(WorkerLost(worker.slot, worker.busy, reason))
+                dead.append(WorkerLost(worker.slot, worker.busy, worker.death()))
                 self._start(worker.slot)
         return dead
 

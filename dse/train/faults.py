@@ -9,6 +9,9 @@ torch's own type, raised where a real allocation would fail, so everything above
 DSE_FAULT_KILL_AT=E:S: the training process kills itself with SIGKILL (as `kill -9` would)
 after step S of epoch E (both counted from 1), unless the run resumed from a checkpoint: the
 retry of a killed worker's trial resumes past the fault and completes.
+
+DSE_FAULT_WORKER_START=MESSAGE: every local worker process of `dse run` raises RuntimeError
+(MESSAGE) as it starts, before it takes a trial, as a worker that cannot load would.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from dse.errors import ConfigError
 
 FAULT_OOM_ENV = "DSE_FAULT_OOM_ABOVE_BATCH"
 FAULT_KILL_ENV = "DSE_FAULT_KILL_AT"
+FAULT_WORKER_START_ENV = "DSE_FAULT_WORKER_START"
 
 
 def injected_oom_limit() -> int | None:
@@ -58,3 +62,9 @@ def kill_if_due(kill_at: tuple[int, int] | None, epoch: int, step: int) -> None:
     """Called after step `step` of epoch `epoch` (both from 0)."""
     if kill_at == (epoch + 1, step + 1):
         os.kill(os.getpid(), signal.SIGKILL)
+
+
+def fail_worker_start_if_set() -> None:
+    message = os.environ.get(FAULT_WORKER_START_ENV)
+    if message:
+        raise RuntimeError(f"{message} ({FAULT_WORKER_START_ENV})")
