@@ -12,6 +12,7 @@ from dse.search.records import TrialRecord
 from dse.search.results import StudyView, failed_constraints, objective_values, values_text
 
 PICKS = ("knee", "fastest", "most-accurate")
+PICK_METRICS = {"fastest": "train_time_s", "most-accurate": "val_accuracy"}  # what each ranks by
 
 
 def pick(view: StudyView, how: str) -> FrozenTrial:
@@ -23,7 +24,7 @@ def pick(view: StudyView, how: str) -> FrozenTrial:
         )
     if how == "knee":
         return front[knee([t.values for t in front], view.directions)]
-    metric = {"fastest": "train_time_s", "most-accurate": "val_accuracy"}.get(how)
+    metric = PICK_METRICS.get(how)
     if metric is None:
         raise ConfigError(choose_from(option("pick"), how, PICKS))
     sign = -1 if how == "most-accurate" else 1
@@ -55,12 +56,25 @@ def describe_choice(view: StudyView, trial: FrozenTrial, how: str | None = None)
     values = values_text(objective_values(view, trial))
     if how is not None:
         size = len(view.front())
-        return f"trial {trial.number}: {PICK_LABELS[how]} of the front's {size} ({values})"
+        ranked_by = _ranked_by(view, trial, how)
+        return (
+            f"trial {trial.number}: {PICK_LABELS[how]} of the front's {size} ({values}{ranked_by})"
+        )
     on_front = trial.number in {t.number for t in view.front()}
     failed = failed_constraints(trial)
     if failed:
         return f"trial {trial.number}: {values}; infeasible ({', '.join(failed)} fails)"
     return f"trial {trial.number}: {values}; {'on' if on_front else 'not on'} the front"
+
+
+def _ranked_by(view: StudyView, trial: FrozenTrial, how: str) -> str:
+    """`; train_time_s 12.3`: the metric a pick ranked by, when it is not among the objectives
+    the line shows already."""
+    metric = PICK_METRICS.get(how)
+    value = TrialRecord(trial).metrics.get(metric) if metric is not None else None
+    if value is None or metric in view.metric_names:
+        return ""
+    return f"; {values_text({metric: value})}"
 
 
 def exported_config(trial: FrozenTrial) -> TrialConfig:
