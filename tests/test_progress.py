@@ -88,6 +88,8 @@ def test_the_quiet_line_of_the_default_study(capsys):
     reporter = LineReporter()
     reporter.start("s", 4, 0, [Slot(0, "cpu", 1)], ["train_time_s", "val_accuracy"])
     reporter.trial_finished(finished(study, [12.34, 0.98125]), done=1, pareto_size=1)
-    assert capsys.readouterr().err.splitlines()[-1] == (
-        "[1/4] trial 0 complete: train_time_s 12.34, val_accuracy 0.9812 on cpu#0; Pareto size 1"
-    )
+    reporter.trial_finished(finished(study, [12345.67, 0.99]), done=2, pareto_size=2)
+    assert capsys.readouterr().err.splitlines()[-2:] == [
+        "[1/4] trial 0 complete: train_time_s 12.34, val_accuracy 0.9812 on cpu#0; Pareto size 1",
+        "[2/4] trial 1 complete: train_time_s 12,345.7, val_accuracy 0.99 on cpu#0; Pareto size 2",
+    ]  # a long trial's seconds in full, not 1.235e+04

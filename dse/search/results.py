@@ -141,9 +141,14 @@ def named_values(names: list[str], values: list[float]) -> dict[str, float]:
 
 def values_text(values: dict[str, float]) -> str:
     """`n_params 12,345, val_accuracy 0.9812`: the line a user reads, ints as ints."""
-    return ", ".join(
-        f"{m} {v:,}" if isinstance(v, int) else f"{m} {v:.4g}" for m, v in values.items()
-    )
+    return ", ".join(f"{m} {number_text(v)}" for m, v in values.items())
+
+
+def number_text(value: float) -> str:
+    """4 significant digits; a large value with all its digits (12,345.6 s, not 1.235e+04)."""
+    if isinstance(value, int):
+        return f"{value:,}"
+    return f"{value:,.1f}" if math.isfinite(value) and abs(value) >= 1000 else f"{value:.4g}"
 
 
 def failed_constraints(trial: FrozenTrial) -> list[str]:
