@@ -161,12 +161,12 @@ def _notes(
     reference = ", ".join(f"{n}={v:.4g}" for n, v in zip(names, grid.reference, strict=True))
     # say only what the methods that ran were given
     sampled = [m for m in methods if m not in GRID_METHODS]
-    given = [f"{workers} virtual workers"]
+    given = [f"{workers} virtual worker{'s' if workers != 1 else ''}"]
     if sampled:
         trials = min(budget, len(grid.grid))
         given.append(f"{'/'.join(sampled)}: {trials} trials (each point at most once)")
     if any(m.startswith("moasha") for m in methods):
-        rungs = early_stop.describe(grid.epochs)
+        rungs = _describe_rungs(early_stop, grid.run_lengths)
         given.append(f"moasha: rungs {rungs}, eta {early_stop.eta:.12g}")
     return [
         f"grid: {len(grid.grid)} points, {grid.compute_s:.0f} training seconds, hypervolume "
@@ -175,6 +175,18 @@ def _notes(
         f"replayed in {result.wall_s:.1f} s",
         *(_idle_rungs(grid, early_stop) if any(m.startswith("moasha") for m in methods) else []),
     ]
+
+
+def _describe_rungs(early_stop: EarlyStop, lengths: list[int]) -> str:
+    """The rungs given, or successive halving's for each run length of the grid (its runs of
+    different epochs wait at different rungs, the shorter ones maybe at none)."""
+    if early_stop.rungs is not None or len(lengths) == 1:
+        return early_stop.describe(lengths[-1])
+    each = [
+        f"{','.join(map(str, early_stop.rungs_for(n))) or 'none'} for runs of {n} epochs"
+        for n in reversed(lengths)
+    ]
+    return f"{', '.join(each)} (successive halving's)"
 
 
 def _idle_rungs(grid: Grid, early_stop: EarlyStop) -> list[str]:
@@ -188,7 +200,7 @@ def _idle_rungs(grid: Grid, early_stop: EarlyStop) -> list[str]:
             f"successive halving has no rung for runs of {last} epochs with eta "
             f"{early_stop.eta:.12g}, so MO-ASHA stops nothing (pass {option('rungs')})"
         ]
-    note = early_stop.idle_rungs_note(last)
+    note = early_stop.idle_rungs_note(last, longest=len(grid.run_lengths) > 1)
     return [note] if note else []
 
 

@@ -45,10 +45,15 @@ FIXTURES = Path(__file__).parents[1] / "fixtures"
 runner = CliRunner()
 
 
-def synthetic_recording(epochs: int = 16, name: str = "synthetic") -> Recording:
-    """A 24-point grid (batch x lr x width) with made-up curves: no training."""
+def synthetic_recording(
+    epochs: int = 16, name: str = "synthetic", lengths: list[int] | None = None
+) -> Recording:
+    """A 24-point grid (batch x lr x width) with made-up curves: no training. `lengths`: an
+    epochs axis of those run lengths (x2 or x3 the points)."""
     raw = yaml.safe_load(TINY_SPACE.format(name=name, epochs=epochs, lrs="[0.0003, 0.001, 0.003]"))
     raw["axes"]["batch_schedule.batch_size"] = [16, 32, 64, 128]
+    if lengths:
+        raw["axes"]["epochs"] = lengths
     del raw["base"]["batch_schedule"]
     space = parse_space(raw, name)
     trials = []
@@ -58,7 +63,7 @@ def synthetic_recording(epochs: int = 16, name: str = "synthetic") -> Recording:
         epoch_s = (40 / batch**0.5) * (1 + 0.3 * routing)
         ceiling = 0.99 - abs(lr - 0.001) * 20 - 0.002 * batch / 16 + 0.003 * routing
         curve, elapsed, best = [], 0.0, 0.0
-        for e in range(1, epochs + 1):
+        for e in range(1, point.get("epochs", epochs) + 1):
             elapsed += epoch_s * (1 + 0.01 * ((number + e) % 3))
             accuracy = ceiling * (1 - 0.5 ** (e * (0.5 + lr * 300)))
             best = max(best, accuracy)
@@ -326,6 +331,13 @@ def test_bad_input_is_refused_in_one_line(tmp_path, monkeypatch):
     # a grid with a point missing
     save_record(Recording(**{**recording.__dict__, "trials": recording.trials[1:]}), "part.json.gz")
     _one_line_error(["replay", "--record", "part.json.gz"], "not a complete grid: 23 of 24")
+    # points MO-ASHA stopped are named apart from those that failed or never ran
+    stopped = replace(recording.trials[1], values=None)
+    save_record(replace(recording, trials=[stopped, *recording.trials[2:]]), "stopped.json.gz")
+    _one_line_error(
+        ["replay", "--record", "stopped.json.gz"],
+        "22 of 24 points ran in full (1 stopped early, 1 failed or never ran; say, ",
+    )
     Path("junk.json.gz").write_text("{}")
     _one_line_error(["replay", "--record", "junk.json.gz"], "not a dse record")
     _one_line_error(["replay", "--record", "none.json.gz"], "no such file")
@@ -383,7 +395,7 @@ def _with_epoch(recording: Recording, trial: int, index: int, **changes) -> Reco
         (lambda r: replace(r, metric_names=["a"], directions=["minimize"]), "2 or 3 objectives"),
         (lambda r: _damaged(r, 3, config="zz"), "trial 3: params and config must be mappings"),
         (lambda r: replace(r, study=5), "a damaged dse record (study 5: expected its name)"),
-        (lambda r: _damaged(r, 3, config={}), "trial 3: its config runs 30 epochs, not 16"),
+        (lambda r: _damaged(r, 3, config={}), "trial 3 has no config stored with it"),
         (
             lambda r: _damaged(r, 3, config={**r.trials[3].config, "epochs": "16"}),
             "trial 3: its config's epochs '16' is not a positive whole number",
@@ -468,6 +480,40 @@ def test_moasha_is_left_out_or_refused_where_it_cannot_estimate_an_objective(tmp
     _one_line_error(
         ["replay", "--record", path, "--methods", "grid,moasha"], "peak_mem_mb cannot be estimated"
     )
+
+
+def test_a_grid_of_several_run_lengths_names_each_ones_rungs(tmp_path):
+    """An epochs axis: each run waits at its own length's rungs (runs of 2 epochs at none);
+    the note named the longest run's only ('rungs 1,3 (successive halving's for 16 epochs)')."""
+    path = save_record(synthetic_recording(lengths=[2, 16]), tmp_path / "grid.json.gz")
+    args = ["replay", "--record", str(path), "--seeds", "2", "--methods", "grid,moasha"]
+    result = runner.invoke(app, [*args, "--workers", "1"])
+    assert result.exit_code == 0, result.stderr
+    notes = "1 virtual worker; moasha: rungs 1,3 for runs of 16 epochs, none for runs of 2 epochs"
+    assert f"{notes} (successive halving's), eta 3;" in result.stderr
+    result = runner.invoke(app, [*args, "--rungs", "1,16"])
+    assert result.exit_code == 0, result.stderr
+    assert "--rungs 16: at or past the longest trials' last epoch (16)" in result.stderr
+    assert "2 virtual workers; moasha: rungs 1,16, eta 3;" in result.stderr
+
+
+def test_a_study_of_repeats_counts_every_seeds_training_seconds(workdir):
+    """A trial of 2 seeds trains both on its worker, its curve is the first seed's: the grid's
+    training seconds were that curve's, half what `dse pareto` counts, and the replay's clock
+    ran each trial for one seed."""
+    path = write_space(workdir)
+    path.write_text(path.read_text() + "repeats: 2\n")
+    run_study(load_space(str(path)), RunOptions(storage="sqlite:///rep.db", workers=1, seed=0))
+    trials = load_study("sqlite:///rep.db", "tiny").get_trials()
+    spent = sum(TrialRecord(t).train_seconds() for t in trials)
+    grid = Grid(record_study("sqlite:///rep.db", "tiny"))
+    assert grid.compute_s == pytest.approx(spent, rel=1e-9)
+    assert grid.compute_s > 1.5 * sum(TrialRecord(t).curve[-1].elapsed_train_s for t in trials)
+    run = replay_method(grid, "grid", 0, 2)
+    assert run.compute_s == grid.compute_s  # the whole grid: a share of exactly 1
+    # a record saved before it knew its seeds' seconds replays on its first seed's curve
+    first_seeds = [replace(t, seeds_train_s=None) for t in grid.recording.trials]
+    assert Grid(replace(grid.recording, trials=first_seeds)).compute_s < grid.compute_s
 
 
 def test_moasha_is_left_out_or_refused_on_a_study_of_repeats(tmp_path):
