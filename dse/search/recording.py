@@ -281,7 +281,7 @@ def _why_missing(recording: Recording, missing: list[str]) -> str:
     parts = [f"{len(early)} stopped early"] if early else []
     if len(missing) > len(early):
         parts.append(f"{len(missing) - len(early)} failed or never ran")
-    return f"{', '.join(parts)}; say, {missing[0]}"
+    return f"{', '.join(parts)}; missing, say, {missing[0]}"
 
 
 def check_objectives(recording: Recording, where: str) -> None:

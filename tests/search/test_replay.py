@@ -336,7 +336,7 @@ def test_bad_input_is_refused_in_one_line(tmp_path, monkeypatch):
     save_record(replace(recording, trials=[stopped, *recording.trials[2:]]), "stopped.json.gz")
     _one_line_error(
         ["replay", "--record", "stopped.json.gz"],
-        "22 of 24 points ran in full (1 stopped early, 1 failed or never ran; say, ",
+        "22 of 24 points ran in full (1 stopped early, 1 failed or never ran; missing, say, ",
     )
     Path("junk.json.gz").write_text("{}")
     _one_line_error(["replay", "--record", "junk.json.gz"], "not a dse record")
