@@ -396,6 +396,7 @@ def _with_epoch(recording: Recording, trial: int, index: int, **changes) -> Reco
         (lambda r: _damaged(r, 3, config="zz"), "trial 3: params and config must be mappings"),
         (lambda r: replace(r, study=5), "a damaged dse record (study 5: expected its name)"),
         (lambda r: _damaged(r, 3, config={}), "trial 3 has no config stored with it"),
+        (lambda r: _damaged(r, 3, seeds_train_s=-1.0), "trial 3: seeds_train_s -1.0 is not"),
         (
             lambda r: _damaged(r, 3, config={**r.trials[3].config, "epochs": "16"}),
             "trial 3: its config's epochs '16' is not a positive whole number",
