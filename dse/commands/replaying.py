@@ -8,7 +8,7 @@ from pathlib import Path
 
 from dse.commands.paths import check_output_dir, check_writable
 from dse.errors import ConfigError, option
-from dse.output import Rows, Shown, file_stem
+from dse.output import Rows, Shown, csv_text, file_stem
 from dse.search.estimates import ESTIMABLE
 from dse.search.moasha import DEFAULT_ETA, EarlyStop, check_eta, parse_rungs
 from dse.search.recording import Recording, complete_grid, load_record, record_study, save_record
@@ -146,7 +146,8 @@ def replay(
     rows = [_table_row(s.row()) for s in result.summaries]
     data = [{**s.row(), "hv_curve": s.curve_json()} for s in result.summaries]
     title = f"replay of study {recording.study} ({len(grid.grid)} points)"
-    return Shown(tables=[Rows(rows, title)], data=data, notes=notes)
+    table = csv_text([_csv_row(s.row()) for s in result.summaries])
+    return Shown(tables=[Rows(rows, title)], data=data, csv=table, notes=notes)
 
 
 def _notes(
@@ -202,6 +203,17 @@ def _idle_rungs(grid: Grid, early_stop: EarlyStop) -> list[str]:
         ]
     note = early_stop.idle_rungs_note(last, longest=len(grid.run_lengths) > 1)
     return [note] if note else []
+
+
+def _csv_row(row: dict) -> dict:
+    """Intervals as `_low` and `_high` columns, every number in full (as in JSON)."""
+    cells: dict = {}
+    for key, value in row.items():
+        if isinstance(value, list):
+            cells[f"{key}_low"], cells[f"{key}_high"] = value
+        else:
+            cells[key] = value
+    return cells
 
 
 def _table_row(row: dict) -> dict:

@@ -3,6 +3,8 @@ result for the same seed, the portable record, and one-line refusals of what can
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import random
 import sqlite3
@@ -192,6 +194,14 @@ def test_json_rows_keep_full_precision(tmp_path):
     assert all(type(v) is float for v in summary.row()["compute_share_ci"])  # not numpy's
     table = runner.invoke(app, args)
     assert table.exit_code == 0 and f"{summary.hv_share.mean:.4g}" in table.stdout
+    # CSV too (it printed the table's cells, intervals as '0.2847..1'): an interval's ends
+    # are columns of their own
+    result = runner.invoke(app, [*args, "--format", "csv"])
+    assert result.exit_code == 0, result.stderr
+    (cells,) = csv.DictReader(io.StringIO(result.stdout))
+    assert float(cells["hv_share"]) == row["hv_share"]
+    ends = [float(cells["compute_share_ci_low"]), float(cells["compute_share_ci_high"])]
+    assert ends == row["compute_share_ci"] and "hv_curve" not in cells
 
 
 def test_a_search_that_found_the_front_has_a_share_of_exactly_1():
