@@ -138,14 +138,15 @@ def replay(
     if plot:
         from dse.report.replay_plot import write_replay_plot
 
-        title = f"replay of {recording.study}: {len(grid.grid)} points, {workers} workers"
+        size = f"{_count(len(grid.grid), 'point')}, {_count(workers, 'worker')}"
+        title = f"replay of {recording.study}: {size}"
         path = write_replay_plot(
             result.summaries, title, Path(out) / f"replay_{file_stem(recording.study)}.html"
         )
         notes.append(f"figure written to {path}")
     rows = [_table_row(s.row()) for s in result.summaries]
     data = [{**s.row(), "hv_curve": s.curve_json()} for s in result.summaries]
-    title = f"replay of study {recording.study} ({len(grid.grid)} points)"
+    title = f"replay of study {recording.study} ({_count(len(grid.grid), 'point')})"
     table = csv_text([_csv_row(s.row()) for s in result.summaries])
     return Shown(tables=[Rows(rows, title)], data=data, csv=table, notes=notes)
 
@@ -162,16 +163,16 @@ def _notes(
     reference = ", ".join(f"{n}={v:.4g}" for n, v in zip(names, grid.reference, strict=True))
     # say only what the methods that ran were given
     sampled = [m for m in methods if m not in GRID_METHODS]
-    given = [f"{workers} virtual worker{'s' if workers != 1 else ''}"]
+    given = [_count(workers, "virtual worker")]
     if sampled:
         trials = min(budget, len(grid.grid))
-        given.append(f"{'/'.join(sampled)}: {trials} trials (each point at most once)")
+        given.append(f"{'/'.join(sampled)}: {_count(trials, 'trial')} (each point at most once)")
     if any(m.startswith("moasha") for m in methods):
         rungs = _describe_rungs(early_stop, grid.run_lengths)
         given.append(f"moasha: rungs {rungs}, eta {early_stop.eta:.12g}")
     return [
-        f"grid: {len(grid.grid)} points, {grid.compute_s:.0f} training seconds, hypervolume "
-        f"{grid.hypervolume:.5g} (reference point {reference})",
+        f"grid: {_count(len(grid.grid), 'point')}, {grid.compute_s:.0f} training seconds, "
+        f"hypervolume {grid.hypervolume:.5g} (reference point {reference})",
         f"{'; '.join(given)}; intervals: 95%, {CI_METHOD}",
         f"replayed in {result.wall_s:.1f} s",
         *(_idle_rungs(grid, early_stop) if any(m.startswith("moasha") for m in methods) else []),
@@ -203,6 +204,11 @@ def _idle_rungs(grid: Grid, early_stop: EarlyStop) -> list[str]:
         ]
     note = early_stop.idle_rungs_note(last, longest=len(grid.run_lengths) > 1)
     return [note] if note else []
+
+
+def _count(n: int, thing: str) -> str:
+    """'1 point', '2 points'."""
+    return f"{n} {thing}{'' if n == 1 else 's'}"
 
 
 def _csv_row(row: dict) -> dict:

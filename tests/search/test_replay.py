@@ -302,6 +302,11 @@ def test_the_notes_name_only_what_the_methods_run_were_given(tmp_path):
     assert result.exit_code == 0, result.stderr
     assert "2 virtual workers; moasha: rungs " in result.stderr
     assert "trials (each point" not in result.stderr
+    result = runner.invoke(
+        app, [*args[:-2], "--budget", "1", "--workers", "1", "--methods", "random"]
+    )
+    assert result.exit_code == 0, result.stderr  # one of each: not '1 virtual workers', '1 trials'
+    assert "1 virtual worker; random: 1 trial (each point at most once); " in result.stderr
 
 
 def test_rungs_past_the_last_epoch_are_named(tmp_path):
