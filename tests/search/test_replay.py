@@ -124,6 +124,31 @@ def test_replayed_moasha_takes_the_live_runs_decisions(workdir):
     }
 
 
+def test_replayed_moasha_takes_the_live_runs_decisions_over_runs_of_several_lengths(workdir):
+    """An epochs axis: runs of 2 epochs decide at rung 1 only (2 is their last), runs of 3 at
+    1 and 2; a complete trial of 2 epochs is a peer at the longer runs' rung 2. One worker,
+    the run's seed: the replay takes the live run's decisions."""
+    path = write_space(workdir, epochs=2)
+    small = "dataset: {val_size: 50, test_subset: 50, train_subset: 150}"
+    text = path.read_text().replace("dataset: {val_size: 100, test_subset: 100}", small)
+    path.write_text(text.replace("axes:\n", "axes:\n  epochs: [2, 3]\n"))
+    space = load_space(str(path))
+    stop = EarlyStop((1, 2), 6.0)
+    options = RunOptions(storage="sqlite:///live.db", workers=1, early_stop=stop, seed=3)
+    run_study(space, options)
+    live = {}
+    for trial in load_study("sqlite:///live.db", "tiny").get_trials():
+        record = TrialRecord(trial)
+        decisions = sorted(record.decisions(), key=lambda d: d.rung)
+        live[record.point_key()] = [
+            (d.rung, d.proceed, d.position, d.of, d.values) for d in decisions
+        ]
+    assert any(not d[1] for ds in live.values() for d in ds), "the live run stopped nothing"
+    assert any(d[0] == 2 for ds in live.values() for d in ds), "no run of 3 reached rung 2"
+    recording = record_study("sqlite:///live.db", "tiny", complete=False)
+    assert decisions_of(replay_method(Grid(recording), "moasha", 3, 1, early_stop=stop)) == live
+
+
 @pytest.mark.parametrize(
     "method", ["random", "tpe", "nsga2", "moasha", "moasha-shuffled", "moasha-oracle"]
 )
