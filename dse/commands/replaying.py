@@ -34,20 +34,36 @@ def parse_methods(text: str) -> list[str]:
 
 
 def moasha_if_estimable(
-    recording: Recording, methods: list[str], explicit: bool
+    recording: Recording, methods: list[str], asked: str | None
 ) -> tuple[list[str], str | None]:
     """The methods to replay, and a note if MO-ASHA was left out: it ranks trials at a rung by
     objectives estimated from their curves, which only some metrics allow (moasha.ESTIMABLE),
     and one curve per trial, which a trial of several seeds is not (`dse run` refuses early
-    stopping with repeats). Asked for by name (`explicit`), it is refused in one line instead."""
+    stopping with repeats). Asked for (`asked`: the options that asked, as the refusal names
+    them), it is refused in one line instead."""
     rungs = [m for m in methods if m.startswith("moasha")]
     why = _why_no_moasha(recording)
     if not rungs or why is None:
         return methods, None
     left = [m for m in methods if m not in rungs]
-    if explicit or not left:
-        raise ConfigError(f"{option('methods')} {','.join(methods)}: {why}")
+    if asked is not None or not left:
+        raise ConfigError(f"{asked or option('methods') + ' ' + ','.join(methods)}: {why}")
     return left, f"{', '.join(rungs)} left out: {why}"
+
+
+def rule_settings(methods: list[str], rungs: str | None, eta: float | None) -> str | None:
+    """'--rungs and --eta' where given (they ask for MO-ASHA), else None; given without a
+    MO-ASHA method they would change nothing, so they are refused (as `dse run` refuses them
+    without --early-stop)."""
+    given = [option(n) for n, v in (("rungs", rungs), ("eta", eta)) if v is not None]
+    if not given:
+        return None
+    if not any(m.startswith("moasha") for m in methods):
+        raise ConfigError(
+            f"{' and '.join(given)}: only with a moasha method in {option('methods')} "
+            f"({','.join(methods)} has none)"
+        )
+    return " and ".join(given)
 
 
 def _why_no_moasha(recording: Recording) -> str | None:
@@ -109,7 +125,7 @@ def replay(
     seeds: int = 30,
     workers: int = 2,
     rungs: str | None = None,
-    eta: float = DEFAULT_ETA,
+    eta: float | None = None,
     plot: bool = False,
     out: str = "results",
     save: str | None = None,
@@ -117,6 +133,8 @@ def replay(
     """Replay each method `seeds` times over the recorded grid; `save` writes the record.
     `methods` None: DEFAULT_METHODS, less MO-ASHA where it cannot estimate the objectives."""
     chosen = parse_methods(",".join(DEFAULT_METHODS) if methods is None else methods)
+    settings = rule_settings(chosen, rungs, eta)
+    eta = DEFAULT_ETA if eta is None else eta
     early_stop = EarlyStop(parse_rungs(rungs) if rungs else None, check_eta(eta))
     for name, value in (("seeds", seeds), ("workers", workers), ("budget", budget or 1)):
         if value < 1:
@@ -126,7 +144,8 @@ def replay(
     if save is not None:
         check_writable(save, "save_record")
     recording, off_grid = load_recording(storage, study, record)
-    chosen, dropped = moasha_if_estimable(recording, chosen, explicit=methods is not None)
+    asked = f"{option('methods')} {','.join(chosen)}" if methods is not None else settings
+    chosen, dropped = moasha_if_estimable(recording, chosen, asked)
     grid = Grid(recording)
     budget = budget or math.ceil(len(grid.grid) / 3)
     result = replay_methods(grid, chosen, seeds, workers, budget, early_stop)

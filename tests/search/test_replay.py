@@ -538,6 +538,29 @@ def test_a_grid_of_several_run_lengths_names_each_ones_rungs(tmp_path):
     assert "2 virtual workers; moasha: rungs 1,16, eta 3;" in result.stderr
 
 
+def test_rungs_or_eta_without_moasha_are_refused(tmp_path):
+    """They changed nothing and were taken silently (dse run refuses them without
+    --early-stop); where MO-ASHA cannot replay the study, they ask for it and are refused."""
+    path = str(save_record(synthetic_recording(), tmp_path / "grid.json.gz"))
+    args = ["replay", "--record", path, "--seeds", "2"]
+    _one_line_error(
+        [*args, "--methods", "grid,random", "--eta", "2"],
+        "--eta: only with a moasha method in --methods (grid,random has none)",
+    )
+    _one_line_error(
+        [*args, "--methods", "tpe", "--rungs", "1", "--eta", "2"], "--rungs and --eta: only with"
+    )
+    result = runner.invoke(app, [*args, "--rungs", "1", "--eta", "2"])  # the default methods
+    assert result.exit_code == 0 and "moasha: rungs 1, eta 2;" in result.stderr
+    recording = synthetic_recording()
+    trials = [replace(t, config={**t.config, "repeats": 2}) for t in recording.trials]
+    repeats = str(save_record(replace(recording, trials=trials), tmp_path / "repeats.json.gz"))
+    _one_line_error(
+        ["replay", "--record", repeats, "--rungs", "1"],
+        "--rungs: study synthetic: its trials trained 2 seeds each",
+    )
+
+
 def test_a_study_of_repeats_counts_every_seeds_training_seconds(workdir):
     """A trial of 2 seeds trains both on its worker, its curve is the first seed's: the grid's
     training seconds were that curve's, half what `dse pareto` counts, and the replay's clock
