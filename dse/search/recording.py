@@ -97,7 +97,11 @@ class Recording:
         return space.with_param_names(recorded)
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        for trial in data["trials"]:  # a single seed's: written as before the field was
+            if trial["seeds_train_s"] is None:
+                del trial["seeds_train_s"]
+        return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any], source: str) -> Recording:

@@ -4,6 +4,7 @@ result for the same seed, the portable record, and one-line refusals of what can
 from __future__ import annotations
 
 import csv
+import gzip
 import io
 import json
 import random
@@ -294,6 +295,8 @@ def test_replay_is_quick():
 def test_a_record_file_round_trips_and_replays_by_the_cli(tmp_path):
     path = save_record(synthetic_recording(), tmp_path / "grid.json.gz")
     assert load_record(path) == synthetic_recording()
+    # a trial of one seed is written as before records knew several seeds' training seconds
+    assert "seeds_train_s" not in json.loads(gzip.decompress(path.read_bytes()))["trials"][0]
     again = save_record(synthetic_recording(), tmp_path / "again.json.gz")
     assert again.read_bytes() == path.read_bytes()  # no timestamp: a record diffs cleanly
     result = runner.invoke(
