@@ -245,7 +245,7 @@ def replay(
         int, typer.Option("--workers", min=1, help="Virtual workers, as in dse run.")
     ] = 2,
     rungs: RungsOpt = None,
-    eta: EtaOpt = 3.0,
+    eta: EtaOpt = None,
     plot: Annotated[
         bool, typer.Option("--plot", help="Write the HTML figure: hypervolume vs compute.")
     ] = False,

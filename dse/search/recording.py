@@ -4,9 +4,10 @@ compressed JSON file (`dse replay --save-record FILE` writes it, `--record FILE`
 The record holds the space (the file as parsed: axes, objectives, constraints, reference point),
 the parameter distributions the study recorded, and each trial that ran: its number, params,
 TrialConfig, per-epoch curve (EpochPoints) and final metrics and objective values (None for a
-trial stopped early). A replay needs every grid point run in full, with its curve; a record of
-anything less is refused when read from a study (`complete=True`), except where a caller asks
-for the trials as they are (the fidelity test replays a study that MO-ASHA stopped early).
+trial stopped early); a trial of several seeds also all its seeds' training seconds. A replay
+needs every grid point run in full, with its curve; a record of anything less is refused when
+read from a study (`complete=True`), except where a caller asks for the trials as they are
+(the fidelity test replays a study that MO-ASHA stopped early).
 """
 
 from __future__ import annotations
@@ -47,6 +48,8 @@ class RecordedTrial:
     curve: list[EpochPoint]
     values: list[float] | None  # the objectives, in the study's order; None if stopped
     metrics: dict[str, float] = field(default_factory=dict)
+    # a trial of several seeds: all its seeds' training seconds (its curve is the first seed's)
+    seeds_train_s: float | None = None
 
     @property
     def key(self) -> str:
@@ -59,6 +62,20 @@ class RecordedTrial:
     @property
     def compute_s(self) -> float:
         return self.curve[-1].elapsed_train_s if self.curve else 0.0
+
+    def over_all_seeds(self) -> RecordedTrial:
+        """Its curve stretched to take all its seeds' training seconds: a trial's seeds all
+        train on its worker, so a replay's clock and compute count them (as `dse pareto`)."""
+        if self.seeds_train_s is None or self.config.get("repeats", 1) == 1 or not self.curve:
+            return self
+        scale = self.seeds_train_s / self.curve[-1].elapsed_train_s
+        curve = [
+            replace(
+                p, epoch_time_s=p.epoch_time_s * scale, elapsed_train_s=p.elapsed_train_s * scale
+            )
+            for p in self.curve
+        ]
+        return replace(self, curve=curve)
 
 
 @dataclass(frozen=True)
@@ -80,7 +97,11 @@ class Recording:
         return space.with_param_names(recorded)
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        for trial in data["trials"]:  # a single seed's: written as before the field was
+            if trial["seeds_train_s"] is None:
+                del trial["seeds_train_s"]
+        return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any], source: str) -> Recording:
@@ -169,9 +190,16 @@ def recording_of(study: optuna.Study, complete: bool = True) -> Recording:
         record = TrialRecord(trial)
         values = list(trial.values) if trial.state == TrialState.COMPLETE else None
         config = record.config or {}
+        seeds_s = record.train_seconds() if config.get("repeats", 1) != 1 else None
         trials.append(
             RecordedTrial(
-                trial.number, dict(trial.params), config, record.curve, values, record.metrics
+                trial.number,
+                dict(trial.params),
+                config,
+                record.curve,
+                values,
+                record.metrics,
+                seeds_s,
             )
         )
     recording = Recording(
@@ -219,10 +247,17 @@ def complete_grid(recording: Recording) -> Recording:
     if missing:
         raise ConfigError(
             f"{where} is not a complete grid: {len(grid) - len(missing)} of {len(grid)} points "
-            f"ran in full (missing, say, {missing[0]}); replay needs every point run in full"
+            f"ran in full ({_why_missing(recording, missing)}); replay needs every point run "
+            "in full"
         )
     chosen = [by_key[key] for key in grid]
     for trial in chosen:
+        if not trial.config:
+            # read as TrialConfig defaults, it would be refused as running another length
+            raise ConfigError(
+                f"{where}: trial {trial.number} has no config stored with it: replay reads "
+                "its epochs and batch sizes from it"
+            )
         epochs = (
             trial.config.get("epochs", len(trial.curve)) if isinstance(trial.config, dict) else None
         )
@@ -240,6 +275,17 @@ def complete_grid(recording: Recording) -> Recording:
             )
         check_trial(trial, space.metric_names, where)
     return replace(recording, trials=chosen)
+
+
+def _why_missing(recording: Recording, missing: list[str]) -> str:
+    """What became of the grid's points that did not run in full: those MO-ASHA stopped
+    (the record holds their stopped trials), the rest failed or never ran."""
+    stopped = {trial.key for trial in recording.trials if trial.values is None}
+    early = [key for key in missing if key in stopped]
+    parts = [f"{len(early)} stopped early"] if early else []
+    if len(missing) > len(early):
+        parts.append(f"{len(missing) - len(early)} failed or never ran")
+    return f"{', '.join(parts)}; missing, say, {missing[0]}"
 
 
 def check_objectives(recording: Recording, where: str) -> None:
@@ -318,6 +364,9 @@ def check_trial(trial: RecordedTrial, metric_names: list[str], where: str) -> No
             )
         if not (_number(point.val_accuracy) and 0 <= point.val_accuracy <= 1):
             raise ConfigError(f"{epoch}: val_accuracy {point.val_accuracy!r} is not in [0, 1]")
+    seeds_s = trial.seeds_train_s
+    if seeds_s is not None and not (_number(seeds_s) and seeds_s > 0):
+        raise ConfigError(f"{at}: seeds_train_s {seeds_s!r} is not a positive number of seconds")
     check_config(trial, at)
     check_against_curve(trial, metric_names, at)
 

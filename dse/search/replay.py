@@ -87,12 +87,13 @@ class Grid:
         self.directions = recording.directions
         self.by_key: dict[str, RecordedTrial] = {}
         for trial in recording.trials:
-            self.by_key.setdefault(trial.key, trial)
+            self.by_key.setdefault(trial.key, trial.over_all_seeds())
         self.batch_sizes = {key: batch_sizes(t) for key, t in self.by_key.items()}
         every = self.space.grid() if self.space.finite else []
         self.grid = self.space.runnable(every)  # the points a run can train
         self.every = every  # with the clashing combinations, as the runner orders them
         self.epochs = max((t.epochs for t in recording.trials), default=0)  # the longest run's
+        self.run_lengths = sorted({t.epochs for t in recording.trials})  # an epochs axis: several
         complete = [t for t in self.by_key.values() if t.values is not None and self.feasible(t)]
         if not complete:
             constraints = "; ".join(str(c) for c in self.space.constraints)

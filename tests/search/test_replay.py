@@ -3,6 +3,9 @@ result for the same seed, the portable record, and one-line refusals of what can
 
 from __future__ import annotations
 
+import csv
+import gzip
+import io
 import json
 import random
 import sqlite3
@@ -45,10 +48,15 @@ FIXTURES = Path(__file__).parents[1] / "fixtures"
 runner = CliRunner()
 
 
-def synthetic_recording(epochs: int = 16, name: str = "synthetic") -> Recording:
-    """A 24-point grid (batch x lr x width) with made-up curves: no training."""
+def synthetic_recording(
+    epochs: int = 16, name: str = "synthetic", lengths: list[int] | None = None
+) -> Recording:
+    """A 24-point grid (batch x lr x width) with made-up curves: no training. `lengths`: an
+    epochs axis of those run lengths (x2 or x3 the points)."""
     raw = yaml.safe_load(TINY_SPACE.format(name=name, epochs=epochs, lrs="[0.0003, 0.001, 0.003]"))
     raw["axes"]["batch_schedule.batch_size"] = [16, 32, 64, 128]
+    if lengths:
+        raw["axes"]["epochs"] = lengths
     del raw["base"]["batch_schedule"]
     space = parse_space(raw, name)
     trials = []
@@ -58,7 +66,7 @@ def synthetic_recording(epochs: int = 16, name: str = "synthetic") -> Recording:
         epoch_s = (40 / batch**0.5) * (1 + 0.3 * routing)
         ceiling = 0.99 - abs(lr - 0.001) * 20 - 0.002 * batch / 16 + 0.003 * routing
         curve, elapsed, best = [], 0.0, 0.0
-        for e in range(1, epochs + 1):
+        for e in range(1, point.get("epochs", epochs) + 1):
             elapsed += epoch_s * (1 + 0.01 * ((number + e) % 3))
             accuracy = ceiling * (1 - 0.5 ** (e * (0.5 + lr * 300)))
             best = max(best, accuracy)
@@ -115,6 +123,31 @@ def test_replayed_moasha_takes_the_live_runs_decisions(workdir):
         TrialRecord(t).point_key(): TrialRecord(t).stopped_at
         for t in load_study("sqlite:///live.db", "tiny").get_trials()
     }
+
+
+def test_replayed_moasha_takes_the_live_runs_decisions_over_runs_of_several_lengths(workdir):
+    """An epochs axis: runs of 2 epochs decide at rung 1 only (2 is their last), runs of 3 at
+    1 and 2; a complete trial of 2 epochs is a peer at the longer runs' rung 2. One worker,
+    the run's seed: the replay takes the live run's decisions."""
+    path = write_space(workdir, epochs=2)
+    small = "dataset: {val_size: 50, test_subset: 50, train_subset: 150}"
+    text = path.read_text().replace("dataset: {val_size: 100, test_subset: 100}", small)
+    path.write_text(text.replace("axes:\n", "axes:\n  epochs: [2, 3]\n"))
+    space = load_space(str(path))
+    stop = EarlyStop((1, 2), 6.0)
+    options = RunOptions(storage="sqlite:///live.db", workers=1, early_stop=stop, seed=3)
+    run_study(space, options)
+    live = {}
+    for trial in load_study("sqlite:///live.db", "tiny").get_trials():
+        record = TrialRecord(trial)
+        decisions = sorted(record.decisions(), key=lambda d: d.rung)
+        live[record.point_key()] = [
+            (d.rung, d.proceed, d.position, d.of, d.values) for d in decisions
+        ]
+    assert any(not d[1] for ds in live.values() for d in ds), "the live run stopped nothing"
+    assert any(d[0] == 2 for ds in live.values() for d in ds), "no run of 3 reached rung 2"
+    recording = record_study("sqlite:///live.db", "tiny", complete=False)
+    assert decisions_of(replay_method(Grid(recording), "moasha", 3, 1, early_stop=stop)) == live
 
 
 @pytest.mark.parametrize(
@@ -187,6 +220,14 @@ def test_json_rows_keep_full_precision(tmp_path):
     assert all(type(v) is float for v in summary.row()["compute_share_ci"])  # not numpy's
     table = runner.invoke(app, args)
     assert table.exit_code == 0 and f"{summary.hv_share.mean:.4g}" in table.stdout
+    # CSV too (it printed the table's cells, intervals as '0.2847..1'): an interval's ends
+    # are columns of their own
+    result = runner.invoke(app, [*args, "--format", "csv"])
+    assert result.exit_code == 0, result.stderr
+    (cells,) = csv.DictReader(io.StringIO(result.stdout))
+    assert float(cells["hv_share"]) == row["hv_share"]
+    ends = [float(cells["compute_share_ci_low"]), float(cells["compute_share_ci_high"])]
+    assert ends == row["compute_share_ci"] and "hv_curve" not in cells
 
 
 def test_a_search_that_found_the_front_has_a_share_of_exactly_1():
@@ -254,6 +295,8 @@ def test_replay_is_quick():
 def test_a_record_file_round_trips_and_replays_by_the_cli(tmp_path):
     path = save_record(synthetic_recording(), tmp_path / "grid.json.gz")
     assert load_record(path) == synthetic_recording()
+    # a trial of one seed is written as before records knew several seeds' training seconds
+    assert "seeds_train_s" not in json.loads(gzip.decompress(path.read_bytes()))["trials"][0]
     again = save_record(synthetic_recording(), tmp_path / "again.json.gz")
     assert again.read_bytes() == path.read_bytes()  # no timestamp: a record diffs cleanly
     result = runner.invoke(
@@ -287,6 +330,11 @@ def test_the_notes_name_only_what_the_methods_run_were_given(tmp_path):
     assert result.exit_code == 0, result.stderr
     assert "2 virtual workers; moasha: rungs " in result.stderr
     assert "trials (each point" not in result.stderr
+    result = runner.invoke(
+        app, [*args[:-2], "--budget", "1", "--workers", "1", "--methods", "random"]
+    )
+    assert result.exit_code == 0, result.stderr  # one of each: not '1 virtual workers', '1 trials'
+    assert "1 virtual worker; random: 1 trial (each point at most once); " in result.stderr
 
 
 def test_rungs_past_the_last_epoch_are_named(tmp_path):
@@ -326,6 +374,13 @@ def test_bad_input_is_refused_in_one_line(tmp_path, monkeypatch):
     # a grid with a point missing
     save_record(Recording(**{**recording.__dict__, "trials": recording.trials[1:]}), "part.json.gz")
     _one_line_error(["replay", "--record", "part.json.gz"], "not a complete grid: 23 of 24")
+    # points MO-ASHA stopped are named apart from those that failed or never ran
+    stopped = replace(recording.trials[1], values=None)
+    save_record(replace(recording, trials=[stopped, *recording.trials[2:]]), "stopped.json.gz")
+    _one_line_error(
+        ["replay", "--record", "stopped.json.gz"],
+        "22 of 24 points ran in full (1 stopped early, 1 failed or never ran; missing, say, ",
+    )
     Path("junk.json.gz").write_text("{}")
     _one_line_error(["replay", "--record", "junk.json.gz"], "not a dse record")
     _one_line_error(["replay", "--record", "none.json.gz"], "no such file")
@@ -383,7 +438,8 @@ def _with_epoch(recording: Recording, trial: int, index: int, **changes) -> Reco
         (lambda r: replace(r, metric_names=["a"], directions=["minimize"]), "2 or 3 objectives"),
         (lambda r: _damaged(r, 3, config="zz"), "trial 3: params and config must be mappings"),
         (lambda r: replace(r, study=5), "a damaged dse record (study 5: expected its name)"),
-        (lambda r: _damaged(r, 3, config={}), "trial 3: its config runs 30 epochs, not 16"),
+        (lambda r: _damaged(r, 3, config={}), "trial 3 has no config stored with it"),
+        (lambda r: _damaged(r, 3, seeds_train_s=-1.0), "trial 3: seeds_train_s -1.0 is not"),
         (
             lambda r: _damaged(r, 3, config={**r.trials[3].config, "epochs": "16"}),
             "trial 3: its config's epochs '16' is not a positive whole number",
@@ -468,6 +524,63 @@ def test_moasha_is_left_out_or_refused_where_it_cannot_estimate_an_objective(tmp
     _one_line_error(
         ["replay", "--record", path, "--methods", "grid,moasha"], "peak_mem_mb cannot be estimated"
     )
+
+
+def test_a_grid_of_several_run_lengths_names_each_ones_rungs(tmp_path):
+    """An epochs axis: each run waits at its own length's rungs (runs of 2 epochs at none);
+    the note named the longest run's only ('rungs 1,3 (successive halving's for 16 epochs)')."""
+    path = save_record(synthetic_recording(lengths=[2, 16]), tmp_path / "grid.json.gz")
+    args = ["replay", "--record", str(path), "--seeds", "2", "--methods", "grid,moasha"]
+    result = runner.invoke(app, [*args, "--workers", "1"])
+    assert result.exit_code == 0, result.stderr
+    notes = "1 virtual worker; moasha: rungs 1,3 for runs of 16 epochs, none for runs of 2 epochs"
+    assert f"{notes} (successive halving's), eta 3;" in result.stderr
+    result = runner.invoke(app, [*args, "--rungs", "1,16"])
+    assert result.exit_code == 0, result.stderr
+    assert "--rungs 16: at or past the longest trials' last epoch (16)" in result.stderr
+    assert "2 virtual workers; moasha: rungs 1,16, eta 3;" in result.stderr
+
+
+def test_rungs_or_eta_without_moasha_are_refused(tmp_path):
+    """They changed nothing and were taken silently (dse run refuses them without
+    --early-stop); where MO-ASHA cannot replay the study, they ask for it and are refused."""
+    path = str(save_record(synthetic_recording(), tmp_path / "grid.json.gz"))
+    args = ["replay", "--record", path, "--seeds", "2"]
+    _one_line_error(
+        [*args, "--methods", "grid,random", "--eta", "2"],
+        "--eta: only with a moasha method in --methods (grid,random has none)",
+    )
+    _one_line_error(
+        [*args, "--methods", "tpe", "--rungs", "1", "--eta", "2"], "--rungs and --eta: only with"
+    )
+    result = runner.invoke(app, [*args, "--rungs", "1", "--eta", "2"])  # the default methods
+    assert result.exit_code == 0 and "moasha: rungs 1, eta 2;" in result.stderr
+    recording = synthetic_recording()
+    trials = [replace(t, config={**t.config, "repeats": 2}) for t in recording.trials]
+    repeats = str(save_record(replace(recording, trials=trials), tmp_path / "repeats.json.gz"))
+    _one_line_error(
+        ["replay", "--record", repeats, "--rungs", "1"],
+        "--rungs: study synthetic: its trials trained 2 seeds each",
+    )
+
+
+def test_a_study_of_repeats_counts_every_seeds_training_seconds(workdir):
+    """A trial of 2 seeds trains both on its worker, its curve is the first seed's: the grid's
+    training seconds were that curve's, half what `dse pareto` counts, and the replay's clock
+    ran each trial for one seed."""
+    path = write_space(workdir)
+    path.write_text(path.read_text() + "repeats: 2\n")
+    run_study(load_space(str(path)), RunOptions(storage="sqlite:///rep.db", workers=1, seed=0))
+    trials = load_study("sqlite:///rep.db", "tiny").get_trials()
+    spent = sum(TrialRecord(t).train_seconds() for t in trials)
+    grid = Grid(record_study("sqlite:///rep.db", "tiny"))
+    assert grid.compute_s == pytest.approx(spent, rel=1e-9)
+    assert grid.compute_s > 1.5 * sum(TrialRecord(t).curve[-1].elapsed_train_s for t in trials)
+    run = replay_method(grid, "grid", 0, 2)
+    assert run.compute_s == grid.compute_s  # the whole grid: a share of exactly 1
+    # a record saved before it knew its seeds' seconds replays on its first seed's curve
+    first_seeds = [replace(t, seeds_train_s=None) for t in grid.recording.trials]
+    assert Grid(replace(grid.recording, trials=first_seeds)).compute_s < grid.compute_s
 
 
 def test_moasha_is_left_out_or_refused_on_a_study_of_repeats(tmp_path):
