@@ -24,7 +24,6 @@ from typer.core import TyperCommand, TyperGroup
 from dse import commands
 from dse.cli import explore, single
 from dse.errors import INTERRUPTED_EXIT, DseError, Interrupted, as_cli
-from dse.search.signals import signal_of, sigterm_as_interrupt
 
 EXPLORE = "Explore a space"
 ONE_CONFIG = "One configuration"
@@ -67,7 +66,7 @@ class OneLineErrors(Group):
         if not standalone_mode:  # the caller handles every exception itself
             return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         try:
-            with sigterm_as_interrupt():  # every command: SIGTERM ends it as Ctrl-C does
+            with commands.sigterm_as_interrupt():  # every command: SIGTERM ends it as Ctrl-C does
                 code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         except DseError as exc:
             _fail(exc, exc)
@@ -95,7 +94,7 @@ class OneLineErrors(Group):
         try:
             return super().invoke(ctx)
         except KeyboardInterrupt as exc:
-            raise Interrupted(STOPPED, signal_of(exc)) from None
+            raise Interrupted(STOPPED, commands.signal_of(exc)) from None
 
 
 def _fail(error: DseError, raised: BaseException) -> None:

@@ -12,6 +12,7 @@ from dse.measure.calibrate import DEFAULT_PATH as CALIBRATION_PATH
 from dse.search.options import BACKENDS, RunOptions
 from dse.search.outage import DEFAULT_OUTAGE_LIMIT_S
 from dse.search.picks import PICKS
+from dse.search.signals import signal_of, sigterm_as_interrupt
 from dse.search.storage import DEFAULT_STORAGE
 from dse.search.study import SAMPLERS
 from dse.train.memory import out_of_memory_error
@@ -45,6 +46,8 @@ __all__ = [
     "reproduce",
     "run",
     "show_config",
+    "signal_of",
+    "sigterm_as_interrupt",
     "spaces",
     "studies",
     "summary",

@@ -11,7 +11,8 @@ from dse.errors import ConfigError, option
 from dse.output import Rows, Shown, csv_text, file_stem
 from dse.search.estimates import ESTIMABLE
 from dse.search.moasha import DEFAULT_ETA, EarlyStop, check_eta, parse_rungs
-from dse.search.recording import Recording, complete_grid, load_record, record_study, save_record
+from dse.search.record_checks import complete_grid
+from dse.search.recording import Recording, load_record, record_study, save_record
 from dse.search.replay import GRID_METHODS, METHODS, Grid
 from dse.search.replay_summary import CI_METHOD, ReplayResult, replay_methods
 

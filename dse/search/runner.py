@@ -199,15 +199,10 @@ class Runner:
         self.stop = stop or StopSignals()
         start = time.monotonic()
         trials = self.counting.trials(self.study)
-        history = seconds_per_epoch(trials)
-        done = finished_count(trials)
+        plan, objectives = self.plan, list(self.space.metric_names)
+        done, history = finished_count(trials), seconds_per_epoch(trials)
         self.reporter.start(
-            self.plan.study_name,
-            self.plan.planned,
-            done,
-            self.pool.slots,
-            list(self.space.metric_names),
-            history,
+            plan.study_name, plan.planned, done, self.pool.slots, objectives, history
         )
         try:
             self._loop()
