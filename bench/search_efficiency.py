@@ -42,6 +42,7 @@ from dse.progress import LineReporter
 from dse.search.moasha import EarlyStop, parse_rungs
 from dse.search.options import RunOptions
 from dse.search.pareto import hypervolume
+from dse.search.record_checks import complete_grid
 from dse.search.recording import Recording, load_record, record_study
 from dse.search.records import StudyRecord, TrialRecord
 from dse.search.replay import Grid
@@ -158,8 +159,9 @@ def early_stop_of(args) -> EarlyStop:
 
 
 def replay_report(recording: Recording, methods: list[str], args, budget: int) -> dict:
-    """Each method replayed with --seeds seeds on the record: a markdown table, and the rows."""
-    grid = Grid(recording)
+    """Each method replayed with --seeds seeds on the record (a complete grid, else refused): a
+    markdown table, and the rows."""
+    grid = Grid(complete_grid(recording))
     early_stop = early_stop_of(args)
     result = replay_methods(grid, methods, args.seeds, args.workers, budget, early_stop)
     rows = [s.row() for s in result.summaries]
@@ -197,7 +199,7 @@ def replay_report(recording: Recording, methods: list[str], args, budget: int) -
 
 def replay_only(args, methods: list[str]) -> None:
     """--record: the replay alone, nothing trains."""
-    recording = load_record(args.record)
+    recording = complete_grid(load_record(args.record))
     budget = args.budget or math.ceil(len(Grid(recording).grid) / 3)
     report = replay_report(recording, methods, args, budget)
     summary = {"record": args.record, "study": recording.study, "workers": args.workers}

@@ -99,7 +99,7 @@ def load_recording(
     elif storage is None:
         raise ConfigError(f"give {option('storage')} (and {option('study')}) or {option('record')}")
     else:
-        whole = record_study(storage, study, complete=False)
+        whole = record_study(storage, study)
     grid = complete_grid(whole)
     return grid, _off_grid(whole, grid)
 

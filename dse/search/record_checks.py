@@ -14,7 +14,7 @@ from dse.search.records import param_key
 from dse.train.result import current_metric
 from dse.train.schedules import epoch_batch_sizes
 
-if TYPE_CHECKING:  # recording.py reads its records through these checks
+if TYPE_CHECKING:
     from dse.search.recording import RecordedTrial, Recording
 
 

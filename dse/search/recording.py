@@ -5,9 +5,9 @@ The record holds the space (the file as parsed: axes, objectives, constraints, r
 the parameter distributions the study recorded, and each trial that ran: its number, params,
 TrialConfig, per-epoch curve (EpochPoints) and final metrics and objective values (None for a
 trial stopped early); a trial of several seeds also all its seeds' training seconds. A replay
-needs every grid point run in full, with its curve; a record of anything less is refused when
-read from a study (`complete=True`), except where a caller asks for the trials as they are
-(the fidelity test replays a study that MO-ASHA stopped early).
+needs every grid point run in full, with its curve: record_checks.complete_grid refuses a record
+of anything less (the fidelity test replays the trials as they are, a study that MO-ASHA
+stopped early).
 """
 
 from __future__ import annotations
@@ -25,7 +25,6 @@ from optuna.trial import TrialState
 
 from dse.errors import ConfigError, option
 from dse.files import publish
-from dse.search.record_checks import complete_grid
 from dse.search.records import EpochPoint, StudyRecord, TrialRecord, param_key
 from dse.search.storage import close_storage
 from dse.search.study import load_study, open_to_read
@@ -162,18 +161,18 @@ def load_record(path: str | Path) -> Recording:
     return Recording.from_json(data, f"{option('record')} {path}")
 
 
-def record_study(storage: str, study_name: str | None, complete: bool = True) -> Recording:
-    """The record of a stored study; with `complete`, a grid whose every point ran in full with
-    its per-epoch curve, else refused (ConfigError)."""
+def record_study(storage: str, study_name: str | None) -> Recording:
+    """The record of a stored study, its complete and stopped trials as they are (a replay
+    takes it through record_checks.complete_grid)."""
     opened = open_to_read(storage)
     try:
         study = load_study(opened, study_name)
-        return recording_of(study, complete)
+        return recording_of(study)
     finally:
         close_storage(opened)
 
 
-def recording_of(study: optuna.Study, complete: bool = True) -> Recording:
+def recording_of(study: optuna.Study) -> Recording:
     raw = StudyRecord(study).space
     name = study.study_name
     if not raw:
@@ -199,7 +198,7 @@ def recording_of(study: optuna.Study, complete: bool = True) -> Recording:
                 seeds_s,
             )
         )
-    recording = Recording(
+    return Recording(
         study=name,
         space=raw,
         metric_names=list(study.metric_names or []),
@@ -207,6 +206,3 @@ def recording_of(study: optuna.Study, complete: bool = True) -> Recording:
         distributions=distributions,
         trials=trials,
     )
-    if complete:
-        return complete_grid(recording)
-    return recording

@@ -21,6 +21,7 @@ from typer.testing import CliRunner
 from dse.cli import app
 from dse.search.moasha import EarlyStop
 from dse.search.options import RunOptions
+from dse.search.record_checks import complete_grid
 from dse.search.recording import (
     FORMAT,
     RecordedTrial,
@@ -115,7 +116,7 @@ def test_replayed_moasha_takes_the_live_runs_decisions(workdir):
             (d.rung, d.proceed, d.position, d.of, d.values) for d in decisions
         ]
     assert any(not d[1] for ds in live.values() for d in ds), "the live run stopped nothing"
-    recording = record_study("sqlite:///live.db", "tiny", complete=False)
+    recording = record_study("sqlite:///live.db", "tiny")
     replayed = replay_method(Grid(recording), "moasha", 0, 1, early_stop=EarlyStop((1, 2), 6.0))
     assert decisions_of(replayed) == live
     stopped = {t.point: t.stopped_at for t in replayed.trials}
@@ -146,7 +147,7 @@ def test_replayed_moasha_takes_the_live_runs_decisions_over_runs_of_several_leng
         ]
     assert any(not d[1] for ds in live.values() for d in ds), "the live run stopped nothing"
     assert any(d[0] == 2 for ds in live.values() for d in ds), "no run of 3 reached rung 2"
-    recording = record_study("sqlite:///live.db", "tiny", complete=False)
+    recording = record_study("sqlite:///live.db", "tiny")
     assert decisions_of(replay_method(Grid(recording), "moasha", 3, 1, early_stop=stop)) == live
 
 
@@ -573,7 +574,7 @@ def test_a_study_of_repeats_counts_every_seeds_training_seconds(workdir):
     run_study(load_space(str(path)), RunOptions(storage="sqlite:///rep.db", workers=1, seed=0))
     trials = load_study("sqlite:///rep.db", "tiny").get_trials()
     spent = sum(TrialRecord(t).train_seconds() for t in trials)
-    grid = Grid(record_study("sqlite:///rep.db", "tiny"))
+    grid = Grid(complete_grid(record_study("sqlite:///rep.db", "tiny")))
     assert grid.compute_s == pytest.approx(spent, rel=1e-9)
     assert grid.compute_s > 1.5 * sum(TrialRecord(t).curve[-1].elapsed_train_s for t in trials)
     run = replay_method(grid, "grid", 0, 2)

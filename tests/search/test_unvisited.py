@@ -48,7 +48,7 @@ def test_the_replay_asks_what_the_live_run_asked(workdir):
     ]
     assert len(live) == len(set(live)) == 5
     assert any(TrialRecord(t).never_ran for t in trials), "seed 3 draws repeats on this grid"
-    recording = record_study("sqlite:///r.db", "tiny", complete=False)  # 5 of the 6 points
+    recording = record_study("sqlite:///r.db", "tiny")  # 5 of the 6 points
     replayed = replay_method(Grid(recording), "random", 3, 1, 5)
     assert [t.point for t in replayed.trials] == live
 
