@@ -157,6 +157,7 @@ def test_a_postgresql_restart_mid_study_on_dask_loses_no_trial_and_doubles_none(
     run = start_run(
         *("--space", str(space), "--storage", url, "--data-dir", str(tmp_path / "data")),
         *("--backend", "dask", "--scheduler", cluster.scheduler_address),
+        *("--checkpoint-dir", str(tmp_path / "checkpoints")),  # not the workers' own folder
     )
     back, stderr = _restart_mid_study(restartable_postgres, url, run)
     _assert_each_point_complete_once(url, space, back)
