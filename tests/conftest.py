@@ -137,6 +137,24 @@ def write_space(
     return path
 
 
+def params_study():
+    """A StudyView of n_params against val_accuracy; trial 2 fails its constraint."""
+    import optuna
+
+    from dse.search.results import StudyView
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(directions=["minimize", "maximize"])
+    study.set_metric_names(["n_params", "val_accuracy"])
+    for n_params, accuracy, excess in ((17368, 0.47, -0.1), (3274634, 0.75, -0.4), (100, 0.2, 0.1)):
+        study.add_trial(
+            optuna.create_trial(
+                values=[n_params, accuracy], constraints={"val_accuracy >= 0.3": excess}
+            )
+        )
+    return StudyView(study)
+
+
 def subprocess_env() -> dict[str, str]:
     """This environment with the repository first on PYTHONPATH (kept: it may hold packages)."""
     path = [str(Path(__file__).resolve().parents[1]), os.environ.get("PYTHONPATH", "")]

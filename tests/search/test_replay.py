@@ -94,6 +94,18 @@ def decisions_of(run) -> dict[str, list[tuple]]:
     }
 
 
+def _live_decisions(storage: str) -> dict[str, list[tuple]]:
+    """Each point's MO-ASHA decisions in the live study 'tiny', rung by rung."""
+    live = {}
+    for trial in load_study(storage, "tiny").get_trials():
+        record = TrialRecord(trial)
+        decisions = sorted(record.decisions(), key=lambda d: d.rung)
+        live[record.point_key()] = [
+            (d.rung, d.proceed, d.position, d.of, d.values) for d in decisions
+        ]
+    return live
+
+
 def test_replayed_moasha_takes_the_live_runs_decisions(workdir):
     """One worker, MO-ASHA over a real grid of 6: the replay over the run's own records stops
     the same trials at the same rungs, with the same positions and estimates. eta 6 lets only
@@ -108,13 +120,7 @@ def test_replayed_moasha_takes_the_live_runs_decisions(workdir):
         storage="sqlite:///live.db", workers=1, early_stop=EarlyStop((1, 2), 6.0), seed=0
     )
     run_study(space, options)
-    live = {}
-    for trial in load_study("sqlite:///live.db", "tiny").get_trials():
-        record = TrialRecord(trial)
-        decisions = sorted(record.decisions(), key=lambda d: d.rung)
-        live[record.point_key()] = [
-            (d.rung, d.proceed, d.position, d.of, d.values) for d in decisions
-        ]
+    live = _live_decisions("sqlite:///live.db")
     assert any(not d[1] for ds in live.values() for d in ds), "the live run stopped nothing"
     recording = record_study("sqlite:///live.db", "tiny")
     replayed = replay_method(Grid(recording), "moasha", 0, 1, early_stop=EarlyStop((1, 2), 6.0))
@@ -138,13 +144,7 @@ def test_replayed_moasha_takes_the_live_runs_decisions_over_runs_of_several_leng
     stop = EarlyStop((1, 2), 6.0)
     options = RunOptions(storage="sqlite:///live.db", workers=1, early_stop=stop, seed=3)
     run_study(space, options)
-    live = {}
-    for trial in load_study("sqlite:///live.db", "tiny").get_trials():
-        record = TrialRecord(trial)
-        decisions = sorted(record.decisions(), key=lambda d: d.rung)
-        live[record.point_key()] = [
-            (d.rung, d.proceed, d.position, d.of, d.values) for d in decisions
-        ]
+    live = _live_decisions("sqlite:///live.db")
     assert any(not d[1] for ds in live.values() for d in ds), "the live run stopped nothing"
     assert any(d[0] == 2 for ds in live.values() for d in ds), "no run of 3 reached rung 2"
     recording = record_study("sqlite:///live.db", "tiny")

@@ -23,6 +23,7 @@ from dse.search.results import (
     reference_point,
     trials_frame,
 )
+from tests.conftest import params_study
 
 DIRECTIONS = ["minimize", "maximize"]
 
@@ -84,23 +85,10 @@ def test_a_std_the_seeds_do_not_give_is_none_not_zero():
     assert all(row["val_accuracy_std"] == 0.01 for row in rows)
 
 
-def _params_study() -> StudyView:
-    """n_params against val_accuracy; trial 2 fails its constraint."""
-    study = optuna.create_study(directions=["minimize", "maximize"])
-    study.set_metric_names(["n_params", "val_accuracy"])
-    for n_params, accuracy, excess in ((17368, 0.47, -0.1), (3274634, 0.75, -0.4), (100, 0.2, 0.1)):
-        study.add_trial(
-            optuna.create_trial(
-                values=[n_params, accuracy], constraints={"val_accuracy >= 0.3": excess}
-            )
-        )
-    return StudyView(study)
-
-
 def test_a_count_objective_reads_as_the_integer_it_is():
     # optuna stores values as floats: the front printed 17368 beside 3,274,634 in one column,
     # and 17368.0 in CSV and JSON where `dse trials` has 17368
-    rows = pareto_rows(_params_study())
+    rows = pareto_rows(params_study())
     assert [(row["number"], row["n_params"]) for row in rows] == [(0, 17368), (1, 3274634)]
     assert all(type(row["n_params"]) is int for row in rows)
 
@@ -108,7 +96,7 @@ def test_a_count_objective_reads_as_the_integer_it_is():
 def test_only_a_complete_trial_is_judged_feasible():
     # a trial stopped early (or failed) has no constraint values: it read as feasible, True,
     # beside its own val_accuracy 0.075 under `val_accuracy >= 0.3`
-    view = _params_study()
+    view = params_study()
     view.study.add_trial(
         optuna.create_trial(state=optuna.trial.TrialState.PRUNED, intermediate_values={1: 0.1})
     )
