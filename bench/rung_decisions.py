@@ -17,8 +17,9 @@ import random
 import statistics
 import time
 
+from dse.search.early_stop import EarlyStop
 from dse.search.forms import EpochPoint
-from dse.search.moasha import EarlyStop, Peer, RungBook
+from dse.search.moasha import Peer, RungBook
 
 RUNGS = (1, 3, 9, 27)
 

@@ -39,7 +39,7 @@ import math
 from pathlib import Path
 
 from dse.progress import LineReporter
-from dse.search.moasha import EarlyStop, parse_rungs
+from dse.search.early_stop import EarlyStop, parse_rungs
 from dse.search.options import RunOptions
 from dse.search.pareto import hypervolume
 from dse.search.record_checks import complete_grid

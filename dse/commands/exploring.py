@@ -10,7 +10,7 @@ from dse.commands.paths import check_output_dir
 from dse.config import DATASETS
 from dse.errors import ConfigError, choose_from, option
 from dse.output import Rows, Shown, csv_text, file_stem
-from dse.search.moasha import DEFAULT_ETA, EarlyStop, check_eta, parse_rungs
+from dse.search.early_stop import DEFAULT_ETA, EarlyStop, check_eta, parse_rungs
 from dse.search.options import RunOptions
 from dse.search.recorder import RunSummary
 from dse.search.runner import run_study

@@ -9,8 +9,8 @@ from pathlib import Path
 from dse.commands.paths import check_output_dir, check_writable
 from dse.errors import ConfigError, option
 from dse.output import Rows, Shown, csv_text, file_stem
+from dse.search.early_stop import DEFAULT_ETA, EarlyStop, check_eta, parse_rungs
 from dse.search.estimates import ESTIMABLE
-from dse.search.moasha import DEFAULT_ETA, EarlyStop, check_eta, parse_rungs
 from dse.search.record_checks import complete_grid
 from dse.search.recording import Recording, load_record, record_study, save_record
 from dse.search.replay import GRID_METHODS, METHODS, Grid

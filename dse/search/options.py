@@ -13,8 +13,8 @@ from dse.config import DatasetConfig, TrialConfig
 from dse.errors import ConfigError, choose_from, option
 from dse.output import file_stem
 from dse.search.devices import Slot, cpu_count, plan_slots
+from dse.search.early_stop import EarlyStop
 from dse.search.grid_order import spread_order
-from dse.search.moasha import EarlyStop
 from dse.search.outage import DEFAULT_OUTAGE_LIMIT_S
 from dse.search.storage import DEFAULT_STORAGE, OPEN_WAIT_S, journal_path, sqlite_path
 from dse.search.study import SAMPLERS

@@ -32,8 +32,9 @@ import optuna
 from optuna.trial import TrialState
 
 from dse.errors import ConfigError, DseError
+from dse.search.early_stop import EarlyStop
 from dse.search.grid_order import spread_order
-from dse.search.moasha import EarlyStop, Peer, RungBook
+from dse.search.moasha import Peer, RungBook
 from dse.search.pareto import hypervolume, non_dominated
 from dse.search.recording import RecordedTrial, Recording
 from dse.search.records import Decision, EpochPoint, TrialRecord, param_key

@@ -13,7 +13,7 @@ from typing import Any
 
 from scipy import stats
 
-from dse.search.moasha import EarlyStop
+from dse.search.early_stop import EarlyStop
 from dse.search.replay import Grid, SeedRun, replay_method
 
 CI_LEVEL = 0.95

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import pytest
 
+from dse.search.early_stop import EarlyStop
 from dse.search.gains import MAX_LEVELS, Finished, GainModel
-from dse.search.moasha import EarlyStop, EpochPoint, Peer, RungBook
+from dse.search.moasha import EpochPoint, Peer, RungBook
 
 TIME_ACC = ["minimize", "maximize"]
 

@@ -8,19 +8,15 @@ import time
 from dataclasses import dataclass, replace
 
 import numpy as np
-import pytest
 
-from dse.errors import ConfigError
+from dse.search.early_stop import EarlyStop
 from dse.search.gains import Finished, GainModel
 from dse.search.moasha import (
-    EarlyStop,
     EpochPoint,
     Peer,
     RungBook,
     RungRecord,
     decide,
-    halving_rungs,
-    parse_rungs,
     rung_fronts,
     rung_order,
     rung_values,
@@ -145,6 +141,38 @@ def test_a_late_rung_lets_its_first_front_go_on():
         assert (decision.proceed, decision.position, decision.of) == (proceed, 2, 2)
 
 
+def test_a_last_rung_lets_its_first_front_go_on_once_it_holds_eta_records():
+    """At a run's last rung, a newcomer no record dominates goes on behind the cutoff once the
+    rung holds eta records (efficiency_policies' front: the middle point, third of 4, was
+    stopped); below eta records, and for a dominated newcomer, the cutoff stands."""
+    fast = RungRecord(0, (11.7, 0.947))
+    accurate = RungRecord(1, (15.5, 0.968))
+    middle = RungRecord(2, (12.3, 0.958))  # on the front between the two
+    slower = RungRecord(3, (16.7, 0.961))  # dominated by `accurate`
+    paper = decide(3, middle, [slower, accurate, fast], TIME_ACC, 3.0)
+    assert (paper.proceed, paper.position, paper.of, paper.cutoff) == (False, 3, 4, 2)
+    last = decide(3, middle, [slower, accurate, fast], TIME_ACC, 3.0, last=True)
+    assert (last.proceed, last.position, last.of, last.cutoff) == (True, 3, 4, 2)
+    assert not decide(3, middle, [fast], TIME_ACC, 3.0, last=True).proceed  # 2 < eta records
+    assert decide(3, middle, [accurate, fast], TIME_ACC, 3.0, last=True).proceed  # 3 records
+    assert not decide(3, slower, [middle, accurate, fast], TIME_ACC, 3.0, last=True).proceed
+    # the runner's and the replay's path: rung 3 is the last of a 10-epoch run's rungs (1,3),
+    # not of a 27-epoch run's (1,3,9)
+    book = RungBook(EarlyStop(), ["train_time_s", "val_accuracy"], TIME_ACC)
+
+    def curve(epoch_time: float, accuracy: float) -> list[EpochPoint]:
+        return [EpochPoint(e, 32, epoch_time, epoch_time * e, accuracy) for e in (1, 2, 3)]
+
+    for epochs, proceed in ((10, True), (27, False)):
+        sizes = (32,) * epochs
+        peers = [
+            Peer(n, curve(t, acc), sizes)
+            for n, t, acc in ((0, 1.0, 0.947), (1, 1.5, 0.968), (3, 1.65, 0.961))
+        ]
+        decision = book.rank(3, 2, curve(1.05, 0.958), sizes, peers, {})
+        assert (decision.proceed, decision.position, decision.of) == (proceed, 3, 4)
+
+
 # --- a rung schedule driven by synthetic learning curves, two workers --------------------------
 
 
@@ -221,30 +249,6 @@ def test_the_same_curves_in_another_order_decide_otherwise():
     assert decisions == [(0, 1, True), (1, 1, True)]  # good dominates fast: 1st of 2
     decisions, _ = simulate([good, fast], workers=1, rungs=(1,), eta=3)
     assert decisions == [(0, 1, True), (1, 1, False)]
-
-
-def test_settings_are_checked():
-    assert parse_rungs("1,3,9") == (1, 3, 9)
-    for bad in ("1,x", "3,1", "0,2", "1,1"):
-        with pytest.raises(ConfigError, match="^rungs"):
-            parse_rungs(bad)
-    with pytest.raises(ConfigError, match="objectives.n_params: early_stop moasha cannot"):
-        EarlyStop().check(["train_time_s", "n_params"], "s.yaml")
-    assert EarlyStop((1, 3, 9)).decides_at(3, 9) and not EarlyStop((1, 3, 9)).decides_at(9, 9)
-
-
-def test_default_rungs_are_successive_halvings_for_the_run():
-    """Without --rungs: 1, eta, eta^2 ... each while eta times it fits in the run."""
-    default = EarlyStop()
-    assert [default.rungs_for(e) for e in (2, 3, 8, 9, 16, 26, 27, 80, 81)] == [
-        (), (1,), (1,), (1, 3), (1, 3), (1, 3), (1, 3, 9), (1, 3, 9), (1, 3, 9, 27)
-    ]  # fmt: skip
-    assert halving_rungs(16, 2) == (1, 2, 4, 8) and halving_rungs(16, 2.5) == (1, 2, 6)
-    assert halving_rungs(10, 4) == (1,)
-    assert default.decides_at(3, 16) and not default.decides_at(9, 16)
-    assert EarlyStop((1, 3, 9)).rungs_for(16) == (1, 3, 9)  # given rungs stay as given
-    assert default.describe(16) == "1,3 (successive halving's for 16 epochs)"
-    assert EarlyStop((1, 3, 9)).describe(16) == "1,3,9"
 
 
 def test_trials_run_before_early_stopping_was_on_count_at_its_rungs(workdir):

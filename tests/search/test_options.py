@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from dse.errors import ConfigError, as_cli
-from dse.search.moasha import EarlyStop
+from dse.search.early_stop import EarlyStop
 from dse.search.options import RunOptions, checkpoint_folder, plan_run, tidy_checkpoints
 from dse.space import load_space, parse_space
 

@@ -19,7 +19,7 @@ import yaml
 from typer.testing import CliRunner
 
 from dse.cli import app
-from dse.search.moasha import EarlyStop
+from dse.search.early_stop import EarlyStop
 from dse.search.options import RunOptions
 from dse.search.record_checks import complete_grid
 from dse.search.recording import (
