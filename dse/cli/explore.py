@@ -150,7 +150,7 @@ def trials(
         typer.Option(
             "--columns",
             metavar="A,B,...",
-            help="The table's columns (default: what fits the terminal; csv and json have all).",
+            help="The columns, in that order, in any format (default: what fits; csv, json: all).",
         ),
     ] = None,
     format: FormatOpt = Format.table,

@@ -10,6 +10,7 @@ from dse.commands.paths import check_output_dir
 from dse.config import DATASETS
 from dse.errors import ConfigError, choose_from, option
 from dse.output import Rows, Shown, csv_text, file_stem
+from dse.search.columns import PARAMS_PREFIX
 from dse.search.early_stop import DEFAULT_ETA, EarlyStop, check_eta, parse_rungs
 from dse.search.options import RunOptions
 from dse.search.recorder import RunSummary
@@ -36,7 +37,8 @@ def early_stop_from(rule: str | None, rungs: str | None = None, eta: float | Non
 
 
 def front_shown(rows: list[dict[str, Any]], title: str, header: list[str]) -> Shown:
-    """The front: one row per member, its params flattened into params_* columns in tables;
+    """The front: one row per member, its params flattened into params_* columns in tables,
+    every row with every column of `header`, in its order (a param the member lacks: empty);
     JSON keeps each member's params as an object. An empty front is a sentence (CSV: the
     `header` alone)."""
     if not rows:
@@ -44,10 +46,11 @@ def front_shown(rows: list[dict[str, Any]], title: str, header: list[str]) -> Sh
         return Shown(text=text, data=[], csv=csv_text([], header))
     flat = [
         {k: v for k, v in r.items() if k != "params"}
-        | {f"params_{k}": v for k, v in r["params"].items()}
+        | {f"{PARAMS_PREFIX}{k}": v for k, v in r["params"].items()}
         for r in rows
     ]
-    return Shown(tables=[Rows(flat, title)], data=rows)
+    table = [{column: row.get(column) for column in header} for row in flat]
+    return Shown(tables=[Rows(table, title)], data=rows)
 
 
 def run(
@@ -76,7 +79,8 @@ def run(
         options = replace(options, calibration=load_calibration(calibration))
     summary = run_study(loaded, options, LiveReporter() if live else LineReporter())
     view = open_view(options.storage, summary.study, options.db_outage_limit, options.open_wait_s)
-    shown = front_shown(pareto_rows(view), f"Pareto front of {summary.study}", front_header(view))
+    rows = pareto_rows(view)
+    shown = front_shown(rows, f"Pareto front of {summary.study}", front_header(view, rows))
     shown.preface = summary_lines(summary)
     if summary.every_start_failed:
         shown.notes.append(all_failed_line(summary))

@@ -10,6 +10,7 @@ from dse.commands.paths import check_output_dir, check_writable
 from dse.errors import ConfigError, choose_from, option
 from dse.files import publish
 from dse.output import Rows, Shown
+from dse.search.columns import PARAMS_PREFIX
 from dse.search.storage import DEFAULT_STORAGE
 
 
@@ -41,7 +42,7 @@ def pareto(
         check_color_by(view, color_by)
     rows = results.pareto_rows(view, robust)
     title = f"Pareto front of {view.study.study_name}"
-    shown = front_shown(rows, title, results.front_header(view))
+    shown = front_shown(rows, title, results.front_header(view, rows))
     if view.calibration:  # front neighbours closer than the measured noise: order is noise
         shown.preface = noise_warnings(rows, view.metric_names, view.calibration)
     left_out = results.non_finite_note(view)
@@ -63,22 +64,24 @@ def trials(
     storage: str = DEFAULT_STORAGE, study: str | None = None, columns: str | None = None
 ) -> Shown:
     """Every trial: state, metrics by name (with repeats, each objective's std), params_*
-    columns, where it ran, why it failed. CSV and JSON have every column; a table the
-    `columns` asked for (comma-separated), else the most telling ones that fit the terminal."""
+    columns, where it ran, why it failed. The `columns` asked for (comma-separated), in that
+    order, in a table, CSV and JSON alike; without them CSV and JSON have every column, a
+    table the most telling ones that fit the terminal."""
     from dse.search import results
 
     view = results.open_view(storage, study)
     frame = results.trials_frame(view)
     name = view.study.study_name
+    if frame.empty:  # no trial has set a parameter yet: nothing to choose columns from
+        text = f"study {name!r} has no trials yet"
+        return Shown(text=text, data=[], csv=frame.to_csv(index=False))
+    if columns is not None:
+        frame = frame[chosen_columns(columns, list(frame.columns))]
     # to_csv writes every float in full (repr); so does JSON from the rows (to_json would
     # round them to 10 significant digits, and a join of the two outputs on values fail)
     rows = frame.astype(object).where(frame.notna(), None).to_dict("records")
-    if frame.empty:
-        text = f"study {name!r} has no trials yet"
-        return Shown(text=text, data=rows, csv=frame.to_csv(index=False))
     if columns is not None:
-        chosen = chosen_columns(columns, list(frame.columns))
-        table = Rows([{c: row[c] for c in chosen} for row in rows])
+        table = Rows(rows)
     else:
         fit = telling_columns(rows, view.metric_names)
         table = Rows(
@@ -92,10 +95,11 @@ def chosen_columns(asked: str, known: list[str]) -> list[str]:
     without its params_ prefix."""
     chosen = []
     for name in (n.strip() for n in asked.split(",") if n.strip()):
-        column = name if name in known else f"params_{name}"
+        column = name if name in known else f"{PARAMS_PREFIX}{name}"
         if column not in known:
             raise ConfigError(choose_from(option("columns"), name, known))
-        chosen.append(column)
+        if column not in chosen:  # asked twice (or with and without params_): shown once
+            chosen.append(column)
     if not chosen:
         raise ConfigError(f"{option('columns')} {asked!r}: name at least one column")
     return chosen
@@ -107,7 +111,7 @@ def telling_columns(rows: list[dict], objectives: list[str]) -> list[str]:
     metrics. Columns empty in every row, and `feasible` without constraints, are left out."""
     names = list(rows[0])
     first = ["number", "state", *(c for m in objectives for c in (m, f"{m}_std"))]
-    then = ["error", *(c for c in names if c.startswith("params_")), "duration_s", "device"]
+    then = ["error", *(c for c in names if c.startswith(PARAMS_PREFIX)), "duration_s", "device"]
     order = list(dict.fromkeys([*first, *then, *names]))
     useless = {"feasible"} if all(row.get("feasible") is not False for row in rows) else set()
     present = {c for c in names if any(row.get(c) is not None for row in rows)}

@@ -12,6 +12,7 @@ import pandas as pd
 from optuna.trial import FrozenTrial, TrialState
 
 from dse.errors import ConfigError, StorageError, option
+from dse.search.columns import PARAMS_PREFIX, in_column_order
 from dse.search.pareto import GrowingFront, non_dominated
 from dse.search.records import StudyRecord, TrialRecord
 from dse.search.robust import DEFAULT_RESAMPLES, nondominated_probability
@@ -189,29 +190,33 @@ def pareto_rows(view: StudyView, robust: float | None = None) -> list[dict[str, 
         )
     rows = []
     for t in view.front():
-        row: dict[str, Any] = {"number": t.number, **objective_values(view, t)}
+        if robust is not None and chance[t.number] < robust:
+            continue
+        values: dict[str, Any] = {"number": t.number, **objective_values(view, t)}
         if chance:
             std = TrialRecord(t).seed_std
             # None where the seeds give no std (costs of fused seeds: one standalone run)
-            row.update({f"{m}_std": std.get(m) for m in view.metric_names})
-            row["p_nondominated"] = chance[t.number]
-            if robust is not None and chance[t.number] < robust:
-                continue
+            values |= {f"{m}_std": std.get(m) for m in view.metric_names}
+            values["p_nondominated"] = chance[t.number]
+        row = {c: values[c] for c in in_column_order(values, view.metric_names)}
         row["params"] = params_as_run(t)
         rows.append(row)
     return rows
 
 
-def front_header(view: StudyView) -> list[str]:
-    """The columns of the front as a table (CSV), without members: number, the objectives,
-    a params_* column per axis. With repeats a front has each objective's std and
-    p_nondominated too, after the objectives."""
-    return ["number", *view.metric_names, *(f"params_{axis}" for axis in view.axes())]
+def front_header(view: StudyView, rows: list[dict[str, Any]]) -> list[str]:
+    """The columns of the front `rows` as a table (CSV), in the order `dse trials` shows them:
+    number, the objectives (with repeats each beside its std, then p_nondominated), a
+    params_* column per axis of the study: every row has them all, whatever its params."""
+    given = [key for row in rows for key in row if key != "params"]
+    params = [f"{PARAMS_PREFIX}{axis}" for axis in view.axes()]
+    return in_column_order(["number", *view.metric_names, *given, *params], view.metric_names)
 
 
 def trials_frame(view: StudyView) -> pd.DataFrame:
-    """number, state, a column per metric (an objective's std over the seeds beside it, with
-    repeats), params_* columns, then where it ran, how long, its compile seconds (compiled
+    """A row per trial, its columns in the order `dse pareto` shows them (in_column_order):
+    number, state, the objectives (with repeats each beside its std over the seeds), the other
+    metrics, params_* columns, then where it ran, how long, its compile seconds (compiled
     trials), why it failed."""
     trials = view.trials()
     repeats = any(TrialRecord(t).seed_std for t in trials)
@@ -224,7 +229,7 @@ def trials_frame(view: StudyView) -> pd.DataFrame:
         row: dict[str, Any] = {"number": t.number, "state": t.state.name}
         values = record.metrics | {f"{m}_std": v for m, v in record.seed_std.items()}
         row.update({m: values.get(m) for m in metrics})
-        row.update({f"params_{k}": v for k, v in params_as_run(t).items()})
+        row.update({f"{PARAMS_PREFIX}{k}": v for k, v in params_as_run(t).items()})
         # judged on complete trials only: a stopped or failed one has no final metrics to meet
         row["feasible"] = meets_constraints(t) if t.state == TrialState.COMPLETE else None
         row["device"] = record.device
@@ -239,11 +244,11 @@ def trials_frame(view: StudyView) -> pd.DataFrame:
         rows.append(row)
     frame = pd.DataFrame(rows)
     if frame.empty:
-        return pd.DataFrame(columns=["number", "state", *metrics])
+        return pd.DataFrame(
+            columns=in_column_order(["number", "state", *metrics], view.metric_names)
+        )
     frame = frame.convert_dtypes()  # ints stay ints next to missing values
-    params = sorted(c for c in frame.columns if c.startswith("params_"))
-    rest = [c for c in frame.columns if c not in params and c not in ("number", "state", *metrics)]
-    return frame[["number", "state", *metrics, *params, *rest]]
+    return frame[in_column_order(frame.columns, view.metric_names)]
 
 
 REFERENCE_RULE = "worst observed value of each objective (complete trials) + 10% of its range"

@@ -1,11 +1,14 @@
 """Tables a person can read: `dse trials` keeps the telling columns that fit the terminal
-(`--columns` picks them; csv and json have every one), shows the std of each objective with
+(`--columns` picks them, in csv and json too; without it those have every one), and the
+columns it shares with `dse pareto` in one order; it shows the std of each objective with
 repeats and why a trial failed; an empty study or front is a sentence; `dse export` says which
 trial it took. One name per meaning: `n_params` counts the model's parameters, `params` are a
 trial's hyperparameters."""
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import sqlite3
 import warnings
@@ -17,7 +20,7 @@ import pytest
 from typer.testing import CliRunner
 
 from dse.cli import app
-from dse.search.records import TrialRecord
+from dse.search.records import METRICS_KEY, PER_SEED, SEED_STD, TrialRecord
 from dse.search.unvisited import repeat_error
 from tests.conftest import write_space
 
@@ -74,9 +77,28 @@ def test_columns_picks_the_table_and_names_parameters_without_their_prefix(old_d
     assert typo.exit_code == 2 and typo.stdout == ""
     assert typo.stderr.startswith("error: --columns val_acuracy: choose from number, state,")
     assert typo.stderr.endswith("(did you mean val_accuracy?)\n")
-    every = json.loads(_dse(*args, "--columns", "number", "--format", "json").stdout)
-    assert len(every[0]) == 20  # json (and csv) keep every column
+    every = json.loads(_dse(*args, "--format", "json").stdout)
+    assert len(every[0]) == 20  # without --columns json (and csv) keep every column
     assert every[0]["compile_s"] is None  # an old study's trials did not compile
+
+
+def test_columns_picks_the_csv_and_json_columns_too(old_db):
+    # csv and json printed every column whatever --columns asked for
+    args = ["trials", "--storage", old_db, "--study", "legacy-grid"]
+    picked = ["--columns", "error,number,model.routing_iterations,number"]
+    as_csv = _dse(*args, *picked, "-f", "csv")
+    assert as_csv.exit_code == 0, as_csv.stderr
+    header, *lines = as_csv.stdout.splitlines()
+    assert header == "error,number,params_model.routing_iterations"
+    assert lines[0] == ",0,1" and len(lines) == 12
+    rows = json.loads(_dse(*args, *picked, "-f", "json").stdout)
+    assert [list(row) for row in rows] == [header.split(",")] * 12
+    assert rows[1]["error"].startswith("out of memory") and rows[1]["number"] == 1
+    table = _dse(*args, "--columns", "number,val_acuracy")
+    for fmt in ("csv", "json"):
+        typo = _dse(*args, "--columns", "number,val_acuracy", "-f", fmt)
+        assert typo.exit_code == 2 and typo.stdout == ""
+        assert typo.stderr == table.stderr and len(typo.stderr.splitlines()) == 1
 
 
 def test_one_name_per_meaning(old_db):
@@ -203,11 +225,11 @@ def test_studies_count_stopped_trials_so_the_columns_add_up(workdir):
     assert row["uncounted"] == 2
     counted = ("complete", "stopped", "failed", "uncounted", "running", "waiting")
     assert sum(row[c] for c in counted) == row["trials"] == 6
-    csv = _dse("studies", "-f", "csv").stdout
-    assert csv.splitlines()[0] == (
+    listed = _dse("studies", "-f", "csv").stdout
+    assert listed.splitlines()[0] == (
         "study,objectives,trials,complete,stopped,failed,uncounted,running,waiting,pareto"
     )
-    assert "\r" not in csv  # every CSV ends its lines with LF
+    assert "\r" not in listed  # every CSV ends its lines with LF
 
 
 def test_studies_count_repeat_draws_and_invalid_samples_apart_from_failures(workdir):
@@ -239,9 +261,9 @@ def test_a_storage_without_studies_says_so(workdir):
 def test_trials_json_and_csv_carry_the_same_full_values(old_db):
     args = ["trials", "--storage", old_db, "--study", "legacy-grid"]
     rows = json.loads(_dse(*args, "-f", "json").stdout)
-    csv = _dse(*args, "-f", "csv").stdout
-    assert "\r" not in csv
-    header, *lines = csv.splitlines()
+    text = _dse(*args, "-f", "csv").stdout
+    assert "\r" not in text
+    header, *lines = text.splitlines()
     times = [line.split(",")[header.split(",").index("train_time_s")] for line in lines]
     assert rows[0]["train_time_s"] == 0.6154157489999932 == float(times[0])
     assert [str(row["train_time_s"] or "") for row in rows] == times
@@ -258,3 +280,73 @@ def test_pareto_csv_is_lf_and_an_empty_front_still_has_its_header(old_db, workdi
     empty = _dse("pareto", "--study", "fresh", "-f", "csv")
     assert empty.exit_code == 0
     assert empty.stdout == "number,train_time_s,val_accuracy,params_x\n"
+
+
+def _mixed_study() -> None:
+    """A study of n_params against val_accuracy (not METRICS' order), with repeats, whose
+    trials set different params: trial 1 chose warm_restarts and its sub-axis T_0, trial 0
+    constant, which has none. Params given in the order a sampler suggests them."""
+    study = _study("mixed", ["minimize", "maximize"], ["n_params", "val_accuracy"])
+    spaces = {
+        "model.routing_iterations": optuna.distributions.IntDistribution(1, 3),
+        "lr_policy.name": optuna.distributions.CategoricalDistribution(["constant", "warm"]),
+        "lr_policy.T_0": optuna.distributions.IntDistribution(1, 2),
+    }
+    points = [
+        (2000, 0.8, {"model.routing_iterations": 1, "lr_policy.name": "constant"}),
+        (1000, 0.6, {"model.routing_iterations": 3, "lr_policy.name": "warm", "lr_policy.T_0": 2}),
+    ]
+    for n_params, accuracy, params in points:
+        seed = {"train_time_s": 1.5, "n_params": n_params}
+        per_seed = [seed | {"val_accuracy": accuracy + s / 100} for s in (-1, 1)]
+        attrs = {
+            METRICS_KEY: {"train_time_s": 1.5, "n_params": n_params, "val_accuracy": accuracy},
+            PER_SEED: per_seed,
+            SEED_STD: {"n_params": 0.0, "val_accuracy": 0.014},
+        }
+        trial = optuna.trial.create_trial(
+            values=[n_params, accuracy],
+            params=params,
+            distributions={name: spaces[name] for name in params},
+            user_attrs=attrs,
+        )
+        study.add_trial(trial)
+
+
+def test_trials_and_pareto_show_their_shared_columns_in_one_order(workdir):
+    # pareto put the objectives in the study's order, their std after all of them and the
+    # params as the sampler gave them; trials the objectives in METRICS' order, each std beside
+    # it, and the params by name
+    _mixed_study()
+    front = _dse("pareto", "--study", "mixed", "-f", "csv").stdout.splitlines()[0].split(",")
+    assert front == [
+        "number",
+        "n_params",
+        "n_params_std",
+        "val_accuracy",
+        "val_accuracy_std",
+        "p_nondominated",
+        "params_lr_policy.T_0",
+        "params_lr_policy.name",
+        "params_model.routing_iterations",
+    ]
+    trials = _dse("trials", "--study", "mixed", "-f", "csv").stdout.splitlines()[0].split(",")
+    assert trials[:6] == ["number", "state", *front[1:5]]
+    assert [c for c in trials if c in front] == [c for c in front if c in trials]
+    assert _header(_dse("pareto", "--study", "mixed", columns=400).stdout) == front
+    table = _header(_dse("trials", "--study", "mixed", columns=400).stdout)
+    assert [c for c in table if c in front] == [c for c in front if c in table]
+    rows = json.loads(_dse("pareto", "--study", "mixed", "-f", "json").stdout)
+    assert list(rows[0]) == [*front[:6], "params"]
+
+
+def test_trials_with_different_params_share_one_csv_header(workdir):
+    _mixed_study()
+    for command in ("trials", "pareto"):
+        result = _dse(command, "--study", "mixed", "-f", "csv")
+        assert result.exit_code == 0, result.stderr
+        header, *rows = list(csv.reader(io.StringIO(result.stdout)))
+        assert all(len(row) == len(header) for row in rows)
+        cells = {int(row[0]): dict(zip(header, row, strict=True)) for row in rows}
+        assert cells[0]["params_lr_policy.T_0"] == "" and cells[1]["params_lr_policy.T_0"] == "2"
+        assert cells[0]["params_lr_policy.name"] == "constant"
