@@ -18,7 +18,6 @@ from pydantic import (
     Field,
     ValidationError,
     ValidationInfo,
-    field_validator,
     model_validator,
 )
 
@@ -187,9 +186,7 @@ BatchScheduleConfig = Annotated[FixedBatch | AdaBatch, Field(discriminator="name
 # --- the trial -------------------------------------------------------------------------------
 
 
-# torch.manual_seed takes 0 .. 2**64-1, and negatives down to -2**63 wrapped onto its top
-# (-1 seeds as 2**64-1): one run under two names, so negatives are refused.
-SEED_MIN, SEED_MAX = 0, 2**64 - 1
+SEED_MIN, SEED_MAX = 0, 2**64 - 1  # torch reads -1 as 2**64-1: one run, two seeds
 
 
 def seeds_overflow(seed: int, count: int = 1) -> str | None:
@@ -207,7 +204,7 @@ class TrialConfig(_Section):
     """Everything one training run depends on. Same config, same CPU: same numbers."""
 
     name: str | None = None  # a label (the preset's name, or the search point's)
-    # SEED_MIN .. SEED_MAX (_seed_fits); the repeats' seeds seed+1, ... must fit too (_seeds_fit).
+    # SEED_MIN .. SEED_MAX; the repeats' seeds seed+1, ... must fit too (_seeds_fit).
     seed: int = 0
     # Train with seeds seed .. seed+repeats-1, one after another; the metrics are their means.
     repeats: int = Field(1, ge=1)
@@ -225,16 +222,10 @@ class TrialConfig(_Section):
     lr_policy: LRPolicyConfig = ConstantLR()
     batch_schedule: BatchScheduleConfig = FixedBatch()
 
-    @field_validator("seed")
-    @classmethod
-    def _seed_fits(cls, seed: int) -> int:
-        why = seeds_overflow(seed)
-        if why:
-            raise ValueError(why)
-        return seed
-
     @model_validator(mode="after")
     def _seeds_fit(self) -> TrialConfig:
+        if why := seeds_overflow(self.seed):  # named as a field's error would be
+            raise ValueError(f"seed: {why}")
         why = seeds_overflow(self.seed, self.repeats)
         if why:
             raise ValueError(f"seed {self.seed} with repeats {self.repeats}: {why}")
