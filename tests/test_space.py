@@ -518,6 +518,27 @@ def test_datasets_are_the_base_the_points_and_every_dataset_choice():
     assert _space(axes={"lr_policy.name": fixed_section}).datasets() == {"mnist", "smallnorb"}
 
 
+def test_each_dataset_section_says_where_in_the_file_it_comes_from():
+    """`dse run` names the file and the place (base, point, axis value) of a section whose
+    subset the data cannot give."""
+    space = _space(
+        base={"dataset": {"train_subset": 300}},
+        axes={"dataset.test_subset": {"low": 10, "high": 500}, "preset": ["baseline"]},
+        points=[{"dataset.test_subset": 20}],
+    )
+    uses = [
+        (use.where, use.config.train_subset, use.config.test_subset)
+        for use in space.dataset_configs()
+    ]
+    assert uses == [
+        ("t.yaml: base", 300, None),
+        ("t.yaml: points[0]", 300, 20),
+        ("t.yaml: axes.dataset.test_subset = 10", 300, 10),
+        ("t.yaml: axes.dataset.test_subset = 500", 300, 500),
+        ("t.yaml: axes.preset = 'baseline'", 300, None),
+    ]
+
+
 def test_contains_and_parameter_names_a_study_can_take():
     space = parse_space(
         {

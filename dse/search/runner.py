@@ -146,8 +146,8 @@ def _check_local_data(options: RunOptions, plan: RunPlan) -> None:
     from dse.data.datasets import check_files  # imports torch
 
     sizes = {dataset: check_files(dataset, options.data_dir) for dataset in sorted(plan.datasets)}
-    for config in plan.dataset_configs:  # a subset larger than the files: refused, not failed
-        sizes[config.name].check(config)
+    for use in plan.dataset_configs:  # a subset larger than the files: refused, not failed
+        sizes[use.config.name].check(use.config, use.where)
 
 
 @dataclass

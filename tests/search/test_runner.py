@@ -261,13 +261,19 @@ def test_moasha_stops_trials_at_rungs_and_a_resumed_study_keeps_its_records(work
         (
             "{val_size: 100, train_subset: 100000000}",
             "",
-            "dataset.train_subset: 100000000 is more than the 300 samples after dataset.val_size",
+            "tiny.yaml: base: dataset.train_subset: 100000000 is more than the 300 samples after "
+            "dataset.val_size",
         ),
-        ("{val_size: 400}", "", "dataset.val_size: 400 leaves no training data (400 training"),
+        (
+            "{val_size: 400}",
+            "",
+            "tiny.yaml: base: dataset.val_size: 400 leaves no training data (400 training",
+        ),
         (
             "{val_size: 100}",
             "  dataset.test_subset: {low: 10, high: 500}\n",
-            "dataset.test_subset: 500 is more than the 100 samples in",
+            "tiny.yaml: axes.dataset.test_subset = 500: dataset.test_subset: 500 is more than the "
+            "100 samples in",
         ),
     ],
 )
