@@ -161,6 +161,15 @@ class RunPlan:
     dataset_configs: list[DatasetUse]  # the dataset sections trials may run (checked first)
     slots: list[Slot]  # the local workers' device slots (backend dask: the cluster decides)
 
+    def check_local_data(self, data_dir: str | None) -> None:
+        """Local workers train here: the datasets must be here, and each dataset section's
+        subsets must fit their files (refused, not failed), named by where they come from."""
+        from dse.data.datasets import check_files  # imports torch
+
+        sizes = {dataset: check_files(dataset, data_dir) for dataset in sorted(self.datasets)}
+        for use in self.dataset_configs:
+            sizes[use.config.name].check(use.config, use.where)
+
 
 def plan_run(space: SearchSpace, options: RunOptions, gpu_count: int | None = None) -> RunPlan:
     """Check the options against the space and the machine, then resolve the local workers'

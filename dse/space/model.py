@@ -148,6 +148,15 @@ class SearchSpace:
     def grid_size(self) -> int | None:
         return grid_count(self.axes) if self.finite else None
 
+    def one_point_note(self) -> str | None:
+        """A space whose axes give no second value (`axes: {}`, or none) is one point, its
+        base config: a run trains it once whatever the budget. Said, not refused: a space
+        can train one config."""
+        if self.grid_size() != 1:
+            return None
+        why = "none given" if not self.axes else "none gives a second value"
+        return f"{self.source}: axes: {why}, so the space is one point (its base config): one trial"
+
     def check_grid(self) -> None:
         """Every grid point must be a valid config (a combination can clash: warm_adabatch
         with a fixed batch): checked before a grid run, which would run them all."""

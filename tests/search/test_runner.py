@@ -290,6 +290,29 @@ def test_subsets_larger_than_the_data_are_refused_before_the_run(workdir, base, 
     assert not (workdir / "results").exists()
 
 
+def test_a_space_of_no_axes_runs_its_base_once_and_says_so(workdir, recwarn):
+    """`axes: {}`: one trial of the base config, and a warning line that says why; `axes:`
+    left empty is one error line, and nothing is written."""
+    space = TINY_SPACE.format(name="one", epochs=1, lrs="[0.001]")
+    space = space.split("axes:")[0]
+    (workdir / "null.yaml").write_text(space + "axes:\n")
+    refused = runner.invoke(app, ["run", "--space", "null.yaml", "--quiet"])
+    assert refused.exit_code == 2, refused.stderr
+    assert refused.stderr.strip().splitlines() == [
+        "error: null.yaml: axes: expected a mapping of keys to values (KEY: [choices]), got "
+        "nothing (null); a space of its base config alone: axes: {} (or no axes key)"
+    ]
+    assert not (workdir / "results").exists()
+    (workdir / "one.yaml").write_text(space + "axes: {}\n")
+    args = ["run", "--space", "one.yaml", "--quiet", "--n-trials", "3", "--format", "json"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.stderr
+    note = "one.yaml: axes: none given, so the space is one point (its base config): one trial"
+    assert [str(w.message) for w in recwarn if "axes" in str(w.message)] == [note]
+    assert "study one: 1 complete, 0 failed of 1 planned" in result.stderr
+    assert [row["number"] for row in json.loads(result.stdout)] == [0]
+
+
 def test_the_quiet_line_shows_the_study_s_objectives_and_a_failed_constraint(workdir):
     """A study minimizing n_params and peak_mem_mb: each finished trial's line shows them,
     not val_accuracy and train_time_s, and says the trial fails the constraint."""
