@@ -186,13 +186,15 @@ BatchScheduleConfig = Annotated[FixedBatch | AdaBatch, Field(discriminator="name
 # --- the trial -------------------------------------------------------------------------------
 
 
-SEED_MIN, SEED_MAX = -(2**63), 2**64 - 1  # what torch.manual_seed accepts
+SEED_MIN, SEED_MAX = 0, 2**64 - 1  # torch reads -1 as 2**64-1: one run, two seeds
 
 
-def seeds_overflow(seed: int, count: int) -> str | None:
+def seeds_overflow(seed: int, count: int = 1) -> str | None:
     """Why seeds seed .. seed+count-1 (repeats, calibration runs, fused models) do not all fit
-    torch's range, or None when they do."""
+    SEED_MIN .. SEED_MAX, or None when they do."""
     last = seed + count - 1
+    if seed < SEED_MIN or (count == 1 and last > SEED_MAX):
+        return f"{seed} is outside {SEED_MIN} .. {SEED_MAX}, the seeds torch takes"
     if last > SEED_MAX:
         return f"the last seed {last} is above {SEED_MAX}, the largest torch takes"
     return None
@@ -202,8 +204,8 @@ class TrialConfig(_Section):
     """Everything one training run depends on. Same config, same CPU: same numbers."""
 
     name: str | None = None  # a label (the preset's name, or the search point's)
-    # torch.manual_seed's range; the repeats' seeds seed+1, ... must fit too (_seeds_fit).
-    seed: int = Field(0, ge=SEED_MIN, le=SEED_MAX)
+    # SEED_MIN .. SEED_MAX; the repeats' seeds seed+1, ... must fit too (_seeds_fit).
+    seed: int = 0
     # Train with seeds seed .. seed+repeats-1, one after another; the metrics are their means.
     repeats: int = Field(1, ge=1)
     epochs: int = Field(30, ge=1)
@@ -222,6 +224,8 @@ class TrialConfig(_Section):
 
     @model_validator(mode="after")
     def _seeds_fit(self) -> TrialConfig:
+        if why := seeds_overflow(self.seed):  # named as a field's error would be
+            raise ValueError(f"seed: {why}")
         why = seeds_overflow(self.seed, self.repeats)
         if why:
             raise ValueError(f"seed {self.seed} with repeats {self.repeats}: {why}")

@@ -146,6 +146,34 @@ def test_user_errors_exit_2_with_one_line(args, message):
     assert "Traceback" not in result.stderr and result.stdout == ""
 
 
+NEGATIVE_SEED = f"seed: -1 is outside 0 .. {2**64 - 1}, the seeds torch takes"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["train", "--set", "seed=-1", "--save", "m.pt"], f"--set: {NEGATIVE_SEED}"),
+        (["bench", "--set", "seed=-1"], f"--set: {NEGATIVE_SEED}"),
+        (["calibrate", "--set", "seed=-1"], f"--set: {NEGATIVE_SEED}"),
+        (["calibrate", "--config", "c.yaml"], f"c.yaml: {NEGATIVE_SEED}"),
+        (["run", "--space", "s.yaml"], f"s.yaml: {NEGATIVE_SEED}"),
+        (["run", "--space", "a.yaml"], f"a.yaml: {NEGATIVE_SEED}"),
+        (["run", "--space", "smoke", "--seed", "-1"], "--seed -1: must be 0 to 4294967295"),
+    ],
+)
+def test_a_negative_seed_is_one_line_and_writes_nothing(workdir, args, message):
+    """torch would seed -1 as 2**64-1; refused before anything is written, from --set, a
+    config file, a space's base or axis (`dse run --seed` seeds the sampler: numpy's range)."""
+    (workdir / "c.yaml").write_text("seed: -1\n")
+    (workdir / "s.yaml").write_text("name: s\nbase: {seed: -1}\n")
+    (workdir / "a.yaml").write_text("name: a\naxes: {seed: [0, -1]}\n")
+    before = sorted(p.name for p in workdir.iterdir())
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2, result.stderr
+    assert result.stderr.strip().splitlines() == [f"error: {message}"]
+    assert sorted(p.name for p in workdir.iterdir()) == before
+
+
 def test_missing_dataset_exits_2_and_writes_nothing(tmp_path, monkeypatch):
     monkeypatch.setenv("DSE_DATA_DIR", str(tmp_path))
     monkeypatch.chdir(tmp_path)

@@ -417,6 +417,42 @@ def test_bad_spaces_name_file_and_key(fields, message):
     assert "\n" not in str(err.value)
 
 
+def test_a_space_of_no_axes_is_one_point_and_says_so():
+    """`axes: {}` (or no axes key) is the base config alone: one grid point, and a note for
+    `dse run` to print; a space with a second value says nothing."""
+    for space in (_space(), _space(axes={})):
+        assert space.grid() == [{}] and space.planned_trials() == 1
+        assert space.one_point_note() == (
+            "t.yaml: axes: none given, so the space is one point (its base config): one trial"
+        )
+    fixed = _space(axes={"precision": "fp32", "model.routing_iterations": [2]})
+    assert fixed.one_point_note() == (
+        "t.yaml: axes: none gives a second value, so the space is one point (its base config): "
+        "one trial"
+    )
+    assert _space(axes={"model.routing_iterations": [1, 2]}).one_point_note() is None
+    assert _space(axes={"optimizer.lr": {"low": 0.001, "high": 0.01}}).one_point_note() is None
+
+
+@pytest.mark.parametrize(
+    ("axes", "got"),
+    [
+        (None, "nothing (null); a space of its base config alone: axes: {} (or no axes key)"),
+        ([], "[]; a space of its base config alone: axes: {} (or no axes key)"),
+        (["optimizer.lr"], "['optimizer.lr']"),
+        ("optimizer.lr", "'optimizer.lr'"),
+    ],
+)
+def test_axes_that_are_not_a_mapping_are_one_line(axes, got):
+    """`axes:` with every axis commented out is null: said, with how a space of no axes is
+    written (pydantic said "Input should be an object (got None)")."""
+    with pytest.raises(ConfigError) as err:
+        _space(axes=axes)
+    assert str(err.value) == (
+        f"t.yaml: axes: expected a mapping of keys to values (KEY: [choices]), got {got}"
+    )
+
+
 def test_an_empty_mapping_names_the_file_and_the_missing_key(tmp_path):
     """A space file holding `{}`: one line naming the file and the one key a space needs
     (pydantic's words were `name: Field required`); an empty file says it is empty."""
@@ -516,6 +552,27 @@ def test_datasets_are_the_base_the_points_and_every_dataset_choice():
     assert _space(axes={"dataset": sections}).datasets() == {"mnist", "fashion_mnist"}
     fixed_section = {"constant": {}, "exp_decay": {"dataset": {"value": {"name": "smallnorb"}}}}
     assert _space(axes={"lr_policy.name": fixed_section}).datasets() == {"mnist", "smallnorb"}
+
+
+def test_each_dataset_section_says_where_in_the_file_it_comes_from():
+    """`dse run` names the file and the place (base, point, axis value) of a section whose
+    subset the data cannot give."""
+    space = _space(
+        base={"dataset": {"train_subset": 300}},
+        axes={"dataset.test_subset": {"low": 10, "high": 500}, "preset": ["baseline"]},
+        points=[{"dataset.test_subset": 20}],
+    )
+    uses = [
+        (use.where, use.config.train_subset, use.config.test_subset)
+        for use in space.dataset_configs()
+    ]
+    assert uses == [
+        ("t.yaml: base", 300, None),
+        ("t.yaml: points[0]", 300, 20),
+        ("t.yaml: axes.dataset.test_subset = 10", 300, 10),
+        ("t.yaml: axes.dataset.test_subset = 500", 300, 500),
+        ("t.yaml: axes.preset = 'baseline'", 300, None),
+    ]
 
 
 def test_contains_and_parameter_names_a_study_can_take():

@@ -135,19 +135,24 @@ class SplitSizes:
     train_images: Path
     test_images: Path
 
-    def check(self, config: DatasetConfig) -> None:
+    def check(self, config: DatasetConfig, where: str | None = None) -> None:
         """The section's val_size, train_subset and test_subset fit these files, else a
-        DataError naming the key (a subset larger than its split would silently be all of it,
-        and the trial's stored config claim samples it never saw)."""
+        DataError naming the key, after `where` the section comes from when given (a space
+        file's base, point or axis value). A subset larger than its split would silently be
+        all of it, and the trial's stored config claim samples it never saw."""
+        problem = self._problem(config)
+        if problem:
+            raise DataError(f"{where}: {problem}" if where else problem)
+
+    def _problem(self, config: DatasetConfig) -> str | None:
         if config.val_size >= self.train:
-            raise DataError(
+            return (
                 f"dataset.val_size: {config.val_size} leaves no training data ({self.train} "
                 f"training samples in {self.train_images})"
             )
-        _check_subset(
+        return _subset_problem(
             "train_subset", config.train_subset, self.train - config.val_size, self.train_images
-        )
-        _check_subset("test_subset", config.test_subset, self.test, self.test_images)
+        ) or _subset_problem("test_subset", config.test_subset, self.test, self.test_images)
 
 
 def check_files(name: str, data_dir: str | Path | None = None) -> SplitSizes:
@@ -184,14 +189,13 @@ def load_dataset(
     return _device_dataset(config, str(device), files)
 
 
-def _check_subset(key: str, wanted: int | None, available: int, path: Path) -> None:
+def _subset_problem(key: str, wanted: int | None, available: int, path: Path) -> str | None:
     """A subset larger than the split would be silently the whole split, and the trial's
     stored config would claim samples it never saw."""
-    if wanted is not None and wanted > available:
-        left = " after dataset.val_size" if key == "train_subset" else ""
-        raise DataError(
-            f"dataset.{key}: {wanted} is more than the {available} samples{left} in {path}"
-        )
+    if wanted is None or wanted <= available:
+        return None
+    left = " after dataset.val_size" if key == "train_subset" else ""
+    return f"dataset.{key}: {wanted} is more than the {available} samples{left} in {path}"
 
 
 @lru_cache(maxsize=2)

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dse.config import DatasetConfig, TrialConfig
+from dse.config import TrialConfig
 from dse.errors import ConfigError, choose_from, option
 from dse.output import file_stem
 from dse.search.devices import Slot, cpu_count, plan_slots
@@ -18,7 +18,7 @@ from dse.search.grid_order import spread_order
 from dse.search.outage import DEFAULT_OUTAGE_LIMIT_S
 from dse.search.storage import DEFAULT_STORAGE, OPEN_WAIT_S, journal_path, sqlite_path
 from dse.search.study import SAMPLERS
-from dse.space import SearchSpace
+from dse.space import DatasetUse, SearchSpace
 from dse.space.axes import all_axes
 
 BACKENDS = ("local", "dask")
@@ -158,8 +158,17 @@ class RunPlan:
     grid: list[dict[str, Any]] | None  # sampler grid: the whole grid, in queue order
     base: TrialConfig  # the space's base config (no axis chosen)
     datasets: set[str]  # every dataset a trial may train on
-    dataset_configs: list[DatasetConfig]  # the dataset sections trials may run (checked first)
+    dataset_configs: list[DatasetUse]  # the dataset sections trials may run (checked first)
     slots: list[Slot]  # the local workers' device slots (backend dask: the cluster decides)
+
+    def check_local_data(self, data_dir: str | None) -> None:
+        """Local workers train here: the datasets must be here, and each dataset section's
+        subsets must fit their files (refused, not failed), named by where they come from."""
+        from dse.data.datasets import check_files  # imports torch
+
+        sizes = {dataset: check_files(dataset, data_dir) for dataset in sorted(self.datasets)}
+        for use in self.dataset_configs:
+            sizes[use.config.name].check(use.config, use.where)
 
 
 def plan_run(space: SearchSpace, options: RunOptions, gpu_count: int | None = None) -> RunPlan:
@@ -190,7 +199,7 @@ def plan_run(space: SearchSpace, options: RunOptions, gpu_count: int | None = No
         planned=planned,
         grid=grid,
         base=space.base_config(),
-        datasets={config.name for config in dataset_configs},
+        datasets={use.config.name for use in dataset_configs},
         dataset_configs=dataset_configs,
         slots=slots,
     )

@@ -103,7 +103,7 @@ def run_study(
         warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used")
         pool = _connect_dask(options, plan) if options.backend == "dask" else None
         if pool is None:
-            _check_local_data(options, plan)
+            plan.check_local_data(options.data_dir)
         storage = runner = None
         try:
             wait_s, stopped = options.open_wait_s, lambda: stop.received
@@ -113,6 +113,8 @@ def run_study(
                 )
                 watch_signals(storage, stop)  # Ctrl-C while waiting for the database
                 study, space = set_up_study(storage, space, options, plan)
+            if note := space.one_point_note():  # said once every check has passed
+                warnings.warn(note, stacklevel=2)
             if pool is None:
                 from dse.search.workers import WorkerPool
 
@@ -139,15 +141,6 @@ def _connect_dask(options: RunOptions, plan: RunPlan) -> Pool:
     return DaskPool.connect(
         options.scheduler, options.gpus_per_trial, options.data_dir, plan.datasets
     )
-
-
-def _check_local_data(options: RunOptions, plan: RunPlan) -> None:
-    """Local workers train here: the datasets must be here."""
-    from dse.data.datasets import check_files  # imports torch
-
-    sizes = {dataset: check_files(dataset, options.data_dir) for dataset in sorted(plan.datasets)}
-    for config in plan.dataset_configs:  # a subset larger than the files: refused, not failed
-        sizes[config.name].check(config)
 
 
 @dataclass

@@ -91,6 +91,16 @@ class Fingerprint:
         return found
 
 
+@dataclass(frozen=True)
+class DatasetUse:
+    """A dataset section a space's trials may run, and where in the space file it comes from
+    (`quick.yaml: base`, `quick.yaml: axes.dataset.train_subset = 9000`): a subset the files
+    cannot give is refused naming the file, not the key alone."""
+
+    config: DatasetConfig
+    where: str
+
+
 def _canonical(value: Any) -> str:
     return json.dumps(value, sort_keys=True)
 
@@ -137,6 +147,15 @@ class SearchSpace:
 
     def grid_size(self) -> int | None:
         return grid_count(self.axes) if self.finite else None
+
+    def one_point_note(self) -> str | None:
+        """A space whose axes give no second value (`axes: {}`, or none) is one point, its
+        base config: a run trains it once whatever the budget. Said, not refused: a space
+        can train one config."""
+        if self.grid_size() != 1:
+            return None
+        why = "none given" if not self.axes else "none gives a second value"
+        return f"{self.source}: axes: {why}, so the space is one point (its base config): one trial"
 
     def check_grid(self) -> None:
         """Every grid point must be a valid config (a combination can clash: warm_adabatch
@@ -187,19 +206,26 @@ class SearchSpace:
 
     def datasets(self) -> set[str]:
         """The datasets the space's trials may use: the base's, the points', the axes' values."""
-        return {config.name for config in self.dataset_configs()}
+        return {use.config.name for use in self.dataset_configs()}
 
-    def dataset_configs(self) -> list[DatasetConfig]:
-        """The dataset sections the space's trials may run: the base's, the points', and the
-        base with each value of an axis under `dataset` or choosing a preset (a range: its
-        ends) -- what `dse run` checks against the files before it starts."""
-        configs = [self.base_config().dataset]
-        configs += [self.config_for(point).dataset for point in self.points]
+    def dataset_configs(self) -> list[DatasetUse]:
+        """The dataset sections the space's trials may run, each with where it comes from: the
+        base's, the points', and the base with each value of an axis under `dataset` or
+        choosing a preset (a range: its ends) -- what `dse run` checks against the files
+        before it starts."""
+        uses = [DatasetUse(self.base_config().dataset, f"{self.source}: base")]
+        uses += [
+            DatasetUse(self.config_for(point).dataset, f"{self.source}: points[{i}]")
+            for i, point in enumerate(self.points)
+        ]
         for axis in all_axes(self.axes):
             if axis.key in _DATASET_KEYS or axis.key.startswith("dataset."):
                 # `dataset: [{name: fashion_mnist}, ...]` names one too
-                configs += [c.dataset for c in self._configs_along(axis)]
-        return configs
+                uses += [
+                    DatasetUse(config.dataset, f"{self.source}: axes.{axis.key} = {value!r}")
+                    for value, config in self._configs_along(axis)
+                ]
+        return uses
 
     def run_lengths(self) -> set[int]:
         """The epochs the space's trials may run: the base's, the points', and each value of
@@ -208,12 +234,12 @@ class SearchSpace:
         lengths |= {self.config_for(point).epochs for point in self.points}
         for axis in all_axes(self.axes):
             if axis.key == "epochs":
-                lengths |= {c.epochs for c in self._configs_along(axis)}
+                lengths |= {config.epochs for _, config in self._configs_along(axis)}
         return lengths
 
-    def _configs_along(self, axis: Axis) -> list[TrialConfig]:
-        """The base with each value of `axis` (a range: its ends); a value that needs another
-        axis' is left out (its points are checked)."""
+    def _configs_along(self, axis: Axis) -> list[tuple[Any, TrialConfig]]:
+        """Each value of `axis` (a range: its ends) with the base's config at it; a value that
+        needs another axis' is left out (its points are checked)."""
         values: tuple[Any, ...] = ()
         if isinstance(axis, Choice):
             values = tuple(axis.values)
@@ -225,7 +251,7 @@ class SearchSpace:
         configs = []
         for value in values:
             try:
-                configs.append(self.config_for({axis.key: value}, combination=False))
+                configs.append((value, self.config_for({axis.key: value}, combination=False)))
             except DseError:
                 continue
         return configs

@@ -265,9 +265,23 @@ def _check_not_test(metric: str, where: str) -> None:
         )
 
 
+def _check_axes_mapping(data: dict[str, Any], source: str) -> None:
+    """`axes:` left empty (every axis commented out) or `axes: []`: say how a space of no axes
+    is written (pydantic's words were "Input should be an object (got None)")."""
+    axes = data.get("axes", {})
+    if isinstance(axes, dict):
+        return
+    got = "nothing (null)" if axes is None else repr(axes)
+    hint = "; a space of its base config alone: axes: {} (or no axes key)" if not axes else ""
+    raise ConfigError(
+        f"{source}: axes: expected a mapping of keys to values (KEY: [choices]), got {got}{hint}"
+    )
+
+
 def parse_space(data: Any, source: str) -> SearchSpace:
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: expected a mapping with name, base, axes, ...; got {data!r}")
+    _check_axes_mapping(data, source)
     try:
         spec = _SpaceFile.model_validate_json(json.dumps(data))
     except ValidationError as exc:

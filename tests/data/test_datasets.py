@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from dse.config import DatasetConfig
-from dse.data.datasets import load_dataset
+from dse.data.datasets import check_files, load_dataset
 from dse.data.formats import write_idx
 from dse.data.sources import SOURCES
 from dse.errors import DataError
@@ -84,6 +84,22 @@ def test_a_subset_larger_than_its_split_is_refused(digits_root, key, config, ava
     )
     exact = config.model_copy(update={key: available})
     assert len(getattr(load_dataset(exact, data_dir=digits_root), key[:-7]).labels) == available
+
+
+def test_a_subset_check_names_where_the_section_comes_from(digits_root):
+    """`dse run` checks each dataset section of a space against the files before it writes:
+    the error names the space file and where in it (one line), the key and the files."""
+    sizes = check_files("mnist", digits_root)
+    config = DatasetConfig(val_size=100, test_subset=201)
+    with pytest.raises(DataError) as err:
+        sizes.check(config, "s.yaml: axes.dataset.test_subset = 201")
+    assert str(err.value) == (
+        "s.yaml: axes.dataset.test_subset = 201: dataset.test_subset: 201 is more than the "
+        f"200 samples in {digits_root / 'mnist' / 't10k-images-idx3-ubyte.gz'}"
+    )
+    with pytest.raises(DataError, match="^dataset.val_size: 600 leaves no training data"):
+        sizes.check(DatasetConfig(val_size=600))
+    sizes.check(DatasetConfig(val_size=100, train_subset=500, test_subset=200), "s.yaml: base")
 
 
 def test_missing_dataset_offline_names_files_and_places(tmp_path, monkeypatch):

@@ -261,13 +261,19 @@ def test_moasha_stops_trials_at_rungs_and_a_resumed_study_keeps_its_records(work
         (
             "{val_size: 100, train_subset: 100000000}",
             "",
-            "dataset.train_subset: 100000000 is more than the 300 samples after dataset.val_size",
+            "tiny.yaml: base: dataset.train_subset: 100000000 is more than the 300 samples after "
+            "dataset.val_size",
         ),
-        ("{val_size: 400}", "", "dataset.val_size: 400 leaves no training data (400 training"),
+        (
+            "{val_size: 400}",
+            "",
+            "tiny.yaml: base: dataset.val_size: 400 leaves no training data (400 training",
+        ),
         (
             "{val_size: 100}",
             "  dataset.test_subset: {low: 10, high: 500}\n",
-            "dataset.test_subset: 500 is more than the 100 samples in",
+            "tiny.yaml: axes.dataset.test_subset = 500: dataset.test_subset: 500 is more than the "
+            "100 samples in",
         ),
     ],
 )
@@ -282,6 +288,29 @@ def test_subsets_larger_than_the_data_are_refused_before_the_run(workdir, base, 
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0], result.stderr
     assert not (workdir / "results").exists()
+
+
+def test_a_space_of_no_axes_runs_its_base_once_and_says_so(workdir, recwarn):
+    """`axes: {}`: one trial of the base config, and a warning line that says why; `axes:`
+    left empty is one error line, and nothing is written."""
+    space = TINY_SPACE.format(name="one", epochs=1, lrs="[0.001]")
+    space = space.split("axes:")[0]
+    (workdir / "null.yaml").write_text(space + "axes:\n")
+    refused = runner.invoke(app, ["run", "--space", "null.yaml", "--quiet"])
+    assert refused.exit_code == 2, refused.stderr
+    assert refused.stderr.strip().splitlines() == [
+        "error: null.yaml: axes: expected a mapping of keys to values (KEY: [choices]), got "
+        "nothing (null); a space of its base config alone: axes: {} (or no axes key)"
+    ]
+    assert not (workdir / "results").exists()
+    (workdir / "one.yaml").write_text(space + "axes: {}\n")
+    args = ["run", "--space", "one.yaml", "--quiet", "--n-trials", "3", "--format", "json"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.stderr
+    note = "one.yaml: axes: none given, so the space is one point (its base config): one trial"
+    assert [str(w.message) for w in recwarn if "axes" in str(w.message)] == [note]
+    assert "study one: 1 complete, 0 failed of 1 planned" in result.stderr
+    assert [row["number"] for row in json.loads(result.stdout)] == [0]
 
 
 def test_the_quiet_line_shows_the_study_s_objectives_and_a_failed_constraint(workdir):
