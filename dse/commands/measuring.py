@@ -166,6 +166,6 @@ def calibrate(
         {"measure": "val accuracy std", "value": result.val_accuracy_std},
         {"measure": "val accuracy spread", "value": result.val_accuracy_spread},
     ]
-    title = f"calibration of {result.config} on {result.device}"
+    title = f"calibration of {result.config} on {result.device}, {result.threads} torch thread(s)"
     notes = [*([f"wrote {out}"] if wrote_note else []), *([busy] if busy else [])]
     return Shown(tables=[Rows(rows, title)], data=result.to_dict(), notes=notes)

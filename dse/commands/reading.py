@@ -25,7 +25,7 @@ def pareto(
     """The Pareto-optimal trials; with `plot` the HTML report (and a PNG) in `out`, its other
     trials coloured by the axis `color_by` (by default the one that explains most of the first
     objective). The hypervolume, its reference point and the compute spent go to stderr."""
-    from dse.measure.calibrate import noise_warnings
+    from dse.measure.calibrate import noise_warnings, threads_notes
     from dse.search import results
 
     if color_by is not None and not plot:
@@ -45,6 +45,7 @@ def pareto(
     shown = front_shown(rows, title, results.front_header(view, rows))
     if view.calibration:  # front neighbours closer than the measured noise: order is noise
         shown.preface = noise_warnings(rows, view.metric_names, view.calibration)
+        shown.preface += threads_notes(view.metric_names, view.calibration, view.front_threads())
     left_out = results.non_finite_note(view)
     if left_out:
         shown.notes.append(left_out)

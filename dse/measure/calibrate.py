@@ -50,10 +50,22 @@ class Calibration:
     val_accuracy_std: float  # ddof=1, over the seeds
     val_accuracy_spread: float  # max - min
     created: str
+    # What else the times depend on, as `dse bench` rows say it (StepTiming.threads,
+    # BenchReport.bf16): torch's CPU threads and what bf16 matmuls run on
+    # (environment.bf16_hardware); `device` names the CPU or GPU. None: a file written before
+    # dse recorded them (calibrated_threads reads a stored one).
+    threads: int | None = None
+    bf16: str | None = None
 
     @classmethod
     def from_runs(
-        cls, config: str, device: str, seeds: list[int], results: list[dict[str, Any]]
+        cls,
+        config: str,
+        device: str,
+        seeds: list[int],
+        results: list[dict[str, Any]],
+        threads: int | None = None,
+        bf16: str | None = None,
     ) -> Calibration:
         """From TrialResult dicts (train_time_s, val_accuracy, history[].epoch_time_s)."""
         epochs = []
@@ -76,6 +88,8 @@ class Calibration:
             val_accuracy_std=float(np.std(accuracy, ddof=1)) if len(accuracy) > 1 else 0.0,
             val_accuracy_spread=float(max(accuracy) - min(accuracy)),
             created=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            threads=threads,
+            bf16=bf16,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -120,8 +134,10 @@ def run_calibration(
     on_run: Callable[[int, dict[str, Any]], None] | None = None,
 ) -> Calibration:
     """Train `config` `runs` times with consecutive seeds, one after another."""
+    import torch
+
     from dse.data.datasets import load_dataset
-    from dse.train.environment import device_name
+    from dse.train.environment import bf16_hardware, device_name
     from dse.train.seeds import train_seeds
     from dse.train.trainer import resolve_device
 
@@ -135,7 +151,37 @@ def run_calibration(
         results.append(result.to_dict())
         if on_run is not None:
             on_run(i, results[-1])
-    return Calibration.from_runs(config.name or "config", device_name(torch_device), seeds, results)
+    name = config.name or "config"
+    return Calibration.from_runs(
+        name,
+        device_name(torch_device),
+        seeds,
+        results,
+        threads=torch.get_num_threads(),  # what the runs trained with (set by the command)
+        bf16=bf16_hardware(torch_device),
+    )
+
+
+def calibrated_threads(calibration: dict[str, Any]) -> int | None:
+    """The torch threads (Calibration.threads) of a stored calibration: a file, or a study's
+    copy; None where it was written before dse recorded them."""
+    threads = calibration.get("threads")
+    return threads if isinstance(threads, int) else None
+
+
+def measured_noise(
+    metric_names: list[str], calibration: dict[str, Any]
+) -> dict[str, tuple[str, float]] | None:
+    """Each objective's noise, ("relative", training-time CV) for a time (a metric ending in
+    _s) or ("absolute", seed std) for an accuracy; None when an objective has none measured
+    (n_params, GFLOPs): the calibration then judges no pair."""
+    noise = {}
+    for name in metric_names:
+        if name.endswith("_s"):
+            noise[name] = ("relative", calibration["train_time_cv"])
+        elif name.endswith("accuracy"):
+            noise[name] = ("absolute", calibration["val_accuracy_std"])
+    return noise if set(noise) == set(metric_names) else None
 
 
 def noise_ties(
@@ -147,13 +193,8 @@ def noise_ties(
     absolutely against the seed standard deviation; a metric without a measured noise (n_params,
     GFLOPs) never counts as tied. Returns (number, number, reason) for neighbours on the front.
     """
-    noise = {}
-    for name in metric_names:
-        if name.endswith("_s"):
-            noise[name] = ("relative", calibration["train_time_cv"])
-        elif name.endswith("accuracy"):
-            noise[name] = ("absolute", calibration["val_accuracy_std"])
-    if set(noise) != set(metric_names):
+    noise = measured_noise(metric_names, calibration)
+    if noise is None:
         return []
     ties = []
     for a, b in pairwise(rows):
@@ -180,8 +221,35 @@ def noise_warnings(
 ) -> list[str]:
     """A warning per pair of front neighbours closer than the measured noise: their order on
     the front is noise (`noise_ties`)."""
+    threads = calibrated_threads(calibration)
+    where = calibration["device"] + (f", {threads} torch thread(s)" if threads else "")
     return [
         f"warning: front members {a} and {b} differ by less than the measured noise "
-        f"({reason}; calibration on {calibration['device']})"
+        f"({reason}; calibration on {where})"
         for a, b, reason in noise_ties(rows, metric_names, calibration)
     ]
+
+
+def threads_notes(
+    metric_names: list[str], calibration: dict[str, Any], trial_threads: set[int]
+) -> list[str]:
+    """A line where the calibration's time CV judges times taken with other torch threads
+    (`trial_threads`: those the compared trials trained with), or where the calibration does
+    not say its threads (written before dse recorded them): a CV is one thread count's."""
+    noise = measured_noise(metric_names, calibration)
+    if noise is None or all(kind != "relative" for kind, _ in noise.values()):
+        return []  # no time judged by it
+    threads = calibrated_threads(calibration)
+    trials = ", ".join(str(n) for n in sorted(trial_threads)) or "unknown"
+    if threads is None:
+        return [
+            f"note: the calibration on {calibration.get('device', 'an unnamed device')} does not "
+            f"say how many torch threads it timed (written by an older dse); the front's trials "
+            f"trained with {trials}: rerun `dse calibrate` to judge their times by a CV of theirs"
+        ]
+    if trial_threads and trial_threads != {threads}:
+        return [
+            f"note: the calibration timed {threads} torch thread(s), the front's trials trained "
+            f"with {trials}: its time CV is another thread count's noise"
+        ]
+    return []

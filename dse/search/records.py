@@ -1,10 +1,7 @@
-"""What a search stores, defined once: a trial's record and a study's (the stored forms they
-are made of, Placement, EpochPoint and Decision, are in forms.py and importable from here).
-
-A trial's record in the study (optuna user attributes, JSON) is read and written only through
-`TrialRecord`, under the key constants below, and a study's through `StudyRecord`. The keys are
-the stored format: studies written by earlier versions open with the same names.
-"""
+"""What a search stores, defined once: a trial's record in the study (optuna user attributes,
+JSON) is read and written only through `TrialRecord`, a study's through `StudyRecord`, under the
+key constants below: the stored format (studies written by earlier versions open with the same
+names). Their stored forms, Placement, EpochPoint and Decision, are in forms.py (and here)."""
 
 from __future__ import annotations
 
@@ -28,7 +25,7 @@ DEVICE, SLOT, HOST, DASK_WORKER = "device", "slot", "host", "dask_worker"  # whe
 METRICS_KEY = "metrics"  # every metric of train.result.METRICS, by name
 HISTORY = "history"  # the trainer's per-epoch records
 ENVIRONMENT = "environment"  # torch, threads, commit, seed ... plus WALL_S and the placement
-WALL_S = "wall_s"  # in ENVIRONMENT: seconds of the whole task
+WALL_S, THREADS = "wall_s", "threads"  # in ENVIRONMENT: the whole task's seconds; torch's threads
 PER_SEED, SEED_STD = "per_seed", "seed_std"  # repeats: each seed's metrics, and their std
 CURVE = "curve"  # EpochPoints so far, written after each epoch
 RUNGS = "rungs"  # MO-ASHA decisions by rung (str), as Decision.to_attr()
@@ -90,6 +87,10 @@ class TrialRecord:
     @property
     def wall_s(self) -> float | None:
         return self.attrs.get(ENVIRONMENT, {}).get(WALL_S)
+
+    @property
+    def threads(self) -> int | None:  # torch's CPU threads of a finished run
+        return self.attrs.get(ENVIRONMENT, {}).get(THREADS)
 
     @property
     def device(self) -> str | None:
@@ -294,10 +295,9 @@ class TrialRecord:
     def enqueue_retry(
         self, study: optuna.Study, origin: int, reason: str, half_batch: bool = False
     ) -> None:
-        """Queue this trial's point again; the retry's attributes link it to `origin`, the
-        first run of the point. A retry of the same config (a half-batch trial's included)
-        inherits the checkpoint, to resume from its last complete epoch, and the seconds lost
-        so far; a retry at half the batch (`half_batch`), another config, neither."""
+        """Queue this trial's point again, linked to `origin`, the point's first run. A retry of
+        the same config (a half-batch trial's included) inherits the checkpoint, to resume from
+        its last epoch, and the seconds lost so far; one at half the batch, neither."""
         attrs = {ORIGIN: "retry", RETRY_OF: origin, POINT: dict(self.trial.params)}
         attrs[RETRY_REASON] = reason
         if half_batch or self.half_batch:
@@ -322,7 +322,7 @@ RUNNERS_JOINED = "runners_joined"  # how many runs have joined the study: the ne
 # Keys that are also ordinary words elsewhere (inputs in errors, columns, titles), checked by
 # tests/test_architecture.py where attributes are read; other keys appear only in this module.
 SHARED_WORDS = frozenset(
-    {CONFIG, DEVICE, SLOT, HOST, HISTORY, ERROR, POINT, RUNGS, STOPPED_AT, WALL_S}
+    {CONFIG, DEVICE, SLOT, HOST, HISTORY, ERROR, POINT, RUNGS, STOPPED_AT, WALL_S, THREADS}
     | {SPACE, CALIBRATION, EARLY_STOP, REFERENCE_POINT}
 )
 

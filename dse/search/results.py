@@ -43,6 +43,11 @@ class StudyView:
         """The latest `dse calibrate` result a run of the study stored."""
         return StudyRecord(self.study).calibration
 
+    def front_threads(self) -> set[int]:
+        """The torch threads the front's trials trained with (their calibration's concern)."""
+        threads = (TrialRecord(t).threads for t in self.front())
+        return {n for n in threads if n is not None}
+
     def trials(self) -> list[FrozenTrial]:
         return self.study.get_trials(deepcopy=False)
 

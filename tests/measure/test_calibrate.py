@@ -14,6 +14,7 @@ from dse.cli import app
 from dse.errors import ConfigError
 from dse.measure.calibrate import (
     Calibration,
+    calibrated_threads,
     coefficient_of_variation,
     load_calibration,
     noise_ties,
@@ -69,22 +70,12 @@ def test_calibrate_then_run_then_pareto_warns(workdir):
         "model.primary_types=2", "model.primary_dim=4", "model.class_dim=4",
         "batch_schedule.batch_size=50", "eval_batch_size=100",
     ]  # fmt: skip
-    result = runner.invoke(
-        app,
-        [
-            "calibrate",
-            "--preset",
-            "baseline",
-            *each("--set", tiny),
-            "--runs",
-            "2",
-            "--format",
-            "json",
-        ],
-    )
+    args = ["calibrate", "--preset", "baseline", *each("--set", tiny), "--runs", "2"]
+    result = runner.invoke(app, [*args, "--threads", "1", "--format", "json"])
     assert result.exit_code == 0, result.stderr
     cal = last_json(result)
     assert cal["runs"] == 2 and cal["seeds"] == [0, 1] and len(cal["val_accuracy"]) == 2
+    assert cal["threads"] == 1 and cal["bf16"]  # what the times depend on besides the config
     assert cal["epoch_time_cv"] >= 0 and cal["train_time_cv"] >= 0
     assert json.loads((workdir / "results" / "calibration.json").read_text()) == cal
 
@@ -130,6 +121,78 @@ def test_pareto_warns_about_front_members_within_the_noise(tmp_path):
         "warning: front members 0 and 1 differ by less than the measured noise (train_time_s "
         "2.9% < CV 5.0%; val_accuracy 0.10 < std 0.20 points; calibration on cpu)"
     ]
+
+
+def _timed_study(storage: str, metric_names: list[str], trial_threads: int) -> optuna.Study:
+    """Two front members within any noise, trained with `trial_threads` torch threads."""
+    study = optuna.create_study(
+        storage=storage, study_name="s", directions=["minimize", "maximize"]
+    )
+    with warnings.catch_warnings():  # experimental in optuna
+        warnings.simplefilter("ignore")
+        study.set_metric_names(metric_names)
+    for values in ([100.0, 0.970], [103.0, 0.971]):
+        attrs = {"environment": {"threads": trial_threads}}
+        study.add_trial(optuna.trial.create_trial(values=values, user_attrs=attrs))
+    return study
+
+
+NOISE = {"train_time_cv": 0.05, "val_accuracy_std": 0.002, "device": "cpu"}
+OLDER = (
+    "note: the calibration on cpu does not say how many torch threads it timed (written by "
+    "an older dse); the front's trials trained with 2: rerun `dse calibrate` to judge their "
+    "times by a CV of theirs"
+)
+
+
+@pytest.mark.parametrize(
+    ("calibrated", "lines"),
+    [
+        (2, ["warning: front members 0 and 1 differ by less than the measured noise "
+             "(train_time_s 2.9% < CV 5.0%; val_accuracy 0.10 < std 0.20 points; "
+             "calibration on cpu, 2 torch thread(s))"]),
+        (1, ["warning: front members 0 and 1 differ by less than the measured noise "
+             "(train_time_s 2.9% < CV 5.0%; val_accuracy 0.10 < std 0.20 points; "
+             "calibration on cpu, 1 torch thread(s))",
+             "note: the calibration timed 1 torch thread(s), the front's trials trained with 2: "
+             "its time CV is another thread count's noise"]),
+        (None, [  # a calibration written before dse recorded threads: read, with one note
+            "warning: front members 0 and 1 differ by less than the measured noise "
+            "(train_time_s 2.9% < CV 5.0%; val_accuracy 0.10 < std 0.20 points; "
+            "calibration on cpu)", OLDER]),
+    ],
+)  # fmt: skip
+def test_pareto_says_when_the_calibration_timed_other_threads(tmp_path, calibrated, lines):
+    storage = f"sqlite:///{tmp_path}/r.db"
+    study = _timed_study(storage, ["train_time_s", "val_accuracy"], trial_threads=2)
+    threads = {} if calibrated is None else {"threads": calibrated}
+    study.set_user_attr("calibration", {**NOISE, **threads})
+    result = runner.invoke(app, ["pareto", "--storage", storage, "--format", "json"])
+    assert result.exit_code == 0, result.stderr
+    said = [line for line in result.stderr.splitlines() if line.startswith(("warning", "note"))]
+    assert said == lines
+
+
+def test_the_threads_note_only_where_the_calibration_judges_times(tmp_path):
+    """No time among the objectives: the calibration's time CV judges nothing, so its threads
+    do not matter (nor does an older file's silence about them)."""
+    storage = f"sqlite:///{tmp_path}/r.db"
+    study = _timed_study(storage, ["n_params", "val_accuracy"], trial_threads=2)
+    study.set_user_attr("calibration", NOISE)
+    result = runner.invoke(app, ["pareto", "--storage", storage, "--format", "json"])
+    assert result.exit_code == 0, result.stderr
+    assert "thread" not in result.stderr
+
+
+def test_an_older_calibration_file_reads_without_threads(tmp_path):
+    """Files written before dse recorded threads load as they are; their threads are None."""
+    cal = Calibration.from_runs("c", "cpu", [0, 1], [_result([1.0], 0.9), _result([1.1], 0.8)])
+    older = {k: v for k, v in cal.to_dict().items() if k not in ("threads", "bf16")}
+    path = tmp_path / "cal.json"
+    path.write_text(json.dumps(older))
+    assert calibrated_threads(load_calibration(path)) is None
+    timed = Calibration.from_runs("c", "cpu", [0], [_result([1.0], 0.9)], threads=3, bf16="x")
+    assert calibrated_threads(timed.to_dict()) == 3 and timed.to_dict()["bf16"] == "x"
 
 
 def test_bad_calibration_file_is_one_line_exit_2(tmp_path):

@@ -172,7 +172,10 @@ def test_learns_real_mnist(monkeypatch):
 
 
 def test_the_step_clock_leaves_out_kernel_timing():
-    """Timing kernels for this machine (once per shape) is set-up, not the trial's training."""
+    """Timing kernels for this machine (once per shape) is set-up, not the trial's training.
+    Checked by what the timing must hold and what the clock must leave out, not by the wall
+    time outside them (reading the choices file: 20 ms beside a busy torch, over a 10 ms
+    tolerance this had)."""
     clock = StepsClock(torch.device("cpu"))
     before = kernel_choice.timing_seconds()
     start = time.perf_counter()
@@ -180,11 +183,16 @@ def test_the_step_clock_leaves_out_kernel_timing():
     def candidates():
         return {"slow": lambda: time.sleep(0.05), "fast": lambda: None}
 
+    def since_clock_started() -> float:
+        return time.perf_counter() - clock.start
+
     assert kernel_choice.choose("step clock test", ("slow", "fast"), candidates) == "fast"
     wall = time.perf_counter() - start
-    assert wall >= 0.05 * (1 + kernel_choice.TIMED_CALLS)
-    assert kernel_choice.timing_seconds() - before == pytest.approx(wall, abs=0.01)
-    assert 0 <= clock.seconds() < 0.04  # the 0.15 s or more of timing left out
+    timed = kernel_choice.timing_seconds() - before
+    slow_calls = 0.05 * (1 + kernel_choice.TIMED_CALLS)  # its warm-up and timed calls
+    assert slow_calls <= timed <= wall  # the candidates' runs, within the call
+    assert 0 <= clock.seconds() <= since_clock_started() - timed  # all of it left out
     time.sleep(0.05)  # a recorded choice is not timed again: the clock runs on
     assert kernel_choice.choose("step clock test", ("slow", "fast"), candidates) == "fast"
-    assert 0.05 <= clock.seconds() < 0.15
+    assert kernel_choice.timing_seconds() - before == timed
+    assert 0.05 <= clock.seconds() <= since_clock_started() - timed
