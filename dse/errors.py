@@ -84,6 +84,13 @@ class Interrupted(DseError):
         self.exit_code = 128 + signal_number  # the shell's convention: 130 SIGINT, 143 SIGTERM
 
 
+class WorkersCannotStart(DseError):
+    """Local worker processes die as they start (torch will not import, say): the run ends
+    with the cause, its trials queued again, rather than restart a worker for every trial."""
+
+    exit_code = 1  # as a run whose every trial failed: the inputs were fine
+
+
 class TrainingError(DseError):
     """A run failed for a reason the configuration causes (for example a diverging loss)."""
 

@@ -64,3 +64,12 @@ def resolve_config(
     if not overrides:
         return base
     return TrialConfig.from_dict(apply_overrides(base.to_dict(), overrides), source=option("set"))
+
+
+def config_source(
+    config_path: str | None, preset_name: str | None, overrides: list[str] | tuple[str, ...] = ()
+) -> str:
+    """Where `resolve_config`'s config comes from (`c.yaml`, `--preset baseline with --set`),
+    for a check made once it resolved, as of a dataset subset against the files."""
+    origin = config_path or f"{option('preset')} {preset_name or 'baseline'}"
+    return f"{origin} with {option('set')}" if overrides else origin

@@ -10,7 +10,7 @@ from dse.commands.paths import check_output_dir, check_writable
 from dse.config import seeds_overflow
 from dse.errors import ConfigError, choose_from, option
 from dse.output import Rows, Shown, note
-from dse.presets import resolve_config
+from dse.presets import config_source, resolve_config
 from dse.search.devices import check_threads, set_torch_threads
 from dse.search.signals import interrupted_in_one_line
 
@@ -130,6 +130,7 @@ def calibrate(
     """Train one configuration `runs` times: the CV of epoch time and the spread of accuracy;
     the calibration is written to `out` (`dse run` stores it with the study). `threads`:
     torch's (default: the CPUs other programs leave idle)."""
+    from dse.data.datasets import check_data
     from dse.measure.calibrate import DEFAULT_PATH, check_runs, run_calibration
     from dse.train.trainer import resolve_device
 
@@ -154,7 +155,9 @@ def calibrate(
     def stopped() -> str:
         return f"interrupted after {done[0]} of {runs} runs: {out} not written"
 
-    busy = set_torch_threads(threads, resolve_device(device).type, "trained")
+    device_type = resolve_device(device).type
+    check_data(base.dataset, config_source(config, preset_name, overrides), data_dir)
+    busy = set_torch_threads(threads, device_type, "trained")
     with interrupted_in_one_line(stopped):
         result = run_calibration(base, runs, device, data_dir, on_run)
     result.save(out)

@@ -13,7 +13,7 @@ from dse.commands.paths import check_output_dir, check_writable
 from dse.config import TrialConfig
 from dse.errors import ConfigError, Interrupted, choose_from, option
 from dse.output import Rows, Shown, csv_text, file_stem
-from dse.presets import preset, preset_names, resolve_config
+from dse.presets import config_source, preset, preset_names, resolve_config
 from dse.search.devices import check_threads, set_torch_threads
 from dse.search.signals import signal_of, sigterm_as_interrupt
 
@@ -45,8 +45,9 @@ def train(
     # Ctrl-C or SIGTERM from the first moment on (importing torch takes seconds)
     with sigterm_as_interrupt():
         try:
+            _check_flags(device, save)  # the flags before the configuration and its data
             file, resolved = _checkpoint_file(
-                config, preset_name, overrides, resume, checkpoint_dir, keep_checkpoints
+                config, preset_name, overrides, resume, checkpoint_dir, keep_checkpoints, data_dir
             )
             result, busy = _train_run(resolved, file, device, data_dir, save, threads, progress)
         except KeyboardInterrupt as exc:
@@ -69,6 +70,15 @@ def train(
         footer=_saved_line(save, result) if save else None,
         notes=_train_notes(file, resolved, resume, busy),
     )
+
+
+def _check_flags(device: str, save: str | None) -> None:
+    """The device and the weights' file, refused before the config is read."""
+    from dse.train.trainer import resolve_device
+
+    resolve_device(device)
+    if save:
+        check_writable(save, "save")
 
 
 def _train_notes(file: Any, config: TrialConfig, resume: str | None, busy: str | None) -> list[str]:
@@ -105,9 +115,12 @@ def _checkpoint_file(
     resume: str | None,
     checkpoint_dir: str | None,
     keep: bool,
+    data_dir: str | None,
 ) -> tuple[Any, TrialConfig]:
     """The run's per-epoch checkpoint file (a ResumeFile) and its configuration: the one of
-    `resume`, or a new file named after the configuration in `checkpoint_dir`."""
+    `resume`, or a new file named after the configuration in `checkpoint_dir`. Its dataset
+    section is checked against the files first, naming where the configuration comes from."""
+    from dse.data.datasets import check_data
     from dse.train.resume import ResumeFile
 
     if resume is not None:
@@ -121,8 +134,11 @@ def _checkpoint_file(
             )
         # The user named this file: dse removes only the checkpoints it made itself.
         file = ResumeFile(Path(resume), keep=True)
-        return file, file.config()
+        resolved = file.config()
+        check_data(resolved.dataset, resume, data_dir)
+        return file, resolved
     resolved = resolve_config(config, preset_name, overrides)
+    check_data(resolved.dataset, config_source(config, preset_name, overrides), data_dir)
     folder = checkpoint_dir or DEFAULT_CHECKPOINT_DIR
     check_output_dir(folder, "checkpoint_dir")
     name = file_stem(resolved.name or "run")
@@ -151,8 +167,6 @@ def _train_run(
     from dse.train.trainer import resolve_device
 
     torch_device = resolve_device(device)
-    if save:
-        check_writable(save, "save")
     busy = set_torch_threads(threads, torch_device.type, "trained")
     if not progress:
         return train_seeds(config, torch_device, data_dir, checkpoint=save, resume=file), busy

@@ -176,6 +176,13 @@ def check_files(name: str, data_dir: str | Path | None = None) -> SplitSizes:
     return SplitSizes(counts["train"], counts["test"], paths["train_images"], paths["test_images"])
 
 
+def check_data(config: DatasetConfig, where: str, data_dir: str | Path | None = None) -> None:
+    """The section's dataset files are there and its subsets fit them, else a DataError after
+    `where` (the config file): `dse train` and `dse calibrate` call it before they start, as
+    `load_dataset` would find it only once training is under way."""
+    check_files(config.name, data_dir).check(config, where)
+
+
 def load_dataset(
     config: DatasetConfig, device: torch.device | str = "cpu", data_dir: str | Path | None = None
 ) -> DeviceDataset:

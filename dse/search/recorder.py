@@ -10,6 +10,7 @@ from typing import Any, Protocol
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from dse.errors import WorkersCannotStart
 from dse.search.devices import Slot
 from dse.search.messages import TrialDone, TrialFailed
 from dse.search.pareto import FrontSet
@@ -20,6 +21,7 @@ from dse.search.unvisited import repeat_error
 from dse.space import SearchSpace
 
 MAX_WORKER_DEATHS = 1  # retries of a trial whose worker died
+MAX_FAILED_STARTS = 3  # local workers dead at start, before any trial reached one: the run ends
 OUT_OF_MEMORY = "out of memory"  # TrialFailed.kind of a trial that ran out of device memory
 
 
@@ -116,9 +118,15 @@ class Recorder:
             record.enqueue_retry(self.study, trial.number, OUT_OF_MEMORY, half_batch=True)
         self.report_finished(trial.number)
 
-    def worker_died(self, trial: optuna.Trial, slot: Slot, reason: str, lost_s: float) -> None:
+    def worker_died(
+        self, trial: optuna.Trial, slot: Slot, reason: str, lost_s: float, at_start: bool = False
+    ) -> None:
         """FAIL with the reason; queued again unless its point already killed a worker (the
-        retry resumes from the trial's checkpoint; `lost_s`: seconds it ran past it)."""
+        retry resumes from the trial's checkpoint; `lost_s`: seconds it ran past it).
+        `at_start`: the worker died as it started, before it took the trial (`not_started`)."""
+        if at_start:
+            self.not_started(trial, slot, reason)
+            return
         record = TrialRecord(trial)
         origin = record.retry_of
         self.deaths[origin] = self.deaths.get(origin, 0) + 1
@@ -130,6 +138,16 @@ class Recorder:
         self.study.tell(trial, state=TrialState.FAIL)
         if retry:
             record.enqueue_retry(self.study, origin, "worker died")
+        self.report_finished(trial.number)
+
+    def not_started(self, trial: optuna.Trial, slot: Slot, reason: str) -> None:
+        """Its worker died before it took the trial (it could not start): FAIL, queued again
+        without counting as a death of the trial's own, which never ran."""
+        record = TrialRecord(trial)
+        record.fail(f"not started: worker died at start ({reason}) on {slot.label}")
+        record.mark_retried()
+        self.study.tell(trial, state=TrialState.FAIL)
+        record.enqueue_retry(self.study, record.retry_of, "not started")
         self.report_finished(trial.number)
 
     def interrupted(self, trial: optuna.Trial, signal_name: str, lost_s: float) -> None:
@@ -198,6 +216,32 @@ class Recorder:
             started=len(ours),
             started_failed=len(ours_failed),
             first_failure=failure(ours_failed[0]) if ours_failed else "",
+        )
+
+
+@dataclass
+class StartFailures:
+    """Local workers that died before any trial of the run reached one. A worker that cannot
+    start (torch will not import, say) would be restarted for each trial and its retry, every
+    few seconds; after MAX_FAILED_STARTS such deaths the run ends with the cause instead."""
+
+    deaths: int = 0
+    landed: bool = False  # a trial reached a worker: later deaths are retried as the trial's
+
+    def died(self) -> bool:
+        """A worker died: whether at start (no trial has reached a worker yet)."""
+        if not self.landed:
+            self.deaths += 1
+        return not self.landed
+
+    def given_up(self, slot: Slot, reason: str) -> WorkersCannotStart | None:
+        """The run's end once MAX_FAILED_STARTS workers died at start; the last's cause."""
+        if self.landed or self.deaths < MAX_FAILED_STARTS:
+            return None
+        return WorkersCannotStart(
+            f"the local workers cannot start: {self.deaths} died in a row before taking a "
+            f"trial, the last on {slot.label} ({reason}); the run stopped and its trials are "
+            "queued again: fix the cause, then run the same command"
         )
 
 

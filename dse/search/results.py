@@ -327,6 +327,11 @@ def hypervolume_history(
     return history
 
 
+def seconds_text(seconds: float) -> str:
+    """Whole seconds from 10 on, a tenth below: a study of tiny trials reads 0.4, not 0."""
+    return f"{seconds:.0f}" if round(seconds, 1) >= 10 else f"{seconds:.1f}"
+
+
 @dataclass(frozen=True)
 class HypervolumeSummary:
     hypervolume: float
@@ -343,7 +348,7 @@ class HypervolumeSummary:
         spent = (
             f"{self.compute_s / 3600:.3f} GPU-hours"
             if self.gpu
-            else f"{self.compute_s:.0f} training seconds"
+            else f"{seconds_text(self.compute_s)} training seconds"
         )
         trials = "1 trial" if self.finished == 1 else f"{self.finished} trials"
         return (

@@ -56,6 +56,7 @@ from dse.search.messages import (
     TrialFailed,
     TrialStarted,
     TrialTask,
+    WorkerLost,
     WorkerMessage,
 )
 from dse.search.moasha import RungBook
@@ -66,13 +67,14 @@ from dse.search.recorder import (
     Reporter,
     RunSummary,
     SilentReporter,
+    StartFailures,
     seconds_per_epoch,
 )
 from dse.search.records import EpochPoint, Placement, StudyRecord, TrialRecord
 from dse.search.resilient import watch_signals
 from dse.search.signals import StopSignals
 from dse.search.storage import close_storage, open_storage
-from dse.search.study import Counting, fail_stale, finished_count
+from dse.search.study import Counting, fail_stale, finished_count, over_budget
 from dse.search.study_setup import set_up_study
 from dse.search.unvisited import Novelty, Outcome
 from dse.space import SearchSpace
@@ -152,6 +154,7 @@ class InFlight:
     batch_sizes: tuple[int, ...] = ()  # per epoch, from the trial's batch schedule
     curve: list[EpochPoint] = field(default_factory=list)
     started: float = field(default_factory=time.monotonic)
+    placement: Placement | None = None  # where it was sent (a worker's TrialStarted may differ)
 
     def lost_s(self) -> float:
         """Seconds since the last epoch reported (its checkpoint written), or since dispatch."""
@@ -183,6 +186,7 @@ class Runner:
         self.in_flight: dict[int, InFlight] = {}
         self.started: set[int] = set()  # the trials this run started (retries included)
         self.invalid_in_a_row = 0
+        self.start_failures = StartFailures()  # local workers dead before a trial reached one
         self.novelty = Novelty(study, self.counting, options.seed)  # no point trained twice
         self.checkpoints = checkpoint_folder(options, study.study_name, StudyRecord(study).uid())
 
@@ -232,17 +236,27 @@ class Runner:
             for message in self.pool.poll(POLL_S):
                 self._handle(message)
             for lost in self.pool.replace_dead():
-                if self.stop.received is not None:
-                    continue  # killed by the run's own signal (SIGTERM to the job): interrupted
-                flight = self.in_flight.pop(lost.number, None) if lost.number is not None else None
-                if flight is not None:
-                    with _unless_failed_as_stale():
-                        lost_s = flight.lost_s()
-                        self.recorder.worker_died(flight.trial, flight.slot, lost.reason, lost_s)
+                if self.stop.received is None:  # else killed by the run's own signal
+                    self._worker_lost(lost)
             if time.monotonic() - last_heartbeat > HEARTBEAT_EVERY_S:
                 record_heartbeats(self.study, [f.trial for f in self.in_flight.values()])
                 fail_stale(self.study)
                 last_heartbeat = time.monotonic()
+
+    def _worker_lost(self, lost: WorkerLost) -> None:
+        """A dead worker's trial fails, retried once; dead at start, see StartFailures."""
+        flight = self.in_flight.pop(lost.number, None) if lost.number is not None else None
+        at_start = self.options.backend == "local" and self.start_failures.died()
+        if flight is not None:
+            with _unless_failed_as_stale():
+                lost_s = flight.lost_s()
+                self.recorder.worker_died(flight.trial, flight.slot, lost.reason, lost_s, at_start)
+        error = self.start_failures.given_up(lost.slot, lost.reason) if at_start else None
+        if error is not None:
+            for other in self.in_flight.values():  # its worker is starting too, or trying to
+                with _unless_failed_as_stale():
+                    self.recorder.not_started(other.trial, other.slot, "the run stopped")
+            raise error
 
     def _interrupt(self, number: int) -> None:
         """Record the trials in flight as stopped by the signal, and say so in one line."""
@@ -299,7 +313,7 @@ class Runner:
         """Start a trial on `slot`: STARTED, or INVALID when its sample is not a valid config,
         or REPEAT when the study has run its sampled point (search/unvisited.py)."""
         record_heartbeats(self.study, [trial])  # a trial without a heartbeat never goes stale
-        if self._over_budget(trial.number):
+        if over_budget(self.counting.trials(self.study), trial.number, self.plan.planned):
             self.recorder.withdrawn(trial)
             return Outcome.STARTED
         try:
@@ -325,18 +339,9 @@ class Runner:
             checkpoint = f"{self.checkpoints.path}/{key}.pt"  # a retry's is its failed run's
             keep = self.options.keep_checkpoints
             self.pool.submit(slot, TrialTask(trial.number, as_dict, rungs, checkpoint, keep))
-            self.in_flight[trial.number] = InFlight(trial, slot, batch_sizes)
+            self.in_flight[trial.number] = InFlight(trial, slot, batch_sizes, placement=placement)
             self.reporter.trial_started(trial.number, slot, values, config.epochs)
         return Outcome.STARTED
-
-    def _over_budget(self, number: int) -> bool:
-        """Whether trial `number` is beyond the budget: `planned` counted trials (finished,
-        running or queued) have lower numbers. The storage numbers trials in the order they
-        are created, so runners sharing a study agree on which trials are in, without a lock;
-        a queued point popped by ask() has its old, low number and always runs."""
-        records = map(TrialRecord, self.counting.trials(self.study))
-        counted = sum(r.number < number and (r.is_final() or r.is_pending()) for r in records)
-        return counted >= self.plan.planned
 
     def _handle(self, message: WorkerMessage) -> None:
         """A worker's message. A trial of ours that a stale check already failed (our
@@ -348,9 +353,11 @@ class Runner:
         flight = self.in_flight.get(message.number)
         if flight is None:
             return
-        if isinstance(message, TrialStarted):  # a Dask trial landed: where it runs
-            with _unless_failed_as_stale():
-                TrialRecord(flight.trial).place(message.placement)
+        if isinstance(message, TrialStarted):  # a worker took it (Dask: where it runs)
+            self.start_failures.landed = True
+            if message.placement != flight.placement:
+                with _unless_failed_as_stale():
+                    TrialRecord(flight.trial).place(message.placement)
         elif isinstance(message, EpochDone):
             self._epoch_done(flight, message)
         elif isinstance(message, TrialDone | TrialFailed):

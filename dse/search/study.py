@@ -242,6 +242,16 @@ def finished_count(trials: list[FrozenTrial]) -> int:
     return sum(TrialRecord(t).is_final() for t in trials)
 
 
+def over_budget(trials: list[FrozenTrial], number: int, planned: int) -> bool:
+    """Whether trial `number` is beyond the budget: `planned` counted trials (finished,
+    running or queued) have lower numbers. The storage numbers trials in the order they
+    are created, so runners sharing a study agree on which trials are in, without a lock;
+    a queued point popped by ask() has its old, low number and always runs."""
+    records = map(TrialRecord, trials)
+    counted = sum(r.number < number and (r.is_final() or r.is_pending()) for r in records)
+    return counted >= planned
+
+
 @dataclass(frozen=True)
 class Counting:
     """Which of a study's trials count toward a run of `space`: all of them, or, in a study

@@ -4,9 +4,10 @@ The runner (parent) owns the study: it asks for trials, sends each worker a Tria
 records what comes back. Workers only train. A worker is a `spawn`ed process, so CUDA starts
 fresh in it after CUDA_VISIBLE_DEVICES is set; it dies with its parent (PR_SET_PDEATHSIG), so
 a killed runner leaves no orphan training on. Tasks and messages are the dataclasses of
-records.py: a TrialTask in; EpochDone per epoch, RungQuestion at a rung (then the worker waits
-on its task queue for the runner's RungAnswer: the runner owns the study, so it decides), and
-TrialDone or TrialFailed out.
+messages.py: a TrialTask in; TrialStarted as the worker takes it (a worker that dies before
+any does could not start: the runner ends the run after a few), EpochDone per epoch,
+RungQuestion at a rung (then the worker waits on its task queue for the runner's RungAnswer:
+the runner owns the study, so it decides), and TrialDone or TrialFailed out.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import multiprocessing as mp
 import os
 import queue
 import signal
+import socket
 import threading
 import time
 import traceback
@@ -32,6 +34,7 @@ from dse.search.messages import (
     RungQuestion,
     TrialDone,
     TrialFailed,
+    TrialStarted,
     TrialTask,
     WorkerLost,
     WorkerMessage,
@@ -175,6 +178,7 @@ def _serve(slot: Slot, tasks: Any, results: Any, data_dir: str | None, parent: i
 
     torch.set_num_threads(slot.threads)
     fail_worker_start_if_set()
+    placement = Placement(slot.label, slot.device, socket.gethostname())  # as the runner sent it
 
     def ask() -> RungAnswer:
         """Wait for the runner's answer at a rung."""
@@ -188,6 +192,8 @@ def _serve(slot: Slot, tasks: Any, results: Any, data_dir: str | None, parent: i
         task = tasks.get()
         if task is None:
             return
+        # a trial reached a worker: the runner counts later deaths as the trial's, not start-up's
+        results.put(TrialStarted(slot.index, task.number, placement))
         outcome = execute_trial(task, slot.index, slot.local_device, data_dir, results.put, ask)
         if isinstance(outcome, TrialDone):  # recorded in the trial's environment
             outcome = replace(outcome, placement=Placement(slot.label, slot.device))

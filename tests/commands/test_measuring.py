@@ -135,3 +135,21 @@ def test_profile_and_calibrate_use_the_idle_cpus_and_say_so(
     assert result.exit_code == 0, result.stderr
     assert result.stderr.splitlines()[-1] == f"{did} with 1 thread(s): {BUSY} (--threads sets it)"
     assert torch.get_num_threads() == 1
+
+
+def test_calibrate_refuses_a_subset_the_data_cannot_give_naming_the_file_first(
+    workdir, monkeypatch
+):
+    def no_training(*args, **kwargs):
+        raise AssertionError("trained before its data was checked")
+
+    monkeypatch.setattr("dse.measure.calibrate.run_calibration", no_training)
+    (workdir / "big.yaml").write_text("dataset: {val_size: 100, train_subset: 301}\n")
+    result = runner.invoke(app, ["calibrate", "--config", "big.yaml", "--runs", "2"])
+    assert (result.exit_code, result.stdout) == (2, "")
+    train_images = workdir / "data" / "mnist" / "train-images-idx3-ubyte.gz"
+    assert result.stderr == (
+        "error: big.yaml: dataset.train_subset: 301 is more than the 300 samples after "
+        f"dataset.val_size in {train_images}\n"
+    )
+    assert sorted(p.name for p in workdir.iterdir()) == ["big.yaml", "data"]

@@ -7,7 +7,8 @@ import signal
 import pytest
 
 from dse import commands
-from dse.errors import Interrupted
+from dse.data.synthetic import write_idx_dataset
+from dse.errors import DataError, Interrupted
 from dse.train.resume import ResumeFile
 
 TINY = ["epochs=2", "dataset.val_size=100", "model.conv_channels=8", "model.primary_types=2"]
@@ -90,3 +91,54 @@ def test_a_resumed_file_is_the_users_kept_and_a_complete_one_trains_nothing(work
         f"{kept}: already complete (2 of 2 epochs): nothing trained; the result is the checkpoint's"
     ]
     assert again.data["history"] == resumed.data["history"] and (workdir / kept).is_file()
+
+
+def _no_training(*args, **kwargs):
+    raise AssertionError("trained before its data was checked")
+
+
+def test_a_subset_larger_than_the_data_is_one_line_naming_the_file_before_anything(
+    workdir, monkeypatch
+):
+    """Found before training starts (not in data loading: the key alone, after the set-up)."""
+    from typer.testing import CliRunner
+
+    from dse.cli import app
+
+    monkeypatch.setattr("dse.commands.training.set_torch_threads", _no_training)
+    (workdir / "big.yaml").write_text("dataset: {val_size: 100, train_subset: 100000}\n")
+    data = workdir / "data" / "mnist"
+    given = [
+        (["--config", "big.yaml"], "big.yaml: dataset.train_subset: 100000"),
+        (
+            [
+                "--preset",
+                "adabatch",
+                "--set",
+                "dataset.val_size=100",
+                "--set",
+                "dataset.test_subset=101",
+            ],
+            "--preset adabatch with --set: dataset.test_subset: 101",
+        ),
+    ]
+    for args, start in given:
+        result = CliRunner().invoke(app, ["train", *args, "--keep-checkpoints"])
+        assert (result.exit_code, result.stdout) == (2, ""), result.stderr
+        more = (
+            f"300 samples after dataset.val_size in {data / 'train-images-idx3-ubyte.gz'}"
+            if "train_subset" in start
+            else f"100 samples in {data / 't10k-images-idx3-ubyte.gz'}"
+        )
+        assert result.stderr == f"error: {start} is more than the {more}\n"
+    assert sorted(p.name for p in workdir.iterdir()) == ["big.yaml", "data"]
+
+
+def test_a_resumed_checkpoint_whose_subset_the_data_cannot_give_is_named(workdir, monkeypatch):
+    commands.train(None, "baseline", TINY, threads=1, keep_checkpoints=True)
+    kept = "results/checkpoints/train-baseline.pt"
+    write_idx_dataset(workdir / "small" / "mnist", n_train=50, n_test=100)
+    monkeypatch.setattr("dse.commands.training.set_torch_threads", _no_training)
+    with pytest.raises(DataError) as raised:
+        commands.train(None, None, [], data_dir="small", resume=kept)
+    assert str(raised.value).startswith(f"{kept}: dataset.val_size: 100 leaves no training data")

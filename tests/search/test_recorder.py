@@ -10,7 +10,9 @@ import optuna
 from optuna.distributions import FloatDistribution
 from optuna.trial import TrialState, create_trial
 
-from dse.search.recorder import Recorder, SilentReporter
+from dse.errors import WorkersCannotStart
+from dse.search.devices import Slot
+from dse.search.recorder import MAX_FAILED_STARTS, Recorder, SilentReporter, StartFailures
 from dse.search.results import StudyView
 from dse.search.study import Counting
 from dse.space import load_space
@@ -74,3 +76,21 @@ def test_a_run_every_trial_of_which_failed_is_told_from_one_with_a_success():
     study.add_trial(_trial(None, TrialState.PRUNED))
     assert not recorder.summary("sqlite:///x.db", 4, 1.0, started={1, 2, 3}).every_start_failed
     assert not recorder.summary("sqlite:///x.db", 3, 1.0, started=set()).every_start_failed
+
+
+def test_workers_dead_at_start_end_the_run_but_not_once_a_trial_reached_one():
+    """A worker that cannot start is given up on after MAX_FAILED_STARTS deaths; once a trial
+    has reached a worker, deaths are the trials' (each retried once), never the run's end."""
+    slot = Slot(index=0, device="cpu", threads=1)
+    starts = StartFailures()
+    assert [starts.died() for _ in range(MAX_FAILED_STARTS - 1)] == [True, True]
+    assert starts.given_up(slot, "exit code 1") is None
+    assert starts.died()
+    error = starts.given_up(slot, "exit code 1: ImportError: no torch")
+    assert isinstance(error, WorkersCannotStart) and error.exit_code == 1
+    assert str(error).startswith(
+        "the local workers cannot start: 3 died in a row before taking a trial, the last on "
+        "cpu#0 (exit code 1: ImportError: no torch); "
+    )
+    landed = StartFailures(landed=True)
+    assert not any(landed.died() for _ in range(5)) and landed.given_up(slot, "x") is None

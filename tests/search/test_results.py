@@ -16,11 +16,13 @@ from dse.config import TrialConfig
 from dse.search.pareto import hypervolume
 from dse.search.records import CONFIG, HALF_BATCH
 from dse.search.results import (
+    HypervolumeSummary,
     StudyView,
     hypervolume_history,
     params_as_run,
     pareto_rows,
     reference_point,
+    seconds_text,
     trials_frame,
 )
 from tests.conftest import params_study
@@ -128,3 +130,12 @@ def test_a_half_batch_retry_shows_the_batch_it_ran():
     assert params_as_run(view.trials()[0]) == expected
     assert pareto_rows(view)[0]["params"] == expected
     assert trials_frame(view)["params_batch_schedule.batch_size@fixed"].tolist() == [25]
+
+
+def test_training_seconds_read_to_a_tenth_below_ten_and_whole_from_ten():
+    """A study of tiny trials spent 0.4 s: not '0 training seconds'; large sums read as before."""
+    texts = [seconds_text(s) for s in (0.0, 0.04, 0.4, 7.34, 9.94, 9.96, 10.4, 1234.5)]
+    assert texts == ["0.0", "0.0", "0.4", "7.3", "9.9", "10", "10", "1234"]
+    summary = HypervolumeSummary(0.5, [1.0, 0.1], "the space file", 3, 0.4, gpu=False)
+    line = summary.describe(["train_time_s", "val_accuracy"])
+    assert line.endswith("; 3 trials finished, 0.4 training seconds")

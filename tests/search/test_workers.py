@@ -12,20 +12,34 @@ from tests.conftest import load_study, write_space
 runner = CliRunner()
 
 
-def test_a_worker_that_dies_at_start_records_its_exception_in_the_trial_s_error(
+def test_a_worker_that_cannot_start_ends_the_run_in_one_line_naming_its_exception(
     workdir, monkeypatch
 ):
-    """Its error said only `worker died (exit code 1)`; now the exception that ended it too,
-    in the trial's error and in `dse trials`."""
+    """It was restarted for each trial and its retry (every 2-3 s, a 50-trial study for
+    minutes), each trial then failed for good; now the run ends after 3 such deaths with the
+    exception, and the trials, which never ran, are queued again: once the cause is fixed,
+    the same command runs them."""
     monkeypatch.setenv(FAULT_WORKER_START_ENV, "cannot load")  # the spawned workers inherit it
-    space = write_space(workdir, lrs="[0.001]")
-    cpu = ["--gpus", "cpu", "--n-trials", "1", "--quiet"]
+    space = write_space(workdir, lrs="[0.001, 0.002, 0.003]")  # 6 points
+    cpu = ["--gpus", "cpu", "--workers", "1", "--quiet"]
     run = runner.invoke(app, ["run", "--space", str(space), *cpu])
-    assert run.exit_code == 1, run.stderr  # every trial it started failed
-    cause = f"RuntimeError: cannot load ({FAULT_WORKER_START_ENV})"
-    failed = load_study("sqlite:///results/dse.db", "tiny").get_trials()
-    assert [t.state for t in failed] == [TrialState.FAIL] * 2  # the trial and its retry
-    for t in failed:
-        assert t.user_attrs["error"] == f"worker died (exit code 1: {cause}) on cpu#0"
-    trials = runner.invoke(app, ["trials", "--columns", "number,error", "--format", "csv"])
-    assert trials.exit_code == 0 and cause in trials.stdout
+    cause = f"exit code 1: RuntimeError: cannot load ({FAULT_WORKER_START_ENV})"
+    assert (run.exit_code, run.stdout) == (1, "")
+    assert run.stderr.splitlines()[-1] == (
+        f"error: the local workers cannot start: 3 died in a row before taking a trial, the "
+        f"last on cpu#0 ({cause}); the run stopped and its trials are queued again: fix the "
+        "cause, then run the same command"
+    )
+    trials = load_study("sqlite:///results/dse.db", "tiny").get_trials()
+    failed = [t for t in trials if t.state == TrialState.FAIL]
+    assert len(failed) == 3
+    for t in failed:  # each one's error names the exception
+        assert t.user_attrs["error"] == f"not started: worker died at start ({cause}) on cpu#0"
+    table = runner.invoke(app, ["trials", "--columns", "number,error", "--format", "csv"])
+    assert table.exit_code == 0 and cause in table.stdout
+    assert sum(t.state == TrialState.WAITING for t in trials) == 6  # every point, none lost
+
+    monkeypatch.delenv(FAULT_WORKER_START_ENV)
+    again = runner.invoke(app, ["run", "--space", str(space), *cpu, "--format", "json"])
+    assert again.exit_code == 0, again.stderr
+    assert "6 complete, 0 failed of 6 planned" in again.stderr
