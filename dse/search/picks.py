@@ -32,12 +32,13 @@ def pick(view: StudyView, how: str) -> FrozenTrial:
 
 
 def trial_by_number(view: StudyView, number: int) -> FrozenTrial:
-    for t in view.trials():
+    trials = view.trials()
+    for t in trials:
         if t.number == number:
             return t
+    held = f"numbers 0..{len(trials) - 1}" if trials else "it has no trials yet"
     raise StorageError(
-        f"{option('trial')} {number}: study {view.study.study_name!r} has no such trial "
-        f"(numbers 0..{len(view.trials()) - 1})"
+        f"{option('trial')} {number}: study {view.study.study_name!r} has no such trial ({held})"
     )
 
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import optuna
+import pytest
 
-from dse.search.picks import describe_choice, pick
+from dse.errors import StorageError
+from dse.search.picks import describe_choice, pick, trial_by_number
 from dse.search.results import StudyView
 from tests.conftest import params_study
 
@@ -57,3 +59,11 @@ def test_a_pick_by_an_objective_shows_it_once():
     assert line == (
         "trial 1: the most accurate of the front's 2 (n_params 3,274,634, val_accuracy 0.75)"
     )
+
+
+def test_a_trial_number_in_a_study_without_trials_says_so():
+    # it said "(numbers 0..-1)"
+    view = StudyView(optuna.create_study(study_name="fresh", directions=["minimize"] * 2))
+    with pytest.raises(StorageError) as raised:
+        trial_by_number(view, 0)
+    assert str(raised.value) == "trial 0: study 'fresh' has no such trial (it has no trials yet)"
