@@ -172,11 +172,12 @@ def pareto_figure(view: StudyView, color_by: str | None = None) -> go.Figure:
     the other feasible trials coloured by an axis (`color_by`, or the one that explains most
     of objective 1) and the infeasible trials."""
     names = view.metric_names
-    colour = colouring(view, color_by)
     front = view.front()
     on_front = {t.number for t in front}
     feasible = view.feasible()
     others = [t for t in feasible if t.number not in on_front]
+    # no trial to colour (every one on the front or infeasible): no colour to name
+    colour = colouring(view, color_by) if others else None
     complete = view.complete()
     meets = {t.number for t in feasible}
     infeasible = [t for t in complete if t.number not in meets]

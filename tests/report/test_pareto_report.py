@@ -158,10 +158,12 @@ def test_a_study_whose_every_trial_misses_its_constraints_draws_them_and_says_wh
     # the PNG showed unlabelled crosses (plotly hides a lone trace's legend), the page the
     # staircase's caption and "a study from an earlier version" as why no curves were drawn
     view = _constrained_study(tmp_path, [0.5, 0.3])
-    figure = pareto_figure(view)
+    figure = pareto_figure(view, "optimizer.lr")  # no trial to colour: no colour named
     assert [trace.name for trace in figure.data] == ["infeasible", "Pareto front"]
-    assert figure.layout.showlegend is True
-    assert "no front: no complete trial meets val_accuracy &gt;= 0.99" in figure.layout.title.text
+    assert figure.layout.showlegend is True and figure.layout.legend.title.text is None
+    assert figure.layout.title.text.endswith(
+        "<sup>no front: no complete trial meets val_accuracy &gt;= 0.99</sup>"
+    )
     page = write_report(view, tmp_path / "r", png=False).html.read_text()
     assert "No complete trial meets every constraint (val_accuracy &gt;= 0.99)" in page
     assert "No front, so no learning curves." in page
