@@ -70,9 +70,9 @@ NO_EFFECTS = "No axis takes more than one value among the complete feasible tria
 HYPERVOLUME_NOTE = "How fast the search found the front: hypervolume after each finished trial."
 NO_FRONT_CURVES = "No front, so no learning curves."
 
-# How the trials that are no result read in the line that says why nothing can be drawn.
+# How the page and the line that says why nothing can be drawn count a study's trials.
 STATE_WORDS = {
-    TrialState.COMPLETE: "complete with a non-finite value",
+    TrialState.COMPLETE: "complete",
     TrialState.FAIL: "failed",
     TrialState.PRUNED: "stopped early",
     TrialState.RUNNING: "running",
@@ -80,15 +80,21 @@ STATE_WORDS = {
 }
 
 
+def trial_counts(view: StudyView, complete: str = "complete") -> str:
+    """`7 complete, 1 stopped early, 4 failed`: the study's trials by state."""
+    counts = Counter(t.state for t in view.trials())
+    words = {**STATE_WORDS, TrialState.COMPLETE: complete}
+    return ", ".join(f"{counts[state]} {word}" for state, word in words.items() if counts[state])
+
+
 def check_drawable(view: StudyView) -> None:
     """A report needs one complete trial to draw: else one line that counts what there is."""
     if view.complete():
         return
     name = view.study.study_name
-    counts = Counter(t.state for t in view.trials())
-    if not counts:
+    if not view.trials():
         raise ConfigError(f"{option('plot')}: study {name!r} has no trials yet")
-    held = ", ".join(f"{n} {STATE_WORDS[state]}" for state, n in counts.items())
+    held = trial_counts(view, complete="complete with a non-finite value")
     raise ConfigError(f"{option('plot')}: study {name!r} has no complete trial to draw ({held})")
 
 
@@ -154,8 +160,8 @@ def write_report(
         "h2{margin:1.6em 0 0.2em}.note{color:#555;max-width:60em;margin:0.2em 0}"
         "</style></head><body>"
         f"<h1>Study {html.escape(name)}</h1>"
-        f"<p>{count} trial{'' if count == 1 else 's'}, {len(view.front())} on the Pareto "
-        "front.</p>"
+        f"<p>{count} trial{'' if count == 1 else 's'} ({trial_counts(view)}), "
+        f"{len(view.front())} on the Pareto front.</p>"
         f"{_front_table(view)}{''.join(parts)}</body></html>"
     )
     html_path = out_dir / f"{file_stem(name)}-pareto.html"

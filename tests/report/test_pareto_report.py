@@ -164,15 +164,21 @@ def test_a_study_whose_every_trial_misses_its_constraints_draws_them_and_says_wh
     assert figure.layout.title.text.endswith(
         "<sup>no front: no complete trial meets val_accuracy &gt;= 0.99</sup>"
     )
+    view.study.add_trial(optuna.create_trial(state=TrialState.FAIL))
     page = write_report(view, tmp_path / "r", png=False).html.read_text()
     assert "No complete trial meets every constraint (val_accuracy &gt;= 0.99)" in page
     assert "No front, so no learning curves." in page
-    assert "shaded staircase" not in page and "2 trials, 0 on the Pareto front" in page
+    assert (
+        "shaded staircase" not in page
+        and "3 trials (2 complete, 1 failed), 0 on the Pareto front" in page
+    )
 
 
 def test_one_trial_is_a_trial(tmp_path):
     page = write_report(_constrained_study(tmp_path, [-0.1]), tmp_path / "r", png=False)
-    assert "<p>1 trial, 1 on the Pareto front.</p>" in page.html.read_text()  # not '1 trials'
+    assert (
+        "<p>1 trial (1 complete), 1 on the Pareto front.</p>" in page.html.read_text()
+    )  # not '1 trials'
 
 
 @pytest.mark.parametrize(
