@@ -140,16 +140,18 @@ def reproduce(
     if run_first:
         run_study(loaded, replace(options, study_name=name), LineReporter())
     view = open_view(options.storage, name, options.db_outage_limit, options.open_wait_s)
-    rows = paper.report_rows(paper.measured_by_preset(view, dataset))
+    measured = paper.measured_by_preset(view, dataset)
+    rows = paper.report_rows(measured)
     if not rows:
         on = f" on {dataset}" if dataset else ""
         raise ConfigError(
             f"study {name}: no complete trials{on} with a `preset` parameter of the paper's eight"
         )
-    page = paper.write_html(rows, name, Path(out) / f"reproduce-{file_stem(name)}.html")
+    missing = paper.left_out(view, measured, dataset)
+    page = paper.write_html(rows, name, Path(out) / f"reproduce-{file_stem(name)}.html", missing)
     return Shown(
         tables=[Rows(rows)],
         data={"rows": rows, "orderings": [asdict(o) for o in paper.orderings(rows)]},
         text=paper.markdown(rows, name),
-        notes=[f"report: {page}"],
+        notes=[*missing, f"report: {page}"],
     )

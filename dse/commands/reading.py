@@ -37,7 +37,9 @@ def pareto(
     results.check_front_objectives(view)
     if plot:
         from dse.report.front import check_color_by
+        from dse.report.pareto_report import check_drawable
 
+        check_drawable(view)
         check_output_dir(out, "out")
         check_color_by(view, color_by)
     rows = results.pareto_rows(view, robust)

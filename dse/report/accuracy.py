@@ -1,8 +1,8 @@
 """`dse report accuracy`: test accuracy per dataset, CapsNet next to the CNN baseline.
 
 Like the profiling study's three-benchmark figure. Sources: checkpoints (their recorded test
-accuracy) and studies (per dataset and model, the trial with the best validation accuracy:
-selection never looks at the test set).
+accuracy) and studies (per dataset and model, the trial with the best validation accuracy
+among those that meet the study's constraints: selection never looks at the test set).
 """
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import plotly.graph_objects as go
-from optuna.trial import TrialState
 
 from dse.errors import ConfigError, StorageError
+from dse.report.front import missed_constraints
 from dse.report.pages import write_page
 from dse.search.records import TrialRecord
 from dse.search.results import open_view
@@ -51,15 +51,19 @@ def _recorded(path: str, result: object, key: str) -> float:
 
 
 def from_study(storage: str, study: str | None) -> list[AccuracyRow]:
-    """Per dataset and model, the complete trial with the best validation accuracy. A study
-    without a complete trial, or one not made by dse (no recorded config), is refused."""
+    """Per dataset and model, the feasible complete trial with the best validation accuracy
+    (the study's constraints say which trials count, as for its front). A study without one,
+    or one not made by dse (no recorded config), is refused."""
     view = open_view(storage, study)
     name = view.study.study_name
-    complete = [t for t in view.trials() if t.state == TrialState.COMPLETE]
-    if not complete:
+    if not view.complete():
         raise StorageError(f"study {name!r} has no complete trial to report")
+    feasible = view.feasible()
+    if not feasible:
+        missed = " and ".join(missed_constraints(view))
+        raise StorageError(f"study {name!r} has no complete trial that meets {missed} to report")
     best: dict[tuple[str, str], AccuracyRow] = {}
-    for trial in complete:
+    for trial in feasible:
         record = TrialRecord(trial)
         config, metrics = record.trial_config(), record.metrics
         if config is None or "test_accuracy" not in metrics:

@@ -16,6 +16,7 @@ from dse.report.effects import Levels, Point, explained, levels, most_explaining
 from dse.search.records import TrialRecord
 from dse.search.results import (
     StudyView,
+    failed_constraints,
     objective_values,
     params_as_run,
     reference_point,
@@ -26,6 +27,7 @@ FRONT_RED = "#d62728"
 # Discrete colours of an axis' values: plotly's D3 palette without the front's red and grey.
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#bcbd22", "#17becf")
 NOT_SET = "#c7c7c7"  # trials that do not set the axis (a sub-axis of another choice)
+INFEASIBLE = {"color": "#e0b4b4", "symbol": "x"}  # complete trials that miss a constraint
 
 
 def plain(text: object) -> str:
@@ -170,11 +172,12 @@ def pareto_figure(view: StudyView, color_by: str | None = None) -> go.Figure:
     the other feasible trials coloured by an axis (`color_by`, or the one that explains most
     of objective 1) and the infeasible trials."""
     names = view.metric_names
-    colour = colouring(view, color_by)
     front = view.front()
     on_front = {t.number for t in front}
     feasible = view.feasible()
     others = [t for t in feasible if t.number not in on_front]
+    # no trial to colour (every one on the front or infeasible): no colour to name
+    colour = colouring(view, color_by) if others else None
     complete = view.complete()
     meets = {t.number for t in feasible}
     infeasible = [t for t in complete if t.number not in meets]
@@ -186,7 +189,7 @@ def pareto_figure(view: StudyView, color_by: str | None = None) -> go.Figure:
     for trace in _trial_traces(view, others, colour) if others else []:
         fig.add_trace(trace)
     for label, trials, style in (
-        ("infeasible", infeasible, {"color": "#e0b4b4", "size": 8, "symbol": "x"}),
+        ("infeasible", infeasible, {**INFEASIBLE, "size": 8}),
         ("Pareto front", front, {"color": FRONT_RED, "size": 12, "symbol": "diamond"}),
     ):
         if not trials and label == "infeasible":
@@ -204,11 +207,12 @@ def pareto_figure(view: StudyView, color_by: str | None = None) -> go.Figure:
                 error_y=_error_bars(trials, names[1]),
             )
         )
-    coloured = f"other trials coloured by {colour.axis} ({colour.why})" if colour else ""
     fig.update_layout(
         title={
-            "text": f"{plain(view.study.study_name)}: {names[0]} vs {names[1]}<br><sup>{coloured}"
+            "text": f"{plain(view.study.study_name)}: {names[0]} vs {names[1]}<br>"
+            f"<sup>{plain(subtitle(view, colour, front))}</sup>"
         },
+        showlegend=True,  # plotly hides the legend of a single trace: the crosses need theirs
         xaxis_title=f"{names[0]} ({view.directions[0]})",
         yaxis_title=f"{names[1]} ({view.directions[1]})",
         legend_title_text=f"colour: {colour.axis}" if colour else None,
@@ -218,15 +222,36 @@ def pareto_figure(view: StudyView, color_by: str | None = None) -> go.Figure:
     return fig
 
 
+def subtitle(view: StudyView, colour: Colouring | None, front: list[FrozenTrial]) -> str:
+    """What the figure alone (the PNG) must say: how the others are coloured, that a front of
+    three objectives is drawn on two, and why there is no front."""
+    parts = [f"other trials coloured by {colour.axis} ({colour.why})"] if colour else []
+    if len(view.metric_names) == 3 and front:
+        parts.append(f"the front is chosen on {view.metric_names[2]} too")
+    if not front:
+        parts.append(f"no front: no complete trial meets {' and '.join(missed_constraints(view))}")
+    return "; ".join(parts)
+
+
+def missed_constraints(view: StudyView) -> list[str]:
+    """The constraints some complete trial misses, as the space file writes them."""
+    return sorted({c for t in view.complete() for c in failed_constraints(t)})
+
+
 def pareto_figure_3d(view: StudyView) -> go.Figure:
     names = view.metric_names
+    front = view.front()
+    on_front = {t.number for t in front}
+    meets = {t.number for t in view.feasible()}
     complete = view.complete()
-    front_numbers = {t.number for t in view.front()}
     fig = go.Figure()
-    for label, trials, color in (
-        ("trials", [t for t in complete if t.number not in front_numbers], "#9aa5b1"),
-        ("Pareto front", [t for t in complete if t.number in front_numbers], FRONT_RED),
+    for label, trials, marker in (
+        ("trials", [t for t in complete if t.number in meets - on_front], {"color": "#9aa5b1"}),
+        ("infeasible", [t for t in complete if t.number not in meets], INFEASIBLE),
+        ("Pareto front", front, {"color": FRONT_RED}),
     ):
+        if not trials:
+            continue
         fig.add_trace(
             go.Scatter3d(
                 x=[t.values[0] for t in trials],
@@ -234,7 +259,7 @@ def pareto_figure_3d(view: StudyView) -> go.Figure:
                 z=[t.values[2] for t in trials],
                 mode="markers",
                 name=label,
-                marker={"color": color, "size": 5},
+                marker={**marker, "size": 5},
                 text=[hover(view, t) for t in trials],
                 hovertemplate="%{text}<extra></extra>",
             )

@@ -10,14 +10,22 @@ Hover shows each configuration. plotly.js is embedded, so the page opens offline
 from __future__ import annotations
 
 import html
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
 import plotly.graph_objects as go
+from optuna.trial import TrialState
 
+from dse.errors import ConfigError, option
 from dse.files import publish
 from dse.output import file_stem
-from dse.report.front import check_color_by, pareto_figure, pareto_figure_3d
+from dse.report.front import (
+    check_color_by,
+    missed_constraints,
+    pareto_figure,
+    pareto_figure_3d,
+)
 from dse.report.panels import curves_figure, effects_figure, hypervolume_figure
 from dse.search.results import StudyView, params_as_run, robustness
 
@@ -60,11 +68,57 @@ CURVES_NOTE = "Validation accuracy after each epoch of the front's trials."
 NO_CURVES = "No front trial has a stored learning curve (a study from an earlier version)."
 NO_EFFECTS = "No axis takes more than one value among the complete feasible trials."
 HYPERVOLUME_NOTE = "How fast the search found the front: hypervolume after each finished trial."
+NO_FRONT_CURVES = "No front, so no learning curves."
+
+# How the page and the line that says why nothing can be drawn count a study's trials.
+STATE_WORDS = {
+    TrialState.COMPLETE: "complete",
+    TrialState.FAIL: "failed",
+    TrialState.PRUNED: "stopped early",
+    TrialState.RUNNING: "running",
+    TrialState.WAITING: "waiting",
+}
+
+
+def trial_counts(view: StudyView, complete: str = "complete") -> str:
+    """`7 complete, 1 stopped early, 4 failed`: the study's trials by state."""
+    counts = Counter(t.state for t in view.trials())
+    words = {**STATE_WORDS, TrialState.COMPLETE: complete}
+    return ", ".join(f"{counts[state]} {word}" for state, word in words.items() if counts[state])
+
+
+def check_drawable(view: StudyView) -> None:
+    """A report needs one complete trial to draw: else one line that counts what there is."""
+    if view.complete():
+        return
+    name = view.study.study_name
+    if not view.trials():
+        raise ConfigError(f"{option('plot')}: study {name!r} has no trials yet")
+    held = trial_counts(view, complete="complete with a non-finite value")
+    raise ConfigError(f"{option('plot')}: study {name!r} has no complete trial to draw ({held})")
+
+
+def front_note(view: StudyView) -> str:
+    """The front figure's caption: what it draws, for two objectives or three, and why a
+    study whose complete trials all miss a constraint has no front."""
+    if not view.front():
+        missed = ", ".join(missed_constraints(view))
+        return (
+            f"No complete trial meets every constraint ({missed}), so there is no "
+            "front. The crosses are the complete trials; hover one for its values."
+        )
+    if len(view.metric_names) == 3:
+        return (
+            f"The first two of three objectives. The front is chosen on all three: a diamond "
+            f"that another trial beats here does better in {view.metric_names[2]}. The other "
+            "trials are coloured by one axis of the space; crosses miss a constraint."
+        )
+    return FRONT_NOTE
 
 
 def _sections(view: StudyView, color_by: str | None) -> list[tuple[str, str, go.Figure | None]]:
     """The page's panels in order: heading, caption, figure (None: the caption says why)."""
-    sections = [("The front", FRONT_NOTE, pareto_figure(view, color_by))]
+    sections = [("The front", front_note(view), pareto_figure(view, color_by))]
     if len(view.metric_names) == 3:
         sections.append(("Three objectives", THREE_NOTE, pareto_figure_3d(view)))
     effects = effects_figure(view)
@@ -72,7 +126,8 @@ def _sections(view: StudyView, color_by: str | None) -> list[tuple[str, str, go.
         ("What does each choice buy?", EFFECTS_NOTE if effects else NO_EFFECTS, effects)
     )
     curves = curves_figure(view)
-    sections.append(("Learning curves", CURVES_NOTE if curves else NO_CURVES, curves))
+    no_curves = NO_CURVES if view.front() else NO_FRONT_CURVES
+    sections.append(("Learning curves", CURVES_NOTE if curves else no_curves, curves))
     sections.append(("Hypervolume", HYPERVOLUME_NOTE, hypervolume_figure(view)))
     return sections
 
@@ -83,6 +138,7 @@ def write_report(
     """The HTML report in `out_dir` (and the front's PNG when `png` and kaleido can). The other
     trials are coloured by the axis `color_by`, by default the one that explains most of the
     first objective."""
+    check_drawable(view)
     check_color_by(view, color_by)
     out_dir.mkdir(parents=True, exist_ok=True)
     sections = _sections(view, color_by)
@@ -96,6 +152,7 @@ def write_report(
             )
             drawn += 1
     name = view.study.study_name
+    count = len(view.trials())
     page = (
         "<!DOCTYPE html><html><head><meta charset='utf-8'>"
         f"<title>dse: {html.escape(name)}</title>"
@@ -103,7 +160,8 @@ def write_report(
         "h2{margin:1.6em 0 0.2em}.note{color:#555;max-width:60em;margin:0.2em 0}"
         "</style></head><body>"
         f"<h1>Study {html.escape(name)}</h1>"
-        f"<p>{len(view.trials())} trials, {len(view.front())} on the Pareto front.</p>"
+        f"<p>{count} trial{'' if count == 1 else 's'} ({trial_counts(view)}), "
+        f"{len(view.front())} on the Pareto front.</p>"
         f"{_front_table(view)}{''.join(parts)}</body></html>"
     )
     html_path = out_dir / f"{file_stem(name)}-pareto.html"

@@ -20,6 +20,7 @@ import numpy as np
 from optuna.trial import TrialState
 
 from dse.errors import ConfigError, option
+from dse.report.front import plain
 from dse.search.records import TrialRecord
 from dse.search.results import StudyView
 
@@ -127,6 +128,34 @@ def measured_by_preset(view: StudyView, dataset: str | None = None) -> dict[str,
             n_params=int(metrics[0]["n_params"]),
         )
     return measured
+
+
+# How a trial that gave no result reads in the line about a preset the table leaves out.
+UNFINISHED = {
+    TrialState.FAIL: "failed",
+    TrialState.PRUNED: "stopped early",
+    TrialState.RUNNING: "running",
+    TrialState.WAITING: "waiting",
+    TrialState.COMPLETE: "complete with a non-finite value",
+}
+
+
+def left_out(view: StudyView, measured: dict[str, Measured], dataset: str | None) -> list[str]:
+    """`AdaBatch: no complete trial (1 failed)`: each preset the study tried that the table
+    has no row for, in the paper's order, with what became of its trials."""
+    states: dict[str, list[TrialState]] = {}
+    for trial in view.trials():
+        name = trial.params.get("preset")
+        config = TrialRecord(trial).trial_config()
+        of_dataset = dataset is None or (config is not None and config.dataset.name == dataset)
+        if name in LABELS and name not in measured and of_dataset:
+            states.setdefault(name, []).append(trial.state)
+    lines = []
+    for name in (n for n in ORDER if n in states):
+        counts = [f"{states[name].count(s)} {word}" for s, word in UNFINISHED.items()]
+        held = ", ".join(c for c in counts if not c.startswith("0 "))
+        lines.append(f"{LABELS[name]}: no complete trial ({held})")
+    return lines
 
 
 def _reduction(time_s: float, baseline_s: float) -> float:
@@ -244,8 +273,11 @@ def markdown(rows: list[dict[str, Any]], study: str) -> str:
     return "\n".join(lines)
 
 
-def write_html(rows: list[dict[str, Any]], study: str, path: Path) -> Path:
-    """The table and a figure: time reduction and accuracy change, ours beside the paper's."""
+def write_html(
+    rows: list[dict[str, Any]], study: str, path: Path, missing: list[str] | None = None
+) -> Path:
+    """The table and a figure: time reduction and accuracy change, ours beside the paper's;
+    `missing`: the lines about presets without a row (left_out), under the title."""
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
@@ -280,5 +312,8 @@ def write_html(rows: list[dict[str, Any]], study: str, path: Path) -> Path:
             row=row,
             col=1,
         )
-    fig.update_layout(title=f"{study}: FasTrCaps' table reproduced", height=1100, barmode="group")
+    title = f"{plain(study)}: FasTrCaps' table reproduced"
+    if missing:
+        title += f"<br><sup>{plain('; '.join(missing))}</sup>"
+    fig.update_layout(title=title, height=1100, barmode="group")
     return write_page(fig, path)

@@ -28,16 +28,29 @@ def pick(view: StudyView, how: str) -> FrozenTrial:
     if metric is None:
         raise ConfigError(choose_from(option("pick"), how, PICKS))
     sign = -1 if how == "most-accurate" else 1
-    return min(front, key=lambda t: (sign * TrialRecord(t).metrics[metric], t.number))
+    return min(front, key=lambda t: (sign * ranked_value(view, t, how), t.number))
+
+
+def ranked_value(view: StudyView, trial: FrozenTrial, how: str) -> float:
+    """The metric a pick ranks by: recorded by dse, or else an objective of that name (a study
+    made by optuna alone records no metrics)."""
+    metric = PICK_METRICS[how]
+    value = TrialRecord(trial).metrics.get(metric, objective_values(view, trial).get(metric))
+    if value is None:
+        raise StorageError(
+            f"{option('pick')} {how}: trial {trial.number} has no recorded {metric} to rank by"
+        )
+    return value
 
 
 def trial_by_number(view: StudyView, number: int) -> FrozenTrial:
-    for t in view.trials():
+    trials = view.trials()
+    for t in trials:
         if t.number == number:
             return t
+    held = f"numbers 0..{len(trials) - 1}" if trials else "it has no trials yet"
     raise StorageError(
-        f"{option('trial')} {number}: study {view.study.study_name!r} has no such trial "
-        f"(numbers 0..{len(view.trials()) - 1})"
+        f"{option('trial')} {number}: study {view.study.study_name!r} has no such trial ({held})"
     )
 
 

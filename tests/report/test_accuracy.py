@@ -102,3 +102,33 @@ def test_a_checkpoint_without_both_accuracies_is_one_line(tmp_path, result, mess
     out = runner.invoke(app, args)
     assert out.exit_code == 2 and out.stderr == f"error: {path}: the checkpoint has {message}\n"
     assert not (tmp_path / "out").exists()
+
+
+def test_a_study_reports_its_best_trial_that_meets_its_constraints(tmp_path, monkeypatch):
+    # it took the best validation accuracy of any complete trial, one that missed the study's
+    # constraints too; a study where none meets them is one line
+    import optuna
+
+    monkeypatch.chdir(tmp_path)
+    storage = "sqlite:///s.db"
+    config = tiny_config().to_dict()
+    for name, excesses in (("some", (0.1, -0.1)), ("none", (0.1, 0.2))):
+        study = optuna.create_study(storage=storage, study_name=name, directions=["maximize"])
+        for number, excess in enumerate(excesses):
+            metrics = {"val_accuracy": 0.9 - number / 10, "test_accuracy": 0.8 - number / 10}
+            trial = optuna.trial.create_trial(
+                values=[metrics["val_accuracy"]],
+                constraints={"train_time_s <= 60": excess},
+                user_attrs={"config": config, "metrics": metrics},
+            )
+            study.add_trial(trial)
+    _, rows = invoke_json(["report", "accuracy", "--storage", storage, "--study", "some"])
+    assert [(r["source"], r["val_accuracy"]) for r in rows] == [("some#1", 0.8)]
+    args = ["report", "accuracy", "--storage", storage, "--study", "none", "--out", "out"]
+    result = runner.invoke(app, args)
+    assert (result.exit_code, result.stdout, result.stderr) == (
+        2,
+        "",
+        "error: study 'none' has no complete trial that meets train_time_s <= 60 to report\n",
+    )
+    assert not (tmp_path / "out").exists()

@@ -129,6 +129,86 @@ def test_three_objectives_add_a_3d_view(tmp_path):
     assert page.count('class="plotly-graph-div"') == 4 and "scatter3d" in page
     assert "No front trial has a stored learning curve" in page
     assert files.png is None and files.png_skipped == "not asked for"
+    # the PNG is the first two objectives alone: a front member can look dominated there
+    assert "the front is chosen on n_params too" in pareto_figure(view).layout.title.text
+    assert "a diamond that another trial beats here does better in n_params" in page
+
+
+def _constrained_study(tmp_path, excesses: list[float]) -> StudyView:
+    """A study of val_accuracy >= 0.99 with one complete trial per excess (> 0: it fails)."""
+    space = parse_space(
+        {"name": "c", "axes": {"optimizer.lr": [0.1]}, "constraints": ["val_accuracy >= 0.99"]},
+        "c.yaml",
+    )
+    storage = open_storage(f"sqlite:///{tmp_path}/c.db", create=True)
+    study = create_study(storage, "c", space, make_sampler("random", 0))
+    for i, excess in enumerate(excesses):
+        values = [10.0 + i, 0.99 - excess]
+        study.add_trial(
+            optuna.create_trial(
+                values=values,
+                constraints={"val_accuracy >= 0.99": excess},
+                user_attrs={"metrics": dict(zip(space.metric_names, values, strict=True))},
+            )
+        )
+    return StudyView(study)
+
+
+def test_a_study_whose_every_trial_misses_its_constraints_draws_them_and_says_why(tmp_path):
+    # the PNG showed unlabelled crosses (plotly hides a lone trace's legend), the page the
+    # staircase's caption and "a study from an earlier version" as why no curves were drawn
+    view = _constrained_study(tmp_path, [0.5, 0.3])
+    figure = pareto_figure(view, "optimizer.lr")  # no trial to colour: no colour named
+    assert [trace.name for trace in figure.data] == ["infeasible", "Pareto front"]
+    assert figure.layout.showlegend is True and figure.layout.legend.title.text is None
+    assert figure.layout.title.text.endswith(
+        "<sup>no front: no complete trial meets val_accuracy &gt;= 0.99</sup>"
+    )
+    view.study.add_trial(optuna.create_trial(state=TrialState.FAIL))
+    page = write_report(view, tmp_path / "r", png=False).html.read_text()
+    assert "No complete trial meets every constraint (val_accuracy &gt;= 0.99)" in page
+    assert "No front, so no learning curves." in page
+    assert (
+        "shaded staircase" not in page
+        and "3 trials (2 complete, 1 failed), 0 on the Pareto front" in page
+    )
+
+
+def test_one_trial_is_a_trial(tmp_path):
+    page = write_report(_constrained_study(tmp_path, [-0.1]), tmp_path / "r", png=False)
+    assert (
+        "<p>1 trial (1 complete), 1 on the Pareto front.</p>" in page.html.read_text()
+    )  # not '1 trials'
+
+
+@pytest.mark.parametrize(
+    ("states", "line"),
+    [
+        ((), "error: --plot: study 'demo' has no trials yet\n"),
+        (
+            (TrialState.FAIL, TrialState.PRUNED, TrialState.FAIL),
+            "error: --plot: study 'demo' has no complete trial to draw "
+            "(2 failed, 1 stopped early)\n",
+        ),
+    ],
+)
+def test_a_study_without_a_complete_trial_is_one_line_and_no_report(tmp_path, states, line):
+    # it wrote a page and a PNG of empty axes
+    from typer.testing import CliRunner
+
+    from dse.cli import app
+
+    space = parse_space({"name": "demo", "axes": {"optimizer.lr": [0.1]}}, "demo.yaml")
+    url = f"sqlite:///{tmp_path}/r.db"
+    study = create_study(open_storage(url, create=True), "demo", space, make_sampler("random", 0))
+    for state in states:
+        study.add_trial(optuna.create_trial(state=state))
+    out = tmp_path / "report"
+    result = CliRunner().invoke(app, ["pareto", "--storage", url, "--plot", "--out", str(out)])
+    assert (result.exit_code, result.stdout, result.stderr) == (2, "", line)
+    assert not out.exists()
+    with pytest.raises(ConfigError, match="no complete trial to draw|no trials yet"):
+        write_report(StudyView(study), out)
 
 
 # --- the report that explains the front -------------------------------------------------------

@@ -75,6 +75,26 @@ def test_reproduce_runs_a_tiny_paper_space_end_to_end(workdir):
     ]
 
 
+def test_a_preset_without_a_complete_trial_is_named_not_left_out_silently(workdir, monkeypatch):
+    # the table and the page dropped AdaBatch's row without a word
+    (workdir / "p.yaml").write_text(
+        "name: p\nbase: {epochs: 2, eval_batch_size: 100, dataset: {val_size: 100, "
+        "test_subset: 100}, model: {conv_channels: 8, primary_types: 2, primary_dim: 4, "
+        "class_dim: 4}, batch_schedule: {batch_size: 50}}\n"
+        "axes:\n  preset:\n    baseline: {}\n"
+        "    adabatch: {batch_schedule.batch_size: 16, batch_schedule.milestones: "
+        "{value: [[1, 64]]}}\n"
+    )
+    monkeypatch.setenv("DSE_FAULT_OOM_ABOVE_BATCH", "60")  # AdaBatch's batch 64 fails
+    args = ["reproduce", "--space", "p.yaml", "--workers", "1", "--format", "json"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.stderr
+    assert [r["config"] for r in last_json(result)["rows"]] == ["Baseline"]
+    assert "\nAdaBatch: no complete trial (1 failed)\nreport: " in result.stderr
+    page = (workdir / "results" / "reproduce-p.html").read_text()
+    assert "\\u003csup\\u003eAdaBatch: no complete trial (1 failed)\\u003c" in page  # plotly JSON
+
+
 def test_reproduce_without_paper_presets_is_an_error(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     result = runner.invoke(

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import optuna
+import pytest
 
-from dse.search.picks import describe_choice, pick
+from dse.errors import StorageError
+from dse.search.picks import describe_choice, pick, trial_by_number
 from dse.search.results import StudyView
 from tests.conftest import params_study
 
@@ -56,4 +58,29 @@ def test_a_pick_by_an_objective_shows_it_once():
     line = describe_choice(view, pick(view, "most-accurate"), "most-accurate")
     assert line == (
         "trial 1: the most accurate of the front's 2 (n_params 3,274,634, val_accuracy 0.75)"
+    )
+
+
+def test_a_trial_number_in_a_study_without_trials_says_so():
+    # it said "(numbers 0..-1)"
+    view = StudyView(optuna.create_study(study_name="fresh", directions=["minimize"] * 2))
+    with pytest.raises(StorageError) as raised:
+        trial_by_number(view, 0)
+    assert str(raised.value) == "trial 0: study 'fresh' has no such trial (it has no trials yet)"
+
+
+def test_a_study_made_by_optuna_alone_is_picked_by_its_objectives_or_refused_in_words():
+    # it raised KeyError: 'train_time_s' (a traceback): such a study records no metrics
+    study = optuna.create_study(directions=["minimize", "maximize"])
+    study.set_metric_names(["train_time_s", "val_accuracy"])
+    for seconds, accuracy in ((2.0, 0.7), (1.0, 0.5)):
+        study.add_trial(optuna.create_trial(values=[seconds, accuracy]))
+    view = StudyView(study)
+    assert [pick(view, how).number for how in ("fastest", "most-accurate")] == [1, 0]
+    other = optuna.create_study(study_name="other", directions=["minimize", "minimize"])
+    other.add_trial(optuna.create_trial(values=[1.0, 2.0]))
+    with pytest.raises(StorageError) as raised:
+        pick(StudyView(other), "most-accurate")
+    assert str(raised.value) == (
+        "pick most-accurate: trial 0 has no recorded val_accuracy to rank by"
     )
