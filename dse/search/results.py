@@ -381,8 +381,7 @@ def study_rows(storage: str) -> list[dict[str, Any]]:
         study = optuna.load_study(study_name=name, storage=backend)
         trials = study.get_trials(deepcopy=False)
         count = {state: sum(t.state == state for t in trials) for state in TrialState}
-        # failed for good, as `dse run` counts them; the other FAIL records are attempts
-        # retried (their retry counts) and samples never trained (repeats, invalid points)
+        # failed for good, as `dse run` counts them (the docstring says what the rest are)
         failed = sum(t.state == TrialState.FAIL and TrialRecord(t).is_final() for t in trials)
         rows.append(
             {
