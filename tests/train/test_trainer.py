@@ -42,6 +42,35 @@ def test_records_every_metric(digits_root):
     assert TrialResult.from_dict(result.to_dict()) == result
 
 
+def test_train_time_leaves_out_evaluation_and_time_to_best_ends_at_the_best_epoch(
+    digits_root, monkeypatch
+):
+    """SPEC "What every trial records": train_time_s counts the training steps "without
+    evaluation"; time_to_best_s is the training time up to the best validation epoch (here
+    epoch 2 of 3, so it differs from train_time_s)."""
+    pause = 0.2
+    val_accuracies = iter([0.5, 0.9, 0.7, 0.3])  # three epochs, then the test split
+
+    def slow_evaluate(*_args) -> float:
+        time.sleep(pause)
+        return next(val_accuracies)
+
+    class SlowObserver(Observer):
+        def on_epoch(self, record, elapsed_train_s):
+            time.sleep(pause)
+
+    monkeypatch.setattr("dse.train.trainer.evaluate", slow_evaluate)
+    start = time.perf_counter()
+    result = train(tiny_config("epochs=3"), data_dir=digits_root, observer=SlowObserver())
+    wall = time.perf_counter() - start
+    assert wall - result.train_time_s >= 7 * pause  # 4 evaluations and 3 epoch reports
+    assert result.train_time_s == pytest.approx(sum(r.epoch_time_s for r in result.history))
+    assert (result.best_epoch, result.val_accuracy, result.test_accuracy) == (2, 0.9, 0.3)
+    times = [r.epoch_time_s for r in result.history]
+    assert result.time_to_best_s == pytest.approx(times[0] + times[1])
+    assert result.time_to_best_s < result.train_time_s
+
+
 @pytest.mark.skipif(platform.system() != "Linux", reason="the peak is reset through /proc")
 def test_peak_memory_is_the_runs_own_not_an_earlier_runs(digits_root, one_thread):
     # A worker trains trial after trial in one process: a small trial after a large one read
