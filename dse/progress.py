@@ -94,8 +94,13 @@ def describe_trial(trial: FrozenTrial, objectives: list[str]) -> str:
     if trial.state == TrialState.PRUNED:
         stopped = record.stopped_at
         decision = record.decision(stopped) if stopped is not None else None
+        where = (
+            "the rung"
+            if decision is None or decision.ranked_at is None
+            else (f"epoch {decision.ranked_at}'s rung now")
+        )
         rank = (
-            f"rank {decision.position} of {decision.of} at the rung (top {decision.cutoff} go on)"
+            f"rank {decision.position} of {decision.of} at {where} (top {decision.cutoff} go on)"
             if decision is not None
             else "rank None of None at the rung (top None go on)"
         )

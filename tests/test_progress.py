@@ -10,6 +10,7 @@ from rich.console import Console
 
 from dse.progress import EtaModel, LineReporter, LiveReporter, Running, clock_text, describe_trial
 from dse.search.devices import Slot
+from dse.search.forms import Decision
 from dse.search.records import Placement, TrialRecord
 
 
@@ -93,3 +94,27 @@ def test_the_quiet_line_of_the_default_study(capsys):
         "[1/4] trial 0 complete: train_time_s 12.34, val_accuracy 0.9812 on cpu#0; Pareto size 1",
         "[2/4] trial 1 complete: train_time_s 12,345.7, val_accuracy 0.99 on cpu#0; Pareto size 2",
     ]  # a long trial's seconds in full, not 1.235e+04
+
+
+def test_a_stopped_trial_names_the_rung_whose_records_stopped_it():
+    """Stopped at its rung's cutoff: its rank there; stopped at rung 3 because it no longer
+    ranks within rung 1's cutoff (ASHA's promotion rule): its rank at rung 1 now."""
+    study = optuna.create_study(directions=["minimize", "maximize"])
+    objectives = ["train_time_s", "val_accuracy"]
+    for decision in (
+        Decision(1, (9.0, 0.5), False, 4, 6, 3),
+        Decision(3, (9.0, 0.5), False, 5, 7, 3, ranked_at=1),
+    ):
+        trial = study.ask()
+        record = TrialRecord(trial)
+        record.start({}, Placement("cpu#0", "cpu"))
+        record.add_decision(decision)
+        record.stopped(decision.rung, list(decision.values))
+        study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+    first, second = study.trials
+    assert describe_trial(first, objectives) == (
+        "trial 0 stopped at epoch 1: rank 4 of 6 at the rung (top 3 go on) on cpu#0"
+    )
+    assert describe_trial(second, objectives) == (
+        "trial 1 stopped at epoch 3: rank 5 of 7 at epoch 1's rung now (top 3 go on) on cpu#0"
+    )

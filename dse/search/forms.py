@@ -45,22 +45,25 @@ class Decision:
     position: int  # 1-based, in the rung's order
     of: int  # records ranked, the newcomer included
     cutoff: int  # how many positions go on: floor(of / eta) + 1
+    # An earlier rung whose records, as they stand at this rung, stopped the trial (the rest is
+    # its ranking there); None: ranked at this rung (and every decision stored before)
+    ranked_at: int | None = None
 
     def to_attr(self) -> dict[str, Any]:
-        return {
+        stored = {
             "values": list(self.values),
             "proceed": self.proceed,
             "position": self.position,
             "of": self.of,
             "cutoff": self.cutoff,
         }
+        return stored if self.ranked_at is None else {**stored, "ranked_at": self.ranked_at}
 
     @classmethod
     def from_attr(cls, rung: int, stored: dict[str, Any]) -> Decision:
         values = tuple(stored["values"])
-        return cls(
-            rung, values, stored["proceed"], stored["position"], stored["of"], stored["cutoff"]
-        )
+        proceed, position, of, cutoff = (stored[k] for k in ("proceed", "position", "of", "cutoff"))
+        return cls(rung, values, proceed, position, of, cutoff, stored.get("ranked_at"))
 
 
 def param_key(params: dict[str, Any]) -> str:

@@ -10,6 +10,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from dse.search.early_stop import EarlyStop
+from dse.search.forms import Decision
 from dse.search.gains import Finished, GainModel
 from dse.search.moasha import (
     EpochPoint,
@@ -171,6 +172,30 @@ def test_a_last_rung_lets_its_first_front_go_on_once_it_holds_eta_records():
         ]
         decision = book.rank(3, 2, curve(1.05, 0.958), sizes, peers, {})
         assert (decision.proceed, decision.position, decision.of) == (proceed, 3, 4)
+
+
+def test_a_trial_going_on_must_still_rank_within_each_earlier_rungs_cutoff():
+    """ASHA's promotion rule: a trial that passed a young rung 1 goes on at rung 3 only while it
+    still ranks within rung 1's cutoff among the records there now; stopped otherwise, with the
+    decision saying which rung's records stopped it (and stored so)."""
+    book = RungBook(EarlyStop(), ["train_time_s", "val_accuracy"], TIME_ACC)
+    sizes = (32,) * 10  # rungs 1,3
+
+    def curve(epoch_time: float, accuracy: float, epochs: int) -> list[EpochPoint]:
+        return [
+            EpochPoint(e, 32, epoch_time, epoch_time * e, accuracy) for e in range(1, epochs + 1)
+        ]
+
+    newcomer = curve(1.0, 0.90, 3)  # first at rung 3: it goes on there whatever
+    better = [Peer(n, curve(0.9, 0.95, 1), sizes) for n in range(1, 7)]  # reached rung 1 since
+    worse = [Peer(n, curve(1.1, 0.85, 1), sizes) for n in range(1, 7)]
+    assert book.rank(3, 0, newcomer, sizes, worse, {}).proceed
+    stopped = book.rank(3, 0, newcomer, sizes, better, {})
+    assert (stopped.proceed, stopped.rung, stopped.ranked_at) == (False, 3, 1)
+    assert (stopped.position, stopped.of, stopped.cutoff) == (7, 7, 3)
+    assert Decision.from_attr(3, stopped.to_attr()) == stopped
+    old = {k: v for k, v in stopped.to_attr().items() if k != "ranked_at"}  # stored before
+    assert Decision.from_attr(3, old).ranked_at is None
 
 
 # --- a rung schedule driven by synthetic learning curves, two workers --------------------------
