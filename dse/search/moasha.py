@@ -255,7 +255,9 @@ class RungBook:
     ) -> Decision:
         """Rank trial `number` at `rung` among the study's `trials` that reached it before."""
         params = next((t.params for t in trials if t.number == number), {})
-        peers = peers_of(rung, number, trials, self.sizes)
+        # the earlier rungs rank again (rank): their records' batch sizes are read too
+        first = min(self.rungs_for(len(batch_sizes)), default=rung)
+        peers = peers_of(min(first, rung), number, trials, self.sizes)
         return self.rank(rung, number, curve, batch_sizes, peers, params)
 
     def rank(

@@ -8,6 +8,7 @@ import time
 from dataclasses import dataclass, replace
 
 import numpy as np
+import optuna
 
 from dse.search.early_stop import EarlyStop
 from dse.search.forms import Decision
@@ -24,10 +25,10 @@ from dse.search.moasha import (
 )
 from dse.search.options import RunOptions
 from dse.search.pareto import dominates
-from dse.search.records import TrialRecord
+from dse.search.records import Placement, TrialRecord
 from dse.search.runner import run_study
 from dse.space import load_space
-from tests.conftest import load_study, write_space
+from tests.conftest import load_study, tiny_config, write_space
 
 TIME_ACC = ["minimize", "maximize"]
 
@@ -196,6 +197,34 @@ def test_a_trial_going_on_must_still_rank_within_each_earlier_rungs_cutoff():
     assert Decision.from_attr(3, stopped.to_attr()) == stopped
     old = {k: v for k, v in stopped.to_attr().items() if k != "ranked_at"}  # stored before
     assert Decision.from_attr(3, old).ranked_at is None
+
+
+def test_the_runners_path_reads_the_batch_sizes_an_earlier_rung_ranks_with():
+    """RungBook.decide (the runner's, from the study) ranks again at rung 1 with the batch sizes
+    of trials that reached only rung 1: the same decision as rank with every peer's sizes (the
+    replay's). Without their sizes their projected time is one epoch's, 10x too fast."""
+    config = tiny_config("epochs=10").model_dump(mode="json")
+    study = optuna.create_study(directions=TIME_ACC)
+
+    def running(epochs: int, epoch_s: float, accuracy: float) -> optuna.Trial:
+        trial = study.ask()
+        record = TrialRecord(trial)
+        record.start(config, Placement("cpu#0", "cpu"))
+        points = range(1, epochs + 1)
+        record.set_curve([EpochPoint(e, 50, epoch_s, epoch_s * e, accuracy) for e in points])
+        return trial
+
+    newcomer = running(3, 1.0, 0.90)  # the first at rung 3, past rung 1 when it was young
+    for _ in range(6):  # slower and more accurate: no record dominates another at rung 1
+        running(1, 1.2, 0.95)
+    sizes = (50,) * 10
+    curve = TrialRecord(study.trials[0]).curve
+    live = RungBook(EarlyStop(), ["train_time_s", "val_accuracy"], TIME_ACC)
+    decided = live.decide(3, newcomer.number, curve, sizes, study.get_trials())
+    peers = [Peer(t.number, TrialRecord(t).curve, sizes) for t in study.trials[1:]]
+    replayed = RungBook(EarlyStop(), ["train_time_s", "val_accuracy"], TIME_ACC)
+    assert decided == replayed.rank(3, newcomer.number, curve, sizes, peers, {})
+    assert decided.proceed  # the fastest at rung 1, at every record's real run length
 
 
 # --- a rung schedule driven by synthetic learning curves, two workers --------------------------
