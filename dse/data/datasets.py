@@ -66,7 +66,9 @@ def _check_pair(images: np.ndarray, labels: np.ndarray, paths: tuple[Path, Path]
         raise DataError(
             f"{paths[0]}: {images.shape[0]} images but {paths[1]} has {labels.shape[0]} labels"
         )
-    if labels.ndim != 1 or labels.size == 0 or labels.dtype.kind not in "iu":
+    if images.shape[0] == 0:
+        raise DataError(f"{paths[0]}: no images (0 samples)")
+    if labels.ndim != 1 or labels.dtype.kind not in "iu":
         raise DataError(
             f"{paths[1]}: labels must be a list of integers in [0, {n_classes}), "
             f"found {labels.dtype.name} {list(labels.shape)}"
@@ -84,7 +86,7 @@ def _check_idx_images(path: Path, shape: tuple[int, ...], dtype: np.dtype, info:
     if len(shape) != 3 or shape[1:] != (info.stored_size,) * 2 or dtype != np.uint8:
         raise DataError(
             f"{path}: expected uint8 images of shape [N, {info.stored_size}, "
-            f"{info.stored_size}], found {dtype} {list(shape)}"
+            f"{info.stored_size}], found {dtype.name} {list(shape)}"
         )
 
 
@@ -93,7 +95,7 @@ def _check_norb_images(path: Path, shape: tuple[int, ...], dtype: np.dtype):
     if len(shape) != 4 or shape[1:] != (2, side, side) or dtype != np.uint8:
         raise DataError(
             f"{path}: expected uint8 stereo pairs [N, 2, {side}, {side}], "
-            f"found {dtype} {list(shape)}"
+            f"found {dtype.name} {list(shape)}"
         )
 
 
@@ -155,17 +157,18 @@ class SplitSizes:
         ) or _subset_problem("test_subset", config.test_subset, self.test, self.test_images)
 
 
-def check_files(name: str, data_dir: str | Path | None = None) -> SplitSizes:
+def check_files(name: str, data_dir: str | Path | None = None, whole: bool = False) -> SplitSizes:
     """Find the dataset's files and check them as `load_dataset` would, reading only the
-    image headers (and the small label files): `dse run` calls it before it writes anything.
-    Returns how many samples they hold."""
+    image headers (and the small label files), or, when `whole`, each gzipped image file
+    through to its checksum: `dse run` calls it so before it writes anything, as a corrupt
+    file would otherwise fail every trial. Returns how many samples they hold."""
     paths = locate(name, data_dir)
     info = INFO[name]
     kind, reader = ("norb", read_norb) if name == "smallnorb" else ("idx", read_idx)
     counts: dict[str, int] = {}
     for split in ("train", "test"):
         images_path, labels_path = paths[f"{split}_images"], paths[f"{split}_labels"]
-        shape, dtype = check_header(images_path, kind)
+        shape, dtype = check_header(images_path, kind, whole)
         if kind == "idx":
             _check_idx_images(images_path, shape, dtype, info)
         else:

@@ -44,7 +44,7 @@ def read_bytes(path: Path) -> bytes:
                 return f.read()
         return path.read_bytes()
     except (OSError, EOFError, zlib.error) as exc:
-        raise DataError(f"{path}: cannot read: {exc}") from None
+        raise _read_failure(path, exc) from None
 
 
 def _head(path: Path, n: int) -> bytes:
@@ -56,7 +56,37 @@ def _head(path: Path, n: int) -> bytes:
         with open(path, "rb") as f:
             return f.read(n)
     except (OSError, EOFError, zlib.error) as exc:
-        raise DataError(f"{path}: cannot read: {exc}") from None
+        raise _read_failure(path, exc) from None
+
+
+GZIP_MAGIC = b"\x1f\x8b"
+
+
+def _read_failure(path: Path, exc: Exception) -> DataError:
+    """Why the file cannot be read, in a line. A .gz that is not gzip says so, and how to name
+    it when it is the uncompressed format (dse reads both; the name decides which)."""
+    if isinstance(exc, gzip.BadGzipFile):
+        with open(path, "rb") as f:
+            start = f.read(4)
+        if not start.startswith(GZIP_MAGIC):
+            rename = f"; it is uncompressed: name it {path.stem}" if _looks_raw(start) else ""
+            return DataError(f"{path}: not gzip-compressed, though named .gz{rename}")
+    if isinstance(exc, EOFError):  # a download or copy cut short
+        return DataError(f"{path}: truncated gzip file: {exc}")
+    return DataError(f"{path}: cannot read: {exc}")
+
+
+def _looks_raw(start: bytes) -> bool:
+    """Whether the bytes start an uncompressed IDX or smallNORB file."""
+    idx = start[:2] == b"\0\0" and len(start) > 2 and start[2] in IDX_DTYPES
+    norb = len(start) == 4 and struct.unpack("<I", start)[0] in NORB_DTYPES
+    return idx or norb
+
+
+def _bad_magic(path: Path, what: str, magic: str, start: bytes) -> DataError:
+    if start.startswith(GZIP_MAGIC):  # a .gz saved under the uncompressed name
+        return DataError(f"{path}: gzip-compressed, though not named .gz: name it {path.name}.gz")
+    return DataError(f"{path}: not {what} file: bad magic number 0x{magic}")
 
 
 def _gzip_trailer_size(path: Path) -> int:
@@ -66,7 +96,7 @@ def _gzip_trailer_size(path: Path) -> int:
             f.seek(-4, 2)
             return struct.unpack("<I", f.read(4))[0]
     except OSError as exc:
-        raise DataError(f"{path}: cannot read: {exc}") from None
+        raise _read_failure(path, exc) from None
 
 
 def _counted_size(path: Path) -> int:
@@ -76,19 +106,23 @@ def _counted_size(path: Path) -> int:
             while chunk := f.read(1 << 22):
                 total += len(chunk)
     except (OSError, EOFError, zlib.error) as exc:
-        raise DataError(f"{path}: cannot read: {exc}") from None
+        raise _read_failure(path, exc) from None
     return total
 
 
-def check_header(path: str | Path, kind: str) -> tuple[tuple[int, ...], np.dtype]:
+def check_header(
+    path: str | Path, kind: str, whole: bool = False
+) -> tuple[tuple[int, ...], np.dtype]:
     """Dims and dtype of an IDX ("idx") or smallNORB ("norb") file, checked against the file's
-    size as the readers do, without reading the data: the runner checks before it starts."""
+    size as the readers do, without keeping the data: the runner checks before it starts.
+    A .gz is decompressed through when `whole` (its CRC checked too: a corrupt middle would
+    fail every trial) or when its trailer does not vouch for the size."""
     path = Path(path)
     dims, dtype, header = (_idx_header if kind == "idx" else _norb_header)(path, _head(path, 1024))
     expected = math.prod(dims) * dtype.itemsize
     if path.suffix != ".gz":
         found = path.stat().st_size - header
-    elif header + expected < 2**32 and _gzip_trailer_size(path) == header + expected:
+    elif not whole and header + expected < 2**32 and _gzip_trailer_size(path) == header + expected:
         found = expected  # the trailer agrees: no need to decompress it all
     else:
         found = _counted_size(path) - header
@@ -109,7 +143,7 @@ def _idx_header(path: Path, raw: bytes) -> tuple[tuple[int, ...], np.dtype, int]
         raise DataError(f"{path}: not an IDX file: only {len(raw)} bytes")
     zero1, zero2, type_code, ndim = raw[:4]
     if zero1 != 0 or zero2 != 0 or type_code not in IDX_DTYPES or ndim == 0:
-        raise DataError(f"{path}: not an IDX file: bad magic number 0x{raw[:4].hex()}")
+        raise _bad_magic(path, "an IDX", raw[:4].hex(), raw)
     header = 4 + 4 * ndim
     if len(raw) < header:
         raise DataError(f"{path}: truncated IDX header")
@@ -133,7 +167,7 @@ def _norb_header(path: Path, raw: bytes) -> tuple[tuple[int, ...], np.dtype, int
     magic, ndim = struct.unpack("<iI", raw[:8])
     magic &= 0xFFFFFFFF
     if magic not in NORB_DTYPES:
-        raise DataError(f"{path}: not a smallNORB file: bad magic number 0x{magic:08X}")
+        raise _bad_magic(path, "a smallNORB", f"{magic:08X}", raw)
     if not 1 <= ndim <= 16:
         raise DataError(f"{path}: not a smallNORB file: {ndim} dimensions")
     stored = max(ndim, 3)  # the format always stores at least 3 dims

@@ -1,9 +1,11 @@
 """Where dataset files come from: a local folder, the cache, or a checksummed download.
 
 Lookup order for dataset D: `--data-dir` (the folder itself or its D/ subfolder), then
-`$DSE_DATA_DIR/D/`, then the cache (`$DSE_CACHE_DIR` or `~/.cache/dse`)/D/. Missing files
-are downloaded into the cache from the public mirrors, each verified by the MD5 of the file
-as the mirror serves it. `DSE_OFFLINE=1` skips the download.
+`$DSE_DATA_DIR/D/`, then the cache (`$DSE_CACHE_DIR` or `~/.cache/dse`)/D/. A folder of the
+user's holding part of the files, or a name there that is no file (a directory, a broken
+link), is an error rather than a reason to use another copy. Missing files are downloaded
+into the cache from the public mirrors, each verified by the MD5 of the file as the mirror
+serves it. `DSE_OFFLINE=1` skips the download.
 """
 
 from __future__ import annotations
@@ -115,14 +117,41 @@ def candidate_dirs(dataset: str, data_dir: str | Path | None) -> list[Path]:
 
 
 def _local(folder: Path, remote: RemoteFile) -> Path | None:
-    """The file in folder, gzipped as served or already decompressed."""
+    """The file in folder, gzipped as served or already decompressed. A name that is there
+    but is no readable file (a directory, a broken link) is a DataError naming it: passed
+    over, another copy of the dataset would be used without a word."""
     for name in (remote.name, remote.name.removesuffix(".gz")):
-        if (folder / name).is_file():
-            return folder / name
+        path = folder / name
+        if path.is_file():
+            return path
+        if os.path.lexists(path):
+            raise DataError(f"{path}: {_not_a_file(path)}")
     return None
 
 
-def _check_data_dir(dataset: str, data_dir: Path) -> None:
+def _not_a_file(path: Path) -> str:
+    if path.is_symlink() and not path.exists():
+        return f"a broken symbolic link (to {os.readlink(path)}), not a file"
+    if path.is_dir():
+        return "a directory, not a file"
+    return "not a regular file"
+
+
+def _found_in(dataset: str, folder: Path) -> dict[str, Path] | None:
+    """The dataset's files by role in folder; None when it holds none of them. A folder the
+    user named that holds part of them is an error naming the missing ones, not a reason to
+    use another copy."""
+    files = SOURCES[dataset].files
+    found = {role: _local(folder, remote) for role, remote in files.items()}
+    if all(found.values()):
+        return found  # type: ignore[return-value]
+    if any(found.values()):
+        missing = ", ".join(files[role].name for role, path in found.items() if path is None)
+        raise DataError(f"{folder} lacks {dataset}'s {missing}")
+    return None
+
+
+def _in_data_dir(dataset: str, data_dir: Path) -> dict[str, Path] | None:
     """A given data folder is used, not silently another folder's copy: it must be a folder,
     and one that holds part of the dataset's files (itself or its dataset/ subfolder) must
     hold them all."""
@@ -131,26 +160,34 @@ def _check_data_dir(dataset: str, data_dir: Path) -> None:
     if not data_dir.is_dir():
         raise DataError(f"{option('data_dir')} {data_dir}: no such directory")
     for folder in (data_dir / dataset, data_dir):
-        found = {remote.name: _local(folder, remote) for remote in SOURCES[dataset].files.values()}
-        if all(found.values()):
-            return
-        if any(found.values()):
-            missing = ", ".join(name for name, path in found.items() if path is None)
-            raise DataError(
-                f"{option('data_dir')} {data_dir}: {folder} lacks {dataset}'s {missing}"
-            )
+        try:
+            if found := _found_in(dataset, folder):
+                return found
+        except DataError as exc:
+            raise DataError(f"{option('data_dir')} {data_dir}: {exc}") from None
+    return None
+
+
+def _in_env_dir(dataset: str) -> dict[str, Path] | None:
+    """$DSE_DATA_DIR/dataset/, held to the same rule as a given data folder."""
+    root = os.environ.get("DSE_DATA_DIR")
+    try:
+        return _found_in(dataset, Path(root) / dataset) if root else None
+    except DataError as exc:
+        raise DataError(f"DSE_DATA_DIR {root}: {exc}") from None
 
 
 def locate(dataset: str, data_dir: str | Path | None = None) -> dict[str, Path]:
     """Paths of the dataset's files by role, downloading into the cache when missing."""
     source = SOURCES[dataset]
-    if data_dir:
-        _check_data_dir(dataset, Path(data_dir))
+    given = _in_data_dir(dataset, Path(data_dir)) if data_dir else None
+    if user_copy := given or _in_env_dir(dataset):
+        return user_copy
     dirs = candidate_dirs(dataset, data_dir)
-    for folder in dirs:
-        found = {role: _local(folder, remote) for role, remote in source.files.items()}
-        if all(found.values()):
-            return found  # type: ignore[return-value]
+    cache = cache_dir() / dataset  # a download may have stopped part way: the rest is fetched
+    found = {role: _local(cache, remote) for role, remote in source.files.items()}
+    if all(found.values()):
+        return found  # type: ignore[return-value]
     names = ", ".join(f.name for f in source.files.values())
     where = ", ".join(str(d) for d in dirs)
     if os.environ.get("DSE_OFFLINE") == "1":
@@ -158,9 +195,8 @@ def locate(dataset: str, data_dir: str | Path | None = None) -> dict[str, Path]:
             f"{dataset}: files not found ({names}); looked in {where}; offline (DSE_OFFLINE=1): "
             f"put them in $DSE_DATA_DIR/{dataset}/ or pass {option('data_dir')}"
         )
-    target = cache_dir() / dataset
     try:
-        return {role: download(source, remote, target) for role, remote in source.files.items()}
+        return {role: download(source, remote, cache) for role, remote in source.files.items()}
     except DataError as exc:
         raise DataError(
             f"{dataset}: files not found ({names}); looked in {where}; download failed: {exc}; "

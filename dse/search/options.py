@@ -162,11 +162,14 @@ class RunPlan:
     slots: list[Slot]  # the local workers' device slots (backend dask: the cluster decides)
 
     def check_local_data(self, data_dir: str | None) -> None:
-        """Local workers train here: the datasets must be here, and each dataset section's
-        subsets must fit their files (refused, not failed), named by where they come from."""
+        """Local workers train here: the datasets must be here and readable to the end (a
+        corrupt file would fail every trial), and each dataset section's subsets must fit
+        their files (refused, not failed), named by where they come from."""
         from dse.data.datasets import check_files  # imports torch
 
-        sizes = {dataset: check_files(dataset, data_dir) for dataset in sorted(self.datasets)}
+        sizes = {
+            dataset: check_files(dataset, data_dir, whole=True) for dataset in sorted(self.datasets)
+        }
         for use in self.dataset_configs:
             sizes[use.config.name].check(use.config, use.where)
 

@@ -155,3 +155,66 @@ def test_smallnorb_images_must_be_96x96_pairs(tmp_path, shape):
     write_norb(folder / SOURCES["smallnorb"].files["test_images"].name, images)
     with pytest.raises(DataError, match=rf"pairs \[N, 2, 96, 96\], found uint8 \[4, {shape[0]}"):
         load_dataset(DatasetConfig(name="smallnorb", val_size=2), data_dir=tmp_path)
+
+
+def test_images_of_another_dtype_name_it_as_numpy_does(tmp_path):
+    folder = write_idx_dataset(tmp_path / "mnist", n_train=50, n_test=10)
+    write_idx(folder / SOURCES["mnist"].files["test_images"].name, np.zeros((10, 28, 28), ">f4"))
+    with pytest.raises(DataError, match=r"\[N, 28, 28\], found float32 \[10, 28, 28\]$"):
+        load_dataset(DatasetConfig(val_size=5), data_dir=tmp_path)
+
+
+def test_a_split_of_no_samples_says_so(tmp_path):
+    folder = write_idx_dataset(tmp_path / "mnist", n_train=50, n_test=10)
+    files = SOURCES["mnist"].files
+    write_idx(folder / files["test_images"].name, np.zeros((0, 28, 28), dtype=np.uint8))
+    write_idx(folder / files["test_labels"].name, np.zeros(0, dtype=np.uint8))
+    expected = f"{folder / files['test_images'].name}: no images (0 samples)"
+    for load in (check_files, lambda n, d: load_dataset(DatasetConfig(val_size=5), data_dir=d)):
+        with pytest.raises(DataError) as err:
+            load("mnist", tmp_path)
+        assert str(err.value) == expected
+
+
+@pytest.mark.parametrize("labels", [[0, 10], [255, 3]])
+def test_labels_past_the_classes_are_refused_before_training(tmp_path, labels):
+    """MNIST labels of 10 or 255 would train a 10-class head on a wrong number."""
+    folder = write_idx_dataset(tmp_path / "mnist", n_train=50, n_test=10)
+    values = np.zeros(50, dtype=np.uint8)
+    values[[7, 9]] = labels
+    write_idx(folder / SOURCES["mnist"].files["train_labels"].name, values)
+    bad = max(labels)
+    with pytest.raises(DataError, match=rf"train-labels-idx1-ubyte.gz: label {bad} of sample"):
+        check_files("mnist", tmp_path)
+
+
+def test_the_whole_check_reads_gzipped_images_through(tmp_path):
+    """`dse run`'s check (whole) finds a corrupt middle that the header and the gzip trailer
+    do not show; without it, every trial failed on the file."""
+    folder = write_idx_dataset(tmp_path / "mnist", n_train=50, n_test=10)
+    path = folder / SOURCES["mnist"].files["train_images"].name
+    raw = bytearray(path.read_bytes())
+    raw[len(raw) // 2] ^= 0xFF
+    path.write_bytes(bytes(raw))
+    assert check_files("mnist", tmp_path).train == 50
+    with pytest.raises(DataError, match=rf"^{path}: cannot read: "):
+        check_files("mnist", tmp_path, whole=True)
+
+
+def test_smallnorb_files_are_checked_as_mnist_files_are(tmp_path):
+    """Labels out of [0, 5), a count that disagrees, a file that is no smallNORB file."""
+    from dse.data.formats import write_norb
+
+    folder = write_norb_dataset(tmp_path / "smallnorb", n_train=12, n_test=4)
+    files = {role: folder / f.name for role, f in SOURCES["smallnorb"].files.items()}
+    write_norb(files["test_labels"], np.array([0, 1, 5, 2], dtype=np.int32))
+    with pytest.raises(
+        DataError, match=r"testing-cat.mat.gz: label 5 of sample 2 is not in \[0, 5"
+    ):
+        check_files("smallnorb", tmp_path)
+    write_norb(files["test_labels"], np.zeros(3, dtype=np.int32))
+    with pytest.raises(DataError, match=r"testing-dat.mat.gz: 4 images but .* has 3 labels"):
+        check_files("smallnorb", tmp_path)
+    files["train_images"].write_bytes(b"")
+    with pytest.raises(DataError, match=r"training-dat.mat.gz: not a smallNORB file: only 0"):
+        check_files("smallnorb", tmp_path)

@@ -52,8 +52,53 @@ def test_corrupt_gzip_is_a_clear_error(tmp_path):
     path.write_bytes(
         gzip.compress(b"\x00\x00\x08\x01" + struct.pack(">I", 1000) + bytes(1000))[:-30]
     )
-    with pytest.raises(DataError, match="f.gz: cannot read"):
+    with pytest.raises(DataError, match="f.gz: truncated gzip file: Compressed file ended"):
         read_idx(path)
+
+
+RENAME = "; it is uncompressed: name it f"
+
+
+@pytest.mark.parametrize(
+    "content, hint",
+    [
+        (b"<html>404 Not Found</html>\n", ""),  # a mirror's error page saved as the file
+        (bytes([0, 0, 8, 1]) + struct.pack(">I", 3) + bytes(3), RENAME),
+        (struct.pack("<II", 0x1E3D4C55, 1) + struct.pack("<3i", 3, 1, 1) + bytes(3), RENAME),
+    ],
+    ids=["html", "raw-idx", "raw-norb"],
+)
+def test_a_gz_that_is_not_gzip_says_so(tmp_path, content, hint):
+    """Not Python's 'Not a gzipped file (b'\\x00\\x00')': dse reads a file as its name says."""
+    (tmp_path / "f.gz").write_bytes(content)
+    for read in (read_idx, read_norb, lambda p: check_header(p, "idx")):
+        with pytest.raises(DataError) as err:
+            read(tmp_path / "f.gz")
+        assert str(err.value) == f"{tmp_path / 'f.gz'}: not gzip-compressed, though named .gz{hint}"
+
+
+@pytest.mark.parametrize("read", [read_idx, read_norb, lambda p: check_header(p, "norb")])
+def test_a_gzip_file_without_the_gz_name_says_what_to_name_it(tmp_path, read):
+    write_idx(tmp_path / "f.gz", np.zeros((2, 3), dtype=np.uint8))
+    (tmp_path / "f.gz").rename(tmp_path / "f")
+    with pytest.raises(DataError) as err:
+        read(tmp_path / "f")
+    assert (
+        str(err.value) == f"{tmp_path / 'f'}: gzip-compressed, though not named .gz: name it f.gz"
+    )
+
+
+def test_a_corrupt_middle_is_found_when_the_header_check_reads_the_whole_file(tmp_path):
+    """The size in a gzip trailer vouches for the length, not the bytes: `dse run` reads the
+    file through (CRC) before it starts, or every trial would fail on it."""
+    write_idx(tmp_path / "f.gz", np.arange(20000, dtype=np.uint8).reshape(20, 1000) % 251)
+    raw = bytearray((tmp_path / "f.gz").read_bytes())
+    raw[len(raw) // 2] ^= 0xFF
+    (tmp_path / "f.gz").write_bytes(bytes(raw))
+    assert check_header(tmp_path / "f.gz", "idx") == ((20, 1000), np.dtype(np.uint8))
+    for read in (read_idx, lambda p: check_header(p, "idx", whole=True)):
+        with pytest.raises(DataError, match=r"f.gz: cannot read: (CRC check failed|.*invalid)"):
+            read(tmp_path / "f.gz")
 
 
 def test_norb_round_trip_4d_uint8(tmp_path):

@@ -104,3 +104,46 @@ def test_a_data_dir_missing_one_file_is_not_passed_over(tmp_path, monkeypatch, w
     assert str(err.value) == (
         f"data_dir {tmp_path / 'given'}: {folder} lacks mnist's t10k-labels-idx1-ubyte.gz"
     )
+
+
+def test_dse_data_dir_missing_one_file_is_not_passed_over(tmp_path, monkeypatch):
+    """$DSE_DATA_DIR/mnist/ with three of the four files: not silently the cache's copy."""
+    write_idx_dataset(sources.cache_dir() / "mnist", n_train=20, n_test=10)
+    folder = write_idx_dataset(tmp_path / "data" / "mnist", n_train=20, n_test=10)
+    (folder / "t10k-labels-idx1-ubyte.gz").unlink()
+    monkeypatch.setenv("DSE_DATA_DIR", str(tmp_path / "data"))
+    with pytest.raises(DataError) as err:
+        locate("mnist")
+    assert str(err.value) == (
+        f"DSE_DATA_DIR {tmp_path / 'data'}: {folder} lacks mnist's t10k-labels-idx1-ubyte.gz"
+    )
+
+
+def _spoil(path: Path, how: str) -> str:
+    """Put something that is no readable file at path; returns how dse names it."""
+    path.unlink()
+    if how == "directory":
+        path.mkdir()
+        return "a directory, not a file"
+    path.symlink_to(path.parent / "gone")  # unreadable as root too: its target is not there
+    return f"a broken symbolic link (to {path.parent / 'gone'}), not a file"
+
+
+@pytest.mark.parametrize("how", ["directory", "broken-link"])
+@pytest.mark.parametrize("given", ["data_dir", "DSE_DATA_DIR", "cache"])
+def test_a_name_that_is_no_file_is_named(tmp_path, monkeypatch, how, given):
+    """A dataset file that is a folder or a dangling link is named with what it is, not
+    counted missing (and the dataset taken from elsewhere, or downloaded over it)."""
+    folder = write_idx_dataset(tmp_path / "data" / "mnist", n_train=20, n_test=10)
+    if given == "cache":
+        monkeypatch.setenv("DSE_CACHE_DIR", str(tmp_path / "data"))
+        monkeypatch.delenv("DSE_DATA_DIR", raising=False)
+    else:  # a complete copy in the cache, which must not be used instead
+        write_idx_dataset(sources.cache_dir() / "mnist", n_train=20, n_test=10)
+        monkeypatch.setenv("DSE_DATA_DIR", str(tmp_path / "data"))
+    what = _spoil(folder / "train-images-idx3-ubyte.gz", how)
+    with pytest.raises(DataError) as err:
+        locate("mnist", tmp_path / "data" if given == "data_dir" else None)
+    prefix = {"data_dir": "data_dir", "DSE_DATA_DIR": "DSE_DATA_DIR", "cache": ""}[given]
+    named = f"{folder / 'train-images-idx3-ubyte.gz'}: {what}"
+    assert str(err.value) == (f"{prefix} {tmp_path / 'data'}: {named}" if prefix else named)

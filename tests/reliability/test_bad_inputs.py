@@ -87,6 +87,18 @@ def _bad_datasets(root: Path) -> None:
             labels.write_bytes(b"\x12\x34\x08\x01" + labels.read_bytes()[4:])
         else:
             write_idx(labels, np.zeros(199, dtype=np.uint8))
+    gz = {role: f.name for role, f in SOURCES["mnist"].files.items()}
+    for kind in ("corrupt", "folder", "notgzip"):
+        images = write_idx_dataset(root / kind / "mnist", 200, 50) / gz["train_images"]
+        raw = bytearray(images.read_bytes())
+        if kind == "corrupt":  # its gzip trailer still gives the right size
+            raw[len(raw) // 2] ^= 0xFF
+            images.write_bytes(bytes(raw))
+        elif kind == "folder":
+            images.unlink()
+            images.mkdir()
+        else:
+            images.write_bytes(gzip.decompress(raw))
     norb = write_norb_dataset(root / "norb" / "smallnorb", n_train=4, n_test=4)
     dat = norb / SOURCES["smallnorb"].files["train_images"].name
     raw = bytearray(gzip.decompress(dat.read_bytes()))
@@ -213,9 +225,23 @@ CASES = [
             ("truncated", "IDX file truncated: header says (200, 28, 28) (156800 bytes)"),
             ("magic", "not an IDX file: bad magic number 0x12340801"),
             ("count", "200 images but"),
+            ("corrupt", "train-images-idx3-ubyte.gz: cannot read: "),
+            ("folder", "train-images-idx3-ubyte.gz: a directory, not a file"),
+            ("notgzip", "gz: not gzip-compressed, though named .gz; it is uncompressed: name it"),
         )
         for case in (
-            (["train", "--preset", "baseline", "--data-dir", f"bad/{kind}"], message),
+            (
+                [
+                    "train",
+                    "-p",
+                    "baseline",
+                    "-s",
+                    "dataset.val_size=100",
+                    "--data-dir",
+                    f"bad/{kind}",
+                ],
+                message,
+            ),
             (["run", "--space", "good.yaml", "--data-dir", f"bad/{kind}"], message),
         )
     ],
