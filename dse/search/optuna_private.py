@@ -29,6 +29,7 @@ optuna's heartbeat table whether a trial has a heartbeat, and which running tria
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any
@@ -92,6 +93,22 @@ def stale_trials(study: optuna.Study) -> list[tuple[optuna.Trial, float]]:
         elif trial.datetime_start is not None:
             stale.append((trial, (datetime.now() - trial.datetime_start).total_seconds()))
     return stale
+
+
+def fail_as_stale(study: optuna.Study, trials: list[optuna.Trial]) -> None:
+    """optuna's fail_stale_trials for these trials only: each failed, and the storage's stale
+    callback (the retry) run for those this call failed. optuna's own asks the database again
+    which trials are stale, so one that crossed the grace period since the caller's list was
+    failed with no word of why."""
+    storage = study._storage
+    callback = storage.get_heartbeat_stale_trial_callback()
+    for trial in trials:
+        try:
+            failed = storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            continue  # another runner failed it first
+        if failed and callback is not None:
+            callback(study, copy.deepcopy(storage.get_trial(trial._trial_id)))
 
 
 def _heartbeats(storage: RDBStorage, ids: list[int]) -> tuple[datetime, dict[int, datetime]]:

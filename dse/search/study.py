@@ -17,7 +17,12 @@ from optuna.storages import RetryHeartbeatStaleTrialCallback
 from optuna.trial import FrozenTrial, TrialState
 
 from dse.errors import ConfigError, DseError, StorageError, choose_from, option
-from dse.search.optuna_private import has_heartbeats, stale_trials, writable_trial
+from dse.search.optuna_private import (
+    fail_as_stale,
+    has_heartbeats,
+    stale_trials,
+    writable_trial,
+)
 from dse.search.outage import DEFAULT_OUTAGE_LIMIT_S, shown_url
 from dse.search.processes import has_ended
 from dse.search.records import StudyRecord, TrialRecord, enqueue_point, param_key
@@ -290,7 +295,7 @@ def fail_stale(study: optuna.Study) -> None:
         history = RetryHeartbeatStaleTrialCallback.retry_history(by_number[trial.number])
         with contextlib.suppress(UpdateFinishedTrialError):  # its runner finished it meanwhile
             TrialRecord(trial).went_stale(silent_s, ran_s, retried=len(history) < STALE_RETRIES)
-    optuna.storages.fail_stale_trials(study)
+    fail_as_stale(study, [trial for trial, _ in stale])  # these, not any stale since
 
 
 def fail_orphans(study: optuna.Study) -> None:
