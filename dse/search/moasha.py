@@ -275,26 +275,20 @@ class RungBook:
         that goes on within the cutoff at `rung` must also still rank within the cutoff of each
         earlier rung that now holds eta records or more, among the records there now (see the
         module doc)."""
-        decision = self.ranked(rung, number, curve, batch_sizes, peers, params)
+        newcomer = Peer(number, curve, batch_sizes, params)
+        decision = self.ranked(rung, newcomer, peers)
         for before in self.rungs_for(len(batch_sizes)):
             # a first-front trial let on past the cutoff at its last chance stays let on
             if not decision.proceed or decision.position > decision.cutoff or before >= rung:
                 break
-            again = self.ranked(before, number, curve[:before], batch_sizes, peers, params)
+            again = self.ranked(before, replace(newcomer, curve=curve[:before]), peers)
             if not again.proceed and again.of >= self.early_stop.eta:
                 decision = replace(again, rung=rung, ranked_at=before)
         return decision
 
-    def ranked(
-        self,
-        rung: int,
-        number: int,
-        curve: Sequence[EpochPoint],
-        batch_sizes: Sequence[int],
-        peers: Sequence[Peer],
-        params: Mapping[str, Any],
-    ) -> Decision:
-        """The decision at `rung` alone: the newcomer among the records that reached it."""
+    def ranked(self, rung: int, newcomer: Peer, peers: Sequence[Peer]) -> Decision:
+        """The decision at `rung` alone: `newcomer` (its curve up to the rung) among the
+        records that reached it."""
         curves = [p.curve for p in peers]
         # the batch size ratios the time projections read, each computed once for all records
         scale = functools.cache(lambda measured, wanted: size_scale(curves, measured, wanted))
@@ -305,7 +299,7 @@ class RungBook:
             for p in peers
             if p.complete and learns
         ]
-        gains = GainModel(rung, finished, [params] + [p.params for p in reached])
+        gains = GainModel(rung, finished, [newcomer.params] + [p.params for p in reached])
         # Every trial that reached the rung is estimated now, from its curve up to the rung, as
         # the newcomer is: the projected times take in every curve run since its own decision
         # (AdaBatch's later batch sizes), and the accuracy the gain complete trials like it
@@ -320,11 +314,11 @@ class RungBook:
             )
             for p in reached
         ]
-        values = self._values(number, params, curve, batch_sizes, curves, scale, gains)
-        newcomer = RungRecord(number, values)
-        epochs, eta = len(batch_sizes), self.early_stop.eta
+        mine = newcomer.number, newcomer.params, newcomer.curve, newcomer.batch_sizes
+        record = RungRecord(newcomer.number, self._values(*mine, curves, scale, gains))
+        epochs, eta = len(newcomer.batch_sizes), self.early_stop.eta
         late, last = self.early_stop.late(rung, epochs), self.early_stop.last(rung, epochs)
-        return decide(rung, newcomer, earlier, self.directions, eta, late, last)
+        return decide(rung, record, earlier, self.directions, eta, late, last)
 
 
 @dataclass(frozen=True)
