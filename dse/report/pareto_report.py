@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import html
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -80,11 +81,17 @@ STATE_WORDS = {
 }
 
 
-def trial_counts(view: StudyView, complete: str = "complete") -> str:
-    """`7 complete, 1 stopped early, 4 failed`: the study's trials by state."""
-    counts = Counter(t.state for t in view.trials())
+def state_counts(states: Iterable[TrialState], complete: str = "complete") -> str:
+    """`7 complete, 4 failed, 1 stopped early`: trials by state (`complete`: what a complete
+    one is called where it gave nothing to show)."""
+    counts = Counter(states)
     words = {**STATE_WORDS, TrialState.COMPLETE: complete}
     return ", ".join(f"{counts[state]} {word}" for state, word in words.items() if counts[state])
+
+
+def trial_counts(view: StudyView, complete: str = "complete") -> str:
+    """The study's trials by state (state_counts)."""
+    return state_counts((t.state for t in view.trials()), complete)
 
 
 def check_drawable(view: StudyView) -> None:

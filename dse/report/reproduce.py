@@ -21,6 +21,7 @@ from optuna.trial import TrialState
 
 from dse.errors import ConfigError, option
 from dse.report.front import plain
+from dse.report.pareto_report import state_counts
 from dse.search.records import TrialRecord
 from dse.search.results import StudyView
 
@@ -130,16 +131,6 @@ def measured_by_preset(view: StudyView, dataset: str | None = None) -> dict[str,
     return measured
 
 
-# How a trial that gave no result reads in the line about a preset the table leaves out.
-UNFINISHED = {
-    TrialState.FAIL: "failed",
-    TrialState.PRUNED: "stopped early",
-    TrialState.RUNNING: "running",
-    TrialState.WAITING: "waiting",
-    TrialState.COMPLETE: "complete with a non-finite value",
-}
-
-
 def left_out(view: StudyView, measured: dict[str, Measured], dataset: str | None) -> list[str]:
     """`AdaBatch: no complete trial (1 failed)`: each preset the study tried that the table
     has no row for, in the paper's order, with what became of its trials."""
@@ -152,8 +143,7 @@ def left_out(view: StudyView, measured: dict[str, Measured], dataset: str | None
             states.setdefault(name, []).append(trial.state)
     lines = []
     for name in (n for n in ORDER if n in states):
-        counts = [f"{states[name].count(s)} {word}" for s, word in UNFINISHED.items()]
-        held = ", ".join(c for c in counts if not c.startswith("0 "))
+        held = state_counts(states[name], complete="complete with a non-finite value")
         lines.append(f"{LABELS[name]}: no complete trial ({held})")
     return lines
 
