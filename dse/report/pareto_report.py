@@ -173,11 +173,23 @@ def write_report(
     )
     html_path = out_dir / f"{file_stem(name)}-pareto.html"
     publish(html_path, page)
-    if not png:
-        return ReportFiles(html_path, None, "not asked for")
     png_path = out_dir / f"{file_stem(name)}-pareto.png"
-    reason = _write_png(figures[0], png_path)
-    return ReportFiles(html_path, None if reason else png_path, reason)
+    reason = _write_png(figures[0], png_path) if png else "not asked for"
+    if reason is None:
+        return ReportFiles(html_path, png_path, None)
+    return ReportFiles(html_path, None, reason + _removed_stale(png_path))
+
+
+def _removed_stale(png_path: Path) -> str:
+    """Remove the PNG an earlier report left where this one's would be: beside the new HTML
+    it would show an older state of the study as this one's. What to add to the reason."""
+    if not png_path.is_file():
+        return ""
+    try:
+        png_path.unlink()
+    except OSError as error:
+        return f"; {png_path} is an earlier report's and could not be removed ({error})"
+    return f"; removed {png_path.name}, an earlier report's"
 
 
 def _write_png(fig: go.Figure, path: Path) -> str | None:

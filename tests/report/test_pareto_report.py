@@ -129,6 +129,12 @@ def test_three_objectives_add_a_3d_view(tmp_path):
     assert page.count('class="plotly-graph-div"') == 4 and "scatter3d" in page
     assert "No front trial has a stored learning curve" in page
     assert files.png is None and files.png_skipped == "not asked for"
+    # a PNG an earlier report left there would show an older study beside this page: removed
+    stale = tmp_path / "r3" / files.html.name.replace(".html", ".png")
+    stale.write_bytes(b"\x89PNG old")
+    files = write_report(view, tmp_path / "r3", png=False)
+    assert not stale.exists() and files.png is None
+    assert files.png_skipped == f"not asked for; removed {stale.name}, an earlier report's"
     # the PNG is the first two objectives alone: a front member can look dominated there
     assert "the front is chosen on n_params too" in pareto_figure(view).layout.title.text
     assert "a diamond that another trial beats here does better in n_params" in page
