@@ -13,6 +13,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from dse.errors import ConfigError, StorageError, option
 from dse.search.columns import PARAMS_PREFIX, in_column_order
+from dse.search.durations import gpu_hours_text, seconds_text
 from dse.search.pareto import GrowingFront, non_dominated
 from dse.search.records import StudyRecord, TrialRecord
 from dse.search.robust import DEFAULT_RESAMPLES, nondominated_probability
@@ -327,11 +328,6 @@ def hypervolume_history(
     return history
 
 
-def seconds_text(seconds: float) -> str:
-    """Whole seconds from 10 on, a tenth below: a study of tiny trials reads 0.4, not 0."""
-    return f"{seconds:.0f}" if round(seconds, 1) >= 10 else f"{seconds:.1f}"
-
-
 @dataclass(frozen=True)
 class HypervolumeSummary:
     hypervolume: float
@@ -346,7 +342,7 @@ class HypervolumeSummary:
             return "hypervolume: no complete trial yet"
         ref = ", ".join(f"{n}={v:.4g}" for n, v in zip(names, self.reference, strict=True))
         spent = (
-            f"{self.compute_s / 3600:.3f} GPU-hours"
+            gpu_hours_text(self.compute_s)
             if self.gpu
             else f"{seconds_text(self.compute_s)} training seconds"
         )

@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 
 from dse.config import TrialConfig
+from dse.search.durations import gpu_hours_text, seconds_text
 from dse.search.pareto import hypervolume
 from dse.search.records import CONFIG, HALF_BATCH
 from dse.search.results import (
@@ -22,7 +23,6 @@ from dse.search.results import (
     params_as_run,
     pareto_rows,
     reference_point,
-    seconds_text,
     trials_frame,
 )
 from tests.conftest import params_study
@@ -139,3 +139,20 @@ def test_training_seconds_read_to_a_tenth_below_ten_and_whole_from_ten():
     summary = HypervolumeSummary(0.5, [1.0, 0.1], "the space file", 3, 0.4, gpu=False)
     line = summary.describe(["train_time_s", "val_accuracy"])
     assert line.endswith("; 3 trials finished, 0.4 training seconds")
+
+
+def test_gpu_hours_of_a_short_study_are_not_zero():
+    """A GPU study of short trials read '0.000 GPU-hours'; under 0.01 it reads two significant
+    digits and its seconds."""
+    texts = [gpu_hours_text(s) for s in (0.0, 0.4, 30.0, 36.0, 7200.0)]
+    assert texts == [
+        "0 GPU-hours (0.0 s)",
+        "0.00011 GPU-hours (0.4 s)",
+        "0.0083 GPU-hours (30 s)",
+        "0.010 GPU-hours",
+        "2.000 GPU-hours",
+    ]
+    summary = HypervolumeSummary(0.5, [1.0, 0.1], "the space file", 1, 0.4, gpu=True)
+    assert summary.describe(["train_time_s", "val_accuracy"]).endswith(
+        "; 1 trial finished, 0.00011 GPU-hours (0.4 s)"
+    )
