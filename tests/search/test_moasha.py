@@ -331,5 +331,9 @@ def test_trials_run_before_early_stopping_was_on_count_at_its_rungs(workdir):
         e.values != rung_values(names, TrialRecord(t).curve[:1], (50, 50))
         for e, t in zip(earlier, trials, strict=False)
     )
-    expected = decide(1, RungRecord(3, decision.values), earlier, space.directions, 3.0)
+    # rung 1 is the 2-epoch run's last: a first-front newcomer goes on past the cutoff there
+    stop = EarlyStop((1,), 3.0)
+    late, last = stop.late(1, 2), stop.last(1, 2)
+    assert last
+    expected = decide(1, RungRecord(3, decision.values), earlier, space.directions, 3.0, late, last)
     assert (decision.position, decision.proceed) == (expected.position, expected.proceed)
