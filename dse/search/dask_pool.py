@@ -55,8 +55,10 @@ from dse.search.messages import (
     from_wire,
     to_wire,
 )
+from dse.search.options import check_data_files
 from dse.search.records import Placement
 from dse.search.workers import execute_trial
+from dse.space import DatasetUse
 
 MARKER = "marker"  # in an event: the task's start marker, beside the message's wire form
 CONNECT_TIMEOUT_S = 10
@@ -150,8 +152,9 @@ class DaskPool:
         gpus_per_trial: int | None,
         data_dir: str | None,
         datasets: set[str],
+        uses: list[DatasetUse],
     ) -> DaskPool:
-        """Connect, wait for a worker, and check every worker has the datasets."""
+        """Connect, wait for a worker, and check the data on every worker (_check_data)."""
         client = connect_client(import_distributed(), scheduler)
         try:
             try:
@@ -172,7 +175,7 @@ class DaskPool:
                     f"{declared:g} "
                     "GPUs (start them with --resources GPU=1, one per GPU)"
                 )
-            _check_data(client, datasets, data_dir)
+            _check_data(client, datasets, uses, data_dir)
             return cls(client, gpus_per_trial, data_dir)
         except BaseException:
             client.close()
@@ -311,20 +314,20 @@ def concurrency_by_host(workers: dict[str, Any], gpus_per_trial: int) -> dict[st
     return by_host
 
 
-def _check_data(client: Any, datasets: set[str], data_dir: str | None) -> None:
-    """Every worker must find the datasets (they train; the submitting host may have none)."""
-    problems = client.run(_find_datasets, sorted(datasets), data_dir)
+def _check_data(
+    client: Any, datasets: set[str], uses: list[DatasetUse], data_dir: str | None
+) -> None:
+    """Every worker checks the data as a local run checks it here (they train; the
+    submitting host may have none): files found, read through, subsets that fit them."""
+    problems = client.run(_data_problem, datasets, uses, data_dir)
     for address, problem in sorted(problems.items()):
         if problem:
             raise DataError(f"Dask worker {address}: {problem}")
 
 
-def _find_datasets(datasets: list[str], data_dir: str | None) -> str | None:
-    from dse.data.sources import locate
-
+def _data_problem(datasets: set[str], uses: list[DatasetUse], data_dir: str | None) -> str | None:
     try:
-        for name in datasets:
-            locate(name, data_dir)
+        check_data_files(datasets, uses, data_dir)
     except DataError as exc:
         return exc.args[0]  # as raised: the CLI names its inputs by their options
     return None

@@ -162,16 +162,19 @@ class RunPlan:
     slots: list[Slot]  # the local workers' device slots (backend dask: the cluster decides)
 
     def check_local_data(self, data_dir: str | None) -> None:
-        """Local workers train here: the datasets must be here and readable to the end (a
-        corrupt file would fail every trial), and each dataset section's subsets must fit
-        their files (refused, not failed), named by where they come from."""
-        from dse.data.datasets import check_files  # imports torch
+        """Local workers train here: check_data_files on this host."""
+        check_data_files(self.datasets, self.dataset_configs, data_dir)
 
-        sizes = {
-            dataset: check_files(dataset, data_dir, whole=True) for dataset in sorted(self.datasets)
-        }
-        for use in self.dataset_configs:
-            sizes[use.config.name].check(use.config, use.where)
+
+def check_data_files(datasets: set[str], uses: list[DatasetUse], data_dir: str | None) -> None:
+    """Where trials train (this host, or each Dask worker), the datasets must be there and
+    readable to the end (a corrupt file would fail every trial), and each dataset section's
+    subsets must fit their files (refused, not failed), named by where they come from."""
+    from dse.data.datasets import check_files  # imports torch
+
+    sizes = {dataset: check_files(dataset, data_dir, whole=True) for dataset in sorted(datasets)}
+    for use in uses:
+        sizes[use.config.name].check(use.config, use.where)
 
 
 def plan_run(space: SearchSpace, options: RunOptions, gpu_count: int | None = None) -> RunPlan:

@@ -312,3 +312,39 @@ def test_a_data_dir_the_workers_lack_is_named_by_its_option(cluster, tmp_path):
     assert result.exit_code == 2, result.output
     assert result.stderr.startswith("error: Dask worker tcp://")
     assert f": --data-dir {missing}: " in result.stderr and ": data_dir " not in result.stderr
+
+
+def _dask_run(cluster, space: Path, data_dir: Path, tmp_path: Path):
+    _ready(cluster)
+    args = ["run", "--space", str(space), "--storage", f"sqlite:///{tmp_path / 'runs.db'}"]
+    args += ["--backend", "dask", "--scheduler", cluster.scheduler_address]
+    return runner.invoke(app, [*args, "--data-dir", str(data_dir), "--quiet"])
+
+
+def test_a_subset_the_workers_data_cannot_give_is_refused_before_the_run(cluster, data, tmp_path):
+    """The workers check the data as a local run checks it: a test subset larger than their
+    files (100 test images) is one line naming the space file, the worker and the key, and
+    nothing is written; it would otherwise fail every trial on the cluster."""
+    space = _space(tmp_path, epochs=1, lrs="[0.001]")
+    space.write_text(space.read_text().replace("test_subset: 100", "test_subset: 500"))
+    result = _dask_run(cluster, space, data, tmp_path)
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: Dask worker tcp://"), result.stderr
+    assert "tiny.yaml: base: dataset.test_subset: 500 is more than the 100 samples" in lines[0]
+    assert not (tmp_path / "runs.db").exists()
+
+
+def test_a_corrupt_file_on_the_workers_is_refused_before_the_run(cluster, data, tmp_path):
+    """A gzip file whose middle is damaged has a valid header: each worker reads it through
+    (its CRC) before the run starts, as a local run does here."""
+    images = data / "mnist" / "train-images-idx3-ubyte.gz"
+    raw = bytearray(images.read_bytes())
+    raw[len(raw) // 2] ^= 0xFF
+    images.write_bytes(bytes(raw))
+    result = _dask_run(cluster, _space(tmp_path, epochs=1, lrs="[0.001]"), data, tmp_path)
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: Dask worker tcp://"), result.stderr
+    assert f"{images}: cannot read: " in lines[0]
+    assert not (tmp_path / "runs.db").exists()
