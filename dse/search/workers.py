@@ -158,14 +158,18 @@ def worker_main(
     slot: Slot, tasks: Any, results: Any, data_dir: str | None, parent: int, cause: Any
 ) -> None:
     """Entry point of a worker process: TrialTasks (and RungAnswers) in, messages out. An
-    exception that ends it (it cannot load, say) is left in `cause` for the runner to record,
-    then raised: its traceback still goes to the run's stderr."""
+    exception that ends it (it cannot load, say) is left in `cause` for the runner to record
+    and say in its line, and the process exits with code 1 without printing its traceback:
+    each worker that fails so (3 before the run stops) printed the same one into the run's
+    output. DSE_DEBUG=1 raises it, traceback and all, as the CLI's error boundary does."""
     try:
         _serve(slot, tasks, results, data_dir, parent)
     except BaseException as exc:
         text = " ".join(f"{type(exc).__name__}: {exc}".split())
         cause.value = text.encode("utf-8", "replace")[: CAUSE_CHARS - 1]
-        raise
+        if isinstance(exc, SystemExit) or os.environ.get("DSE_DEBUG") == "1":
+            raise
+        raise SystemExit(1) from None
 
 
 def _serve(slot: Slot, tasks: Any, results: Any, data_dir: str | None, parent: int) -> None:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import subprocess
+
 from optuna.trial import TrialState
 from typer.testing import CliRunner
 
 from dse.cli import app
 from dse.train.faults import FAULT_WORKER_START_ENV
-from tests.conftest import load_study, write_space
+from tests.conftest import dse_command, load_study, write_space
 
 runner = CliRunner()
 
@@ -43,3 +45,23 @@ def test_a_worker_that_cannot_start_ends_the_run_in_one_line_naming_its_exceptio
     again = runner.invoke(app, ["run", "--space", str(space), *cpu, "--format", "json"])
     assert again.exit_code == 0, again.stderr
     assert "6 complete, 0 failed of 6 planned" in again.stderr
+
+
+def test_a_worker_that_cannot_start_prints_no_traceback_unless_debugging(workdir):
+    """Each worker that died at start printed its traceback into the run's output (3 copies
+    before the run stopped) above the one line that already names the exception; DSE_DEBUG=1
+    keeps them, as it keeps a command error's traceback."""
+    space = write_space(workdir)
+    command, env = dse_command("run", "--space", str(space), "--workers", "1", "--quiet")
+    env[FAULT_WORKER_START_ENV] = "cannot load"
+    cause = f"RuntimeError: cannot load ({FAULT_WORKER_START_ENV})"
+    quiet = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert quiet.returncode == 1
+    assert "Traceback" not in quiet.stderr and cause in quiet.stderr.splitlines()[-1]
+    env["DSE_DEBUG"] = "1"
+    debugging = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert debugging.returncode == 1
+    each = "Process dse-worker-cpu#0:\nTraceback (most recent call last)"
+    # 3 died in a row; one more may start before the run stops it
+    assert debugging.stderr.count(each) >= 3
+    assert debugging.stderr.count(f"\n{cause}\n") >= 3
