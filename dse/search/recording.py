@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import zlib
 from dataclasses import asdict, dataclass, field, replace
 from dataclasses import fields as dataclass_fields
 from pathlib import Path
@@ -152,13 +153,20 @@ def load_record(path: str | Path) -> Recording:
         raise ConfigError(f"{option('record')} {path}: is a directory, not a record file")
     if not path.is_file():
         raise ConfigError(f"{option('record')} {path}: no such file")
+    where = f"{option('record')} {path}"
     try:
         raw = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"{where}: cannot read ({exc.strerror or exc})") from None
+    try:
         text = gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw
+    except (OSError, EOFError, zlib.error) as exc:  # cut short, or bytes changed on the way
+        raise ConfigError(f"{where}: a damaged gzip file ({exc})") from None
+    try:
         data = json.loads(text)
-    except (OSError, ValueError, EOFError, RecursionError) as exc:
-        raise ConfigError(f"{option('record')} {path}: not readable ({exc})") from None
-    return Recording.from_json(data, f"{option('record')} {path}")
+    except (ValueError, RecursionError) as exc:
+        raise ConfigError(f"{where}: not a dse record (not JSON: {exc})") from None
+    return Recording.from_json(data, where)
 
 
 def record_study(storage: str, study_name: str | None) -> Recording:

@@ -385,6 +385,12 @@ def test_bad_input_is_refused_in_one_line(tmp_path, monkeypatch):
     Path("junk.json.gz").write_text("{}")
     _one_line_error(["replay", "--record", "junk.json.gz"], "not a dse record")
     _one_line_error(["replay", "--record", "none.json.gz"], "no such file")
+    # not JSON, or gzip cut short on the way: each said as what it is, not "not readable"
+    Path("notes.txt").write_text("trial 3 was slow\n")
+    _one_line_error(["replay", "--record", "notes.txt"], "notes.txt: not a dse record (not JSON: ")
+    whole = Path("part.json.gz").read_bytes()
+    Path("cut.json.gz").write_bytes(whole[: len(whole) // 2])
+    _one_line_error(["replay", "--record", "cut.json.gz"], "cut.json.gz: a damaged gzip file (")
     _one_line_error(["replay", "--record", "part.json.gz", "--methods", "grid,sobol"], "sobol")
     # an empty list (an unset shell variable) is no list, not the default one
     _one_line_error(["replay", "--record", "part.json.gz", "--methods", ""], "no method given")
