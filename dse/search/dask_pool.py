@@ -151,7 +151,6 @@ class DaskPool:
         scheduler: str,
         gpus_per_trial: int | None,
         data_dir: str | None,
-        datasets: set[str],
         uses: list[DatasetUse],
     ) -> DaskPool:
         """Connect, wait for a worker, and check the data on every worker (_check_data)."""
@@ -175,7 +174,7 @@ class DaskPool:
                     f"{declared:g} "
                     "GPUs (start them with --resources GPU=1, one per GPU)"
                 )
-            _check_data(client, datasets, uses, data_dir)
+            _check_data(client, uses, data_dir)
             return cls(client, gpus_per_trial, data_dir)
         except BaseException:
             client.close()
@@ -314,20 +313,18 @@ def concurrency_by_host(workers: dict[str, Any], gpus_per_trial: int) -> dict[st
     return by_host
 
 
-def _check_data(
-    client: Any, datasets: set[str], uses: list[DatasetUse], data_dir: str | None
-) -> None:
+def _check_data(client: Any, uses: list[DatasetUse], data_dir: str | None) -> None:
     """Every worker checks the data as a local run checks it here (they train; the
     submitting host may have none): files found, read through, subsets that fit them."""
-    problems = client.run(_data_problem, datasets, uses, data_dir)
+    problems = client.run(_data_problem, uses, data_dir)
     for address, problem in sorted(problems.items()):
         if problem:
             raise DataError(f"Dask worker {address}: {problem}")
 
 
-def _data_problem(datasets: set[str], uses: list[DatasetUse], data_dir: str | None) -> str | None:
+def _data_problem(uses: list[DatasetUse], data_dir: str | None) -> str | None:
     try:
-        check_data_files(datasets, uses, data_dir)
+        check_data_files(uses, data_dir)
     except DataError as exc:
         return exc.args[0]  # as raised: the CLI names its inputs by their options
     return None

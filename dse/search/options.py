@@ -157,22 +157,22 @@ class RunPlan:
     planned: int  # trials to finish, the study's earlier trials included
     grid: list[dict[str, Any]] | None  # sampler grid: the whole grid, in queue order
     base: TrialConfig  # the space's base config (no axis chosen)
-    datasets: set[str]  # every dataset a trial may train on
     dataset_configs: list[DatasetUse]  # the dataset sections trials may run (checked first)
     slots: list[Slot]  # the local workers' device slots (backend dask: the cluster decides)
 
     def check_local_data(self, data_dir: str | None) -> None:
         """Local workers train here: check_data_files on this host."""
-        check_data_files(self.datasets, self.dataset_configs, data_dir)
+        check_data_files(self.dataset_configs, data_dir)
 
 
-def check_data_files(datasets: set[str], uses: list[DatasetUse], data_dir: str | None) -> None:
+def check_data_files(uses: list[DatasetUse], data_dir: str | None) -> None:
     """Where trials train (this host, or each Dask worker), the datasets must be there and
     readable to the end (a corrupt file would fail every trial), and each dataset section's
     subsets must fit their files (refused, not failed), named by where they come from."""
     from dse.data.datasets import check_files  # imports torch
 
-    sizes = {dataset: check_files(dataset, data_dir, whole=True) for dataset in sorted(datasets)}
+    datasets = sorted({use.config.name for use in uses})
+    sizes = {dataset: check_files(dataset, data_dir, whole=True) for dataset in datasets}
     for use in uses:
         sizes[use.config.name].check(use.config, use.where)
 
@@ -205,7 +205,6 @@ def plan_run(space: SearchSpace, options: RunOptions, gpu_count: int | None = No
         planned=planned,
         grid=grid,
         base=space.base_config(),
-        datasets={use.config.name for use in dataset_configs},
         dataset_configs=dataset_configs,
         slots=slots,
     )

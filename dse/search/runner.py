@@ -141,11 +141,7 @@ def _connect_dask(options: RunOptions, plan: RunPlan) -> Pool:
     from dse.search.dask_pool import DaskPool
 
     return DaskPool.connect(
-        options.scheduler,
-        options.gpus_per_trial,
-        options.data_dir,
-        plan.datasets,
-        plan.dataset_configs,
+        options.scheduler, options.gpus_per_trial, options.data_dir, plan.dataset_configs
     )
 
 

@@ -56,7 +56,8 @@ def test_a_plan_for_a_grid_and_for_a_budget():
     grid = plan_run(space, RunOptions(workers=2), gpu_count=0)
     assert (grid.sampler, grid.planned, len(grid.grid)) == ("grid", 4, 4)
     assert [s.label for s in grid.slots] == ["cpu#0", "cpu#1"]
-    assert grid.study_name == "smoke" and grid.datasets == {"mnist"}
+    assert grid.study_name == "smoke"
+    assert {use.config.name for use in grid.dataset_configs} == {"mnist"}
     assert grid.base == space.base_config()
     sampled = plan_run(space, RunOptions(sampler="random", n_trials=3), gpu_count=2)
     assert (sampled.sampler, sampled.planned, sampled.grid) == ("random", 3, None)
