@@ -18,6 +18,7 @@ from pydantic import (
     Field,
     ValidationError,
     ValidationInfo,
+    field_validator,
     model_validator,
 )
 
@@ -25,11 +26,24 @@ from dse import yamlio
 from dse.config_keys import explain_unknown, of_choice
 from dse.errors import ConfigError, option
 
+# The largest count or size torch takes (a signed 64-bit integer): a larger one failed its
+# trial as a bug (an overflow inside torch), or was trained on as a loop count that never ends.
+INT64_MAX = 2**63 - 1
+BIG_INTS_ALLOWED = ("seed", "split_seed")  # seeds: checked against their own ranges
+
 
 class _Section(BaseModel):
     # allow_inf_nan=False: an infinite or NaN value (`.inf`, `1e999`) is refused by its key
     # when the config is built, not met as a non-finite loss at epoch 1.
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _fits_int64(cls, value: Any, info: ValidationInfo) -> Any:
+        too_big = type(value) is int and value > INT64_MAX
+        if too_big and info.field_name not in BIG_INTS_ALLOWED:
+            raise ValueError(f"{value} is more than {INT64_MAX}, the largest count torch takes")
+        return value
 
 
 # --- dataset ---------------------------------------------------------------------------------

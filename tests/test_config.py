@@ -169,6 +169,26 @@ def test_seeds_of_every_repeat_must_fit_torch():
         preset("baseline").with_overrides([f"seed={last}", "repeats=2"])
 
 
+@pytest.mark.parametrize(
+    "key",
+    ["model.conv_channels", "model.routing_iterations", "epochs", "batch_schedule.batch_size"],
+)
+def test_a_count_past_what_torch_takes_is_refused_by_its_key(key):
+    """A width past 64 bits failed its trial as a bug (an overflow inside torch); a routing
+    count or epochs so large trained on without end. Seeds keep their own range."""
+    big = 2**63
+    with pytest.raises(ConfigError) as err:
+        preset("baseline").with_overrides([f"{key}={big}"])
+    assert (
+        str(err.value) == f"set: {key}: {big} is more than {big - 1}, the largest count torch takes"
+    )
+    assert preset("baseline").with_overrides([f"{key}={big - 1}"]) is not None
+    assert (
+        preset("baseline").with_overrides([f"seed={big}", f"dataset.split_seed={2**70}"]).seed
+        == big
+    )
+
+
 def test_resolve_config_rejects_both_sources(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text(preset("one_cycle").to_yaml())

@@ -171,6 +171,8 @@ def _parse_range(key: str, spec: dict[str, Any], where: str) -> Range:
                 f"(the last step ends at {last:g})"
             )
     integer = all(isinstance(v, int) for v in (low, high, step) if v is not None)
+    if integer:  # kept whole: a float holds integers exactly only up to 2**53
+        return Range(key, low, high, integer, log, step)
     return Range(key, float(low), float(high), integer, log, step)
 
 
