@@ -23,13 +23,9 @@ from pydantic import (
 )
 
 from dse import yamlio
+from dse.config_bounds import SEED_FIELDS, count_overflow, seeds_overflow
 from dse.config_keys import explain_unknown, of_choice
 from dse.errors import ConfigError, option
-
-# The largest count or size torch takes (a signed 64-bit integer): a larger one failed its
-# trial as a bug (an overflow inside torch), or was trained on as a loop count that never ends.
-INT64_MAX = 2**63 - 1
-BIG_INTS_ALLOWED = ("seed", "split_seed")  # seeds: checked against their own ranges
 
 
 class _Section(BaseModel):
@@ -39,10 +35,9 @@ class _Section(BaseModel):
 
     @field_validator("*", mode="after")
     @classmethod
-    def _fits_int64(cls, value: Any, info: ValidationInfo) -> Any:
-        too_big = type(value) is int and value > INT64_MAX
-        if too_big and info.field_name not in BIG_INTS_ALLOWED:
-            raise ValueError(f"{value} is more than {INT64_MAX}, the largest count torch takes")
+    def _fits_torch(cls, value: Any, info: ValidationInfo) -> Any:
+        if info.field_name not in SEED_FIELDS and (why := count_overflow(value)):
+            raise ValueError(why)
         return value
 
 
@@ -200,25 +195,11 @@ BatchScheduleConfig = Annotated[FixedBatch | AdaBatch, Field(discriminator="name
 # --- the trial -------------------------------------------------------------------------------
 
 
-SEED_MIN, SEED_MAX = 0, 2**64 - 1  # torch reads -1 as 2**64-1: one run, two seeds
-
-
-def seeds_overflow(seed: int, count: int = 1) -> str | None:
-    """Why seeds seed .. seed+count-1 (repeats, calibration runs, fused models) do not all fit
-    SEED_MIN .. SEED_MAX, or None when they do."""
-    last = seed + count - 1
-    if seed < SEED_MIN or (count == 1 and last > SEED_MAX):
-        return f"{seed} is outside {SEED_MIN} .. {SEED_MAX}, the seeds torch takes"
-    if last > SEED_MAX:
-        return f"the last seed {last} is above {SEED_MAX}, the largest torch takes"
-    return None
-
-
 class TrialConfig(_Section):
     """Everything one training run depends on. Same config, same CPU: same numbers."""
 
     name: str | None = None  # a label (the preset's name, or the search point's)
-    # SEED_MIN .. SEED_MAX; the repeats' seeds seed+1, ... must fit too (_seeds_fit).
+    # config_bounds.SEED_MIN .. SEED_MAX; the repeats' seeds seed+1, ... must fit too (_seeds_fit).
     seed: int = 0
     # Train with seeds seed .. seed+repeats-1, one after another; the metrics are their means.
     repeats: int = Field(1, ge=1)

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from dse.commands.paths import check_output_dir, check_writable
-from dse.config import seeds_overflow
+from dse.config_bounds import seeds_overflow
 from dse.errors import ConfigError, choose_from, option
 from dse.output import Rows, Shown, note
 from dse.presets import config_source, resolve_config

@@ -20,7 +20,8 @@ from typing import Any
 import numpy as np
 
 from dse import yamlio
-from dse.config import TrialConfig, seeds_overflow
+from dse.config import TrialConfig
+from dse.config_bounds import seeds_overflow
 from dse.errors import ConfigError, option
 from dse.files import publish
 
