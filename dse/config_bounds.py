@@ -24,7 +24,10 @@ def seeds_overflow(seed: int, count: int = 1) -> str | None:
 
 
 def count_overflow(value: Any) -> str | None:
-    """Why an integer value is past the counts torch takes, or None (not one, or it fits)."""
+    """Why an integer value, or one in a tuple of them (milestones: (epoch, batch size)
+    pairs), is past the counts torch takes, or None (none is, or no integer)."""
+    if isinstance(value, tuple):
+        return next((why for item in value if (why := count_overflow(item))), None)
     if type(value) is int and value > COUNT_MAX:
         return f"{value} is more than {COUNT_MAX}, the largest count torch takes"
     return None

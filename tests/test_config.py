@@ -183,6 +183,10 @@ def test_a_count_past_what_torch_takes_is_refused_by_its_key(key):
         str(err.value) == f"set: {key}: {big} is more than {big - 1}, the largest count torch takes"
     )
     assert preset("baseline").with_overrides([f"{key}={big - 1}"]) is not None
+    with pytest.raises(ConfigError, match=f"batch_schedule.milestones: {big} is more than"):
+        TrialConfig.from_yaml(
+            f"batch_schedule: {{name: adabatch, milestones: [[2, 16], [3, {big}]]}}\n"
+        )
     assert (
         preset("baseline").with_overrides([f"seed={big}", f"dataset.split_seed={2**70}"]).seed
         == big
