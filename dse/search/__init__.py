@@ -1,5 +1,4 @@
-"""Exploration: studies in an optuna storage, the runner, and Pareto analysis."""
+"""Exploration: studies in an optuna storage, the runner, and Pareto analysis.
 
-from dse.search.runner import RunSummary, run_study
-
-__all__ = ["RunSummary", "run_study"]
+Nothing is imported here: a worker process imports dse.search.workers, and loading the
+runner with it (optuna, pandas) would cost every worker a second at its start."""

@@ -43,6 +43,7 @@ from typing import Any
 
 from dse.errors import ConfigError, DataError, DseError, option
 from dse.search.devices import Slot, cpu_count
+from dse.search.forms import Placement
 from dse.search.gpu_lease import GpuLease
 from dse.search.messages import (
     RungAnswer,
@@ -56,7 +57,6 @@ from dse.search.messages import (
     to_wire,
 )
 from dse.search.options import check_data_files
-from dse.search.records import Placement
 from dse.search.workers import execute_trial
 from dse.space import DatasetUse
 

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any, Protocol, runtime_checkable
 
 from dse.search.devices import Slot
-from dse.search.records import EpochPoint, Placement
+from dse.search.forms import EpochPoint, Placement
 from dse.train.result import TrialResult
 
 

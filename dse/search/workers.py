@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from dse.search.devices import Slot
+from dse.search.forms import EpochPoint, Placement
 from dse.search.messages import (
     EpochDone,
     RungAnswer,
@@ -39,7 +40,6 @@ from dse.search.messages import (
     WorkerLost,
     WorkerMessage,
 )
-from dse.search.records import EpochPoint, Placement
 
 _PR_SET_PDEATHSIG = 1
 
