@@ -257,7 +257,12 @@ def trials_frame(view: StudyView) -> pd.DataFrame:
         return pd.DataFrame(
             columns=in_column_order(["number", "state", *metrics], view.metric_names)
         )
-    frame = frame.convert_dtypes()  # ints stay ints next to missing values
+    for column in frame.columns:  # ints stay ints next to missing values, floats floats
+        present = {type(row[column]) for row in rows if row.get(column) is not None}
+        if present == {int}:  # pandas' convert_dtypes made whole floats ints too: 1.0 as 1
+            frame[column] = frame[column].astype("Int64")
+        elif present == {bool}:
+            frame[column] = frame[column].astype("boolean")
     return frame[in_column_order(frame.columns, view.metric_names)]
 
 
