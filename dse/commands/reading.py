@@ -70,10 +70,10 @@ def trials(
     columns, where it ran, why it failed. The `columns` asked for (comma-separated), in that
     order, in a table, CSV and JSON alike; without them CSV and JSON have every column, a
     table the most telling ones that fit the terminal."""
-    from dse.search import results
+    from dse.search import results, trials_table
 
     view = results.open_view(storage, study)
-    frame = results.trials_frame(view)
+    frame = trials_table.trials_frame(view)
     name = view.study.study_name
     if frame.empty:  # no trial has set a parameter yet: nothing to choose columns from
         text = f"study {name!r} has no trials yet"

@@ -1,11 +1,11 @@
-"""Reading a study: trial tables, the Pareto set, hypervolume history (picks and exported
-configs: picks.py)."""
+"""Reading a study: the Pareto set, hypervolume history (the trials table: trials_table.py;
+picks and exported configs: picks.py)."""
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
@@ -18,10 +18,7 @@ from dse.search.records import StudyRecord, TrialRecord
 from dse.search.robust import DEFAULT_RESAMPLES, nondominated_probability
 from dse.search.storage import DEFAULT_OUTAGE_LIMIT_S
 from dse.search.study import load_study, open_to_read, study_names
-from dse.train.result import COUNT_METRICS, METRICS, current_metric
-
-if TYPE_CHECKING:
-    import pandas as pd
+from dse.train.result import COUNT_METRICS, current_metric
 
 
 @dataclass(frozen=True)
@@ -219,51 +216,6 @@ def front_header(view: StudyView, rows: list[dict[str, Any]]) -> list[str]:
     given = [key for row in rows for key in row if key != "params"]
     params = [f"{PARAMS_PREFIX}{axis}" for axis in view.axes()]
     return in_column_order(["number", *view.metric_names, *given, *params], view.metric_names)
-
-
-def trials_frame(view: StudyView) -> pd.DataFrame:
-    """A row per trial, its columns in the order `dse pareto` shows them (in_column_order):
-    number, state, the objectives (with repeats each beside its std over the seeds), the other
-    metrics, params_* columns, then where it ran, how long, its compile seconds (compiled
-    trials), why it failed."""
-    trials = view.trials()
-    repeats = any(TrialRecord(t).seed_std for t in trials)
-    metrics = [
-        c for m in METRICS for c in ([m, f"{m}_std"] if repeats and m in view.metric_names else [m])
-    ]
-    rows = []
-    for t in trials:
-        record = TrialRecord(t)
-        row: dict[str, Any] = {"number": t.number, "state": t.state.name}
-        values = record.metrics | {f"{m}_std": v for m, v in record.seed_std.items()}
-        row.update({m: values.get(m) for m in metrics})
-        row.update({f"{PARAMS_PREFIX}{k}": v for k, v in params_as_run(t).items()})
-        # judged on complete trials only: a stopped or failed one has no final metrics to meet
-        row["feasible"] = meets_constraints(t) if t.state == TrialState.COMPLETE else None
-        row["device"] = record.device
-        row["slot"] = record.slot
-        row["host"] = record.host
-        duration = t.duration.total_seconds() if t.duration else None
-        row["duration_s"] = record.ran_s if record.ran_s is not None else duration
-        compiled = math.fsum(epoch.compile_s for epoch in record.history)
-        row["compile_s"] = compiled or None  # compiled trials only (config compile)
-        row["stopped_at"] = record.stopped_at
-        row["error"] = record.error
-        rows.append(row)
-    import pandas as pd  # here: the runner imports this module, and pandas costs it 0.4 s
-
-    frame = pd.DataFrame(rows)
-    if frame.empty:
-        return pd.DataFrame(
-            columns=in_column_order(["number", "state", *metrics], view.metric_names)
-        )
-    for column in frame.columns:  # ints stay ints next to missing values, floats floats
-        present = {type(row[column]) for row in rows if row.get(column) is not None}
-        if present == {int}:  # pandas' convert_dtypes made whole floats ints too: 1.0 as 1
-            frame[column] = frame[column].astype("Int64")
-        elif present == {bool}:
-            frame[column] = frame[column].astype("boolean")
-    return frame[in_column_order(frame.columns, view.metric_names)]
 
 
 REFERENCE_RULE = "worst observed value of each objective (complete trials) + 10% of its range"
