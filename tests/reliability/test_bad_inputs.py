@@ -295,10 +295,25 @@ def test_user_error_exits_2_with_one_line_and_writes_nothing(workdir, args, mess
     assert _tree(workdir) == before
 
 
-@pytest.fixture
-def finished_study(workdir):
-    result = runner.invoke(app, ["run", "--space", "good.yaml", "--quiet"])
+@pytest.fixture(scope="module")
+def finished_results(tmp_path_factory, digits_root) -> Path:
+    """results/ of a finished run of good.yaml, trained once for the tests that read it."""
+    folder = tmp_path_factory.mktemp("finished")
+    (folder / "good.yaml").write_text(GOOD_SPACE)
+    with pytest.MonkeyPatch.context() as patch:  # as workdir and conftest's _offline set them
+        patch.chdir(folder)
+        patch.setenv("DSE_DATA_DIR", str(digits_root))
+        patch.setenv("DSE_OFFLINE", "1")
+        patch.setenv("DSE_CACHE_DIR", str(folder / "cache"))
+        result = runner.invoke(app, ["run", "--space", "good.yaml", "--quiet"])
     assert result.exit_code == 0, result.stderr
+    return folder / "results"
+
+
+@pytest.fixture
+def finished_study(workdir, finished_results):
+    """workdir with a copy of the finished run's results/: a test may change its own."""
+    shutil.copytree(finished_results, workdir / "results")
     return workdir
 
 
