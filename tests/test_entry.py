@@ -95,3 +95,11 @@ def test_a_worker_process_starts_without_the_runners_libraries():
     """A spawned worker imports dse.search.workers: with the runner's optuna, sqlalchemy and
     pandas it took 1.3 s before torch, 0.12 s without (2 AVX2 EPYC cores)."""
     assert loaded_by("dse.search.workers", ("optuna", "sqlalchemy", "pandas", "scipy")) == []
+
+
+def test_the_runner_is_driven_from_python_through_dse_search():
+    """The house's entry for notebooks and tests, `from dse.search import run_study`, loads
+    the runner on first use, not with the package (see the worker test above)."""
+    from dse.search import RunSummary, run_study, runner
+
+    assert (run_study, RunSummary) == (runner.run_study, runner.RunSummary)
