@@ -219,7 +219,11 @@ def reproduce(
 def replay(
     storage: Annotated[
         str | None,
-        typer.Option("--storage", metavar="URL", help="Results database of the recorded grid."),
+        typer.Option(
+            "--storage",
+            metavar="URL",
+            help=f"Results database of the recorded grid (default: {STORAGE}).",
+        ),
     ] = None,
     study: StudyOpt = None,
     record: Annotated[

@@ -15,6 +15,7 @@ from dse.search.record_checks import complete_grid
 from dse.search.recording import Recording, load_record, record_study, save_record
 from dse.search.replay import GRID_METHODS, METHODS, Grid
 from dse.search.replay_summary import CI_METHOD, ReplayResult, replay_methods
+from dse.search.storage import DEFAULT_STORAGE
 
 DEFAULT_METHODS = ("grid", "random", "nsga2", "tpe", "moasha")
 
@@ -86,8 +87,9 @@ def _why_no_moasha(recording: Recording) -> str | None:
 def load_recording(
     storage: str | None, study: str | None, record: str | None
 ) -> tuple[Recording, list[str]]:
-    """The grid's record of a file (--record) or of a stored study (--storage, --study), and a
-    note if some of its trials are off that grid."""
+    """The grid's record of a file (--record) or of a stored study (--storage, by default the
+    one every reading command reads; --study), and a note if some of its trials are off that
+    grid."""
     if record is not None:
         if storage is not None:
             raise ConfigError(f"give either {option('record')} or {option('storage')}, not both")
@@ -96,10 +98,8 @@ def load_recording(
             raise ConfigError(
                 f"{option('study')} {study}: the record {record} holds study {whole.study}"
             )
-    elif storage is None:
-        raise ConfigError(f"give {option('storage')} (and {option('study')}) or {option('record')}")
     else:
-        whole = record_study(storage, study)
+        whole = record_study(storage or DEFAULT_STORAGE, study)
     grid = complete_grid(whole)
     return grid, _off_grid(whole, grid)
 

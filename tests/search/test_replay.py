@@ -739,6 +739,21 @@ def test_old_layout_studies_are_refused_or_replayed(tmp_path, monkeypatch):
     assert rows["grid"]["trials"] == 2 and rows["grid"]["hv_share"] == 1.0
 
 
+def test_without_storage_or_record_the_replay_reads_the_default_database(tmp_path, monkeypatch):
+    """As `dse pareto` and `dse trials` do: results/dse.db, or one line saying it is missing."""
+    monkeypatch.chdir(tmp_path)
+    _one_line_error(["replay", "--seeds", "2"], "no results database at results/dse.db")
+    (tmp_path / "results").mkdir()
+    with closing(sqlite3.connect(tmp_path / "results" / "dse.db")) as db:
+        db.executescript((FIXTURES / "old_layout.sql").read_text())
+    args = ["replay", "--study", "legacy-repeats", "--seeds", "2", "--format", "json"]
+    default = runner.invoke(app, args)
+    named = runner.invoke(app, [*args, "--storage", "sqlite:///results/dse.db"])
+    assert default.exit_code == named.exit_code == 0, default.stderr
+    assert last_json(default) == last_json(named)
+    assert {row["method"] for row in last_json(default)} >= {"grid", "random"}
+
+
 def test_a_constrained_grid_takes_its_reference_point_as_pareto_does():
     """`dse pareto` bounds the hypervolume by the worst of every complete trial, feasible or
     not (results.reference_point); the replay's grid takes the same point."""
