@@ -84,7 +84,24 @@ def levels(points: Sequence[Point], axis: str) -> Levels:
         kept = {label: members for label, members in halves.items() if members}
         return Levels(axis, tuple(kept), tuple(kept.values()), split=True)
     members = tuple(tuple(i for i, v in having if v == value) for value in distinct)
-    return Levels(axis, tuple(str(v) for v in distinct), members, split=False)
+    return Levels(axis, _labels(distinct), members, split=False)
+
+
+def _labels(values: list[Any]) -> tuple[str, ...]:
+    """The values as Python writes them, except floats of more than 6 significant digits (a
+    sampled learning rate, 0.0011423254155608373), which are rounded to the fewest digits,
+    4 at least, at which the axis' floats all read apart."""
+    plain = tuple(str(v) for v in values)
+    floats = [v for v in values if isinstance(v, float)]
+    if all(float(f"{v:.6g}") == v for v in floats):
+        return plain
+    for digits in range(4, 18):
+        if len({f"{v:.{digits}g}" for v in floats}) == len(floats):
+            break
+    return tuple(
+        f"{v:.{digits}g}" if isinstance(v, float) and float(f"{v:.6g}") != v else text
+        for v, text in zip(values, plain, strict=True)
+    )
 
 
 def varied_axes(points: Sequence[Point]) -> list[str]:
@@ -127,25 +144,30 @@ def effects(points: Sequence[Point], metrics: Sequence[str]) -> list[Effect]:
 
 def explained(points: Sequence[Point], axis: str, index: int = 0) -> float:
     """The share of the variance of objective `index` over all points that the axis' levels
-    explain (η²: the between-level sum of squares over the total), the points that do not
-    set the axis counted as one more level: the share the axis' colours explain."""
+    explain, the points that do not set the axis counted as one more level (the share the
+    axis' colours explain), adjusted for the number of levels: epsilon squared,
+    (SS_between - (k - 1) MS_within) / SS_total, at least 0. The unadjusted share (eta
+    squared) grows with every level: an axis whose values put each trial in a group of its
+    own (a sampled learning rate) would explain all of it, whatever it does. Groups of one
+    leave no within-level variance to measure that by: 0."""
     grouping = levels(points, axis)
     unset = tuple(i for i, p in enumerate(points) if axis not in p.params)
     groups = [[points[i].values[index] for i in members] for members in grouping.members]
     groups += [[points[i].values[index] for i in unset]] if unset else []
     values = [v for group in groups for v in group]
+    within_df = len(values) - len(groups)
     mean = statistics.fmean(values)
     total = sum((v - mean) ** 2 for v in values)
-    if total == 0:
+    if total == 0 or within_df == 0:
         return 0.0
     between = sum(len(g) * (statistics.fmean(g) - mean) ** 2 for g in groups)
-    return between / total
+    within_mean_square = (total - between) / within_df
+    return max(0.0, (between - (len(groups) - 1) * within_mean_square) / total)
 
 
 def most_explaining(points: Sequence[Point], index: int = 0) -> str | None:
     """The varied axis that explains most of objective `index` (the first by name on a tie);
-    None when no axis varies."""
-    axes = varied_axes(points)
-    if not axes:
-        return None
-    return max(axes, key=lambda axis: explained(points, axis, index))  # max keeps the first
+    None when no axis varies or none explains a share above 0."""
+    shares = {axis: explained(points, axis, index) for axis in varied_axes(points)}
+    best = max(shares, key=shares.__getitem__, default=None)  # max keeps the first
+    return best if best is not None and shares[best] > 0 else None

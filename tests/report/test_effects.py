@@ -62,18 +62,51 @@ def test_a_sub_axis_is_weighed_among_the_trials_that_set_it_and_one_value_says_n
     ]
 
 
-def test_the_share_of_variance_an_axis_explains():
+def test_the_share_of_variance_an_axis_explains_allows_for_its_number_of_values():
+    """Epsilon squared: (between - (levels - 1) * within mean square) / total, at least 0."""
     # m0 mean 4, total sum of squares 9 + 1 + 1 + 9 = 20
-    assert explained(POINTS, "a") == pytest.approx(16 / 20)  # level means 2 and 6
-    assert explained(POINTS, "b") == pytest.approx(4 / 20)  # level means 3 and 5
-    # c: levels {5}, {7} and the trials that do not set it {1, 3}: 1 + 9 + 2 * 4 = 18
-    assert explained(POINTS, "c") == pytest.approx(18 / 20)
+    # a: level means 2 and 6, between 16, within 4 over 2 degrees of freedom: (16 - 2) / 20
+    assert explained(POINTS, "a") == pytest.approx(14 / 20)
+    # b: level means 3 and 5, between 4, within 16 / 2 = 8 a degree: below 0, so 0
+    assert explained(POINTS, "b") == 0.0
+    # c: levels {5}, {7} and the trials that do not set it {1, 3}: between 1 + 9 + 2 * 4 =
+    # 18 (all but 2 of the 20), within 2 over 1 degree, 3 levels: (18 - 2 * 2) / 20. Unadjusted
+    # (eta squared) c would explain 18 / 20 against a's 16 / 20, most of it by its groups of one.
+    assert explained(POINTS, "c") == pytest.approx(14 / 20)
     assert explained(POINTS, "d") == 0.0
-    assert most_explaining(POINTS) == "c"
-    # m1 (mean 30, total 1400): a explains 900, b 400, c 900 + 2 * 225 = 1350
-    assert explained(POINTS, "c", index=1) == pytest.approx(1350 / 1400)
+    assert most_explaining(POINTS) == "a"  # a tie: the first by name
+    # m1 (mean 30, total 1400): a between 900, within 500 / 2; c between 1350, within 50 / 1
+    assert explained(POINTS, "a", index=1) == pytest.approx((900 - 250) / 1400)
+    assert explained(POINTS, "c", index=1) == pytest.approx((1350 - 2 * 50) / 1400)
+    assert explained(POINTS, "b", index=1) == 0.0  # between 400, within 1000 / 2
     assert most_explaining(POINTS, index=1) == "c"
     assert most_explaining([Point({"d": 4}, (1.0,)), Point({"d": 4}, (2.0,))]) is None
+
+
+def test_a_value_per_trial_explains_nothing_and_an_axis_that_does_is_chosen():
+    """A sampled learning rate gives every trial a value of its own: unadjusted, it would
+    explain all the variance of any objective. The decoder, which sets the time, is chosen."""
+    sampled = [
+        Point({"lr": 0.0011423254155608373, "decoder": "none"}, (0.15,)),
+        Point({"lr": 0.0005431, "decoder": "none"}, (0.18,)),
+        Point({"lr": 0.0019578897201213002, "decoder": "small"}, (0.41,)),
+        Point({"lr": 0.0046262, "decoder": "small"}, (0.35,)),
+    ]
+    assert explained(sampled, "lr") == 0.0
+    assert explained(sampled, "decoder") > 0.9
+    assert most_explaining(sampled) == "decoder"
+    alone = [Point({"lr": p.params["lr"]}, p.values) for p in sampled]
+    assert most_explaining(alone) is None  # nothing to colour by
+
+
+def test_long_floats_are_labelled_with_the_digits_that_tell_them_apart():
+    labels = levels(
+        [Point({"lr": v}, (0.0,)) for v in (0.0011423254155608373, 0.00114239, 3.0, 1e-05)],
+        "lr",
+    ).labels
+    assert labels == ("1e-05", "0.0011423", "0.00114239", "3.0")  # 5 digits: 0.0011424 apart
+    short = levels([Point({"lr": v}, (0.0,)) for v in (0.0003, 0.001, 0.003)], "lr").labels
+    assert short == ("0.0003", "0.001", "0.003")
 
 
 def test_numbers_sort_as_numbers_and_a_many_valued_numeric_axis_is_split_at_its_median():
