@@ -78,7 +78,8 @@ def check_color_by(view: StudyView, color_by: str | None) -> None:
 
 def colouring(view: StudyView, color_by: str | None = None) -> Colouring | None:
     """`color_by`, or else the axis that explains most of the first objective's variance
-    among the feasible complete trials; None when no axis varies there."""
+    among the feasible complete trials (report.effects.explained); None when no axis varies
+    there or none explains a share of it."""
     check_color_by(view, color_by)
     feasible = view.feasible()
     points = [Point(params_as_run(t), tuple(t.values)) for t in feasible]
@@ -87,9 +88,12 @@ def colouring(view: StudyView, color_by: str | None = None) -> Colouring | None:
     axis = most_explaining(points)
     if axis is None:
         return None
-    share = explained(points, axis)
-    why = f"explains {share:.0%} of the variance of {view.metric_names[0]}, the most of any axis"
-    return Colouring(axis, why, levels(points, axis), feasible)
+    share, grouping = explained(points, axis), levels(points, axis)
+    why = (
+        f"explains {share:.0%} of the variance of {view.metric_names[0]} allowing for its "
+        f"{len(grouping.labels)} {'halves' if grouping.split else 'values'}, the most of any axis"
+    )
+    return Colouring(axis, why, grouping, feasible)
 
 
 def _error_bars(trials: list[FrozenTrial], metric: str) -> dict | None:

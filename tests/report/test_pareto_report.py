@@ -284,7 +284,9 @@ def test_the_staircase_is_the_region_the_front_dominates_in_either_direction(tmp
 def test_the_trials_are_coloured_by_the_axis_asked_for_or_the_one_that_explains_most(tmp_path):
     view = _curved_study()
     default = pareto_figure(view)  # routing adds 25 s: it explains most of train_time_s
-    assert "coloured by model.routing_iterations (explains" in default.layout.title.text
+    title = default.layout.title.text
+    assert "coloured by model.routing_iterations (explains" in title
+    assert "of train_time_s allowing for its 2 values, the most of any axis" in title
     names = [t.name for t in default.data]
     assert "model.routing_iterations = 1" in names and "model.routing_iterations = 3" in names
     chosen = pareto_figure(view, "lr_policy.name")
