@@ -9,6 +9,7 @@ import typer
 
 from dse import commands
 from dse.cli.options import (
+    STORAGE,
     BatchOpt,
     CheckpointDirOpt,
     ConfigOpt,
@@ -205,7 +206,12 @@ def report_accuracy(
         list[str] | None, typer.Option("--checkpoint", metavar="FILE", help="Checkpoints.")
     ] = None,
     storage: Annotated[
-        str | None, typer.Option("--storage", metavar="URL", help="A results database.")
+        str | None,
+        typer.Option(
+            "--storage",
+            metavar="URL",
+            help=f"A results database (without --checkpoint, by default {STORAGE}).",
+        ),
     ] = None,
     study: StudyOpt = None,
     out: Annotated[

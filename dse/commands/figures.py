@@ -6,8 +6,8 @@ from dataclasses import asdict
 from pathlib import Path
 
 from dse.commands.paths import check_output_dir
-from dse.errors import ConfigError, option
 from dse.output import Rows, Shown
+from dse.search.storage import DEFAULT_STORAGE
 
 
 def inspect(
@@ -29,14 +29,12 @@ def accuracy_report(
     study: str | None = None,
     out: str = "results",
 ) -> Shown:
-    """Test accuracy per dataset, CapsNet next to the CNN baseline (checkpoints and/or a study)."""
+    """Test accuracy per dataset, CapsNet next to the CNN baseline (checkpoints and/or a study;
+    neither given: the default database's study, as every reading command reads)."""
     from dse.report.accuracy import from_checkpoint, from_study, write_accuracy_report
 
     if not checkpoints and not storage:
-        raise ConfigError(
-            f"give {option('checkpoint')} FILE (repeatable) and/or {option('storage')} URL "
-            f"[{option('study')} NAME]"
-        )
+        storage = DEFAULT_STORAGE
     check_output_dir(out, "out")
     rows = [from_checkpoint(path) for path in checkpoints or []]
     if storage:

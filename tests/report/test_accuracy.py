@@ -48,12 +48,20 @@ def test_the_cnn_baseline_stands_in_a_search_space(digits_root, tmp_path, monkey
     assert runner.invoke(app, ["run", "--space", "m.yaml", "--quiet"]).exit_code == 0
     _, rows = invoke_json(["report", "accuracy", "--storage", "sqlite:///results/dse.db"])
     assert sorted(r["model"] for r in rows) == ["capsnet", "cnn_baseline"]
+    assert invoke_json(["report", "accuracy"])[1] == rows  # the default database
     assert all(r["source"].startswith("models#") for r in rows)
 
 
-def test_nothing_to_report():
+def test_neither_checkpoints_nor_storage_reads_the_default_database(tmp_path, monkeypatch):
+    """As `dse pareto` does: results/dse.db, or one line saying there is none (nothing written)."""
+    monkeypatch.chdir(tmp_path)
     result = runner.invoke(app, ["report", "accuracy"])
-    assert result.exit_code == 2 and "give --checkpoint FILE" in result.stderr
+    assert result.exit_code == 2
+    assert result.stderr.strip().splitlines() == [
+        "error: --storage sqlite:///results/dse.db: no results database at results/dse.db "
+        "(run `dse run` first)"
+    ]
+    assert not (tmp_path / "results").exists()
 
 
 def test_a_study_without_complete_trials_or_not_made_by_dse_is_one_line(tmp_path, monkeypatch):
