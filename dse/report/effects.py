@@ -91,16 +91,13 @@ def _labels(values: list[Any]) -> tuple[str, ...]:
     """The values as Python writes them, except floats of more than 6 significant digits (a
     sampled learning rate, 0.0011423254155608373), which are rounded to the fewest digits,
     4 at least, at which the axis' floats all read apart."""
-    plain = tuple(str(v) for v in values)
+    long = [isinstance(v, float) and float(f"{v:.6g}") != v for v in values]
+    if not any(long):
+        return tuple(str(v) for v in values)
     floats = [v for v in values if isinstance(v, float)]
-    if all(float(f"{v:.6g}") == v for v in floats):
-        return plain
-    for digits in range(4, 18):
-        if len({f"{v:.{digits}g}" for v in floats}) == len(floats):
-            break
+    digits = next(d for d in range(4, 18) if len({f"{v:.{d}g}" for v in floats}) == len(floats))
     return tuple(
-        f"{v:.{digits}g}" if isinstance(v, float) and float(f"{v:.6g}") != v else text
-        for v, text in zip(values, plain, strict=True)
+        f"{v:.{digits}g}" if is_long else str(v) for v, is_long in zip(values, long, strict=True)
     )
 
 
