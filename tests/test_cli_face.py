@@ -52,3 +52,28 @@ def test_fixed_values_are_listed_and_flags_take_none(command, shown):
     assert "<bool>" not in result.stdout
     flags = [line for line in result.stdout.splitlines() if re.match(r"│ +--(help|plot) ", line)]
     assert flags and all(re.match(r"│ +--\w+ +(-h +)?[A-Z]", line) for line in flags)  # no type
+
+
+def _commands(group, path=()):
+    """Every command's path under the click group, the group's own first."""
+    yield path
+    for name, command in getattr(group, "commands", {}).items():
+        yield from _commands(command, (*path, name))
+
+
+def test_help_paragraphs_fill_the_terminal_width():
+    """A docstring's line breaks are not kept: at 80 columns a paragraph wrapped at 95 in the
+    source left a word or two on a line of their own ("schedule, routing" under `dse -h`)."""
+    import typer.main
+
+    for path in _commands(typer.main.get_command(app)):
+        result = CliRunner().invoke(app, [*path, "-h"], env={"COLUMNS": "80"})
+        assert result.exit_code == 0, (path, result.stderr)
+        lines = result.stdout.splitlines()
+        usage = next(i for i, line in enumerate(lines) if "Usage:" in line)
+        box = next(i for i, line in enumerate(lines) if line.startswith("╭"))
+        paragraphs = "\n".join(line.rstrip() for line in lines[usage + 1 : box]).split("\n\n")
+        for paragraph in paragraphs:
+            wrapped = [line for line in paragraph.strip("\n").splitlines() if line.strip()]
+            short = [line for line in wrapped[:-1] if len(line) < 60]
+            assert not short, (path, short)

@@ -12,6 +12,7 @@ Start with: dse spaces; dse run --space quick.yaml; dse pareto --plot
 
 from __future__ import annotations
 
+import inspect
 import os
 import sys
 import warnings
@@ -105,12 +106,20 @@ def _fail(error: DseError, raised: BaseException) -> None:
     sys.exit(error.exit_code)
 
 
+def _flowing(text: str) -> str:
+    """A docstring as help text: its paragraphs each one line, for rich to wrap to the
+    terminal (typer keeps a docstring's line breaks, so at 80 columns a line wrapped at 95
+    left a word or two on a line of its own)."""
+    paragraphs = inspect.cleandoc(text).split("\n\n")
+    return "\n\n".join(" ".join(paragraph.split("\n")) for paragraph in paragraphs)
+
+
 def _typer(help: str, cls: type = Group) -> typer.Typer:
     return typer.Typer(
         cls=cls,
         no_args_is_help=True,
         add_completion=False,
-        help=help,
+        help=_flowing(help),
         context_settings={"help_option_names": ["-h", "--help"]},
     )
 
@@ -135,7 +144,8 @@ def _app(
 
 
 def _add(target: typer.Typer, function, name: str | None = None, panel: str | None = None):
-    target.command(name, cls=Command, rich_help_panel=panel)(function)
+    help = _flowing(function.__doc__ or "")
+    target.command(name, cls=Command, rich_help_panel=panel, help=help)(function)
 
 
 for function in (
