@@ -210,11 +210,57 @@ def restartable_postgres():
         yield server
 
 
+def database_name(request) -> str:
+    """A database name of the test's own (its node name, cut to fit, and that name's hash)."""
+    import zlib
+
+    name = request.node.name
+    readable = "".join(c if c.isalnum() else "_" for c in name)[:40].lower()
+    return f"t_{readable}_{zlib.crc32(name.encode()):08x}"
+
+
 @pytest.fixture
 def pg_url(postgres_server, request) -> str:
     """A fresh database on the session's server (postgresql+psycopg:// URL)."""
-    name = "t_" + "".join(c if c.isalnum() else "_" for c in request.node.name)[:50].lower()
-    return postgres_server.create_database(name)
+    return postgres_server.create_database(database_name(request))
+
+
+@contextlib.contextmanager
+def private_mariadb():
+    """A private MariaDB server (skipped only outside CI when MariaDB is not installed)."""
+    import shutil
+    import tempfile
+
+    from tests.mysqlserver import MariaDBServer, find_binaries
+
+    binaries = find_binaries()
+    if binaries is None:
+        if os.environ.get("CI"):
+            pytest.fail("MariaDB is not installed: .ci/run installs Debian's mariadb-server")
+        pytest.skip("MariaDB is not installed (apt-get install mariadb-server)")
+    folder = Path(tempfile.mkdtemp(prefix="dse-mariadb-"))
+    server = MariaDBServer(*binaries, folder)
+    server.start()
+    try:
+        yield server
+    finally:
+        with contextlib.suppress(Exception):  # a test may have left it stopped
+            server.stop()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def mariadb_server():
+    """A private MariaDB server for the session."""
+    with private_mariadb() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def restartable_mariadb():
+    """A private MariaDB server of a test module's own: its tests stop and restart it."""
+    with private_mariadb() as server:
+        yield server
 
 
 def without_times(result) -> dict:

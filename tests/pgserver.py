@@ -26,7 +26,7 @@ def find_bin_dir() -> Path | None:
     return Path(on_path).parent if on_path else None
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -56,7 +56,7 @@ class PostgresServer:
             shutil.chown(self.folder, "postgres")
             shutil.chown(data, "postgres")
         self._run("initdb", "-D", str(data), "-U", "postgres", "-A", "trust", "--no-sync")
-        self.port = _free_port()
+        self.port = free_port()
         self.resume()
 
     def resume(self) -> None:

@@ -2,9 +2,11 @@
 
 Storage URLs: any SQLAlchemy URL optuna's RDBStorage takes (sqlite:///results/dse.db, the
 default; postgresql+psycopg://user@host/db, where postgresql:// means the same: psycopg 3 is
-the driver of the `dse[postgres]` extra), or a journal file (a path ending in .log or
-.journal, or journal:PATH). RDB storages run with heartbeats: a trial whose runner died goes
-stale after GRACE_PERIOD_S, is marked FAIL and re-queued with the same parameters.
+the driver of the `dse[postgres]` extra; mysql+pymysql://user@host/db for MySQL and MariaDB,
+where mysql:// and mariadb:// mean the same: PyMySQL is the `dse[mysql]` extra), or a
+journal file (a path ending in .log or .journal, or journal:PATH). RDB storages run with
+heartbeats: a trial whose runner died goes stale after GRACE_PERIOD_S, is marked FAIL and
+re-queued with the same parameters.
 Journal files have no heartbeats (optuna's limit): after a crash, stale RUNNING trials stay.
 A database storage rides out outages (resilient.ResilientStorage): a database that goes away
 is waited for, up to a limit, and every write lands once. A run may also wait a little for
@@ -45,15 +47,34 @@ HEARTBEAT_INTERVAL_S = 2
 GRACE_PERIOD_S = 10
 SQLITE_TIMEOUT_S = 60
 OPEN_WAIT_S = 30.0  # how long `dse run` waits for a database server that does not answer yet
-PG_CONNECT_TIMEOUT_S = 10
+CONNECT_TIMEOUT_S = 10  # a database server's connect timeout (PostgreSQL, MySQL)
 STALE_RETRIES = 3  # optuna re-queues a stale trial's point this many times
 
 
+# URL schemes without a driver, and the driver's scheme: the driver of dse's extra
+_DRIVERS = {
+    "postgresql://": "postgresql+psycopg://",  # dse[postgres]
+    "postgres://": "postgresql+psycopg://",
+    "mysql://": "mysql+pymysql://",  # dse[mysql]
+    "mariadb://": "mysql+pymysql://",
+}
+# the line that says an extra's driver is missing
+_EXTRAS = {
+    "postgresql+psycopg://": "PostgreSQL needs the psycopg driver: pip install 'dse[postgres]'",
+    "mysql+pymysql://": "MySQL and MariaDB need the PyMySQL driver: pip install 'dse[mysql]'",
+}
+
+
 def normalized_url(url: str) -> str:
-    """postgresql:// and postgres:// name psycopg 3, the driver dse[postgres] installs."""
-    for prefix in ("postgresql://", "postgres://"):
+    """A URL without a driver gets the one dse's extra installs: postgresql:// and postgres://
+    psycopg 3 (dse[postgres]), mysql:// and mariadb:// PyMySQL (dse[mysql]). MariaDB is
+    spoken to as MySQL (mariadb+DRIVER:// as mysql+DRIVER://): optuna handles MySQL by the
+    scheme's name (its upserts, its connection defaults)."""
+    for prefix, driver in _DRIVERS.items():
         if url.startswith(prefix):
-            return "postgresql+psycopg://" + url.removeprefix(prefix)
+            return driver + url.removeprefix(prefix)
+    if url.startswith("mariadb+"):
+        return "mysql+" + url.removeprefix("mariadb+")
     return url
 
 
@@ -61,11 +82,10 @@ def open_error(url: str, exc: BaseException) -> DseError:
     """The one-line error for a storage that cannot be opened: the URL without its password,
     and the database's own words (the driver's, not optuna's wrapper around them)."""
     shown = shown_url(url)
-    if isinstance(exc, ImportError) and url.startswith("postgres"):
-        return ConfigError(
-            f"{option('storage')} {shown}: PostgreSQL needs the psycopg driver: "
-            "pip install 'dse[postgres]'"
-        )
+    driver = normalized_url(url)
+    extra = next((words for scheme, words in _EXTRAS.items() if driver.startswith(scheme)), None)
+    if isinstance(exc, ImportError) and extra is not None:
+        return ConfigError(f"{option('storage')} {shown}: {extra}")
     if isinstance(exc, ImportError):
         return ConfigError(
             f"{option('storage')} {shown}: the database driver is not installed "
@@ -125,7 +145,7 @@ def open_storage(
     except (ArgumentError, NoSuchModuleError, ValueError):
         raise ConfigError(
             f"{option('storage')} {shown_url(given)}: unknown storage URL; use sqlite:///PATH.db, "
-            "postgresql+psycopg://USER@HOST/DB or a journal file PATH.log"
+            "postgresql://USER@HOST/DB, mysql://USER@HOST/DB or a journal file PATH.log"
         ) from None
     except ImportError as exc:
         raise open_error(given, exc) from None
@@ -206,12 +226,13 @@ def first_answer(
 
 
 def _engine_kwargs(url: str) -> dict[str, Any]:
-    """SQLite waits for a busy database; PostgreSQL checks a pooled connection before use (a
-    server restart leaves the pool's connections dead) and gives up connecting after a while."""
+    """SQLite waits for a busy database; a database server's pooled connection is checked
+    before use (a server restart, or MySQL's wait_timeout, leaves the pool's connections dead)
+    and connecting is given up after a while."""
     if url.startswith("sqlite"):
         return {"connect_args": {"timeout": SQLITE_TIMEOUT_S}}
-    if url.startswith("postgresql"):
-        return {"pool_pre_ping": True, "connect_args": {"connect_timeout": PG_CONNECT_TIMEOUT_S}}
+    if url.startswith(("postgresql", "mysql")):
+        return {"pool_pre_ping": True, "connect_args": {"connect_timeout": CONNECT_TIMEOUT_S}}
     return {}
 
 

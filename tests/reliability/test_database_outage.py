@@ -1,7 +1,8 @@
 """The results database goes away in the middle of a study and comes back.
 
 PostgreSQL is stopped (`pg_ctl stop -m fast`, as for a restart) while two workers train, on a
-server of this module's own; the runner waits, every trial is recorded once. Down longer than
+server of this module's own, and so is MariaDB (SIGTERM, its clean shutdown); the runner
+waits, every trial is recorded once. Down longer than
 `--db-outage-limit`, the run ends in one line and the same command finishes the study. A server
 down as the run starts, or as it ends and reads the front, is waited for (30 s at most; Ctrl-C
 ends the wait). A SQLite database
@@ -28,6 +29,7 @@ from typer.testing import CliRunner
 
 from dse.cli import app
 from dse.search.records import TrialRecord
+from dse.search.storage import normalized_url
 from dse.space import load_space
 from tests.conftest import LONG_TRIAL_EPOCHS, dse_command, write_idx_dataset, write_space
 
@@ -37,7 +39,9 @@ NOBODY = "postgresql+psycopg://dse@127.0.0.1:9/nobody"  # the discard port: noth
 
 
 def _trials(url: str) -> list[optuna.trial.FrozenTrial]:
-    storage = optuna.storages.RDBStorage(url, engine_kwargs={"poolclass": sqlalchemy.NullPool})
+    storage = optuna.storages.RDBStorage(
+        normalized_url(url), engine_kwargs={"poolclass": sqlalchemy.NullPool}
+    )
     return optuna.load_study(study_name="tiny", storage=storage).get_trials()
 
 
@@ -122,13 +126,15 @@ def _assert_each_point_complete_once(url: str, space: Path, back: datetime) -> N
     assert finished[0] < back < finished[-1]  # the outage landed mid-study
 
 
-def test_a_postgresql_restart_mid_study_loses_no_trial_and_doubles_none(
-    workdir, restartable_postgres, start_run
+@pytest.mark.parametrize("server_fixture", ["restartable_postgres", "restartable_mariadb"])
+def test_a_server_restart_mid_study_loses_no_trial_and_doubles_none(
+    workdir, server_fixture, request, start_run
 ):
-    url = restartable_postgres.create_database("restart_local")
+    server = request.getfixturevalue(server_fixture)
+    url = server.create_database("restart_local")
     space = write_space(workdir, epochs=EPOCHS, lrs="[0.001, 0.002, 0.003]")  # 6 points
     run = start_run("--space", str(space), "--storage", url, "--workers", "2")
-    back, stderr = _restart_mid_study(restartable_postgres, url, run)
+    back, stderr = _restart_mid_study(server, url, run)
     _assert_each_point_complete_once(url, space, back)
     assert "is unreachable (" in stderr and "is back after" in stderr, stderr
 

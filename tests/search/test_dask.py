@@ -20,6 +20,7 @@ from typer.testing import CliRunner
 from dse.cli import app
 from dse.space import load_space
 from tests.conftest import subprocess_env, write_idx_dataset
+from tests.pgserver import free_port
 from tests.search.test_runner import TINY_SPACE
 
 runner = CliRunner()
@@ -217,12 +218,6 @@ def test_a_server_that_is_no_scheduler_is_one_line_within_the_deadline(tmp_path,
     assert not (tmp_path / "x.db").exists()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _started(command: list[str], log: Path) -> subprocess.Popen:
     with log.open("w") as out:
         return subprocess.Popen(
@@ -235,7 +230,7 @@ def test_a_killed_scheduler_stops_the_run_with_one_line(data, tmp_path):
     """The scheduler dies mid-trial: the client gives up reconnecting and cancels every future;
     the run said so as a traceback (FuturesCancelledError, then ClosedClientError as it closed)."""
     pytest.importorskip("distributed")
-    port = _free_port()
+    port = free_port()
     address = f"tcp://127.0.0.1:{port}"
     serve = ["--host", "127.0.0.1", "--port", str(port), "--dashboard-address", ":0"]
     scheduler = _started(["distributed.cli.dask_scheduler", *serve], tmp_path / "scheduler.log")

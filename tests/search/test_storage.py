@@ -14,6 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from dse.cli import app
+from dse.search.storage import normalized_url
 from tests.conftest import dse_command, write_space
 
 runner = CliRunner()
@@ -197,7 +198,7 @@ def test_run_never_shows_the_password_of_an_unreachable_server(workdir):
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 2 and lines[0].startswith("warning: the database"), lines
     assert "u:***@127.0.0.1:1/db is unreachable" in lines[0]
-    assert lines[1].startswith("error: --storage postgresql+psycopg://u:***@127.0.0.1:1/db")
+    assert lines[1].startswith("error: --storage postgresql://u:***@127.0.0.1:1/db")  # as given
     assert "Connection refused" in lines[1]
     assert "secret" not in result.stderr
 
@@ -209,3 +210,19 @@ def test_an_unknown_url_is_shown_without_its_password(workdir):
         "--storage foo://u:***@host/db: unknown storage URL",
     )
     assert "secret" not in line
+
+
+@pytest.mark.parametrize(
+    ("given", "opened"),
+    [
+        ("postgresql://u@host/db", "postgresql+psycopg://u@host/db"),
+        ("postgres://u@host/db", "postgresql+psycopg://u@host/db"),
+        ("mysql://u@host/db", "mysql+pymysql://u@host/db"),
+        ("mariadb://u@host/db", "mysql+pymysql://u@host/db"),
+        ("mariadb+mysqldb://u@host/db", "mysql+mysqldb://u@host/db"),  # optuna knows "mysql"
+        ("postgresql+psycopg2://u@host/db", "postgresql+psycopg2://u@host/db"),
+        ("sqlite:///results/dse.db", "sqlite:///results/dse.db"),
+    ],
+)
+def test_a_server_url_without_a_driver_gets_the_one_dse_installs(given, opened):
+    assert normalized_url(given) == opened

@@ -1,7 +1,8 @@
-"""One study in PostgreSQL: every command on it, runners sharing it, heartbeats, set-up races.
+"""One study in a database server, PostgreSQL or MariaDB: every command on it, runners
+sharing it, heartbeats, set-up races.
 
-A private server per session (tests/pgserver.py), a fresh database per test, real `dse run`
-processes training tiny models on synthetic digits.
+A private server of each kind per session (tests/pgserver.py, tests/mysqlserver.py), a fresh
+database per test, real `dse run` processes training tiny models on synthetic digits.
 """
 
 from __future__ import annotations
@@ -21,14 +22,15 @@ from typer.testing import CliRunner
 
 from dse.cli import app
 from dse.search.records import TrialRecord
+from dse.search.storage import normalized_url
 from dse.space import load_space
-from tests.conftest import LONG_TRIAL_EPOCHS, dse_command, write_space
+from tests.conftest import LONG_TRIAL_EPOCHS, database_name, dse_command, write_space
 
 runner = CliRunner()
 
 
 def _trials(url: str) -> list[optuna.trial.FrozenTrial]:
-    return optuna.load_study(study_name="tiny", storage=url).get_trials()
+    return optuna.load_study(study_name="tiny", storage=normalized_url(url)).get_trials()
 
 
 def _points(trials) -> list[tuple]:
@@ -38,6 +40,13 @@ def _points(trials) -> list[tuple]:
 def _grid(space: Path) -> list[tuple]:
     loaded = load_space(str(space))
     return sorted(tuple(sorted(loaded.encoded(p).items())) for p in loaded.grid())
+
+
+@pytest.fixture(params=["postgresql", "mariadb"])
+def server_url(request) -> str:
+    """A fresh database on the session's PostgreSQL server, then on its MariaDB server."""
+    server = request.getfixturevalue(f"{request.param.replace('postgresql', 'postgres')}_server")
+    return server.create_database(database_name(request))
 
 
 @pytest.fixture
@@ -66,28 +75,32 @@ def start_runner():
             process.wait(timeout=10)
 
 
-def test_every_command_on_a_postgresql_study(workdir, pg_url):
+def test_every_command_on_a_server_study(workdir, server_url):
     space = write_space(workdir)
     result = runner.invoke(
-        app, ["run", "--space", str(space), "--storage", pg_url, "--workers", "2", "--quiet"]
+        app, ["run", "--space", str(space), "--storage", server_url, "--workers", "2", "--quiet"]
     )
     assert result.exit_code == 0, result.stderr
-    trials = _trials(pg_url)
+    trials = _trials(server_url)
     assert [t.state for t in trials] == [TrialState.COMPLETE] * 4
     assert _points(trials) == _grid(space)
-    assert not (workdir / "results").exists()  # nothing local: the results are in PostgreSQL
+    assert not (workdir / "results").exists()  # nothing local: the results are on the server
 
-    plain = pg_url.replace("postgresql+psycopg://", "postgresql://")  # the same database
-    rows = json.loads(runner.invoke(app, ["trials", "--storage", plain, "-f", "json"]).stdout)
+    # the same database by another name of its scheme: postgresql:// and mariadb://
+    other = server_url.replace("postgresql+psycopg://", "postgresql://")
+    other = other.replace("mysql://", "mariadb://")
+    assert other != server_url
+    rows = json.loads(runner.invoke(app, ["trials", "--storage", other, "-f", "json"]).stdout)
     assert sorted(r["number"] for r in rows) == [0, 1, 2, 3]
     assert all(r["state"] == "COMPLETE" and r["val_accuracy"] is not None for r in rows)
-    front = json.loads(runner.invoke(app, ["pareto", "--storage", pg_url, "-f", "json"]).stdout)
-    assert {r["number"] for r in front} == {
-        t.number for t in optuna.load_study(study_name="tiny", storage=pg_url).best_trials
-    }
-    studies = json.loads(runner.invoke(app, ["studies", "--storage", pg_url, "-f", "json"]).stdout)
+    front = json.loads(runner.invoke(app, ["pareto", "--storage", server_url, "-f", "json"]).stdout)
+    stored = optuna.load_study(study_name="tiny", storage=normalized_url(server_url))
+    assert {r["number"] for r in front} == {t.number for t in stored.best_trials}
+    studies = json.loads(
+        runner.invoke(app, ["studies", "--storage", server_url, "-f", "json"]).stdout
+    )
     assert [s["study"] for s in studies] == ["tiny"]
-    exported = runner.invoke(app, ["export", "--storage", pg_url, "--pick", "knee"])
+    exported = runner.invoke(app, ["export", "--storage", server_url, "--pick", "knee"])
     assert exported.exit_code == 0 and "routing_iterations" in exported.stdout
 
 
@@ -106,13 +119,14 @@ def test_a_missing_study_and_an_unreachable_server_are_one_line_errors(pg_url):
 @pytest.mark.parametrize(
     "command", [["studies"], ["trials"], ["pareto"], ["export", "--pick", "knee"]]
 )
-def test_reading_a_db_without_dse_tables(pg_url, command):
+def test_reading_a_db_without_dse_tables(server_url, command):
     """A database `dse run` never wrote to: one line naming it (its password masked), exit 2,
     and no table made in it (optuna's own words were `relation "version_info" does not
     exist`)."""
-    import psycopg
+    import sqlalchemy
 
-    url = pg_url.replace("postgres@", "postgres:secret@")  # the server trusts any password
+    # PostgreSQL's server trusts any password; MariaDB's root has none
+    url = server_url.replace("postgres@", "postgres:secret@")
     result = runner.invoke(app, [*command, "--storage", url])
     assert result.exit_code == 2 and not result.stdout
     shown = url.replace(":secret@", ":***@")
@@ -120,10 +134,9 @@ def test_reading_a_db_without_dse_tables(pg_url, command):
         f"error: --storage {shown}: not a results database (no dse studies, none of optuna's "
         "tables; `dse run` makes them)\n"
     )
-    plain = pg_url.replace("postgresql+psycopg://", "postgresql://")
-    with psycopg.connect(plain) as connection:
-        tables = connection.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
-        assert tables.fetchall() == []
+    engine = sqlalchemy.create_engine(normalized_url(server_url))
+    assert sqlalchemy.inspect(engine).get_table_names() == []
+    engine.dispose()
 
 
 SETUP = textwrap.dedent(
@@ -143,13 +156,15 @@ SETUP = textwrap.dedent(
 )
 
 
-def test_runners_setting_up_at_the_same_instant_queue_each_point_once(tmp_path, pg_url):
-    """Six processes create the study and queue its grid at once: one study, each point once."""
+def test_runners_setting_up_at_the_same_instant_queue_each_point_once(tmp_path, server_url):
+    """Six processes create the study and queue its grid at once: one study, each point once.
+    (On MariaDB without the set-up lock: the 8 points queued 37 times, one process crashed
+    creating a table another had just made.)"""
     space = write_space(tmp_path, lrs="[0.001, 0.002, 0.003, 0.004]")
     start_at = str(time.time() + 4)  # past every process's imports
     processes = [
         subprocess.Popen(
-            [sys.executable, "-c", SETUP, str(space), pg_url, start_at],
+            [sys.executable, "-c", SETUP, str(space), server_url, start_at],
             env=dse_command()[1],
             stderr=subprocess.PIPE,
             text=True,
@@ -159,17 +174,17 @@ def test_runners_setting_up_at_the_same_instant_queue_each_point_once(tmp_path, 
     for process in processes:
         _, stderr = process.communicate(timeout=120)
         assert process.returncode == 0, stderr
-    trials = _trials(pg_url)
+    trials = _trials(server_url)
     assert [t.state for t in trials] == [TrialState.WAITING] * 8
     assert sorted(tuple(sorted(t.user_attrs["point"].items())) for t in trials) == _grid(space)
 
 
-def test_two_runners_on_one_study_finish_the_grid_once(workdir, pg_url, start_runner):
+def test_two_runners_on_one_study_finish_the_grid_once(workdir, server_url, start_runner):
     space = write_space(workdir, lrs="[0.001, 0.002, 0.003]")
-    first, second = start_runner(space, pg_url), start_runner(space, pg_url)
+    first, second = start_runner(space, server_url), start_runner(space, server_url)
     outputs = [p.communicate(timeout=600)[1] for p in (first, second)]
     assert first.returncode == 0 and second.returncode == 0, outputs
-    trials = _trials(pg_url)
+    trials = _trials(server_url)
     assert [t.state for t in trials] == [TrialState.COMPLETE] * 6  # none lost, none extra
     assert _points(trials) == _grid(space)  # each point once
     finished_by = [sum(" complete: " in line for line in out.splitlines()) for out in outputs]
@@ -177,16 +192,16 @@ def test_two_runners_on_one_study_finish_the_grid_once(workdir, pg_url, start_ru
 
 
 def test_a_killed_runner_trial_goes_stale_and_the_other_runner_retries_it(
-    workdir, pg_url, start_runner
+    workdir, server_url, start_runner
 ):
     """kill -9 one of two runners mid-trial: heartbeats stop, the survivor finishes the grid."""
     space = write_space(workdir, epochs=LONG_TRIAL_EPOCHS, lrs="[0.001, 0.002]")
-    survivor, victim = start_runner(space, pg_url), start_runner(space, pg_url)
+    survivor, victim = start_runner(space, server_url), start_runner(space, server_url)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         time.sleep(0.3)
         try:
-            trials = _trials(pg_url)
+            trials = _trials(server_url)
         except KeyError:  # the study is not created yet
             continue
         training = [t for t in trials if t.state == TrialState.RUNNING and "config" in t.user_attrs]
@@ -198,7 +213,7 @@ def test_a_killed_runner_trial_goes_stale_and_the_other_runner_retries_it(
     victim.wait(timeout=10)
     _, stderr = survivor.communicate(timeout=600)
     assert survivor.returncode == 0, stderr
-    trials = _trials(pg_url)
+    trials = _trials(server_url)
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
     assert _points(complete) == _grid(space)  # every point, once
     stale = [t for t in trials if t.state == TrialState.FAIL]
@@ -212,10 +227,24 @@ def test_a_killed_runner_trial_goes_stale_and_the_other_runner_retries_it(
     }  # its point was retried
 
 
-def test_missing_postgres_extra_is_one_line_naming_it(tmp_path):
-    url = "postgresql://dse@127.0.0.1:1/dse"
+@pytest.mark.parametrize(
+    ("url", "driver", "expected"),
+    [
+        (
+            "postgresql://dse@127.0.0.1:1/dse",
+            "psycopg",
+            "PostgreSQL needs the psycopg driver: pip install 'dse[postgres]'",
+        ),
+        (
+            "mariadb://dse@127.0.0.1:1/dse",
+            "pymysql",
+            "MySQL and MariaDB need the PyMySQL driver: pip install 'dse[mysql]'",
+        ),
+    ],
+)
+def test_a_missing_server_extra_is_one_line_naming_it(url, driver, expected):
     code = (
-        "import sys; sys.modules['psycopg'] = None; from dse.cli import main; "
+        f"import sys; sys.modules[{driver!r}] = None; from dse.cli import main; "
         f"sys.argv = ['dse', 'trials', '--storage', {url!r}]; main()"
     )
     done = subprocess.run(
@@ -226,5 +255,4 @@ def test_missing_postgres_extra_is_one_line_naming_it(tmp_path):
         timeout=120,
     )
     assert done.returncode == 2
-    expected = f"--storage {url}: PostgreSQL needs the psycopg driver: pip install 'dse[postgres]'"
-    assert done.stderr == f"error: {expected}\n"
+    assert done.stderr == f"error: --storage {url}: {expected}\n"
