@@ -173,20 +173,18 @@ def load_study(storage: str, name: str):
 
 
 @contextlib.contextmanager
-def private_postgres():
-    """A private PostgreSQL server (skipped only outside CI when PostgreSQL is not installed)."""
+def private_server(server_class: Any, binaries: tuple | None, package: str):
+    """A private database server of `server_class`, made from the `binaries` found, in a
+    temporary folder (skipped only outside CI when the Debian `package` is not installed)."""
     import shutil
     import tempfile
 
-    from tests.pgserver import PostgresServer, find_bin_dir
-
-    bin_dir = find_bin_dir()
-    if bin_dir is None:
+    if binaries is None:
         if os.environ.get("CI"):
-            pytest.fail("PostgreSQL is not installed: .ci/run installs Debian's postgresql")
-        pytest.skip("PostgreSQL is not installed (apt-get install postgresql)")
-    folder = Path(tempfile.mkdtemp(prefix="dse-pg-"))  # not under pytest's root-only tmp
-    server = PostgresServer(bin_dir, folder)
+            pytest.fail(f"{package} is not installed: .ci/run installs it")
+        pytest.skip(f"{package} is not installed (apt-get install {package})")
+    folder = Path(tempfile.mkdtemp(prefix="dse-db-"))  # not under pytest's root-only tmp
+    server = server_class(*binaries, folder)
     server.start()
     try:
         yield server
@@ -194,6 +192,19 @@ def private_postgres():
         with contextlib.suppress(Exception):  # a test may have left it stopped
             server.stop()
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def private_postgres():
+    from tests.pgserver import PostgresServer, find_bin_dir
+
+    bin_dir = find_bin_dir()
+    return private_server(PostgresServer, bin_dir and (bin_dir,), "postgresql")
+
+
+def private_mariadb():
+    from tests.mysqlserver import MariaDBServer, find_binaries
+
+    return private_server(MariaDBServer, find_binaries(), "mariadb-server")
 
 
 @pytest.fixture(scope="session")
@@ -223,30 +234,6 @@ def database_name(request) -> str:
 def pg_url(postgres_server, request) -> str:
     """A fresh database on the session's server (postgresql+psycopg:// URL)."""
     return postgres_server.create_database(database_name(request))
-
-
-@contextlib.contextmanager
-def private_mariadb():
-    """A private MariaDB server (skipped only outside CI when MariaDB is not installed)."""
-    import shutil
-    import tempfile
-
-    from tests.mysqlserver import MariaDBServer, find_binaries
-
-    binaries = find_binaries()
-    if binaries is None:
-        if os.environ.get("CI"):
-            pytest.fail("MariaDB is not installed: .ci/run installs Debian's mariadb-server")
-        pytest.skip("MariaDB is not installed (apt-get install mariadb-server)")
-    folder = Path(tempfile.mkdtemp(prefix="dse-mariadb-"))
-    server = MariaDBServer(*binaries, folder)
-    server.start()
-    try:
-        yield server
-    finally:
-        with contextlib.suppress(Exception):  # a test may have left it stopped
-            server.stop()
-        shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
