@@ -27,6 +27,7 @@ from pathlib import Path
 
 from dse.errors import DseError, Interrupted
 from dse.search.storage import (
+    check_names_database,
     first_answer,
     folder_lock,
     journal_path,
@@ -70,6 +71,7 @@ def setup_lock(
     given, url = url, normalized_url(url)
     server_lock = _server_lock(url)
     if server_lock is not None:
+        check_names_database(given)
         with _held_on_server(server_lock, given, wait_s, stop):
             yield
         return

@@ -78,6 +78,21 @@ def normalized_url(url: str) -> str:
     return url
 
 
+def check_names_database(url: str) -> None:
+    """A MySQL URL must name its database (SQLAlchemy failed an assertion without one)."""
+    import sqlalchemy
+
+    try:
+        parsed = sqlalchemy.engine.make_url(normalized_url(url))
+    except Exception:  # not a URL: opening it says so
+        return
+    if parsed.get_backend_name() == "mysql" and not parsed.database:
+        raise ConfigError(
+            f"{option('storage')} {shown_url(url)}: name the database on the server: "
+            "mysql://USER@HOST/DATABASE"
+        )
+
+
 def open_error(url: str, exc: BaseException) -> DseError:
     """The one-line error for a storage that cannot be opened: the URL without its password,
     and the database's own words (the driver's, not optuna's wrapper around them)."""
@@ -154,6 +169,7 @@ def open_storage(
             f"{option('storage')} {given}: an in-memory database holds nothing to read; "
             "give the results database's file (sqlite:///PATH.db)"
         )
+    check_names_database(given)
     if in_memory(parsed):  # each worker process opening it would get a database of its own
         raise StorageError(
             f"{option('storage')} {given}: an in-memory database lives in one process, and a "

@@ -226,3 +226,15 @@ def test_an_unknown_url_is_shown_without_its_password(workdir):
 )
 def test_a_server_url_without_a_driver_gets_the_one_dse_installs(given, opened):
     assert normalized_url(given) == opened
+
+
+@pytest.mark.parametrize("command", [["trials"], ["run", "--space", "tiny.yaml"]])
+def test_a_mysql_url_without_a_database_is_one_line(workdir, command):
+    """MySQL needs the database named (SQLAlchemy failed on an assertion without one)."""
+    write_space(workdir)
+    line = _one_line_error(
+        [*command, "--storage", "mysql://u:secret@127.0.0.1:1"],
+        "--storage mysql://u:***@127.0.0.1:1: name the database on the server: "
+        "mysql://USER@HOST/DATABASE",
+    )
+    assert "secret" not in line
