@@ -3,20 +3,22 @@ workers and restarts the database; the same command resumes the study until it i
 the end state is checked.
 
     DSE_DATA_DIR=... python bench/soak.py [--points 60] [--kills 20] [--db-restarts 3]
-        [--epochs 4] [--workers 2] [--seed 0] [--backend local|dask] [--out DIR]
+        [--epochs 4] [--workers 2] [--seed 0] [--backend local|dask]
+        [--database postgresql|mariadb] [--out DIR]
 
-A private PostgreSQL server (tests/pgserver.py; Debian's `postgresql` binaries) holds the
-study. `dse run` runs as its own process group; the chaos loop, seeded, waits a random while
-and then either SIGKILLs the whole group (the runner and its workers, as an OOM killer or a
-lost node would), SIGKILLs one worker, or stops the database and starts it again a few seconds
-later. With `--backend dask` the trials run on a Dask LocalCluster of `--workers` processes
-(started here, outside the runner's group, so a killed runner leaves them up); a worker kill
-SIGKILLs one of them and its nanny starts it again. A killed runner is started again with the
-same command. Once the events are spent, the
-run goes to its end. Prints a markdown table and, on the last line, the same as JSON: kills
-survived, database restarts, trials complete, grid points missing or complete twice, epochs
-trained and reported, epochs retrained (reported by an attempt, trained again by the next),
-trials that resumed from a checkpoint, training seconds lost past checkpoints, and wall time.
+A private database server holds the study: PostgreSQL (tests/pgserver.py; Debian's
+`postgresql` binaries) or MariaDB (tests/mysqlserver.py; Debian's `mariadb-server`). `dse run`
+runs as its own process group; the chaos loop, seeded, waits a random while and then either
+SIGKILLs the whole group (the runner and its workers, as an OOM killer or a lost node would),
+SIGKILLs one worker, or stops the database and starts it again a few seconds later. With
+`--backend dask` the trials run on a Dask LocalCluster of `--workers` processes (started here,
+outside the runner's group, so a killed runner leaves them up); a worker kill SIGKILLs one of
+them and its nanny starts it again. A killed runner is started again with the same command.
+Once the events are spent, the run goes to its end. Prints a markdown table and, on the last
+line, the same as JSON: kills survived, database restarts, trials complete, grid points
+missing or complete twice, epochs trained and reported, epochs retrained (reported by an
+attempt, trained again by the next), trials that resumed from a checkpoint, training seconds
+lost past checkpoints, and wall time.
 """
 
 from __future__ import annotations
@@ -41,10 +43,12 @@ import optuna
 from optuna.trial import TrialState
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))  # the tests' PostgreSQL helper
+sys.path.insert(0, str(ROOT))  # the tests' database server helpers
 
 from dse.output import print_table_and_json  # noqa: E402
 from dse.search.records import TrialRecord  # noqa: E402
+from dse.search.storage import normalized_url  # noqa: E402
+from tests.mysqlserver import MariaDBServer, find_binaries  # noqa: E402
 from tests.pgserver import PostgresServer, find_bin_dir  # noqa: E402
 
 SPACE = """
@@ -101,7 +105,7 @@ def children(pid: int) -> list[int]:
 def chaos(
     args: argparse.Namespace,
     command: list[str],
-    server: PostgresServer,
+    server: PostgresServer | MariaDBServer,
     worker_pids: Callable[[int], list[int]],
 ) -> Soak:
     """Run the command to its end through the seeded events; count what happened.
@@ -148,7 +152,7 @@ def chaos(
 
 def check(soak: Soak, url: str) -> Soak:
     """Each grid point complete once; epochs trained over every attempt against the grid's."""
-    study = optuna.load_study(study_name="soak", storage=url)
+    study = optuna.load_study(study_name="soak", storage=normalized_url(url))
     trials = study.get_trials(deepcopy=False)
     complete = Counter(TrialRecord(t).point_key() for t in trials if t.state == TrialState.COMPLETE)
     soak.complete = sum(complete.values())
@@ -219,13 +223,11 @@ def main() -> None:
     parser.add_argument("--min-wait", type=float, default=6.0, help="seconds between events")
     parser.add_argument("--max-wait", type=float, default=14.0)
     parser.add_argument("--backend", choices=("local", "dask"), default="local")
+    parser.add_argument("--database", choices=("postgresql", "mariadb"), default="postgresql")
     parser.add_argument("--out", help="also write FOLDER/soak.md and .json")
     args = parser.parse_args()
-    bin_dir = find_bin_dir()
-    if bin_dir is None:
-        sys.exit("soak: PostgreSQL's initdb is not installed (apt-get install postgresql)")
+    server = database_server(args.database, Path(tempfile.mkdtemp(prefix="dse-soak-db-")))
     with tempfile.TemporaryDirectory() as tmp:
-        server = PostgresServer(bin_dir, Path(tempfile.mkdtemp(prefix="dse-soak-pg-")))
         server.start()
         try:
             url = server.create_database("soak")
@@ -248,6 +250,19 @@ def main() -> None:
         finally:
             server.stop()
             shutil.rmtree(server.folder, ignore_errors=True)
+
+
+def database_server(kind: str, folder: Path) -> PostgresServer | MariaDBServer:
+    """A private server of `kind` in `folder`, not started; exits when it is not installed."""
+    if kind == "mariadb":
+        binaries = find_binaries()
+        if binaries is None:
+            sys.exit("soak: MariaDB is not installed (apt-get install mariadb-server)")
+        return MariaDBServer(*binaries, folder)
+    bin_dir = find_bin_dir()
+    if bin_dir is None:
+        sys.exit("soak: PostgreSQL's initdb is not installed (apt-get install postgresql)")
+    return PostgresServer(bin_dir, folder)
 
 
 if __name__ == "__main__":

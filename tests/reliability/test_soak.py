@@ -1,6 +1,6 @@
 """The soak bench at CI size: a real study of short trials through a runner kill, a worker
-kill and a PostgreSQL restart (seeded); the same command resumes it to the end, and every grid
-point is complete once."""
+kill and a database restart (seeded), on PostgreSQL and on MariaDB; the same command resumes
+it to the end, and every grid point is complete once."""
 
 from __future__ import annotations
 
@@ -12,15 +12,19 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import subprocess_env
+from tests.mysqlserver import find_binaries
 from tests.pgserver import find_bin_dir
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_a_study_survives_kills_and_a_database_restart(digits_root):
-    if find_bin_dir() is None:
-        pytest.skip("PostgreSQL is not installed (apt-get install postgresql)")
-    args = ["--points", "6", "--kills", "2", "--db-restarts", "1", "--epochs", "3"]
+@pytest.mark.parametrize("database", ["postgresql", "mariadb"])
+def test_a_study_survives_kills_and_a_database_restart(digits_root, database):
+    installed = find_bin_dir() if database == "postgresql" else find_binaries()
+    if installed is None:
+        pytest.skip(f"{database} is not installed (.ci/run installs it)")
+    args = ["--database", database, "--points", "6", "--kills", "2", "--db-restarts", "1"]
+    args += ["--epochs", "3"]
     args += ["--min-wait", "3", "--max-wait", "6", "--seed", "1"]
     result = subprocess.run(
         [sys.executable, str(ROOT / "bench" / "soak.py"), *args],
