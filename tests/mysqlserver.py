@@ -31,6 +31,7 @@ class MariaDBServer:
     server: Path
     install: Path
     folder: Path
+    options: tuple[str, ...] = ()  # more server options (a small fixed tablespace, say)
     port: int = 0
     process: subprocess.Popen | None = None
 
@@ -39,6 +40,7 @@ class MariaDBServer:
             [
                 str(self.install), "--no-defaults", f"--datadir={self.folder / 'data'}",
                 *self._as_root(), "--auth-root-authentication-method=normal", "--skip-test-db",
+                *self.options,
             ],
             check=True, capture_output=True, timeout=120,
         )  # fmt: skip
@@ -56,7 +58,7 @@ class MariaDBServer:
                 str(self.server), "--no-defaults", f"--datadir={self.folder / 'data'}",
                 *self._as_root(), f"--port={self.port}", "--bind-address=127.0.0.1",
                 f"--socket={self.folder / 'socket'}", "--skip-name-resolve", "--skip-log-bin",
-                "--innodb-flush-log-at-trx-commit=0", "--max-connections=300",
+                "--innodb-flush-log-at-trx-commit=0", "--max-connections=300", *self.options,
             ],
             stdout=log, stderr=log,
         )  # fmt: skip

@@ -45,6 +45,8 @@ class Failure(enum.Enum):
 # PostgreSQL SQLSTATEs: connection exceptions (08), operator intervention (57P: shutting
 # down, starting up), serialization failures and deadlocks, too many connections, no memory.
 _TRANSIENT_STATES = ("08", "57P", "40001", "40P01", "53200", "53300")
+# MySQL's error codes for a full disk and a full table: their SQLSTATE is the generic HY000
+_MYSQL_FULL = (1021, 1114)
 _SQLITE_TRANSIENT = ("database is locked", "database table is locked", "unable to open")
 _SQLITE_BROKEN = ("disk i/o error", "readonly database", "malformed", "not a database")
 
@@ -63,7 +65,7 @@ def failure_kind(exc: BaseException) -> Failure | None:
         if isinstance(orig, sqlite3.Error):
             return _sqlite_failure(str(orig).lower())
         state = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
-        if state == "53100":  # disk_full
+        if state == "53100" or _mysql_code(orig) in _MYSQL_FULL:  # PostgreSQL's disk_full
             return Failure.FULL
         if state is not None and state.startswith(_TRANSIENT_STATES):
             return Failure.TRANSIENT
@@ -73,6 +75,12 @@ def failure_kind(exc: BaseException) -> Failure | None:
             return Failure.TRANSIENT
         return None
     return None
+
+
+def _mysql_code(error: BaseException) -> int | None:
+    """A MySQL driver's error code (its first argument; PostgreSQL's drivers give text)."""
+    code = error.args[0] if error.args else None
+    return code if isinstance(code, int) else None
 
 
 def _sqlite_failure(message: str) -> Failure | None:

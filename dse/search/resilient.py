@@ -54,11 +54,15 @@ T = TypeVar("T")
 class ResilientStorage(BaseStorage, optuna_private.HeartbeatRelay):
     """optuna's RDB storage (and its trial cache), every call retried through an outage."""
 
-    def __init__(self, rdb: RDBStorage, limit_s: float = DEFAULT_OUTAGE_LIMIT_S):
+    def __init__(
+        self, rdb: RDBStorage, limit_s: float = DEFAULT_OUTAGE_LIMIT_S, shown: str | None = None
+    ):
+        """`shown`: the URL as the user gave it, for the lines about the database (by default
+        the one it was opened by)."""
         self.rdb = rdb
         self.inner = optuna_private.cached(rdb)
         grace = rdb.grace_period or 2 * (rdb.heartbeat_interval or 1)
-        self.retrier = Retrier(rdb.url, limit_s, grace_s=grace + MAX_BACKOFF_S)
+        self.retrier = Retrier(shown or rdb.url, limit_s, grace_s=grace + MAX_BACKOFF_S)
 
     @property
     def url(self) -> str:

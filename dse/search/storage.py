@@ -211,7 +211,7 @@ def open_storage(
     if url.startswith("sqlite"):
         sqlalchemy.event.listen(storage.engine, "connect", _no_sync_per_commit)
         storage.engine.dispose()  # connections made from here on get the pragma
-    return ResilientStorage(storage, outage_limit)
+    return ResilientStorage(storage, outage_limit, shown=given)
 
 
 def first_answer(

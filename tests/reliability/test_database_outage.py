@@ -1,4 +1,4 @@
-"""The results database goes away in the middle of a study and comes back.
+"""The results database goes away in the middle of a study and comes back, or fills up.
 
 PostgreSQL is stopped (`pg_ctl stop -m fast`, as for a restart) while two workers train, on a
 server of this module's own, and so is MariaDB (SIGTERM, its clean shutdown); the runner
@@ -6,7 +6,8 @@ waits, every trial is recorded once. Down longer than
 `--db-outage-limit`, the run ends in one line and the same command finishes the study. A server
 down as the run starts, or as it ends and reads the front, is waited for (30 s at most; Ctrl-C
 ends the wait). A SQLite database
-whose disk fills up ends the run in one line, and nothing is half-written.
+whose disk fills up, or a MariaDB table that fills its server's fixed tablespace, ends the run
+in one line, and nothing is half-written.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 
 import optuna
@@ -31,7 +33,14 @@ from dse.cli import app
 from dse.search.records import TrialRecord
 from dse.search.storage import normalized_url
 from dse.space import load_space
-from tests.conftest import LONG_TRIAL_EPOCHS, dse_command, write_idx_dataset, write_space
+from tests.conftest import (
+    LONG_TRIAL_EPOCHS,
+    dse_command,
+    private_server,
+    write_idx_dataset,
+    write_space,
+)
+from tests.mysqlserver import MariaDBServer, find_binaries
 
 EPOCHS = LONG_TRIAL_EPOCHS  # each outage below lands while trials train, points left to ask
 OUTAGE_S = 12  # longer than the grace period (10 s): heartbeats stop for longer than it
@@ -372,3 +381,38 @@ def test_a_full_sqlite_disk_ends_the_run_in_one_line_and_nothing_is_half_written
     assert {n: v for n, v in before.items()} == {
         t.number: (t.values, TrialRecord(t).metrics) for t in complete if t.number in before
     }
+
+
+# A fixed tablespace of 12 MB, every table in it: it fills after a few hundred tiny trials.
+SMALL_TABLESPACE = (
+    "--innodb-data-file-path=ibdata1:12M",
+    "--innodb-file-per-table=0",
+    "--innodb-undo-tablespaces=0",
+)
+
+
+def test_a_full_mariadb_table_ends_the_run_in_one_line_and_keeps_the_trials_recorded(workdir):
+    """MySQL's "table is full" (1114) and "disk full" (1021) carry no SQLSTATE of their own:
+    before, the run ended in a traceback (StorageInternalError)."""
+    server_class = partial(MariaDBServer, options=SMALL_TABLESPACE)
+    with private_server(server_class, find_binaries(), "mariadb-server") as server:
+        url = server.create_database("full")
+        command, env = dse_command(
+            "run", "--space", "overhead.yaml", "--n-trials", "100000", "--workers", "2",
+            "--storage", url, "-q",
+        )  # fmt: skip
+        result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+        assert result.returncode == 2, result.stderr[-3000:]
+        lines = result.stderr.strip().splitlines()
+        assert "Traceback" not in result.stderr
+        assert [line for line in lines if line.startswith("error:")] == [lines[-1]]
+        assert lines[-1].startswith(
+            f"error: --storage {url}: the database or its disk is full ((1114, \"The table '"
+        ), lines[-1]
+        assert lines[-1].endswith("free some space and run the same command again")
+        trials = optuna.load_study(study_name="overhead", storage=normalized_url(url)).trials
+        complete = _complete(trials)
+        assert complete and all(t.values and TrialRecord(t).metrics for t in complete)
+        assert all(
+            t.state in (TrialState.COMPLETE, TrialState.RUNNING, TrialState.WAITING) for t in trials
+        )  # the trials in flight were not told half a result
