@@ -201,6 +201,8 @@ def open_storage(
                 0.0 if path is not None else open_wait_s,
                 stop,
             )
+            if create and url.startswith("mysql"):
+                _widen_mysql_values(storage.engine)
     except Exception as exc:  # SQLAlchemy's OperationalError and friends: unreachable, refused
         if path is not None and not existed:  # a full disk, say: leave no half-made database
             for leftover in (path, *_sqlite_sidecars(path)):
@@ -250,6 +252,33 @@ def _engine_kwargs(url: str) -> dict[str, Any]:
     if url.startswith(("postgresql", "mysql")):
         return {"pool_pre_ping": True, "connect_args": {"connect_timeout": CONNECT_TIMEOUT_S}}
     return {}
+
+
+# optuna keeps attribute values in TEXT columns: at most 64 KB on MySQL, where a trial's
+# history passes that after some 230 epochs (about 280 bytes an epoch) and the run ended in
+# "Data too long for column 'value_json'". MEDIUMTEXT holds 16 MB.
+_MYSQL_VALUE_TABLES = (
+    "trial_user_attributes",
+    "trial_system_attributes",
+    "study_user_attributes",
+    "study_system_attributes",
+)
+
+
+def _widen_mysql_values(engine: Any) -> None:
+    """optuna's attribute values as MEDIUMTEXT, once per database (run under the set-up lock;
+    a database dse widened before is left as it is)."""
+    import sqlalchemy
+
+    with engine.begin() as connection:
+        narrow = connection.execute(
+            sqlalchemy.text(
+                "SELECT table_name FROM information_schema.columns WHERE "
+                "table_schema = DATABASE() AND column_name = 'value_json' AND data_type = 'text'"
+            )
+        ).scalars()
+        for table in sorted(set(narrow) & set(_MYSQL_VALUE_TABLES)):
+            connection.execute(sqlalchemy.text(f"ALTER TABLE {table} MODIFY value_json MEDIUMTEXT"))
 
 
 def close_storage(storage: optuna.storages.BaseStorage) -> None:

@@ -256,3 +256,30 @@ def test_a_missing_server_extra_is_one_line_naming_it(url, driver, expected):
     )
     assert done.returncode == 2
     assert done.stderr == f"error: --storage {url}: {expected}\n"
+
+
+def test_a_long_trials_history_fits_in_mysql(workdir, mariadb_server, request):
+    """optuna keeps attribute values in TEXT columns, 64 KB on MySQL: a history of 300 epochs
+    (82 KB) ended the run in "Data too long for column 'value_json'". dse widens them."""
+    import sqlalchemy
+
+    url = mariadb_server.create_database(database_name(request))
+    overhead = (Path(__file__).parents[2] / "dse" / "search_spaces" / "overhead.yaml").read_text()
+    (workdir / "long.yaml").write_text(
+        overhead.replace("epochs: 1\n", "epochs: 300\n").replace("name: overhead", "name: tiny")
+    )
+    args = ["run", "--space", "long.yaml", "--n-trials", "1", "--storage", url, "--quiet"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.stderr
+    (trial,) = _trials(url)
+    assert trial.state == TrialState.COMPLETE and len(TrialRecord(trial).history) == 300
+    engine = sqlalchemy.create_engine(normalized_url(url))
+    with engine.connect() as connection:
+        types = connection.execute(
+            sqlalchemy.text(
+                "SELECT data_type FROM information_schema.columns WHERE "
+                "table_schema = DATABASE() AND column_name = 'value_json'"
+            )
+        ).scalars()
+        assert sorted(types) == ["mediumtext"] * 4
+    engine.dispose()
