@@ -152,29 +152,7 @@ def open_storage(
     import sqlalchemy
 
     given, url = url, normalized_url(url)
-    try:
-        from sqlalchemy.exc import ArgumentError, NoSuchModuleError
-
-        parsed = sqlalchemy.engine.make_url(url)
-        parsed.get_dialect()
-    except (ArgumentError, NoSuchModuleError, ValueError):
-        raise ConfigError(
-            f"{option('storage')} {shown_url(given)}: unknown storage URL; use sqlite:///PATH.db, "
-            "postgresql://USER@HOST/DB, mysql://USER@HOST/DB or a journal file PATH.log"
-        ) from None
-    except ImportError as exc:
-        raise open_error(given, exc) from None
-    if not create and in_memory(parsed):
-        raise StorageError(
-            f"{option('storage')} {given}: an in-memory database holds nothing to read; "
-            "give the results database's file (sqlite:///PATH.db)"
-        )
-    check_names_database(given)
-    if in_memory(parsed):  # each worker process opening it would get a database of its own
-        raise StorageError(
-            f"{option('storage')} {given}: an in-memory database lives in one process, and a "
-            "run's workers and later commands share its results: give a file (sqlite:///PATH.db)"
-        )
+    check_database_url(given, create)
     engine_kwargs = _engine_kwargs(url)
     path = sqlite_path(url)
     if path is not None:
@@ -214,6 +192,35 @@ def open_storage(
         sqlalchemy.event.listen(storage.engine, "connect", _no_sync_per_commit)
         storage.engine.dispose()  # connections made from here on get the pragma
     return ResilientStorage(storage, outage_limit, shown=given)
+
+
+def check_database_url(given: str, create: bool) -> None:
+    """A database URL dse can open (the driver installed, a database named, not one that
+    lives in a process); else the one line that says why."""
+    import sqlalchemy
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+    try:
+        parsed = sqlalchemy.engine.make_url(normalized_url(given))
+        parsed.get_dialect()
+    except (ArgumentError, NoSuchModuleError, ValueError):
+        raise ConfigError(
+            f"{option('storage')} {shown_url(given)}: unknown storage URL; use sqlite:///PATH.db, "
+            "postgresql://USER@HOST/DB, mysql://USER@HOST/DB or a journal file PATH.log"
+        ) from None
+    except ImportError as exc:
+        raise open_error(given, exc) from None
+    if not create and in_memory(parsed):
+        raise StorageError(
+            f"{option('storage')} {given}: an in-memory database holds nothing to read; "
+            "give the results database's file (sqlite:///PATH.db)"
+        )
+    check_names_database(given)
+    if in_memory(parsed):  # each worker process opening it would get a database of its own
+        raise StorageError(
+            f"{option('storage')} {given}: an in-memory database lives in one process, and a "
+            "run's workers and later commands share its results: give a file (sqlite:///PATH.db)"
+        )
 
 
 def first_answer(

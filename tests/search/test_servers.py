@@ -42,10 +42,10 @@ def _grid(space: Path) -> list[tuple]:
     return sorted(tuple(sorted(loaded.encoded(p).items())) for p in loaded.grid())
 
 
-@pytest.fixture(params=["postgresql", "mariadb"])
+@pytest.fixture(params=["postgres", "mariadb"])
 def server_url(request) -> str:
     """A fresh database on the session's PostgreSQL server, then on its MariaDB server."""
-    server = request.getfixturevalue(f"{request.param.replace('postgresql', 'postgres')}_server")
+    server = request.getfixturevalue(f"{request.param}_server")  # postgres_server, ...
     return server.create_database(database_name(request))
 
 
